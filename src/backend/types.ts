@@ -1,0 +1,42 @@
+/**
+ * The compute backend: the few dense kernels that dominate runtime and quantization.
+ * Implementations: `reference` (plain TypeScript, the oracle in tests), `wasm` (C compiled to
+ * WebAssembly SIMD, run on a worker pool over shared memory, Node and browser), `native`
+ * (N-API addon linking OpenBLAS, Node only, picked automatically when it loads).
+ *
+ * All calls are synchronous: thread pools block the caller with Atomics.wait, which Node's
+ * main thread and any Web Worker allow. Matrices are row-major.
+ */
+export interface Backend {
+  readonly name: 'reference' | 'wasm' | 'native';
+  readonly threads: number;
+
+  /**
+   * A zeroed float32 buffer the backend operates on without copying (for `wasm` it lives in
+   * the shared WebAssembly memory). Any Float32Array is accepted by the kernels, but buffers
+   * from `alloc` avoid a copy per call: keep weights and activations in them.
+   */
+  alloc(length: number): Float32Array;
+
+  /** c[m,n] = a[m,k] · b[n,k]ᵀ — activations times a weight matrix stored [out, in]. */
+  matmul(c: Float32Array, a: Float32Array, b: Float32Array, m: number, n: number, k: number): void;
+
+  /** y[n] = w[n,k] · x[k]. */
+  gemv(y: Float32Array, w: Float32Array, x: Float32Array, n: number, k: number): void;
+
+  /** h[k,k] += x[rows,k]ᵀ · x[rows,k], accumulated in float64 (Hessian statistics). */
+  xtxAccumulate(h: Float64Array, x: Float32Array, rows: number, k: number): void;
+
+  /**
+   * In-place Cholesky factor of a symmetric positive definite a[n,n]: on return the lower
+   * triangle holds L with a = L·Lᵀ and the strict upper triangle is zero.
+   * Returns false (a left unspecified) when a is not positive definite.
+   */
+  cholesky(a: Float64Array, n: number): boolean;
+
+  /** In-place inverse of a lower-triangular l[n,n] (upper triangle stays zero). */
+  triInverse(l: Float64Array, n: number): void;
+
+  /** Release worker threads (the backend is unusable afterwards). */
+  dispose(): void;
+}

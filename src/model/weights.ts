@@ -1,0 +1,65 @@
+import type { LlamaConfig } from './config.js';
+
+/**
+ * Canonical tensor names (Hugging Face's), used by every loader, method and file format.
+ * Loaders convert to ONE convention: q/k rows in llama2.c's *interleaved* RoPE order
+ * (pairs (2i, 2i+1) of a head rotate together). HF files store q/k permuted for
+ * rotate-half RoPE; the HF loader undoes that permutation when it reads them.
+ */
+export const LINEARS = [
+  'self_attn.q_proj', // [dim, dim]
+  'self_attn.k_proj', // [kvDim, dim]
+  'self_attn.v_proj', // [kvDim, dim]
+  'self_attn.o_proj', // [dim, dim]
+  'mlp.gate_proj', // [hidden, dim]  (llama2.c w1)
+  'mlp.down_proj', // [dim, hidden]  (llama2.c w2)
+  'mlp.up_proj', // [hidden, dim]    (llama2.c w3)
+] as const;
+export type LinearName = (typeof LINEARS)[number];
+
+export const EMBED = 'model.embed_tokens.weight'; // [vocab, dim]
+export const FINAL_NORM = 'model.norm.weight'; // [dim]
+export const LM_HEAD = 'lm_head.weight'; // [vocab, dim], absent when tied
+
+export function layerTensor(layer: number, part: LinearName | 'input_layernorm' | 'post_attention_layernorm'): string {
+  return `model.layers.${layer}.${part}.weight`;
+}
+
+export interface TensorInfo {
+  name: string;
+  shape: number[];
+}
+
+/**
+ * A model whose tensors are read lazily, one at a time, as float32, so a model larger than
+ * memory can be processed block by block.
+ */
+export interface ModelSource {
+  readonly name: string;
+  readonly config: LlamaConfig;
+  /** Every tensor the model has, canonical names. */
+  tensors(): TensorInfo[];
+  /** The tensor as float32 (converted from f16/bf16), row-major, canonical RoPE layout. */
+  load(name: string): Float32Array;
+}
+
+/** Expected shape of every canonical tensor of a config. */
+export function expectedShapes(c: LlamaConfig): Map<string, number[]> {
+  const kv = (c.dim * c.nKvHeads) / c.nHeads;
+  const m = new Map<string, number[]>();
+  m.set(EMBED, [c.vocabSize, c.dim]);
+  for (let l = 0; l < c.nLayers; l++) {
+    m.set(layerTensor(l, 'input_layernorm'), [c.dim]);
+    m.set(layerTensor(l, 'self_attn.q_proj'), [c.dim, c.dim]);
+    m.set(layerTensor(l, 'self_attn.k_proj'), [kv, c.dim]);
+    m.set(layerTensor(l, 'self_attn.v_proj'), [kv, c.dim]);
+    m.set(layerTensor(l, 'self_attn.o_proj'), [c.dim, c.dim]);
+    m.set(layerTensor(l, 'post_attention_layernorm'), [c.dim]);
+    m.set(layerTensor(l, 'mlp.gate_proj'), [c.hiddenDim, c.dim]);
+    m.set(layerTensor(l, 'mlp.down_proj'), [c.dim, c.hiddenDim]);
+    m.set(layerTensor(l, 'mlp.up_proj'), [c.hiddenDim, c.dim]);
+  }
+  m.set(FINAL_NORM, [c.dim]);
+  if (!c.tiedEmbeddings) m.set(LM_HEAD, [c.vocabSize, c.dim]);
+  return m;
+}
