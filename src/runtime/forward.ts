@@ -1,0 +1,184 @@
+/**
+ * The Llama forward pass over a chunk of T tokens, after llama2.c `run.c`: RMSNorm,
+ * interleaved RoPE, grouped-query causal attention over a KV cache, SwiGLU MLP. Every weight
+ * matrix is a `Linear`, so dense and packed low-bit weights share this code. T > 1 (prefill,
+ * evaluation) multiplies all rows at once; T = 1 (decode) uses matrix-vector products.
+ */
+import { headSize as headSizeOf, kvDim as kvDimOf, type LlamaConfig } from '../model/config.js';
+import type { Linear } from './linear.js';
+import type { LlamaWeights, Scratch } from './model.js';
+
+/** Which logits a forward call computes: the last token's (generation) or every token's (evaluation). */
+export type LogitsWanted = 'last' | 'all';
+
+export function forward(
+  c: LlamaConfig,
+  w: LlamaWeights,
+  s: Scratch,
+  tokens: ArrayLike<number>, // [T]
+  startPos: number,
+  wanted: LogitsWanted,
+): Float32Array {
+  const T = tokens.length;
+  const { dim, hiddenDim: hidden, vocabSize: vocab, seqLen } = c;
+  const kvDim = kvDimOf(c);
+  if (T < 1 || T > s.maxRows) throw new RangeError(`forward takes 1..${s.maxRows} tokens, got ${T}`);
+  if (!Number.isInteger(startPos) || startPos < 0 || startPos + T > seqLen) {
+    throw new RangeError(`positions ${startPos}..${startPos + T - 1} exceed the model's context length ${seqLen}`);
+  }
+  const x = s.x.subarray(0, T * dim);
+  const xb = s.xb.subarray(0, T * dim);
+  const xb2 = s.xb2.subarray(0, T * dim);
+  const q = s.q.subarray(0, T * dim);
+  const hb = s.hb.subarray(0, T * hidden);
+  const hb2 = s.hb2.subarray(0, T * hidden);
+
+  // token embeddings into the residual stream
+  for (let t = 0; t < T; t++) {
+    const token = tokens[t];
+    if (!Number.isInteger(token) || token < 0 || token >= vocab) throw new RangeError(`token id ${token} outside 0..${vocab - 1}`);
+    x.set(w.embedding.subarray(token * dim, (token + 1) * dim), t * dim);
+  }
+
+  for (let l = 0; l < c.nLayers; l++) {
+    const L = w.layers[l];
+    // this chunk's rows of the layer's KV cache: k and v are written straight into it
+    const cacheRows = (l * seqLen + startPos) * kvDim;
+    const k = s.keyCache.subarray(cacheRows, cacheRows + T * kvDim);
+    const v = s.valueCache.subarray(cacheRows, cacheRows + T * kvDim);
+
+    // attention RMSNorm
+    rmsnorm(xb, x, L.attnNorm, T, dim, c.normEps);
+    // q, k, v projections
+    apply(L.wq, q, xb, T);
+    apply(L.wk, k, xb, T);
+    apply(L.wv, v, xb, T);
+    // rotary position embedding of q and k
+    rope(q, s, c, T, startPos, dim);
+    rope(k, s, c, T, startPos, kvDim);
+    // causal multi-head attention over the cache (positions 0..pos of each row)
+    attention(xb, q, s, c, l, T, startPos);
+    // output projection, then residual
+    apply(L.wo, xb2, xb, T);
+    for (let i = 0; i < x.length; i++) x[i] += xb2[i];
+
+    // MLP RMSNorm
+    rmsnorm(xb, x, L.ffnNorm, T, dim, c.normEps);
+    // gate (w1) and up (w3) projections
+    apply(L.w1, hb, xb, T);
+    apply(L.w3, hb2, xb, T);
+    // SwiGLU: silu(gate) * up
+    for (let i = 0; i < hb.length; i++) {
+      const g = hb[i];
+      hb[i] = (g / (1 + Math.exp(-g))) * hb2[i];
+    }
+    // down projection (w2), then residual
+    apply(L.w2, xb2, hb, T);
+    for (let i = 0; i < x.length; i++) x[i] += xb2[i];
+  }
+
+  // final RMSNorm and classifier, for the rows whose logits are wanted
+  if (wanted === 'last') {
+    const last = xb.subarray(0, dim);
+    rmsnorm(last, x.subarray((T - 1) * dim), w.finalNorm, 1, dim, c.normEps);
+    const logits = s.logits.subarray(0, vocab);
+    w.classifier.matvec(logits, last);
+    return logits;
+  }
+  rmsnorm(xb, x, w.finalNorm, T, dim, c.normEps);
+  const logits = s.logits.subarray(0, T * vocab);
+  apply(w.classifier, logits, xb, T);
+  return logits;
+}
+
+/** y[rows, out] = x[rows, in] · Wᵀ; one row goes through the matrix-vector kernel. */
+function apply(lin: Linear, y: Float32Array, x: Float32Array, rows: number): void {
+  if (rows === 1) lin.matvec(y.subarray(0, lin.outDim), x.subarray(0, lin.inDim));
+  else lin.matmul(y.subarray(0, rows * lin.outDim), x.subarray(0, rows * lin.inDim), rows);
+}
+
+/** o[r] = weight ⊙ x[r] / rms(x[r]) for each of `rows` rows. */
+export function rmsnorm(
+  o: Float32Array, // [rows, n]
+  x: Float32Array, // [rows, n]
+  weight: Float32Array, // [n]
+  rows: number,
+  n: number,
+  eps: number,
+): void {
+  for (let r = 0; r < rows; r++) {
+    const off = r * n;
+    let ss = 0;
+    for (let i = 0; i < n; i++) ss += x[off + i] * x[off + i];
+    const scale = 1 / Math.sqrt(ss / n + eps);
+    for (let i = 0; i < n; i++) o[off + i] = weight[i] * (scale * x[off + i]);
+  }
+}
+
+/** Rotates pairs (2i, 2i+1) of every head of rows at positions startPos.. (llama2.c layout). */
+function rope(v: Float32Array, s: Scratch, c: LlamaConfig, rows: number, startPos: number, width: number): void {
+  const hs = headSizeOf(c);
+  const half = hs / 2;
+  for (let r = 0; r < rows; r++) {
+    const table = (startPos + r) * half;
+    for (let h = 0; h < width; h += hs) {
+      const base = r * width + h;
+      for (let i = 0; i < half; i++) {
+        const cos = s.ropeCos[table + i];
+        const sin = s.ropeSin[table + i];
+        const a = v[base + 2 * i];
+        const b = v[base + 2 * i + 1];
+        v[base + 2 * i] = a * cos - b * sin;
+        v[base + 2 * i + 1] = a * sin + b * cos;
+      }
+    }
+  }
+}
+
+/** out[r, head] = softmax(q·Kᵀ / √headSize) · V over cache positions 0..startPos+r. */
+function attention(
+  out: Float32Array, // [rows, dim]
+  q: Float32Array, // [rows, dim]
+  s: Scratch,
+  c: LlamaConfig,
+  layer: number,
+  rows: number,
+  startPos: number,
+): void {
+  const hs = headSizeOf(c);
+  const kvDim = kvDimOf(c);
+  const groupSize = c.nHeads / c.nKvHeads; // query heads sharing one kv head
+  const layerOff = layer * c.seqLen * kvDim;
+  const scale = 1 / Math.sqrt(hs);
+  const att = s.att;
+  for (let r = 0; r < rows; r++) {
+    const pos = startPos + r;
+    for (let h = 0; h < c.nHeads; h++) {
+      const qOff = r * c.dim + h * hs;
+      const kvOff = layerOff + Math.floor(h / groupSize) * hs;
+      // scores against every cached key up to this position
+      let max = -Infinity;
+      for (let j = 0; j <= pos; j++) {
+        const kOff = kvOff + j * kvDim;
+        let dot = 0;
+        for (let i = 0; i < hs; i++) dot += q[qOff + i] * s.keyCache[kOff + i];
+        att[j] = dot * scale;
+        if (att[j] > max) max = att[j];
+      }
+      // softmax
+      let sum = 0;
+      for (let j = 0; j <= pos; j++) {
+        att[j] = Math.exp(att[j] - max);
+        sum += att[j];
+      }
+      // weighted sum of the cached values
+      const o = out.subarray(qOff, qOff + hs);
+      o.fill(0);
+      for (let j = 0; j <= pos; j++) {
+        const a = att[j] / sum;
+        const vOff = kvOff + j * kvDim;
+        for (let i = 0; i < hs; i++) o[i] += a * s.valueCache[vOff + i];
+      }
+    }
+  }
+}

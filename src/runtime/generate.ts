@@ -1,0 +1,81 @@
+import { UsageError } from '../io/errors.js';
+import type { Tokenizer } from '../io/tokenizer.js';
+import type { LlamaModel } from './model.js';
+import { Sampler, type SamplerOptions } from './sampler.js';
+
+export interface GenerateOptions extends SamplerOptions {
+  /** Text to continue; may be empty (the sequence then starts from BOS alone). */
+  prompt: string;
+  /** Most tokens to generate; fewer when the model ends the text or the context is full. */
+  maxTokens: number;
+}
+
+export interface GenerateStats {
+  promptTokens: number;
+  generatedTokens: number;
+  /** Why generation stopped: the model emitted BOS/EOS, maxTokens, or the context was full. */
+  stop: 'end-of-text' | 'max-tokens' | 'context';
+  prefillSeconds: number;
+  /** Decode speed: one-token forward passes (and sampling) per second; NaN when none ran. */
+  tokensPerSecond: number;
+}
+
+/**
+ * Streams the continuation of a prompt as printable pieces, like llama2.c `run.c`: the prompt
+ * (BOS first) is prefilled in chunks, then each sampled token is fed back one at a time.
+ * Stops when the model emits BOS (run.c's sequence delimiter) or EOS. Timing covers only the
+ * model and sampler, not loading nor the consumer of the pieces.
+ */
+export function* generate(model: LlamaModel, tokenizer: Tokenizer, opts: GenerateOptions): Generator<string, GenerateStats> {
+  const { seqLen } = model.config;
+  if (!Number.isInteger(opts.maxTokens) || opts.maxTokens < 1) throw new UsageError(`max tokens must be a positive integer, got ${opts.maxTokens}`);
+  const prompt = tokenizer.encode(opts.prompt, true);
+  if (prompt.length > seqLen) throw new UsageError(`the prompt has ${prompt.length} tokens, more than the model's context of ${seqLen}`);
+  const sampler = new Sampler(model.config.vocabSize, opts);
+
+  // prefill the prompt, maxRows tokens per forward call
+  const t0 = performance.now();
+  let logits: Float32Array = new Float32Array(0);
+  for (let start = 0; start < prompt.length; start += model.maxRows) {
+    logits = model.forward(prompt.slice(start, start + model.maxRows), start, 'last');
+  }
+  const prefillSeconds = (performance.now() - t0) / 1000;
+
+  let decodeMs = 0;
+  let decodeSteps = 0;
+  let pos = prompt.length; // position of the next token fed to the model
+  let prev = prompt[prompt.length - 1]!;
+  let generated = 0;
+  let stop: GenerateStats['stop'];
+  for (;;) {
+    let t = performance.now();
+    const next = sampler.sample(logits);
+    decodeMs += performance.now() - t;
+    if (next === tokenizer.bosId || next === tokenizer.eosId) {
+      stop = 'end-of-text';
+      break;
+    }
+    yield tokenizer.decodePiece(prev, next);
+    generated++;
+    prev = next;
+    if (generated >= opts.maxTokens) {
+      stop = 'max-tokens';
+      break;
+    }
+    if (pos >= seqLen) {
+      stop = 'context';
+      break;
+    }
+    t = performance.now();
+    logits = model.forward([next], pos++, 'last');
+    decodeMs += performance.now() - t;
+    decodeSteps++;
+  }
+  return {
+    promptTokens: prompt.length,
+    generatedTokens: generated,
+    stop,
+    prefillSeconds,
+    tokensPerSecond: decodeSteps > 0 ? decodeSteps / (decodeMs / 1000) : NaN,
+  };
+}
