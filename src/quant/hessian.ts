@@ -1,0 +1,88 @@
+/**
+ * The layer Hessian proxy H = 2·XᵀX/n of a linear's calibration inputs X [n, in], and the
+ * factor of its inverse that GPTQ-family methods (GPTQ, SliM-LLM, BiLLM) work with.
+ */
+import type { Backend } from '../backend/types.js';
+
+/**
+ * Streams calibration batches into H = 2·XᵀX/n (float64), like gptq.py's `add_batch`: after
+ * every batch `h` holds the Hessian of all rows seen so far, so the pipeline can stop at any
+ * point. n counts rows (tokens), not sequences as gptq.py does; GPTQ does not depend on the
+ * scale of H, and per-row normalisation keeps H comparable across calibration sizes.
+ */
+export class HessianAccumulator {
+  /** [k, k] 2·XᵀX/n over the rows added so far (zero before the first batch). */
+  readonly h: Float64Array;
+  /** Rows added so far. */
+  rows = 0;
+
+  constructor(
+    private readonly backend: Backend,
+    readonly k: number,
+  ) {
+    this.h = new Float64Array(k * k);
+  }
+
+  /** Adds a batch x [rows, k] of layer inputs. */
+  add(x: Float32Array, rows: number): void {
+    if (rows <= 0) return;
+    if (x.length < rows * this.k) throw new RangeError(`HessianAccumulator: batch has ${x.length} values, expected ${rows}×${this.k}`);
+    const h = this.h;
+    // Back to the raw sum XᵀX, add the batch, renormalise: exact in float64 and needs no
+    // scaled copy of x (gptq.py scales x by √(2/n) instead, in float32).
+    if (this.rows > 0) scale(h, this.rows / 2);
+    this.backend.xtxAccumulate(h, x, rows, this.k);
+    this.rows += rows;
+    scale(h, 2 / this.rows);
+  }
+}
+
+function scale(a: Float64Array, s: number): void {
+  for (let i = 0; i < a.length; i++) a[i] *= s;
+}
+
+/**
+ * Dead inputs (H_jj = 0: the feature is always zero in the calibration data): set H_jj = 1 so
+ * H stays invertible, as gptq.py does; the caller zeroes those weight columns. Returns their
+ * indices.
+ */
+export function fixDeadInputs(h: Float64Array, n: number): number[] {
+  const dead: number[] = [];
+  for (let j = 0; j < n; j++) {
+    if (h[j * n + j] === 0) {
+      h[j * n + j] = 1;
+      dead.push(j);
+    }
+  }
+  return dead;
+}
+
+/** H += λ·mean(diag H)·I (GPTQ's dampening, λ = percdamp). Returns the amount added. */
+export function dampen(h: Float64Array, n: number, percdamp: number): number {
+  let trace = 0;
+  for (let j = 0; j < n; j++) trace += h[j * n + j];
+  const damp = (percdamp * trace) / n;
+  for (let j = 0; j < n; j++) h[j * n + j] += damp;
+  return damp;
+}
+
+/**
+ * Overwrites a symmetric positive definite h [n, n] with U, the upper Cholesky factor of its
+ * inverse: h⁻¹ = UᵀU (gptq.py: cholesky → cholesky_inverse → cholesky(upper=True)).
+ *
+ * Derivation, with J the reversal permutation (J = Jᵀ = J⁻¹). Let M be the lower Cholesky
+ * factor of JhJ, so JhJ = MMᵀ and h = (JMJ)(JMJ)ᵀ. Then h⁻¹ = (JMJ)⁻ᵀ(JMJ)⁻¹ = UᵀU with
+ * U = (JMJ)⁻¹ = J·M⁻¹·J, which is upper triangular because M⁻¹ is lower. So: reverse,
+ * factor, invert the triangle, reverse back — two n³/3 kernels instead of gptq.py's four, and
+ * no explicit inverse. Reversing both indices of a row-major matrix is reversing its buffer.
+ *
+ * Returns false (h destroyed) when h is not positive definite.
+ */
+export function upperCholeskyOfInverse(backend: Backend, h: Float64Array, n: number): boolean {
+  const a = h.subarray(0, n * n);
+  a.reverse();
+  if (!backend.cholesky(a, n)) return false;
+  backend.triInverse(a, n);
+  a.reverse();
+  return true;
+}

@@ -1,0 +1,121 @@
+/**
+ * The layer-level contract every quantization method implements. The pipeline (calibration,
+ * block-by-block capture) knows nothing about a method beyond this: it looks the method up in
+ * the registry, gives it one linear's weights, Hessian and (if asked) inputs, and gets back a
+ * payload for the packed formats plus the fake-quantized weights it runs the next block with.
+ */
+import type { Backend } from '../backend/types.js';
+import { UsageError } from '../io/errors.js';
+import type { GroupQuantized } from '../formats/quantized.js';
+
+/**
+ * What a method hands to the formats, by format family. Grid methods (RTN, GPTQ, SliM-LLM)
+ * produce `groups`; codebook methods (AQLM) and binarization methods (BiLLM, DBellQuant) add
+ * their own member here, next to the format that packs it.
+ */
+export interface LayerPayloads {
+  groups: GroupQuantized;
+}
+
+/** Discriminated union over LayerPayloads: `{ format: 'groups', data: GroupQuantized } | …`. */
+export type LayerPayload = { [F in keyof LayerPayloads]: { format: F; data: LayerPayloads[F] } }[keyof LayerPayloads];
+
+/** Numbers a method reports about one layer (printed by the pipeline, never interpreted). */
+export interface LayerStats {
+  /**
+   * The method's own estimate of the output error it introduced, in units of H:
+   * ½·Σ_rows (ŵ − w)·H·(ŵ − w)ᵀ ≈ mean over calibration rows of ‖(Ŵ − W)x‖² (GPTQ's `error`).
+   */
+  loss?: number;
+  /** Wall-clock seconds spent in quantizeLayer. */
+  seconds?: number;
+  [key: string]: number | undefined;
+}
+
+export interface LayerResult {
+  payload: LayerPayload;
+  /**
+   * [out, in] the fake-quantized weights, original column order. Must equal the payload's
+   * reference dequantization bit for bit, so a packed file behaves exactly like the model the
+   * pipeline calibrated the next block with.
+   */
+  dequantized: Float32Array;
+  stats: LayerStats;
+}
+
+export interface LayerContext {
+  backend: Backend;
+  /** Canonical tensor name, for messages. */
+  name: string;
+  /** The layer's calibration inputs, when the method `requires.inputs` (SliM-LLM's SBA). */
+  inputs?: { x: Float32Array /* [rows, in] */; rows: number };
+}
+
+/** One option of a method, enough for CLI parsing, validation and generated --help. */
+export type OptionSpec =
+  | { kind: 'int'; help: string; min?: number; max?: number; choices?: readonly number[] }
+  | { kind: 'number'; help: string; min?: number; max?: number }
+  | { kind: 'boolean'; help: string };
+
+export type OptionSchema<O> = { [K in keyof O]-?: OptionSpec };
+
+export interface QuantMethod<O extends object> {
+  readonly name: string;
+  /** One paragraph for --help: the paper, and where the defaults follow the official code. */
+  readonly describe: string;
+  readonly defaults: Readonly<O>;
+  readonly options: OptionSchema<O>;
+  /** What the pipeline must collect for this method (RTN needs neither). */
+  readonly requires: { hessian: boolean; inputs: boolean };
+  /**
+   * Quantize one linear.
+   * @param W [out, in] float32, row-major; not modified.
+   * @param H [in, in] float64, 2·XᵀX/n; null when !requires.hessian. The method may overwrite
+   *   it (it can be ~1 GB for wide layers, so it is not copied).
+   */
+  quantizeLayer(W: Float32Array, outDim: number, inDim: number, H: Float64Array | null, opts: O, ctx: LayerContext): LayerResult;
+}
+
+/**
+ * Merge user-given option values (already typed: numbers / booleans) over a method's
+ * defaults, validating each against the schema. Unknown names and out-of-range values are
+ * UsageErrors (they come from the command line or a web form).
+ */
+export function resolveOptions<O extends object>(method: QuantMethod<O>, given: Record<string, unknown>): O {
+  const out: Record<string, unknown> = { ...method.defaults };
+  const schema = method.options as Record<string, OptionSpec>;
+  for (const [key, value] of Object.entries(given)) {
+    const spec = schema[key];
+    if (spec === undefined) {
+      throw new UsageError(`${method.name}: unknown option '${key}' (options: ${Object.keys(schema).join(', ')})`);
+    }
+    out[key] = checkOption(method.name, key, spec, value);
+  }
+  return out as O;
+}
+
+function checkOption(method: string, key: string, spec: OptionSpec, value: unknown): number | boolean {
+  const bad = (why: string) => new UsageError(`${method}: option '${key}' ${why} (got ${String(value)})`);
+  if (spec.kind === 'boolean') {
+    if (typeof value !== 'boolean') throw bad('must be true or false');
+    return value;
+  }
+  if (typeof value !== 'number' || !Number.isFinite(value)) throw bad('must be a number');
+  if (spec.kind === 'int') {
+    if (!Number.isInteger(value)) throw bad('must be an integer');
+    if (spec.choices && !spec.choices.includes(value)) throw bad(`must be one of ${spec.choices.join(', ')}`);
+  }
+  if (spec.min !== undefined && value < spec.min) throw bad(`must be ≥ ${spec.min}`);
+  if (spec.max !== undefined && value > spec.max) throw bad(`must be ≤ ${spec.max}`);
+  return value;
+}
+
+/** Check W's shape before any work (a wrong length is a pipeline bug, not an input error). */
+export function checkLayerShape(ctx: LayerContext, W: Float32Array, outDim: number, inDim: number, H: Float64Array | null): void {
+  if (!(outDim > 0 && inDim > 0 && W.length === outDim * inDim)) {
+    throw new RangeError(`${ctx.name}: weight has ${W.length} values, expected ${outDim}×${inDim}`);
+  }
+  if (H !== null && H.length < inDim * inDim) {
+    throw new RangeError(`${ctx.name}: Hessian has ${H.length} values, expected ${inDim}×${inDim}`);
+  }
+}
