@@ -1,0 +1,102 @@
+/**
+ * THE registry of packed weight formats (ggml's type-traits table). Each format is registered
+ * here exactly once, and its byte-layout comment below is its specification. Everything generic
+ * (the packed file writer and reader, bits-per-weight accounting, the format test) reads only
+ * this table.
+ *
+ * Conventions shared by all layouts: W is [out, in]; "bitstream" is bitpack.ts's little-endian
+ * packing (value i at bits [i·b, i·b + b), 3-bit dense: 8 values in 3 bytes), each row starting
+ * on a byte boundary; F16 is IEEE half; all multi-byte values little-endian. A blob's dtype and
+ * shape follow from (out, in, params), so a header alone fixes every size and the bpw.
+ *
+ * How the later methods fit (each is one new `register` call plus its own file):
+ * - SliM-LLM (family 'mixed'): payload GroupQuantized with per-group `bits` (1..4); blobs
+ *   `widths` (U8 bitstream of 2-bit codes, one per column group), `q` (each row = the groups
+ *   packed at their own widths, concatenated), `scale` F16 [out, nG], `zero` (b-bit integer per
+ *   group, F16 for 1-bit groups); params carry the count of groups per width so `blobs` can size
+ *   `q` and `zero` from the header; `accepts` takes mixed-width GroupQuantized, so the writer
+ *   picks it automatically.
+ * - AQLM (family 'codebook'): params {M, B, g}; blobs `codes` [out, in/g, M] of B bits,
+ *   `codebooks` F16 [M, 2^B, g], `scale` F16 [out]; makeLinear builds the lookup-table kernel.
+ * - BiLLM / DBellQuant (family 'binary'): params {blockSize, salient counts}; blobs `signs`
+ *   (1-bit planes), `salientMask`, `splitMask`, per-row `alpha`/`mean` F16 for each part.
+ */
+import type { GroupQuantized } from './quantized.js';
+import { blobBytes, type FormatParams, type PackedTensor, type WeightFormat } from './types.js';
+import { uniformFormat } from './uniform.js';
+
+// the table holds formats of every params and payload type
+type AnyFormat = WeightFormat<any, any>;
+
+const table = new Map<string, AnyFormat>();
+
+function register(f: AnyFormat): void {
+  if (table.has(f.id)) throw new Error(`format ${f.id} registered twice`);
+  table.set(f.id, f);
+}
+
+/**
+ * uniform-asym — GPTQ/RTN asymmetric grid. params { bits: 2|3|4|8, groupSize: 1..in, actOrder }
+ *   nG = ceil(in / groupSize); the last group of a row may be partial; groupSize = in is per-channel.
+ *   q      U8  [out, ceil(in·b/8)]   row r: bitstream of the b-bit levels of stored columns 0..in-1
+ *   scale  F16 [out, nG]
+ *   zero   U8  [out, ceil(nG·b/8)]   row r: bitstream of the b-bit integer zero of each group
+ *   perm   I16 [in] (in ≤ 32768) or I32 [in]; only when actOrder: stored column j is column perm[j]
+ *   block: 8 levels in b bytes.   ŵ[r, perm[j]] = scale[r, j/groupSize] · (q[r, j] − zero[r, j/groupSize])
+ *   bpw = b + (16 + b) / groupSize (+ 16 or 32 / out with act-order), plus row padding to whole bytes.
+ */
+register(uniformFormat('uniform-asym', false, 'b-bit levels, float16 scale and b-bit zero per group (GPTQ qzeros)'));
+
+/**
+ * uniform-sym — GPTQ symmetric grid: uniform-asym without the zero blob; every zero is the
+ *   midpoint 2^(b−1). params, q, scale, perm and block exactly as uniform-asym.
+ *   ŵ[r, perm[j]] = scale[r, j/groupSize] · (q[r, j] − 2^(b−1));   bpw = b + 16 / groupSize (+ perm).
+ */
+register(uniformFormat('uniform-sym', true, 'b-bit levels, float16 scale per group, zero at the grid midpoint'));
+
+export function formatIds(): string[] {
+  return [...table.keys()];
+}
+
+/** The format, or undefined for an id this build does not know (files from a newer bitcrush). */
+export function findFormat(id: string): WeightFormat | undefined {
+  return table.get(id);
+}
+
+export function getFormat(id: string): WeightFormat {
+  const f = table.get(id);
+  if (f === undefined) throw new RangeError(`unknown packed format ${id} (known: ${formatIds().join(', ')})`);
+  return f;
+}
+
+/** Bits per weight of a tensor in a format, counting every blob byte (levels, scales, zeros, maps, codebooks). */
+export function bitsPerWeight(format: WeightFormat, outDim: number, inDim: number, params: FormatParams): number {
+  return (packedBytes(format, outDim, inDim, params) * 8) / (outDim * inDim);
+}
+
+export function packedBytes(format: WeightFormat, outDim: number, inDim: number, params: FormatParams): number {
+  return Object.values(format.blobs(outDim, inDim, params)).reduce((s, b) => s + blobBytes(b), 0);
+}
+
+export interface GroupPackOptions {
+  /** Force a format; default: the smallest of the formats that store the tensor exactly. */
+  format?: string;
+}
+
+/** Packs a grid method's output into the registered format that stores it exactly in the fewest bytes. */
+export function packGroups(g: GroupQuantized, opts: GroupPackOptions = {}): PackedTensor {
+  if (opts.format !== undefined) return getFormat(opts.format).pack(g);
+  let best: { t: PackedTensor; bytes: number } | undefined;
+  for (const f of table.values()) {
+    if (f.accepts === undefined || !f.accepts(g)) continue;
+    const t = f.pack(g) as PackedTensor;
+    const bytes = Object.values(t.blobs).reduce((s, b) => s + b.bytes.byteLength, 0);
+    if (best === undefined || bytes < best.bytes) best = { t, bytes };
+  }
+  if (best === undefined) {
+    // let the most general grid format explain why it does not fit
+    getFormat('uniform-asym').pack(g);
+    throw new RangeError('no registered format stores this tensor');
+  }
+  return best.t;
+}

@@ -1,0 +1,179 @@
+/**
+ * One registry-driven test over every registered packed format and each of its example
+ * parameter sets: pack/unpack is bit-exact, dequantization equals the payload's weights, the
+ * fast kernels agree with dequantize-then-multiply, and bits per weight is the true byte count.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { Backend } from '../src/backend/types.js';
+import { f16BitsToNumber, numberToF16Bits } from '../src/io/safetensors.js';
+import { roundToF16, type GroupQuantized } from '../src/formats/quantized.js';
+import { bitsPerWeight, formatIds, getFormat, packGroups } from '../src/formats/registry.js';
+import { blobBytes } from '../src/formats/types.js';
+
+/** A seeded generator (mulberry32) so failures reproduce. */
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Plain loops, float64 accumulation: enough backend for the kernels under test. */
+export const naiveBackend: Backend = {
+  name: 'reference',
+  threads: 1,
+  alloc: (n) => new Float32Array(n),
+  matmul(c, a, b, m, n, k) {
+    for (let i = 0; i < m; i++) {
+      for (let j = 0; j < n; j++) {
+        let s = 0;
+        for (let p = 0; p < k; p++) s += a[i * k + p]! * b[j * k + p]!;
+        c[i * n + j] = s;
+      }
+    }
+  },
+  gemv(y, w, x, n, k) {
+    this.matmul(y, x, w, 1, n, k);
+  },
+  xtxAccumulate: () => assert.fail('not needed'),
+  cholesky: () => assert.fail('not needed'),
+  triInverse: () => assert.fail('not needed'),
+  dispose: () => {},
+};
+
+/** Checks y [rows, out] against W·x row by row, tolerance relative to Σ|w||x|. */
+function assertProduct(y: Float32Array, w: Float32Array, x: Float32Array, rows: number, out: number, inDim: number, what: string): void {
+  for (let i = 0; i < rows; i++) {
+    for (let r = 0; r < out; r++) {
+      let ref = 0;
+      let mag = 0;
+      for (let c = 0; c < inDim; c++) {
+        ref += w[r * inDim + c]! * x[i * inDim + c]!;
+        mag += Math.abs(w[r * inDim + c]! * x[i * inDim + c]!);
+      }
+      const err = Math.abs(y[i * out + r]! - ref);
+      assert.ok(err <= 1e-5 * mag + 1e-30, `${what}: row ${i}, output ${r}: ${y[i * out + r]} vs ${ref} (|w||x| = ${mag})`);
+    }
+  }
+}
+
+describe('packed weight formats (registry-driven)', () => {
+  for (const id of formatIds()) {
+    const format = getFormat(id);
+    for (const [n, ex] of format.examples().entries()) {
+      const { outDim, inDim, params } = ex;
+      it(`${id} ${JSON.stringify(params)} [${outDim}, ${inDim}]`, () => {
+        const rand = rng(1000 + n);
+        const payload = format.randomPayload(outDim, inDim, params, rand);
+        const t = format.pack(payload);
+        assert.equal(t.format, id);
+
+        // header params survive JSON and parse to the same values
+        assert.deepEqual(format.parseParams(JSON.parse(JSON.stringify(t.params)), outDim, inDim), params);
+
+        // blobs have exactly the sizes the header implies, and bpw counts every byte
+        const specs = format.blobs(outDim, inDim, params);
+        assert.deepEqual(Object.keys(t.blobs).sort(), Object.keys(specs).sort());
+        let bytes = 0;
+        for (const [name, spec] of Object.entries(specs)) {
+          const b = t.blobs[name]!;
+          assert.equal(b.dtype, spec.dtype, name);
+          assert.deepEqual(b.shape, spec.shape, name);
+          assert.equal(b.bytes.byteLength, blobBytes(spec), name);
+          bytes += b.bytes.byteLength;
+        }
+        assert.equal(bitsPerWeight(format, outDim, inDim, params), (bytes * 8) / (outDim * inDim));
+
+        // bit-exact round trip and reference dequantization
+        assert.equal(format.validate(t), null);
+        assert.deepStrictEqual(format.unpack(t), payload);
+        const w = format.dequantize(t);
+        assert.deepStrictEqual(w, format.payloadWeights(payload));
+
+        // fast kernels vs dequantize-then-multiply
+        const lin = format.makeLinear(t, naiveBackend);
+        assert.equal(lin.outDim, outDim);
+        assert.equal(lin.inDim, inDim);
+        const rows = 3;
+        const x = Float32Array.from({ length: rows * inDim }, () => rand() * 2 - 1);
+        const y1 = new Float32Array(outDim);
+        lin.matvec(y1, x.subarray(0, inDim));
+        assertProduct(y1, w, x, 1, outDim, inDim, 'matvec');
+        const y = new Float32Array(rows * outDim);
+        lin.matmul(y, x, rows);
+        assertProduct(y, w, x, rows, outDim, inDim, 'matmul');
+        const yOne = new Float32Array(outDim);
+        lin.matmul(yOne, x.subarray(0, inDim), 1);
+        assertProduct(yOne, w, x, 1, outDim, inDim, 'matmul, one row');
+      });
+    }
+  }
+});
+
+describe('format choice for grid payloads', () => {
+  const uniform = getFormat('uniform-asym');
+  const base = uniform.randomPayload(4, 40, { bits: 3, groupSize: 16, actOrder: false }, rng(7)) as GroupQuantized;
+
+  it('picks the symmetric format when every zero is the grid midpoint, else the asymmetric one', () => {
+    assert.equal(packGroups(base).format, 'uniform-asym');
+    const sym = { ...base, zero: new Float32Array(base.zero.length).fill(4) };
+    assert.equal(packGroups(sym).format, 'uniform-sym');
+  });
+
+  it('refuses what no format stores exactly', () => {
+    const mixed = { ...base, bits: Uint8Array.from([3, 2, 3]) };
+    assert.throws(() => packGroups(mixed), /bit-widths differ/);
+    const badZero = { ...base, zero: base.zero.map((z, i) => (i === 5 ? z + 0.5 : z)) };
+    assert.throws(() => packGroups(badZero), /zero\[5\]/);
+    const badScale = { ...base, scale: base.scale.map((s, i) => (i === 2 ? s + 1e-7 : s)) };
+    assert.throws(() => packGroups(badScale), /float16/);
+    const badLevel = { ...base, q: base.q.map((v, i) => (i === 9 ? 8 : v)) };
+    assert.throws(() => packGroups(badLevel), /level exceeds 7/);
+    const badPerm = { ...base, perm: new Int32Array(40) };
+    assert.throws(() => packGroups(badPerm), /permutation/);
+  });
+
+  it('rejects bad header params with a reason', () => {
+    assert.match(String(uniform.parseParams({ bits: 5, groupSize: 8, actOrder: false }, 4, 40)), /bits 5/);
+    assert.match(String(uniform.parseParams({ bits: 4, groupSize: 41, actOrder: false }, 4, 40)), /groupSize 41/);
+    assert.match(String(uniform.parseParams({ bits: 4, groupSize: 8, actOrder: 1 }, 4, 40)), /actOrder/);
+    assert.match(String(uniform.parseParams({ bits: 4, groupSize: 8, actOrder: false, x: 1 }, 4, 40)), /unknown params x/);
+    assert.match(String(uniform.parseParams([], 4, 40)), /not an object/);
+  });
+});
+
+describe('roundToF16', () => {
+  it('the bit-level float16 conversion is right on known values', () => {
+    const cases: Array<[number, number]> = [
+      [1, 0x3c00], [-2, 0xc000], [65504, 0x7bff], [65520, 0x7c00], [2 ** -24, 0x0001], [2 ** -14, 0x0400],
+      [1 + 2 ** -11, 0x3c00], [1 + 3 * 2 ** -11, 0x3c02], [2 ** -25, 0x0000], [3 * 2 ** -26, 0x0001], [0.1, 0x2e66],
+    ];
+    for (const [x, bits] of cases) assert.equal(numberToF16Bits(x), bits, `${x}`);
+  });
+
+  it('agrees with the bit-level conversion on float32 values of every magnitude', () => {
+    const rand = rng(42);
+    const f32 = new Float32Array(1);
+    const xs: number[] = [0, -0, 65504, 65519, 65520, -65536, 2 ** -24, 2 ** -25, 2 ** -26, 1e-9, Infinity, -Infinity];
+    for (let e = -30; e <= 17; e++) {
+      for (let k = 0; k < 400; k++) {
+        f32[0] = (rand() < 0.5 ? -1 : 1) * 2 ** e * (1 + rand());
+        xs.push(f32[0]!);
+        // exact ties between two float16 neighbours
+        const ulp = e < -14 ? 2 ** -24 : 2 ** (e - 10);
+        f32[0] = (Math.floor(rand() * 1024) + 0.5) * ulp + (e < -14 ? 0 : 2 ** e);
+        xs.push(f32[0]!);
+      }
+    }
+    for (const x of xs) {
+      const got = roundToF16(x);
+      const want = f16BitsToNumber(numberToF16Bits(x));
+      assert.ok(Object.is(got, want), `roundToF16(${x}) = ${got}, float16 conversion gives ${want}`);
+    }
+  });
+});
