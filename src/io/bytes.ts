@@ -21,6 +21,8 @@ export interface FileSystemLike {
   join(dir: string, name: string): string;
   dirname(path: string): string;
   isDirectory(path: string): boolean;
+  /** Names of the entries of a directory (optional: used to find e.g. `tok512.bin` beside a model). */
+  list?(dir: string): string[];
 }
 
 export class BufferSource implements ByteSource {

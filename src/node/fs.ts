@@ -1,4 +1,4 @@
-import { closeSync, existsSync, fstatSync, openSync, readSync, statSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, openSync, readdirSync, readSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { checkRange, type ByteSource, type FileSystemLike } from '../io/bytes.js';
 import { InputError } from '../io/errors.js';
@@ -42,4 +42,5 @@ export const nodeFs: FileSystemLike = {
   join,
   dirname,
   isDirectory: (path) => existsSync(path) && statSync(path).isDirectory(),
+  list: (dir) => readdirSync(dir),
 };
