@@ -108,54 +108,61 @@ export function quantizeGptqLayer(
   const dequantized = new Float32Array(rows * cols); // [out, in] original column order
   const B = Math.max(1, opts.blockSize);
   const E = new Float32Array(B * rows); // [B, out] scaled errors of the current block
-  const lazyA = new Float32Array(cols * B); // [in − i2, B] U[i1:i2, i2:]ᵀ
-  const lazyB = new Float32Array(rows * B); // [out, B] Eᵀ
-  const lazyC = new Float32Array(cols * rows); // [in − i2, out] the update of the later columns
+  // operands of the lazy update, in the backend's memory so its matmul needs no copies
+  const lazyA = backend.alloc(cols * B); // [in − i2, B] U[i1:i2, i2:]ᵀ
+  const lazyB = backend.alloc(rows * B); // [out, B] Eᵀ
+  const lazyC = backend.alloc(cols * rows); // [in − i2, out] the update of the later columns
   let loss = 0;
 
-  for (let i1 = 0; i1 < cols; i1 += B) {
-    const i2 = Math.min(i1 + B, cols);
-    const count = i2 - i1;
-    // gptq.py fits a group's grid on W as it stands at the start of the block (its in-block
-    // updates go to a copy), i.e. with the lazy updates of earlier blocks but not those of
-    // this block; fitting every group that starts in the block now reproduces that.
-    if (!fixedGrids) {
-      for (let s = Math.ceil(i1 / g) * g; s < i2; s += g) fitGroup(s / g, s, Math.min(g, cols - s));
-    }
-    for (let j = i1; j < i2; j++) {
-      const col = perm ? perm[j] : j; // original column
-      const gi = fixedGrids ? Math.floor(col / g) : Math.floor(j / g);
-      const stored = fixedGrids ? col : j; // fixed grids are keyed by original column: store unpermuted
-      const d = U[j * cols + j];
-      const w = j * rows;
-      const e = (j - i1) * rows;
-      for (let r = 0; r < rows; r++) {
-        const s = scale[r * nGroups + gi];
-        const z = zero[r * nGroups + gi];
-        const level = quantizeLevel(Wt[w + r], s, z, maxq);
-        const v = dequantizeLevel(level, s, z);
-        q[r * cols + stored] = level;
-        dequantized[r * cols + col] = v;
-        const err = (Wt[w + r] - v) / d;
-        loss += err * err;
-        E[e + r] = err;
+  try {
+    for (let i1 = 0; i1 < cols; i1 += B) {
+      const i2 = Math.min(i1 + B, cols);
+      const count = i2 - i1;
+      // gptq.py fits a group's grid on W as it stands at the start of the block (its in-block
+      // updates go to a copy), i.e. with the lazy updates of earlier blocks but not those of
+      // this block; fitting every group that starts in the block now reproduces that.
+      if (!fixedGrids) {
+        for (let s = Math.ceil(i1 / g) * g; s < i2; s += g) fitGroup(s / g, s, Math.min(g, cols - s));
       }
-      // w_k −= err · U_jk for the rest of the block
-      for (let k = j + 1; k < i2; k++) {
-        const u = U[j * cols + k];
-        if (u === 0) continue;
-        const wk = k * rows;
-        for (let r = 0; r < rows; r++) Wt[wk + r] -= E[e + r] * u;
+      for (let j = i1; j < i2; j++) {
+        const col = perm ? perm[j] : j; // original column
+        const gi = fixedGrids ? Math.floor(col / g) : Math.floor(j / g);
+        const stored = fixedGrids ? col : j; // fixed grids are keyed by original column: store unpermuted
+        const d = U[j * cols + j];
+        const w = j * rows;
+        const e = (j - i1) * rows;
+        for (let r = 0; r < rows; r++) {
+          const s = scale[r * nGroups + gi];
+          const z = zero[r * nGroups + gi];
+          const level = quantizeLevel(Wt[w + r], s, z, maxq);
+          const v = dequantizeLevel(level, s, z);
+          q[r * cols + stored] = level;
+          dequantized[r * cols + col] = v;
+          const err = (Wt[w + r] - v) / d;
+          loss += err * err;
+          E[e + r] = err;
+        }
+        // w_k −= err · U_jk for the rest of the block
+        for (let k = j + 1; k < i2; k++) {
+          const u = U[j * cols + k];
+          if (u === 0) continue;
+          const wk = k * rows;
+          for (let r = 0; r < rows; r++) Wt[wk + r] -= E[e + r] * u;
+        }
       }
+      // Lazy batch update: W[:, i2:] −= E · U[i1:i2, i2:], one matrix product per block.
+      const rest = cols - i2;
+      if (rest === 0) continue;
+      for (let c = 0; c < rest; c++) for (let t = 0; t < count; t++) lazyA[c * count + t] = U[(i1 + t) * cols + i2 + c];
+      for (let r = 0; r < rows; r++) for (let t = 0; t < count; t++) lazyB[r * count + t] = E[t * rows + r];
+      backend.matmul(lazyC, lazyA, lazyB, rest, rows, count); // [rest, out]
+      const tail = i2 * rows;
+      for (let i = 0; i < rest * rows; i++) Wt[tail + i] -= lazyC[i];
     }
-    // Lazy batch update: W[:, i2:] −= E · U[i1:i2, i2:], one matrix product per block.
-    const rest = cols - i2;
-    if (rest === 0) continue;
-    for (let c = 0; c < rest; c++) for (let t = 0; t < count; t++) lazyA[c * count + t] = U[(i1 + t) * cols + i2 + c];
-    for (let r = 0; r < rows; r++) for (let t = 0; t < count; t++) lazyB[r * count + t] = E[t * rows + r];
-    backend.matmul(lazyC, lazyA, lazyB, rest, rows, count); // [rest, out]
-    const tail = i2 * rows;
-    for (let i = 0; i < rest * rows; i++) Wt[tail + i] -= lazyC[i];
+  } finally {
+    backend.free?.(lazyA);
+    backend.free?.(lazyB);
+    backend.free?.(lazyC);
   }
 
   const data: GroupQuantized = {

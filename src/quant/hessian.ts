@@ -11,7 +11,8 @@ import type { Backend } from '../backend/types.js';
  * scale of H, and per-row normalisation keeps H comparable across calibration sizes.
  */
 export class HessianAccumulator {
-  /** [k, k] 2·XᵀX/n over the rows added so far (zero before the first batch). */
+  /** [k, k] 2·XᵀX/n over the rows added so far (zero before the first batch). Free it with
+   * backend.free when done (methods may overwrite it). */
   readonly h: Float64Array;
   /** Rows added so far. */
   rows = 0;
@@ -20,7 +21,8 @@ export class HessianAccumulator {
     private readonly backend: Backend,
     readonly k: number,
   ) {
-    this.h = new Float64Array(k * k);
+    // in the backend's memory when it has its own, so Cholesky runs on it without a copy
+    this.h = backend.alloc64?.(k * k) ?? new Float64Array(k * k);
   }
 
   /** Adds a batch x [rows, k] of layer inputs. */
