@@ -5,6 +5,8 @@
  * evaluation) multiplies all rows at once; T = 1 (decode) uses matrix-vector products.
  */
 import { headSize as headSizeOf, kvDim as kvDimOf, type LlamaConfig } from '../model/config.js';
+import type { Backend } from '../backend/types.js';
+import { attention } from './attention.js';
 import type { Linear } from './linear.js';
 import type { LlamaWeights, Scratch } from './model.js';
 
@@ -12,6 +14,7 @@ import type { LlamaWeights, Scratch } from './model.js';
 export type LogitsWanted = 'last' | 'all';
 
 export function forward(
+  backend: Backend,
   c: LlamaConfig,
   w: LlamaWeights,
   s: Scratch,
@@ -57,7 +60,7 @@ export function forward(
     rope(q, s, c, T, startPos, dim);
     rope(k, s, c, T, startPos, kvDim);
     // causal multi-head attention over the cache (positions 0..pos of each row)
-    attention(xb, q, s, c, l, T, startPos);
+    attention(backend, xb, q, s, c, l, T, startPos);
     // output projection, then residual
     apply(L.wo, xb2, xb, T);
     for (let i = 0; i < x.length; i++) x[i] += xb2[i];
@@ -130,54 +133,6 @@ function rope(v: Float32Array, s: Scratch, c: LlamaConfig, rows: number, startPo
         const b = v[base + 2 * i + 1];
         v[base + 2 * i] = a * cos - b * sin;
         v[base + 2 * i + 1] = a * sin + b * cos;
-      }
-    }
-  }
-}
-
-/** out[r, head] = softmax(q·Kᵀ / √headSize) · V over cache positions 0..startPos+r. */
-function attention(
-  out: Float32Array, // [rows, dim]
-  q: Float32Array, // [rows, dim]
-  s: Scratch,
-  c: LlamaConfig,
-  layer: number,
-  rows: number,
-  startPos: number,
-): void {
-  const hs = headSizeOf(c);
-  const kvDim = kvDimOf(c);
-  const groupSize = c.nHeads / c.nKvHeads; // query heads sharing one kv head
-  const layerOff = layer * c.seqLen * kvDim;
-  const scale = 1 / Math.sqrt(hs);
-  const att = s.att;
-  for (let r = 0; r < rows; r++) {
-    const pos = startPos + r;
-    for (let h = 0; h < c.nHeads; h++) {
-      const qOff = r * c.dim + h * hs;
-      const kvOff = layerOff + Math.floor(h / groupSize) * hs;
-      // scores against every cached key up to this position
-      let max = -Infinity;
-      for (let j = 0; j <= pos; j++) {
-        const kOff = kvOff + j * kvDim;
-        let dot = 0;
-        for (let i = 0; i < hs; i++) dot += q[qOff + i] * s.keyCache[kOff + i];
-        att[j] = dot * scale;
-        if (att[j] > max) max = att[j];
-      }
-      // softmax
-      let sum = 0;
-      for (let j = 0; j <= pos; j++) {
-        att[j] = Math.exp(att[j] - max);
-        sum += att[j];
-      }
-      // weighted sum of the cached values
-      const o = out.subarray(qOff, qOff + hs);
-      o.fill(0);
-      for (let j = 0; j <= pos; j++) {
-        const a = att[j] / sum;
-        const vOff = kvOff + j * kvDim;
-        for (let i = 0; i < hs; i++) o[i] += a * s.valueCache[vOff + i];
       }
     }
   }

@@ -38,7 +38,12 @@ export interface Scratch {
   q: Float32Array; // [maxRows, dim]
   hb: Float32Array; // [maxRows, hidden] gate, then SwiGLU output
   hb2: Float32Array; // [maxRows, hidden] up
-  att: Float32Array; // [seqLen] scores of one query row and head
+  att: Float32Array; // [seqLen] scores of one query row and head (decode)
+  kHead: Float32Array; // [seqLen, headSize] one kv head's keys (chunk attention)
+  vHeadT: Float32Array; // [headSize, seqLen] one kv head's values, transposed
+  qGroup: Float32Array; // [groupSize · maxRows, headSize] queries of the heads sharing a kv head
+  scores: Float32Array; // [groupSize · maxRows, seqLen]
+  outGroup: Float32Array; // [groupSize · maxRows, headSize]
   logits: Float32Array; // [maxRows, vocab]
   keyCache: Float32Array; // [layers, seqLen, kvDim]
   valueCache: Float32Array; // [layers, seqLen, kvDim]
@@ -91,6 +96,7 @@ export function allocScratch(c: LlamaConfig, backend: Backend, maxRows: number):
     }
   }
   const cache = c.nLayers * c.seqLen * kvDim(c);
+  const groupRows = (c.nHeads / c.nKvHeads) * maxRows;
   return {
     maxRows,
     x: backend.alloc(maxRows * c.dim),
@@ -100,6 +106,11 @@ export function allocScratch(c: LlamaConfig, backend: Backend, maxRows: number):
     hb: backend.alloc(maxRows * c.hiddenDim),
     hb2: backend.alloc(maxRows * c.hiddenDim),
     att: new Float32Array(c.seqLen),
+    kHead: backend.alloc(c.seqLen * headSize(c)),
+    vHeadT: backend.alloc(headSize(c) * c.seqLen),
+    qGroup: backend.alloc(groupRows * headSize(c)),
+    scores: backend.alloc(groupRows * c.seqLen),
+    outGroup: backend.alloc(groupRows * headSize(c)),
     logits: backend.alloc(maxRows * c.vocabSize),
     keyCache: backend.alloc(cache),
     valueCache: backend.alloc(cache),
@@ -112,9 +123,11 @@ export class LlamaModel {
   readonly config: LlamaConfig;
   readonly weights: LlamaWeights;
   private readonly scratch: Scratch;
+  private readonly backend: Backend;
 
   constructor(source: ModelSource, opts: ModelOptions) {
     this.config = source.config;
+    this.backend = opts.backend;
     this.weights = loadWeights(source, opts.linear ?? denseLinears(opts.backend));
     const maxRows = opts.maxRows ?? Math.min(this.config.seqLen, 512);
     if (!Number.isInteger(maxRows) || maxRows < 1) throw new RangeError(`maxRows must be a positive integer, got ${maxRows}`);
@@ -132,6 +145,6 @@ export class LlamaModel {
    * them; the array is scratch, overwritten by the next call.
    */
   forward(tokens: ArrayLike<number>, startPos: number, wanted: LogitsWanted = 'last'): Float32Array {
-    return forward(this.config, this.weights, this.scratch, tokens, startPos, wanted);
+    return forward(this.backend, this.config, this.weights, this.scratch, tokens, startPos, wanted);
   }
 }
