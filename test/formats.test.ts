@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { Backend } from '../src/backend/types.js';
+import { createReferenceBackend } from '../src/backend/reference.js';
 import { f16BitsToNumber, numberToF16Bits } from '../src/io/safetensors.js';
 import { roundToF16, type GroupQuantized } from '../src/formats/quantized.js';
 import { bitsPerWeight, formatIds, getFormat, packGroups } from '../src/formats/registry.js';
@@ -23,28 +23,7 @@ function rng(seed: number): () => number {
   };
 }
 
-/** Plain loops, float64 accumulation: enough backend for the kernels under test. */
-export const naiveBackend: Backend = {
-  name: 'reference',
-  threads: 1,
-  alloc: (n) => new Float32Array(n),
-  matmul(c, a, b, m, n, k) {
-    for (let i = 0; i < m; i++) {
-      for (let j = 0; j < n; j++) {
-        let s = 0;
-        for (let p = 0; p < k; p++) s += a[i * k + p]! * b[j * k + p]!;
-        c[i * n + j] = s;
-      }
-    }
-  },
-  gemv(y, w, x, n, k) {
-    this.matmul(y, x, w, 1, n, k);
-  },
-  xtxAccumulate: () => assert.fail('not needed'),
-  cholesky: () => assert.fail('not needed'),
-  triInverse: () => assert.fail('not needed'),
-  dispose: () => {},
-};
+const backend = createReferenceBackend();
 
 /** Checks y [rows, out] against W·x row by row, tolerance relative to Σ|w||x|. */
 function assertProduct(y: Float32Array, w: Float32Array, x: Float32Array, rows: number, out: number, inDim: number, what: string): void {
@@ -96,7 +75,7 @@ describe('packed weight formats (registry-driven)', () => {
         assert.deepStrictEqual(w, format.payloadWeights(payload));
 
         // fast kernels vs dequantize-then-multiply
-        const lin = format.makeLinear(t, naiveBackend);
+        const lin = format.makeLinear(t, backend);
         assert.equal(lin.outDim, outDim);
         assert.equal(lin.inDim, inDim);
         const rows = 3;

@@ -90,7 +90,10 @@ export class UniformLinear implements Linear {
   matmul(y: Float32Array, x: Float32Array, rows: number): void {
     if (rows === 1) return this.matvec(y, x);
     const { outDim, inDim, tileRows } = this;
-    if (this.yTile.length < rows * tileRows) this.yTile = this.backend.alloc(rows * tileRows);
+    if (this.yTile.length < rows * tileRows) {
+      this.backend.free?.(this.yTile);
+      this.yTile = this.backend.alloc(rows * tileRows);
+    }
     const yTile = this.yTile;
     for (let r0 = 0; r0 < outDim; r0 += tileRows) {
       const t = Math.min(tileRows, outDim - r0);

@@ -1,0 +1,120 @@
+/**
+ * The header of a bitcrush packed model file. The file is a plain safetensors container:
+ *   u64 LE header length N | N bytes JSON header (space-padded so the data starts at a multiple
+ *   of 64) | data section, every blob starting at a multiple of 64 bytes
+ * The JSON header's `__metadata__` is { "format": "bitcrush", "bitcrush": <PackedHeader as JSON> }.
+ * Tensor entries:
+ *   <name>          a tensor stored unquantized (F32 or F16), canonical name and shape
+ *   <name>.<blob>   one blob of a packed tensor (dtype and shape as its format's `blobs` says)
+ *   __pad.<k>       U8 [n], n < 64: explicit filler, because safetensors forbids holes in the
+ *                   data section while we want aligned blobs; readers ignore these
+ */
+import type { LlamaConfig } from '../model/config.js';
+import { check } from '../io/errors.js';
+import type { FormatParams } from '../formats/types.js';
+
+export const PACKED_FORMAT = 'bitcrush';
+export const PACKED_VERSION = 1;
+/** Alignment of the data section and of every blob in it (a cache line; enough for any SIMD load). */
+export const PACKED_ALIGN = 64;
+export const PAD_PREFIX = '__pad.';
+
+export type DenseDtype = 'F32' | 'F16';
+
+export type TensorRecord =
+  | { format: 'dense'; dtype: DenseDtype; shape: number[]; bpw: number }
+  | { format: string; params: FormatParams; shape: [number, number]; bpw: number };
+
+export interface PackedTotals {
+  /** Weights of the packed tensors and the bytes of all their blobs. */
+  packedWeights: number;
+  packedBytes: number;
+  /** packedBytes · 8 / packedWeights: the honest average over the packed tensors. */
+  packedBpw: number;
+  /** Weights and bytes of the tensors stored unquantized. */
+  denseWeights: number;
+  denseBytes: number;
+  /** Alignment filler in the data section. */
+  paddingBytes: number;
+  /** (packedBytes + denseBytes) · 8 / all weights: the whole model's bits per weight. */
+  modelBpw: number;
+}
+
+export interface PackedHeader {
+  format: typeof PACKED_FORMAT;
+  version: number;
+  /** The method that produced the file and its options, for provenance. */
+  method: { name: string; options: Record<string, unknown> };
+  config: LlamaConfig;
+  tensors: Record<string, TensorRecord>;
+  totals: PackedTotals;
+}
+
+export function blobEntryName(tensor: string, blob: string): string {
+  return `${tensor}.${blob}`;
+}
+
+/** The header from `__metadata__`, with every field of known type (shapes and formats are checked by the reader). */
+export function parsePackedHeader(file: string, metadata: Readonly<Record<string, string>>): PackedHeader {
+  check(metadata.format === PACKED_FORMAT, file, `not a bitcrush packed model (safetensors __metadata__.format is ${JSON.stringify(metadata.format)})`);
+  const text = metadata[PACKED_FORMAT];
+  check(text !== undefined, file, `packed model header: __metadata__ has no "${PACKED_FORMAT}" entry`);
+  let h: unknown;
+  try {
+    h = JSON.parse(text);
+  } catch (e) {
+    check(false, file, `packed model header: bad JSON (${(e as Error).message})`);
+  }
+  const bad = (what: string) => `packed model header: ${what}`;
+  check(isObject(h), file, bad('not an object'));
+  check(h.format === PACKED_FORMAT, file, bad(`format ${JSON.stringify(h.format)} is not "${PACKED_FORMAT}"`));
+  check(h.version === PACKED_VERSION, file, bad(`version ${JSON.stringify(h.version)} is not supported (this bitcrush reads version ${PACKED_VERSION})`));
+  const m = h.method;
+  check(isObject(m) && typeof m.name === 'string' && isObject(m.options), file, bad('method is not { name, options }'));
+  check(isObject(h.tensors), file, bad('tensors is not an object'));
+  for (const [name, t] of Object.entries(h.tensors)) {
+    check(isObject(t) && typeof t.format === 'string' && Array.isArray(t.shape) && typeof t.bpw === 'number', file, bad(`tensor ${name} is not { format, shape, bpw, ... }`));
+    check(t.shape.every((d) => Number.isSafeInteger(d) && d > 0), file, bad(`tensor ${name} has shape ${JSON.stringify(t.shape)}`));
+    if (t.format === 'dense') check(t.dtype === 'F32' || t.dtype === 'F16', file, bad(`tensor ${name} has dense dtype ${JSON.stringify(t.dtype)}`));
+    else check(t.shape.length === 2 && isObject(t.params), file, bad(`packed tensor ${name} needs a 2-D shape and params`));
+  }
+  check(isObject(h.totals), file, bad('totals is not an object'));
+  return { ...(h as unknown as PackedHeader), config: parseConfig(file, h.config) };
+}
+
+function parseConfig(file: string, c: unknown): LlamaConfig {
+  const bad = (what: string) => `packed model header: config ${what}`;
+  check(isObject(c), file, bad('is not an object'));
+  const int = (k: string, max: number): number => {
+    const v = c[k];
+    check(Number.isSafeInteger(v) && (v as number) > 0 && (v as number) <= max, file, bad(`${k} = ${JSON.stringify(v)} is not an integer in [1, ${max}]`));
+    return v as number;
+  };
+  const pos = (k: string): number => {
+    const v = c[k];
+    check(typeof v === 'number' && Number.isFinite(v) && v > 0, file, bad(`${k} = ${JSON.stringify(v)} is not a positive number`));
+    return v;
+  };
+  const dim = int('dim', 1 << 16);
+  const nHeads = int('nHeads', dim);
+  const nKvHeads = int('nKvHeads', nHeads);
+  check(dim % nHeads === 0 && (dim / nHeads) % 2 === 0, file, bad(`dim ${dim} is not a multiple of 2·nHeads (${nHeads})`));
+  check(nHeads % nKvHeads === 0, file, bad(`nHeads ${nHeads} is not a multiple of nKvHeads ${nKvHeads}`));
+  check(typeof c.tiedEmbeddings === 'boolean', file, bad('tiedEmbeddings is not a boolean'));
+  return {
+    dim,
+    hiddenDim: int('hiddenDim', 1 << 19),
+    nLayers: int('nLayers', 1024),
+    nHeads,
+    nKvHeads,
+    vocabSize: int('vocabSize', 1 << 20),
+    seqLen: int('seqLen', 1 << 20),
+    normEps: pos('normEps'),
+    ropeTheta: pos('ropeTheta'),
+    tiedEmbeddings: c.tiedEmbeddings,
+  };
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
