@@ -39,4 +39,17 @@ export interface Backend {
 
   /** Release worker threads (the backend is unusable afterwards). */
   dispose(): void;
+
+  /**
+   * A zeroed float64 buffer the backend operates on without copying (Hessians, Cholesky
+   * factors). Optional: plain Float64Arrays work everywhere, at the cost of a copy per call.
+   */
+  alloc64?(length: number): Float64Array;
+
+  /**
+   * Return a buffer obtained from `alloc`/`alloc64` (the whole array as returned) to the
+   * backend for reuse; using it afterwards is an error. Optional, and a no-op for backends
+   * whose buffers are ordinary garbage-collected arrays.
+   */
+  free?(buffer: Float32Array | Float64Array): void;
 }

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Builds wasm/kernels.wasm from csrc/*.c with clang + wasm-ld (no libc, no emscripten).
+# Usage: scripts/build-wasm.sh [output.wasm]   (default: wasm/kernels.wasm)
+# The output is deterministic for a given clang/lld: fixed file order, no debug info, no
+# names or producers section, and objects built in a temp dir so no path leaks into them.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+out="${1:-$root/wasm/kernels.wasm}"
+CLANG="${CLANG:-clang}"
+WASM_LD="${WASM_LD:-wasm-ld}"
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+
+# atomics + bulk-memory are required by --shared-memory; simd128 for the kernels.
+cflags=(--target=wasm32 -msimd128 -matomics -mbulk-memory -O3 -ffreestanding -nostdlib
+  -fno-ident -Wall -Wextra -Werror)
+objs=()
+for src in gemm xtx chol; do
+  (cd "$root/csrc" && "$CLANG" "${cflags[@]}" -c "$src.c" -o "$tmp/$src.o")
+  objs+=("$tmp/$src.o")
+done
+# Max memory 4 GiB (the wasm32 limit); the shared memory is created and grown by JavaScript.
+"$WASM_LD" --no-entry --import-memory --shared-memory --max-memory=4294967296 \
+  --strip-all --export=__heap_base -o "$tmp/kernels.wasm" "${objs[@]}"
+mkdir -p "$(dirname "$out")"
+mv "$tmp/kernels.wasm" "$out"
+echo "built $out ($(wc -c <"$out") bytes)"

@@ -1,0 +1,51 @@
+/**
+ * Loads the optional N-API addon (native/, OpenBLAS) built by `npm run build:native` or the
+ * install hook. The addon validates shapes itself; this wrapper only adapts it to Backend.
+ */
+import { createRequire } from 'node:module';
+import type { Backend } from '../backend/types.js';
+
+const ADDON_PATH = new URL('../../../native/build/Release/bitcrush_native.node', import.meta.url).pathname;
+
+/** The functions native/bitcrush.c exports. */
+interface Addon {
+  setThreads(threads: number): void;
+  sgemm(c: Float32Array, a: Float32Array, b: Float32Array, m: number, n: number, k: number): void;
+  sgemv(y: Float32Array, w: Float32Array, x: Float32Array, n: number, k: number): void;
+  xtx(h: Float64Array, x: Float32Array, rows: number, k: number): void;
+  potrf(a: Float64Array, n: number): boolean;
+  trtri(a: Float64Array, n: number): void;
+}
+
+let cached: { addon?: Addon; error?: string } | undefined;
+
+function loadAddon(): { addon?: Addon; error?: string } {
+  if (cached) return cached;
+  try {
+    cached = { addon: createRequire(import.meta.url)(ADDON_PATH) as Addon };
+  } catch (e) {
+    cached = { error: `cannot load ${ADDON_PATH} (${(e as Error).message.split('\n')[0]}); run npm run build:native` };
+  }
+  return cached;
+}
+
+export function loadNativeBackend(threads: number): { backend?: Backend; error?: string } {
+  const { addon, error } = loadAddon();
+  if (!addon) return { error };
+  // OpenBLAS keeps one global thread count; the latest backend created sets it.
+  addon.setThreads(threads);
+  const backend: Backend = {
+    name: 'native',
+    threads,
+    alloc: (length) => new Float32Array(length),
+    alloc64: (length) => new Float64Array(length),
+    free: () => {},
+    matmul: (c, a, b, m, n, k) => addon.sgemm(c, a, b, m, n, k),
+    gemv: (y, w, x, n, k) => addon.sgemv(y, w, x, n, k),
+    xtxAccumulate: (h, x, rows, k) => addon.xtx(h, x, rows, k),
+    cholesky: (a, n) => addon.potrf(a, n),
+    triInverse: (l, n) => addon.trtri(l, n),
+    dispose: () => {},
+  };
+  return { backend };
+}

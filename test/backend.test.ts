@@ -1,0 +1,208 @@
+/**
+ * Every available backend against the reference loops on random inputs: odd shapes that do
+ * not fill the register tiles or cache blocks, arrays inside and outside `alloc`, several
+ * threads with the parallel threshold forced down so small shapes exercise the splitting.
+ */
+import assert from 'node:assert/strict';
+import { after, describe, test } from 'node:test';
+import {
+  createReferenceBackend,
+  referenceCholesky,
+  referenceMatmul,
+  referenceTriInverse,
+  referenceXtx,
+} from '../src/backend/reference.js';
+import type { Backend } from '../src/backend/types.js';
+import { createWasmBackend } from '../src/backend/wasm.js';
+import { createBackend, createWasmBackendNode, spawnNodeWorker } from '../src/node/backend.js';
+import { loadNativeBackend } from '../src/node/native.js';
+import { readFileSync } from 'node:fs';
+
+const EPS32 = 1.2e-7;
+const EPS64 = 2.3e-16;
+
+/** Deterministic uniform numbers in [-1, 1). */
+function rng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return s / 2 ** 31 - 1;
+  };
+}
+
+function randomF32(length: number, rand: () => number): Float32Array {
+  return Float32Array.from({ length }, rand);
+}
+
+/** Copies `data` into a buffer from the backend, or into a plain array (with an offset, so byteOffset matters). */
+function place<T extends Float32Array | Float64Array>(be: Backend, data: T, inside: boolean): T {
+  if (!inside) {
+    const plain = new (data.constructor as { new (n: number): T })(data.length + 3).subarray(3) as T;
+    plain.set(data);
+    return plain;
+  }
+  const buf = (data instanceof Float32Array ? be.alloc(data.length + 1) : be.alloc64!(data.length + 1)) as T;
+  const view = buf.subarray(1) as T;
+  view.set(data);
+  return view;
+}
+
+function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>, length = a.length): number {
+  let e = 0;
+  for (let i = 0; i < length; i++) e = Math.max(e, Math.abs(a[i] - b[i]));
+  return e;
+}
+
+const wasmBytes = readFileSync(new URL('../../wasm/kernels.wasm', import.meta.url));
+const backends: { label: string; be: Backend }[] = [
+  { label: 'reference', be: createReferenceBackend() },
+  { label: 'wasm x1', be: createWasmBackend({ wasm: wasmBytes, threads: 1 }) },
+  // Forced parallel: every call is split across 3 threads, however small.
+  { label: 'wasm x3 split', be: createWasmBackend({ wasm: wasmBytes, threads: 3, spawn: spawnNodeWorker, parallelMinWork: 1 }) },
+  { label: 'wasm default', be: createWasmBackendNode(2) },
+];
+const native = loadNativeBackend(2);
+if (native.backend) backends.push({ label: 'native', be: native.backend });
+else console.log(`# native backend not tested: ${native.error}`);
+after(() => backends.forEach(({ be }) => be.dispose()));
+
+const GEMM_SHAPES: [number, number, number][] = [
+  [1, 1, 1], [1, 37, 19], [2, 9, 5], [3, 5, 1], [5, 9, 7], [4, 8, 16], [67, 45, 33],
+  [130, 70, 300], [6, 600, 20], [200, 17, 64], [9, 1030, 3],
+];
+
+for (const { label, be } of backends) {
+  describe(`backend ${label}`, () => {
+    test('matmul matches the reference (odd shapes, in and out of alloc)', () => {
+      const rand = rng(1);
+      for (const [m, n, k] of GEMM_SHAPES) {
+        for (const inside of [true, false]) {
+          const a = randomF32(m * k, rand);
+          const b = randomF32(n * k, rand);
+          const want = new Float32Array(m * n);
+          referenceMatmul(want, a, b, m, n, k);
+          const c = place(be, new Float32Array(m * n).fill(NaN), inside);
+          be.matmul(c, place(be, a, inside), place(be, b, inside), m, n, k);
+          const err = maxAbsDiff(c, want);
+          assert.ok(err <= 4 * EPS32 * k, `${m}x${n}x${k} inside=${inside}: max error ${err}`);
+        }
+      }
+    });
+
+    test('gemv matches the reference', () => {
+      const rand = rng(2);
+      for (const [n, k] of [[1, 1], [7, 3], [33, 100], [1000, 77], [4, 1], [517, 256]]) {
+        for (const inside of [true, false]) {
+          const w = randomF32(n * k, rand);
+          const x = randomF32(k, rand);
+          const want = new Float32Array(n);
+          referenceMatmul(want, x, w, 1, n, k);
+          const y = place(be, new Float32Array(n).fill(NaN), inside);
+          be.gemv(y, place(be, w, inside), place(be, x, inside), n, k);
+          const err = maxAbsDiff(y, want);
+          assert.ok(err <= 4 * EPS32 * k, `${n}x${k} inside=${inside}: max error ${err}`);
+        }
+      }
+    });
+
+    test('xtxAccumulate sums several calls in float64', () => {
+      const rand = rng(3);
+      for (const k of [1, 5, 13, 70]) {
+        for (const inside of [true, false]) {
+          const want = new Float64Array(k * k);
+          const h = place(be, new Float64Array(k * k), inside);
+          for (const rows of [1, 7, 600]) {
+            const x = randomF32(rows * k, rand);
+            referenceXtx(want, x, rows, k);
+            be.xtxAccumulate(h, place(be, x, inside), rows, k);
+          }
+          const err = maxAbsDiff(h, want);
+          assert.ok(err <= 1e-12 * 608, `k=${k} inside=${inside}: max error ${err}`);
+        }
+      }
+    });
+
+    test('cholesky factors SPD matrices and triInverse inverts the factor', () => {
+      const rand = rng(4);
+      for (const n of [1, 5, 64, 65, 130, 200]) {
+        const a = spd(n, rand);
+        const want = a.slice();
+        assert.equal(referenceCholesky(want, n), true);
+        const l = place(be, a, n % 2 === 0);
+        assert.equal(be.cholesky(l, n), true, `n=${n}`);
+        assert.ok(maxAbsDiff(l, want) <= 1e-12 * n, `n=${n}: factor differs by ${maxAbsDiff(l, want)}`);
+        for (let i = 0; i < n; i++) for (let j = i + 1; j < n; j++) assert.equal(l[i * n + j], 0, 'upper triangle zero');
+
+        const inv = place(be, l.slice(), n % 2 === 1);
+        be.triInverse(inv, n);
+        const wantInv = want.slice();
+        referenceTriInverse(wantInv, n);
+        assert.ok(maxAbsDiff(inv, wantInv) <= 1e-11 * n, `n=${n}: inverse differs by ${maxAbsDiff(inv, wantInv)}`);
+        // L · L⁻¹ = I.
+        let err = 0;
+        for (let i = 0; i < n; i++) {
+          for (let j = 0; j < n; j++) {
+            let s = 0;
+            for (let p = 0; p < n; p++) s += l[i * n + p] * inv[p * n + j];
+            err = Math.max(err, Math.abs(s - (i === j ? 1 : 0)));
+          }
+        }
+        assert.ok(err <= 1e3 * EPS64 * n, `n=${n}: |L·L⁻¹ - I| = ${err}`);
+      }
+    });
+
+    test('cholesky returns false for matrices that are not positive definite', () => {
+      const rand = rng(5);
+      for (const [n, bad] of [[1, 0], [4, 2], [150, 149], [150, 70]]) {
+        const a = spd(n, rand);
+        a[bad * n + bad] = -5;
+        assert.equal(be.cholesky(place(be, a, true), n), false, `n=${n}, negative pivot at ${bad}`);
+      }
+      const nan = spd(8, rand);
+      nan[3 * 8 + 3] = NaN;
+      assert.equal(be.cholesky(nan, 8), false, 'NaN on the diagonal');
+    });
+
+    test('alloc returns zeroed buffers, also after free', () => {
+      for (let round = 0; round < 3; round++) {
+        const x = be.alloc(1000);
+        assert.equal(x.length, 1000);
+        assert.ok(x.every((v) => v === 0));
+        x.fill(7);
+        be.free?.(x);
+      }
+    });
+
+    test('shapes longer than the arrays are rejected', () => {
+      if (be.name === 'reference') return; // plain loops read undefined; not a memory hazard
+      assert.throws(() => be.matmul(be.alloc(4), be.alloc(4), be.alloc(4), 2, 2, 3), RangeError);
+    });
+  });
+}
+
+test('BITCRUSH_BACKEND overrides the requested kind', () => {
+  const saved = process.env.BITCRUSH_BACKEND;
+  try {
+    process.env.BITCRUSH_BACKEND = 'reference';
+    assert.equal(createBackend({ kind: 'wasm' }).name, 'reference');
+    process.env.BITCRUSH_BACKEND = 'bogus';
+    assert.throws(() => createBackend(), /BITCRUSH_BACKEND/);
+  } finally {
+    if (saved === undefined) delete process.env.BITCRUSH_BACKEND;
+    else process.env.BITCRUSH_BACKEND = saved;
+  }
+});
+
+/** A symmetric positive definite matrix B·Bᵀ/n + I/2, float64 [n, n]. */
+function spd(n: number, rand: () => number): Float64Array {
+  const b = Float64Array.from({ length: n * n }, rand);
+  const a = new Float64Array(n * n);
+  for (let i = 0; i < n; i++) {
+    for (let j = 0; j <= i; j++) {
+      let s = 0;
+      for (let p = 0; p < n; p++) s += b[i * n + p] * b[j * n + p];
+      a[i * n + j] = a[j * n + i] = s / n + (i === j ? 0.5 : 0);
+    }
+  }
+  return a;
+}
