@@ -236,6 +236,18 @@ describe('corrupted packed files', () => {
   });
 });
 
+describe('unquantized tensors as F16', () => {
+  it('stores embeddings and norms as float16 when asked', () => {
+    const half = planPackedModel({ config: source.config, method, source, packed, denseDtype: 'F16' });
+    const out = join(dir, 'f16.safetensors');
+    writeFileAtomic(out, half.chunks(), { expectedSize: half.size });
+    const pm = new PackedModel(new FileSource(out));
+    assert.equal(half.header.totals.denseBytes * 2, plan.header.totals.denseBytes);
+    assert.deepStrictEqual(pm.load('model.embed_tokens.weight'), source.load('model.embed_tokens.weight').map(roundToF16));
+    assert.deepStrictEqual(pm.load(layerTensor(0, 'mlp.down_proj')), source.load(layerTensor(0, 'mlp.down_proj')).map(roundToF16));
+  });
+});
+
 describe('atomic write', () => {
   it('never leaves a half-written file at the output path', () => {
     const out = join(dir, 'half.bin');
