@@ -1,0 +1,58 @@
+import type { Command } from 'commander';
+import { UsageError } from '../io/errors.js';
+import { readText } from '../io/bytes.js';
+import { FileSource } from '../node/fs.js';
+import { perplexityOfText } from '../eval/perplexity.js';
+import { describeBackend, loadForRun } from './load.js';
+import { backendArg, intArg, type RunOptions } from './options.js';
+import { createProgress } from './progress.js';
+
+interface EvalCliOptions extends RunOptions {
+  text: string;
+  seqlen?: number;
+  maxWindows?: number;
+  json?: boolean;
+}
+
+export function registerEval(program: Command): void {
+  program
+    .command('eval')
+    .description('perplexity of a text: BOS + whole text tokenized, non-overlapping windows, remainder dropped')
+    .argument('<model>', 'llama2.c .bin file or Hugging Face model directory')
+    .requiredOption('--text <file>', 'UTF-8 text file to score')
+    .option('--seqlen <n>', 'window length in tokens (default: the model\'s context)', intArg(2))
+    .option('--max-windows <n>', 'score only the first n windows (quick checks)', intArg(1))
+    .option('--json', 'print the result as JSON')
+    .option('--tokenizer <file>', 'tokenizer file (default: found beside the model)')
+    .option('--backend <kind>', 'compute backend: auto, native, wasm or reference', backendArg, 'auto')
+    .option('--threads <n>', 'threads (default: all cores)', intArg(1, 1024))
+    .action((modelPath: string, opts: EvalCliOptions, cmd: Command) => run(modelPath, opts, cmd.optsWithGlobals().verbose === true));
+}
+
+function run(modelPath: string, opts: EvalCliOptions, verbose: boolean): void {
+  const textFile = new FileSource(opts.text);
+  const text = readText(textFile);
+  textFile.close();
+  const { model, tokenizer, backend, loadSeconds } = loadForRun(modelPath, opts);
+  try {
+    const seqLen = opts.seqlen ?? model.config.seqLen;
+    if (seqLen > model.config.seqLen) throw new UsageError(`--seqlen ${seqLen} exceeds the model's context of ${model.config.seqLen}`);
+    if (verbose) process.stderr.write(`loaded ${modelPath} in ${loadSeconds.toFixed(2)} s (${describeBackend(backend)})\n`);
+    const progress = createProgress(process.stderr, 'eval', 'windows');
+    const t0 = performance.now();
+    const r = perplexityOfText(model, tokenizer, text, { seqLen, maxWindows: opts.maxWindows, onProgress: (d, t) => progress.update(d, t) });
+    progress.finish();
+    const seconds = (performance.now() - t0) / 1000;
+    if (opts.json) {
+      const out = { model: modelPath, text: opts.text, seqlen: seqLen, ...r, seconds, backend: backend.name, threads: backend.threads };
+      process.stdout.write(`${JSON.stringify(out)}\n`);
+      return;
+    }
+    process.stdout.write(
+      `perplexity ${r.ppl.toFixed(4)}  (mean NLL ${r.nll.toFixed(6)} nats over ${r.predicted} predicted tokens; ` +
+        `${r.windows} windows of ${seqLen}; text ${r.tokens} tokens with BOS; ${seconds.toFixed(1)} s, ${describeBackend(backend)})\n`,
+    );
+  } finally {
+    backend.dispose();
+  }
+}

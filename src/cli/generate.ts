@@ -1,0 +1,55 @@
+import type { Command } from 'commander';
+import { UsageError } from '../io/errors.js';
+import { generate } from '../runtime/generate.js';
+import { describeBackend, loadForRun } from './load.js';
+import { backendArg, floatArg, intArg, seedArg, type RunOptions } from './options.js';
+
+interface GenerateCliOptions extends RunOptions {
+  prompt: string;
+  maxTokens: number;
+  temperature: number;
+  topP: number;
+  seed?: bigint;
+}
+
+export function registerGenerate(program: Command): void {
+  program
+    .command('generate')
+    .description('continue a prompt, streaming the text to stdout (tokens/s on stderr)')
+    .argument('<model>', 'llama2.c .bin file or Hugging Face model directory')
+    .option('-p, --prompt <text>', 'text to continue', '')
+    .option('-n, --max-tokens <n>', 'most tokens to generate (also bounded by the context)', intArg(1), 256)
+    .option('-t, --temperature <t>', '0 = greedy (most likely token); higher = more random', floatArg(0, 100), 1)
+    .option('--top-p <p>', 'nucleus sampling: sample among the most likely tokens covering p; 1 = off', floatArg(0, 1, true), 0.9)
+    .option('-s, --seed <n>', 'random seed, a positive integer (default: the current time)', seedArg)
+    .option('--tokenizer <file>', 'tokenizer file (default: found beside the model)')
+    .option('--backend <kind>', 'compute backend: auto, native, wasm or reference', backendArg, 'auto')
+    .option('--threads <n>', 'threads (default: all cores)', intArg(1, 1024))
+    .action((modelPath: string, opts: GenerateCliOptions, cmd: Command) => run(modelPath, opts, cmd.optsWithGlobals().verbose === true));
+}
+
+function run(modelPath: string, opts: GenerateCliOptions, verbose: boolean): void {
+  const { model, tokenizer, backend, loadSeconds } = loadForRun(modelPath, opts);
+  try {
+    if (verbose) process.stderr.write(`loaded ${modelPath} in ${loadSeconds.toFixed(2)} s (${describeBackend(backend)})\n`);
+    const promptTokens = tokenizer.encode(opts.prompt, true).length;
+    if (promptTokens > model.config.seqLen) {
+      throw new UsageError(`the prompt has ${promptTokens} tokens, more than the model's context of ${model.config.seqLen}`);
+    }
+    const seed = opts.seed ?? BigInt(Date.now());
+    const it = generate(model, tokenizer, { prompt: opts.prompt, maxTokens: opts.maxTokens, temperature: opts.temperature, topP: opts.topP, seed });
+    // like run.c, the output shows the prompt followed by its continuation
+    process.stdout.write(opts.prompt);
+    let r = it.next();
+    for (; !r.done; r = it.next()) process.stdout.write(r.value);
+    process.stdout.write('\n');
+    const s = r.value;
+    const rate = Number.isNaN(s.tokensPerSecond) ? 'n/a' : s.tokensPerSecond.toFixed(1);
+    process.stderr.write(
+      `${rate} tokens/s (decode; ${s.generatedTokens} tokens generated, stop: ${s.stop}; ` +
+        `prompt ${s.promptTokens} tokens in ${s.prefillSeconds.toFixed(3)} s; ${describeBackend(backend)}; seed ${seed})\n`,
+    );
+  } finally {
+    backend.dispose();
+  }
+}

@@ -1,0 +1,68 @@
+import type { Command } from 'commander';
+import { findTokenizer, openModel } from '../io/load.js';
+import { headSize } from '../model/config.js';
+import { LINEARS } from '../model/weights.js';
+import { nodeFs } from '../node/fs.js';
+
+interface InfoOptions {
+  tokenizer?: string;
+  json?: boolean;
+}
+
+export function registerInfo(program: Command): void {
+  program
+    .command('info')
+    .description('show a model\'s architecture, parameter count, tensors and tokenizer')
+    .argument('<model>', 'llama2.c .bin file or Hugging Face model directory')
+    .option('--tokenizer <file>', 'tokenizer file (default: found beside the model)')
+    .option('--json', 'machine-readable output')
+    .action((modelPath: string, opts: InfoOptions) => info(modelPath, opts));
+}
+
+function info(modelPath: string, opts: InfoOptions): void {
+  const source = openModel(modelPath, nodeFs);
+  const c = source.config;
+  const tensors = source.tensors();
+  const count = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
+  const params = tensors.reduce((s, t) => s + count(t.shape), 0);
+  const linears = tensors.filter((t) => LINEARS.some((l) => t.name.endsWith(`.${l}.weight`)));
+  const linearParams = linears.reduce((s, t) => s + count(t.shape), 0);
+
+  // one row per tensor kind: layer indices folded into "*"
+  const kinds = new Map<string, { shape: number[]; count: number }>();
+  for (const t of tensors) {
+    const kind = t.name.replace(/\.layers\.\d+\./, '.layers.*.');
+    const k = kinds.get(kind);
+    if (k) k.count++;
+    else kinds.set(kind, { shape: t.shape, count: 1 });
+  }
+
+  let tokenizer: { vocabSize: number; bosId: number; eosId: number } | { error: string };
+  try {
+    const t = findTokenizer(modelPath, nodeFs, opts.tokenizer);
+    tokenizer = { vocabSize: t.vocabSize, bosId: t.bosId, eosId: t.eosId };
+  } catch (e) {
+    if (opts.tokenizer !== undefined) throw e; // an explicit file must load
+    tokenizer = { error: (e as Error).message };
+  }
+
+  if (opts.json) {
+    const tensorList = [...kinds].map(([name, k]) => ({ name, shape: k.shape, count: k.count }));
+    process.stdout.write(`${JSON.stringify({ model: modelPath, config: c, params, linearParams, linearTensors: linears.length, tensors: tensorList, tokenizer }, null, 2)}\n`);
+    return;
+  }
+  const lines = [
+    `model      ${modelPath} (${nodeFs.isDirectory(modelPath) ? 'Hugging Face directory' : 'llama2.c checkpoint'})`,
+    `config     dim ${c.dim}, hidden ${c.hiddenDim}, ${c.nLayers} layers, ${c.nHeads} heads (${c.nKvHeads} kv heads, head size ${headSize(c)}), ` +
+      `vocab ${c.vocabSize}, context ${c.seqLen}, norm eps ${c.normEps}, rope theta ${c.ropeTheta}, ${c.tiedEmbeddings ? 'tied' : 'untied'} classifier`,
+    `params     ${millions(params)} (${millions(linearParams)} in ${linears.length} linear layers)`,
+    `tensors    ${tensors.length}`,
+    ...[...kinds].map(([name, k]) => `  ${name.padEnd(48)} [${k.shape.join(', ')}]${k.count > 1 ? ` ×${k.count}` : ''}`),
+    'error' in tokenizer ? `tokenizer  not found: ${tokenizer.error}` : `tokenizer  ${tokenizer.vocabSize} tokens (BOS ${tokenizer.bosId}, EOS ${tokenizer.eosId})`,
+  ];
+  process.stdout.write(`${lines.join('\n')}\n`);
+}
+
+function millions(n: number): string {
+  return n >= 1e6 ? `${(n / 1e6).toFixed(2)} M` : `${(n / 1e3).toFixed(1)} K`;
+}

@@ -1,0 +1,73 @@
+/**
+ * Perplexity with the protocol of GPTQ / SliM-LLM / AQLM / DBellQuant (docs/methods.md): the
+ * whole text tokenized once with BOS, cut into non-overlapping windows of `seqLen` tokens, the
+ * remainder dropped; each window starts a fresh sequence at position 0 and predicts its tokens
+ * 1..seqLen-1; ppl = exp(mean NLL over all predicted tokens).
+ */
+import { UsageError } from '../io/errors.js';
+import type { Tokenizer } from '../io/tokenizer.js';
+import type { LlamaModel } from '../runtime/model.js';
+
+export interface PerplexityOptions {
+  /** Window length in tokens (at most the model's context). */
+  seqLen: number;
+  /** Evaluate only the first windows (quick checks); default all. */
+  maxWindows?: number;
+  /** Called after each window. */
+  onProgress?: (windowsDone: number, windowsTotal: number) => void;
+}
+
+export interface PerplexityResult {
+  ppl: number;
+  /** Mean negative log-likelihood (nats) per predicted token. */
+  nll: number;
+  /** Tokens of the whole text, BOS included (before the remainder is dropped). */
+  tokens: number;
+  windows: number;
+  /** Tokens whose probability was scored: windows · (seqLen - 1). */
+  predicted: number;
+}
+
+export function perplexityOfText(model: LlamaModel, tokenizer: Tokenizer, text: string, opts: PerplexityOptions): PerplexityResult {
+  return perplexity(model, tokenizer.encode(text, true), opts);
+}
+
+export function perplexity(model: LlamaModel, tokens: ArrayLike<number>, opts: PerplexityOptions): PerplexityResult {
+  const { seqLen } = opts;
+  const context = model.config.seqLen;
+  if (!Number.isInteger(seqLen) || seqLen < 2 || seqLen > context) {
+    throw new UsageError(`seqlen must be an integer in 2..${context} (the model's context), got ${seqLen}`);
+  }
+  const available = Math.floor(tokens.length / seqLen);
+  if (available === 0) throw new UsageError(`the text has ${tokens.length} tokens, fewer than one window of ${seqLen}`);
+  const windows = Math.min(available, opts.maxWindows ?? available);
+  const vocab = model.config.vocabSize;
+
+  let nllSum = 0;
+  for (let w = 0; w < windows; w++) {
+    const window = Array.prototype.slice.call(tokens, w * seqLen, (w + 1) * seqLen) as number[];
+    // a window longer than the model's chunk size runs as several chunks over the KV cache
+    for (let start = 0; start < seqLen; start += model.maxRows) {
+      const chunk = window.slice(start, start + model.maxRows);
+      const logits = model.forward(chunk, start, 'all'); // [chunk, vocab]
+      for (let t = 0; t < chunk.length; t++) {
+        const target = window[start + t + 1];
+        if (target === undefined) break; // the window's last token predicts nothing
+        nllSum += negLogProb(logits.subarray(t * vocab, (t + 1) * vocab), target);
+      }
+    }
+    opts.onProgress?.(w + 1, windows);
+  }
+  const predicted = windows * (seqLen - 1);
+  const nll = nllSum / predicted;
+  return { ppl: Math.exp(nll), nll, tokens: tokens.length, windows, predicted };
+}
+
+/** -log softmax(logits)[target], in float64. */
+export function negLogProb(logits: Float32Array, target: number): number {
+  let max = -Infinity;
+  for (let i = 0; i < logits.length; i++) if (logits[i] > max) max = logits[i];
+  let sum = 0;
+  for (let i = 0; i < logits.length; i++) sum += Math.exp(logits[i] - max);
+  return Math.log(sum) + max - logits[target];
+}
