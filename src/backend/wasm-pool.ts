@@ -1,10 +1,14 @@
 /**
  * A thread pool for the WebAssembly kernels: the calling thread and N-1 workers instantiate
  * the same module over one shared memory. A call is dispatched through a control block in
- * that memory — the caller writes the op, its arguments and one range per thread, bumps a
- * generation counter (Atomics.notify), runs range 0 itself, then waits (Atomics.wait) until
- * every worker has acknowledged. Workers spin briefly before sleeping so back-to-back calls
- * (decode: many small gemvs per token) avoid the wake-up latency.
+ * that memory: the caller writes the op, its arguments and a table of row ranges (chunks),
+ * opens the chunk counter, bumps a generation counter (Atomics.notify) and then claims chunks
+ * itself like any worker. Chunks are claimed with compare-and-swap on one word holding
+ * (generation, next chunk), so a worker that wakes late, or is not scheduled at all on a busy
+ * machine, simply finds nothing left: the caller never waits for a thread that has not
+ * started, only for chunks already being computed (Atomics.wait on the done counter).
+ * Workers spin briefly before sleeping so back-to-back calls (decode: many gemvs per token)
+ * avoid the wake-up latency.
  *
  * This file is shared by both sides and has no Node imports: the Node worker entry is
  * src/node/wasm-worker.ts; a browser Web Worker entry only has to call runWasmWorker too.
@@ -22,19 +26,25 @@ export const OPS = [
   { name: 'trinv_store', scratch: false },
 ] as const;
 export type OpName = (typeof OPS)[number]['name'];
-const QUIT = -1;
 
 // Control block layout (int32 slots).
 const GEN = 0; // generation counter, bumped per dispatch
-const PENDING = 1; // workers that have not yet acknowledged the current generation
-const READY = 2; // workers that finished instantiating
-const OP = 3;
-const NARGS = 4;
-const ARGS = 5;
+const CLAIM = 1; // (generation << CHUNK_BITS) | next unclaimed chunk
+const DONE = 2; // chunks finished in the current generation
+const READY = 3; // workers that finished instantiating
+const QUIT = 4; // set on dispose
+const OP = 5;
+const NARGS = 6;
+const NCHUNKS = 7;
+const ARGS = 8;
 const MAX_ARGS = 12;
-const PARTS = ARGS + MAX_ARGS; // per thread: scratch, r0, r1, active
+const SCRATCH = ARGS + MAX_ARGS; // per-thread scratch address
 export const MAX_THREADS = 64;
-export const CONTROL_BYTES = (PARTS + 4 * MAX_THREADS) * 4;
+const CHUNKS = SCRATCH + MAX_THREADS; // per chunk: r0, r1
+const CHUNK_BITS = 10;
+export const MAX_CHUNKS = 1 << (CHUNK_BITS - 1); // below the field's range, so "all claimed" fits
+const GEN_MASK = (1 << (31 - CHUNK_BITS)) - 1;
+export const CONTROL_BYTES = (CHUNKS + 2 * MAX_CHUNKS) * 4;
 
 /** What a worker needs to join the pool (structured-cloneable). */
 export interface WasmWorkerInit {
@@ -77,6 +87,29 @@ function waitWhile(ctl: Int32Array, slot: number, value: number, spinMicros: num
   }
 }
 
+/**
+ * Claims and runs chunks of generation `gen` until none is left. The arguments were read
+ * before the claim; they are valid exactly when the claim succeeds, because the caller only
+ * rewrites them after every chunk of the generation has been claimed and finished.
+ */
+function work(ctl: Int32Array, fns: Kernel[], gen: number, index: number): void {
+  const op = ctl[OP];
+  const nargs = ctl[NARGS];
+  const args: number[] = [];
+  for (let i = 0; i < nargs && i < MAX_ARGS; i++) args.push(ctl[ARGS + i]);
+  const tag = (gen & GEN_MASK) << CHUNK_BITS;
+  for (;;) {
+    const claim = Atomics.load(ctl, CLAIM);
+    const chunk = claim - tag;
+    if (chunk < 0 || chunk >= Atomics.load(ctl, NCHUNKS) || chunk >= MAX_CHUNKS) return;
+    if (Atomics.compareExchange(ctl, CLAIM, claim, claim + 1) !== claim) continue;
+    const base = CHUNKS + 2 * chunk;
+    if (OPS[op].scratch) fns[op](...args, ctl[SCRATCH + index], ctl[base], ctl[base + 1]);
+    else fns[op](...args, ctl[base], ctl[base + 1]);
+    if (Atomics.add(ctl, DONE, 1) + 1 === ctl[NCHUNKS]) Atomics.notify(ctl, DONE);
+  }
+}
+
 /** The worker side: runs until the pool is disposed. */
 export function runWasmWorker(init: WasmWorkerInit): void {
   const instance = new WebAssembly.Instance(init.module, { env: { memory: init.memory } });
@@ -87,21 +120,13 @@ export function runWasmWorker(init: WasmWorkerInit): void {
   let seen = 0;
   for (;;) {
     waitWhile(ctl, GEN, seen, init.spinMicros);
+    if (Atomics.load(ctl, QUIT)) return;
     seen = Atomics.load(ctl, GEN);
-    const op = ctl[OP];
-    if (op === QUIT) return;
-    const part = PARTS + 4 * init.index;
-    if (ctl[part + 3] !== 0) {
-      const args: number[] = [];
-      for (let i = 0; i < ctl[NARGS]; i++) args.push(ctl[ARGS + i]);
-      if (OPS[op].scratch) args.push(ctl[part]);
-      fns[op](...args, ctl[part + 1], ctl[part + 2]);
-    }
-    if (Atomics.sub(ctl, PENDING, 1) === 1) Atomics.notify(ctl, PENDING);
+    work(ctl, fns, seen, init.index);
   }
 }
 
-/** A [r0, r1) range of rows or columns for one thread. */
+/** A [r0, r1) range of rows or columns for one chunk. */
 export type Range = readonly [number, number];
 
 /** The calling thread's side of the pool. */
@@ -109,7 +134,6 @@ export class WasmPool {
   readonly fns: Kernel[];
   private readonly ctl: Int32Array;
   private readonly workers: { terminate(): void }[] = [];
-  private scratch: number[] = []; // per-thread scratch addresses
   private disposed = false;
 
   constructor(
@@ -134,52 +158,52 @@ export class WasmPool {
     while (Atomics.load(this.ctl, READY) < this.workers.length) await new Promise((r) => setTimeout(r, 1));
   }
 
-  /** Sets the per-thread scratch blocks used by ops that take scratch. */
+  /** Sets the per-thread scratch blocks used by ops that take scratch (between calls only). */
   setScratch(addresses: number[]): void {
-    this.scratch = addresses;
+    addresses.forEach((a, i) => (this.ctl[SCRATCH + i] = a));
   }
 
-  /** Runs op over the ranges, range i on thread i, and returns when all are done. */
-  run(op: OpName, args: number[], ranges: Range[]): number {
+  /**
+   * Runs op over the chunks (any thread may take any chunk) and returns when all are done.
+   * With one chunk, or no workers, everything runs here without touching the control block.
+   */
+  run(op: OpName, args: number[], chunks: Range[]): void {
     if (this.disposed) throw new Error('wasm backend used after dispose()');
+    if (args.length > MAX_ARGS || chunks.length > MAX_CHUNKS) throw new Error('wasm pool: too many arguments or chunks');
     const code = OPS.findIndex((o) => o.name === op);
-    const usesScratch = OPS[code].scratch;
-    const own = usesScratch ? [...args, this.scratch[0], ...ranges[0]] : [...args, ...ranges[0]];
-    if (ranges.length === 1 || this.workers.length === 0) {
-      let result = 0;
-      for (const r of ranges) result = this.fns[code](...(usesScratch ? [...args, this.scratch[0], ...r] : [...args, ...r]));
-      return result;
-    }
-    if (ranges.length > this.threads) throw new Error('more ranges than threads');
     const ctl = this.ctl;
+    if (chunks.length === 1 || this.workers.length === 0) {
+      const scratch = OPS[code].scratch ? [ctl[SCRATCH]] : [];
+      for (const [r0, r1] of chunks) this.fns[code](...args, ...scratch, r0, r1);
+      return;
+    }
+    // Every chunk of the previous generation is done, so nobody can claim or read these now.
     ctl[OP] = code;
     ctl[NARGS] = args.length;
     for (let i = 0; i < args.length; i++) ctl[ARGS + i] = args[i];
-    for (let t = 1; t < this.threads; t++) {
-      const part = PARTS + 4 * t;
-      const active = t < ranges.length;
-      ctl[part] = usesScratch ? this.scratch[t] : 0;
-      ctl[part + 1] = active ? ranges[t][0] : 0;
-      ctl[part + 2] = active ? ranges[t][1] : 0;
-      ctl[part + 3] = active ? 1 : 0;
-    }
-    Atomics.store(ctl, PENDING, this.workers.length);
-    Atomics.add(ctl, GEN, 1);
+    chunks.forEach(([r0, r1], i) => {
+      ctl[CHUNKS + 2 * i] = r0;
+      ctl[CHUNKS + 2 * i + 1] = r1;
+    });
+    Atomics.store(ctl, NCHUNKS, chunks.length);
+    Atomics.store(ctl, DONE, 0);
+    const gen = (Atomics.load(ctl, GEN) + 1) & GEN_MASK;
+    Atomics.store(ctl, CLAIM, gen << CHUNK_BITS);
+    Atomics.store(ctl, GEN, gen);
     Atomics.notify(ctl, GEN);
-    const result = this.fns[code](...own);
+    work(ctl, this.fns, gen, 0);
     for (;;) {
-      const pending = Atomics.load(ctl, PENDING);
-      if (pending === 0) break;
-      // Generous timeout: a worker that failed to start must not hang the process forever.
-      waitWhile(ctl, PENDING, pending, this.spinMicros, 60_000);
+      const done = Atomics.load(ctl, DONE);
+      if (done === chunks.length) break;
+      // Only chunks already being computed remain; the timeout guards against a crashed worker.
+      waitWhile(ctl, DONE, done, this.spinMicros, 60_000);
     }
-    return result;
   }
 
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
-    Atomics.store(this.ctl, OP, QUIT);
+    Atomics.store(this.ctl, QUIT, 1);
     Atomics.add(this.ctl, GEN, 1);
     Atomics.notify(this.ctl, GEN);
     for (const w of this.workers) w.terminate();

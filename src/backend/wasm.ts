@@ -7,7 +7,7 @@
  */
 import type { Backend } from './types.js';
 import { WasmHeap } from './wasm-heap.js';
-import { CONTROL_BYTES, MAX_THREADS, WasmPool, type OpName, type Range, type SpawnWasmWorker } from './wasm-pool.js';
+import { CONTROL_BYTES, MAX_CHUNKS, MAX_THREADS, WasmPool, type OpName, type Range, type SpawnWasmWorker } from './wasm-pool.js';
 import { evenRanges, linearCostRanges } from './ranges.js';
 
 export interface WasmBackendOptions {
@@ -19,7 +19,7 @@ export interface WasmBackendOptions {
   spawn?: SpawnWasmWorker;
   /** How long idle threads spin before sleeping, in microseconds (default 200). */
   spinMicros?: number;
-  /** Multiply-adds below which a call runs on the calling thread alone (default 65536). */
+  /** Multiply-adds below which a call runs on the calling thread alone (default 262144). */
   parallelMinWork?: number;
 }
 
@@ -41,7 +41,8 @@ const MAX_PAGES = 65536;
 
 export function createWasmBackend(opts: WasmBackendOptions): WasmBackend {
   const threads = Math.max(1, Math.min(MAX_THREADS, Math.floor(opts.threads ?? 1)));
-  const minWork = opts.parallelMinWork ?? 65536;
+  // About 50-100 µs of work: below that, waking a worker costs more than it saves.
+  const minWork = opts.parallelMinWork ?? 1 << 18;
   const module = opts.wasm instanceof WebAssembly.Module ? opts.wasm : new WebAssembly.Module(opts.wasm);
   const memory = new WebAssembly.Memory({ initial: INITIAL_PAGES, maximum: MAX_PAGES, shared: true });
   const instance = new WebAssembly.Instance(module, { env: { memory } });
@@ -62,9 +63,13 @@ export function createWasmBackend(opts: WasmBackendOptions): WasmBackend {
     pool.setScratch(scratch);
   }
 
-  /** How many threads a call of `work` multiply-adds deserves. */
-  function partsFor(work: number): number {
-    return work < minWork ? 1 : Math.min(threads, Math.max(1, Math.floor(work / minWork)));
+  /**
+   * How many chunks a call of `work` multiply-adds is split into: one (no dispatch) when small,
+   * else a few per thread so a thread that is slow to wake costs little (see WasmPool).
+   */
+  function chunksFor(work: number, perThread = 4): number {
+    if (threads === 1 || work < minWork) return 1;
+    return Math.max(2, Math.min(threads * perThread, MAX_CHUNKS, Math.floor(work / minWork)));
   }
 
   // Arrays outside wasm memory are staged through temporary blocks.
@@ -101,10 +106,10 @@ export function createWasmBackend(opts: WasmBackendOptions): WasmBackend {
       throw e;
     }
   }
-  const run = (op: OpName, args: number[], ranges: Range[]) => pool.run(op, args, ranges);
+  const run = (op: OpName, args: number[], chunks: Range[]) => pool.run(op, args, chunks);
 
   function gemvAt(y: number, w: number, x: number, n: number, k: number): void {
-    run('sgemv', [y, w, x, n, k], evenRanges(0, n, partsFor(n * k), 4));
+    run('sgemv', [y, w, x, n, k], evenRanges(0, n, chunksFor(n * k), 4));
   }
 
   const backend: WasmBackend = {
@@ -128,8 +133,9 @@ export function createWasmBackend(opts: WasmBackendOptions): WasmBackend {
           return;
         }
         ensureScratch(sgemmScratch);
-        const parts = partsFor(m * n * k);
-        // Split the larger side: each thread packs the other operand's blocks itself.
+        // Few chunks per thread: each chunk packs the other operand's blocks again.
+        const parts = chunksFor(m * n * k, 2);
+        // Split the larger side.
         if (m >= n) run('sgemm', [pc, pa, pb, m, n, k, 0], evenRanges(0, m, parts, MR));
         else run('sgemm', [pc, pa, pb, m, n, k, 1], evenRanges(0, n, parts, NR));
       });
@@ -147,7 +153,7 @@ export function createWasmBackend(opts: WasmBackendOptions): WasmBackend {
         // Row chunk: the float64 panels of one chunk (rc·4·panels doubles) should fit in L2.
         const rc = Math.max(16, Math.min(512, Math.floor((1 << 19) / (panels * 32) / 4) * 4));
         ensureScratch(rc * panels * 32 + 128);
-        const parts = partsFor((rows * k * k) / 2);
+        const parts = chunksFor((rows * k * k) / 2);
         run('xtx', [ph, px, rows, k, rc], linearCostRanges(0, panels, parts, (t) => t + 1));
       });
     },
@@ -161,8 +167,8 @@ export function createWasmBackend(opts: WasmBackendOptions): WasmBackend {
           if (!chol(pa, n, kb, bs)) ok = false;
           else if (kb + bs < n) {
             const rest = n - kb - bs;
-            run('chol_panel', [pa, n, kb, bs], evenRanges(kb + bs, n, partsFor((rest * bs * bs) / 2), 1));
-            const parts = partsFor((rest * rest * bs) / 2);
+            run('chol_panel', [pa, n, kb, bs], evenRanges(kb + bs, n, chunksFor((rest * bs * bs) / 2), 1));
+            const parts = chunksFor((rest * rest * bs) / 2);
             run('chol_update', [pa, n, kb, bs], linearCostRanges(kb + bs, n, parts, (i) => i - kb - bs + 1));
           }
         }
@@ -182,8 +188,8 @@ export function createWasmBackend(opts: WasmBackendOptions): WasmBackend {
             diag(pl, n, j0, bs);
             if (j1 === n) continue;
             const rest = n - j1;
-            run('trinv_mul', [pl, n, j0, bs, t], linearCostRanges(j1, n, partsFor((rest * rest * bs) / 2), (i) => i - j1 + 1));
-            run('trinv_store', [pl, n, j0, bs, t], evenRanges(j1, n, partsFor((rest * bs * bs) / 2), 1));
+            run('trinv_mul', [pl, n, j0, bs, t], linearCostRanges(j1, n, chunksFor((rest * rest * bs) / 2), (i) => i - j1 + 1));
+            run('trinv_store', [pl, n, j0, bs, t], evenRanges(j1, n, chunksFor((rest * bs * bs) / 2), 1));
           }
         } finally {
           heap.freeBytes(t);
@@ -195,7 +201,7 @@ export function createWasmBackend(opts: WasmBackendOptions): WasmBackend {
       let total = 0;
       withStaged([[x, len * chunks, 'in']], ([px]) => {
         const out = heap.allocBytes(chunks * 4);
-        run('stream_sum', [out, px, len], evenRanges(0, chunks, Math.min(threads, chunks), 1));
+        run('stream_sum', [out, px, len], evenRanges(0, chunks, Math.min(threads * 4, chunks), 1));
         for (const v of heap.f32(out, chunks)) total += v;
         heap.freeBytes(out);
       });
