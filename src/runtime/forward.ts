@@ -8,7 +8,8 @@ import { headSize as headSizeOf, kvDim as kvDimOf, type LlamaConfig } from '../m
 import type { Backend } from '../backend/types.js';
 import { attention } from './attention.js';
 import type { Linear } from './linear.js';
-import type { LlamaWeights, Scratch } from './model.js';
+import type { LayerWeights, LlamaWeights, Scratch } from './model.js';
+import type { LinearName } from '../model/weights.js';
 
 /** Which logits a forward call computes: the last token's (generation) or every token's (evaluation). */
 export type LogitsWanted = 'last' | 'all';
@@ -23,18 +24,13 @@ export function forward(
   wanted: LogitsWanted,
 ): Float32Array {
   const T = tokens.length;
-  const { dim, hiddenDim: hidden, vocabSize: vocab, seqLen } = c;
-  const kvDim = kvDimOf(c);
+  const { dim, vocabSize: vocab, seqLen } = c;
   if (T < 1 || T > s.maxRows) throw new RangeError(`forward takes 1..${s.maxRows} tokens, got ${T}`);
   if (!Number.isInteger(startPos) || startPos < 0 || startPos + T > seqLen) {
     throw new RangeError(`positions ${startPos}..${startPos + T - 1} exceed the model's context length ${seqLen}`);
   }
   const x = s.x.subarray(0, T * dim);
   const xb = s.xb.subarray(0, T * dim);
-  const xb2 = s.xb2.subarray(0, T * dim);
-  const q = s.q.subarray(0, T * dim);
-  const hb = s.hb.subarray(0, T * hidden);
-  const hb2 = s.hb2.subarray(0, T * hidden);
 
   // token embeddings into the residual stream
   for (let t = 0; t < T; t++) {
@@ -43,42 +39,7 @@ export function forward(
     x.set(w.embedding.subarray(token * dim, (token + 1) * dim), t * dim);
   }
 
-  for (let l = 0; l < c.nLayers; l++) {
-    const L = w.layers[l];
-    // this chunk's rows of the layer's KV cache: k and v are written straight into it
-    const cacheRows = (l * seqLen + startPos) * kvDim;
-    const k = s.keyCache.subarray(cacheRows, cacheRows + T * kvDim);
-    const v = s.valueCache.subarray(cacheRows, cacheRows + T * kvDim);
-
-    // attention RMSNorm
-    rmsnorm(xb, x, L.attnNorm, T, dim, c.normEps);
-    // q, k, v projections
-    apply(L.wq, q, xb, T);
-    apply(L.wk, k, xb, T);
-    apply(L.wv, v, xb, T);
-    // rotary position embedding of q and k
-    rope(q, s, c, T, startPos, dim);
-    rope(k, s, c, T, startPos, kvDim);
-    // causal multi-head attention over the cache (positions 0..pos of each row)
-    attention(backend, xb, q, s, c, l, T, startPos);
-    // output projection, then residual
-    apply(L.wo, xb2, xb, T);
-    for (let i = 0; i < x.length; i++) x[i] += xb2[i];
-
-    // MLP RMSNorm
-    rmsnorm(xb, x, L.ffnNorm, T, dim, c.normEps);
-    // gate (w1) and up (w3) projections
-    apply(L.w1, hb, xb, T);
-    apply(L.w3, hb2, xb, T);
-    // SwiGLU: silu(gate) * up
-    for (let i = 0; i < hb.length; i++) {
-      const g = hb[i];
-      hb[i] = (g / (1 + Math.exp(-g))) * hb2[i];
-    }
-    // down projection (w2), then residual
-    apply(L.w2, xb2, hb, T);
-    for (let i = 0; i < x.length; i++) x[i] += xb2[i];
-  }
+  for (let l = 0; l < c.nLayers; l++) layerForward(backend, c, w.layers[l]!, s, l, T, startPos);
 
   // final RMSNorm and classifier, for the rows whose logits are wanted
   if (wanted === 'last') {
@@ -92,6 +53,78 @@ export function forward(
   const logits = s.logits.subarray(0, T * vocab);
   apply(w.classifier, logits, xb, T);
   return logits;
+}
+
+/**
+ * Sees the input of each linear of a block just before it is applied (calibration: Hessian
+ * statistics, captured inputs). q/k/v share one input and so do gate/up: the hook is called
+ * once per linear all the same, with the same array. `x` is scratch: read it, do not keep it.
+ */
+export type LinearInputHook = (linear: LinearName, x: Float32Array /* [rows, in] */, rows: number) => void;
+
+/**
+ * One transformer block on the residual stream s.x [T, dim] (updated in place) at positions
+ * startPos..startPos+T-1, using and filling layer `l` of the KV cache. `forward` runs every
+ * block through this; the quantization pipeline runs one block at a time with `hook`.
+ */
+export function layerForward(
+  backend: Backend,
+  c: LlamaConfig,
+  L: LayerWeights,
+  s: Scratch,
+  l: number,
+  T: number,
+  startPos: number,
+  hook?: LinearInputHook,
+): void {
+  const { dim, hiddenDim: hidden, seqLen } = c;
+  const kvDim = kvDimOf(c);
+  const x = s.x.subarray(0, T * dim);
+  const xb = s.xb.subarray(0, T * dim);
+  const xb2 = s.xb2.subarray(0, T * dim);
+  const q = s.q.subarray(0, T * dim);
+  const hb = s.hb.subarray(0, T * hidden);
+  const hb2 = s.hb2.subarray(0, T * hidden);
+  // this chunk's rows of the layer's KV cache: k and v are written straight into it
+  const cacheRows = (l * seqLen + startPos) * kvDim;
+  const k = s.keyCache.subarray(cacheRows, cacheRows + T * kvDim);
+  const v = s.valueCache.subarray(cacheRows, cacheRows + T * kvDim);
+
+  // attention RMSNorm
+  rmsnorm(xb, x, L.attnNorm, T, dim, c.normEps);
+  // q, k, v projections
+  hook?.('self_attn.q_proj', xb, T);
+  hook?.('self_attn.k_proj', xb, T);
+  hook?.('self_attn.v_proj', xb, T);
+  apply(L.wq, q, xb, T);
+  apply(L.wk, k, xb, T);
+  apply(L.wv, v, xb, T);
+  // rotary position embedding of q and k
+  rope(q, s, c, T, startPos, dim);
+  rope(k, s, c, T, startPos, kvDim);
+  // causal multi-head attention over the cache (positions 0..pos of each row)
+  attention(backend, xb, q, s, c, l, T, startPos);
+  // output projection, then residual
+  hook?.('self_attn.o_proj', xb, T);
+  apply(L.wo, xb2, xb, T);
+  for (let i = 0; i < x.length; i++) x[i] += xb2[i];
+
+  // MLP RMSNorm
+  rmsnorm(xb, x, L.ffnNorm, T, dim, c.normEps);
+  // gate (w1) and up (w3) projections
+  hook?.('mlp.gate_proj', xb, T);
+  hook?.('mlp.up_proj', xb, T);
+  apply(L.w1, hb, xb, T);
+  apply(L.w3, hb2, xb, T);
+  // SwiGLU: silu(gate) * up
+  for (let i = 0; i < hb.length; i++) {
+    const g = hb[i];
+    hb[i] = (g / (1 + Math.exp(-g))) * hb2[i];
+  }
+  // down projection (w2), then residual
+  hook?.('mlp.down_proj', hb, T);
+  apply(L.w2, xb2, hb, T);
+  for (let i = 0; i < x.length; i++) x[i] += xb2[i];
 }
 
 /** y[rows, out] = x[rows, in] · Wᵀ; one row goes through the matrix-vector kernel. */
