@@ -16,6 +16,7 @@ import type { Backend } from '../src/backend/types.js';
 import { createWasmBackend } from '../src/backend/wasm.js';
 import { createBackend, createWasmBackendNode, spawnNodeWorker } from '../src/node/backend.js';
 import { loadNativeBackend } from '../src/node/native.js';
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 
 const EPS32 = 1.2e-7;
@@ -179,6 +180,38 @@ for (const { label, be } of backends) {
     });
   });
 }
+
+test('wasm memory grows without invalidating earlier buffers; freed blocks are reused', () => {
+  const be = createWasmBackend({ wasm: wasmBytes, threads: 1 });
+  try {
+    const small = be.alloc(1000).fill(3);
+    const big = be.alloc(3 << 20); // 12 MiB: more than the initial memory
+    big[big.length - 1] = 5;
+    assert.equal(small[999], 3, 'view from before the grow still reads the same memory');
+    const y = be.alloc(2);
+    be.matmul(y, small.subarray(0, 4), small.subarray(4, 8), 1, 1, 4); // in place, no copy
+    assert.equal(y[0], 36);
+    be.free(big);
+    const again = be.alloc(3 << 20);
+    assert.equal(again.byteOffset, big.byteOffset, 'first fit reuses the freed block');
+    assert.equal(again[again.length - 1], 0, 'reused block is zeroed');
+    assert.throws(() => be.free(new Float32Array(4)), /not allocated/);
+  } finally {
+    be.dispose();
+  }
+});
+
+test('an undisposed wasm backend does not keep the process alive', () => {
+  const script = `
+    import { createBackend } from ${JSON.stringify(new URL('../src/node/backend.js', import.meta.url).href)};
+    const be = createBackend({ kind: 'wasm', threads: 2 });
+    const n = 256, a = be.alloc(n * n).fill(1), c = be.alloc(n * n);
+    be.matmul(c, a, a, n, n, n);
+    console.log(c[0]);`;
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 20_000 });
+  assert.equal(r.status, 0, `exit status ${r.status}, signal ${r.signal}: ${r.stderr}`);
+  assert.equal(r.stdout.trim(), '256');
+});
 
 test('BITCRUSH_BACKEND overrides the requested kind', () => {
   const saved = process.env.BITCRUSH_BACKEND;
