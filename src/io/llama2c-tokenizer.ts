@@ -32,8 +32,8 @@ export class Llama2cTokenizer implements Tokenizer {
   private readonly scores: Float32Array;
   /** piece bytes as a binary string (one char per byte) → id */
   private readonly ids = new Map<string, number>();
-  /** pair key (left * vocab + right) → merged id, or -1 */
-  private readonly pairCache = new Map<number, number>();
+  /** (left, right) → merged id, or -1 */
+  private readonly pairCache = new PairTable();
   private readonly spaceId: number;
 
   constructor(
@@ -97,24 +97,26 @@ export class Llama2cTokenizer implements Tokenizer {
 
   /** The merged id of (left, right), or -1; cached since the same pairs recur throughout a text. */
   private pairId(left: number, right: number): number {
-    const key = left * this.vocabSize + right;
-    let id = this.pairCache.get(key);
+    let id = this.pairCache.get(left, right);
     if (id === undefined) {
       const merged = binaryString(this.pieces[left]!) + binaryString(this.pieces[right]!);
       id = this.ids.get(merged) ?? -1;
       if (id >= 0 && !(this.scores[id]! > MIN_SCORE)) id = -1;
-      this.pairCache.set(key, id);
+      this.pairCache.set(left, right, id);
     }
     return id;
   }
 
-  /** run.c's merge loop. Nodes are the initial positions; `version` invalidates stale heap entries. */
+  /**
+   * run.c's merge loop over a linked list of the initial positions. A heap entry (left, merged)
+   * is current iff the pair now starting at `left` still merges to `merged`: a node's piece
+   * only grows, so a pair that changed concatenates to a longer string, never the same one.
+   */
   private merge(initial: number[]): number[] {
     const n = initial.length;
-    const id = Int32Array.from(initial);
+    const id = Int32Array.from(initial); // -1: merged into its left neighbour
     const next = new Int32Array(n);
     const prev = new Int32Array(n);
-    const version = new Int32Array(n);
     for (let i = 0; i < n; i++) {
       next[i] = i + 1 < n ? i + 1 : -1;
       prev[i] = i - 1;
@@ -124,17 +126,17 @@ export class Llama2cTokenizer implements Tokenizer {
       const right = left >= 0 ? next[left]! : -1;
       if (right < 0) return;
       const merged = this.pairId(id[left]!, id[right]!);
-      if (merged >= 0) heap.push(this.scores[merged]!, left, version[left]!, right, version[right]!, merged);
+      if (merged >= 0) heap.push(this.scores[merged]!, left, merged);
     };
     for (let i = 0; i + 1 < n; i++) offer(i);
     while (heap.size > 0) {
-      const e = heap.pop();
-      const left = heap.left[e]!;
-      const right = heap.right[e]!;
-      if (version[left] !== heap.leftVersion[e] || version[right] !== heap.rightVersion[e] || next[left] !== right) continue;
-      id[left] = heap.merged[e]!;
-      version[left]!++;
-      version[right] = -1; // removed for good
+      const left = heap.topLeft();
+      const merged = heap.topMerged();
+      heap.pop();
+      const right = next[left]!;
+      if (id[left]! < 0 || right < 0 || this.pairId(id[left]!, id[right]!) !== merged) continue;
+      id[left] = merged;
+      id[right] = -1;
       next[left] = next[right]!;
       if (next[right]! >= 0) prev[next[right]!] = left;
       offer(prev[left]!);
@@ -185,66 +187,62 @@ function binaryString(bytes: Uint8Array): string {
 
 /**
  * Max-heap of candidate merges ordered by (score desc, left position asc) — the order in which
- * run.c's scan picks them (strict `>` keeps the leftmost of equal scores). Struct of arrays.
+ * run.c's scan picks them (its strict `>` keeps the leftmost of equal scores). Entries are
+ * stored inline (struct of arrays by heap slot) so sifting touches contiguous memory.
  */
 class PairHeap {
   size = 0;
-  score: Float32Array;
-  left: Int32Array;
-  leftVersion: Int32Array;
-  right: Int32Array;
-  rightVersion: Int32Array;
-  merged: Int32Array;
-  private order: Int32Array; // heap of entry indices
-  private free: number[] = [];
-  private count = 0;
+  private score: Float32Array;
+  private left: Int32Array;
+  private merged: Int32Array;
 
   constructor(capacity: number) {
-    const cap = Math.max(16, capacity);
-    this.score = new Float32Array(cap);
-    this.left = new Int32Array(cap);
-    this.leftVersion = new Int32Array(cap);
-    this.right = new Int32Array(cap);
-    this.rightVersion = new Int32Array(cap);
-    this.merged = new Int32Array(cap);
-    this.order = new Int32Array(cap);
+    this.score = new Float32Array(Math.max(16, capacity));
+    this.left = new Int32Array(this.score.length);
+    this.merged = new Int32Array(this.score.length);
   }
 
-  push(score: number, left: number, leftVersion: number, right: number, rightVersion: number, merged: number): void {
-    const e = this.free.pop() ?? this.count++;
-    if (e >= this.score.length) this.grow();
-    this.score[e] = score;
-    this.left[e] = left;
-    this.leftVersion[e] = leftVersion;
-    this.right[e] = right;
-    this.rightVersion[e] = rightVersion;
-    this.merged[e] = merged;
+  topLeft(): number {
+    return this.left[0]!;
+  }
+
+  topMerged(): number {
+    return this.merged[0]!;
+  }
+
+  push(score: number, left: number, merged: number): void {
+    if (this.size === this.score.length) this.grow();
     let i = this.size++;
     while (i > 0) {
       const parent = (i - 1) >> 1;
-      if (!this.before(e, this.order[parent]!)) break;
-      this.order[i] = this.order[parent]!;
+      const ps = this.score[parent]!;
+      if (ps > score || (ps === score && this.left[parent]! < left)) break;
+      this.move(parent, i);
       i = parent;
     }
-    this.order[i] = e;
+    this.score[i] = score;
+    this.left[i] = left;
+    this.merged[i] = merged;
   }
 
-  /** Removes the top entry and returns its index, valid until the next push. */
-  pop(): number {
-    const top = this.order[0]!;
-    const last = this.order[--this.size]!;
+  pop(): void {
+    const last = --this.size;
+    const score = this.score[last]!;
+    const left = this.left[last]!;
+    const merged = this.merged[last]!;
     let i = 0;
     for (;;) {
       let child = 2 * i + 1;
-      if (child >= this.size) break;
-      if (child + 1 < this.size && this.before(this.order[child + 1]!, this.order[child]!)) child++;
-      if (!this.before(this.order[child]!, last)) break;
-      this.order[i] = this.order[child]!;
+      if (child >= last) break;
+      if (child + 1 < last && this.before(child + 1, child)) child++;
+      const cs = this.score[child]!;
+      if (cs < score || (cs === score && this.left[child]! > left)) break;
+      this.move(child, i);
       i = child;
     }
-    if (this.size > 0) this.order[i] = last;
-    this.free.push(top);
-    return top;
+    this.score[i] = score;
+    this.left[i] = left;
+    this.merged[i] = merged;
   }
 
   private before(a: number, b: number): boolean {
@@ -253,19 +251,60 @@ class PairHeap {
     return sa > sb || (sa === sb && this.left[a]! < this.left[b]!);
   }
 
+  private move(from: number, to: number): void {
+    this.score[to] = this.score[from]!;
+    this.left[to] = this.left[from]!;
+    this.merged[to] = this.merged[from]!;
+  }
+
   private grow(): void {
     const cap = this.score.length * 2;
-    const widen = <T extends Float32Array | Int32Array>(a: T, make: (n: number) => T): T => {
-      const b = make(cap);
-      b.set(a);
-      return b;
-    };
-    this.score = widen(this.score, (n) => new Float32Array(n));
-    this.left = widen(this.left, (n) => new Int32Array(n));
-    this.leftVersion = widen(this.leftVersion, (n) => new Int32Array(n));
-    this.right = widen(this.right, (n) => new Int32Array(n));
-    this.rightVersion = widen(this.rightVersion, (n) => new Int32Array(n));
-    this.merged = widen(this.merged, (n) => new Int32Array(n));
-    this.order = widen(this.order, (n) => new Int32Array(n));
+    const score = new Float32Array(cap);
+    const left = new Int32Array(cap);
+    const merged = new Int32Array(cap);
+    score.set(this.score);
+    left.set(this.left);
+    merged.set(this.merged);
+    [this.score, this.left, this.merged] = [score, left, merged];
+  }
+}
+
+/** Open-addressing hash map (left id, right id) → merged id; far faster than a Map on 4 M lookups. */
+class PairTable {
+  private keys = new Int32Array(2 * 1024).fill(-1);
+  private values = new Int32Array(1024);
+  private count = 0;
+
+  get(left: number, right: number): number | undefined {
+    const slot = this.find(left, right);
+    return this.keys[2 * slot]! < 0 ? undefined : this.values[slot]!;
+  }
+
+  set(left: number, right: number, value: number): void {
+    if (2 * (this.count + 1) > this.values.length) this.grow();
+    const slot = this.find(left, right);
+    if (this.keys[2 * slot]! < 0) this.count++;
+    this.keys[2 * slot] = left;
+    this.keys[2 * slot + 1] = right;
+    this.values[slot] = value;
+  }
+
+  private find(left: number, right: number): number {
+    const mask = this.values.length - 1;
+    let slot = (Math.imul(left, 0x9e3779b1) ^ Math.imul(right + 0x7f4a7c15, 0x85ebca77)) >>> 0;
+    slot = (slot ^ (slot >>> 15)) & mask;
+    for (;;) {
+      const k = this.keys[2 * slot]!;
+      if (k < 0 || (k === left && this.keys[2 * slot + 1] === right)) return slot;
+      slot = (slot + 1) & mask;
+    }
+  }
+
+  private grow(): void {
+    const { keys, values } = this;
+    this.keys = new Int32Array(keys.length * 2).fill(-1);
+    this.values = new Int32Array(values.length * 2);
+    this.count = 0;
+    for (let s = 0; s < values.length; s++) if (keys[2 * s]! >= 0) this.set(keys[2 * s]!, keys[2 * s + 1]!, values[s]!);
   }
 }
