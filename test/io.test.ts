@@ -162,6 +162,11 @@ describe('llama2.c checkpoints', () => {
       return b;
     });
     throwsInput(() => openModel(q, nodeFs), q, /n_heads/);
+    const v1 = corruptCopy(STORIES, 'version1.bin', (b) => {
+      b.set(new TextEncoder().encode('24ka'), 0); // "ak42" as a little-endian uint32, as export.py writes it
+      return b;
+    });
+    throwsInput(() => openModel(v1, nodeFs), v1, /version 1\/2/);
   });
 
   test('unknown paths', () => {

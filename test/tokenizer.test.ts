@@ -217,6 +217,7 @@ describe('finding the tokenizer of a model', () => {
     assert.ok(findTokenizer(join(SHARED, 'models/bench-llama'), nodeFs) instanceof HfTokenizer);
     assert.ok(findTokenizer(join(SHARED, 'models/bench-llama/model.bin'), nodeFs) instanceof Llama2cTokenizer);
     assert.ok(findTokenizer(join(SHARED, 'models/bench-llama'), nodeFs, LLAMA_BIN) instanceof Llama2cTokenizer);
+    assert.equal(findTokenizer(TOK512, nodeFs, join(SHARED, 'models/llama2-tokenizer')).vocabSize, 32000);
   });
 
   test('no tokenizer, or several candidates: an InputError naming the model and --tokenizer', () => {

@@ -24,6 +24,8 @@ interface Placement {
 export function parseLlama2cHeader(src: ByteSource): LlamaConfig {
   const h = new DataView(src.read(0, HEADER_BYTES).slice().buffer);
   const [dim, hiddenDim, nLayers, nHeads, nKvHeads, vocab, seqLen] = Array.from({ length: 7 }, (_, i) => h.getInt32(i * 4, true));
+  // run.c's export.py "version 1/2" files start with the magic "ak42" (read as int32 LE)
+  check(dim !== 0x616b3432, src.name, 'llama2.c version 1/2 export (magic "ak42") is not supported; export with --version 0 (legacy)');
   const bad = (what: string, v: number) => `bad llama2.c header: ${what} = ${v}`;
   const inRange = (v: number, max: number) => v > 0 && v <= max;
   check(inRange(dim, MAX_DIM), src.name, bad('dim', dim));

@@ -32,12 +32,18 @@ export function openTokenizer(path: string, fs: FileSystemLike): Tokenizer {
 }
 
 /**
- * The tokenizer for a model: `explicitPath` when given; else `tokenizer.json` in a Hugging Face
+ * The tokenizer for a model: `explicitPath` when given (a file, or a directory holding
+ * tokenizer.json / tokenizer.bin); else `tokenizer.json` in a Hugging Face
  * directory, `tokenizer.bin` beside the model, or the single `tok*.bin` beside it
  * (stories260K ships `tok512.bin`).
  */
 export function findTokenizer(modelPath: string, fs: FileSystemLike, explicitPath?: string): Tokenizer {
-  if (explicitPath !== undefined) return openTokenizer(explicitPath, fs);
+  if (explicitPath !== undefined) {
+    if (!fs.isDirectory(explicitPath)) return openTokenizer(explicitPath, fs);
+    const inside = ['tokenizer.json', 'tokenizer.bin'].map((n) => fs.join(explicitPath, n)).find((p) => fs.exists(p));
+    if (inside === undefined) throw new InputError(explicitPath, 'directory has no tokenizer.json or tokenizer.bin');
+    return openTokenizer(inside, fs);
+  }
   const isDir = fs.isDirectory(modelPath);
   const dir = isDir ? modelPath : fs.dirname(modelPath);
   const named = [...(isDir ? ['tokenizer.json'] : []), 'tokenizer.bin'].map((n) => fs.join(dir, n));
