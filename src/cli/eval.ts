@@ -3,7 +3,7 @@ import { UsageError } from '../io/errors.js';
 import { readText } from '../io/bytes.js';
 import { FileSource } from '../node/fs.js';
 import { perplexityOfText } from '../eval/perplexity.js';
-import { describeBackend, loadForRun } from './load.js';
+import { describeBackend, withModel } from './load.js';
 import { backendArg, intArg, type RunOptions } from './options.js';
 import { createProgress } from './progress.js';
 
@@ -33,8 +33,7 @@ function run(modelPath: string, opts: EvalCliOptions, verbose: boolean): void {
   const textFile = new FileSource(opts.text);
   const text = readText(textFile);
   textFile.close();
-  const { model, tokenizer, backend, loadSeconds } = loadForRun(modelPath, opts);
-  try {
+  withModel(modelPath, opts, ({ model, tokenizer, backend }, loadSeconds) => {
     const seqLen = opts.seqlen ?? model.config.seqLen;
     if (seqLen > model.config.seqLen) throw new UsageError(`--seqlen ${seqLen} exceeds the model's context of ${model.config.seqLen}`);
     if (verbose) process.stderr.write(`loaded ${modelPath} in ${loadSeconds.toFixed(2)} s (${describeBackend(backend)})\n`);
@@ -52,7 +51,5 @@ function run(modelPath: string, opts: EvalCliOptions, verbose: boolean): void {
       `perplexity ${r.ppl.toFixed(4)}  (mean NLL ${r.nll.toFixed(6)} nats over ${r.predicted} predicted tokens; ` +
         `${r.windows} windows of ${seqLen}; text ${r.tokens} tokens with BOS; ${seconds.toFixed(1)} s, ${describeBackend(backend)})\n`,
     );
-  } finally {
-    backend.dispose();
-  }
+  });
 }

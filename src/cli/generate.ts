@@ -1,7 +1,6 @@
 import type { Command } from 'commander';
-import { UsageError } from '../io/errors.js';
 import { generate } from '../runtime/generate.js';
-import { describeBackend, loadForRun } from './load.js';
+import { describeBackend, withModel } from './load.js';
 import { backendArg, floatArg, intArg, seedArg, type RunOptions } from './options.js';
 
 interface GenerateCliOptions extends RunOptions {
@@ -29,13 +28,8 @@ export function registerGenerate(program: Command): void {
 }
 
 function run(modelPath: string, opts: GenerateCliOptions, verbose: boolean): void {
-  const { model, tokenizer, backend, loadSeconds } = loadForRun(modelPath, opts);
-  try {
+  withModel(modelPath, opts, ({ model, tokenizer, backend }, loadSeconds) => {
     if (verbose) process.stderr.write(`loaded ${modelPath} in ${loadSeconds.toFixed(2)} s (${describeBackend(backend)})\n`);
-    const promptTokens = tokenizer.encode(opts.prompt, true).length;
-    if (promptTokens > model.config.seqLen) {
-      throw new UsageError(`the prompt has ${promptTokens} tokens, more than the model's context of ${model.config.seqLen}`);
-    }
     const seed = opts.seed ?? BigInt(Date.now());
     const it = generate(model, tokenizer, { prompt: opts.prompt, maxTokens: opts.maxTokens, temperature: opts.temperature, topP: opts.topP, seed });
     // like run.c, the output shows the prompt followed by its continuation
@@ -49,7 +43,5 @@ function run(modelPath: string, opts: GenerateCliOptions, verbose: boolean): voi
       `${rate} tokens/s (decode; ${s.generatedTokens} tokens generated, stop: ${s.stop}; ` +
         `prompt ${s.promptTokens} tokens in ${s.prefillSeconds.toFixed(3)} s; ${describeBackend(backend)}; seed ${seed})\n`,
     );
-  } finally {
-    backend.dispose();
-  }
+  });
 }
