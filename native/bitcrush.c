@@ -95,6 +95,12 @@ static napi_value sgemv(napi_env env, napi_callback_info info) {
     memset(y, 0, sizeof(float) * (size_t)n);
     return NULL;
   }
+  if ((double)n * k < 65536.0) {
+    /* OpenBLAS threads sgemv from ~10k elements, which costs more than small decode layers
+       take; sdot never threads. */
+    for (int j = 0; j < n; j++) y[j] = cblas_sdot(k, w + (size_t)j * k, 1, x, 1);
+    return NULL;
+  }
   cblas_sgemv(CblasRowMajor, CblasNoTrans, n, k, 1.0f, w, k, x, 1, 0.0f, y, 1);
   return NULL;
 }

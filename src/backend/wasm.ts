@@ -108,8 +108,11 @@ export function createWasmBackend(opts: WasmBackendOptions): WasmBackend {
   }
   const run = (op: OpName, args: number[], chunks: Range[]) => pool.run(op, args, chunks);
 
+  const sgemv = instance.exports.sgemv as (y: number, w: number, x: number, n: number, k: number, r0: number, r1: number) => void;
   function gemvAt(y: number, w: number, x: number, n: number, k: number): void {
-    run('sgemv', [y, w, x, n, k], evenRanges(0, n, chunksFor(n * k), 4));
+    const chunks = chunksFor(n * k);
+    if (chunks === 1) sgemv(y, w, x, n, k, 0, n);
+    else run('sgemv', [y, w, x, n, k], evenRanges(0, n, chunks, 4));
   }
 
   const backend: WasmBackend = {
@@ -143,6 +146,11 @@ export function createWasmBackend(opts: WasmBackendOptions): WasmBackend {
     gemv(y, w, x, n, k) {
       checkDims(1, n, k);
       if (n === 0) return;
+      // Fast path for decode: buffers from alloc, no staging closures.
+      if (heap.owns(y) && heap.owns(w) && heap.owns(x) && y.length >= n && w.length >= n * k && x.length >= k) {
+        gemvAt(y.byteOffset, w.byteOffset, x.byteOffset, n, k);
+        return;
+      }
       withStaged([[y, n, 'out'], [w, n * k, 'in'], [x, k, 'in']], ([py, pw, px]) => gemvAt(py, pw, px, n, k));
     },
     xtxAccumulate(h, x, rows, k) {
