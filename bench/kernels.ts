@@ -11,6 +11,7 @@ import type { Backend } from '../src/backend/types.js';
 import { createWasmBackendNode } from '../src/node/backend.js';
 import { loadNativeBackend } from '../src/node/native.js';
 import type { WasmBackend } from '../src/backend/wasm.js';
+import { benchDecodeTokensPerSecond } from './decode.js';
 
 interface Row {
   label: string;
@@ -114,8 +115,7 @@ function bandwidth(wasm: WasmBackend): { read: number; copy: number } {
 // decode a fixed number of tokens greedily and return tokens per second. Until then the row
 // prints "n/a"; no number is made up.
 async function decodeTokensPerSecond(be: Backend): Promise<number | undefined> {
-  void be;
-  return undefined;
+  return benchDecodeTokensPerSecond(be);
 }
 // -------------------------------------------------------------------------------------------
 
