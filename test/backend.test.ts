@@ -201,6 +201,26 @@ test('wasm memory grows without invalidating earlier buffers; freed blocks are r
   }
 });
 
+test('wasm pool: thousands of back-to-back split calls of changing shapes stay correct', () => {
+  // Races between a late worker and the next dispatch would show up as wrong rows here.
+  const be = createWasmBackend({ wasm: wasmBytes, threads: 3, spawn: spawnNodeWorker, parallelMinWork: 1 });
+  try {
+    const rand = rng(6);
+    const w = be.alloc(64 * 40), x = be.alloc(40), y = be.alloc(64), want = new Float32Array(64);
+    w.set(randomF32(w.length, rand));
+    for (let it = 0; it < 3000; it++) {
+      const n = 1 + (it % 64), k = 1 + ((it * 7) % 40);
+      x.set(randomF32(k, rand));
+      be.gemv(y, w, x, n, k);
+      referenceMatmul(want, x, w, 1, n, k);
+      const err = maxAbsDiff(y, want, n);
+      if (err > 4 * EPS32 * k) assert.fail(`iteration ${it} (${n}x${k}): max error ${err}`);
+    }
+  } finally {
+    be.dispose();
+  }
+});
+
 test('an undisposed wasm backend does not keep the process alive', () => {
   const script = `
     import { createBackend } from ${JSON.stringify(new URL('../src/node/backend.js', import.meta.url).href)};

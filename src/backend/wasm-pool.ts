@@ -73,18 +73,14 @@ function now(): number {
 }
 
 /** Waits until ctl[slot] differs from `value`: spin for `spinMicros`, then sleep. */
-function waitWhile(ctl: Int32Array, slot: number, value: number, spinMicros: number, timeoutMs = Infinity): void {
+function waitWhile(ctl: Int32Array, slot: number, value: number, spinMicros: number): void {
   if (Atomics.load(ctl, slot) !== value) return;
   const start = now();
   for (let i = 1; ; i++) {
     if (Atomics.load(ctl, slot) !== value) return;
     if ((i & 255) === 0 && now() - start > spinMicros / 1000) break;
   }
-  while (Atomics.load(ctl, slot) === value) {
-    const waited = now() - start;
-    if (waited > timeoutMs) throw new Error('wasm backend: worker threads did not respond');
-    Atomics.wait(ctl, slot, value, Math.min(1000, timeoutMs));
-  }
+  while (Atomics.load(ctl, slot) === value) Atomics.wait(ctl, slot, value);
 }
 
 /**
@@ -177,7 +173,11 @@ export class WasmPool {
       for (const [r0, r1] of chunks) this.fns[code](...args, ...scratch, r0, r1);
       return;
     }
-    // Every chunk of the previous generation is done, so nobody can claim or read these now.
+    // Close the previous generation first: a worker still looping over it must not see the
+    // new chunk count with its old claim word and take a chunk it would run with stale args.
+    const gen = (Atomics.load(ctl, GEN) + 1) & GEN_MASK;
+    Atomics.store(ctl, CLAIM, gen << CHUNK_BITS);
+    // No worker holds `gen` until GEN is stored below, so nobody claims while these are written.
     ctl[OP] = code;
     ctl[NARGS] = args.length;
     for (let i = 0; i < args.length; i++) ctl[ARGS + i] = args[i];
@@ -187,16 +187,14 @@ export class WasmPool {
     });
     Atomics.store(ctl, NCHUNKS, chunks.length);
     Atomics.store(ctl, DONE, 0);
-    const gen = (Atomics.load(ctl, GEN) + 1) & GEN_MASK;
-    Atomics.store(ctl, CLAIM, gen << CHUNK_BITS);
     Atomics.store(ctl, GEN, gen);
     Atomics.notify(ctl, GEN);
     work(ctl, this.fns, gen, 0);
     for (;;) {
       const done = Atomics.load(ctl, DONE);
       if (done === chunks.length) break;
-      // Only chunks already being computed remain; the timeout guards against a crashed worker.
-      waitWhile(ctl, DONE, done, this.spinMicros, 60_000);
+      // Only chunks already claimed (being computed) remain, so this wait is bounded by them.
+      waitWhile(ctl, DONE, done, this.spinMicros);
     }
   }
 
