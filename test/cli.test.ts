@@ -26,6 +26,7 @@ function assertUsageError(r: ReturnType<typeof bitcrush>, pattern: RegExp): void
   assert.match(lines[0]!, /^bitcrush: /);
   assert.doesNotMatch(r.stderr, /^\s+at /m);
   assert.match(lines[0]!, pattern);
+  assert.equal(r.stdout, '', 'nothing on stdout');
 }
 
 test('generate: the stories260K greedy story, as run.c prints it', () => {
@@ -67,6 +68,7 @@ test('usage errors: bad numbers, unknown option, missing argument', () => {
   assertUsageError(bitcrush('eval', STORIES), /--text/);
   assertUsageError(bitcrush('eval', STORIES, '--text', shared('data/tinystories/heldout.txt'), '--seqlen', '4096'), /context/);
   assertUsageError(bitcrush('frobnicate'), /unknown command/);
+  assertUsageError(bitcrush('generate', STORIES, '--prompt', 'a '.repeat(600)), /prompt has 601 tokens.*context of 512/);
 });
 
 test('input errors: missing, truncated and mismatched files', () => {

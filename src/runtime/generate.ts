@@ -24,15 +24,19 @@ export interface GenerateStats {
  * Streams the continuation of a prompt as printable pieces, like llama2.c `run.c`: the prompt
  * (BOS first) is prefilled in chunks, then each sampled token is fed back one at a time.
  * Stops when the model emits BOS (run.c's sequence delimiter) or EOS. Timing covers only the
- * model and sampler, not loading nor the consumer of the pieces.
+ * model and sampler, not loading nor the consumer of the pieces. Bad options and a prompt
+ * longer than the context throw here, before anything is generated.
  */
-export function* generate(model: LlamaModel, tokenizer: Tokenizer, opts: GenerateOptions): Generator<string, GenerateStats> {
+export function generate(model: LlamaModel, tokenizer: Tokenizer, opts: GenerateOptions): Generator<string, GenerateStats> {
   const { seqLen } = model.config;
   if (!Number.isInteger(opts.maxTokens) || opts.maxTokens < 1) throw new UsageError(`max tokens must be a positive integer, got ${opts.maxTokens}`);
   const prompt = tokenizer.encode(opts.prompt, true);
   if (prompt.length > seqLen) throw new UsageError(`the prompt has ${prompt.length} tokens, more than the model's context of ${seqLen}`);
-  const sampler = new Sampler(model.config.vocabSize, opts);
+  return run(model, tokenizer, prompt, new Sampler(model.config.vocabSize, opts), opts.maxTokens);
+}
 
+function* run(model: LlamaModel, tokenizer: Tokenizer, prompt: number[], sampler: Sampler, maxTokens: number): Generator<string, GenerateStats> {
+  const { seqLen } = model.config;
   // prefill the prompt, maxRows tokens per forward call
   const t0 = performance.now();
   let logits: Float32Array = new Float32Array(0);
@@ -58,7 +62,7 @@ export function* generate(model: LlamaModel, tokenizer: Tokenizer, opts: Generat
     yield tokenizer.decodePiece(prev, next);
     generated++;
     prev = next;
-    if (generated >= opts.maxTokens) {
+    if (generated >= maxTokens) {
       stop = 'max-tokens';
       break;
     }
