@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { createProgress, formatDuration } from '../src/cli/progress.js';
 
 const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 const shared = (p: string) => fileURLToPath(new URL(`../../../shared/${p}`, import.meta.url));
@@ -109,4 +110,32 @@ test('--verbose adds the stack trace to an error', () => {
   assert.equal(r.code, 2);
   assert.match(r.stderr, /^bitcrush: .*nope\.bin/);
   assert.match(r.stderr, /^\s+at /m);
+});
+
+test('progress: plain lines every 10 % off a terminal, a throttled bar with ETA on one', () => {
+  let clock = 0;
+  const plain: string[] = [];
+  const p = createProgress({ write: (s) => plain.push(s) }, 'eval', 'windows', () => clock);
+  for (let d = 1; d <= 200; d++) {
+    clock += 500;
+    p.update(d, 200);
+  }
+  p.finish();
+  assert.equal(plain.length, 11, plain.join('')); // the first window, then 10 %, 20 %, … 100 %
+  assert.equal(plain[1], 'eval: 20/200 windows (10.0%), 10s ETA 1m30s\n');
+  assert.equal(plain[10], 'eval: 200/200 windows (100.0%), 1m40s\n');
+
+  clock = 0;
+  const tty: string[] = [];
+  const bar = createProgress({ isTTY: true, columns: 100, write: (s) => tty.push(s) }, 'eval', 'windows', () => clock);
+  for (let d = 1; d <= 100; d++) {
+    clock += 10; // 10 ms per step: redrawn every 100 ms, and at the end
+    bar.update(d, 100);
+  }
+  bar.finish();
+  assert.ok(tty.length >= 10 && tty.length <= 12, `${tty.length} redraws`);
+  assert.match(tty[tty.length - 2]!, /^\reval \[#+\] 100\/100 windows \(100\.0%\)/);
+  assert.match(tty[1]!, /ETA/);
+  assert.equal(tty[tty.length - 1], '\n');
+  assert.equal(formatDuration(3_725_000), '1h02m');
 });
