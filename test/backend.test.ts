@@ -92,7 +92,8 @@ for (const { label, be } of backends) {
 
     test('gemv matches the reference', () => {
       const rand = rng(2);
-      for (const [n, k] of [[1, 1], [7, 3], [33, 100], [1000, 77], [4, 1], [517, 256]]) {
+      // k ≥ 2048 takes the four-rows-at-a-time kernel, shorter rows the one-row kernel.
+      for (const [n, k] of [[1, 1], [7, 3], [33, 100], [1000, 77], [4, 1], [517, 256], [9, 2051], [16, 2048]]) {
         for (const inside of [true, false]) {
           const w = randomF32(n * k, rand);
           const x = randomF32(k, rand);
