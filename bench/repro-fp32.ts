@@ -42,7 +42,10 @@ function readReferences(): Reference[] {
   return refs;
 }
 
-const refs = readReferences().filter((r) => args.includes('--all') || r.text.includes('tinystories'));
+// shortest text first, so the quick result comes early
+const refs = readReferences()
+  .filter((r) => args.includes('--all') || r.text.includes('tinystories'))
+  .sort((a, b) => a.windows - b.windows);
 const formats = [
   { name: 'HF dir', path: shared('models/bench-llama') },
   { name: 'model.bin', path: shared('models/bench-llama/model.bin') },
