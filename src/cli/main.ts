@@ -10,6 +10,8 @@ import { InputError, UsageError } from '../io/errors.js';
 import { registerEval } from './eval.js';
 import { registerGenerate } from './generate.js';
 import { registerInfo } from './info.js';
+import { registerInspect } from './inspect.js';
+import { registerQuantize } from './quantize.js';
 
 const USAGE_EXIT = 2;
 const BUG_EXIT = 1;
@@ -34,6 +36,8 @@ function buildProgram(): Command {
   registerInfo(program);
   registerGenerate(program);
   registerEval(program);
+  registerQuantize(program);
+  registerInspect(program);
   return program;
 }
 

@@ -3,7 +3,8 @@
  * (about every 10 % or 30 s) otherwise, so logs of CI runs stay readable.
  */
 export interface Progress {
-  update(done: number, total: number): void;
+  /** `detail` (optional) is shown after the counts, e.g. the item being worked on. */
+  update(done: number, total: number, detail?: string): void;
   /** Ends the bar's line (terminal) or prints the final count. */
   finish(): void;
 }
@@ -21,17 +22,17 @@ export function createProgress(stream: ProgressStream, label: string, unit: stri
   const start = now();
   let lastDraw = -Infinity;
   let lastTenth = 0;
-  let last = { done: 0, total: 0 };
+  let last = { done: 0, total: 0, detail: '' };
   let drawn = false;
 
-  const describe = (done: number, total: number): string => {
+  const describe = (done: number, total: number, detail = ''): string => {
     const elapsed = now() - start;
     const eta = done > 0 && done < total ? ` ETA ${formatDuration(((total - done) * elapsed) / done)}` : '';
-    return `${done}/${total} ${unit} (${((100 * done) / total).toFixed(1)}%), ${formatDuration(elapsed)}${eta}`;
+    return `${done}/${total} ${unit} (${((100 * done) / total).toFixed(1)}%), ${formatDuration(elapsed)}${eta}${detail ? ` ${detail}` : ''}`;
   };
 
-  const drawBar = (done: number, total: number): void => {
-    const text = describe(done, total);
+  const drawBar = (done: number, total: number, detail?: string): void => {
+    const text = describe(done, total, detail);
     const width = Math.max(10, Math.min(40, (stream.columns ?? 80) - label.length - text.length - 6));
     const filled = Math.round((width * done) / total);
     stream.write(`\r${label} [${'#'.repeat(filled)}${'-'.repeat(width - filled)}] ${text}\x1b[K`);
@@ -39,13 +40,13 @@ export function createProgress(stream: ProgressStream, label: string, unit: stri
   };
 
   return {
-    update(done, total) {
-      last = { done, total };
+    update(done, total, detail = '') {
+      last = { done, total, detail };
       const t = now();
       if (stream.isTTY) {
         if (t - lastDraw >= REDRAW_MS || done === total) {
           lastDraw = t;
-          drawBar(done, total);
+          drawBar(done, total, detail);
         }
         return;
       }
@@ -53,12 +54,12 @@ export function createProgress(stream: ProgressStream, label: string, unit: stri
       if (tenth > lastTenth || t - lastDraw >= LINE_EVERY_MS) {
         lastTenth = tenth;
         lastDraw = t;
-        stream.write(`${label}: ${describe(done, total)}\n`);
+        stream.write(`${label}: ${describe(done, total, detail)}\n`);
       }
     },
     finish() {
       if (stream.isTTY && drawn) stream.write('\n');
-      else if (!stream.isTTY && last.total > 0 && lastTenth < 10) stream.write(`${label}: ${describe(last.done, last.total)}\n`);
+      else if (!stream.isTTY && last.total > 0 && lastTenth < 10) stream.write(`${label}: ${describe(last.done, last.total, last.detail)}\n`);
     },
   };
 }

@@ -27,6 +27,11 @@ export class DenseLinear implements Linear {
   matmul(y: Float32Array, x: Float32Array, rows: number): void {
     this.backend.matmul(y, x, this.w, rows, this.outDim, this.inDim);
   }
+
+  /** Returns the weight buffer to the backend (the quantization pipeline replaces layers block by block). */
+  dispose(): void {
+    this.backend.free?.(this.w);
+  }
 }
 
 /**

@@ -62,9 +62,9 @@ export interface ModelOptions {
   maxRows?: number;
 }
 
-export function loadWeights(source: ModelSource, linear: LinearFactory): LlamaWeights {
-  const c = source.config;
-  const layers = Array.from({ length: c.nLayers }, (_, l): LayerWeights => ({
+/** The weights of block `l` alone (the quantization pipeline holds one block at a time). */
+export function loadLayerWeights(source: ModelSource, l: number, linear: LinearFactory): LayerWeights {
+  return {
     attnNorm: source.load(layerTensor(l, 'input_layernorm')),
     wq: linear(layerTensor(l, 'self_attn.q_proj'), source),
     wk: linear(layerTensor(l, 'self_attn.k_proj'), source),
@@ -74,7 +74,12 @@ export function loadWeights(source: ModelSource, linear: LinearFactory): LlamaWe
     w1: linear(layerTensor(l, 'mlp.gate_proj'), source),
     w2: linear(layerTensor(l, 'mlp.down_proj'), source),
     w3: linear(layerTensor(l, 'mlp.up_proj'), source),
-  }));
+  };
+}
+
+export function loadWeights(source: ModelSource, linear: LinearFactory): LlamaWeights {
+  const c = source.config;
+  const layers = Array.from({ length: c.nLayers }, (_, l) => loadLayerWeights(source, l, linear));
   return {
     embedding: source.load(EMBED),
     layers,

@@ -1,0 +1,190 @@
+/**
+ * `bitcrush quantize`: calibrate, quantize block by block (src/pipeline), write the packed file
+ * atomically, optionally evaluate it. Progress is checkpointed per block in `<out>.partial/`
+ * (checkpoint.ts), so `--resume` continues a killed run with a byte-identical result.
+ */
+import { createHash } from 'node:crypto';
+import { statSync } from 'node:fs';
+import { basename, dirname, relative, resolve } from 'node:path';
+import { Option, type Command } from 'commander';
+import { UsageError } from '../io/errors.js';
+import { readText } from '../io/bytes.js';
+import { findTokenizer, openModel } from '../io/load.js';
+import { getMethod, methodNames } from '../methods/registry.js';
+import { writeFileAtomic } from '../node/atomic-write.js';
+import { FileSource, nodeFs } from '../node/fs.js';
+import { calibrationFromText } from '../pipeline/calibration.js';
+import { quantizeModel, type LayerReport } from '../pipeline/quantize.js';
+import { planPackedModel } from '../packed/writer.js';
+import { WorkDir } from './checkpoint.js';
+import { addMethodFlags, givenMethodOptions, methodHelp } from './method-flags.js';
+import { describeBackend, openBackend } from './load.js';
+import { backendArg, intArg, seedArg, type RunOptions } from './options.js';
+import { createProgress, formatDuration } from './progress.js';
+import { evaluateFiles, type EvalReport } from './quantize-eval.js';
+
+interface QuantizeCliOptions extends RunOptions {
+  method: string;
+  out: string;
+  calib: string;
+  nsamples: number;
+  seqlen?: number;
+  seed?: bigint;
+  trueSequential?: boolean;
+  floatInputs?: boolean;
+  eval?: string[];
+  evalSeqlen?: number;
+  fp32?: boolean;
+  resume?: boolean;
+  json?: boolean;
+  stopAfterBlock?: number;
+  [key: string]: unknown;
+}
+
+export function registerQuantize(program: Command): void {
+  const cmd = program
+    .command('quantize')
+    .description('quantize a model\'s linear layers block by block and write a packed low-bit file')
+    .argument('<model>', 'llama2.c .bin file or Hugging Face model directory')
+    .requiredOption('--method <name>', `quantization method: ${methodNames.join(', ')}`)
+    .requiredOption('--out <file>', 'packed model file to write (work directory: <file>.partial/)')
+    .requiredOption('--calib <file>', 'UTF-8 calibration text (tokenized whole, with BOS)')
+    .option('--nsamples <n>', 'calibration windows', intArg(1), 128)
+    .option('--seqlen <n>', 'tokens per calibration window (default: the model\'s context)', intArg(1))
+    .option('--seed <n>', 'seed of the calibration window positions (default: 1)', seedArg);
+  addMethodFlags(cmd);
+  cmd
+    .option('--true-sequential', 're-capture inputs after each sub-group (qkv → o → gate/up → down)')
+    .option('--float-inputs', 'calibrate each block on the float model\'s activations, not the quantized blocks\' outputs')
+    .option('--eval <files...>', 'UTF-8 texts to score with the packed file afterwards')
+    .option('--eval-seqlen <n>', 'evaluation window length (default: the model\'s context)', intArg(2))
+    .option('--fp32', 'also score the --eval texts with the unquantized model, for comparison')
+    .option('--resume', 'continue from <out>.partial/ (written by an interrupted run with the same options)')
+    .option('--json', 'print the summary as JSON')
+    .option('--tokenizer <file>', 'tokenizer file (default: found beside the model)')
+    .option('--backend <kind>', 'compute backend: auto, native, wasm or reference', backendArg, 'auto')
+    .option('--threads <n>', 'threads (default: all cores)', intArg(1, 1024))
+    // for tests of --resume: stop as if killed after this block was checkpointed
+    .addOption(new Option('--stop-after-block <n>').argParser(intArg(0)).hideHelp())
+    .addHelpText('after', `\nMethods:\n${methodHelp()}`)
+    .action((modelPath: string, opts: QuantizeCliOptions) => run(modelPath, opts));
+}
+
+function run(modelPath: string, opts: QuantizeCliOptions): void {
+  const t0 = performance.now();
+  const { method, opts: methodOptions } = getMethod(opts.method, givenMethodOptions(opts));
+  const source = openModel(modelPath, nodeFs);
+  const tokenizer = findTokenizer(modelPath, nodeFs, opts.tokenizer);
+  const c = source.config;
+  const seqLen = opts.seqlen ?? c.seqLen;
+  if (seqLen > c.seqLen) throw new UsageError(`--seqlen ${seqLen} exceeds the model's context of ${c.seqLen}`);
+  const evalSeqLen = opts.evalSeqlen ?? c.seqLen;
+  if (evalSeqLen > c.seqLen) throw new UsageError(`--eval-seqlen ${evalSeqLen} exceeds the model's context of ${c.seqLen}`);
+  const calibFile = new FileSource(opts.calib);
+  const calibText = readText(calibFile);
+  calibFile.close();
+  const seed = opts.seed ?? 1n;
+  const cal = calibrationFromText(tokenizer, calibText, { count: opts.nsamples, seqLen, seed });
+
+  const outDir = dirname(resolve(opts.out));
+  // provenance in the header; nothing run-specific (time, output name), so resumed runs match
+  const headerOptions: Record<string, unknown> = {
+    ...methodOptions,
+    calibration: { text: basename(opts.calib), textTokens: cal.textTokens, nsamples: cal.count, seqlen: seqLen, seed: String(seed) },
+    trueSequential: opts.trueSequential === true,
+    floatInputs: opts.floatInputs === true,
+    // relative to the packed file, so `generate`/`eval` find the tokenizer through the original model
+    source: { model: relative(outDir, resolve(modelPath)), ...(opts.tokenizer ? { tokenizer: relative(outDir, resolve(opts.tokenizer)) } : {}) },
+  };
+
+  const backend = openBackend(opts);
+  try {
+    const hash = optionsHash(modelPath, method.name, headerOptions, calibText, backend.name);
+    const workPath = `${opts.out}.partial`;
+    let work: WorkDir;
+    let resume: ReturnType<typeof WorkDir.open> = null;
+    if (opts.resume) resume = WorkDir.open(workPath, hash);
+    if (resume) work = resume.work;
+    else work = WorkDir.create(workPath, hash);
+    const resumedBlocks = resume?.resume.blocksDone ?? 0;
+    if (resume) process.stderr.write(`resuming after block ${resumedBlocks}/${c.nLayers} from ${workPath}\n`);
+
+    const progress = createProgress(process.stderr, 'quantize', 'linears');
+    const r = quantizeModel(source, {
+      backend,
+      method,
+      methodOptions,
+      calibration: cal,
+      trueSequential: opts.trueSequential,
+      floatInputs: opts.floatInputs,
+      resume: resume ? { block: resumedBlocks, inputs: resume.resume.inputs } : undefined,
+      onProgress: (e) => progress.update(e.done, e.total, `block ${e.block + 1}/${e.blocks} ${e.linear}`),
+      onBlockDone: (b) => {
+        work.saveBlock(b.block, b.packed, b.nextInputs);
+        return opts.stopAfterBlock === undefined || b.block < opts.stopAfterBlock;
+      },
+    });
+    progress.finish();
+    if (r.blocksDone < c.nLayers) {
+      process.stderr.write(`stopped after block ${r.blocksDone}/${c.nLayers}; continue with --resume\n`);
+      return;
+    }
+
+    const packed = new Map(resume?.resume.packed ?? []);
+    for (const [name, t] of r.packed) packed.set(name, t);
+    const plan = planPackedModel({ config: c, method: { name: method.name, options: headerOptions }, source, packed });
+    const size = writeFileAtomic(opts.out, plan.chunks(), { expectedSize: plan.size });
+    work.remove();
+    const quantizeSeconds = (performance.now() - t0) / 1000;
+
+    const evals: EvalReport[] = opts.eval ? evaluateFiles(opts.out, source, tokenizer, backend, opts.eval, evalSeqLen, opts.fp32 === true) : [];
+    const summary = {
+      model: modelPath,
+      out: opts.out,
+      method: method.name,
+      options: headerOptions,
+      fileBytes: size,
+      linearBpw: plan.header.totals.packedBpw,
+      modelBpw: plan.header.totals.modelBpw,
+      fileBpw: (size * 8) / (plan.header.totals.packedWeights + plan.header.totals.denseWeights),
+      quantizeSeconds,
+      resumedBlocks,
+      peakRssMiB: process.resourceUsage().maxRSS / 1024,
+      backend: describeBackend(backend),
+      eval: evals,
+      layers: r.layers,
+    };
+    if (opts.json) {
+      process.stdout.write(`${JSON.stringify(summary)}\n`);
+      return;
+    }
+    printSummary(summary, r.layers);
+  } finally {
+    backend.dispose();
+  }
+}
+
+function printSummary(s: {
+  out: string; method: string; fileBytes: number; linearBpw: number; modelBpw: number; quantizeSeconds: number;
+  resumedBlocks: number; peakRssMiB: number; backend: string; eval: EvalReport[];
+}, layers: LayerReport[]): void {
+  const lines = [
+    `wrote ${s.out}: ${(s.fileBytes / 1e6).toFixed(3)} MB, ${s.linearBpw.toFixed(4)} bits per weight in the linears, ${s.modelBpw.toFixed(4)} over all weights`,
+    `${s.method}: ${layers.length} layers quantized in ${formatDuration(s.quantizeSeconds * 1000)}` +
+      `${s.resumedBlocks > 0 ? ` (resumed after ${s.resumedBlocks} blocks)` : ''}; peak RSS ${s.peakRssMiB.toFixed(0)} MiB; ${s.backend}`,
+  ];
+  for (const e of s.eval) {
+    const fp32 = e.fp32 === undefined ? '' : `  (fp32 ${e.fp32.toFixed(4)})`;
+    lines.push(`perplexity ${e.ppl.toFixed(4)} on ${e.text}${fp32}; ${e.windows} windows of ${e.seqlen}`);
+  }
+  process.stdout.write(`${lines.join('\n')}\n`);
+}
+
+/** Everything that determines the result: a work directory from other options cannot be resumed. */
+function optionsHash(modelPath: string, method: string, options: Record<string, unknown>, calibText: string, backend: string): string {
+  const st = statSync(modelPath);
+  const h = createHash('sha256');
+  h.update(JSON.stringify({ model: resolve(modelPath), size: st.size, mtime: st.mtimeMs, method, options, backend }));
+  h.update(calibText);
+  return h.digest('hex');
+}

@@ -1,0 +1,309 @@
+/**
+ * The post-training quantization pipeline (docs/methods.md, "block by block"), after the layer
+ * loop of gptq.py's llama.py: the calibration windows' residual stream [N·seqLen, dim] goes
+ * through the model one transformer block at a time. For each block:
+ *   capture: run the block on the stream, accumulating each linear's Hessian H = 2XᵀX/n
+ *   quantize: method.quantizeLayer(W, H) for each linear, its payload packed by the formats
+ *   propagate: run the block with its fake-quantized linears → the inputs of the next block
+ * Only one block's weights and activations are held at a time. The pipeline knows a method
+ * only through the QuantMethod interface and a format only through the registry.
+ */
+import type { Backend } from '../backend/types.js';
+import { bitsPerWeight, getFormat, packGroups } from '../formats/registry.js';
+import type { PackedTensor } from '../formats/types.js';
+import type { LlamaConfig } from '../model/config.js';
+import { EMBED, layerTensor, type LinearName, type ModelSource } from '../model/weights.js';
+import { HessianAccumulator } from '../quant/hessian.js';
+import type { LayerPayload, LayerStats, QuantMethod } from '../quant/method.js';
+import { DenseLinear } from '../runtime/dense.js';
+import { layerForward } from '../runtime/forward.js';
+import { allocScratch, loadLayerWeights, type LayerWeights, type Scratch } from '../runtime/model.js';
+import type { CalibrationSet } from './calibration.js';
+
+/** gptq.py's order within a block (its module order); the order linears are quantized and reported in. */
+export const QUANT_ORDER: readonly LinearName[] = [
+  'self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj', 'self_attn.o_proj',
+  'mlp.gate_proj', 'mlp.up_proj', 'mlp.down_proj',
+];
+
+/** gptq.py --true-sequential: each group is calibrated after the ones before it are quantized. */
+const SEQUENTIAL_GROUPS: readonly (readonly LinearName[])[] = [
+  ['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj'],
+  ['self_attn.o_proj'],
+  ['mlp.gate_proj', 'mlp.up_proj'],
+  ['mlp.down_proj'],
+];
+
+/** Linears that read the same array share one Hessian (accumulated once, copied per linear). */
+type InputId = 'attn' | 'attnOut' | 'mlp' | 'mlpOut';
+const INPUT_OF: Readonly<Record<LinearName, InputId>> = {
+  'self_attn.q_proj': 'attn', 'self_attn.k_proj': 'attn', 'self_attn.v_proj': 'attn',
+  'self_attn.o_proj': 'attnOut',
+  'mlp.gate_proj': 'mlp', 'mlp.up_proj': 'mlp',
+  'mlp.down_proj': 'mlpOut',
+};
+
+const FIELD_OF: Readonly<Record<LinearName, 'wq' | 'wk' | 'wv' | 'wo' | 'w1' | 'w2' | 'w3'>> = {
+  'self_attn.q_proj': 'wq', 'self_attn.k_proj': 'wk', 'self_attn.v_proj': 'wv', 'self_attn.o_proj': 'wo',
+  'mlp.gate_proj': 'w1', 'mlp.down_proj': 'w2', 'mlp.up_proj': 'w3',
+};
+
+/** How each payload family becomes a packed tensor: one row per family, read from the format registry. */
+const PACKERS: { [F in LayerPayload['format']]: (data: Extract<LayerPayload, { format: F }>['data']) => PackedTensor } = {
+  groups: (data) => packGroups(data),
+};
+
+export interface PipelineOptions {
+  backend: Backend;
+  method: QuantMethod<object>;
+  /** Already resolved against the method's schema. */
+  methodOptions: object;
+  calibration: CalibrationSet;
+  /** Re-capture after each sub-group (q/k/v → o → gate/up → down), like gptq.py --true-sequential. */
+  trueSequential?: boolean;
+  /** Feed each block the float model's activations instead of the quantized blocks' outputs. */
+  floatInputs?: boolean;
+  /** Continue after a finished prefix: the first block to quantize and its inputs [N·seqLen, dim]. */
+  resume?: { block: number; inputs: Float32Array };
+  onProgress?: (e: PipelineProgress) => void;
+  /**
+   * After each block: its packed tensors and the inputs of the next block (scratch that the next
+   * block overwrites: save, do not keep). Return false to stop here (the caller checkpoints).
+   */
+  onBlockDone?: (b: BlockResult) => boolean | void;
+}
+
+export interface PipelineProgress {
+  block: number;
+  blocks: number;
+  /** The linear just quantized. */
+  linear: LinearName;
+  /** Linears quantized in this run, of `total` this run will quantize. */
+  done: number;
+  total: number;
+  elapsedSeconds: number;
+  etaSeconds: number;
+}
+
+export interface LayerReport {
+  name: string;
+  outDim: number;
+  inDim: number;
+  format: string;
+  bpw: number;
+  stats: LayerStats;
+}
+
+export interface BlockResult {
+  block: number;
+  packed: Map<string, PackedTensor>;
+  layers: LayerReport[];
+  /** [N·seqLen, dim] the inputs of block + 1 (the final residual stream after the last block). */
+  nextInputs: Float32Array;
+}
+
+export interface PipelineResult {
+  /** Packed tensors of the blocks quantized in this run, by canonical name. */
+  packed: Map<string, PackedTensor>;
+  layers: LayerReport[];
+  /** Blocks finished so far (all of them unless onBlockDone stopped the run). */
+  blocksDone: number;
+}
+
+/** The residual stream entering block 0: the token embeddings of every calibration window. */
+export function embedWindows(source: ModelSource, cal: CalibrationSet): Float32Array {
+  const { dim, vocabSize } = source.config;
+  const emb = source.load(EMBED); // [vocab, dim]
+  const x = new Float32Array(cal.count * cal.seqLen * dim);
+  for (let i = 0; i < cal.tokens.length; i++) {
+    const t = cal.tokens[i]!;
+    if (t < 0 || t >= vocabSize) throw new RangeError(`calibration token ${t} outside the model's vocabulary of ${vocabSize}`);
+    x.set(emb.subarray(t * dim, (t + 1) * dim), i * dim);
+  }
+  return x;
+}
+
+export function quantizeModel(source: ModelSource, opts: PipelineOptions): PipelineResult {
+  const { backend, method, calibration: cal } = opts;
+  const c = source.config;
+  if (cal.seqLen > c.seqLen) throw new RangeError(`calibration windows of ${cal.seqLen} tokens exceed the model's context of ${c.seqLen}`);
+  const first = opts.resume?.block ?? 0;
+  const X = opts.resume?.inputs ?? embedWindows(source, cal); // [N·seqLen, dim], updated block by block
+  if (X.length !== cal.count * cal.seqLen * c.dim) throw new RangeError(`resume inputs have ${X.length} values, expected ${cal.count}×${cal.seqLen}×${c.dim}`);
+
+  // One block's scratch: a KV cache of one layer (the block runs as layer 0 of it).
+  const blockConfig: LlamaConfig = { ...c, nLayers: 1 };
+  const scratch = allocScratch(blockConfig, backend, Math.min(cal.seqLen, 512));
+  const runner = new BlockRunner(backend, blockConfig, scratch, cal);
+
+  const result: PipelineResult = { packed: new Map(), layers: [], blocksDone: first };
+  const total = (c.nLayers - first) * QUANT_ORDER.length;
+  const t0 = performance.now();
+  let done = 0;
+  for (let l = first; l < c.nLayers; l++) {
+    const block = quantizeBlock(source, l, X, runner, opts, (linear) => {
+      done++;
+      const elapsed = (performance.now() - t0) / 1000;
+      opts.onProgress?.({ block: l, blocks: c.nLayers, linear, done, total, elapsedSeconds: elapsed, etaSeconds: (elapsed * (total - done)) / done });
+    });
+    for (const [name, t] of block.packed) result.packed.set(name, t);
+    result.layers.push(...block.layers);
+    result.blocksDone = l + 1;
+    if (opts.onBlockDone?.(block) === false) break;
+  }
+  return result;
+}
+
+function quantizeBlock(
+  source: ModelSource,
+  l: number,
+  X: Float32Array, // [N·seqLen, dim]
+  runner: BlockRunner,
+  opts: PipelineOptions,
+  quantized: (linear: LinearName) => void,
+): BlockResult {
+  const { backend, method } = opts;
+  // the float block; its weight matrices kept for the method
+  const W = new Map<string, { w: Float32Array; out: number; in: number }>();
+  const float = loadLayerWeights(source, l, (name, src) => {
+    const info = src.tensors().find((t) => t.name === name);
+    if (info === undefined || info.shape.length !== 2) throw new RangeError(`${src.name}: no 2-D tensor ${name}`);
+    const [out, inDim] = info.shape as [number, number];
+    const w = src.load(name);
+    W.set(name, { w, out, in: inDim });
+    return new DenseLinear(backend, w, out, inDim);
+  });
+  const current: LayerWeights = { ...float };
+  const packed = new Map<string, PackedTensor>();
+  const layers: LayerReport[] = [];
+  const needsData = method.requires.hessian || method.requires.inputs;
+  const groups = opts.trueSequential ? SEQUENTIAL_GROUPS : [QUANT_ORDER];
+  // float inputs without re-capture: the one capture pass already yields the float block's output
+  const captureIsOutput = opts.floatInputs === true && groups.length === 1 && needsData;
+
+  for (const group of groups) {
+    const capture = needsData ? runner.capture(current, X, group, method.requires, captureIsOutput) : undefined;
+    for (const linear of group) {
+      const name = layerTensor(l, linear);
+      const { w, out, in: inDim } = W.get(name)!;
+      const cap = capture?.get(INPUT_OF[linear]);
+      let H: Float64Array | null = null;
+      if (method.requires.hessian) {
+        H = backend.alloc64?.(inDim * inDim) ?? new Float64Array(inDim * inDim);
+        H.set(cap!.hessian!.h); // the method may overwrite its H; siblings need the original
+      }
+      const inputs = method.requires.inputs ? { x: cap!.inputs!, rows: runner.rows } : undefined;
+      const r = method.quantizeLayer(w, out, inDim, H, opts.methodOptions, { backend, name, inputs });
+      if (H !== null) backend.free?.(H);
+      const t = packPayload(name, r.payload, r.dequantized);
+      packed.set(name, t);
+      const bpw = bitsPerWeight(getFormat(t.format), out, inDim, t.params);
+      layers.push({ name, outDim: out, inDim, format: t.format, bpw, stats: r.stats });
+      current[FIELD_OF[linear]] = new DenseLinear(backend, r.dequantized, out, inDim);
+      quantized(linear);
+    }
+    if (capture) for (const cap of capture.values()) if (cap.hessian) backend.free?.(cap.hessian.h);
+  }
+
+  // the inputs of the next block
+  if (!captureIsOutput) runner.propagate(opts.floatInputs ? float : current, X);
+  for (const linear of QUANT_ORDER) {
+    const f = FIELD_OF[linear];
+    (float[f] as DenseLinear).dispose();
+    if (current[f] !== float[f]) (current[f] as DenseLinear).dispose();
+  }
+  return { block: l, packed, layers, nextInputs: X };
+}
+
+/**
+ * Packs a payload with the format registry and checks the promise of LayerResult: the packed
+ * tensor dequantizes bit for bit to the weights the next block is calibrated with, so the
+ * packed file computes what the pipeline's fake-quantized model computes.
+ */
+function packPayload(name: string, payload: LayerPayload, dequantized: Float32Array): PackedTensor {
+  const t = PACKERS[payload.format](payload.data);
+  const back = getFormat(t.format).dequantize(t);
+  for (let i = 0; i < back.length; i++) {
+    if (back[i] !== dequantized[i] && !(Number.isNaN(back[i]) && Number.isNaN(dequantized[i]))) {
+      throw new Error(`${name}: packed ${t.format} weight ${i} dequantizes to ${back[i]}, the method's fake-quantized value is ${dequantized[i]}`);
+    }
+  }
+  return t;
+}
+
+interface Capture {
+  hessian?: HessianAccumulator;
+  /** [rows, in] every calibration input of the linear, when the method asks for them. */
+  inputs?: Float32Array;
+  filled: number;
+}
+
+/** Runs one block over every calibration window, chunked to the scratch's row count. */
+class BlockRunner {
+  readonly rows: number;
+
+  constructor(
+    private readonly backend: Backend,
+    private readonly c: LlamaConfig,
+    private readonly s: Scratch,
+    private readonly cal: CalibrationSet,
+  ) {
+    this.rows = cal.count * cal.seqLen;
+  }
+
+  /** X ← block(X). */
+  propagate(L: LayerWeights, X: Float32Array): void {
+    this.run(L, X, true);
+  }
+
+  /** Statistics of the inputs of `linears` over all windows; X is updated only when `writeBack`. */
+  capture(
+    L: LayerWeights,
+    X: Float32Array,
+    linears: readonly LinearName[],
+    requires: { hessian: boolean; inputs: boolean },
+    writeBack: boolean,
+  ): Map<InputId, Capture> {
+    const caps = new Map<InputId, Capture>();
+    const firstReader = new Map<InputId, LinearName>();
+    for (const linear of linears) {
+      const id = INPUT_OF[linear];
+      if (caps.has(id)) continue;
+      firstReader.set(id, linear);
+      const width = linear === 'mlp.down_proj' ? this.c.hiddenDim : this.c.dim;
+      caps.set(id, {
+        hessian: requires.hessian ? new HessianAccumulator(this.backend, width) : undefined,
+        inputs: requires.inputs ? new Float32Array(this.rows * width) : undefined,
+        filled: 0,
+      });
+    }
+    this.run(L, X, writeBack, (linear, x, rows) => {
+      const id = INPUT_OF[linear];
+      if (firstReader.get(id) !== linear) return; // siblings see the same array
+      const cap = caps.get(id)!;
+      cap.hessian?.add(x, rows);
+      if (cap.inputs) {
+        const width = x.length / rows;
+        cap.inputs.set(x.subarray(0, rows * width), cap.filled * width);
+      }
+      cap.filled += rows;
+    });
+    return caps;
+  }
+
+  private run(L: LayerWeights, X: Float32Array, writeBack: boolean, hook?: Parameters<typeof layerForward>[7]): void {
+    const { dim } = this.c;
+    const { seqLen, count } = this.cal;
+    const x = this.s.x;
+    for (let w = 0; w < count; w++) {
+      // each window is a fresh sequence at position 0; long windows go through the KV cache in chunks
+      for (let start = 0; start < seqLen; start += this.s.maxRows) {
+        const T = Math.min(this.s.maxRows, seqLen - start);
+        const off = (w * seqLen + start) * dim;
+        x.set(X.subarray(off, off + T * dim));
+        layerForward(this.backend, this.c, L, this.s, 0, T, start, hook);
+        if (writeBack) X.set(x.subarray(0, T * dim), off);
+      }
+    }
+  }
+}
