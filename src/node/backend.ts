@@ -43,7 +43,8 @@ export function createBackend(opts: BackendOptions = {}): Backend {
     throw new Error(`BITCRUSH_BACKEND must be one of ${BACKEND_KINDS.join(', ')} (got '${env}')`);
   }
   const kind = env ? (env as BackendKind) : (opts.kind ?? 'auto');
-  const threads = Math.max(1, Math.floor(opts.threads ?? availableParallelism()));
+  const threads = opts.threads ?? availableParallelism();
+  if (!Number.isInteger(threads) || threads < 1) throw new RangeError(`threads must be a positive integer (got ${threads})`);
   if (kind === 'reference') return createReferenceBackend();
   if (kind === 'wasm') return createWasmBackendNode(threads);
   const native = loadNativeBackend(threads);
