@@ -40,6 +40,9 @@ export const gptqDefaults: GptqOptions = {
   blockSize: 128,
 };
 
+/** Columns per inner sub-block of the in-block update (a speed choice only; results do not depend on it). */
+const SUB = 16;
+
 export function quantizeGptqLayer(
   W: Float32Array, // [out, in]
   outDim: number,
@@ -114,50 +117,63 @@ export function quantizeGptqLayer(
   const lazyC = backend.alloc(cols * rows); // [in − i2, out] the update of the later columns
   let loss = 0;
 
+  // W[:, t0:t1] −= E[f0:f1] · U[f0:f1, t0:t1]: the errors of columns f0..f1 (of the block
+  // starting at i1) applied to later columns t0..t1 as one matrix product on the backend.
+  const applyErrors = (i1: number, f0: number, f1: number, t0: number, t1: number) => {
+    const count = f1 - f0;
+    const rest = t1 - t0;
+    if (rest === 0) return;
+    for (let c = 0; c < rest; c++) for (let t = 0; t < count; t++) lazyA[c * count + t] = U[(f0 + t) * cols + t0 + c];
+    for (let r = 0; r < rows; r++) for (let t = 0; t < count; t++) lazyB[r * count + t] = E[(f0 - i1 + t) * rows + r];
+    backend.matmul(lazyC, lazyA, lazyB, rest, rows, count); // [rest, out]
+    const base = t0 * rows;
+    for (let i = 0; i < rest * rows; i++) Wt[base + i] -= lazyC[i];
+  };
+
   try {
     for (let i1 = 0; i1 < cols; i1 += B) {
       const i2 = Math.min(i1 + B, cols);
-      const count = i2 - i1;
       // gptq.py fits a group's grid on W as it stands at the start of the block (its in-block
       // updates go to a copy), i.e. with the lazy updates of earlier blocks but not those of
       // this block; fitting every group that starts in the block now reproduces that.
       if (!fixedGrids) {
         for (let s = Math.ceil(i1 / g) * g; s < i2; s += g) fitGroup(s / g, s, Math.min(g, cols - s));
       }
-      for (let j = i1; j < i2; j++) {
-        const col = perm ? perm[j] : j; // original column
-        const gi = fixedGrids ? Math.floor(col / g) : Math.floor(j / g);
-        const stored = fixedGrids ? col : j; // fixed grids are keyed by original column: store unpermuted
-        const d = U[j * cols + j];
-        const w = j * rows;
-        const e = (j - i1) * rows;
-        for (let r = 0; r < rows; r++) {
-          const s = scale[r * nGroups + gi];
-          const z = zero[r * nGroups + gi];
-          const level = quantizeLevel(Wt[w + r], s, z, maxq);
-          const v = dequantizeLevel(level, s, z);
-          q[r * cols + stored] = level;
-          dequantized[r * cols + col] = v;
-          const err = (Wt[w + r] - v) / d;
-          loss += err * err;
-          E[e + r] = err;
+      // The column loop of Algorithm 1. Its in-block update is itself done lazily over
+      // sub-blocks of SUB columns (same arithmetic, reordered), so that most of it is a matrix
+      // product on the backend rather than rank-1 updates in JavaScript.
+      for (let s1 = i1; s1 < i2; s1 += SUB) {
+        const s2 = Math.min(s1 + SUB, i2);
+        for (let j = s1; j < s2; j++) {
+          const col = perm ? perm[j] : j; // original column
+          const gi = fixedGrids ? Math.floor(col / g) : Math.floor(j / g);
+          const stored = fixedGrids ? col : j; // fixed grids are keyed by original column: store unpermuted
+          const d = U[j * cols + j];
+          const w = j * rows;
+          const e = (j - i1) * rows;
+          for (let r = 0; r < rows; r++) {
+            const s = scale[r * nGroups + gi];
+            const z = zero[r * nGroups + gi];
+            const level = quantizeLevel(Wt[w + r], s, z, maxq);
+            const v = dequantizeLevel(level, s, z);
+            q[r * cols + stored] = level;
+            dequantized[r * cols + col] = v;
+            const err = (Wt[w + r] - v) / d;
+            loss += err * err;
+            E[e + r] = err;
+          }
+          // w_k −= err · U_jk for the rest of the sub-block
+          for (let k = j + 1; k < s2; k++) {
+            const u = U[j * cols + k];
+            if (u === 0) continue;
+            const wk = k * rows;
+            for (let r = 0; r < rows; r++) Wt[wk + r] -= E[e + r] * u;
+          }
         }
-        // w_k −= err · U_jk for the rest of the block
-        for (let k = j + 1; k < i2; k++) {
-          const u = U[j * cols + k];
-          if (u === 0) continue;
-          const wk = k * rows;
-          for (let r = 0; r < rows; r++) Wt[wk + r] -= E[e + r] * u;
-        }
+        applyErrors(i1, s1, s2, s2, i2);
       }
       // Lazy batch update: W[:, i2:] −= E · U[i1:i2, i2:], one matrix product per block.
-      const rest = cols - i2;
-      if (rest === 0) continue;
-      for (let c = 0; c < rest; c++) for (let t = 0; t < count; t++) lazyA[c * count + t] = U[(i1 + t) * cols + i2 + c];
-      for (let r = 0; r < rows; r++) for (let t = 0; t < count; t++) lazyB[r * count + t] = E[t * rows + r];
-      backend.matmul(lazyC, lazyA, lazyB, rest, rows, count); // [rest, out]
-      const tail = i2 * rows;
-      for (let i = 0; i < rest * rows; i++) Wt[tail + i] -= lazyC[i];
+      applyErrors(i1, i1, i2, i2, cols);
     }
   } finally {
     backend.free?.(lazyA);
