@@ -10,7 +10,7 @@ import { generate } from '../src/runtime/generate.js';
 const BENCH_LLAMA = fileURLToPath(new URL('../../../shared/models/bench-llama', import.meta.url));
 
 export function benchDecodeTokensPerSecond(backend: Backend, tokens = 200): number {
-  const { model, tokenizer } = loadModel(BENCH_LLAMA, { backend });
+  const { model, tokenizer, dispose } = loadModel(BENCH_LLAMA, { backend });
   const run = (maxTokens: number) => {
     const it = generate(model, tokenizer, { prompt: 'It was a bright cold day', maxTokens, temperature: 0, topP: 1, seed: 1 });
     let r = it.next();
@@ -18,5 +18,7 @@ export function benchDecodeTokensPerSecond(backend: Backend, tokens = 200): numb
     return r.value;
   };
   run(16); // warm-up: JIT and first-touch of the weights
-  return run(tokens).tokensPerSecond;
+  const rate = run(tokens).tokensPerSecond;
+  dispose();
+  return rate;
 }

@@ -56,10 +56,11 @@ let ok = true;
 for (const ref of refs) {
   const text = readFileSync(shared(ref.text), 'utf8');
   for (const f of formats) {
-    const { model, tokenizer } = loadModel(f.path, { backend });
+    const { model, tokenizer, dispose } = loadModel(f.path, { backend });
     const t0 = performance.now();
     const r = perplexityOfText(model, tokenizer, text, { seqLen: 256 });
     const seconds = (performance.now() - t0) / 1000;
+    dispose();
     const diff = r.ppl / ref.ppl - 1;
     const good = Math.abs(diff) <= TOLERANCE && r.tokens === ref.tokens && r.windows === ref.windows;
     ok &&= good;

@@ -20,7 +20,11 @@ export function withModel<T>(modelPath: string, opts: RunOptions, body: (loaded:
   try {
     const t0 = performance.now();
     const loaded = loadModel(modelPath, { tokenizer: opts.tokenizer, backend });
-    return body(loaded, (performance.now() - t0) / 1000);
+    try {
+      return body(loaded, (performance.now() - t0) / 1000);
+    } finally {
+      loaded.dispose();
+    }
   } finally {
     backend.dispose();
   }

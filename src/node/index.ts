@@ -39,7 +39,7 @@ export interface LoadedModel {
   tokenizer: Tokenizer;
   backend: Backend;
   model: LlamaModel;
-  /** Releases the backend's worker threads when this call created it. */
+  /** Frees the model's backend memory, and the backend's worker threads when this call created it. */
   dispose(): void;
 }
 
@@ -59,7 +59,16 @@ export function loadModel(path: string, opts: LoadOptions = {}): LoadedModel {
   const backend = typeof opts.backend === 'object' ? opts.backend : createBackend({ kind: opts.backend, threads: opts.threads });
   try {
     const model = new LlamaModel(source, { backend, linear: opts.linear ?? runnableLinears(runnable, backend), maxRows: opts.maxRows });
-    return { source, tokenizer, backend, model, dispose: () => owned && backend.dispose() };
+    return {
+      source,
+      tokenizer,
+      backend,
+      model,
+      dispose: () => {
+        model.dispose();
+        if (owned) backend.dispose();
+      },
+    };
   } catch (e) {
     if (owned) backend.dispose();
     throw e;

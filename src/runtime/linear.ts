@@ -10,4 +10,6 @@ export interface Linear {
   matvec(y: Float32Array, x: Float32Array): void;
   /** y[rows, outDim] = x[rows, inDim] · Wᵀ (prefill, evaluation, calibration). */
   matmul(y: Float32Array, x: Float32Array, rows: number): void;
+  /** Returns backend memory the layer holds (optional; the layer is unusable afterwards). */
+  dispose?(): void;
 }

@@ -139,6 +139,19 @@ export class LlamaModel {
     this.scratch = allocScratch(this.config, opts.backend, Math.min(maxRows, this.config.seqLen));
   }
 
+  /**
+   * Returns the weights' and scratch's backend memory (wasm heap) for reuse by later models on
+   * the same backend; the model is unusable afterwards.
+   */
+  dispose(): void {
+    const { layers, classifier } = this.weights;
+    for (const L of layers) for (const lin of [L.wq, L.wk, L.wv, L.wo, L.w1, L.w2, L.w3]) lin.dispose?.();
+    classifier.dispose?.();
+    const s = this.scratch;
+    const fromBackend = [s.x, s.xb, s.xb2, s.q, s.hb, s.hb2, s.kHead, s.vHeadT, s.qGroup, s.scores, s.outGroup, s.logits, s.keyCache, s.valueCache];
+    for (const buf of fromBackend) this.backend.free?.(buf);
+  }
+
   /** Most tokens one `forward` call accepts. */
   get maxRows(): number {
     return this.scratch.maxRows;
