@@ -129,12 +129,12 @@ async function main(): Promise<void> {
   backends.push(wasm);
   // A one-thread wasm column shows how much the pool's splitting buys on this machine.
   if (threads > 1 && !quick) backends.push(createWasmBackendNode(1));
-  const label = (be: Backend) => (be.name === 'wasm' && be.threads === 1 && threads > 1 ? 'wasm x1' : be.name);
+  const columnOf = (be: Backend) => (be.name === 'wasm' && be.threads === 1 && threads > 1 ? 'wasm x1' : be.name);
 
   const rows: Row[] = [];
   const add = (label: string, unit: string, f: (be: Backend) => number | undefined) => {
     const values = new Map<string, number | undefined>();
-    for (const be of backends) values.set(label(be), f(be));
+    for (const be of backends) values.set(columnOf(be), f(be));
     rows.push({ label, unit, values });
   };
   add('threads', '', (be) => be.threads);
@@ -147,11 +147,11 @@ async function main(): Promise<void> {
   add('xtx 2048 rows, k=768', 'GFLOP/s', (be) => xtxGflops(be, 2048, 768));
   add('cholesky+triInverse n=768', 'ms', (be) => cholInvMs(be, 768));
   const decode = new Map<string, number | undefined>();
-  for (const be of backends) decode.set(label(be), await decodeTokensPerSecond(be));
+  for (const be of backends) decode.set(columnOf(be), await decodeTokensPerSecond(be));
   rows.push({ label: 'fp32 decode bench-llama', unit: 'tok/s', values: decode });
   const bw = bandwidth(wasm);
 
-  const names = backends.map(label);
+  const names = backends.map(columnOf);
   const fmt = (v: number | undefined) => (v === undefined ? 'n/a' : v >= 100 ? v.toFixed(0) : v.toFixed(2));
   console.log(['kernel'.padEnd(32), ...names.map((n) => n.padStart(10)), '  unit'].join(''));
   for (const r of rows) {
