@@ -15,7 +15,7 @@ trap 'rm -rf "$tmp"' EXIT
 cflags=(--target=wasm32 -msimd128 -matomics -mbulk-memory -O3 -ffreestanding -nostdlib
   -fno-ident -Wall -Wextra -Werror)
 objs=()
-for src in gemm xtx chol; do
+for src in gemm xtx chol lowbit; do
   (cd "$root/csrc" && "$CLANG" "${cflags[@]}" -c "$src.c" -o "$tmp/$src.o")
   objs+=("$tmp/$src.o")
 done

@@ -222,6 +222,29 @@ test('wasm pool: thousands of back-to-back split calls of changing shapes stay c
   }
 });
 
+test('wasm runRows dispatches any exported kernel over row ranges, with per-thread scratch', () => {
+  const be = createWasmBackend({ wasm: wasmBytes, threads: 3, spawn: spawnNodeWorker, parallelMinWork: 1 });
+  try {
+    const rand = rng(7);
+    const m = 37, n = 29, k = 50;
+    const a = be.alloc(m * k), b = be.alloc(n * k), c = be.alloc(m * n), want = new Float32Array(m * n);
+    a.set(randomF32(a.length, rand));
+    b.set(randomF32(b.length, rand));
+    referenceMatmul(want, a, b, m, n, k);
+    const addr = (v: Float32Array) => be.address(v)!;
+    be.runRows('sgemm', [addr(c), addr(a), addr(b), m, n, k, 0], m, { work: m * n * k, scratchBytes: 1 << 20 });
+    assert.ok(maxAbsDiff(c, want) <= 4 * EPS32 * k, 'sgemm through runRows');
+    const bytes = be.allocBytes(100);
+    assert.ok(bytes.every((v) => v === 0));
+    assert.equal(be.address(bytes), bytes.byteOffset);
+    assert.equal(be.address(new Uint8Array(4)), undefined);
+    be.free(bytes);
+    assert.throws(() => be.runRows('no_such_kernel', [], 10, { work: 1e9 }), /no export/);
+  } finally {
+    be.dispose();
+  }
+});
+
 test('an undisposed wasm backend does not keep the process alive', () => {
   const script = `
     import { createBackend } from ${JSON.stringify(new URL('../src/node/backend.js', import.meta.url).href)};

@@ -14,19 +14,17 @@
  * src/node/wasm-worker.ts; a browser Web Worker entry only has to call runWasmWorker too.
  */
 
-/** Exported kernels callable through the pool; the index is the op code. */
-export const OPS = [
-  { name: 'sgemm', scratch: true },
-  { name: 'sgemv', scratch: false },
-  { name: 'stream_sum', scratch: false },
-  { name: 'xtx', scratch: true },
-  { name: 'chol_panel', scratch: false },
-  { name: 'chol_update', scratch: false },
-  { name: 'trinv_mul', scratch: false },
-  { name: 'trinv_store', scratch: false },
-] as const;
-export type OpName = (typeof OPS)[number]['name'];
-
+/**
+ * Every exported function of the module can be dispatched; its op code is its index among
+ * the module's function exports, an order every thread derives identically from the module.
+ * Kernels take their range (r0, r1) last, preceded by a per-thread scratch address when the
+ * call asks for scratch.
+ */
+function exportedFunctions(module: WebAssembly.Module): string[] {
+  return WebAssembly.Module.exports(module)
+    .filter((e) => e.kind === 'function')
+    .map((e) => e.name);
+}
 // Control block layout (int32 slots).
 const GEN = 0; // generation counter, bumped per dispatch
 const CLAIM = 1; // (generation << CHUNK_BITS) | next unclaimed chunk
@@ -36,7 +34,8 @@ const QUIT = 4; // set on dispose
 const OP = 5;
 const NARGS = 6;
 const NCHUNKS = 7;
-const ARGS = 8;
+const USES_SCRATCH = 8;
+const ARGS = 9;
 const MAX_ARGS = 12;
 const SCRATCH = ARGS + MAX_ARGS; // per-thread scratch address
 export const MAX_THREADS = 64;
@@ -60,12 +59,8 @@ export type SpawnWasmWorker = (init: WasmWorkerInit) => { terminate(): void };
 
 type Kernel = (...args: number[]) => number;
 
-function kernels(instance: WebAssembly.Instance): Kernel[] {
-  return OPS.map(({ name }) => {
-    const fn = instance.exports[name];
-    if (typeof fn !== 'function') throw new Error(`kernels.wasm lacks export ${name}`);
-    return fn as Kernel;
-  });
+function kernels(module: WebAssembly.Module, instance: WebAssembly.Instance): Kernel[] {
+  return exportedFunctions(module).map((name) => instance.exports[name] as Kernel);
 }
 
 function now(): number {
@@ -100,7 +95,7 @@ function work(ctl: Int32Array, fns: Kernel[], gen: number, index: number): void 
     if (chunk < 0 || chunk >= Atomics.load(ctl, NCHUNKS) || chunk >= MAX_CHUNKS) return;
     if (Atomics.compareExchange(ctl, CLAIM, claim, claim + 1) !== claim) continue;
     const base = CHUNKS + 2 * chunk;
-    if (OPS[op].scratch) fns[op](...args, ctl[SCRATCH + index], ctl[base], ctl[base + 1]);
+    if (ctl[USES_SCRATCH]) fns[op](...args, ctl[SCRATCH + index], ctl[base], ctl[base + 1]);
     else fns[op](...args, ctl[base], ctl[base + 1]);
     if (Atomics.add(ctl, DONE, 1) + 1 === ctl[NCHUNKS]) Atomics.notify(ctl, DONE);
   }
@@ -109,7 +104,7 @@ function work(ctl: Int32Array, fns: Kernel[], gen: number, index: number): void 
 /** The worker side: runs until the pool is disposed. */
 export function runWasmWorker(init: WasmWorkerInit): void {
   const instance = new WebAssembly.Instance(init.module, { env: { memory: init.memory } });
-  const fns = kernels(instance);
+  const fns = kernels(init.module, instance);
   const ctl = new Int32Array(init.memory.buffer, init.control, CONTROL_BYTES / 4);
   Atomics.add(ctl, READY, 1);
   Atomics.notify(ctl, READY);
@@ -127,7 +122,8 @@ export type Range = readonly [number, number];
 
 /** The calling thread's side of the pool. */
 export class WasmPool {
-  readonly fns: Kernel[];
+  private readonly fns: Kernel[];
+  private readonly codes: Map<string, number>;
   private readonly ctl: Int32Array;
   private readonly workers: { terminate(): void }[] = [];
   private disposed = false;
@@ -141,7 +137,8 @@ export class WasmPool {
     spawn: SpawnWasmWorker | undefined,
     private readonly spinMicros: number,
   ) {
-    this.fns = kernels(instance);
+    this.fns = kernels(module, instance);
+    this.codes = new Map(exportedFunctions(module).map((name, i) => [name, i]));
     this.ctl = new Int32Array(memory.buffer, control, CONTROL_BYTES / 4);
     for (let index = 1; index < threads; index++) {
       if (!spawn) throw new Error('wasm backend: threads > 1 needs a worker factory');
@@ -160,16 +157,18 @@ export class WasmPool {
   }
 
   /**
-   * Runs op over the chunks (any thread may take any chunk) and returns when all are done.
-   * With one chunk, or no workers, everything runs here without touching the control block.
+   * Runs the exported kernel `op` over the chunks (any thread may take any chunk) and returns
+   * when all are done: op(...args, [thread scratch if withScratch], r0, r1) per chunk. With one
+   * chunk, or no workers, everything runs here without touching the control block.
    */
-  run(op: OpName, args: number[], chunks: Range[]): void {
+  run(op: string, args: number[], chunks: Range[], withScratch: boolean): void {
     if (this.disposed) throw new Error('wasm backend used after dispose()');
     if (args.length > MAX_ARGS || chunks.length > MAX_CHUNKS) throw new Error('wasm pool: too many arguments or chunks');
-    const code = OPS.findIndex((o) => o.name === op);
+    const code = this.codes.get(op);
+    if (code === undefined) throw new Error(`kernels.wasm has no export ${op}`);
     const ctl = this.ctl;
     if (chunks.length === 1 || this.workers.length === 0) {
-      const scratch = OPS[code].scratch ? [ctl[SCRATCH]] : [];
+      const scratch = withScratch ? [ctl[SCRATCH]] : [];
       for (const [r0, r1] of chunks) this.fns[code](...args, ...scratch, r0, r1);
       return;
     }
@@ -179,6 +178,7 @@ export class WasmPool {
     Atomics.store(ctl, CLAIM, gen << CHUNK_BITS);
     // No worker holds `gen` until GEN is stored below, so nobody claims while these are written.
     ctl[OP] = code;
+    ctl[USES_SCRATCH] = withScratch ? 1 : 0;
     ctl[NARGS] = args.length;
     for (let i = 0; i < args.length; i++) ctl[ARGS + i] = args[i];
     chunks.forEach(([r0, r1], i) => {

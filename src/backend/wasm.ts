@@ -7,7 +7,7 @@
  */
 import type { Backend } from './types.js';
 import { WasmHeap } from './wasm-heap.js';
-import { CONTROL_BYTES, MAX_CHUNKS, MAX_THREADS, WasmPool, type OpName, type Range, type SpawnWasmWorker } from './wasm-pool.js';
+import { CONTROL_BYTES, MAX_CHUNKS, MAX_THREADS, WasmPool, type Range, type SpawnWasmWorker } from './wasm-pool.js';
 import { evenRanges, linearCostRanges } from './ranges.js';
 
 export interface WasmBackendOptions {
@@ -26,7 +26,18 @@ export interface WasmBackendOptions {
 export interface WasmBackend extends Backend {
   readonly name: 'wasm';
   alloc64(length: number): Float64Array;
-  free(buffer: Float32Array | Float64Array): void;
+  /** A zeroed byte buffer in wasm memory (packed low-bit weights). */
+  allocBytes(length: number): Uint8Array;
+  free(buffer: Float32Array | Float64Array | Uint8Array): void;
+  /** The wasm address of a view into this backend's memory, or undefined for any other array. */
+  address(view: ArrayBufferView): number | undefined;
+  /**
+   * Runs exported kernel `name` over output rows [0, rows), split across threads when `work`
+   * (multiply-adds in the whole call) is large: name(...args, [scratch], r0, r1). Arguments
+   * are int32 values (wasm addresses from `address`, sizes); `scratchBytes` > 0 passes each
+   * thread a private block of that many bytes. For kernels added to csrc/ by other modules.
+   */
+  runRows(name: string, args: number[], rows: number, opts: { work: number; scratchBytes?: number; align?: number }): void;
   /** Resolves when all workers run (Node may call kernels at once; browsers must await). */
   whenReady(): Promise<void>;
   /** Reads n floats split across threads (memory-bandwidth baseline for benchmarks). */
@@ -106,7 +117,7 @@ export function createWasmBackend(opts: WasmBackendOptions): WasmBackend {
       throw e;
     }
   }
-  const run = (op: OpName, args: number[], chunks: Range[]) => pool.run(op, args, chunks);
+  const run = (op: string, args: number[], chunks: Range[], withScratch = false) => pool.run(op, args, chunks, withScratch);
 
   const sgemv = instance.exports.sgemv as (y: number, w: number, x: number, n: number, k: number, r0: number, r1: number) => void;
   function gemvAt(y: number, w: number, x: number, n: number, k: number): void {
@@ -120,6 +131,14 @@ export function createWasmBackend(opts: WasmBackendOptions): WasmBackend {
     threads,
     alloc: (length) => heap.f32(heap.allocBytes(length * 4), length),
     alloc64: (length) => heap.f64(heap.allocBytes(length * 8), length),
+    allocBytes: (length) => new Uint8Array(heap.view(), heap.allocBytes(length), length),
+    address: (view) => (heap.owns(view) ? view.byteOffset : undefined),
+    runRows(name, args, rows, { work, scratchBytes = 0, align = 1 }) {
+      if (!Number.isInteger(rows) || rows < 0) throw new RangeError(`bad row count ${rows}`);
+      if (rows === 0) return;
+      if (scratchBytes > 0) ensureScratch(scratchBytes);
+      run(name, args, evenRanges(0, rows, chunksFor(work), align), scratchBytes > 0);
+    },
     free: (buffer) => {
       if (!heap.owns(buffer)) throw new Error('free: buffer was not allocated by this backend');
       heap.freeBytes(buffer.byteOffset);
@@ -139,8 +158,8 @@ export function createWasmBackend(opts: WasmBackendOptions): WasmBackend {
         // Few chunks per thread: each chunk packs the other operand's blocks again.
         const parts = chunksFor(m * n * k, 2);
         // Split the larger side.
-        if (m >= n) run('sgemm', [pc, pa, pb, m, n, k, 0], evenRanges(0, m, parts, MR));
-        else run('sgemm', [pc, pa, pb, m, n, k, 1], evenRanges(0, n, parts, NR));
+        if (m >= n) run('sgemm', [pc, pa, pb, m, n, k, 0], evenRanges(0, m, parts, MR), true);
+        else run('sgemm', [pc, pa, pb, m, n, k, 1], evenRanges(0, n, parts, NR), true);
       });
     },
     gemv(y, w, x, n, k) {
@@ -162,7 +181,7 @@ export function createWasmBackend(opts: WasmBackendOptions): WasmBackend {
         const rc = Math.max(16, Math.min(512, Math.floor((1 << 19) / (panels * 32) / 4) * 4));
         ensureScratch(rc * panels * 32 + 128);
         const parts = chunksFor((rows * k * k) / 2);
-        run('xtx', [ph, px, rows, k, rc], linearCostRanges(0, panels, parts, (t) => t + 1));
+        run('xtx', [ph, px, rows, k, rc], linearCostRanges(0, panels, parts, (t) => t + 1), true);
       });
     },
     cholesky(a, n) {
