@@ -309,4 +309,7 @@ test('registry resolves methods and validates options', () => {
   const res = method.quantizeLayer(W, 4, k, H, opts, { backend, name: 'layer0' });
   checkPayload(res, 3);
   assert.throws(() => method.quantizeLayer(W, 5, k, H, opts, { backend, name: 'layer0' }), RangeError);
+  const bad = W.slice();
+  bad[k + 3] = NaN;
+  assert.throws(() => method.quantizeLayer(bad, 4, k, H, opts, { backend, name: 'layer0' }), /layer0: weight \[1, 3\] is NaN/);
 });

@@ -110,12 +110,18 @@ function checkOption(method: string, key: string, spec: OptionSpec, value: unkno
   return value;
 }
 
-/** Check W's shape before any work (a wrong length is a pipeline bug, not an input error). */
+/**
+ * Check W's shape before any work (a wrong length is a pipeline bug, not an input error), and
+ * that every weight is finite (a NaN would silently poison a whole group's grid).
+ */
 export function checkLayerShape(ctx: LayerContext, W: Float32Array, outDim: number, inDim: number, H: Float64Array | null): void {
   if (!(outDim > 0 && inDim > 0 && W.length === outDim * inDim)) {
     throw new RangeError(`${ctx.name}: weight has ${W.length} values, expected ${outDim}×${inDim}`);
   }
   if (H !== null && H.length < inDim * inDim) {
     throw new RangeError(`${ctx.name}: Hessian has ${H.length} values, expected ${inDim}×${inDim}`);
+  }
+  for (let i = 0; i < W.length; i++) {
+    if (!Number.isFinite(W[i])) throw new RangeError(`${ctx.name}: weight [${Math.floor(i / inDim)}, ${i % inDim}] is ${W[i]}`);
   }
 }
