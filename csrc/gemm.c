@@ -61,21 +61,44 @@ static void micro_4x8(int kc, const float *ap, const float *bp, float *c, int ld
   wasm_v128_store(r3 + 4, c31);
 }
 
+/* Transposes the 4×4 block rows s0..s3[p..p+4) into d[q·stride + 0..4), q = 0..3. */
+static inline void transpose4(const float *s0, const float *s1, const float *s2, const float *s3, float *d,
+                              int stride) {
+  v128_t r0 = wasm_v128_load(s0), r1 = wasm_v128_load(s1), r2 = wasm_v128_load(s2), r3 = wasm_v128_load(s3);
+  v128_t t0 = wasm_i32x4_shuffle(r0, r1, 0, 4, 1, 5), t1 = wasm_i32x4_shuffle(r2, r3, 0, 4, 1, 5);
+  v128_t t2 = wasm_i32x4_shuffle(r0, r1, 2, 6, 3, 7), t3 = wasm_i32x4_shuffle(r2, r3, 2, 6, 3, 7);
+  wasm_v128_store(d, wasm_i32x4_shuffle(t0, t1, 0, 1, 4, 5));
+  wasm_v128_store(d + stride, wasm_i32x4_shuffle(t0, t1, 2, 3, 6, 7));
+  wasm_v128_store(d + 2 * stride, wasm_i32x4_shuffle(t2, t3, 0, 1, 4, 5));
+  wasm_v128_store(d + 3 * stride, wasm_i32x4_shuffle(t2, t3, 2, 3, 6, 7));
+}
+
 /*
- * Packs rows [r0, r0+rows) × columns [p0, p0+kc) of src[*, ld] into panels of `width` rows:
- * dst[panel][p][width], zero-padding the last panel.
+ * Packs rows [r0, r0+rows) × columns [p0, p0+kc) of src[*, ld] into panels of `width` (4 or 8)
+ * rows: dst[panel][p][width], zero-padding the last panel. Full panels are transposed 4×4 at
+ * a time: packing is a real share of small products (each thread packs its own copy).
  */
 static void pack_panels(float *dst, const float *src, int ld, int r0, int rows, int p0, int kc,
                         int width) {
   for (int pr = 0; pr < rows; pr += width) {
     int w = min_i(width, rows - pr);
+    const float *s = src + (size_t)(r0 + pr) * ld + p0;
+    int p = 0;
+    if (w == width) {
+      for (; p + 4 <= kc; p += 4) {
+        for (int h = 0; h < width; h += 4) {
+          const float *sh = s + (size_t)h * ld + p;
+          transpose4(sh, sh + ld, sh + 2 * ld, sh + 3 * ld, dst + p * width + h, width);
+        }
+      }
+    }
     for (int r = 0; r < width; r++) {
       float *d = dst + r;
       if (r < w) {
-        const float *s = src + (size_t)(r0 + pr + r) * ld + p0;
-        for (int p = 0; p < kc; p++) d[p * width] = s[p];
+        const float *sr = s + (size_t)r * ld;
+        for (int q = p; q < kc; q++) d[q * width] = sr[q];
       } else {
-        for (int p = 0; p < kc; p++) d[p * width] = 0.0f;
+        for (int q = p; q < kc; q++) d[q * width] = 0.0f;
       }
     }
     dst += (size_t)width * kc;
