@@ -4,6 +4,10 @@
  * call into per-thread ranges and moves arrays that are not in wasm memory in and out of
  * scratch; the arithmetic lives in C. No Node imports: bytes and the worker factory are
  * passed in by the platform layer (src/node/backend.ts).
+ *
+ * Browsers: shared memory needs a cross-origin isolated page (COOP/COEP headers), and the
+ * backend must live in a Web Worker (Atomics.wait is refused on the main thread); await
+ * `whenReady()` before the first call, since nested workers start only once it yields.
  */
 import type { Backend } from './types.js';
 import { WasmHeap } from './wasm-heap.js';
