@@ -9,8 +9,9 @@ import { generate } from '../src/runtime/generate.js';
 
 const BENCH_LLAMA = fileURLToPath(new URL('../../../shared/models/bench-llama', import.meta.url));
 
-export function benchDecodeTokensPerSecond(backend: Backend, tokens = 200): number {
-  const { model, tokenizer, dispose } = loadModel(BENCH_LLAMA, { backend });
+/** `path`: bench-llama by default, or a packed file of it (bench/quant.ts). */
+export function benchDecodeTokensPerSecond(backend: Backend, tokens = 200, path = BENCH_LLAMA): number {
+  const { model, tokenizer, dispose } = loadModel(path, { backend });
   const run = (maxTokens: number) => {
     const it = generate(model, tokenizer, { prompt: 'It was a bright cold day', maxTokens, temperature: 0, topP: 1, seed: 1 });
     let r = it.next();
