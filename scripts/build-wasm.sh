@@ -24,4 +24,6 @@ done
   --strip-all --export=__heap_base -o "$tmp/kernels.wasm" "${objs[@]}"
 mkdir -p "$(dirname "$out")"
 mv "$tmp/kernels.wasm" "$out"
+# Record the toolchain next to the module: other clang/lld versions emit different bytes.
+{ "$CLANG" --version | head -n1; "$WASM_LD" --version | head -n1; } >"$out.toolchain"
 echo "built $out ($(wc -c <"$out") bytes)"
