@@ -25,6 +25,7 @@ function exportedFunctions(module: WebAssembly.Module): string[] {
     .filter((e) => e.kind === 'function')
     .map((e) => e.name);
 }
+
 // Control block layout (int32 slots).
 const GEN = 0; // generation counter, bumped per dispatch
 const CLAIM = 1; // (generation << CHUNK_BITS) | next unclaimed chunk
