@@ -1,8 +1,8 @@
 import type { Command } from 'commander';
-import { findTokenizer, openModel } from '../io/load.js';
 import { headSize } from '../model/config.js';
 import { LINEARS } from '../model/weights.js';
 import { nodeFs } from '../node/fs.js';
+import { findRunnableTokenizer, openRunnable } from '../node/packed-open.js';
 
 interface InfoOptions {
   tokenizer?: string;
@@ -20,7 +20,8 @@ export function registerInfo(program: Command): void {
 }
 
 function info(modelPath: string, opts: InfoOptions): void {
-  const source = openModel(modelPath, nodeFs);
+  const runnable = openRunnable(modelPath);
+  const source = runnable.source;
   const c = source.config;
   const tensors = source.tensors();
   const count = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
@@ -39,7 +40,7 @@ function info(modelPath: string, opts: InfoOptions): void {
 
   let tokenizer: { vocabSize: number; bosId: number; eosId: number } | { error: string };
   try {
-    const t = findTokenizer(modelPath, nodeFs, opts.tokenizer);
+    const t = findRunnableTokenizer(modelPath, runnable, opts.tokenizer);
     tokenizer = { vocabSize: t.vocabSize, bosId: t.bosId, eosId: t.eosId };
   } catch (e) {
     if (opts.tokenizer !== undefined) throw e; // an explicit file must load
@@ -52,7 +53,7 @@ function info(modelPath: string, opts: InfoOptions): void {
     return;
   }
   const lines = [
-    `model      ${modelPath} (${nodeFs.isDirectory(modelPath) ? 'Hugging Face directory' : 'llama2.c checkpoint'})`,
+    `model      ${modelPath} (${runnable.packed ? 'bitcrush packed file' : nodeFs.isDirectory(modelPath) ? 'Hugging Face directory' : 'llama2.c checkpoint'})`,
     `config     dim ${c.dim}, hidden ${c.hiddenDim}, ${c.nLayers} layers, ${c.nHeads} heads (${c.nKvHeads} kv heads, head size ${headSize(c)}), ` +
       `vocab ${c.vocabSize}, context ${c.seqLen}, norm eps ${c.normEps}, rope theta ${c.ropeTheta}, ${c.tiedEmbeddings ? 'tied' : 'untied'} classifier`,
     `params     ${millions(params)} (${millions(linearParams)} in ${linears.length} linear layers)`,
