@@ -23,6 +23,7 @@
  */
 import type { GroupQuantized } from './quantized.js';
 import { blobBytes, type FormatParams, type PackedTensor, type WeightFormat } from './types.js';
+import { codebookFormat } from './codebook.js';
 import { uniformFormat } from './uniform.js';
 
 // the table holds formats of every params and payload type
@@ -53,6 +54,17 @@ register(uniformFormat('uniform-asym', false, 'b-bit levels, float16 scale and b
  *   ŵ[r, perm[j]] = scale[r, j/groupSize] · (q[r, j] − 2^(b−1));   bpw = b + 16 / groupSize (+ perm).
  */
 register(uniformFormat('uniform-sym', true, 'b-bit levels, float16 scale per group, zero at the grid midpoint'));
+
+/**
+ * aqlm — AQLM additive codebooks (codebook.ts). params { M: 1..16, B: 1..16, g: 1..64 }, g | in, nG = in / g.
+ *   codes      B ≤ 8: U8 [out, ceil(nG·M·B/8)]  row r: bitstream of codes b[r, j, m] in order (j, m)
+ *              B > 8: U16 [out, nG·M]             the same codes, one per element
+ *   codebooks  F16 [M, 2^B, g]
+ *   scale      F16 [out]
+ *   ŵ[r, j·g + t] = scale[r] · Σ_m codebooks[m, b[r, j, m], t]   (sum over m in order, float32)
+ *   bpw = M·B/g (codes) + 16·M·2^B·g / (out·in) (codebooks) + 16 / in (scales), plus row padding.
+ */
+register(codebookFormat);
 
 export function formatIds(): string[] {
   return [...table.keys()];
