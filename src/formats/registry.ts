@@ -25,6 +25,7 @@ import type { GroupQuantized } from './quantized.js';
 import { blobBytes, type FormatParams, type PackedTensor, type WeightFormat } from './types.js';
 import { codebookFormat } from './codebook.js';
 import { uniformFormat } from './uniform.js';
+import { binaryFormat } from './binary.js';
 
 // the table holds formats of every params and payload type
 type AnyFormat = WeightFormat<any, any>;
@@ -65,6 +66,19 @@ register(uniformFormat('uniform-sym', true, 'b-bit levels, float16 scale per gro
  *   bpw = M·B/g (codes) + 16·M·2^B·g / (out·in) (codebooks) + 16 / in (scales), plus row padding.
  */
 register(codebookFormat);
+
+/**
+ * binary-billm — BiLLM / DBellQuant binarization (binary.ts). params { blockSize: multiple of 8, salientColumns: S }
+ *   nB = ceil(in / blockSize); rb = ceil(in / 8); bit j of a plane row is bit (j mod 8) of byte j/8.
+ *   signs    U8  [out, rb]        1 = +1, 0 = −1 (first-order sign on salient columns)
+ *   split    U8  [out, rb]        1 = sparse part (large |w|), 0 = concentrated; 0 on salient columns
+ *   salient  U8  [rb]             1 = salient column (the same columns in every row)
+ *   residual U8  [out, ceil(S/8)] second-order signs of the salient columns, in column order; absent when S = 0
+ *   scales   F16 [out, nB, 7]     αc, μc, αs, μs, α1, α2, μsal of each row and block
+ *   ŵ = α1·s + α2·s2 + μsal (salient) | αs·s + μs (split) | αc·s + μc (other), scales of the weight's block
+ *   bpw = 2 (signs + split) + S/in + 1/out (mask) + 112/blockSize, plus row padding to whole bytes.
+ */
+register(binaryFormat);
 
 export function formatIds(): string[] {
   return [...table.keys()];

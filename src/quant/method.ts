@@ -7,6 +7,7 @@
 import type { Backend } from '../backend/types.js';
 import { UsageError } from '../io/errors.js';
 import type { GroupQuantized } from '../formats/quantized.js';
+import type { BinaryQuantized } from '../formats/binary.js';
 
 /**
  * What a method hands to the formats, by format family. Grid methods (RTN, GPTQ, SliM-LLM)
@@ -15,6 +16,7 @@ import type { GroupQuantized } from '../formats/quantized.js';
  */
 export interface LayerPayloads {
   groups: GroupQuantized;
+  binary: BinaryQuantized;
 }
 
 /** Discriminated union over LayerPayloads: `{ format: 'groups', data: GroupQuantized } | …`. */
