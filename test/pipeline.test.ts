@@ -187,6 +187,16 @@ describe('quantize CLI', () => {
     assert.ok(Buffer.compare(readFileSync(full), readFileSync(part)) === 0, 'resumed file differs from the uninterrupted one');
   });
 
+  it('RTN needs no calibration text; GPTQ without one is a usage error', () => {
+    const out = join(tmp, 'rtn.bcq');
+    const r = bitcrush('quantize', STORIES, '--method', 'rtn', '--bits', '4', '--group-size', '0', '--out', out, '--json');
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal((JSON.parse(r.stdout) as { fileBytes: number }).fileBytes, statSync(out).size);
+    const g = bitcrush('quantize', STORIES, '--method', 'gptq', '--out', join(tmp, 'g.bcq'));
+    assert.equal(g.status, 2);
+    assert.match(g.stderr, /^bitcrush: gptq needs calibration data/);
+  });
+
   it('inspect reports the bpw the quantize summary reported', () => {
     const out = join(tmp, 'full.bcq');
     const r = bitcrush('inspect', out, '--json');

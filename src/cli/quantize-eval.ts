@@ -30,7 +30,7 @@ export function evaluateFiles(
   const packed = openRunnable(packedPath);
   const model = new LlamaModel(packed.source, { backend, linear: runnableLinears(packed, backend) });
   const float = withFp32 ? new LlamaModel(floatSource, { backend }) : undefined;
-  return texts.map((path) => {
+  const reports = texts.map((path): EvalReport => {
     const file = new FileSource(path);
     const text = readText(file);
     file.close();
@@ -41,4 +41,7 @@ export function evaluateFiles(
     const fp32 = float ? perplexityOfText(float, tokenizer, text, { seqLen }).ppl : undefined;
     return { text: path, seqlen: seqLen, windows: r.windows, ppl: r.ppl, fp32, seconds: (performance.now() - t0) / 1000 };
   });
+  model.dispose();
+  float?.dispose();
+  return reports;
 }

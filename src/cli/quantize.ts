@@ -13,7 +13,7 @@ import { findTokenizer, openModel } from '../io/load.js';
 import { getMethod, methodNames } from '../methods/registry.js';
 import { writeFileAtomic } from '../node/atomic-write.js';
 import { FileSource, nodeFs } from '../node/fs.js';
-import { calibrationFromText } from '../pipeline/calibration.js';
+import { calibrationFromText, type CalibrationSet } from '../pipeline/calibration.js';
 import { quantizeModel, type LayerReport } from '../pipeline/quantize.js';
 import { planPackedModel } from '../packed/writer.js';
 import { WorkDir } from './checkpoint.js';
@@ -26,7 +26,7 @@ import { evaluateFiles, type EvalReport } from './quantize-eval.js';
 interface QuantizeCliOptions extends RunOptions {
   method: string;
   out: string;
-  calib: string;
+  calib?: string;
   nsamples: number;
   seqlen?: number;
   seed?: bigint;
@@ -48,7 +48,7 @@ export function registerQuantize(program: Command): void {
     .argument('<model>', 'llama2.c .bin file or Hugging Face model directory')
     .requiredOption('--method <name>', `quantization method: ${methodNames.join(', ')}`)
     .requiredOption('--out <file>', 'packed model file to write (work directory: <file>.partial/)')
-    .requiredOption('--calib <file>', 'UTF-8 calibration text (tokenized whole, with BOS)')
+    .option('--calib <file>', 'UTF-8 calibration text, tokenized whole with BOS (methods that need data: gptq)')
     .option('--nsamples <n>', 'calibration windows', intArg(1), 128)
     .option('--seqlen <n>', 'tokens per calibration window (default: the model\'s context)', intArg(1))
     .option('--seed <n>', 'seed of the calibration window positions (default: 1)', seedArg);
@@ -80,19 +80,30 @@ function run(modelPath: string, opts: QuantizeCliOptions): void {
   if (seqLen > c.seqLen) throw new UsageError(`--seqlen ${seqLen} exceeds the model's context of ${c.seqLen}`);
   const evalSeqLen = opts.evalSeqlen ?? c.seqLen;
   if (evalSeqLen > c.seqLen) throw new UsageError(`--eval-seqlen ${evalSeqLen} exceeds the model's context of ${c.seqLen}`);
-  const calibFile = new FileSource(opts.calib);
-  const calibText = readText(calibFile);
-  calibFile.close();
   const seed = opts.seed ?? 1n;
-  const cal = calibrationFromText(tokenizer, calibText, { count: opts.nsamples, seqLen, seed });
+  // RTN reads no data: its result does not depend on a calibration text, so none is recorded
+  const needsData = method.requires.hessian || method.requires.inputs;
+  if (needsData && opts.calib === undefined) throw new UsageError(`${method.name} needs calibration data: pass --calib <text file>`);
+  let calibText = '';
+  let cal: CalibrationSet | undefined;
+  if (needsData && opts.calib !== undefined) {
+    const calibFile = new FileSource(opts.calib);
+    calibText = readText(calibFile);
+    calibFile.close();
+    cal = calibrationFromText(tokenizer, calibText, { count: opts.nsamples, seqLen, seed });
+  }
 
   const outDir = dirname(resolve(opts.out));
   // provenance in the header; nothing run-specific (time, output name), so resumed runs match
   const headerOptions: Record<string, unknown> = {
     ...methodOptions,
-    calibration: { text: basename(opts.calib), textTokens: cal.textTokens, nsamples: cal.count, seqlen: seqLen, seed: String(seed) },
-    trueSequential: opts.trueSequential === true,
-    floatInputs: opts.floatInputs === true,
+    ...(cal && opts.calib !== undefined
+      ? {
+          calibration: { text: basename(opts.calib), textTokens: cal.textTokens, nsamples: cal.count, seqlen: seqLen, seed: String(seed) },
+          trueSequential: opts.trueSequential === true,
+          floatInputs: opts.floatInputs === true,
+        }
+      : {}),
     // relative to the packed file, so `generate`/`eval` find the tokenizer through the original model
     source: { model: relative(outDir, resolve(modelPath)), ...(opts.tokenizer ? { tokenizer: relative(outDir, resolve(opts.tokenizer)) } : {}) },
   };

@@ -17,7 +17,7 @@ import { HessianAccumulator } from '../quant/hessian.js';
 import type { LayerPayload, LayerStats, QuantMethod } from '../quant/method.js';
 import { DenseLinear } from '../runtime/dense.js';
 import { layerForward } from '../runtime/forward.js';
-import { allocScratch, loadLayerWeights, type LayerWeights, type Scratch } from '../runtime/model.js';
+import { allocScratch, freeScratch, loadLayerWeights, type LayerWeights, type Scratch } from '../runtime/model.js';
 import type { CalibrationSet } from './calibration.js';
 
 /** gptq.py's order within a block (its module order); the order linears are quantized and reported in. */
@@ -58,7 +58,8 @@ export interface PipelineOptions {
   method: QuantMethod<object>;
   /** Already resolved against the method's schema. */
   methodOptions: object;
-  calibration: CalibrationSet;
+  /** Required when the method needs a Hessian or inputs; RTN runs without one. */
+  calibration?: CalibrationSet;
   /** Re-capture after each sub-group (q/k/v → o → gate/up → down), like gptq.py --true-sequential. */
   trueSequential?: boolean;
   /** Feed each block the float model's activations instead of the quantized blocks' outputs. */
@@ -98,7 +99,10 @@ export interface BlockResult {
   block: number;
   packed: Map<string, PackedTensor>;
   layers: LayerReport[];
-  /** [N·seqLen, dim] the inputs of block + 1 (the final residual stream after the last block). */
+  /**
+   * [N·seqLen, dim] the inputs of block + 1 (the final residual stream after the last block);
+   * empty when the method uses no calibration data.
+   */
   nextInputs: Float32Array;
 }
 
@@ -124,17 +128,23 @@ export function embedWindows(source: ModelSource, cal: CalibrationSet): Float32A
 }
 
 export function quantizeModel(source: ModelSource, opts: PipelineOptions): PipelineResult {
-  const { backend, method, calibration: cal } = opts;
+  const { backend, method } = opts;
   const c = source.config;
-  if (cal.seqLen > c.seqLen) throw new RangeError(`calibration windows of ${cal.seqLen} tokens exceed the model's context of ${c.seqLen}`);
   const first = opts.resume?.block ?? 0;
-  const X = opts.resume?.inputs ?? embedWindows(source, cal); // [N·seqLen, dim], updated block by block
-  if (X.length !== cal.count * cal.seqLen * c.dim) throw new RangeError(`resume inputs have ${X.length} values, expected ${cal.count}×${cal.seqLen}×${c.dim}`);
-
-  // One block's scratch: a KV cache of one layer (the block runs as layer 0 of it).
-  const blockConfig: LlamaConfig = { ...c, nLayers: 1 };
-  const scratch = allocScratch(blockConfig, backend, Math.min(cal.seqLen, 512));
-  const runner = new BlockRunner(backend, blockConfig, scratch, cal);
+  // a method that reads no calibration data (RTN) skips every pass over the windows
+  const needsData = method.requires.hessian || method.requires.inputs;
+  let X: Float32Array = new Float32Array(0); // [N·seqLen, dim], updated block by block
+  let runner: BlockRunner | undefined;
+  if (needsData) {
+    const cal = opts.calibration;
+    if (cal === undefined) throw new RangeError(`${method.name} needs calibration data`);
+    if (cal.seqLen > c.seqLen) throw new RangeError(`calibration windows of ${cal.seqLen} tokens exceed the model's context of ${c.seqLen}`);
+    X = opts.resume?.inputs ?? embedWindows(source, cal);
+    if (X.length !== cal.count * cal.seqLen * c.dim) throw new RangeError(`resume inputs have ${X.length} values, expected ${cal.count}×${cal.seqLen}×${c.dim}`);
+    // One block's scratch: a KV cache of one layer (the block runs as layer 0 of it).
+    const blockConfig: LlamaConfig = { ...c, nLayers: 1 };
+    runner = new BlockRunner(backend, blockConfig, allocScratch(blockConfig, backend, Math.min(cal.seqLen, 512)), cal);
+  }
 
   const result: PipelineResult = { packed: new Map(), layers: [], blocksDone: first };
   const total = (c.nLayers - first) * QUANT_ORDER.length;
@@ -151,6 +161,7 @@ export function quantizeModel(source: ModelSource, opts: PipelineOptions): Pipel
     result.blocksDone = l + 1;
     if (opts.onBlockDone?.(block) === false) break;
   }
+  runner?.dispose();
   return result;
 }
 
@@ -158,7 +169,7 @@ function quantizeBlock(
   source: ModelSource,
   l: number,
   X: Float32Array, // [N·seqLen, dim]
-  runner: BlockRunner,
+  runner: BlockRunner | undefined,
   opts: PipelineOptions,
   quantized: (linear: LinearName) => void,
 ): BlockResult {
@@ -176,13 +187,12 @@ function quantizeBlock(
   const current: LayerWeights = { ...float };
   const packed = new Map<string, PackedTensor>();
   const layers: LayerReport[] = [];
-  const needsData = method.requires.hessian || method.requires.inputs;
   const groups = opts.trueSequential ? SEQUENTIAL_GROUPS : [QUANT_ORDER];
   // float inputs without re-capture: the one capture pass already yields the float block's output
-  const captureIsOutput = opts.floatInputs === true && groups.length === 1 && needsData;
+  const captureIsOutput = opts.floatInputs === true && groups.length === 1;
 
   for (const group of groups) {
-    const capture = needsData ? runner.capture(current, X, group, method.requires, captureIsOutput) : undefined;
+    const capture = runner?.capture(current, X, group, method.requires, captureIsOutput);
     for (const linear of group) {
       const name = layerTensor(l, linear);
       const { w, out, in: inDim } = W.get(name)!;
@@ -192,7 +202,7 @@ function quantizeBlock(
         H = backend.alloc64?.(inDim * inDim) ?? new Float64Array(inDim * inDim);
         H.set(cap!.hessian!.h); // the method may overwrite its H; siblings need the original
       }
-      const inputs = method.requires.inputs ? { x: cap!.inputs!, rows: runner.rows } : undefined;
+      const inputs = method.requires.inputs ? { x: cap!.inputs!, rows: runner!.rows } : undefined;
       const r = method.quantizeLayer(w, out, inDim, H, opts.methodOptions, { backend, name, inputs });
       if (H !== null) backend.free?.(H);
       const t = packPayload(name, r.payload, r.dequantized);
@@ -206,11 +216,11 @@ function quantizeBlock(
   }
 
   // the inputs of the next block
-  if (!captureIsOutput) runner.propagate(opts.floatInputs ? float : current, X);
+  if (!captureIsOutput) runner?.propagate(opts.floatInputs ? float : current, X);
   for (const linear of QUANT_ORDER) {
     const f = FIELD_OF[linear];
-    (float[f] as DenseLinear).dispose();
-    if (current[f] !== float[f]) (current[f] as DenseLinear).dispose();
+    float[f].dispose?.();
+    if (current[f] !== float[f]) current[f].dispose?.();
   }
   return { block: l, packed, layers, nextInputs: X };
 }
@@ -249,6 +259,10 @@ class BlockRunner {
     private readonly cal: CalibrationSet,
   ) {
     this.rows = cal.count * cal.seqLen;
+  }
+
+  dispose(): void {
+    freeScratch(this.backend, this.s);
   }
 
   /** X ← block(X). */

@@ -7,6 +7,7 @@
 import type { Backend } from '../backend/types.js';
 import { UsageError } from '../io/errors.js';
 import type { GroupQuantized } from '../formats/quantized.js';
+import type { CodebookQuantized } from '../formats/codebook.js';
 import type { BinaryQuantized } from '../formats/binary.js';
 
 /**
@@ -16,6 +17,7 @@ import type { BinaryQuantized } from '../formats/binary.js';
  */
 export interface LayerPayloads {
   groups: GroupQuantized;
+  codebook: CodebookQuantized;
   binary: BinaryQuantized;
 }
 
@@ -57,7 +59,9 @@ export interface LayerContext {
 export type OptionSpec =
   | { kind: 'int'; help: string; min?: number; max?: number; choices?: readonly number[] }
   | { kind: 'number'; help: string; min?: number; max?: number }
-  | { kind: 'boolean'; help: string };
+  | { kind: 'boolean'; help: string }
+  /** A short string matching `pattern` (AQLM's scheme "2x8"); the method parses it. */
+  | { kind: 'string'; help: string; pattern: RegExp };
 
 export type OptionSchema<O> = { [K in keyof O]-?: OptionSpec };
 
@@ -98,6 +102,10 @@ export function resolveOptions<O extends object>(method: QuantMethod<O>, given: 
 
 function checkOption(method: string, key: string, spec: OptionSpec, value: unknown): number | boolean {
   const bad = (why: string) => new UsageError(`${method}: option '${key}' ${why} (got ${String(value)})`);
+  if (spec.kind === 'string') {
+    if (typeof value !== 'string' || !spec.pattern.test(value)) throw bad(`must match ${spec.pattern.source}`);
+    return value;
+  }
   if (spec.kind === 'boolean') {
     if (typeof value !== 'boolean') throw bad('must be true or false');
     return value;

@@ -124,6 +124,12 @@ export function allocScratch(c: LlamaConfig, backend: Backend, maxRows: number):
   };
 }
 
+/** Returns a scratch's backend buffers (allocScratch's) to the backend; the scratch is unusable afterwards. */
+export function freeScratch(backend: Backend, s: Scratch): void {
+  const fromBackend = [s.x, s.xb, s.xb2, s.q, s.hb, s.hb2, s.kHead, s.vHeadT, s.qGroup, s.scores, s.outGroup, s.logits, s.keyCache, s.valueCache];
+  for (const buf of fromBackend) backend.free?.(buf);
+}
+
 export class LlamaModel {
   readonly config: LlamaConfig;
   readonly weights: LlamaWeights;
@@ -147,9 +153,7 @@ export class LlamaModel {
     const { layers, classifier } = this.weights;
     for (const L of layers) for (const lin of [L.wq, L.wk, L.wv, L.wo, L.w1, L.w2, L.w3]) lin.dispose?.();
     classifier.dispose?.();
-    const s = this.scratch;
-    const fromBackend = [s.x, s.xb, s.xb2, s.q, s.hb, s.hb2, s.kHead, s.vHeadT, s.qGroup, s.scores, s.outGroup, s.logits, s.keyCache, s.valueCache];
-    for (const buf of fromBackend) this.backend.free?.(buf);
+    freeScratch(this.backend, this.scratch);
   }
 
   /** Most tokens one `forward` call accepts. */
