@@ -54,6 +54,7 @@ export function addMethodFlags(cmd: Command): void {
     const s = f.spec;
     let o: Option;
     if (s.kind === 'boolean') o = new Option(`--${flag}`, describeSpec(f));
+    else if (s.kind === 'string') o = new Option(`--${flag} <s>`, describeSpec(f));
     else {
       o = new Option(`--${flag} <${s.kind === 'int' ? 'n' : 'x'}>`, describeSpec(f));
       o.argParser(s.kind === 'int' ? intArg(s.min ?? Number.MIN_SAFE_INTEGER, s.max) : floatArg(s.min ?? -Infinity, s.max ?? Infinity));

@@ -4,12 +4,14 @@
  */
 import { UsageError } from '../io/errors.js';
 import { resolveOptions, type QuantMethod } from '../quant/method.js';
+import { aqlm } from './aqlm.js';
 import { gptq } from './gptq.js';
 import { rtn } from './rtn.js';
 
 export const methods = {
   rtn,
   gptq,
+  aqlm,
 } satisfies Record<string, QuantMethod<object>>;
 
 export type MethodName = keyof typeof methods;

@@ -231,7 +231,8 @@ function quantizeBlock(
  * packed file computes what the pipeline's fake-quantized model computes.
  */
 function packPayload(name: string, payload: LayerPayload, dequantized: Float32Array): PackedTensor {
-  const t = PACKERS[payload.format](payload.data);
+  // TypeScript cannot correlate the union's format with its data; PACKERS' type guarantees the match
+  const t = (PACKERS[payload.format] as (data: LayerPayload['data']) => PackedTensor)(payload.data);
   const back = getFormat(t.format).dequantize(t);
   for (let i = 0; i < back.length; i++) {
     if (back[i] !== dequantized[i] && !(Number.isNaN(back[i]) && Number.isNaN(dequantized[i]))) {

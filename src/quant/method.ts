@@ -100,7 +100,7 @@ export function resolveOptions<O extends object>(method: QuantMethod<O>, given: 
   return out as O;
 }
 
-function checkOption(method: string, key: string, spec: OptionSpec, value: unknown): number | boolean {
+function checkOption(method: string, key: string, spec: OptionSpec, value: unknown): number | boolean | string {
   const bad = (why: string) => new UsageError(`${method}: option '${key}' ${why} (got ${String(value)})`);
   if (spec.kind === 'string') {
     if (typeof value !== 'string' || !spec.pattern.test(value)) throw bad(`must match ${spec.pattern.source}`);

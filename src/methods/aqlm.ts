@@ -1,0 +1,248 @@
+/**
+ * AQLM (Egiazarian et al. 2024, "Extreme Compression of Large Language Models via Additive
+ * Quantization", arXiv:2401.06118, §3 and Algorithm 1). Each group of g consecutive weights of a
+ * row is the sum of M codewords (one per codebook of 2^B vectors) times a per-row scale:
+ *   ŵ[r, group j] = s_r · Σ_m C_m[b_{r,j,m}]          (scheme "MxB", e.g. 2x8, 1x16)
+ * and C, s, b are fitted to minimise the layer's output error on calibration data
+ *   L = ‖(Ŵ − W) Xᵀ‖² = tr((Ŵ − W) XᵀX (Ŵ − W)ᵀ).
+ * Algorithm 1: s_r = ‖w_r‖; residual k-means of the normalised groups initialises C and b
+ * (aqlm-kmeans.ts); then epochs alternate (a) Adam on C and s with b fixed and (b) beam search
+ * on b with C and s fixed (aqlm-beam.ts), until the relative improvement of L in an epoch falls
+ * below a tolerance. Defaults follow the official code (main.py): Adam lr 1e-4, β = (0, 0.95),
+ * 100 steps per epoch, tolerance 0.01, row-norm scales, fp16 codebooks and scales.
+ * Codebooks and scales are rounded to float16 before every beam search, so the final codes are
+ * chosen for exactly the values the packed file stores.
+ */
+import type { Backend } from '../backend/types.js';
+import type { CodebookQuantized } from '../formats/codebook.js';
+import { CODEBOOK_LIMITS } from '../formats/codebook.js';
+import { roundToF16 } from '../formats/quantized.js';
+import { UsageError } from '../io/errors.js';
+import { checkLayerShape, type LayerContext, type LayerResult, type QuantMethod } from '../quant/method.js';
+import { beamSearchCodes, reconstruct, rowLosses } from './aqlm-beam.js';
+import { residualKmeans } from './aqlm-kmeans.js';
+
+export interface AqlmOptions {
+  /** "MxB": M codebooks of 2^B codewords (1x16, 2x8, 1x8, 4x8, 2x4, …). */
+  scheme: string;
+  /** g: input columns per codeword. */
+  groupSize: number;
+  /** Hypotheses kept per row in the code search. */
+  beamSize: number;
+  /** Alternations of (Adam on codebooks and scales, beam search on codes) at most. */
+  maxEpochs: number;
+  /** Stop when an epoch improves L by less than this fraction. */
+  relativeTolerance: number;
+  /** Adam steps on codebooks and scales per epoch. */
+  stepsPerEpoch: number;
+  lr: number;
+  /** Lloyd iterations of the k-means initialisation at most. */
+  kmeansIters: number;
+  /** Seed of the k-means initialisation. */
+  initSeed: number;
+}
+
+export const aqlmDefaults: AqlmOptions = {
+  scheme: '2x8',
+  groupSize: 8,
+  beamSize: 8,
+  maxEpochs: 20,
+  relativeTolerance: 0.01,
+  stepsPerEpoch: 100,
+  lr: 1e-4,
+  kmeansIters: 25,
+  initSeed: 0,
+};
+
+/** Adam's β2 and ε (β1 = 0 as in the official AQLM recipe: no momentum). */
+const BETA2 = 0.95;
+const ADAM_EPS = 1e-8;
+
+export function parseScheme(scheme: string): { M: number; B: number } {
+  const m = /^(\d+)x(\d+)$/.exec(scheme);
+  const M = m ? Number(m[1]) : NaN;
+  const B = m ? Number(m[2]) : NaN;
+  if (!(M >= 1 && M <= CODEBOOK_LIMITS.maxM && B >= 1 && B <= CODEBOOK_LIMITS.maxB)) {
+    throw new UsageError(`aqlm: scheme '${scheme}' is not MxB with M in 1..${CODEBOOK_LIMITS.maxM} and B in 1..${CODEBOOK_LIMITS.maxB} (e.g. 2x8, 1x16)`);
+  }
+  return { M, B };
+}
+
+/** A seeded generator (mulberry32). */
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export function quantizeAqlmLayer(
+  W: Float32Array, // [out, in]
+  outDim: number,
+  inDim: number,
+  H64: Float64Array, // [in, in] ∝ XᵀX (the pipeline's 2XᵀX/n)
+  opts: AqlmOptions,
+  backend: Backend,
+  name = 'layer',
+): LayerResult {
+  const t0 = performance.now();
+  const { M, B } = parseScheme(opts.scheme);
+  const K = 2 ** B;
+  const g = opts.groupSize;
+  if (!(Number.isInteger(g) && g >= 1 && g <= CODEBOOK_LIMITS.maxG)) throw new UsageError(`aqlm: groupSize ${g} is not in 1..${CODEBOOK_LIMITS.maxG}`);
+  if (inDim % g !== 0) throw new UsageError(`${name}: aqlm groupSize ${g} does not divide its ${inDim} input columns`);
+  const nG = inDim / g;
+  const n = outDim * inDim;
+
+  const H = backend.alloc(inDim * inDim); // [in, in] float32 copy for the backend's matmuls
+  for (let i = 0; i < inDim * inDim; i++) H[i] = H64[i]!;
+  const What = backend.alloc(n); // [out, in] Ŵ, then Ŵ − W
+  const G = backend.alloc(n); // [out, in] (Ŵ − W)·H
+  const rowLoss = new Float64Array(outDim);
+
+  /** L = Σ_r (ŵ_r − w_r) H (ŵ_r − w_r)ᵀ for the given parameters; leaves Ŵ − W in What and its H-product in G. */
+  const lossOf = (codes: Uint16Array, codebooks: Float32Array, scale: Float32Array): number => {
+    reconstruct(What, codes, codebooks, scale, outDim, inDim, M, K, g);
+    for (let i = 0; i < n; i++) What[i] = What[i]! - W[i]!;
+    rowLosses(backend, What, H, G, outDim, inDim, rowLoss);
+    return rowLoss.reduce((a, b) => a + b, 0);
+  };
+
+  try {
+    // 1. scales s_r = ‖w_r‖ and residual k-means on the normalised groups
+    const scale = new Float32Array(outDim);
+    const groups = new Float32Array(n); // [out·nG, g] w_r / s_r
+    for (let r = 0; r < outDim; r++) {
+      let ss = 0;
+      for (let c = 0; c < inDim; c++) ss += W[r * inDim + c]! ** 2;
+      const s = Math.sqrt(ss);
+      scale[r] = s;
+      const inv = s > 0 ? 1 / s : 0;
+      for (let c = 0; c < inDim; c++) groups[r * inDim + c] = W[r * inDim + c]! * inv;
+    }
+    const tInit = performance.now();
+    const init = residualKmeans(groups, outDim * nG, g, M, K, { iters: opts.kmeansIters, rand: rng(opts.initSeed), backend });
+    const codebooks = init.codebooks; // [M, K, g] float32 master copy (Adam's parameters)
+    const codes = init.codes; // [out, nG, M]
+    const cb16 = new Float32Array(codebooks.length);
+    const s16 = new Float32Array(outDim);
+    const round = () => {
+      for (let i = 0; i < codebooks.length; i++) cb16[i] = roundToF16(codebooks[i]!);
+      for (let r = 0; r < outDim; r++) s16[r] = roundToF16(scale[r]!);
+    };
+    round();
+    const initSeconds = (performance.now() - tInit) / 1000;
+    const initLoss = lossOf(codes, cb16, s16);
+
+    // 2. alternate Adam on (C, s) and beam search on b
+    const adamC = { v: new Float64Array(codebooks.length), grad: new Float64Array(codebooks.length) };
+    const adamS = { v: new Float64Array(outDim), grad: new Float64Array(outDim) };
+    let step = 0;
+    let loss = initLoss;
+    let epochs = 0;
+    let adamSeconds = 0;
+    let beamSeconds = 0;
+    const acc = new Float32Array(g);
+    for (let epoch = 0; epoch < opts.maxEpochs; epoch++) {
+      const ta = performance.now();
+      for (let it = 0; it < opts.stepsPerEpoch; it++) {
+        lossOf(codes, codebooks, scale);
+        // dL/dŴ = 2 (Ŵ − W) H = 2G; chain rule through ŵ_rj = s_r Σ_m C_m[b]
+        adamC.grad.fill(0);
+        adamS.grad.fill(0);
+        for (let r = 0; r < outDim; r++) {
+          const s = scale[r]!;
+          let gs = 0;
+          for (let j = 0; j < nG; j++) {
+            const o = r * inDim + j * g;
+            acc.fill(0);
+            for (let m = 0; m < M; m++) {
+              const c = (m * K + codes[(r * nG + j) * M + m]!) * g;
+              for (let t = 0; t < g; t++) {
+                adamC.grad[c + t] += 2 * s * G[o + t]!;
+                acc[t] += codebooks[c + t]!;
+              }
+            }
+            for (let t = 0; t < g; t++) gs += 2 * G[o + t]! * acc[t]!;
+          }
+          adamS.grad[r] = gs;
+        }
+        step++;
+        adamStep(codebooks, adamC, opts.lr, step);
+        adamStep(scale, adamS, opts.lr, step);
+      }
+      round();
+      const tb = performance.now();
+      adamSeconds += (tb - ta) / 1000;
+      beamSearchCodes({ backend, outDim, inDim, M, K, g, W, H, codebooks: cb16, scale: s16, codes, beamSize: opts.beamSize });
+      beamSeconds += (performance.now() - tb) / 1000;
+      const next = lossOf(codes, cb16, s16);
+      epochs++;
+      const improvement = (loss - next) / loss;
+      loss = next;
+      if (!(improvement >= opts.relativeTolerance)) break; // also stops on a zero or non-finite loss
+    }
+
+    const dequantized = new Float32Array(n);
+    reconstruct(dequantized, codes, cb16, s16, outDim, inDim, M, K, g);
+    const data: CodebookQuantized = { outDim, inDim, M, B, g, codes, codebooks: cb16, scale: s16 };
+    return {
+      payload: { format: 'codebook', data },
+      dequantized,
+      // ½ as GPTQ's: with H = 2XᵀX/n this is the mean over calibration rows of ‖(Ŵ − W)x‖²
+      stats: {
+        loss: loss / 2,
+        initLoss: initLoss / 2,
+        epochs,
+        initSeconds,
+        adamSeconds,
+        beamSeconds,
+        seconds: (performance.now() - t0) / 1000,
+      },
+    };
+  } finally {
+    for (const buf of [H, What, G]) backend.free?.(buf);
+  }
+}
+
+/** One Adam step with β1 = 0: p −= lr · grad / (√v̂ + ε), v̂ the bias-corrected EMA of grad². */
+function adamStep(p: Float32Array, s: { v: Float64Array; grad: Float64Array }, lr: number, step: number): void {
+  const correction = 1 - BETA2 ** step;
+  for (let i = 0; i < p.length; i++) {
+    const gr = s.grad[i]!;
+    s.v[i] = BETA2 * s.v[i]! + (1 - BETA2) * gr * gr;
+    p[i] -= (lr * gr) / (Math.sqrt(s.v[i]! / correction) + ADAM_EPS);
+  }
+}
+
+export const aqlm: QuantMethod<AqlmOptions> = {
+  name: 'aqlm',
+  describe:
+    'AQLM (Egiazarian et al. 2024, Algorithm 1): each group of g weights is a sum of M codewords ' +
+    'from M codebooks of 2^B entries ("MxB"), times a per-row scale; residual k-means init, then ' +
+    'epochs of Adam on codebooks and scales (lr 1e-4, β = (0, 0.95)) and beam search on the codes, ' +
+    'both on the XᵀX-weighted output error, until an epoch gains less than relativeTolerance. ' +
+    'Bits per weight count codes, float16 codebooks and scales.',
+  defaults: aqlmDefaults,
+  options: {
+    scheme: { kind: 'string', help: 'MxB: M codebooks of 2^B codewords (1x16, 2x8, 1x8, 4x8, 2x4, …)', pattern: /^\d+x\d+$/ },
+    groupSize: { kind: 'int', help: 'input columns per codeword (AQLM g)', min: 1, max: CODEBOOK_LIMITS.maxG },
+    beamSize: { kind: 'int', help: 'code hypotheses kept per row in the beam search', min: 1, max: 64 },
+    maxEpochs: { kind: 'int', help: 'alternations of codebook training and code search at most', min: 0, max: 10000 },
+    relativeTolerance: { kind: 'number', help: 'stop when an epoch improves the loss by less than this fraction', min: 0, max: 1 },
+    stepsPerEpoch: { kind: 'int', help: 'Adam steps on codebooks and scales per epoch', min: 0, max: 100000 },
+    lr: { kind: 'number', help: 'Adam learning rate of codebooks and scales', min: 0, max: 1 },
+    kmeansIters: { kind: 'int', help: 'k-means iterations of the initialisation at most', min: 1, max: 10000 },
+    initSeed: { kind: 'int', help: 'seed of the k-means initialisation', min: 0, max: 2 ** 32 - 1 },
+  },
+  requires: { hessian: true, inputs: false },
+  quantizeLayer(W: Float32Array, outDim: number, inDim: number, H: Float64Array | null, opts: AqlmOptions, ctx: LayerContext): LayerResult {
+    checkLayerShape(ctx, W, outDim, inDim, H);
+    if (H === null) throw new RangeError(`${ctx.name}: AQLM needs the layer Hessian`);
+    return quantizeAqlmLayer(W, outDim, inDim, H, opts, ctx.backend, ctx.name);
+  },
+};
