@@ -46,6 +46,10 @@ test('protocol: fresh windows from position 0, remainder dropped, NLL of tokens 
   assert.equal(r.tokens, tokens.length);
   assert.ok(Math.abs(r.nll - sum / r.predicted) < 1e-6, `${r.nll} vs ${sum / r.predicted}`);
   assert.ok(Math.abs(r.ppl - Math.exp(r.nll)) < 1e-9);
+
+  // windows longer than the model's chunk size run as chunks over the KV cache: same result
+  const chunked = perplexity(new LlamaModel(openModel(STORIES, nodeFs), { backend, maxRows: 5 }), tokens, { seqLen });
+  assert.ok(Math.abs(chunked.nll - r.nll) < 1e-6, `chunked ${chunked.nll} vs ${r.nll}`);
 });
 
 test('negLogProb is a float64 log-softmax', () => {

@@ -45,7 +45,7 @@ export function perplexity(model: LlamaModel, tokens: ArrayLike<number>, opts: P
 
   let nllSum = 0;
   for (let w = 0; w < windows; w++) {
-    const window = Array.prototype.slice.call(tokens, w * seqLen, (w + 1) * seqLen) as number[];
+    const window = Array.from({ length: seqLen }, (_, i) => tokens[w * seqLen + i]!);
     // a window longer than the model's chunk size runs as several chunks over the KV cache
     for (let start = 0; start < seqLen; start += model.maxRows) {
       const chunk = window.slice(start, start + model.maxRows);
