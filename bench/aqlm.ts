@@ -1,0 +1,116 @@
+/**
+ * AQLM benchmark (`npm run bench:aqlm`): `bitcrush quantize` with AQLM schemes next to GPTQ at
+ * similar bits per weight, each row: heldout perplexity of the packed file, linear bpw (codes,
+ * codebooks and scales all counted), file size and quantize time; then decode tokens/s of the
+ * AQLM 2x8 file vs fp32 and GPTQ 2-bit in one run on one backend.
+ *   bench-llama: calibration emma.txt 128 × 256 (its README), eval tinystories/heldout.txt,
+ *     seqlen 256 (205 windows; WikiText-2's 1,333 windows are too slow on 2 shared cores).
+ *   stories260K: calibration tinystories/calib.txt 128 × 256, eval heldout.txt, seqlen 256.
+ * Options: --model bench-llama|stories260K|both (default both), --only LABEL[,LABEL] (rows
+ * whose label contains one of these), --no-decode, --keep. Timings on a shared machine are noisy.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createBackend } from '../src/node/backend.js';
+import { benchDecodeTokensPerSecond } from './decode.js';
+
+const shared = (p: string) => fileURLToPath(new URL(`../../../shared/${p}`, import.meta.url));
+const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
+
+const args = process.argv.slice(2);
+const opt = (name: string) => {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1] : undefined;
+};
+const which = opt('--model') ?? 'both';
+const only = opt('--only')?.split(',');
+const dir = mkdtempSync(join(tmpdir(), 'bitcrush-bench-aqlm-'));
+
+interface Row { label: string; method: string; flags: string[] }
+interface ModelBench { name: string; model: string; modelFile: string; calib: string; eval: string; rows: Row[] }
+
+const aq = (scheme: string, g: number, extra: string[] = []): Row => ({
+  label: `AQLM ${scheme} g${g}${extra.length ? ` (${extra.join(' ')})` : ''}`,
+  method: 'aqlm',
+  flags: ['--scheme', scheme, '--group-size', String(g), ...extra],
+});
+const gq = (bits: number, g: number): Row => ({ label: `GPTQ ${bits}-bit g${g}`, method: 'gptq', flags: ['--bits', String(bits), '--group-size', String(g)] });
+
+const BENCHES: ModelBench[] = [
+  {
+    name: 'bench-llama',
+    model: shared('models/bench-llama'),
+    modelFile: shared('models/bench-llama/model.safetensors'),
+    calib: shared('data/austen/emma.txt'),
+    eval: shared('data/tinystories/heldout.txt'),
+    rows: [
+      gq(2, 128), gq(3, 128),
+      aq('1x8', 8), aq('2x8', 8),
+      // 65,536 codewords: more than the layer has groups, so k-means alone is exact; one short
+      // epoch with beam 1 (the beam's top-k over 65,536 candidates per row and step is the cost)
+      aq('1x16', 8, ['--beam-size', '1', '--max-epochs', '1', '--steps-per-epoch', '10']),
+    ],
+  },
+  {
+    name: 'stories260K',
+    model: shared('models/stories260K/stories260K.bin'),
+    modelFile: shared('models/stories260K/stories260K.bin'),
+    calib: shared('data/tinystories/calib.txt'),
+    eval: shared('data/tinystories/heldout.txt'),
+    rows: [gq(2, 32), gq(3, 32), aq('1x4', 4), aq('2x4', 4), aq('3x4', 4)],
+  },
+];
+
+interface Result { label: string; file: string; ppl: number; fp32?: number; bpw: number; bytes: number; seconds: number }
+
+function quantize(b: ModelBench, row: Row, withFp32: boolean): Result {
+  const file = join(dir, `${b.name}-${row.label.replace(/[^A-Za-z0-9]+/g, '_')}.bcq`);
+  const r = spawnSync(process.execPath, [
+    CLI, 'quantize', b.model, '--method', row.method, ...row.flags,
+    '--calib', b.calib, '--nsamples', '128', '--seqlen', '256', '--out', file,
+    '--eval', b.eval, '--eval-seqlen', '256', ...(withFp32 ? ['--fp32'] : []), '--json',
+  ], { encoding: 'utf8', maxBuffer: 1 << 26 });
+  if (r.status !== 0) throw new Error(`${b.name} ${row.label} failed:\n${r.stderr}`);
+  const s = JSON.parse(r.stdout) as { quantizeSeconds: number; linearBpw: number; fileBytes: number; eval: Array<{ ppl: number; fp32?: number }> };
+  return { label: row.label, file, ppl: s.eval[0]!.ppl, fp32: s.eval[0]!.fp32, bpw: s.linearBpw, bytes: s.fileBytes, seconds: s.quantizeSeconds };
+}
+
+const results = new Map<string, Result[]>();
+try {
+  for (const b of BENCHES) {
+    if (which !== 'both' && which !== b.name) continue;
+    const rows = b.rows.filter((r) => only === undefined || only.some((o) => r.label.includes(o)));
+    console.log(`\n${b.name}: calibration ${b.calib.split('/').pop()} 128 × 256, perplexity on ${b.eval.split('/').pop()} (seqlen 256)`);
+    console.log(`  ${'weights'.padEnd(44)} ${'PPL'.padStart(9)} ${'linear bpw'.padStart(10)} ${'file MB'.padStart(8)} ${'quantize s'.padStart(10)}`);
+    const out: Result[] = [];
+    for (const [i, row] of rows.entries()) {
+      const r = quantize(b, row, i === 0);
+      if (r.fp32 !== undefined) {
+        const size = statSync(b.modelFile).size;
+        console.log(`  ${'fp32'.padEnd(44)} ${r.fp32.toFixed(4).padStart(9)} ${'32'.padStart(10)} ${(size / 1e6).toFixed(3).padStart(8)} ${'-'.padStart(10)}`);
+      }
+      console.log(`  ${r.label.padEnd(44)} ${r.ppl.toFixed(4).padStart(9)} ${r.bpw.toFixed(3).padStart(10)} ${(r.bytes / 1e6).toFixed(3).padStart(8)} ${r.seconds.toFixed(1).padStart(10)}`);
+      out.push(r);
+    }
+    results.set(b.name, out);
+  }
+
+  const llama = results.get('bench-llama') ?? [];
+  const gptq2 = llama.find((r) => r.label.startsWith('GPTQ 2-bit'));
+  const aqlm2x8 = llama.find((r) => r.label.startsWith('AQLM 2x8'));
+  if (!args.includes('--no-decode') && gptq2 && aqlm2x8) {
+    const backend = createBackend();
+    const tokens = 200;
+    console.log(`\ndecode on bench-llama, greedy, ${tokens} tokens (${backend.name}, ${backend.threads} threads):`);
+    for (const f of [{ label: 'fp32', file: shared('models/bench-llama') }, gptq2, aqlm2x8]) {
+      console.log(`  ${f.label.padEnd(20)} ${benchDecodeTokensPerSecond(backend, tokens, f.file).toFixed(1).padStart(8)} tokens/s`);
+    }
+    backend.dispose();
+  }
+} finally {
+  if (args.includes('--keep')) console.log(`packed files kept in ${dir}`);
+  else rmSync(dir, { recursive: true, force: true });
+}
