@@ -25,6 +25,7 @@ import type { GroupQuantized } from './quantized.js';
 import { blobBytes, type FormatParams, type PackedTensor, type WeightFormat } from './types.js';
 import { codebookFormat } from './codebook.js';
 import { uniformFormat } from './uniform.js';
+import { mixedFormat } from './mixed.js';
 import { binaryFormat } from './binary.js';
 
 // the table holds formats of every params and payload type
@@ -79,6 +80,23 @@ register(codebookFormat);
  *   bpw = 2 (signs + split) + S/in + 1/out (mask) + 112/blockSize, plus row padding to whole bytes.
  */
 register(binaryFormat);
+
+/**
+ * mixed-asym — SliM-LLM: each column group has its own width b_g ∈ 1..4, the same in every row.
+ *   params { groupSize, groups: [n1, n2, n3, n4] (groups per width, sum nG), lastBits (width of the
+ *   last, possibly partial, group) }; len_g = groupSize except the last group.
+ *   widths U8  [ceil(nG/4)]     2-bit codes b_g − 1, bitstream over the column groups (the bit map)
+ *   q      U8  [out, rowBytes]  row r: group after group, each a bitstream of its len_g b_g-bit
+ *                               levels starting on a byte boundary; rowBytes = Σ_g ceil(b_g·len_g/8)
+ *   scale  F16 [out, nG]
+ *   zero   U8  [out, ceil(Σ_{b_g≥2} b_g / 8)]  row r: bitstream of the integer zeros of the groups
+ *                               with b_g ≥ 2, in group order, each b_g bits (absent if none)
+ *   zero1  F16 [out, n1]       row r: the (fractional) zeros of the 1-bit groups (absent if n1 = 0)
+ *   block: one group.   ŵ[r, c] = scale[r, g]·(q[r, c] − zero[r, g]), g = c / groupSize; a 1-bit
+ *   group is mean ± spread: ŵ ∈ {−s·z, s·(1 − z)}.
+ *   bpw = (rowBytes + zero bytes + 2·n1 + 2·nG)·8 / in + 8·ceil(nG/4) / (out·in).
+ */
+register(mixedFormat('mixed-asym', 'per-group bit-widths 1-4 (SliM-LLM): bit map, levels packed at each group\'s width, float16 scales, integer or float16 zeros'));
 
 export function formatIds(): string[] {
   return [...table.keys()];

@@ -40,6 +40,31 @@ export const gptqDefaults: GptqOptions = {
   blockSize: 128,
 };
 
+/**
+ * Extensions for methods built on GPTQ (SliM-LLM): per-group bit-widths and a pluggable fitter
+ * of each group's grid. Without them quantizeGptqLayer is plain GPTQ; the error feedback is the
+ * same either way.
+ */
+export interface GptqGroupHooks {
+  /** [nGroups] bit-width of each column group (1..8); default opts.bits everywhere. */
+  groupBits?: Uint8Array;
+  /** The grid of one row of one group, replacing min-max `fitGrid`. */
+  fitter?: GroupGridFitter;
+}
+
+export interface GroupGridFitter {
+  /**
+   * Fits the grid of every row of one column group into scale[r], zero[r] (r < rows).
+   * @param wt [width, rows] the group's weights as they stand when the grid is fitted, transposed
+   *   (column k of the group at wt[k·rows]); read only
+   * @param hinvDiag [width] U_jj of the group's columns (the inverse-Hessian factor's diagonal),
+   *   or null when grids are fitted before U exists (per-channel or static groups)
+   */
+  fit(wt: Float32Array, width: number, rows: number, bits: number, hinvDiag: Float64Array | null, scale: Float32Array, zero: Float32Array): void;
+  /** The level of w on a grid this fitter made; default `quantizeLevel` (integer zero). */
+  level?(w: number, scale: number, zero: number, maxq: number): number;
+}
+
 /** Columns per inner sub-block of the in-block update (a speed choice only; results do not depend on it). */
 const SUB = 16;
 
@@ -51,13 +76,18 @@ export function quantizeGptqLayer(
   opts: GptqOptions,
   backend: Backend,
   name = 'layer',
+  hooks: GptqGroupHooks = {},
 ): LayerResult {
   const t0 = performance.now();
   const rows = outDim;
   const cols = inDim;
-  const maxq = maxLevel(opts.bits);
   const g = groupWidth(opts.groupSize, cols);
   const nGroups = groupCount(cols, g);
+  const groupBits = hooks.groupBits ?? new Uint8Array(nGroups).fill(opts.bits);
+  if (groupBits.length !== nGroups) throw new RangeError(`${name}: ${groupBits.length} group bit-widths for ${nGroups} groups`);
+  const fitter = hooks.fitter;
+  const levelOf = fitter?.level ?? quantizeLevel;
+  let factor: Float64Array | null = null; // U, once it exists (for the fitter)
   // Per channel (gptq.py fits the row's grid once, up front) and static groups: grids belong to
   // groups of *original* columns and are fixed before any error feedback.
   const fixedGrids = nGroups === 1 || opts.staticGroups;
@@ -68,7 +98,19 @@ export function quantizeGptqLayer(
   let Wt = new Float32Array(cols * rows);
   for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) Wt[c * rows + r] = W[r * cols + c];
 
+  const fitted = fitter ? { scale: new Float32Array(rows), zero: new Float32Array(rows) } : null;
   const fitGroup = (gi: number, firstCol: number, width: number) => {
+    const bits = groupBits[gi]!;
+    if (fitter && fitted) {
+      const u = factor;
+      const diag = u === null ? null : Float64Array.from({ length: width }, (_, k) => u[(firstCol + k) * cols + firstCol + k]!);
+      fitter.fit(Wt.subarray(firstCol * rows, (firstCol + width) * rows), width, rows, bits, diag, fitted.scale, fitted.zero);
+      for (let r = 0; r < rows; r++) {
+        scale[r * nGroups + gi] = fitted.scale[r]!;
+        zero[r * nGroups + gi] = fitted.zero[r]!;
+      }
+      return;
+    }
     for (let r = 0; r < rows; r++) {
       let min = Infinity;
       let max = -Infinity;
@@ -77,7 +119,7 @@ export function quantizeGptqLayer(
         if (v < min) min = v;
         if (v > max) max = v;
       }
-      const grid = fitGrid(min, max, opts.bits, opts.sym);
+      const grid = fitGrid(min, max, bits, opts.sym);
       scale[r * nGroups + gi] = grid.scale;
       zero[r * nGroups + gi] = grid.zero;
     }
@@ -106,6 +148,7 @@ export function quantizeGptqLayer(
     throw new Error(`${name}: GPTQ: the dampened Hessian is not positive definite; raise percdamp (now ${opts.percdamp})`);
   }
   const U = H; // [in, in] upper: H⁻¹ = UᵀU
+  factor = U;
 
   const q = new Uint8Array(rows * cols); // [out, in] levels, stored column order
   const dequantized = new Float32Array(rows * cols); // [out, in] original column order
@@ -149,12 +192,13 @@ export function quantizeGptqLayer(
           const gi = fixedGrids ? Math.floor(col / g) : Math.floor(j / g);
           const stored = fixedGrids ? col : j; // fixed grids are keyed by original column: store unpermuted
           const d = U[j * cols + j];
+          const maxq = maxLevel(groupBits[gi]!);
           const w = j * rows;
           const e = (j - i1) * rows;
           for (let r = 0; r < rows; r++) {
             const s = scale[r * nGroups + gi];
             const z = zero[r * nGroups + gi];
-            const level = quantizeLevel(Wt[w + r], s, z, maxq);
+            const level = levelOf(Wt[w + r], s, z, maxq);
             const v = dequantizeLevel(level, s, z);
             q[r * cols + stored] = level;
             dequantized[r * cols + col] = v;
@@ -185,7 +229,7 @@ export function quantizeGptqLayer(
     outDim,
     inDim,
     groupSize: g,
-    bits: new Uint8Array(nGroups).fill(opts.bits),
+    bits: groupBits.slice(),
     q,
     scale,
     zero,

@@ -7,11 +7,13 @@ import { resolveOptions, type QuantMethod } from '../quant/method.js';
 import { aqlm } from './aqlm.js';
 import { gptq } from './gptq.js';
 import { rtn } from './rtn.js';
+import { slim } from './slim.js';
 
 export const methods = {
   rtn,
   gptq,
   aqlm,
+  slim,
 } satisfies Record<string, QuantMethod<object>>;
 
 export type MethodName = keyof typeof methods;
