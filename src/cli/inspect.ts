@@ -1,5 +1,8 @@
 /** `bitcrush inspect <packed>`: the format, params and bits per weight of every tensor of a packed file, with totals. */
 import { statSync } from 'node:fs';
+import { groupBitMap } from '../formats/mixed.js';
+import { writeFileAtomic } from '../node/atomic-write.js';
+import { heatmap } from '../report/svg.js';
 import type { Command } from 'commander';
 import { InputError } from '../io/errors.js';
 import { FileSource } from '../node/fs.js';
@@ -7,7 +10,11 @@ import { isPackedModel, PackedModel } from '../packed/reader.js';
 
 interface InspectOptions {
   json?: boolean;
+  plot?: string;
 }
+
+/** Bit-width colours of the group bit map (1..4 bits, then anything wider). */
+const WIDTH_COLORS = ['#d7191c', '#fdae61', '#a6d96a', '#1a9641', '#2b83ba'];
 
 export function registerInspect(program: Command): void {
   program
@@ -15,6 +22,7 @@ export function registerInspect(program: Command): void {
     .description('show how a packed model file stores each tensor: format, params, bits per weight, totals')
     .argument('<packed>', 'packed model file written by `bitcrush quantize`')
     .option('--json', 'machine-readable output')
+    .option('--plot <file.svg>', 'draw each layer\'s per-group bit-width map as an SVG')
     .action((path: string, opts: InspectOptions) => inspect(path, opts));
 }
 
@@ -30,7 +38,9 @@ function inspect(path: string, opts: InspectOptions): void {
     shape: t.shape,
     params: 'params' in t ? t.params : undefined,
     bpw: t.bpw,
+    bitHistogram: histogram(m, name, t.format),
   }));
+  if (opts.plot) plotBitMap(m, opts.plot, path);
   if (opts.json) {
     process.stdout.write(`${JSON.stringify({ file: path, fileBytes, method: h.method, config: h.config, totals: h.totals, tensors }, null, 2)}\n`);
     return;
@@ -41,11 +51,37 @@ function inspect(path: string, opts: InspectOptions): void {
     `method   ${h.method.name} ${JSON.stringify(h.method.options)}`,
     ...tensors.map((x) => {
       const params = x.params ? ` ${Object.entries(x.params).map(([k, v]) => `${k}=${String(v)}`).join(' ')}` : '';
-      return `  ${x.name.padEnd(40)} [${x.shape.join(', ')}]`.padEnd(60) + ` ${x.format}${params}  ${x.bpw.toFixed(4)} bpw`;
+      const hist = x.bitHistogram ? `  groups ${Object.entries(x.bitHistogram).map(([b, n]) => `${b}b×${n}`).join(' ')}` : '';
+      return `  ${x.name.padEnd(40)} [${x.shape.join(', ')}]`.padEnd(60) + ` ${x.format}${params}  ${x.bpw.toFixed(4)} bpw${hist}`;
     }),
     `packed   ${t.packedWeights} weights in ${t.packedBytes} bytes: ${t.packedBpw.toFixed(4)} bits per weight`,
     `dense    ${t.denseWeights} weights in ${t.denseBytes} bytes`,
     `model    ${t.modelBpw.toFixed(4)} bits per weight over all weights (${((fileBytes * 8) / (t.packedWeights + t.denseWeights)).toFixed(4)} counting the whole file)`,
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
+}
+
+/** Column groups per bit-width of a grid-format tensor ({ 1: n1, 2: n2, … }), else undefined. */
+function histogram(m: PackedModel, name: string, format: string): Record<number, number> | undefined {
+  if (format === 'dense') return undefined;
+  const map = groupBitMap(m.packed(name));
+  if (map === null) return undefined;
+  const h: Record<number, number> = {};
+  for (const b of map) h[b] = (h[b] ?? 0) + 1;
+  return h;
+}
+
+function plotBitMap(m: PackedModel, out: string, path: string): void {
+  const rows = Object.keys(m.header.tensors)
+    .filter((name) => m.isPacked(name))
+    .map((name) => ({ name, map: groupBitMap(m.packed(name)) }))
+    .filter((r): r is { name: string; map: Uint8Array } => r.map !== null)
+    .map((r) => ({ label: r.name.replace(/^model\./, '').replace(/\.weight$/, ''), values: r.map }));
+  const svg = heatmap({
+    title: `${path}: bit-width of each column group (${m.header.method.name})`,
+    rows,
+    color: (v) => WIDTH_COLORS[Math.min(v, WIDTH_COLORS.length) - 1] ?? '#999',
+    legend: [1, 2, 3, 4].map((b) => ({ label: `${b} bit`, color: WIDTH_COLORS[b - 1]! })),
+  });
+  writeFileAtomic(out, [new TextEncoder().encode(svg)]);
 }

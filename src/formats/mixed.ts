@@ -286,3 +286,17 @@ export function mixedFormat(id: string, summary: string): WeightFormat<MixedPara
     },
   };
 }
+
+/**
+ * The bit-width of each column group of a grid-format tensor [nGroups] (for reports: inspect's
+ * histogram and bit-map plot), or null for formats without per-group widths (codebooks, binary).
+ */
+export function groupBitMap(t: PackedTensor): Uint8Array | null {
+  const p = t.params as Record<string, unknown>;
+  const groupSize = p.groupSize;
+  if (typeof groupSize !== 'number') return null;
+  const nGroups = groupCount(t.inDim, groupSize);
+  if (t.blobs.widths && Array.isArray(p.groups)) return decodeWidths(t.blobs.widths.bytes, nGroups);
+  if (typeof p.bits === 'number' && t.blobs.q) return new Uint8Array(nGroups).fill(p.bits);
+  return null;
+}
