@@ -5,7 +5,15 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { readFileSync } from 'node:fs';
 import { createReferenceBackend } from '../src/backend/reference.js';
+import type { Backend } from '../src/backend/types.js';
+import { createWasmBackend } from '../src/backend/wasm.js';
+import { spawnNodeWorker } from '../src/node/backend.js';
+import { UniformLinear } from '../src/formats/uniform-linear.js';
+import { laneKernelFits } from '../src/formats/uniform-wasm.js';
+import type { UniformParams } from '../src/formats/uniform.js';
+import type { PackedTensor, WeightFormat } from '../src/formats/types.js';
 import { f16BitsToNumber, numberToF16Bits } from '../src/io/safetensors.js';
 import { roundToF16, type GroupQuantized } from '../src/formats/quantized.js';
 import { bitsPerWeight, formatIds, getFormat, packGroups } from '../src/formats/registry.js';
@@ -24,6 +32,48 @@ function rng(seed: number): () => number {
 }
 
 const backend = createReferenceBackend();
+const wasmBytes = readFileSync(new URL('../../wasm/kernels.wasm', import.meta.url));
+/**
+ * Every format's fast kernels run on each backend: the reference one (TypeScript kernels), wasm
+ * on the calling thread, and wasm with 3 threads splitting even the smallest call (row ranges).
+ */
+const fastBackends: Array<{ label: string; be: Backend }> = [
+  { label: 'reference', be: backend },
+  { label: 'wasm x1', be: createWasmBackend({ wasm: wasmBytes, threads: 1 }) },
+  { label: 'wasm x3 split', be: createWasmBackend({ wasm: wasmBytes, threads: 3, spawn: spawnNodeWorker, parallelMinWork: 1 }) },
+];
+
+/** matvec, matmul (several rows, one row) of the format's Linear on `be` against W·x. */
+function checkKernels(format: WeightFormat, t: PackedTensor, w: Float32Array, rand: () => number, be: Backend, label: string, rows = 3): void {
+  const { outDim, inDim } = t;
+  const lin = format.makeLinear(t, be);
+  assert.equal(lin.outDim, outDim);
+  assert.equal(lin.inDim, inDim);
+  if (lin instanceof UniformLinear && be.name === 'wasm' && laneKernelFits(inDim, t.params as UniformParams)) {
+    assert.equal(lin.kernel, 'wasm', `${label}: the wasm kernels serve this tensor`);
+  }
+  const x = Float32Array.from({ length: rows * inDim }, () => rand() * 2 - 1);
+  const y1 = new Float32Array(outDim);
+  lin.matvec(y1, x.subarray(0, inDim));
+  assertProduct(y1, w, x, 1, outDim, inDim, `${label} matvec`);
+  const y = new Float32Array(rows * outDim);
+  lin.matmul(y, x, rows);
+  assertProduct(y, w, x, rows, outDim, inDim, `${label} matmul`);
+  const yOne = new Float32Array(outDim);
+  lin.matmul(yOne, x.subarray(0, inDim), 1);
+  assertProduct(yOne, w, x, 1, outDim, inDim, `${label} matmul, one row`);
+  // activations and outputs in backend memory (the runtime's case): no staging copies
+  const xb = be.alloc(rows * inDim);
+  xb.set(x);
+  const yb = be.alloc(rows * outDim);
+  lin.matmul(yb, xb, rows);
+  assertProduct(yb, w, x, rows, outDim, inDim, `${label} matmul in backend memory`);
+  lin.matvec(yb.subarray(0, outDim), xb.subarray(0, inDim));
+  assertProduct(yb, w, x, 1, outDim, inDim, `${label} matvec in backend memory`);
+  lin.dispose?.();
+  be.free?.(xb);
+  be.free?.(yb);
+}
 
 /** Checks y [rows, out] against W·x row by row, tolerance relative to Σ|w||x|. */
 function assertProduct(y: Float32Array, w: Float32Array, x: Float32Array, rows: number, out: number, inDim: number, what: string): void {
@@ -74,22 +124,30 @@ describe('packed weight formats (registry-driven)', () => {
         const w = format.dequantize(t);
         assert.deepStrictEqual(w, format.payloadWeights(payload));
 
-        // fast kernels vs dequantize-then-multiply
-        const lin = format.makeLinear(t, backend);
-        assert.equal(lin.outDim, outDim);
-        assert.equal(lin.inDim, inDim);
-        const rows = 3;
-        const x = Float32Array.from({ length: rows * inDim }, () => rand() * 2 - 1);
-        const y1 = new Float32Array(outDim);
-        lin.matvec(y1, x.subarray(0, inDim));
-        assertProduct(y1, w, x, 1, outDim, inDim, 'matvec');
-        const y = new Float32Array(rows * outDim);
-        lin.matmul(y, x, rows);
-        assertProduct(y, w, x, rows, outDim, inDim, 'matmul');
-        const yOne = new Float32Array(outDim);
-        lin.matmul(yOne, x.subarray(0, inDim), 1);
-        assertProduct(yOne, w, x, 1, outDim, inDim, 'matmul, one row');
+        // fast kernels vs dequantize-then-multiply, on every backend
+        for (const { label, be } of fastBackends) checkKernels(format, t, w, rand, be, label);
       });
+    }
+  }
+});
+
+describe('uniform wasm kernels: whole blocks, group boundaries inside blocks, TypeScript fallback', () => {
+  // [out, in, groupSize]: multi-block rows (two-block steps of the 4-bit loop), groups of 16
+  // inside 64-column blocks, a per-channel row with a column tail, and group sizes the lane
+  // kernels do not take (24: the TypeScript kernels serve them on wasm too).
+  const shapes: Array<[number, number, number]> = [[37, 512, 128], [19, 320, 64], [11, 272, 16], [13, 200, 200], [9, 120, 24]];
+  for (const id of ['uniform-asym', 'uniform-sym']) {
+    const format = getFormat(id);
+    for (const bits of [2, 3, 4, 8]) {
+      for (const [outDim, inDim, groupSize] of shapes) {
+        const params: UniformParams = { bits, groupSize, actOrder: inDim % 2 === 0 };
+        it(`${id} ${bits}-bit [${outDim}, ${inDim}] g${groupSize}`, () => {
+          const rand = rng(bits * 1000 + inDim);
+          const t = format.pack(format.randomPayload(outDim, inDim, params, rand));
+          const w = format.dequantize(t);
+          for (const { label, be } of fastBackends.slice(1)) checkKernels(format, t, w, rand, be, label, 5);
+        });
+      }
     }
   }
 });

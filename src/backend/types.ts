@@ -53,3 +53,27 @@ export interface Backend {
    */
   free?(buffer: Float32Array | Float64Array): void;
 }
+
+/**
+ * Optional capability of a backend: run an exported kernel of wasm/kernels.wasm over ranges
+ * of output rows on its threads, with operands in its memory (the wasm backend has it). Packed
+ * formats check for it with `rowKernelsOf` and keep a TypeScript kernel for other backends.
+ */
+export interface RowKernels {
+  /** A zeroed byte buffer in kernel memory (packed weights). */
+  allocBytes(length: number): Uint8Array;
+  alloc(length: number): Float32Array;
+  free(buffer: Float32Array | Float64Array | Uint8Array): void;
+  /** The kernel-memory address of a view, or undefined for an array outside that memory. */
+  address(view: ArrayBufferView): number | undefined;
+  /** name(...args, [scratch], r0, r1) over rows [0, rows), split across threads when `work` (multiply-adds) is large. */
+  runRows(name: string, args: number[], rows: number, opts: { work: number; scratchBytes?: number; align?: number }): void;
+}
+
+/** The backend's row-kernel capability, or undefined when it has none. */
+export function rowKernelsOf(backend: Backend): (Backend & RowKernels) | undefined {
+  const b = backend as Backend & Partial<RowKernels>;
+  return typeof b.runRows === 'function' && typeof b.allocBytes === 'function' && typeof b.address === 'function' && typeof b.free === 'function'
+    ? (b as Backend & RowKernels)
+    : undefined;
+}

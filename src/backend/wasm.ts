@@ -9,7 +9,7 @@
  * backend must live in a Web Worker (Atomics.wait is refused on the main thread); await
  * `whenReady()` before the first call, since nested workers start only once it yields.
  */
-import type { Backend } from './types.js';
+import type { Backend, RowKernels } from './types.js';
 import { WasmHeap } from './wasm-heap.js';
 import { CONTROL_BYTES, MAX_CHUNKS, MAX_THREADS, WasmPool, type Range, type SpawnWasmWorker } from './wasm-pool.js';
 import { evenRanges, linearCostRanges } from './ranges.js';
@@ -27,7 +27,7 @@ export interface WasmBackendOptions {
   parallelMinWork?: number;
 }
 
-export interface WasmBackend extends Backend {
+export interface WasmBackend extends Backend, RowKernels {
   readonly name: 'wasm';
   alloc64(length: number): Float64Array;
   /** A zeroed byte buffer in wasm memory (packed low-bit weights). */
@@ -135,7 +135,10 @@ export function createWasmBackend(opts: WasmBackendOptions): WasmBackend {
     threads,
     alloc: (length) => heap.f32(heap.allocBytes(length * 4), length),
     alloc64: (length) => heap.f64(heap.allocBytes(length * 8), length),
-    allocBytes: (length) => new Uint8Array(heap.view(), heap.allocBytes(length), length),
+    allocBytes: (length) => {
+      const address = heap.allocBytes(length); // may grow the memory: take the view after it
+      return new Uint8Array(heap.view(), address, length);
+    },
     address: (view) => (heap.owns(view) ? view.byteOffset : undefined),
     runRows(name, args, rows, { work, scratchBytes = 0, align = 1 }) {
       if (!Number.isInteger(rows) || rows < 0) throw new RangeError(`bad row count ${rows}`);

@@ -9,17 +9,57 @@
  * tile, never the whole matrix.
  * Act-order: the stored columns are permuted; matvec permutes x once per call, matmul writes
  * each tile back in original column order.
+ *
+ * On a backend with row kernels (wasm) the same algorithms run in WebAssembly SIMD on the
+ * backend's threads (uniform-wasm.ts, csrc/lowbit.c); this TypeScript kernel is their
+ * reference and serves the reference and native backends.
  */
-import type { Backend } from '../backend/types.js';
+import { rowKernelsOf, type Backend } from '../backend/types.js';
 import type { Linear } from '../runtime/linear.js';
 import { groupCount } from './quantized.js';
 import { unpackBits } from './bitpack.js';
 import type { UniformArrays, UniformParams } from './uniform.js';
+import { laneKernelFits, UniformWasmKernels } from './uniform-wasm.js';
+
+/** y = W x for a uniform tensor, on the fastest kernels the backend offers. */
+export class UniformLinear implements Linear {
+  private readonly impl: Linear;
+
+  constructor(
+    readonly outDim: number,
+    readonly inDim: number,
+    p: UniformParams,
+    a: UniformArrays,
+    backend: Backend,
+  ) {
+    const rk = rowKernelsOf(backend);
+    this.impl =
+      rk && laneKernelFits(inDim, p) ? new UniformWasmKernels(outDim, inDim, p, a, rk) : new UniformTsKernels(outDim, inDim, p, a, backend);
+  }
+
+  /** Which kernels run this layer (tests and benchmarks). */
+  get kernel(): 'wasm' | 'typescript' {
+    return this.impl instanceof UniformWasmKernels ? 'wasm' : 'typescript';
+  }
+
+  matvec(y: Float32Array, x: Float32Array): void {
+    this.impl.matvec(y, x);
+  }
+
+  matmul(y: Float32Array, x: Float32Array, rows: number): void {
+    this.impl.matmul(y, x, rows);
+  }
+
+  dispose(): void {
+    this.impl.dispose?.();
+  }
+}
 
 /** Float32 values per matmul tile: 256 KB, a tile stays in L2 while the backend streams x past it. */
 const TILE_FLOATS = 1 << 16;
 
-export class UniformLinear implements Linear {
+/** The TypeScript kernels (reference of the wasm ones). */
+export class UniformTsKernels implements Linear {
   private readonly bits: number;
   private readonly groupSize: number;
   private readonly nGroups: number;
@@ -105,6 +145,11 @@ export class UniformLinear implements Linear {
         for (let k = 0; k < t; k++) y[dst + k] = yTile[src + k]!;
       }
     }
+  }
+
+  dispose(): void {
+    this.backend.free?.(this.wTile);
+    this.backend.free?.(this.yTile);
   }
 
   /** Rows r0..r0+count-1 as float32 into w [count, inDim], original column order (same values as dequantizeGroups). */

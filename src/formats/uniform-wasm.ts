@@ -1,0 +1,180 @@
+/**
+ * The uniform group formats on a backend with row kernels (the wasm backend): weights are
+ * repacked once into the kernel layout of csrc/lowbit.c in backend memory, matvec runs
+ * `lowbit_gemv_uniform` over output rows on the backend's threads, and matmul dequantizes
+ * tiles of rows with `lowbit_dequant_uniform` (also threaded) and hands them to
+ * backend.matmul. Act-order is handled on the activation side: x is permuted into stored
+ * column order once per call, so W stays in stored order.
+ */
+import type { Backend, RowKernels } from '../backend/types.js';
+import { groupCount } from './quantized.js';
+import { unpackBits } from './bitpack.js';
+import type { UniformArrays, UniformParams } from './uniform.js';
+
+/** Columns per kernel block and its bytes (csrc/lowbit.c's layout comment). */
+function laneBlock(bits: number): { cols: number; bytes: number } {
+  if (bits === 2) return { cols: 64, bytes: 16 };
+  if (bits === 3) return { cols: 64, bytes: 24 };
+  if (bits === 4) return { cols: 32, bytes: 16 };
+  if (bits === 8) return { cols: 16, bytes: 16 };
+  throw new RangeError(`no lane layout for ${bits}-bit levels`);
+}
+
+/** Group boundaries the kernels handle: multiples of 16 columns, or a single group per row. */
+export function laneKernelFits(inDim: number, p: UniformParams): boolean {
+  return groupCount(inDim, p.groupSize) === 1 || p.groupSize % 16 === 0;
+}
+
+/** Writes one row's levels [inDim] into dst[offset..] in the lane layout; dst must be zero there. */
+export function packLaneRow(levels: Uint8Array, dst: Uint8Array, offset: number, bits: number): void {
+  const { cols, bytes } = laneBlock(bits);
+  for (let c = 0; c < levels.length; c++) {
+    const v = levels[c]!;
+    const base = offset + Math.floor(c / cols) * bytes;
+    const l = c & 3;
+    const k = (c % cols) >> 2; // column 4k + l of the block
+    if (bits === 3) {
+      dst[base + 4 * l + (k >> 2)]! |= (v & 3) << ((2 * k) & 7);
+      dst[base + 16 + 2 * l + (k >> 3)]! |= (v >> 2) << (k & 7);
+    } else {
+      const bit = k * bits;
+      dst[base + 4 * l + (bit >> 3)]! |= v << (bit & 7);
+    }
+  }
+}
+
+/** Float32 values per dequantized matmul tile: 1 MiB, stays in L2 while sgemm packs it. */
+const TILE_FLOATS = 1 << 18;
+/** Below this many activation rows, matmul is one matvec per row (a tile costs more than it saves). */
+const MATVEC_ROWS = 2;
+
+export class UniformWasmKernels {
+  private readonly be: Backend & RowKernels;
+  private readonly bits: number;
+  private readonly groupSize: number;
+  private readonly nGroups: number;
+  private readonly cols: number; // inDim rounded up to 16
+  private readonly rowStride: number;
+  private readonly perm: Int32Array | null; // [inDim]
+  // backend memory
+  private readonly q: Uint8Array; // [outDim, rowStride] lane layout
+  private readonly scale: Float32Array; // [outDim, nGroups]
+  private readonly zero: Float32Array; // [outDim, nGroups]
+  private readonly szero: Float32Array; // [outDim, nGroups] scale·zero (exact: an f16 times an integer < 256)
+  private readonly xs: Float32Array; // [inDim rounded up to 64] x in stored order, zero past inDim (whole blocks read it)
+  private readonly gsum: Float32Array; // [nGroups]
+  private readonly yOut: Float32Array; // [outDim] when the caller's y is outside backend memory
+  private readonly tileRows: number;
+  private readonly wTile: Float32Array; // [tileRows, inDim]
+  private yTile: Float32Array | null = null; // [rows, tileRows]
+  private xRows: Float32Array | null = null; // [rows, inDim] permuted activations
+
+  constructor(
+    readonly outDim: number,
+    readonly inDim: number,
+    p: UniformParams,
+    a: UniformArrays,
+    be: Backend & RowKernels,
+  ) {
+    this.be = be;
+    this.bits = p.bits;
+    this.groupSize = p.groupSize;
+    this.nGroups = groupCount(inDim, p.groupSize);
+    this.cols = Math.ceil(inDim / 16) * 16;
+    const block = laneBlock(p.bits);
+    this.rowStride = Math.ceil(inDim / block.cols) * block.bytes;
+    this.perm = a.perm;
+    this.q = be.allocBytes(Math.max(1, outDim * this.rowStride));
+    const levels = new Uint8Array(inDim);
+    for (let r = 0; r < outDim; r++) {
+      unpackBits(a.q, r * a.rowBytes, levels, inDim, p.bits);
+      packLaneRow(levels, this.q, r * this.rowStride, p.bits);
+    }
+    const n = outDim * this.nGroups;
+    this.scale = be.alloc(Math.max(1, n));
+    this.scale.set(a.scale.subarray(0, n));
+    this.zero = be.alloc(Math.max(1, n));
+    this.zero.set(a.zero.subarray(0, n));
+    this.szero = be.alloc(Math.max(1, n));
+    for (let i = 0; i < n; i++) this.szero[i] = a.scale[i]! * a.zero[i]!;
+    this.xs = be.alloc(Math.ceil(inDim / 64) * 64);
+    this.gsum = be.alloc(this.nGroups);
+    this.yOut = be.alloc(Math.max(1, outDim));
+    this.tileRows = Math.max(1, Math.min(outDim, Math.floor(TILE_FLOATS / Math.max(1, inDim))));
+    this.wTile = be.alloc(this.tileRows * inDim);
+  }
+
+  matvec(y: Float32Array, x: Float32Array): void {
+    const { inDim, groupSize, nGroups, xs, gsum, perm } = this;
+    if (perm) for (let j = 0; j < inDim; j++) xs[j] = x[perm[j]!]!;
+    else xs.set(x.subarray(0, inDim));
+    for (let g = 0; g < nGroups; g++) {
+      const end = Math.min(inDim, (g + 1) * groupSize);
+      let s = 0; // float64: the offset term is subtracted from the level sums
+      for (let j = g * groupSize; j < end; j++) s += xs[j]!;
+      gsum[g] = s;
+    }
+    const at = (v: ArrayBufferView) => this.be.address(v)!;
+    const yInMemory = this.be.address(y) !== undefined;
+    const yTarget = yInMemory ? y : this.yOut;
+    this.be.runRows(
+      'lowbit_gemv_uniform',
+      [at(yTarget), at(this.q), this.rowStride, at(this.scale), at(this.szero), at(xs), at(gsum), this.cols, groupSize, nGroups, this.bits],
+      this.outDim,
+      // a packed weight costs about twice a dense multiply-add (shift, mask, convert), so count it twice
+      { work: 2 * this.outDim * inDim, align: 16 },
+    );
+    if (!yInMemory) y.set(this.yOut.subarray(0, this.outDim));
+  }
+
+  matmul(y: Float32Array, x: Float32Array, rows: number): void {
+    const { outDim, inDim, tileRows, perm, be } = this;
+    if (rows <= MATVEC_ROWS) {
+      for (let i = 0; i < rows; i++) this.matvec(y.subarray(i * outDim, (i + 1) * outDim), x.subarray(i * inDim, (i + 1) * inDim));
+      return;
+    }
+    let xs = x;
+    if (perm || be.address(x) === undefined) {
+      // stored column order, in backend memory (else backend.matmul would copy x for every tile)
+      if (this.xRows === null || this.xRows.length < rows * inDim) {
+        if (this.xRows) be.free(this.xRows);
+        this.xRows = be.alloc(rows * inDim);
+      }
+      xs = this.xRows;
+      if (!perm) xs.set(x.subarray(0, rows * inDim));
+      else {
+        for (let i = 0; i < rows; i++) {
+          const o = i * inDim;
+          for (let j = 0; j < inDim; j++) xs[o + j] = x[o + perm[j]!]!;
+        }
+      }
+    }
+    if (this.yTile === null || this.yTile.length < rows * tileRows) {
+      if (this.yTile) be.free(this.yTile);
+      this.yTile = be.alloc(rows * tileRows);
+    }
+    const yTile = this.yTile;
+    const q = be.address(this.q)!;
+    const scale = be.address(this.scale)!;
+    const zero = be.address(this.zero)!;
+    const wTile = be.address(this.wTile)!;
+    for (let r0 = 0; r0 < outDim; r0 += tileRows) {
+      const t = Math.min(tileRows, outDim - r0);
+      const g0 = r0 * this.nGroups * 4;
+      be.runRows(
+        'lowbit_dequant_uniform',
+        [wTile, q + r0 * this.rowStride, this.rowStride, scale + g0, zero + g0, inDim, this.groupSize, this.nGroups, this.bits],
+        t,
+        { work: t * inDim, align: 4 },
+      );
+      be.matmul(yTile, xs, this.wTile, rows, t, inDim);
+      for (let i = 0; i < rows; i++) y.set(yTile.subarray(i * t, (i + 1) * t), i * outDim + r0);
+    }
+  }
+
+  dispose(): void {
+    for (const b of [this.q, this.scale, this.zero, this.szero, this.xs, this.gsum, this.yOut, this.wTile, this.yTile, this.xRows]) {
+      if (b) this.be.free(b);
+    }
+  }
+}
