@@ -1,0 +1,108 @@
+/**
+ * The model's side of the page: runs inside a Web Worker, because the wasm pool blocks its
+ * caller (Atomics.wait) and a forward pass must not freeze the page. Holds one backend for its
+ * lifetime and one model at a time; streams generated pieces back as they are produced.
+ */
+import { InputError, UsageError } from '../io/errors.js';
+import type { Tokenizer } from '../io/tokenizer.js';
+import { BufferSource } from '../io/bytes.js';
+import { PackedModel } from '../packed/reader.js';
+import { generate, type GenerateStats } from '../runtime/generate.js';
+import { LlamaModel } from '../runtime/model.js';
+import { createBrowserBackend, type BrowserBackend } from './backend.js';
+import { modelCard } from './card.js';
+import { openTokenizerBytes, sortModelFiles, type NamedBytes } from './files.js';
+import type { FromWorker, GenerateRequest, ToWorker } from './protocol.js';
+
+export interface ModelWorkerOptions {
+  /** The kernels (wasm/kernels.wasm): fetched once, on the first load. */
+  wasm: () => Promise<WebAssembly.Module | ArrayBuffer>;
+  /** Starts one wasm pool thread (see createBrowserBackend); omit for single-threaded. */
+  spawnPoolWorker?: () => Worker;
+}
+
+interface WorkerScope {
+  onmessage: ((e: MessageEvent) => void) | null;
+  postMessage(message: unknown): void;
+}
+
+/** How often a generation lets queued messages (stop) in, in ms. */
+const YIELD_MS = 20;
+
+export function serveModelWorker(opts: ModelWorkerOptions, scope: WorkerScope = globalThis as never): void {
+  let runtime: Promise<BrowserBackend> | undefined;
+  let loaded: { model: LlamaModel; tokenizer: Tokenizer } | undefined;
+  let stopRequested = false;
+  const post = (m: FromWorker) => scope.postMessage(m);
+
+  async function load(id: number, files: NamedBytes[], threads: number | undefined): Promise<void> {
+    const t0 = performance.now();
+    // files first: a bad input fails before any thread starts
+    const { model: file, tokenizer: tokFile, others } = sortModelFiles(files);
+    const packed = new PackedModel(new BufferSource(file.name, file.bytes));
+    const tokenizer = openTokenizerBytes(tokFile, others);
+    if (tokenizer.vocabSize > packed.config.vocabSize) {
+      throw new InputError(tokFile.name, `the tokenizer has ${tokenizer.vocabSize} tokens but the model only ${packed.config.vocabSize}: they do not belong together`);
+    }
+    runtime ??= opts.wasm().then((wasm) => createBrowserBackend({ wasm, threads, spawnWorker: opts.spawnPoolWorker }));
+    const { backend, isolated } = await runtime;
+    loaded?.model.dispose();
+    loaded = undefined;
+    const model = new LlamaModel(packed, { backend, linear: packed.linears(backend) });
+    loaded = { model, tokenizer };
+    const info = { backend: backend.name, threads: backend.threads, isolated, loadMs: performance.now() - t0 };
+    post({ id, type: 'loaded', card: modelCard(packed, file.bytes.byteLength), runtime: info });
+  }
+
+  async function run(id: number, req: GenerateRequest): Promise<void> {
+    if (loaded === undefined) throw new UsageError('no model loaded');
+    stopRequested = false;
+    const t0 = performance.now();
+    const { prompt, maxTokens, temperature, topP, seed } = req;
+    const gen = generate(loaded.model, loaded.tokenizer, { prompt, maxTokens, temperature, topP, seed });
+    let pieces = 0;
+    let lastYield = t0;
+    let stats: GenerateStats | undefined;
+    for (;;) {
+      const r = gen.next();
+      if (r.done) {
+        stats = r.value;
+        break;
+      }
+      pieces++;
+      post({ id, type: 'piece', text: r.value });
+      if (performance.now() - lastYield > YIELD_MS) {
+        await new Promise((resolve) => setTimeout(resolve, 0));
+        lastYield = performance.now();
+        if (stopRequested) {
+          gen.return(undefined as never);
+          break;
+        }
+      }
+    }
+    const wallSeconds = (performance.now() - t0) / 1000;
+    const result = stats
+      ? { ...stats, stopped: false, wallSeconds }
+      : { promptTokens: 0, generatedTokens: pieces, stop: 'max-tokens' as const, prefillSeconds: NaN, tokensPerSecond: pieces / wallSeconds, stopped: true, wallSeconds };
+    post({ id, type: 'done', result });
+  }
+
+  // one request at a time, in order; `stop` is handled at once
+  let queue: Promise<void> = Promise.resolve();
+  scope.onmessage = (e: MessageEvent) => {
+    const m = e.data as ToWorker;
+    if (m.type === 'stop') {
+      stopRequested = true;
+      return;
+    }
+    queue = queue.then(async () => {
+      try {
+        if (m.type === 'load') await load(m.id, m.files, m.threads);
+        else await run(m.id, m);
+      } catch (err) {
+        const file = err instanceof InputError ? err.file : undefined;
+        post({ id: m.id, type: 'error', message: err instanceof Error ? err.message : String(err), file });
+      }
+    });
+  };
+}

@@ -1,0 +1,45 @@
+/**
+ * Messages between a page and its model worker (model-worker.ts ↔ client.ts). Requests carry
+ * an id that every reply to them repeats; `stop` is a signal, not a request.
+ */
+import type { GenerateStats } from '../runtime/generate.js';
+import type { ModelCard } from './card.js';
+import type { NamedBytes } from './files.js';
+
+export interface GenerateRequest {
+  prompt: string;
+  maxTokens: number;
+  /** 0 = greedy. */
+  temperature: number;
+  topP: number;
+  seed: number;
+}
+
+export type ToWorker =
+  /** `threads` (default: all cores when isolated) applies when the first load starts the backend. */
+  | { id: number; type: 'load'; files: NamedBytes[]; threads?: number }
+  | ({ id: number; type: 'generate' } & GenerateRequest)
+  | { type: 'stop' };
+
+export interface RuntimeInfo {
+  backend: string;
+  threads: number;
+  /** Whether the page was cross-origin isolated (threads possible). */
+  isolated: boolean;
+  /** Wall time of parsing the file and building the model, in ms. */
+  loadMs: number;
+}
+
+export interface GenerateResult extends GenerateStats {
+  /** True when stopped by the user (then stop is 'max-tokens' and tokensPerSecond is the wall-clock rate). */
+  stopped: boolean;
+  /** Wall time from request to the last piece, in seconds (includes messaging). */
+  wallSeconds: number;
+}
+
+export type FromWorker =
+  | { id: number; type: 'loaded'; card: ModelCard; runtime: RuntimeInfo }
+  | { id: number; type: 'piece'; text: string }
+  | { id: number; type: 'done'; result: GenerateResult }
+  /** `file` is set for problems with an input file (InputError). */
+  | { id: number; type: 'error'; message: string; file?: string };

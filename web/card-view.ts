@@ -1,0 +1,85 @@
+/**
+ * The model card: provenance, size and bits per weight, architecture, the formats present,
+ * and a bit-map of the layers (one cell per linear, coloured by its bits per weight, with
+ * its format in the tooltip).
+ */
+import type { LinearCard, ModelCard } from '../src/browser/card.js';
+import { el, svg } from './dom.js';
+
+export function renderCard(card: ModelCard): Element[] {
+  const c = card.config;
+  const t = card.totals;
+  const options = Object.entries(card.options).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(' ');
+  const facts = el(
+    'dl',
+    { class: 'facts' },
+    el('dt', {}, 'method'),
+    el('dd', { id: 'card-method' }, card.method, options ? el('span', { class: 'muted' }, ` ${options}`) : null),
+    el('dt', {}, 'size'),
+    el('dd', { id: 'card-size' }, formatBytes(card.fileBytes)),
+    el('dt', {}, 'bits / weight'),
+    el('dd', { id: 'card-bpw' }, `${t.packedBpw.toFixed(3)} in the quantized linears · ${t.modelBpw.toFixed(3)} over all weights`),
+    el('dt', {}, 'architecture'),
+    el('dd', {}, `dim ${c.dim} · hidden ${c.hiddenDim} · ${c.nLayers} layers · ${c.nHeads} heads (${c.nKvHeads} kv) · vocab ${c.vocabSize} · context ${c.seqLen}`),
+  );
+  const formats = el(
+    'table',
+    { class: 'formats' },
+    el('thead', {}, el('tr', {}, el('th', {}, 'format'), el('th', {}, 'family'), el('th', {}, 'tensors'), el('th', {}, 'layout'))),
+    el('tbody', {}, ...card.formats.map((f) => el('tr', {}, el('td', {}, el('code', {}, f.format)), el('td', {}, f.family), el('td', { class: 'num' }, f.tensors), el('td', {}, f.summary)))),
+  );
+  return [el('h2', {}, 'Model card: ', el('span', { id: 'card-file' }, card.file)), facts, formats, el('h3', {}, 'Bit-map: bits per weight of every linear'), bitMap(card.layers)];
+}
+
+const CELL_W = 74;
+const CELL_H = 30;
+const LEFT = 64;
+const TOP = 44;
+
+function bitMap(layers: LinearCard[][]): Element {
+  const parts = layers[0]?.map((l) => l.part) ?? [];
+  const width = LEFT + parts.length * CELL_W + 8;
+  const height = TOP + layers.length * CELL_H + 8;
+  const cells: Element[] = [];
+  parts.forEach((p, j) => {
+    const [group, name] = p.split('.');
+    const x = LEFT + j * CELL_W + CELL_W / 2;
+    cells.push(svg('text', { x, y: 16, class: 'axis', 'text-anchor': 'middle' }, group === 'mlp' ? 'mlp' : 'attn'));
+    cells.push(svg('text', { x, y: 32, class: 'axis', 'text-anchor': 'middle' }, (name ?? p).replace('_proj', '')));
+  });
+  layers.forEach((row, l) => {
+    const y = TOP + l * CELL_H;
+    cells.push(svg('text', { x: LEFT - 8, y: y + CELL_H / 2 + 4, class: 'axis', 'text-anchor': 'end' }, `layer ${l}`));
+    row.forEach((lin, j) => {
+      const x = LEFT + j * CELL_W;
+      const tip = `layer ${l} ${lin.part}: ${lin.format}${lin.params ? ` (${lin.params})` : ''}, [${lin.shape.join(' × ')}], ${lin.bpw.toFixed(3)} bits/weight`;
+      cells.push(
+        svg(
+          'g',
+          { class: 'cell', 'data-format': lin.format },
+          svg('title', {}, tip),
+          svg('rect', { x: x + 1, y: y + 1, width: CELL_W - 2, height: CELL_H - 2, rx: 3, fill: bpwColor(lin.bpw) }),
+          svg('text', { x: x + CELL_W / 2, y: y + CELL_H / 2 + 4, 'text-anchor': 'middle', class: 'cell-label' }, lin.bpw >= 16 ? 'fp' + Math.round(lin.bpw) : lin.bpw.toFixed(2)),
+        ),
+      );
+    });
+  });
+  return el('div', { class: 'bitmap' }, svg('svg', { id: 'bitmap', width, height, viewBox: `0 0 ${width} ${height}`, role: 'img' }, ...cells), legend());
+}
+
+function legend(): Element {
+  return el('div', { class: 'legend' }, ...[1, 2, 3, 4, 8].map((b) => el('span', {}, el('i', { style: `background:${bpwColor(b)}` }), `${b} bit`)), el('span', {}, el('i', { style: `background:${bpwColor(32)}` }), 'float'));
+}
+
+/** Red at 1 bit through yellow and green to blue at 8; grey for unquantized. */
+function bpwColor(bpw: number): string {
+  if (bpw >= 16) return 'hsl(220 10% 75%)';
+  const t = Math.min(1, Math.max(0, Math.log2(bpw) / 3)); // 1 → 0, 8 → 1
+  return `hsl(${Math.round(t * 220)} 70% ${Math.round(62 + 8 * t)}%)`;
+}
+
+function formatBytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  if (n < 1 << 20) return `${(n / 1024).toFixed(1)} KiB`;
+  return `${(n / (1 << 20)).toFixed(2)} MiB`;
+}

@@ -1,0 +1,140 @@
+/**
+ * The page: gathers the input files (picker, drop, or URLs — also from the query string:
+ * ?model=…&tokenizer=…[&threads=N]), hands them to the model worker, shows the model card and
+ * streams generated text. `body[data-state]` tells tests and scripts where the page is:
+ * idle → loading → ready → generating → done (or error).
+ */
+import { ModelWorkerClient } from '../src/browser/client.js';
+import { fetchBytes, type NamedBytes } from '../src/browser/fetch.js';
+import type { GenerateResult, RuntimeInfo } from '../src/browser/protocol.js';
+import { renderCard } from './card-view.js';
+import { byId } from './dom.js';
+
+type State = 'idle' | 'loading' | 'ready' | 'generating' | 'done' | 'error';
+
+const params = new URLSearchParams(location.search);
+const threadsParam = params.has('threads') ? Number(params.get('threads')) : undefined;
+const client = new ModelWorkerClient(new Worker(new URL('./model-worker.ts', import.meta.url), { type: 'module' }));
+let loaded = false;
+
+function setState(s: State): void {
+  document.body.dataset.state = s;
+  byId<HTMLButtonElement>('generate').disabled = s === 'generating' || s === 'loading' || !loaded;
+  byId<HTMLButtonElement>('stop').disabled = s !== 'generating';
+}
+
+function showError(e: unknown): void {
+  const box = byId('error');
+  box.textContent = e instanceof Error ? e.message : String(e);
+  box.hidden = false;
+  byId('status').textContent = '';
+  setState('error');
+}
+
+async function load(files: Promise<NamedBytes[]>): Promise<void> {
+  setState('loading');
+  byId('error').hidden = true;
+  byId('status').textContent = 'loading…';
+  try {
+    const given = await files;
+    const { card, runtime } = await client.load(given, threadsParam);
+    const cardEl = byId('card');
+    cardEl.replaceChildren(...renderCard(card));
+    cardEl.hidden = false;
+    byId('run').hidden = false;
+    showRuntime(runtime);
+    byId('status').textContent = `loaded ${given.map((f) => f.name).join(' + ')} in ${runtime.loadMs.toFixed(0)} ms`;
+    loaded = true;
+    setState('ready');
+  } catch (e) {
+    showError(e);
+  }
+}
+
+function showRuntime(r: RuntimeInfo): void {
+  const badge = byId('runtime');
+  const threads = `${r.threads} thread${r.threads === 1 ? '' : 's'}`;
+  badge.textContent = `${r.backend} · ${threads} · ${r.isolated ? 'cross-origin isolated' : 'not isolated: single-threaded'}`;
+  badge.dataset.threads = String(r.threads);
+}
+
+async function run(): Promise<void> {
+  const num = (id: string) => Number(byId<HTMLInputElement>(id).value);
+  const out = byId('output');
+  const stats = byId('stats');
+  out.textContent = '';
+  stats.textContent = '';
+  byId('error').hidden = true;
+  setState('generating');
+  const t0 = performance.now();
+  let pieces = 0;
+  let lastShown = 0;
+  try {
+    const result = await client.generate(
+      { prompt: byId<HTMLTextAreaElement>('prompt').value, maxTokens: num('max-tokens'), temperature: num('temperature'), topP: num('top-p'), seed: num('seed') },
+      (text) => {
+        out.append(text);
+        pieces++;
+        const now = performance.now();
+        if (now - lastShown > 100) {
+          lastShown = now;
+          stats.textContent = `${pieces} tokens · ~${((pieces * 1000) / (now - t0)).toFixed(0)} tokens/s`;
+        }
+      },
+    );
+    showStats(result);
+    setState('done');
+  } catch (e) {
+    showError(e);
+  }
+}
+
+function showStats(r: GenerateResult): void {
+  const stats = byId('stats');
+  const why = r.stopped ? 'stopped' : { 'end-of-text': 'end of text', 'max-tokens': 'max tokens', context: 'context full' }[r.stop];
+  const prefill = Number.isFinite(r.prefillSeconds) ? ` · prompt ${r.promptTokens} tokens in ${(r.prefillSeconds * 1000).toFixed(1)} ms` : '';
+  stats.textContent = `${r.generatedTokens} tokens · ${r.tokensPerSecond.toFixed(1)} tokens/s decode${prefill} · ${why}`;
+  stats.dataset.tokensPerSecond = String(r.tokensPerSecond);
+  stats.dataset.generatedTokens = String(r.generatedTokens);
+}
+
+async function readFiles(list: FileList | null): Promise<NamedBytes[]> {
+  return Promise.all([...(list ?? [])].map(async (f) => ({ name: f.name, bytes: new Uint8Array(await f.arrayBuffer()) })));
+}
+
+function fetchAll(urls: string[]): Promise<NamedBytes[]> {
+  return Promise.all(urls.filter((u) => u.trim() !== '').map((u) => fetchBytes(u.trim())));
+}
+
+// file picker and drag-and-drop
+byId<HTMLInputElement>('files').addEventListener('change', (e) => void load(readFiles((e.target as HTMLInputElement).files)));
+const drop = byId('drop');
+for (const type of ['dragenter', 'dragover']) {
+  document.addEventListener(type, (e) => {
+    e.preventDefault();
+    drop.classList.add('over');
+  });
+}
+document.addEventListener('dragleave', () => drop.classList.remove('over'));
+document.addEventListener('drop', (e) => {
+  e.preventDefault();
+  drop.classList.remove('over');
+  void load(readFiles(e.dataTransfer?.files ?? null));
+});
+
+// URLs, typed or from the query string
+byId('url-form').addEventListener('submit', (e) => {
+  e.preventDefault();
+  void load(fetchAll([byId<HTMLInputElement>('model-url').value, byId<HTMLInputElement>('tokenizer-url').value]));
+});
+byId('generate').addEventListener('click', () => void run());
+byId('stop').addEventListener('click', () => client.stop());
+
+if (params.has('prompt')) byId<HTMLTextAreaElement>('prompt').value = params.get('prompt')!;
+if (params.has('model')) {
+  byId<HTMLInputElement>('model-url').value = params.get('model')!;
+  byId<HTMLInputElement>('tokenizer-url').value = params.getAll('tokenizer').join(' ');
+  void load(fetchAll([params.get('model')!, ...params.getAll('tokenizer')]));
+} else {
+  setState('idle');
+}
