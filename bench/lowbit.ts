@@ -139,7 +139,8 @@ function rtnFiles(dir: string): Array<{ label: string; path: string }> {
 }
 
 const backends: Array<{ label: string; be: Backend }> = [{ label: 'wasm', be: createWasmBackendNode(threads) }];
-const native = loadNativeBackend(threads);
+// packed layers on native run the wasm row kernels it lends (as createBackend sets it up)
+const native = loadNativeBackend(threads, () => createWasmBackendNode(threads));
 if (native.backend) backends.push({ label: 'native', be: native.backend });
 else console.log(`native backend not loaded: ${native.error}`);
 

@@ -7,9 +7,10 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { readFileSync } from 'node:fs';
 import { createReferenceBackend } from '../src/backend/reference.js';
-import type { Backend } from '../src/backend/types.js';
+import { rowKernelsOf, type Backend } from '../src/backend/types.js';
 import { createWasmBackend } from '../src/backend/wasm.js';
 import { spawnNodeWorker } from '../src/node/backend.js';
+import { loadNativeBackend } from '../src/node/native.js';
 import { UniformLinear } from '../src/formats/uniform-linear.js';
 import { laneKernelFits } from '../src/formats/uniform-wasm.js';
 import type { UniformParams } from '../src/formats/uniform.js';
@@ -33,15 +34,19 @@ function rng(seed: number): () => number {
 
 const backend = createReferenceBackend();
 const wasmBytes = readFileSync(new URL('../../wasm/kernels.wasm', import.meta.url));
+const splitWasm = () => createWasmBackend({ wasm: wasmBytes, threads: 3, spawn: spawnNodeWorker, parallelMinWork: 1 });
 /**
  * Every format's fast kernels run on each backend: the reference one (TypeScript kernels), wasm
- * on the calling thread, and wasm with 3 threads splitting even the smallest call (row ranges).
+ * on the calling thread, wasm with 3 threads splitting even the smallest call (row ranges), and
+ * native (OpenBLAS, lending a wasm pool's row kernels) where the addon is built.
  */
 const fastBackends: Array<{ label: string; be: Backend }> = [
   { label: 'reference', be: backend },
   { label: 'wasm x1', be: createWasmBackend({ wasm: wasmBytes, threads: 1 }) },
-  { label: 'wasm x3 split', be: createWasmBackend({ wasm: wasmBytes, threads: 3, spawn: spawnNodeWorker, parallelMinWork: 1 }) },
+  { label: 'wasm x3 split', be: splitWasm() },
 ];
+const native = loadNativeBackend(2, splitWasm).backend;
+if (native) fastBackends.push({ label: 'native', be: native });
 
 /** matvec, matmul (several rows, one row) of the format's Linear on `be` against W·x. */
 function checkKernels(format: WeightFormat, t: PackedTensor, w: Float32Array, rand: () => number, be: Backend, label: string, rows = 3): void {
@@ -49,8 +54,8 @@ function checkKernels(format: WeightFormat, t: PackedTensor, w: Float32Array, ra
   const lin = format.makeLinear(t, be);
   assert.equal(lin.outDim, outDim);
   assert.equal(lin.inDim, inDim);
-  if (lin instanceof UniformLinear && be.name === 'wasm' && laneKernelFits(inDim, t.params as UniformParams)) {
-    assert.equal(lin.kernel, 'wasm', `${label}: the wasm kernels serve this tensor`);
+  if (lin instanceof UniformLinear && rowKernelsOf(be) && laneKernelFits(inDim, t.params as UniformParams)) {
+    assert.equal(lin.kernel, 'wasm', `${label}: the wasm row kernels serve this tensor`);
   }
   const x = Float32Array.from({ length: rows * inDim }, () => rand() * 2 - 1);
   const y1 = new Float32Array(outDim);

@@ -52,16 +52,22 @@ export interface Backend {
    * whose buffers are ordinary garbage-collected arrays.
    */
   free?(buffer: Float32Array | Float64Array): void;
+
+  /** Row kernels of another engine this backend lends to packed formats (see RowKernels). */
+  readonly rowKernels?: RowKernels;
 }
 
 /**
  * Optional capability of a backend: run an exported kernel of wasm/kernels.wasm over ranges
- * of output rows on its threads, with operands in its memory (the wasm backend has it). Packed
- * formats check for it with `rowKernelsOf` and keep a TypeScript kernel for other backends.
+ * of output rows on worker threads, with operands in the kernels' memory. The wasm backend
+ * is its own RowKernels; the native backend lends a companion wasm pool's (`rowKernels`), so
+ * packed formats get the same kernels there. Formats check for it with `rowKernelsOf` and
+ * keep a TypeScript kernel for backends without it (reference).
  */
 export interface RowKernels {
   /** A zeroed byte buffer in kernel memory (packed weights). */
   allocBytes(length: number): Uint8Array;
+  /** A zeroed float32 buffer in kernel memory; any backend's kernels accept it too. */
   alloc(length: number): Float32Array;
   free(buffer: Float32Array | Float64Array | Uint8Array): void;
   /** The kernel-memory address of a view, or undefined for an array outside that memory. */
@@ -70,8 +76,9 @@ export interface RowKernels {
   runRows(name: string, args: number[], rows: number, opts: { work: number; scratchBytes?: number; align?: number }): void;
 }
 
-/** The backend's row-kernel capability, or undefined when it has none. */
-export function rowKernelsOf(backend: Backend): (Backend & RowKernels) | undefined {
+/** The backend's row kernels, or undefined when it has none. */
+export function rowKernelsOf(backend: Backend): RowKernels | undefined {
+  if (backend.rowKernels) return backend.rowKernels;
   const b = backend as Backend & Partial<RowKernels>;
   return typeof b.runRows === 'function' && typeof b.allocBytes === 'function' && typeof b.address === 'function' && typeof b.free === 'function'
     ? (b as Backend & RowKernels)

@@ -34,7 +34,7 @@ export class UniformLinear implements Linear {
   ) {
     const rk = rowKernelsOf(backend);
     this.impl =
-      rk && laneKernelFits(inDim, p) ? new UniformWasmKernels(outDim, inDim, p, a, rk) : new UniformTsKernels(outDim, inDim, p, a, backend);
+      rk && laneKernelFits(inDim, p) ? new UniformWasmKernels(outDim, inDim, p, a, rk, backend) : new UniformTsKernels(outDim, inDim, p, a, backend);
   }
 
   /** Which kernels run this layer (tests and benchmarks). */

@@ -1,9 +1,9 @@
 /**
- * The uniform group formats on a backend with row kernels (the wasm backend): weights are
- * repacked once into the kernel layout of csrc/lowbit.c in backend memory, matvec runs
- * `lowbit_gemv_uniform` over output rows on the backend's threads, and matmul dequantizes
- * tiles of rows with `lowbit_dequant_uniform` (also threaded) and hands them to
- * backend.matmul. Act-order is handled on the activation side: x is permuted into stored
+ * The uniform group formats on a backend with row kernels (wasm, or native lending a wasm
+ * pool's): weights are repacked once into the kernel layout of csrc/lowbit.c in kernel
+ * memory, matvec runs `lowbit_gemv_uniform` over output rows on the kernels' threads, and
+ * matmul dequantizes tiles of rows with `lowbit_dequant_uniform` (also threaded) and hands
+ * them to backend.matmul. Act-order is handled on the activation side: x is permuted into stored
  * column order once per call, so W stays in stored order.
  */
 import type { Backend, RowKernels } from '../backend/types.js';
@@ -49,7 +49,8 @@ const TILE_FLOATS = 1 << 18;
 const MATVEC_ROWS = 2;
 
 export class UniformWasmKernels {
-  private readonly be: Backend & RowKernels;
+  private readonly be: RowKernels;
+  private readonly backend: Backend;
   private readonly bits: number;
   private readonly groupSize: number;
   private readonly nGroups: number;
@@ -74,9 +75,11 @@ export class UniformWasmKernels {
     readonly inDim: number,
     p: UniformParams,
     a: UniformArrays,
-    be: Backend & RowKernels,
+    be: RowKernels,
+    backend: Backend,
   ) {
     this.be = be;
+    this.backend = backend;
     this.bits = p.bits;
     this.groupSize = p.groupSize;
     this.nGroups = groupCount(inDim, p.groupSize);
@@ -167,7 +170,7 @@ export class UniformWasmKernels {
         t,
         { work: t * inDim, align: 4 },
       );
-      be.matmul(yTile, xs, this.wTile, rows, t, inDim);
+      this.backend.matmul(yTile, xs, this.wTile, rows, t, inDim);
       for (let i = 0; i < rows; i++) y.set(yTile.subarray(i * t, (i + 1) * t), i * outDim + r0);
     }
   }

@@ -47,7 +47,8 @@ export function createBackend(opts: BackendOptions = {}): Backend {
   if (!Number.isInteger(threads) || threads < 1) throw new RangeError(`threads must be a positive integer (got ${threads})`);
   if (kind === 'reference') return createReferenceBackend();
   if (kind === 'wasm') return createWasmBackendNode(threads);
-  const native = loadNativeBackend(threads);
+  // packed low-bit layers on native run the wasm kernels (the addon has none of its own)
+  const native = loadNativeBackend(threads, () => createWasmBackendNode(threads));
   if (native.backend) return native.backend;
   if (kind === 'native') throw new Error(`native backend unavailable: ${native.error}`);
   return createWasmBackendNode(threads);

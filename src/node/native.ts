@@ -3,7 +3,7 @@
  * install hook. The addon validates shapes itself; this wrapper only adapts it to Backend.
  */
 import { createRequire } from 'node:module';
-import type { Backend } from '../backend/types.js';
+import type { Backend, RowKernels } from '../backend/types.js';
 
 const ADDON_PATH = new URL('../../../native/build/Release/bitcrush_native.node', import.meta.url).pathname;
 
@@ -29,11 +29,20 @@ function loadAddon(): { addon?: Addon; error?: string } {
   return cached;
 }
 
-export function loadNativeBackend(threads: number): { backend?: Backend; error?: string } {
+/**
+ * `rowKernels`: a factory of the row kernels (a wasm backend) lent to packed formats, started
+ * on first use, so packed low-bit layers run the WebAssembly SIMD kernels next to OpenBLAS
+ * (the addon has no low-bit kernels of its own); omitted, packed layers use TypeScript kernels.
+ */
+export function loadNativeBackend(
+  threads: number,
+  rowKernels?: () => RowKernels & { dispose(): void },
+): { backend?: Backend; error?: string } {
   const { addon, error } = loadAddon();
   if (!addon) return { error };
   // OpenBLAS keeps one global thread count; the latest backend created sets it.
   addon.setThreads(threads);
+  let lent: (RowKernels & { dispose(): void }) | undefined;
   const backend: Backend = {
     name: 'native',
     threads,
@@ -45,7 +54,11 @@ export function loadNativeBackend(threads: number): { backend?: Backend; error?:
     xtxAccumulate: (h, x, rows, k) => addon.xtx(h, x, rows, k),
     cholesky: (a, n) => addon.potrf(a, n),
     triInverse: (l, n) => addon.trtri(l, n),
-    dispose: () => {},
+    get rowKernels() {
+      if (rowKernels) lent ??= rowKernels();
+      return lent;
+    },
+    dispose: () => lent?.dispose(),
   };
   return { backend };
 }
