@@ -1,0 +1,134 @@
+/**
+ * Browser vs Node decode speed for the same packed file (`npm run bench:web`): quantizes
+ * bench-llama with `bitcrush quantize` (default RTN 2-bit, group 128), then generates greedily
+ * from the same prompt in Node (wasm 1 thread, wasm N threads, native if it loads) and in
+ * headless chromium through the built page (isolated N threads, isolated 1 thread, not
+ * isolated). Each figure is generate()'s decode tokens/s (forward + sampling only), the best
+ * of two runs after a warm-up. Printed side by side, never asserted; a shared machine is noisy.
+ *
+ * Options: --model stories260K|bench-llama, --tokens N (default 200), and quantize flags after
+ * `--` (default: --method rtn --bits 2 --group-size 128).
+ */
+import { spawnSync } from 'node:child_process';
+import { availableParallelism, tmpdir } from 'node:os';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { loadModel, type BackendKind } from '../src/node/index.js';
+import { generate } from '../src/runtime/generate.js';
+import { serveStatic } from '../test/browser/server.js';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const shared = (p: string) => fileURLToPath(new URL(`../../../shared/${p}`, import.meta.url));
+const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
+const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
+const MODELS: Record<string, { model: string; tokenizer: string }> = {
+  'bench-llama': { model: shared('models/bench-llama'), tokenizer: shared('models/bench-llama/tokenizer.bin') },
+  stories260K: { model: shared('models/stories260K/stories260K.bin'), tokenizer: shared('models/stories260K/tok512.bin') },
+};
+const PROMPT = 'Once upon a time';
+
+const argv = process.argv.slice(2);
+const dash = argv.indexOf('--');
+const own = dash >= 0 ? argv.slice(0, dash) : argv;
+const quantizeFlags = dash >= 0 ? argv.slice(dash + 1) : ['--method', 'rtn', '--bits', '2', '--group-size', '128'];
+const opt = (name: string, fallback: string) => (own.includes(name) ? own[own.indexOf(name) + 1]! : fallback);
+const which = opt('--model', 'bench-llama');
+const tokens = Number(opt('--tokens', '200'));
+const spec = MODELS[which];
+if (spec === undefined) throw new Error(`--model must be one of ${Object.keys(MODELS).join(', ')}`);
+const threads = availableParallelism();
+
+const dir = mkdtempSync(join(tmpdir(), 'bitcrush-bench-web-'));
+try {
+  const file = join(dir, `${which}.bcq`);
+  const q = spawnSync(process.execPath, [CLI, 'quantize', spec.model, '--out', file, ...quantizeFlags], { encoding: 'utf8' });
+  if (q.status !== 0) throw new Error(`quantize failed: ${q.stderr.trim()}`);
+  copyFileSync(spec.tokenizer, join(dir, basename(spec.tokenizer)));
+  console.log(`${which}, ${quantizeFlags.join(' ')}: ${(statSync(file).size / 2 ** 20).toFixed(2)} MiB packed; greedy from "${PROMPT}", up to ${tokens} tokens; ${threads} cores`);
+
+  const rows: [string, number, number][] = [];
+  for (const [kind, n] of [['wasm', 1], ['wasm', threads], ['native', threads]] as [BackendKind, number][]) {
+    const r = nodeRate(file, spec.tokenizer, kind, n);
+    if (r !== undefined) rows.push([`node ${kind}`, n, r]);
+  }
+  for (const row of await browserRates(file, basename(spec.tokenizer))) rows.push(row);
+  console.log('\nruntime                          threads   decode tok/s');
+  for (const [name, n, rate] of rows) console.log(`${name.padEnd(32)} ${String(n).padStart(7)}   ${rate.toFixed(1).padStart(12)}`);
+} finally {
+  rmSync(dir, { recursive: true, force: true });
+}
+
+function nodeRate(file: string, tokenizer: string, backend: BackendKind, n: number): number | undefined {
+  let loaded;
+  try {
+    loaded = loadModel(file, { tokenizer, backend, threads: n });
+  } catch (e) {
+    console.log(`node ${backend}: unavailable (${(e as Error).message})`);
+    return undefined;
+  }
+  try {
+    const rate = () => {
+      const gen = generate(loaded.model, loaded.tokenizer, { prompt: PROMPT, maxTokens: tokens, temperature: 0, topP: 1, seed: 1 });
+      for (;;) {
+        const r = gen.next();
+        if (r.done) return r.value.tokensPerSecond;
+      }
+    };
+    rate(); // warm-up
+    return Math.max(rate(), rate());
+  } finally {
+    loaded.dispose();
+  }
+}
+
+async function browserRates(file: string, tokenizer: string): Promise<[string, number, number][]> {
+  try {
+    statSync(CHROMIUM);
+  } catch {
+    console.log(`no chromium at ${CHROMIUM}: browser figures skipped`);
+    return [];
+  }
+  const { build } = await import('vite');
+  await build({ configFile: join(ROOT, 'web/vite.config.ts'), logLevel: 'warn' });
+  const mounts = { '/': join(ROOT, 'dist/web'), '/fixtures/': dir };
+  const isolated = await serveStatic(mounts, { isolate: true });
+  const plain = await serveStatic(mounts, { isolate: false });
+  const { chromium } = await import('playwright-core');
+  mkdirSync(join(dir, 'profile'));
+  const context = await chromium.launchPersistentContext(join(dir, 'profile'), {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+  const out: [string, number, number][] = [];
+  try {
+    const query = `model=fixtures/${basename(file)}&tokenizer=fixtures/${tokenizer}`;
+    for (const [name, url] of [
+      ['chromium, isolated', `${isolated.url}?${query}`],
+      ['chromium, isolated, 1 thread', `${isolated.url}?${query}&threads=1`],
+      ['chromium, not isolated', `${plain.url}?${query}`],
+    ] as const) {
+      const page = await context.newPage();
+      await page.goto(url);
+      await page.waitForFunction(() => ['ready', 'error'].includes(document.body.dataset.state ?? ''), undefined, { timeout: 60_000 });
+      if ((await page.getAttribute('body', 'data-state')) === 'error') throw new Error(`page: ${await page.textContent('#error')}`);
+      await page.fill('#prompt', PROMPT);
+      await page.fill('#max-tokens', String(tokens));
+      await page.fill('#temperature', '0');
+      const rates: number[] = [];
+      for (let i = 0; i < 3; i++) {
+        await page.click('#generate');
+        await page.waitForFunction(() => ['done', 'error'].includes(document.body.dataset.state ?? ''), undefined, { timeout: 120_000 });
+        rates.push(Number(await page.getAttribute('#stats', 'data-tokens-per-second')));
+      }
+      out.push([name, Number(await page.getAttribute('#runtime', 'data-threads')), Math.max(rates[1]!, rates[2]!)]);
+      await page.close();
+    }
+  } finally {
+    await context.close();
+    await isolated.close();
+    await plain.close();
+  }
+  return out;
+}
