@@ -5,6 +5,8 @@
 import { UsageError } from '../io/errors.js';
 import { resolveOptions, type QuantMethod } from '../quant/method.js';
 import { aqlm } from './aqlm.js';
+import { billm } from './billm.js';
+import { dbell } from './dbell.js';
 import { gptq } from './gptq.js';
 import { rtn } from './rtn.js';
 import { slim } from './slim.js';
@@ -14,6 +16,8 @@ export const methods = {
   gptq,
   aqlm,
   slim,
+  billm,
+  dbell,
 } satisfies Record<string, QuantMethod<object>>;
 
 export type MethodName = keyof typeof methods;

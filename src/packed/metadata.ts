@@ -12,6 +12,7 @@
 import type { LlamaConfig } from '../model/config.js';
 import { check } from '../io/errors.js';
 import type { FormatParams } from '../formats/types.js';
+import { isActBits } from '../quant/act-quant.js';
 
 export const PACKED_FORMAT = 'bitcrush';
 export const PACKED_VERSION = 1;
@@ -45,6 +46,11 @@ export interface PackedHeader {
   version: number;
   /** The method that produced the file and its options, for provenance. */
   method: { name: string; options: Record<string, unknown> };
+  /**
+   * Activation bits (4, 6 or 8): every linear of the blocks fake-quantizes its input per token
+   * (src/quant/act-quant.ts) when the file is run; absent = 16 (none).
+   */
+  actBits?: number;
   config: LlamaConfig;
   tensors: Record<string, TensorRecord>;
   totals: PackedTotals;
@@ -79,6 +85,7 @@ export function parsePackedHeader(file: string, metadata: Readonly<Record<string
     else check(t.shape.length === 2 && isObject(t.params), file, bad(`packed tensor ${name} needs a 2-D shape and params`));
   }
   check(isObject(h.totals), file, bad('totals is not an object'));
+  check(h.actBits === undefined || (isActBits(h.actBits) && h.actBits < 16), file, bad(`actBits ${JSON.stringify(h.actBits)} is not 4, 6 or 8`));
   return { ...(h as unknown as PackedHeader), config: parseConfig(file, h.config) };
 }
 

@@ -14,6 +14,7 @@ import { findFormat, bitsPerWeight } from '../formats/registry.js';
 import type { Blob, BlobDtype, FormatParams, PackedTensor, WeightFormat } from '../formats/types.js';
 import { DenseLinear, type LinearFactory } from '../runtime/dense.js';
 import type { Linear } from '../runtime/linear.js';
+import { withActQuant } from '../quant/act-quant.js';
 import { blobEntryName, PACKED_ALIGN, PAD_PREFIX, parsePackedHeader, type PackedHeader } from './metadata.js';
 
 interface PackedEntry {
@@ -118,7 +119,9 @@ export class PackedModel implements ModelSource {
 
   /** The factory the runtime's model takes (`new LlamaModel(packed, { backend, linear: packed.linears(backend) })`). */
   linears(backend: Backend): LinearFactory {
-    return (name) => this.linearFor(name, backend);
+    // the file's activation quantization wraps every block linear, packed or dense
+    const bits = this.header.actBits ?? 16;
+    return (name) => withActQuant(this.linearFor(name, backend), name, bits, backend);
   }
 
   private checkEntry(entry: string, dtype: string, shape: number[]): void {

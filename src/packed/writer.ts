@@ -20,6 +20,8 @@ export interface PackedModelInput {
   source: ModelSource;
   /** The quantized tensors by canonical name (typically the seven linears of every layer). */
   packed: ReadonlyMap<string, PackedTensor>;
+  /** Activation bits the file is run with (4, 6, 8); undefined or 16 = none. */
+  actBits?: number;
   /** Storage of the unquantized tensors (embeddings, norms): F32 by default, so the packed model computes exactly what the fake-quantized one does. */
   denseDtype?: DenseDtype;
 }
@@ -104,6 +106,7 @@ export function planPackedModel(input: PackedModelInput): PackedFilePlan {
     format: PACKED_FORMAT,
     version: PACKED_VERSION,
     method: input.method,
+    ...(input.actBits !== undefined && input.actBits < 16 ? { actBits: input.actBits } : {}),
     config,
     tensors: records,
     totals,

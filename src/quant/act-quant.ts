@@ -1,7 +1,7 @@
 /**
  * Activation quantization (W·A settings of BiLLM/DBellQuant tables): every linear's input is
  * fake-quantized per token, symmetric absmax, to b bits before the product:
- *   s = max_j |x_j| / (2^(b−1) − 1),   x̂_j = s · round(x_j / s)
+ *   s = max_j |x_j| / (2^(b−1) − 1),   x̂_j = s · round(x_j / s)   (ties to even, as torch.round)
  * (SmoothQuant's per-token quantizer, which DBellQuant's released code uses). It wraps a Linear,
  * so the fake-quantized evaluation (dense dequantized weights) and the packed runtime (format
  * kernels) run the very same code on the input: only the wrapped product differs.
@@ -28,8 +28,14 @@ export function fakeQuantizeRows(out: Float32Array, x: Float32Array, rows: numbe
       continue;
     }
     const s = m / qmax;
-    for (let j = 0; j < n; j++) out[off + j] = s * Math.round(x[off + j]! / s);
+    for (let j = 0; j < n; j++) out[off + j] = s * roundHalfEven(x[off + j]! / s);
   }
+}
+
+/** Rounding with ties to even, as torch.round (Math.round sends −3.5 to −3). */
+function roundHalfEven(v: number): number {
+  const r = Math.round(v);
+  return r - v === 0.5 && r % 2 !== 0 ? r - 1 : r;
 }
 
 /** A Linear whose input is fake-quantized to `bits` per token before `inner` multiplies it. */

@@ -9,6 +9,8 @@ import { UsageError } from '../io/errors.js';
 import type { GroupQuantized } from '../formats/quantized.js';
 import type { CodebookQuantized } from '../formats/codebook.js';
 import type { BinaryQuantized } from '../formats/binary.js';
+import type { ModelSource } from '../model/weights.js';
+import type { CalibrationSet } from '../pipeline/calibration.js';
 
 /**
  * What a method hands to the formats, by format family. Grid methods (RTN, GPTQ, SliM-LLM)
@@ -55,6 +57,11 @@ export interface LayerContext {
   inputs?: { x: Float32Array /* [rows, in] */; rows: number };
 }
 
+export interface PrepareContext {
+  backend: Backend;
+  calibration: CalibrationSet;
+}
+
 /** One option of a method, enough for CLI parsing, validation and generated --help. */
 export type OptionSpec =
   | { kind: 'int'; help: string; min?: number; max?: number; choices?: readonly number[] }
@@ -80,6 +87,13 @@ export interface QuantMethod<O extends object> {
    *   it (it can be ~1 GB for wide layers, so it is not copied).
    */
   quantizeLayer(W: Float32Array, outDim: number, inDim: number, H: Float64Array | null, opts: O, ctx: LayerContext): LayerResult;
+  /**
+   * Optional model-level step run once before any layer is quantized (DBellQuant's LTDB rewrites
+   * norm and weight tensors): returns the model the pipeline quantizes and whose unquantized
+   * tensors the packed file stores. Must depend only on (source, opts, calibration), so a
+   * resumed run recomputes the same model.
+   */
+  prepare?(source: ModelSource, opts: O, ctx: PrepareContext): ModelSource;
 }
 
 /**
