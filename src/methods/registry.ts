@@ -5,19 +5,17 @@
 import { UsageError } from '../io/errors.js';
 import { resolveOptions, type QuantMethod } from '../quant/method.js';
 import { aqlm } from './aqlm.js';
-import { billm } from './billm.js';
-import { dbell } from './dbell.js';
 import { gptq } from './gptq.js';
 import { rtn } from './rtn.js';
 import { slim } from './slim.js';
+import { slimPlus } from './slim-plus.js';
 
 export const methods = {
   rtn,
   gptq,
   aqlm,
   slim,
-  billm,
-  dbell,
+  'slim+': slimPlus,
 } satisfies Record<string, QuantMethod<object>>;
 
 export type MethodName = keyof typeof methods;

@@ -280,7 +280,7 @@ export function searchBitAllocation(
 }
 
 /** U_jj (the diagonal of the inverse-Hessian factor GPTQ uses) from a copy of H, dead inputs fixed and dampened as GPTQ does. */
-function inverseFactorDiagonal(backend: Backend, H: Float64Array, n: number, percdamp: number, name: string): Float64Array {
+export function inverseFactorDiagonal(backend: Backend, H: Float64Array, n: number, percdamp: number, name: string): Float64Array {
   const h = backend.alloc64?.(n * n) ?? new Float64Array(n * n);
   try {
     h.set(H.subarray(0, n * n));

@@ -14,7 +14,7 @@ import type { PackedTensor } from '../formats/types.js';
 import type { LlamaConfig } from '../model/config.js';
 import { EMBED, layerTensor, type LinearName, type ModelSource } from '../model/weights.js';
 import { HessianAccumulator } from '../quant/hessian.js';
-import type { LayerPayload, LayerStats, QuantMethod } from '../quant/method.js';
+import type { LayerPayload, LayerResult, LayerStats, QuantMethod } from '../quant/method.js';
 import { DenseLinear } from '../runtime/dense.js';
 import { layerForward } from '../runtime/forward.js';
 import { allocScratch, freeScratch, loadLayerWeights, type LayerWeights, type Scratch } from '../runtime/model.js';
@@ -51,8 +51,6 @@ const FIELD_OF: Readonly<Record<LinearName, 'wq' | 'wk' | 'wv' | 'wo' | 'w1' | '
 /** How each payload family becomes a packed tensor: one row per family, read from the format registry. */
 const PACKERS: { [F in LayerPayload['format']]: (data: Extract<LayerPayload, { format: F }>['data']) => PackedTensor } = {
   groups: (data) => packGroups(data),
-  codebook: (data) => getFormat('aqlm').pack(data),
-  binary: (data) => getFormat('binary-billm').pack(data),
 };
 
 export interface PipelineOptions {
@@ -111,11 +109,6 @@ export interface BlockResult {
 export interface PipelineResult {
   /** Packed tensors of the blocks quantized in this run, by canonical name. */
   packed: Map<string, PackedTensor>;
-  /**
-   * The model the packed tensors belong to: the input, or the method's `prepare`d model (its
-   * unquantized tensors, e.g. DBellQuant's rescaled norms, are what the packed file must store).
-   */
-  source: ModelSource;
   layers: LayerReport[];
   /** Blocks finished so far (all of them unless onBlockDone stopped the run). */
   blocksDone: number;
@@ -134,10 +127,8 @@ export function embedWindows(source: ModelSource, cal: CalibrationSet): Float32A
   return x;
 }
 
-export function quantizeModel(input: ModelSource, opts: PipelineOptions): PipelineResult {
+export function quantizeModel(source: ModelSource, opts: PipelineOptions): PipelineResult {
   const { backend, method } = opts;
-  // a model-level pre-transform (DBellQuant), recomputed on resume: it is deterministic
-  const source = method.prepare && opts.calibration ? method.prepare(input, opts.methodOptions, { backend, calibration: opts.calibration }) : input;
   const c = source.config;
   const first = opts.resume?.block ?? 0;
   // a method that reads no calibration data (RTN) skips every pass over the windows
@@ -155,7 +146,7 @@ export function quantizeModel(input: ModelSource, opts: PipelineOptions): Pipeli
     runner = new BlockRunner(backend, blockConfig, allocScratch(blockConfig, backend, Math.min(cal.seqLen, 512)), cal);
   }
 
-  const result: PipelineResult = { packed: new Map(), source, layers: [], blocksDone: first };
+  const result: PipelineResult = { packed: new Map(), layers: [], blocksDone: first };
   const total = (c.nLayers - first) * QUANT_ORDER.length;
   const t0 = performance.now();
   let done = 0;
@@ -198,7 +189,9 @@ function quantizeBlock(
   const layers: LayerReport[] = [];
   const groups = opts.trueSequential ? SEQUENTIAL_GROUPS : [QUANT_ORDER];
   // float inputs without re-capture: the one capture pass already yields the float block's output
-  const captureIsOutput = opts.floatInputs === true && groups.length === 1;
+  // (not when a block-level step still needs the block's inputs)
+  const captureIsOutput = opts.floatInputs === true && groups.length === 1 && method.refineBlock === undefined;
+  const results = new Map<string, LayerResult>();
 
   for (const group of groups) {
     const capture = runner?.capture(current, X, group, method.requires, captureIsOutput);
@@ -219,9 +212,29 @@ function quantizeBlock(
       const bpw = bitsPerWeight(getFormat(t.format), out, inDim, t.params);
       layers.push({ name, outDim: out, inDim, format: t.format, bpw, stats: r.stats });
       current[FIELD_OF[linear]] = new DenseLinear(backend, r.dequantized, out, inDim);
+      results.set(linear, r);
       quantized(linear);
     }
     if (capture) for (const cap of capture.values()) if (cap.hessian) backend.free?.(cap.hessian.h);
+  }
+
+  if (method.refineBlock && runner && opts.calibration) {
+    const weights = new Map(QUANT_ORDER.map((linear) => [linear as string, W.get(layerTensor(l, linear))!]));
+    const cal = opts.calibration;
+    const refined = method.refineBlock(
+      { backend, config: source.config, block: l, inputs: X, windows: cal.count, seqLen: cal.seqLen, norms: { attnNorm: float.attnNorm, ffnNorm: float.ffnNorm }, weights, results },
+      opts.methodOptions,
+    );
+    for (const [linear, r] of refined) {
+      const name = layerTensor(l, linear as LinearName);
+      const { out, in: inDim } = W.get(name)!;
+      const t = packPayload(name, r.payload, r.dequantized);
+      packed.set(name, t);
+      const i = layers.findIndex((x) => x.name === name);
+      layers[i] = { name, outDim: out, inDim, format: t.format, bpw: bitsPerWeight(getFormat(t.format), out, inDim, t.params), stats: r.stats };
+      current[FIELD_OF[linear as LinearName]].dispose?.();
+      current[FIELD_OF[linear as LinearName]] = new DenseLinear(backend, r.dequantized, out, inDim);
+    }
   }
 
   // the inputs of the next block

@@ -9,8 +9,6 @@ import { UsageError } from '../io/errors.js';
 import type { GroupQuantized } from '../formats/quantized.js';
 import type { CodebookQuantized } from '../formats/codebook.js';
 import type { BinaryQuantized } from '../formats/binary.js';
-import type { ModelSource } from '../model/weights.js';
-import type { CalibrationSet } from '../pipeline/calibration.js';
 
 /**
  * What a method hands to the formats, by format family. Grid methods (RTN, GPTQ, SliM-LLM)
@@ -57,9 +55,24 @@ export interface LayerContext {
   inputs?: { x: Float32Array /* [rows, in] */; rows: number };
 }
 
-export interface PrepareContext {
+/**
+ * What a block-level calibration step sees (SliM-LLM+'s learnable clipping, AQLM's block
+ * fine-tuning): the block's float weights, its calibration inputs and every linear's result.
+ */
+export interface BlockRefineContext {
   backend: Backend;
-  calibration: CalibrationSet;
+  /** The model's config (dims, heads, norm eps, RoPE theta). */
+  config: import('../model/config.js').LlamaConfig;
+  block: number;
+  /** [windows·seqLen, dim] the block's calibration inputs, window after window; read only. */
+  inputs: Float32Array;
+  windows: number;
+  seqLen: number;
+  /** The float block: norm weights [dim] and each linear's weights [out, in], by short name ('self_attn.q_proj', …). */
+  norms: { attnNorm: Float32Array; ffnNorm: Float32Array };
+  weights: ReadonlyMap<string, { w: Float32Array; out: number; in: number }>;
+  /** Each linear's quantizeLayer result, by short name. */
+  results: ReadonlyMap<string, LayerResult>;
 }
 
 /** One option of a method, enough for CLI parsing, validation and generated --help. */
@@ -88,12 +101,11 @@ export interface QuantMethod<O extends object> {
    */
   quantizeLayer(W: Float32Array, outDim: number, inDim: number, H: Float64Array | null, opts: O, ctx: LayerContext): LayerResult;
   /**
-   * Optional model-level step run once before any layer is quantized (DBellQuant's LTDB rewrites
-   * norm and weight tensors): returns the model the pipeline quantizes and whose unquantized
-   * tensors the packed file stores. Must depend only on (source, opts, calibration), so a
-   * resumed run recomputes the same model.
+   * Optional block-level step after every linear of a block is quantized, before the block's
+   * output is propagated: returns replacement results for the linears it changed (by short
+   * name); they are packed and used for the next block's inputs like quantizeLayer's.
    */
-  prepare?(source: ModelSource, opts: O, ctx: PrepareContext): ModelSource;
+  refineBlock?(ctx: BlockRefineContext, opts: O): Map<string, LayerResult>;
 }
 
 /**
