@@ -5,6 +5,8 @@
 import { UsageError } from '../io/errors.js';
 import { resolveOptions, type QuantMethod } from '../quant/method.js';
 import { aqlm } from './aqlm.js';
+import { billm } from './billm.js';
+import { dbell } from './dbell.js';
 import { gptq } from './gptq.js';
 import { rtn } from './rtn.js';
 import { slim } from './slim.js';
@@ -16,6 +18,8 @@ export const methods = {
   aqlm,
   slim,
   'slim+': slimPlus,
+  billm,
+  dbell,
 } satisfies Record<string, QuantMethod<object>>;
 
 export type MethodName = keyof typeof methods;

@@ -51,6 +51,8 @@ const FIELD_OF: Readonly<Record<LinearName, 'wq' | 'wk' | 'wv' | 'wo' | 'w1' | '
 /** How each payload family becomes a packed tensor: one row per family, read from the format registry. */
 const PACKERS: { [F in LayerPayload['format']]: (data: Extract<LayerPayload, { format: F }>['data']) => PackedTensor } = {
   groups: (data) => packGroups(data),
+  codebook: (data) => getFormat('aqlm').pack(data),
+  binary: (data) => getFormat('binary-billm').pack(data),
 };
 
 export interface PipelineOptions {
@@ -109,6 +111,11 @@ export interface BlockResult {
 export interface PipelineResult {
   /** Packed tensors of the blocks quantized in this run, by canonical name. */
   packed: Map<string, PackedTensor>;
+  /**
+   * The model the packed tensors belong to: the input, or the method's `prepare`d model (its
+   * unquantized tensors, e.g. DBellQuant's rescaled norms, are what the packed file must store).
+   */
+  source: ModelSource;
   layers: LayerReport[];
   /** Blocks finished so far (all of them unless onBlockDone stopped the run). */
   blocksDone: number;
@@ -127,8 +134,10 @@ export function embedWindows(source: ModelSource, cal: CalibrationSet): Float32A
   return x;
 }
 
-export function quantizeModel(source: ModelSource, opts: PipelineOptions): PipelineResult {
+export function quantizeModel(input: ModelSource, opts: PipelineOptions): PipelineResult {
   const { backend, method } = opts;
+  // a model-level pre-transform (DBellQuant), recomputed on resume: it is deterministic
+  const source = method.prepare && opts.calibration ? method.prepare(input, opts.methodOptions, { backend, calibration: opts.calibration }) : input;
   const c = source.config;
   const first = opts.resume?.block ?? 0;
   // a method that reads no calibration data (RTN) skips every pass over the windows
@@ -146,7 +155,7 @@ export function quantizeModel(source: ModelSource, opts: PipelineOptions): Pipel
     runner = new BlockRunner(backend, blockConfig, allocScratch(blockConfig, backend, Math.min(cal.seqLen, 512)), cal);
   }
 
-  const result: PipelineResult = { packed: new Map(), layers: [], blocksDone: first };
+  const result: PipelineResult = { packed: new Map(), source, layers: [], blocksDone: first };
   const total = (c.nLayers - first) * QUANT_ORDER.length;
   const t0 = performance.now();
   let done = 0;

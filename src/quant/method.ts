@@ -9,6 +9,8 @@ import { UsageError } from '../io/errors.js';
 import type { GroupQuantized } from '../formats/quantized.js';
 import type { CodebookQuantized } from '../formats/codebook.js';
 import type { BinaryQuantized } from '../formats/binary.js';
+import type { ModelSource } from '../model/weights.js';
+import type { CalibrationSet } from '../pipeline/calibration.js';
 
 /**
  * What a method hands to the formats, by format family. Grid methods (RTN, GPTQ, SliM-LLM)
@@ -53,6 +55,11 @@ export interface LayerContext {
   name: string;
   /** The layer's calibration inputs, when the method `requires.inputs` (SliM-LLM's SBA). */
   inputs?: { x: Float32Array /* [rows, in] */; rows: number };
+}
+
+export interface PrepareContext {
+  backend: Backend;
+  calibration: CalibrationSet;
 }
 
 /**
@@ -106,6 +113,13 @@ export interface QuantMethod<O extends object> {
    * name); they are packed and used for the next block's inputs like quantizeLayer's.
    */
   refineBlock?(ctx: BlockRefineContext, opts: O): Map<string, LayerResult>;
+  /**
+   * Optional model-level step run once before any layer is quantized (DBellQuant's LTDB rewrites
+   * norm and weight tensors): returns the model the pipeline quantizes and whose unquantized
+   * tensors the packed file stores. Must depend only on (source, opts, calibration), so a
+   * resumed run recomputes the same model.
+   */
+  prepare?(source: ModelSource, opts: O, ctx: PrepareContext): ModelSource;
 }
 
 /**
