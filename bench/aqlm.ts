@@ -7,14 +7,18 @@
  *     seqlen 256 (205 windows; WikiText-2's 1,333 windows are too slow on 2 shared cores).
  *   stories260K: calibration tinystories/calib.txt 128 × 256, eval heldout.txt, seqlen 256.
  * Options: --model bench-llama|stories260K|both (default both), --only LABEL[,LABEL] (rows
- * whose label contains one of these), --no-decode, --keep. Timings on a shared machine are noisy.
+ * whose label contains one of these), --windows N (evaluate the first N windows only; default
+ * all), --no-decode, --keep. Timings on a shared machine are noisy.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { Backend } from '../src/backend/types.js';
+import { perplexity } from '../src/eval/perplexity.js';
 import { createBackend } from '../src/node/backend.js';
+import { loadModel } from '../src/node/index.js';
 import { benchDecodeTokensPerSecond } from './decode.js';
 
 const shared = (p: string) => fileURLToPath(new URL(`../../../shared/${p}`, import.meta.url));
@@ -27,6 +31,7 @@ const opt = (name: string) => {
 };
 const which = opt('--model') ?? 'both';
 const only = opt('--only')?.split(',');
+const windows = opt('--windows') === undefined ? undefined : Number(opt('--windows'));
 const dir = mkdtempSync(join(tmpdir(), 'bitcrush-bench-aqlm-'));
 
 interface Row { label: string; method: string; flags: string[] }
@@ -47,8 +52,7 @@ const BENCHES: ModelBench[] = [
     calib: shared('data/austen/emma.txt'),
     eval: shared('data/tinystories/heldout.txt'),
     rows: [
-      gq(2, 128), gq(3, 128),
-      aq('1x8', 8), aq('2x8', 8),
+      gq(2, 128), aq('2x8', 8), aq('1x8', 8), gq(3, 128),
       // 65,536 codewords: more than the layer has groups, so k-means alone is exact; one short
       // epoch with beam 1 (the beam's top-k over 65,536 candidates per row and step is the cost)
       aq('1x16', 8, ['--beam-size', '1', '--max-epochs', '1', '--steps-per-epoch', '10']),
@@ -60,39 +64,57 @@ const BENCHES: ModelBench[] = [
     modelFile: shared('models/stories260K/stories260K.bin'),
     calib: shared('data/tinystories/calib.txt'),
     eval: shared('data/tinystories/heldout.txt'),
-    rows: [gq(2, 32), gq(3, 32), aq('1x4', 4), aq('2x4', 4), aq('3x4', 4)],
+    rows: [aq('1x4', 4), aq('2x4', 4), gq(2, 32), gq(3, 32), aq('3x4', 4)],
   },
 ];
 
-interface Result { label: string; file: string; ppl: number; fp32?: number; bpw: number; bytes: number; seconds: number }
+interface Result { label: string; file: string; ppl: number; bpw: number; bytes: number; seconds: number; split: string }
 
-function quantize(b: ModelBench, row: Row, withFp32: boolean): Result {
+/** Perplexity of a model file (fp32 or packed) on the bench's eval text, seqlen 256, in this process. */
+function evaluate(backend: Backend, path: string, text: string): number {
+  const { model, tokenizer, dispose } = loadModel(path, { backend });
+  try {
+    return perplexity(model, tokenizer.encode(readFileSync(text, 'utf8'), true), { seqLen: 256, maxWindows: windows }).ppl;
+  } finally {
+    dispose();
+  }
+}
+
+function quantize(b: ModelBench, row: Row, backend: Backend): Result {
   const file = join(dir, `${b.name}-${row.label.replace(/[^A-Za-z0-9]+/g, '_')}.bcq`);
   const r = spawnSync(process.execPath, [
     CLI, 'quantize', b.model, '--method', row.method, ...row.flags,
     '--calib', b.calib, '--nsamples', '128', '--seqlen', '256', '--out', file,
-    '--eval', b.eval, '--eval-seqlen', '256', ...(withFp32 ? ['--fp32'] : []), '--json',
+    '--json',
   ], { encoding: 'utf8', maxBuffer: 1 << 26 });
   if (r.status !== 0) throw new Error(`${b.name} ${row.label} failed:\n${r.stderr}`);
-  const s = JSON.parse(r.stdout) as { quantizeSeconds: number; linearBpw: number; fileBytes: number; eval: Array<{ ppl: number; fp32?: number }> };
-  return { label: row.label, file, ppl: s.eval[0]!.ppl, fp32: s.eval[0]!.fp32, bpw: s.linearBpw, bytes: s.fileBytes, seconds: s.quantizeSeconds };
+  const s = JSON.parse(r.stdout) as {
+    quantizeSeconds: number; linearBpw: number; fileBytes: number;
+    layers: Array<{ stats: Record<string, number> }>;
+  };
+  // where AQLM's time goes, summed over the linears (init = k-means, adam = codebooks, beam = codes)
+  const sum = (k: string) => s.layers.reduce((a, l) => a + (l.stats[k] ?? 0), 0);
+  const epochs = s.layers.reduce((a, l) => a + (l.stats.epochs ?? 0), 0) / s.layers.length;
+  const split = row.method === 'aqlm'
+    ? `layers ${sum('seconds').toFixed(1)} s = k-means ${sum('initSeconds').toFixed(1)} + Adam ${sum('adamSeconds').toFixed(1)} + beam ${sum('beamSeconds').toFixed(1)}; ${epochs.toFixed(1)} epochs/layer`
+    : `layers ${sum('seconds').toFixed(1)} s`;
+  return { label: row.label, file, ppl: evaluate(backend, file, b.eval), bpw: s.linearBpw, bytes: s.fileBytes, seconds: s.quantizeSeconds, split };
 }
 
 const results = new Map<string, Result[]>();
+const backend = createBackend();
 try {
   for (const b of BENCHES) {
     if (which !== 'both' && which !== b.name) continue;
     const rows = b.rows.filter((r) => only === undefined || only.some((o) => r.label.includes(o)));
-    console.log(`\n${b.name}: calibration ${b.calib.split('/').pop()} 128 × 256, perplexity on ${b.eval.split('/').pop()} (seqlen 256)`);
+    console.log(`\n${b.name}: calibration ${b.calib.split('/').pop()} 128 × 256, perplexity on ${b.eval.split('/').pop()} (seqlen 256, ${windows ?? 'all'} windows; ${backend.name})`);
     console.log(`  ${'weights'.padEnd(44)} ${'PPL'.padStart(9)} ${'linear bpw'.padStart(10)} ${'file MB'.padStart(8)} ${'quantize s'.padStart(10)}`);
     const out: Result[] = [];
-    for (const [i, row] of rows.entries()) {
-      const r = quantize(b, row, i === 0);
-      if (r.fp32 !== undefined) {
-        const size = statSync(b.modelFile).size;
-        console.log(`  ${'fp32'.padEnd(44)} ${r.fp32.toFixed(4).padStart(9)} ${'32'.padStart(10)} ${(size / 1e6).toFixed(3).padStart(8)} ${'-'.padStart(10)}`);
-      }
-      console.log(`  ${r.label.padEnd(44)} ${r.ppl.toFixed(4).padStart(9)} ${r.bpw.toFixed(3).padStart(10)} ${(r.bytes / 1e6).toFixed(3).padStart(8)} ${r.seconds.toFixed(1).padStart(10)}`);
+    const fp32 = evaluate(backend, b.model, b.eval);
+    console.log(`  ${'fp32'.padEnd(44)} ${fp32.toFixed(4).padStart(9)} ${'32'.padStart(10)} ${(statSync(b.modelFile).size / 1e6).toFixed(3).padStart(8)} ${'-'.padStart(10)}`);
+    for (const row of rows) {
+      const r = quantize(b, row, backend);
+      console.log(`  ${r.label.padEnd(44)} ${r.ppl.toFixed(4).padStart(9)} ${r.bpw.toFixed(3).padStart(10)} ${(r.bytes / 1e6).toFixed(3).padStart(8)} ${r.seconds.toFixed(1).padStart(10)}   ${r.split}`);
       out.push(r);
     }
     results.set(b.name, out);
@@ -102,15 +124,14 @@ try {
   const gptq2 = llama.find((r) => r.label.startsWith('GPTQ 2-bit'));
   const aqlm2x8 = llama.find((r) => r.label.startsWith('AQLM 2x8'));
   if (!args.includes('--no-decode') && gptq2 && aqlm2x8) {
-    const backend = createBackend();
     const tokens = 200;
     console.log(`\ndecode on bench-llama, greedy, ${tokens} tokens (${backend.name}, ${backend.threads} threads):`);
     for (const f of [{ label: 'fp32', file: shared('models/bench-llama') }, gptq2, aqlm2x8]) {
       console.log(`  ${f.label.padEnd(20)} ${benchDecodeTokensPerSecond(backend, tokens, f.file).toFixed(1).padStart(8)} tokens/s`);
     }
-    backend.dispose();
   }
 } finally {
+  backend.dispose();
   if (args.includes('--keep')) console.log(`packed files kept in ${dir}`);
   else rmSync(dir, { recursive: true, force: true });
 }
