@@ -7,7 +7,7 @@
  * Speeds are printed for information, never asserted.
  */
 import assert from 'node:assert/strict';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -100,7 +100,7 @@ describe('web page in chromium', { skip }, () => {
     await page.click('#generate');
     await waitFor(page, 'done');
     return {
-      text: (await page.textContent('#output')) ?? '',
+      text: (await page.textContent('#continuation')) ?? '',
       tokensPerSecond: Number(await page.getAttribute('#stats', 'data-tokens-per-second')),
     };
   }
@@ -149,14 +149,21 @@ describe('web page in chromium', { skip }, () => {
     await page.close();
   });
 
-  it('a corrupt packed file is refused with a message naming it', async () => {
+  it('a corrupt packed file dropped on the page is refused with a message naming it', async () => {
     const fixture = [...fixtures.byFamily.values()][0]!;
     const bytes = readFileSync(fixture.file);
-    const bad = join(tmp, 'truncated.bcq');
-    writeFileSync(bad, bytes.subarray(0, bytes.length - 100));
+    const files = [
+      { name: 'truncated.bcq', base64: bytes.subarray(0, bytes.length - 100).toString('base64') },
+      { name: basename(STORIES_TOKENIZER), base64: readFileSync(STORIES_TOKENIZER).toString('base64') },
+    ];
     const page = await newPage();
     await page.goto(plain.url);
-    await page.setInputFiles('#files', [bad, STORIES_TOKENIZER]);
+    const dataTransfer = await page.evaluateHandle((given) => {
+      const dt = new DataTransfer();
+      for (const f of given) dt.items.add(new File([Uint8Array.from(atob(f.base64), (c) => c.charCodeAt(0))], f.name));
+      return dt;
+    }, files);
+    await page.dispatchEvent('#drop', 'drop', { dataTransfer });
     const state = await page.waitForFunction(() => ['error', 'ready'].includes(document.body.dataset.state ?? '') && document.body.dataset.state);
     assert.equal(await state.jsonValue(), 'error');
     assert.match((await page.textContent('#error')) ?? '', /truncated\.bcq/);

@@ -32,7 +32,7 @@ export function renderCard(card: ModelCard): Element[] {
 }
 
 const CELL_W = 74;
-const CELL_H = 30;
+const CELL_H = 36;
 const LEFT = 64;
 const TOP = 44;
 
@@ -59,7 +59,8 @@ function bitMap(layers: LinearCard[][]): Element {
           { class: 'cell', 'data-format': lin.format },
           svg('title', {}, tip),
           svg('rect', { x: x + 1, y: y + 1, width: CELL_W - 2, height: CELL_H - 2, rx: 3, fill: bpwColor(lin.bpw) }),
-          svg('text', { x: x + CELL_W / 2, y: y + CELL_H / 2 + 4, 'text-anchor': 'middle', class: 'cell-label' }, lin.bpw >= 16 ? 'fp' + Math.round(lin.bpw) : lin.bpw.toFixed(2)),
+          svg('text', { x: x + CELL_W / 2, y: y + 16, 'text-anchor': 'middle', class: 'cell-label' }, lin.bpw >= 16 ? 'fp' + Math.round(lin.bpw) : lin.bpw.toFixed(2)),
+          svg('text', { x: x + CELL_W / 2, y: y + 29, 'text-anchor': 'middle', class: 'cell-format' }, lin.format),
         ),
       );
     });
@@ -71,11 +72,18 @@ function legend(): Element {
   return el('div', { class: 'legend' }, ...[1, 2, 3, 4, 8].map((b) => el('span', {}, el('i', { style: `background:${bpwColor(b)}` }), `${b} bit`)), el('span', {}, el('i', { style: `background:${bpwColor(32)}` }), 'float'));
 }
 
-/** Red at 1 bit through yellow and green to blue at 8; grey for unquantized. */
+/** Hue by bits per weight, one clearly different colour per whole bit; grey for unquantized. */
+const HUES: [number, number][] = [[1, 0], [2, 28], [3, 52], [4, 130], [8, 215]];
+
 function bpwColor(bpw: number): string {
-  if (bpw >= 16) return 'hsl(220 10% 75%)';
-  const t = Math.min(1, Math.max(0, Math.log2(bpw) / 3)); // 1 → 0, 8 → 1
-  return `hsl(${Math.round(t * 220)} 70% ${Math.round(62 + 8 * t)}%)`;
+  if (bpw >= 16) return 'hsl(220 10% 78%)';
+  let hue = bpw <= 1 ? 0 : 215;
+  for (let i = 1; i < HUES.length; i++) {
+    const [b0, h0] = HUES[i - 1]!;
+    const [b1, h1] = HUES[i]!;
+    if (bpw >= b0 && bpw <= b1) hue = h0 + ((bpw - b0) / (b1 - b0)) * (h1 - h0);
+  }
+  return `hsl(${Math.round(hue)} 75% 68%)`;
 }
 
 function formatBytes(n: number): string {

@@ -60,8 +60,10 @@ function showRuntime(r: RuntimeInfo): void {
 
 async function run(): Promise<void> {
   const num = (id: string) => Number(byId<HTMLInputElement>(id).value);
-  const out = byId('output');
+  const out = byId('continuation');
   const stats = byId('stats');
+  const prompt = byId<HTMLTextAreaElement>('prompt').value;
+  byId('output-prompt').textContent = prompt;
   out.textContent = '';
   stats.textContent = '';
   byId('error').hidden = true;
@@ -71,7 +73,7 @@ async function run(): Promise<void> {
   let lastShown = 0;
   try {
     const result = await client.generate(
-      { prompt: byId<HTMLTextAreaElement>('prompt').value, maxTokens: num('max-tokens'), temperature: num('temperature'), topP: num('top-p'), seed: num('seed') },
+      { prompt, maxTokens: num('max-tokens'), temperature: num('temperature'), topP: num('top-p'), seed: num('seed') },
       (text) => {
         out.append(text);
         pieces++;
