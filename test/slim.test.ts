@@ -214,10 +214,11 @@ describe('SliM-LLM on stories260K', () => {
   const heldout = tokenizer.encode(readFileSync(shared('data/tinystories/heldout.txt'), 'utf8'), true);
   const cal = calibrationFromText(tokenizer, readFileSync(shared('data/tinystories/calib.txt'), 'utf8'), { count: 16, seqLen: 64, seed: 1 });
   const EVAL = { seqLen: 128, maxWindows: 24 };
-  const run = (method: string, given: Record<string, unknown>) => {
+  const runFull = (method: string, given: Record<string, unknown>) => {
     const { method: m, opts } = getMethod(method, given);
-    return quantizeModel(source, { backend, method: m, methodOptions: opts, calibration: cal }).packed;
+    return quantizeModel(source, { backend, method: m, methodOptions: opts, calibration: cal });
   };
+  const run = (method: string, given: Record<string, unknown>) => runFull(method, given).packed;
   const fake = (packed: Map<string, PackedTensor>) =>
     new LlamaModel(source, {
       backend,
@@ -249,5 +250,13 @@ describe('SliM-LLM on stories260K', () => {
     const s = perplexity(fake(slim2), heldout, EVAL).ppl;
     const g = perplexity(fake(run('gptq', { bits: 2, groupSize: 32 })), heldout, EVAL).ppl;
     assert.ok(s < g, `SliM-LLM ${s} vs GPTQ ${g}`);
+  });
+
+  it('SliM-LLM+: training the clipping lowers every block\'s output MSE; the packed file matches', () => {
+    const r = runFull('slim+', { bits: 2, groupSize: 32, epochs: 2 });
+    const downs = r.layers.filter((x) => x.name.endsWith('down_proj.weight'));
+    assert.equal(downs.length, source.config.nLayers);
+    for (const d of downs) assert.ok(d.stats.blockMseLastEpoch! < d.stats.blockMseFirstEpoch!, `${d.name}: ${JSON.stringify(d.stats)}`);
+    assert.ok([...r.packed.values()].some((t) => t.format === 'mixed-asym'));
   });
 });
