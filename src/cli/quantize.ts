@@ -6,7 +6,8 @@
 import { createHash } from 'node:crypto';
 import { statSync } from 'node:fs';
 import { basename, dirname, relative, resolve } from 'node:path';
-import { Option, type Command } from 'commander';
+import { InvalidArgumentError, Option, type Command } from 'commander';
+import { ACT_BITS } from '../quant/act-quant.js';
 import { UsageError } from '../io/errors.js';
 import { readText } from '../io/bytes.js';
 import { findTokenizer, openModel } from '../io/load.js';
@@ -38,6 +39,7 @@ interface QuantizeCliOptions extends RunOptions {
   resume?: boolean;
   json?: boolean;
   stopAfterBlock?: number;
+  actBits: number;
   [key: string]: unknown;
 }
 
@@ -60,6 +62,7 @@ export function registerQuantize(program: Command): void {
     .option('--eval-seqlen <n>', 'evaluation window length (default: the model\'s context)', intArg(2))
     .option('--fp32', 'also score the --eval texts with the unquantized model, for comparison')
     .option('--resume', 'continue from <out>.partial/ (written by an interrupted run with the same options)')
+    .option('--act-bits <n>', 'activation bits (4, 6, 8; 16 = none): every block linear fake-quantizes its input per token when the file runs (recorded in it)', actBitsArg, 16)
     .option('--json', 'print the summary as JSON')
     .option('--tokenizer <file>', 'tokenizer file (default: found beside the model)')
     .option('--backend <kind>', 'compute backend: auto, native, wasm or reference', backendArg, 'auto')
@@ -104,6 +107,7 @@ function run(modelPath: string, opts: QuantizeCliOptions): void {
           floatInputs: opts.floatInputs === true,
         }
       : {}),
+    ...(opts.actBits < 16 ? { actBits: opts.actBits } : {}),
     // relative to the packed file, so `generate`/`eval` find the tokenizer through the original model
     source: { model: relative(outDir, resolve(modelPath)), ...(opts.tokenizer ? { tokenizer: relative(outDir, resolve(opts.tokenizer)) } : {}) },
   };
@@ -143,7 +147,8 @@ function run(modelPath: string, opts: QuantizeCliOptions): void {
 
     const packed = new Map(resume?.resume.packed ?? []);
     for (const [name, t] of r.packed) packed.set(name, t);
-    const plan = planPackedModel({ config: c, method: { name: method.name, options: headerOptions }, source, packed });
+    // r.source: the method's pre-transformed model (DBellQuant rescales norms) whose dense tensors the file stores
+    const plan = planPackedModel({ config: c, method: { name: method.name, options: headerOptions }, source: r.source, packed, actBits: opts.actBits });
     const size = writeFileAtomic(opts.out, plan.chunks(), { expectedSize: plan.size });
     work.remove();
     const quantizeSeconds = (performance.now() - t0) / 1000;
@@ -189,6 +194,12 @@ function printSummary(s: {
     lines.push(`perplexity ${e.ppl.toFixed(4)} on ${e.text}${fp32}; ${e.windows} windows of ${e.seqlen}`);
   }
   process.stdout.write(`${lines.join('\n')}\n`);
+}
+
+function actBitsArg(value: string): number {
+  const n = intArg(4, 16)(value);
+  if (!ACT_BITS.includes(n)) throw new InvalidArgumentError(`expected one of ${ACT_BITS.join(', ')}`);
+  return n;
 }
 
 /** Everything that determines the result: a work directory from other options cannot be resumed. */
