@@ -57,7 +57,10 @@ describe('web page in chromium', { skip }, () => {
     await build({ configFile: join(ROOT, 'web/vite.config.ts'), logLevel: 'warn' });
     const fixtureDir = join(tmp, 'fixtures');
     mkdirSync(fixtureDir);
+    const t0 = performance.now();
     fixtures = await makeFixtures(fixtureDir);
+    const made = [...new Set(fixtures.byFamily.values())].map((f) => `${f.method} (${f.families.join(', ')})`);
+    console.log(`packed fixtures: ${made.join(', ')} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
     copyFileSync(STORIES_TOKENIZER, join(fixtureDir, basename(STORIES_TOKENIZER)));
     const mounts = { '/': join(ROOT, 'dist/web'), '/fixtures/': fixtureDir };
     isolated = await serveStatic(mounts, { isolate: true });
@@ -128,6 +131,7 @@ describe('web page in chromium', { skip }, () => {
 
       const got = await generateOnPage(page, PROMPT);
       assert.equal(got.text, expected.text);
+      assert.deepEqual(pageErrors, [], 'errors in the page console');
       const threads = await page.getAttribute('#runtime', 'data-threads');
       await page.screenshot({ path: join(ARTIFACTS, `browser-${family}.png`), fullPage: true });
       t.diagnostic(`${family} (${fixture.method}): decode ${got.tokensPerSecond.toFixed(0)} tok/s in chromium (${threads} threads) vs ${expected.tokensPerSecond.toFixed(0)} tok/s in Node (wasm, 1 thread)`);

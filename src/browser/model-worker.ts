@@ -45,7 +45,14 @@ export function serveModelWorker(opts: ModelWorkerOptions, scope: WorkerScope = 
       throw new InputError(tokFile.name, `the tokenizer has ${tokenizer.vocabSize} tokens but the model only ${packed.config.vocabSize}: they do not belong together`);
     }
     runtime ??= opts.wasm().then((wasm) => createBrowserBackend({ wasm, threads, spawnWorker: opts.spawnPoolWorker }));
-    const { backend, isolated } = await runtime;
+    let backend: BrowserBackend['backend'];
+    let isolated: boolean;
+    try {
+      ({ backend, isolated } = await runtime);
+    } catch (e) {
+      runtime = undefined; // the next load tries again
+      throw e;
+    }
     loaded?.model.dispose();
     loaded = undefined;
     const model = new LlamaModel(packed, { backend, linear: packed.linears(backend) });
