@@ -128,6 +128,12 @@ function corruptCopy(src: string, name: string, edit: (b: Uint8Array) => Uint8Ar
 }
 
 describe('llama2.c checkpoints', () => {
+  test('a Node Buffer source reads the same tensors as a file source (Buffer.slice is a view)', () => {
+    const fromBuffer = new Llama2cModel(new BufferSource(STORIES, readFileSync(STORIES)));
+    const fromFile = new Llama2cModel(new FileSource(STORIES));
+    for (const { name } of fromFile.tensors()) assert.deepEqual(fromBuffer.load(name), fromFile.load(name), name);
+  });
+
   test('stories260K loads with the expected config and tensors', () => {
     const m = openModel(STORIES, nodeFs);
     assert.ok(m instanceof Llama2cModel);

@@ -4,6 +4,7 @@
  * So 4-bit pairs are (lo nibble, hi nibble), 2-bit values fill a byte from its low end, and
  * 3-bit values are dense: 8 of them in 3 bytes.
  */
+import { copyToArrayBuffer } from '../io/bytes.js';
 import { f16BitsToNumber, f16ToF32, numberToF16Bits } from '../io/safetensors.js';
 
 export function bitstreamBytes(count: number, bits: number): number {
@@ -99,7 +100,7 @@ export function encodeF16(values: ArrayLike<number>, what: string): Uint8Array {
 }
 
 export function decodeF16(bytes: Uint8Array): Float32Array {
-  return f16ToF32(new Uint16Array(bytes.slice().buffer));
+  return f16ToF32(new Uint16Array(copyToArrayBuffer(bytes)));
 }
 
 /** The bytes of a typed array, little-endian (every platform bitcrush targets is little-endian). */
@@ -109,6 +110,6 @@ export function littleEndianBytes(a: Uint16Array | Int16Array | Int32Array | Flo
 
 /** An aligned Int32 copy of an I16 or I32 blob. */
 export function decodeInts(bytes: Uint8Array, dtype: 'I16' | 'I32'): Int32Array {
-  const copy = bytes.slice().buffer;
+  const copy = copyToArrayBuffer(bytes);
   return dtype === 'I16' ? Int32Array.from(new Int16Array(copy)) : new Int32Array(copy);
 }

@@ -9,6 +9,7 @@
  * every kernel and the method reproduce.
  */
 import type { Backend } from '../backend/types.js';
+import { copyToArrayBuffer } from '../io/bytes.js';
 import { bitstreamBytes, decodeF16, encodeF16, littleEndianBytes, packBits, unpackBits } from './bitpack.js';
 import { roundToF16 } from './quantized.js';
 import type { Blob, BlobSpec, PackedTensor, WeightFormat } from './types.js';
@@ -95,7 +96,7 @@ function unpackCodes(t: PackedTensor<CodebookParams>): Uint16Array {
   const { outDim, inDim, params: p } = t;
   const perRow = (inDim / p.g) * p.M;
   const bytes = t.blobs.codes!.bytes;
-  if (p.B > 8) return new Uint16Array(bytes.slice().buffer);
+  if (p.B > 8) return new Uint16Array(copyToArrayBuffer(bytes));
   const codes = new Uint16Array(outDim * perRow);
   const row = new Uint8Array(perRow);
   const rowBytes = bitstreamBytes(perRow, p.B);

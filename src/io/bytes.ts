@@ -51,3 +51,13 @@ export function checkRange(src: ByteSource, offset: number, length: number): voi
 export function readText(src: ByteSource): string {
   return new TextDecoder('utf-8').decode(src.read(0, src.size));
 }
+
+/**
+ * A fresh ArrayBuffer holding a copy of `bytes`. (Not `bytes.slice().buffer`: a Node Buffer's
+ * slice is a view, so its `.buffer` would be the whole pooled allocation.)
+ */
+export function copyToArrayBuffer(bytes: Uint8Array): ArrayBuffer {
+  const out = new Uint8Array(bytes.byteLength);
+  out.set(bytes);
+  return out.buffer;
+}

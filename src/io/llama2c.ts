@@ -8,7 +8,7 @@
  *   freq_cis_real/imag [seqLen, headSize/2] (unused), wcls [vocab, dim] when unshared.
  * llama2.c uses interleaved RoPE, which is bitcrush's canonical layout: no permutation.
  */
-import type { ByteSource } from './bytes.js';
+import { copyToArrayBuffer, type ByteSource } from './bytes.js';
 import { check } from './errors.js';
 import type { LlamaConfig } from '../model/config.js';
 import { EMBED, FINAL_NORM, LM_HEAD, layerTensor, type ModelSource, type TensorInfo } from '../model/weights.js';
@@ -22,7 +22,7 @@ interface Placement {
 }
 
 export function parseLlama2cHeader(src: ByteSource): LlamaConfig {
-  const h = new DataView(src.read(0, HEADER_BYTES).slice().buffer);
+  const h = new DataView(copyToArrayBuffer(src.read(0, HEADER_BYTES)));
   const [dim, hiddenDim, nLayers, nHeads, nKvHeads, vocab, seqLen] = Array.from({ length: 7 }, (_, i) => h.getInt32(i * 4, true));
   // run.c's export.py "version 1/2" files start with the magic "ak42" (read as int32 LE)
   check(dim !== 0x616b3432, src.name, 'llama2.c version 1/2 export (magic "ak42") is not supported; export with --version 0 (legacy)');
@@ -96,6 +96,6 @@ export class Llama2cModel implements ModelSource {
     const n = p.shape.reduce((a, b) => a * b, 1);
     const bytes = this.src.read(p.offset, n * 4);
     // copy: the source's bytes may be unaligned or reused
-    return new Float32Array(bytes.slice().buffer);
+    return new Float32Array(copyToArrayBuffer(bytes));
   }
 }
