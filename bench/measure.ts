@@ -1,0 +1,160 @@
+/**
+ * What `npm run bench` measures per run: `bitcrush quantize --json` as a child process (its own
+ * peak RSS and timer), then, in this process on the packed file, perplexity per text, decode and
+ * prefill tokens/s, and the per-layer bit maps of mixed-precision files. Also the machine,
+ * versions and commit the results belong to.
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { readFileSync, statSync } from 'node:fs';
+import { cpus, loadavg, release, totalmem, type } from 'node:os';
+import { basename, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Backend } from '../src/backend/types.js';
+import { perplexity } from '../src/eval/perplexity.js';
+import { groupBitMap } from '../src/formats/mixed.js';
+import { FileSource } from '../src/node/fs.js';
+import { loadModel } from '../src/node/index.js';
+import { PackedModel } from '../src/packed/reader.js';
+import type { BitMapRow, PerplexityRecord, ResultsFile } from '../src/report/results.js';
+import { benchDecodeTokensPerSecond } from './decode.js';
+import type { EvalSpec, ModelSpec, RunSpec } from './suite.js';
+
+const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
+const REPO = fileURLToPath(new URL('../../', import.meta.url));
+
+export function machineInfo(): ResultsFile['machine'] {
+  const c = cpus();
+  return {
+    cpu: c[0]?.model.trim() ?? 'unknown',
+    cores: c.length,
+    memoryGiB: Number((totalmem() / 2 ** 30).toFixed(1)),
+    os: `${type()} ${release()}`,
+    loadAverage: loadavg().map((v) => Number(v.toFixed(2))),
+  };
+}
+
+export function versions(): ResultsFile['versions'] {
+  let npm = 'unknown';
+  try {
+    npm = execFileSync('npm', ['--version'], { encoding: 'utf8' }).trim();
+  } catch {
+    // npm missing from PATH: record that rather than fail the benchmark
+  }
+  return { node: process.version, npm };
+}
+
+export function gitCommit(): ResultsFile['commit'] {
+  try {
+    const hash = execFileSync('git', ['rev-parse', 'HEAD'], { cwd: REPO, encoding: 'utf8' }).trim();
+    const status = execFileSync('git', ['status', '--porcelain', '--untracked-files=no', '--', 'src', 'bench', 'csrc', 'native'], { cwd: REPO, encoding: 'utf8' });
+    return { hash, dirty: status.trim() !== '' };
+  } catch {
+    return { hash: 'unknown', dirty: true };
+  }
+}
+
+export interface QuantizeResult {
+  file: string;
+  options: Record<string, unknown>;
+  linearBpw: number;
+  modelBpw: number;
+  fileBytes: number;
+  quantizeSeconds: number;
+  wallSeconds: number;
+  peakRssMiB: number;
+}
+
+/** `bitcrush quantize` in a child process; throws with its stderr tail when it fails. */
+export function quantize(m: ModelSpec, run: RunSpec, outFile: string, backend: { kind: string; threads: number }): QuantizeResult {
+  const args = [
+    CLI, 'quantize', m.path, '--method', run.method, ...run.flags,
+    '--calib', m.calib, '--nsamples', String(m.nsamples), '--seqlen', String(m.seqlen), '--seed', '1',
+    '--backend', backend.kind, '--threads', String(backend.threads), '--out', outFile, '--json',
+  ];
+  const t0 = performance.now();
+  const r = spawnSync(process.execPath, args, { encoding: 'utf8', maxBuffer: 1 << 28 });
+  const wallSeconds = (performance.now() - t0) / 1000;
+  if (r.status !== 0) {
+    const tail = (r.stderr ?? '').split(/\r|\n/).filter((l) => l.trim() !== '').slice(-3).join(' | ');
+    throw new Error(`quantize exited with ${r.status ?? r.signal}: ${tail}`);
+  }
+  const s = JSON.parse(r.stdout) as Omit<QuantizeResult, 'file' | 'wallSeconds'>;
+  return {
+    file: outFile,
+    options: s.options,
+    linearBpw: s.linearBpw,
+    modelBpw: s.modelBpw,
+    fileBytes: s.fileBytes,
+    quantizeSeconds: s.quantizeSeconds,
+    wallSeconds,
+    peakRssMiB: s.peakRssMiB,
+  };
+}
+
+export interface ModelMeasurements {
+  perplexity: PerplexityRecord[];
+  decodeTokensPerSecond: number;
+  prefillTokensPerSecond: number;
+}
+
+/** Perplexities of a model file (fp32 or packed) on the texts, then its decode and prefill speed. */
+export function measureModel(path: string, texts: EvalSpec[], backend: Backend, decodeSteps: number, prefillTokens: number): ModelMeasurements {
+  const { model, tokenizer, dispose } = loadModel(path, { backend });
+  let prefill: number;
+  const ppl: PerplexityRecord[] = [];
+  try {
+    for (const t of texts) {
+      const tokens = tokenizer.encode(readFileSync(t.path, 'utf8'), true);
+      const t0 = performance.now();
+      const r = perplexity(model, tokens, { seqLen: t.seqlen, maxWindows: t.maxWindows ?? undefined });
+      ppl.push({
+        text: basename(t.path),
+        seqlen: t.seqlen,
+        windows: r.windows,
+        windowsTotal: Math.floor(r.tokens / t.seqlen),
+        ppl: r.ppl,
+        seconds: (performance.now() - t0) / 1000,
+      });
+    }
+    // prefill: one forward over a prompt of `prefillTokens` tokens (chunked by the model), first run warms up
+    const n = Math.min(prefillTokens, model.config.seqLen);
+    const prompt = Array.from({ length: n }, (_, i) => (i === 0 ? tokenizer.bosId : 3 + ((i * 7919) % (model.config.vocabSize - 3))));
+    const forwardPrompt = () => {
+      for (let s = 0; s < n; s += model.maxRows) model.forward(prompt.slice(s, s + model.maxRows), s, 'last');
+    };
+    forwardPrompt();
+    const reps = 3;
+    const t0 = performance.now();
+    for (let i = 0; i < reps; i++) forwardPrompt();
+    prefill = (reps * n) / ((performance.now() - t0) / 1000);
+  } finally {
+    dispose();
+  }
+  const decode = benchDecodeTokensPerSecond(backend, decodeSteps, path);
+  return { perplexity: ppl, decodeTokensPerSecond: decode, prefillTokensPerSecond: prefill };
+}
+
+/** Group bit-widths per layer when they differ within the file (mixed precision), else undefined. */
+export function mixedBitMaps(path: string): BitMapRow[] | undefined {
+  const file = new FileSource(path);
+  try {
+    const m = new PackedModel(file);
+    const rows: BitMapRow[] = [];
+    for (const name of Object.keys(m.header.tensors)) {
+      if (!m.isPacked(name)) continue;
+      const map = groupBitMap(m.packed(name));
+      if (map === null) continue;
+      rows.push({ layer: name.replace(/^model\./, '').replace(/\.weight$/, ''), bits: [...map] });
+    }
+    const widths = new Set(rows.flatMap((r) => r.bits));
+    return widths.size > 1 ? rows : undefined;
+  } finally {
+    file.close();
+  }
+}
+
+/** Size of the unquantized model's weights file. */
+export function floatFileBytes(path: string): number {
+  const st = statSync(path);
+  return st.isDirectory() ? statSync(join(path, 'model.safetensors')).size : st.size;
+}

@@ -1,0 +1,125 @@
+/**
+ * The benchmark results file (bench/results/<name>.json, written by `npm run bench`): where and
+ * how it was measured, then one record per run. The report generator reads only this; `parseResults`
+ * checks the shape so that a hand-edited or truncated file fails naming the problem.
+ */
+import { InputError } from '../io/errors.js';
+
+export const RESULTS_SCHEMA = 1;
+
+export interface PerplexityRecord {
+  /** Text file name (e.g. heldout.txt). */
+  text: string;
+  seqlen: number;
+  windows: number;
+  /** Windows the full text has (windows < windowsTotal: a prefix was scored). */
+  windowsTotal: number;
+  ppl: number;
+  seconds: number;
+}
+
+export interface BitMapRow {
+  /** Tensor name without `model.` and `.weight`. */
+  layer: string;
+  /** Bit-width of each column group. */
+  bits: number[];
+}
+
+export interface RunRecord {
+  /** Unique in the file: `<model>/<label>`; the README table cites it. */
+  id: string;
+  model: string;
+  /** fp32 for the unquantized model. */
+  method: string;
+  /** Short label of the setting, e.g. `2-bit g32`. */
+  label: string;
+  /** Command-line flags of the run (method and calibration), as given. */
+  flags: string[];
+  /** Method options as recorded in the packed header (resolved over the defaults). */
+  options: Record<string, unknown>;
+  linearBpw: number;
+  modelBpw: number;
+  fileBytes: number;
+  perplexity: PerplexityRecord[];
+  /** `quantize`'s own timer (calibration, quantization, packing, writing). */
+  quantizeSeconds: number | null;
+  /** Wall time of the quantize child process, start-up included. */
+  wallSeconds: number | null;
+  /** Peak resident memory of the quantize child process. */
+  peakRssMiB: number | null;
+  decodeTokensPerSecond: number;
+  prefillTokensPerSecond: number;
+  /** Per-layer group bit-widths of mixed-precision files. */
+  bitMaps?: BitMapRow[];
+  /** Set when the run failed: the row is reported as failed, nothing else is meaningful. */
+  error?: string;
+}
+
+export interface ModelSettings {
+  name: string;
+  path: string;
+  /** e.g. `tinystories/calib.txt, 128 × 256 tokens, seed 1`. */
+  calibration: string;
+  groupSize: string;
+  eval: Array<{ text: string; seqlen: number; maxWindows: number | null }>;
+  role: string;
+}
+
+export interface ResultsFile {
+  schema: number;
+  name: string;
+  mode: 'full' | 'quick';
+  command: string;
+  startedAt: string;
+  totalSeconds: number;
+  machine: { cpu: string; cores: number; memoryGiB: number; os: string; loadAverage: number[] };
+  versions: { node: string; npm: string };
+  backend: { kind: string; threads: number };
+  commit: { hash: string; dirty: boolean };
+  decode: { steps: number; prefillTokens: number };
+  models: ModelSettings[];
+  records: RunRecord[];
+}
+
+function fail(file: string, problem: string): never {
+  throw new InputError(file, problem);
+}
+
+const isNum = (v: unknown): v is number => typeof v === 'number';
+const numOrNull = (v: unknown) => v === null || isNum(v);
+
+/** Parses and checks a results file's text; `file` names it in errors. */
+export function parseResults(file: string, text: string): ResultsFile {
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch (e) {
+    fail(file, `not JSON: ${(e as Error).message}`);
+  }
+  const r = data as ResultsFile;
+  if (typeof r !== 'object' || r === null) fail(file, 'not a results object');
+  if (r.schema !== RESULTS_SCHEMA) fail(file, `schema ${JSON.stringify(r.schema)}, expected ${RESULTS_SCHEMA}`);
+  if (!Array.isArray(r.records)) fail(file, 'records is not an array');
+  if (!Array.isArray(r.models)) fail(file, 'models is not an array');
+  if (typeof r.machine !== 'object' || r.machine === null) fail(file, 'machine is missing');
+  const ids = new Set<string>();
+  r.records.forEach((rec, i) => {
+    const where = `record ${i} (${String((rec as RunRecord | null)?.id)})`;
+    if (typeof rec !== 'object' || rec === null) fail(file, `${where} is not an object`);
+    if (typeof rec.id !== 'string' || ids.has(rec.id)) fail(file, `${where}: missing or duplicate id`);
+    ids.add(rec.id);
+    for (const k of ['model', 'method', 'label'] as const) if (typeof rec[k] !== 'string') fail(file, `${where}: ${k} is not a string`);
+    if (rec.error !== undefined) return;
+    for (const k of ['linearBpw', 'modelBpw', 'fileBytes', 'decodeTokensPerSecond', 'prefillTokensPerSecond'] as const) {
+      if (!isNum(rec[k])) fail(file, `${where}: ${k} is not a number`);
+    }
+    for (const k of ['quantizeSeconds', 'wallSeconds', 'peakRssMiB'] as const) if (!numOrNull(rec[k])) fail(file, `${where}: ${k} is not a number or null`);
+    if (!Array.isArray(rec.perplexity) || rec.perplexity.some((p) => typeof p?.text !== 'string' || !isNum(p.ppl) || !isNum(p.windows))) {
+      fail(file, `${where}: perplexity entries need text, ppl and windows`);
+    }
+    if (rec.bitMaps !== undefined && (!Array.isArray(rec.bitMaps) || rec.bitMaps.some((b) => typeof b?.layer !== 'string' || !Array.isArray(b.bits)))) {
+      fail(file, `${where}: bitMaps entries need layer and bits`);
+    }
+  });
+  return r;
+}
