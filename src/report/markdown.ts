@@ -91,6 +91,7 @@ export function resultsMarkdown(res: ResultsFile, plots: Plot[], o: MarkdownOpti
     '| model | role | calibration | groups | evaluation |',
     '|---|---|---|---|---|',
     ...res.models.map((s) => `| ${s.name} | ${s.role} | ${s.calibration} | ${s.groupSize} | ${s.eval.map((e) => `${e.text}, seqlen ${e.seqlen}${e.maxWindows === null ? '' : `, first ${e.maxWindows} windows`}`).join('; ')} |`),
+    ...res.models.flatMap((s) => (s.notes ?? []).map((n) => `- ${s.name}: ${n}`)).reduce<string[]>((a, l) => (a.length ? [...a, l] : ['', l]), []),
     '',
     'Every run is one `bitcrush quantize` command: the record\'s `flags` plus the model\'s calibration settings above. bpw counts every',
     'stored byte of the quantized linears (codes, scales, zeros, bit maps, codebooks); "model bpw" is over all weights (embeddings and',

@@ -63,6 +63,8 @@ export interface ModelSettings {
   groupSize: string;
   eval: Array<{ text: string; seqlen: number; maxWindows: number | null }>;
   role: string;
+  /** Why the settings differ from the model's standard protocol, runs left out, etc. */
+  notes?: string[];
 }
 
 export interface ResultsFile {
