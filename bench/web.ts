@@ -90,7 +90,7 @@ async function browserRates(file: string, tokenizer: string): Promise<[string, n
     return [];
   }
   const { build } = await import('vite');
-  await build({ configFile: join(ROOT, 'web/vite.config.ts'), logLevel: 'warn' });
+  await build({ configFile: join(ROOT, 'web/vite.config.ts'), logLevel: 'error' });
   const mounts = { '/': join(ROOT, 'dist/web'), '/fixtures/': dir };
   const isolated = await serveStatic(mounts, { isolate: true });
   const plain = await serveStatic(mounts, { isolate: false });

@@ -13,7 +13,10 @@ import { basename, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { BrowserContext, Page } from 'playwright-core';
+import { modelCard } from '../src/browser/card.js';
+import { BufferSource } from '../src/io/bytes.js';
 import { loadModel } from '../src/node/index.js';
+import { PackedModel } from '../src/packed/reader.js';
 import { generate } from '../src/runtime/generate.js';
 import { makeFixtures, registeredFamilies, STORIES_TOKENIZER, type FixtureSet } from './browser/fixtures.js';
 import { serveStatic, type StaticServer } from './browser/server.js';
@@ -53,14 +56,14 @@ describe('web page in chromium', { skip }, () => {
   before(async () => {
     tmp = mkdtempSync(join(tmpdir(), 'bitcrush-browser-'));
     mkdirSync(ARTIFACTS, { recursive: true });
-    const { build } = await import('vite');
-    await build({ configFile: join(ROOT, 'web/vite.config.ts'), logLevel: 'warn' });
     const fixtureDir = join(tmp, 'fixtures');
     mkdirSync(fixtureDir);
     const t0 = performance.now();
-    fixtures = await makeFixtures(fixtureDir);
+    // the page is built while `bitcrush quantize` makes the packed files
+    const { build } = await import('vite');
+    [fixtures] = await Promise.all([makeFixtures(fixtureDir), build({ configFile: join(ROOT, 'web/vite.config.ts'), logLevel: 'error' })]);
     const made = [...new Set(fixtures.byFamily.values())].map((f) => `${f.method} (${f.families.join(', ')})`);
-    console.log(`packed fixtures: ${made.join(', ')} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    console.log(`page built and packed fixtures made: ${made.join(', ')} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
     copyFileSync(STORIES_TOKENIZER, join(fixtureDir, basename(STORIES_TOKENIZER)));
     const mounts = { '/': join(ROOT, 'dist/web'), '/fixtures/': fixtureDir };
     isolated = await serveStatic(mounts, { isolate: true });
@@ -128,6 +131,8 @@ describe('web page in chromium', { skip }, () => {
       assert.equal(await page.textContent('#card-method'), fixture.method + ((await page.textContent('#card-method .muted')) ?? ''));
       const cells = await page.$$eval('#bitmap .cell', (els) => els.map((e) => e.getAttribute('data-format')));
       assert.equal(cells.length, 5 * 7, 'one bit-map cell per linear of stories260K');
+      const hasGroups = modelCard(new PackedModel(new BufferSource(name, readFileSync(fixture.file))), 0).groupBits.length > 0;
+      assert.equal(await page.isVisible('#group-bitmap'), hasGroups, 'group bit-map shown exactly for grid formats');
 
       const got = await generateOnPage(page, PROMPT);
       assert.equal(got.text, expected.text);

@@ -4,6 +4,7 @@
  * its format in the tooltip).
  */
 import type { LinearCard, ModelCard } from '../src/browser/card.js';
+import { heatmap } from '../src/report/svg.js';
 import { el, svg } from './dom.js';
 
 export function renderCard(card: ModelCard): Element[] {
@@ -28,7 +29,36 @@ export function renderCard(card: ModelCard): Element[] {
     el('thead', {}, el('tr', {}, el('th', {}, 'format'), el('th', {}, 'family'), el('th', {}, 'tensors'), el('th', {}, 'layout'))),
     el('tbody', {}, ...card.formats.map((f) => el('tr', {}, el('td', {}, el('code', {}, f.format)), el('td', {}, f.family), el('td', { class: 'num' }, f.tensors), el('td', {}, f.summary)))),
   );
-  return [el('h2', {}, 'Model card: ', el('span', { id: 'card-file' }, card.file)), facts, formats, el('h3', {}, 'Bit-map: bits per weight of every linear'), bitMap(card.layers)];
+  return [
+    el('h2', {}, 'Model card: ', el('span', { id: 'card-file' }, card.file)),
+    facts,
+    formats,
+    el('h3', {}, 'Bit-map: bits per weight of every linear'),
+    bitMap(card.layers),
+    ...groupBitMap(card),
+  ];
+}
+
+/** Group bit-widths 1..4, then wider: the palette of `bitcrush inspect --plot`. */
+const WIDTH_COLORS = ['#d7191c', '#fdae61', '#a6d96a', '#1a9641', '#2b83ba'];
+
+let lastMapUrl: string | undefined;
+
+/** The per-group width map of the grid-format tensors, drawn by the report's heatmap (an inert image). */
+function groupBitMap(card: ModelCard): Element[] {
+  if (card.groupBits.length === 0) return [];
+  const doc = heatmap({
+    title: 'bit-width of each column group',
+    rows: card.groupBits.map((r) => ({ label: r.tensor.replace(/^model\./, '').replace(/\.weight$/, ''), values: r.widths })),
+    color: (v) => WIDTH_COLORS[Math.min(v, WIDTH_COLORS.length) - 1] ?? '#999',
+    legend: [1, 2, 3, 4].map((b) => ({ label: `${b} bit`, color: WIDTH_COLORS[b - 1]! })),
+    cellWidth: 16,
+    cellHeight: 11,
+    maxWidth: 880,
+  });
+  if (lastMapUrl !== undefined) URL.revokeObjectURL(lastMapUrl);
+  const url = (lastMapUrl = URL.createObjectURL(new Blob([doc], { type: 'image/svg+xml' })));
+  return [el('h3', {}, 'Group bit-map: width of every column group'), el('img', { id: 'group-bitmap', class: 'group-bitmap', src: url, alt: 'bit-width of each column group' })];
 }
 
 const CELL_W = 74;

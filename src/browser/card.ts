@@ -3,6 +3,7 @@
  * crosses postMessage), read only from the header and the format registry, so every format
  * registered now or later is described without code here knowing it.
  */
+import { groupBitMap } from '../formats/mixed.js';
 import { getFormat } from '../formats/registry.js';
 import type { FormatFamily } from '../formats/types.js';
 import type { LlamaConfig } from '../model/config.js';
@@ -33,6 +34,11 @@ export interface ModelCard {
   totals: PackedTotals;
   /** Per layer, its linears in canonical order. */
   layers: LinearCard[][];
+  /**
+   * The bit-width of every column group of each grid-format tensor (SliM-LLM's bit map; a
+   * uniform tensor's groups all have its width), in file order; empty when no tensor has groups.
+   */
+  groupBits: { tensor: string; widths: number[] }[];
   /** Every format present, with how many tensors use it. */
   formats: { format: string; family: FormatFamily | 'dense'; summary: string; tensors: number }[];
 }
@@ -53,6 +59,11 @@ export function modelCard(packed: PackedModel, fileBytes: number): ModelCard {
       }),
     );
   }
+  const groupBits: ModelCard['groupBits'] = [];
+  for (const name of Object.keys(h.tensors)) {
+    const map = packed.isPacked(name) ? groupBitMap(packed.packed(name)) : null;
+    if (map !== null) groupBits.push({ tensor: name, widths: [...map] });
+  }
   return {
     file: packed.name,
     fileBytes,
@@ -61,6 +72,7 @@ export function modelCard(packed: PackedModel, fileBytes: number): ModelCard {
     config: h.config,
     totals: h.totals,
     layers,
+    groupBits,
     formats: [...counts].map(([format, tensors]) => ({
       format,
       family: familyOf(format),
