@@ -98,6 +98,7 @@ function showStats(r: GenerateResult): void {
   stats.textContent = `${r.generatedTokens} tokens · ${r.tokensPerSecond.toFixed(1)} tokens/s decode${prefill} · ${why}`;
   stats.dataset.tokensPerSecond = String(r.tokensPerSecond);
   stats.dataset.generatedTokens = String(r.generatedTokens);
+  stats.dataset.wallSeconds = String(r.wallSeconds);
 }
 
 async function readFiles(list: FileList | null): Promise<NamedBytes[]> {
