@@ -18,7 +18,7 @@ export function registerEval(program: Command): void {
   program
     .command('eval')
     .description('perplexity of a text: BOS + whole text tokenized, non-overlapping windows, remainder dropped')
-    .argument('<model>', 'llama2.c .bin file or Hugging Face model directory')
+    .argument('<model>', 'llama2.c .bin file, Hugging Face model directory or packed file from quantize')
     .requiredOption('--text <file>', 'UTF-8 text file to score')
     .option('--seqlen <n>', 'window length in tokens (default: the model\'s context)', intArg(2))
     .option('--max-windows <n>', 'score only the first n windows (quick checks)', intArg(1))

@@ -15,7 +15,7 @@ export function registerGenerate(program: Command): void {
   program
     .command('generate')
     .description('continue a prompt, streaming the text to stdout (tokens/s on stderr)')
-    .argument('<model>', 'llama2.c .bin file or Hugging Face model directory')
+    .argument('<model>', 'llama2.c .bin file, Hugging Face model directory or packed file from quantize')
     .option('-p, --prompt <text>', 'text to continue', '')
     .option('-n, --max-tokens <n>', 'most tokens to generate (also bounded by the context)', intArg(1), 256)
     .option('-t, --temperature <t>', '0 = greedy (most likely token); higher = more random', floatArg(0, 100), 1)

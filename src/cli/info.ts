@@ -13,7 +13,7 @@ export function registerInfo(program: Command): void {
   program
     .command('info')
     .description('show a model\'s architecture, parameter count, tensors and tokenizer')
-    .argument('<model>', 'llama2.c .bin file or Hugging Face model directory')
+    .argument('<model>', 'llama2.c .bin file, Hugging Face model directory or packed file from quantize')
     .option('--tokenizer <file>', 'tokenizer file (default: found beside the model)')
     .option('--json', 'machine-readable output')
     .action((modelPath: string, opts: InfoOptions) => info(modelPath, opts));
