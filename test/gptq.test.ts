@@ -291,7 +291,7 @@ test('act-order with moving groups stores columns permuted by descending H_jj', 
 });
 
 test('registry resolves methods and validates options', () => {
-  for (const name of ['rtn', 'gptq', 'slim', 'slim+', 'aqlm', 'billm', 'dbell']) assert.ok(methodNames.includes(name), name);
+  for (const name of ['rtn', 'gptq', 'slim', 'slim+', 'aqlm', 'billm', 'dbell']) assert.ok((methodNames as readonly string[]).includes(name), name);
   assert.equal(new Set(methodNames).size, methodNames.length, 'each method registered once');
   const { method, opts } = getMethod('gptq', { bits: 3, actOrder: true });
   assert.equal(method.name, 'gptq');
