@@ -10,12 +10,21 @@
  *   y += αc·Σ_C s·x + μc·Σ_C x + αs·Σ_S s·x + μs·Q
  * Salient columns are zeroed in the table's x and added one by one (there are few):
  *   y += α1·Σ s1·x + α2·Σ s2·x + μsal·Σ_sal x.
+ * matmul (prefill, evaluation) with several rows: the table costs 256 additions per 8 columns
+ * per token, more than the dot products it saves, so instead a tile of rows is expanded into a
+ * small float32 scratch (same values as dequantizeBinary) and handed to backend.matmul, as the
+ * uniform formats do; memory holds one tile, never the whole matrix.
  */
 import type { Backend } from '../backend/types.js';
 import type { Linear } from '../runtime/linear.js';
 import { bitstreamBytes, decodeF16 } from './bitpack.js';
 import { blockCount, NS, AC, MC, AS, MS, A1, A2, MSAL, type BinaryParams } from './binary.js';
 import type { PackedTensor } from './types.js';
+
+/** Float32 values per matmul tile: 256 KB, a tile stays in L2 while the backend streams x past it. */
+const TILE_FLOATS = 1 << 16;
+/** From this many tokens on, matmul expands tiles instead of running matvec per token. */
+const TILE_MIN_ROWS = 4;
 
 export class BinaryLinear implements Linear {
   readonly outDim: number;
@@ -35,8 +44,16 @@ export class BinaryLinear implements Linear {
   private readonly lut: Float32Array; // [rb, 256]
   private readonly blockSum: Float64Array; // [nB] Σ x over non-salient columns
   private readonly salSum: Float64Array; // [nB] Σ x over salient columns
+  private readonly blockSize: number;
+  private readonly salient: Uint8Array; // [inDim] 1 = salient column
+  private readonly tileRows: number;
+  private wTile: Float32Array | null = null; // [tileRows, inDim], allocated on the first matmul
+  private yTile: Float32Array | null = null; // [rows, tileRows], grown on demand
 
-  constructor(t: PackedTensor<BinaryParams>, _backend: Backend) {
+  constructor(
+    t: PackedTensor<BinaryParams>,
+    private readonly backend: Backend,
+  ) {
     const { outDim, inDim, params: p } = t;
     this.outDim = outDim;
     this.inDim = inDim;
@@ -57,6 +74,10 @@ export class BinaryLinear implements Linear {
       if ((j + 1) % p.blockSize === 0 || j === inDim - 1) this.salStart[Math.floor(j / p.blockSize) + 1] = cols.length;
     }
     this.salCols = Int32Array.from(cols);
+    this.blockSize = p.blockSize;
+    this.salient = new Uint8Array(inDim);
+    for (const j of cols) this.salient[j] = 1;
+    this.tileRows = Math.max(1, Math.min(outDim, Math.floor(TILE_FLOATS / inDim)));
     this.xm = new Float32Array(this.rb * 8);
     this.lut = new Float32Array(this.rb * 256);
     this.blockSum = new Float64Array(this.nB);
@@ -103,8 +124,53 @@ export class BinaryLinear implements Linear {
   }
 
   matmul(y: Float32Array, x: Float32Array, rows: number): void {
-    const { inDim, outDim } = this;
-    for (let i = 0; i < rows; i++) this.matvec(y.subarray(i * outDim, (i + 1) * outDim), x.subarray(i * inDim, (i + 1) * inDim));
+    const { inDim, outDim, tileRows, backend } = this;
+    if (rows < TILE_MIN_ROWS) {
+      for (let i = 0; i < rows; i++) this.matvec(y.subarray(i * outDim, (i + 1) * outDim), x.subarray(i * inDim, (i + 1) * inDim));
+      return;
+    }
+    this.wTile ??= backend.alloc(tileRows * inDim);
+    if (!this.yTile || this.yTile.length < rows * tileRows) {
+      if (this.yTile) backend.free?.(this.yTile);
+      this.yTile = backend.alloc(rows * tileRows);
+    }
+    const { wTile, yTile } = this;
+    for (let r0 = 0; r0 < outDim; r0 += tileRows) {
+      const t = Math.min(tileRows, outDim - r0);
+      this.dequantizeRows(r0, t, wTile);
+      backend.matmul(yTile, x, wTile, rows, t, inDim);
+      for (let i = 0; i < rows; i++) {
+        const src = i * t;
+        const dst = i * outDim + r0;
+        for (let k = 0; k < t; k++) y[dst + k] = yTile[src + k]!;
+      }
+    }
+  }
+
+  dispose(): void {
+    if (this.wTile) this.backend.free?.(this.wTile);
+    if (this.yTile) this.backend.free?.(this.yTile);
+  }
+
+  /** Rows r0..r0+count-1 as float32 into w [count, inDim], the same expressions as dequantizeBinary. */
+  private dequantizeRows(r0: number, count: number, w: Float32Array): void {
+    const { inDim, rb, nB, blockSize, signs, split, residual, resRb, scales, salient } = this;
+    for (let t = 0; t < count; t++) {
+      const r = r0 + t;
+      const row = r * rb;
+      const out = t * inDim;
+      let k = 0; // salient column index
+      for (let j = 0; j < inDim; j++) {
+        const sc = (r * nB + Math.floor(j / blockSize)) * NS;
+        const s = (signs[row + (j >>> 3)]! >>> (j & 7)) & 1 ? 1 : -1;
+        if (salient[j]) {
+          const s2 = (residual[r * resRb + (k >>> 3)]! >>> (k & 7)) & 1 ? 1 : -1;
+          k++;
+          w[out + j] = scales[sc + A1]! * s + scales[sc + A2]! * s2 + scales[sc + MSAL]!;
+        } else if ((split[row + (j >>> 3)]! >>> (j & 7)) & 1) w[out + j] = scales[sc + AS]! * s + scales[sc + MS]!;
+        else w[out + j] = scales[sc + AC]! * s + scales[sc + MC]!;
+      }
+    }
   }
 
   /** The subset-sum table of x and the per-block sums. */
