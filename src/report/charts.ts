@@ -64,7 +64,8 @@ function methodSeries(runs: RunRecord[], x: (r: RunRecord) => number, y: (r: Run
     label: method,
     color: methodColor(method),
     marker: MARKERS[i % MARKERS.length],
-    points: runs.filter((r) => r.method === method).map((r) => ({ x: x(r), y: y(r), label: setting(r) })),
+    // the method in the label too: runs at the same bpw and perplexity sit on one spot
+    points: runs.filter((r) => r.method === method).map((r) => ({ x: x(r), y: y(r), label: `${r.method} ${setting(r).replace(/ g\d+/, '')}` })),
   }));
 }
 

@@ -256,6 +256,20 @@ export function chart(o: ChartOptions): string {
   body.push(`<text x="${m.left + plotW / 2}" y="${height - 10}" ${FONT} text-anchor="middle">${escapeXml(o.xLabel)}</text>`);
   const midY = m.top + plotH / 2;
   body.push(`<text x="16" y="${midY}" ${FONT} text-anchor="middle" transform="rotate(-90 16 ${midY})">${escapeXml(o.yLabel)}</text>`);
+  // point labels go to the first free corner of their marker; a label with no free corner is left out
+  const placed: Array<[number, number, number, number]> = [];
+  const placeLabel = (x: number, y: number, text: string): string | null => {
+    const w = 5 * text.length + 2;
+    for (const [dx, dy] of [[6, -5], [6, 12], [-6 - w, -5], [-6 - w, 12]] as const) {
+      const box: [number, number, number, number] = [x + dx, y + dy - 9, x + dx + w, y + dy + 1];
+      if (box[0] < m.left || box[2] > m.left + plotW || box[1] < m.top || box[3] > m.top + plotH) continue;
+      if (placed.some((b) => box[0] < b[2] && b[0] < box[2] && box[1] < b[3] && b[1] < box[3])) continue;
+      placed.push(box);
+      return `<text x="${box[0].toFixed(1)}" y="${(y + dy).toFixed(1)}" font-family="sans-serif" font-size="9" fill="#333">${escapeXml(text)}</text>`;
+    }
+    return null;
+  };
+  const labels: string[] = [];
   for (const s of o.series) {
     const p = s.points.filter(ok);
     const style = s.style ?? 'markers';
@@ -265,9 +279,11 @@ export function chart(o: ChartOptions): string {
     }
     for (const q of p) {
       if (style !== 'line') body.push(markerSvg(s.marker, sx(q.x), sy(q.y), s.color));
-      if (q.label) body.push(`<text x="${(sx(q.x) + 6).toFixed(1)}" y="${(sy(q.y) - 5).toFixed(1)}" font-family="sans-serif" font-size="9" fill="#333">${escapeXml(q.label)}</text>`);
+      const label = q.label ? placeLabel(sx(q.x), sy(q.y), q.label) : null;
+      if (label) labels.push(label);
     }
   }
+  body.push(...labels);
   // legend: one row per series, right of the plot
   let ly = m.top + 8;
   for (const s of o.series) {
