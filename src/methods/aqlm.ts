@@ -20,9 +20,10 @@ import { roundToF16 } from '../formats/quantized.js';
 import { UsageError } from '../io/errors.js';
 import { checkLayerShape, type LayerContext, type LayerResult, type QuantMethod } from '../quant/method.js';
 import { beamSearchCodes, reconstruct, rowLosses } from './aqlm-beam.js';
+import { refineAqlmBlock, type AqlmFinetuneOptions } from './aqlm-finetune.js';
 import { residualKmeans } from './aqlm-kmeans.js';
 
-export interface AqlmOptions {
+export interface AqlmOptions extends AqlmFinetuneOptions {
   /** "MxB": M codebooks of 2^B codewords (1x16, 2x8, 1x8, 4x8, 2x4, …). */
   scheme: string;
   /** g: input columns per codeword. */
@@ -52,6 +53,9 @@ export const aqlmDefaults: AqlmOptions = {
   lr: 1e-4,
   kmeansIters: 25,
   initSeed: 0,
+  finetuneEpochs: 0,
+  finetuneLr: 1e-5,
+  finetuneHoldout: 0.1,
 };
 
 /** Adam's β2 and ε (β1 = 0 as in the official AQLM recipe: no momentum). */
@@ -226,6 +230,9 @@ export const aqlm: QuantMethod<AqlmOptions> = {
     'from M codebooks of 2^B entries ("MxB"), times a per-row scale; residual k-means init, then ' +
     'epochs of Adam on codebooks and scales (lr 1e-4, β = (0, 0.95)) and beam search on the codes, ' +
     'both on the XᵀX-weighted output error, until an epoch gains less than relativeTolerance. ' +
+    'Optional block fine-tuning (§3.4, --finetune-epochs, off by default): codes fixed, Adam ' +
+    '(β = (0.9, 0.95)) on every linear\'s codebooks and scales against the float block\'s output ' +
+    '(MSE), early stopping on held-out calibration windows. ' +
     'Bits per weight count codes, float16 codebooks and scales.',
   defaults: aqlmDefaults,
   options: {
@@ -238,6 +245,9 @@ export const aqlm: QuantMethod<AqlmOptions> = {
     lr: { kind: 'number', help: 'Adam learning rate of codebooks and scales', min: 0, max: 1 },
     kmeansIters: { kind: 'int', help: 'k-means iterations of the initialisation at most', min: 1, max: 10000 },
     initSeed: { kind: 'int', help: 'seed of the k-means initialisation', min: 0, max: 2 ** 32 - 1 },
+    finetuneEpochs: { kind: 'int', help: 'block fine-tuning of codebooks and scales: passes over the calibration windows at most (0 = off)', min: 0, max: 10000 },
+    finetuneLr: { kind: 'number', help: 'block fine-tuning: Adam learning rate of codebooks and scales', min: 0, max: 1 },
+    finetuneHoldout: { kind: 'number', help: 'block fine-tuning: fraction of calibration windows held out for early stopping', min: 0, max: 0.9 },
   },
   requires: { hessian: true, inputs: false },
   quantizeLayer(W: Float32Array, outDim: number, inDim: number, H: Float64Array | null, opts: AqlmOptions, ctx: LayerContext): LayerResult {
@@ -245,4 +255,5 @@ export const aqlm: QuantMethod<AqlmOptions> = {
     if (H === null) throw new RangeError(`${ctx.name}: AQLM needs the layer Hessian`);
     return quantizeAqlmLayer(W, outDim, inDim, H, opts, ctx.backend, ctx.name);
   },
+  refineBlock: refineAqlmBlock,
 };
