@@ -14,6 +14,7 @@ import { CodebookLinear } from '../src/formats/codebook-linear.js';
 import { BufferSource } from '../src/io/bytes.js';
 import { UsageError } from '../src/io/errors.js';
 import { findTokenizer, openModel } from '../src/io/load.js';
+import { blockForward } from '../src/autograd/block.js';
 import { aqlmDefaults, parseScheme, quantizeAqlmLayer, type AqlmOptions } from '../src/methods/aqlm.js';
 import { beamSearchCodes, reconstruct, rowLosses } from '../src/methods/aqlm-beam.js';
 import { residualKmeans } from '../src/methods/aqlm-kmeans.js';
@@ -25,6 +26,7 @@ import { planPackedModel } from '../src/packed/writer.js';
 import { calibrationFromText } from '../src/pipeline/calibration.js';
 import { quantizeModel } from '../src/pipeline/quantize.js';
 import { HessianAccumulator } from '../src/quant/hessian.js';
+import type { BlockRefineContext } from '../src/quant/method.js';
 import { DenseLinear } from '../src/runtime/dense.js';
 import { LlamaModel } from '../src/runtime/model.js';
 
@@ -209,20 +211,14 @@ describe('AQLM on stories260K', () => {
   const backend = createBackend();
   after(() => backend.dispose());
 
-  it('the packed file computes what the in-memory quantized model computes (1x4, g4)', () => {
-    const source = openModel(STORIES, nodeFs);
-    const tokenizer = findTokenizer(STORIES, nodeFs);
-    const calibration = calibrationFromText(tokenizer, readFileSync(shared('data/tinystories/calib.txt'), 'utf8'), { count: 8, seqLen: 64, seed: 1 });
-    const { method, opts } = getMethod('aqlm', { scheme: '1x4', groupSize: 4, beamSize: 2, maxEpochs: 2, stepsPerEpoch: 10 });
-    const dequantized = new Map<string, Float32Array>();
-    const counting = { ...method, quantizeLayer: (...a: Parameters<typeof method.quantizeLayer>) => {
-      const r = method.quantizeLayer(...a);
-      dequantized.set(a[5].name, r.dequantized);
-      return r;
-    } };
-    const r = quantizeModel(source, { backend, method: counting, methodOptions: opts, calibration });
-    for (const t of r.packed.values()) assert.equal(t.format, 'aqlm');
+  const source = openModel(STORIES, nodeFs);
+  const tokenizer = findTokenizer(STORIES, nodeFs);
+  const heldout = tokenizer.encode(readFileSync(shared('data/tinystories/heldout.txt'), 'utf8'), true);
+  const calibration = calibrationFromText(tokenizer, readFileSync(shared('data/tinystories/calib.txt'), 'utf8'), { count: 8, seqLen: 64, seed: 1 });
+  const ppl = (model: LlamaModel) => perplexity(model, heldout, { seqLen: 128, maxWindows: 16 }).ppl;
 
+  /** Packs the pipeline's result and returns the perplexity of the packed file and of the method's own fake-quantized weights. */
+  function packedAndMemory(r: ReturnType<typeof quantizeModel>, dequantized: Map<string, Float32Array>): { packed: number; memory: number } {
     const plan = planPackedModel({ config: source.config, method: { name: 'aqlm', options: {} }, source, packed: r.packed });
     const bytes = new Uint8Array(plan.size);
     let off = 0;
@@ -237,11 +233,76 @@ describe('AQLM on stories260K', () => {
         return new DenseLinear(backend, dequantized.get(name) ?? src.load(name), out, inDim);
       },
     });
-    const heldout = tokenizer.encode(readFileSync(shared('data/tinystories/heldout.txt'), 'utf8'), true);
-    const a = perplexity(packedModel, heldout, { seqLen: 128, maxWindows: 16 }).ppl;
-    const b = perplexity(memory, heldout, { seqLen: 128, maxWindows: 16 }).ppl;
+    return { packed: ppl(packedModel), memory: ppl(memory) };
+  }
+
+  it('the packed file computes what the in-memory quantized model computes (1x4, g4)', () => {
+    const { method, opts } = getMethod('aqlm', { scheme: '1x4', groupSize: 4, beamSize: 2, maxEpochs: 2, stepsPerEpoch: 10 });
+    const dequantized = new Map<string, Float32Array>();
+    const counting = { ...method, quantizeLayer: (...a: Parameters<typeof method.quantizeLayer>) => {
+      const r = method.quantizeLayer(...a);
+      dequantized.set(a[5].name, r.dequantized);
+      return r;
+    } };
+    const r = quantizeModel(source, { backend, method: counting, methodOptions: opts, calibration });
+    for (const t of r.packed.values()) assert.equal(t.format, 'aqlm');
+    const { packed: a, memory: b } = packedAndMemory(r, dequantized);
     assert.ok(Math.abs(a - b) / b <= 1e-4, `packed ${a} vs in-memory ${b}`);
-    const fp = perplexity(new LlamaModel(source, { backend }), heldout, { seqLen: 128, maxWindows: 16 }).ppl;
+    const fp = ppl(new LlamaModel(source, { backend }));
     assert.ok(b > fp, `quantized ${b} should be worse than fp32 ${fp}`);
+  });
+
+  it('block fine-tuning lowers the block output MSE on training and held-out windows, and packs exactly (1x4, g4)', () => {
+    const { method, opts } = getMethod('aqlm', { scheme: '1x4', groupSize: 4, beamSize: 2, maxEpochs: 2, stepsPerEpoch: 10, finetuneEpochs: 3, finetuneLr: 1e-3 });
+    const dequantized = new Map<string, Float32Array>();
+    const mse: Array<{ block: number; trainBefore: number; trainAfter: number; heldBefore: number; heldAfter: number }> = [];
+    const watched = {
+      ...method,
+      quantizeLayer: (...a: Parameters<typeof method.quantizeLayer>) => {
+        const r = method.quantizeLayer(...a);
+        dequantized.set(a[5].name, r.dequantized);
+        return r;
+      },
+      // measures the block's output error itself, before and after, with the float block as target
+      refineBlock: (ctx: BlockRefineContext, o: AqlmOptions) => {
+        const out = method.refineBlock!(ctx, o);
+        const D = ctx.seqLen * ctx.config.dim;
+        const params = (pick: (name: string) => Float32Array) => ({
+          attnNorm: ctx.norms.attnNorm, ffnNorm: ctx.norms.ffnNorm,
+          wq: pick('self_attn.q_proj'), wk: pick('self_attn.k_proj'), wv: pick('self_attn.v_proj'), wo: pick('self_attn.o_proj'),
+          w1: pick('mlp.gate_proj'), w2: pick('mlp.down_proj'), w3: pick('mlp.up_proj'),
+        });
+        const floatP = params((n) => ctx.weights.get(n)!.w);
+        const beforeP = params((n) => ctx.results.get(n)!.dequantized);
+        const afterP = params((n) => (out.get(n) ?? ctx.results.get(n)!).dequantized);
+        const errs = [0, 0];
+        const errsHeld = [0, 0];
+        for (let s = 0; s < ctx.windows; s++) {
+          const x = ctx.inputs.subarray(s * D, (s + 1) * D);
+          const target = blockForward(ctx.config, floatP, x, ctx.seqLen).out;
+          [beforeP, afterP].forEach((p, k) => {
+            const y = blockForward(ctx.config, p, x, ctx.seqLen).out;
+            let e = 0;
+            for (let i = 0; i < D; i++) e += (y[i]! - target[i]!) ** 2;
+            if (s === ctx.windows - 1) errsHeld[k] += e; // 10 % of 8 windows: the last one is held out
+            else errs[k] += e;
+          });
+        }
+        mse.push({ block: ctx.block, trainBefore: errs[0]!, trainAfter: errs[1]!, heldBefore: errsHeld[0]!, heldAfter: errsHeld[1]! });
+        for (const [short, r] of out) dequantized.set(`model.layers.${ctx.block}.${short}.weight`, r.dequantized);
+        return out;
+      },
+    };
+    const r = quantizeModel(source, { backend, method: watched, methodOptions: opts, calibration });
+    assert.equal(mse.length, source.config.nLayers);
+    for (const m of mse) {
+      assert.ok(m.heldAfter <= m.heldBefore, `block ${m.block}: held-out error ${m.heldAfter} > ${m.heldBefore} (the best epoch is kept)`);
+    }
+    const m0 = mse[0]!;
+    assert.ok(m0.trainAfter < m0.trainBefore && m0.heldAfter < m0.heldBefore, `block 0 not improved: ${JSON.stringify(m0)}`);
+    const tuned = r.layers.filter((l) => l.stats.ftHeldMseAfter !== undefined);
+    assert.ok(tuned.length >= 7, 'block 0 linears report their fine-tuning');
+    const { packed: a, memory: b } = packedAndMemory(r, dequantized);
+    assert.ok(Math.abs(a - b) / b <= 1e-4, `packed ${a} vs in-memory ${b}`);
   });
 });
