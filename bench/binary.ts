@@ -66,12 +66,12 @@ function fakeQuantized(src: ModelSource, packed: Map<string, PackedTensor>, bits
   });
 }
 
-function packedFile(src: ModelSource, packed: Map<string, PackedTensor>): PackedModel {
+function packedFile(src: ModelSource, packed: Map<string, PackedTensor>): { file: PackedModel; size: number } {
   const plan = planPackedModel({ config: source.config, method: { name: 'bench', options: {} }, source: src, packed });
   const bytes = new Uint8Array(plan.size);
   let off = 0;
   for (const c of plan.chunks()) (bytes.set(c, off), (off += c.byteLength));
-  return new PackedModel(new BufferSource('bench.bcq', bytes));
+  return { file: new PackedModel(new BufferSource('bench.bcq', bytes)), size: plan.size };
 }
 
 function decodeRate(model: LlamaModel, steps: number): number {
@@ -90,9 +90,13 @@ function describeBackend(b: Backend): string {
 }
 
 const fp32 = perplexity(new LlamaModel(source, { backend }), tokens, evalOpts);
-console.log(`${which}: eval ${EVAL.split('/').slice(-2).join('/')} ${fp32.windows} windows of 256; fp32 PPL ${fp32.ppl.toFixed(4)}; ${describeBackend(backend)}`);
-console.log(`| method | linear bpw | ${ACT.map((a) => `W·A${a}`).join(' | ')} | quantize s | packed A16 |`);
-console.log(`|---|---|${ACT.map(() => '---').join('|')}|---|---|`);
+const fp32Size = (() => {
+  const plan = planPackedModel({ config: source.config, method: { name: 'bench', options: {} }, source, packed: new Map() });
+  return plan.size;
+})();
+console.log(`${which}: eval ${EVAL.split('/').slice(-2).join('/')} ${fp32.windows} windows of 256; fp32 PPL ${fp32.ppl.toFixed(4)}, fp32 file ${fp32Size} bytes; ${describeBackend(backend)}`);
+console.log(`| method | linear bpw | ${ACT.map((a) => `W·A${a}`).join(' | ')} | quantize s | file bytes | packed A16 |`);
+console.log(`|---|---|${ACT.map(() => '---').join('|')}|---|---|---|`);
 let billmFile: PackedModel | undefined;
 for (const [label, name, given] of RUNS) {
   const { method, opts } = getMethod(name, given);
@@ -106,10 +110,10 @@ for (const [label, name, given] of RUNS) {
     weights += t.outDim * t.inDim;
   }
   const ppl = ACT.map((bits) => perplexity(fakeQuantized(r.source, r.packed, bits), tokens, evalOpts).ppl);
-  const file = packedFile(r.source, r.packed);
+  const { file, size } = packedFile(r.source, r.packed);
   const packedPpl = perplexity(new LlamaModel(file, { backend, linear: file.linears(backend) }), tokens, evalOpts).ppl;
   if (name === 'billm') billmFile = file;
-  console.log(`| ${label} | ${((bytes * 8) / weights).toFixed(3)} | ${ppl.map((p) => p.toFixed(2)).join(' | ')} | ${seconds.toFixed(1)} | ${packedPpl.toFixed(4)} (fake ${ppl[0]!.toFixed(4)}) |`);
+  console.log(`| ${label} | ${((bytes * 8) / weights).toFixed(3)} | ${ppl.map((p) => p.toFixed(2)).join(' | ')} | ${seconds.toFixed(1)} | ${size} | ${packedPpl.toFixed(4)} (fake ${ppl[0]!.toFixed(4)}) |`);
 }
 if (billmFile) {
   const steps = small ? 255 : 200;
