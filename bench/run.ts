@@ -9,8 +9,9 @@
  * --out-dir D (default bench/results), --docs D (default docs), --readme F (default README.md),
  * --threads N (default 1: on a machine shared with other jobs one thread per process is both
  * faster and steadier), --backend K (default auto), --only S[,S] (runs whose id contains one),
- * --jobs N (models measured side by side in child processes; default 2, 1 with --quick),
- * --model M (this model of the suite only), --no-report, --keep (keep the packed files).
+ * --jobs N (child processes measuring side by side, one per model or shard of a model's runs;
+ * default 3, 1 with --quick), --model M (this model of the suite only), --shard I/N (runs
+ * I, I+N, … of it; fp32 in shard 0), --no-report, --keep (keep the packed files).
  * Perplexities are deterministic (seeded calibration windows, seeded initialisations): a rerun
  * reproduces them exactly on the same backend.
  */
@@ -40,11 +41,16 @@ const outDir = resolve(opt('--out-dir') ?? join(REPO, 'bench/results'));
 const only = opt('--only')?.split(',');
 const threads = Number(opt('--threads') ?? 1);
 const backendKind = (opt('--backend') ?? 'auto') as BackendKind;
-const jobs = Number(opt('--jobs') ?? (quick ? 1 : 2));
+const shard = (opt('--shard') ?? '0/1').split('/').map(Number) as [number, number];
+const jobs = Number(opt('--jobs') ?? (quick ? 1 : 3));
 const DECODE_STEPS = quick ? 32 : 128;
 const PREFILL_TOKENS = 256;
 
 const t0 = performance.now();
+// taken at the start: other work may commit while a long run goes on
+const commitAtStart = gitCommit();
+const machineAtStart = machineInfo();
+const startedAt = new Date().toISOString();
 const suite: ModelSpec[] = (quick ? quickSuite() : fullSuite()).filter((m) => opt('--model') === undefined || m.name === opt('--model'));
 const resultsPath = join(outDir, `${name}.json`);
 mkdirSync(outDir, { recursive: true });
@@ -59,12 +65,12 @@ function newResults(backend: { kind: string; threads: number }): ResultsFile {
     name,
     mode: quick ? 'quick' : 'full',
     command: `npm run bench${args.length ? ` -- ${args.join(' ')}` : ''}`,
-    startedAt: new Date().toISOString(),
+    startedAt,
     totalSeconds: 0,
-    machine: machineInfo(),
+    machine: machineAtStart,
     versions: versions(),
     backend,
-    commit: gitCommit(),
+    commit: commitAtStart,
     decode: { steps: DECODE_STEPS, prefillTokens: PREFILL_TOKENS },
     models: suite.map((m) => ({
       name: m.name,
@@ -89,7 +95,7 @@ const selected = (id: string) => !only || only.some((o) => id.includes(o));
 /** The fp32 row and every run of one model, each record passed to `done` as soon as it is measured. */
 function measureSuiteModel(m: ModelSpec, backend: Backend, packedDir: string, done: (r: RunRecord) => void): void {
   const fp32Id = `${m.name}/fp32`;
-  if (selected(fp32Id)) {
+  if (selected(fp32Id) && shard[0] === 0) {
     const meas = measureModel(m.path, m.eval, backend, DECODE_STEPS, PREFILL_TOKENS);
     done({
       id: fp32Id, model: m.name, method: 'fp32', label: 'fp32', flags: [], options: {},
@@ -98,9 +104,9 @@ function measureSuiteModel(m: ModelSpec, backend: Backend, packedDir: string, do
     });
     log(`${fp32Id}: ppl ${meas.perplexity.map((p) => p.ppl.toFixed(4)).join(' / ')}, decode ${meas.decodeTokensPerSecond.toFixed(1)} tok/s`);
   }
-  for (const run of m.runs) {
+  for (const [i, run] of m.runs.entries()) {
     const id = `${m.name}/${run.label}`;
-    if (!selected(id)) continue;
+    if (!selected(id) || i % shard[1] !== shard[0]) continue;
     const base = { id, model: m.name, method: run.method, label: run.label, flags: run.flags };
     try {
       const file = join(packedDir, `${id.replace(/[^A-Za-z0-9]+/g, '_')}.bcq`);
@@ -148,33 +154,34 @@ function runHere(): ResultsFile {
   return results;
 }
 
-/** One child `bench/run.js --model M` per model, `jobs` at a time; their records merged in suite order. */
+/** One child `bench/run.js --model M --shard I/N` per model shard, `jobs` at a time; their records merged in suite order. */
 async function runInChildren(): Promise<ResultsFile> {
   const self = fileURLToPath(import.meta.url);
-  const passOn = args.filter((a, i) => !['--jobs', '--name', '--model'].includes(a) && !['--jobs', '--name', '--model'].includes(args[i - 1] ?? ''));
-  const partPath = (m: ModelSpec) => join(outDir, `${name}.${m.name}.part.json`);
-  const queue = [...suite];
+  const own = ['--jobs', '--name', '--model', '--shard'];
+  const passOn = args.filter((a, i) => !own.includes(a) && !own.includes(args[i - 1] ?? ''));
+  const tasks = suite.flatMap((m) => Array.from({ length: m.shards ?? 1 }, (_, i) => ({ m, shard: `${i}/${m.shards ?? 1}`, part: `${name}.${m.name}.${i}.part` })));
+  const partPath = (t: { part: string }) => join(outDir, `${t.part}.json`);
+  const queue = [...tasks];
   const worker = async () => {
-    for (let m = queue.shift(); m; m = queue.shift()) {
-      const child = spawn(process.execPath, [self, ...passOn, '--model', m.name, '--name', `${name}.${m.name}.part`, '--jobs', '1', '--no-report'], { stdio: ['ignore', 'inherit', 'inherit'] });
+    for (let t = queue.shift(); t; t = queue.shift()) {
+      const child = spawn(process.execPath, [self, ...passOn, '--model', t.m.name, '--shard', t.shard, '--name', t.part, '--jobs', '1', '--no-report'], { stdio: ['ignore', 'inherit', 'inherit'] });
       const code = await new Promise<number | null>((res) => child.on('close', res));
-      if (code !== 0) log(`${m.name}: child exited with ${code}; its finished records are kept`);
+      if (code !== 0) log(`${t.part}: child exited with ${code}; its finished records are kept`);
     }
   };
-  await Promise.all(Array.from({ length: Math.min(jobs, suite.length) }, worker));
-  const parts = suite.filter((m) => existsSync(partPath(m))).map((m) => parseResults(partPath(m), readFileSync(partPath(m), 'utf8')));
+  await Promise.all(Array.from({ length: Math.min(jobs, tasks.length) }, worker));
+  const parts = tasks.filter((t) => existsSync(partPath(t))).map((t) => parseResults(partPath(t), readFileSync(partPath(t), 'utf8')));
   if (parts.length === 0) throw new Error('no model finished a single record');
-  const results = { ...parts[0]!, name, command: newResults(parts[0]!.backend).command, models: parts.flatMap((p) => p.models), records: parts.flatMap((p) => p.records) };
-  results.machine.loadAverage = machineAtStart.loadAverage;
-  results.startedAt = startedAt;
+  // records in the order of the suite, whichever child measured them
+  const order = suite.flatMap((m) => [`${m.name}/fp32`, ...m.runs.map((r) => `${m.name}/${r.label}`)]);
+  const records = parts.flatMap((p) => p.records).sort((a, b) => order.indexOf(a.id) - order.indexOf(b.id));
+  const results: ResultsFile = { ...newResults(parts[0]!.backend), records };
   save(results);
-  for (const m of suite) rmSync(partPath(m), { force: true });
+  for (const t of tasks) rmSync(partPath(t), { force: true });
   return results;
 }
 
-const machineAtStart = machineInfo();
-const startedAt = new Date().toISOString();
-const results = jobs > 1 && suite.length > 1 ? await runInChildren() : runHere();
+const results = jobs > 1 && suite.reduce((a, m) => a + (m.shards ?? 1), 0) > 1 ? await runInChildren() : runHere();
 log(`done in ${results.totalSeconds.toFixed(0)} s: ${resultsPath}`);
 if (!args.includes('--no-report')) {
   const written = writeReport({
