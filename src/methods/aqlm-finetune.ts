@@ -26,7 +26,7 @@ import { reconstruct } from './aqlm-beam.js';
 export interface AqlmFinetuneOptions {
   /** Passes over the training windows at most; 0 turns fine-tuning off. */
   finetuneEpochs: number;
-  /** Adam learning rate of codebooks and scales (the paper's 1e-5 at 7B scale). */
+  /** Adam learning rate of codebooks and scales (default 1e-3: the paper's 1e-5 barely moves these tiny models in a few epochs, see docs/aqlm.md). */
   finetuneLr: number;
   /** Fraction of calibration windows held out for early stopping (at least one when ≥ 2 windows). */
   finetuneHoldout: number;

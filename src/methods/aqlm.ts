@@ -54,7 +54,7 @@ export const aqlmDefaults: AqlmOptions = {
   kmeansIters: 25,
   initSeed: 0,
   finetuneEpochs: 0,
-  finetuneLr: 1e-5,
+  finetuneLr: 1e-3,
   finetuneHoldout: 0.1,
 };
 
@@ -231,7 +231,7 @@ export const aqlm: QuantMethod<AqlmOptions> = {
     'epochs of Adam on codebooks and scales (lr 1e-4, β = (0, 0.95)) and beam search on the codes, ' +
     'both on the XᵀX-weighted output error, until an epoch gains less than relativeTolerance. ' +
     'Optional block fine-tuning (§3.4, --finetune-epochs, off by default): codes fixed, Adam ' +
-    '(β = (0.9, 0.95)) on every linear\'s codebooks and scales against the float block\'s output ' +
+    '(lr 1e-3, β = (0.9, 0.95)) on every linear\'s codebooks and scales against the float block\'s output ' +
     '(MSE), early stopping on held-out calibration windows. ' +
     'Bits per weight count codes, float16 codebooks and scales.',
   defaults: aqlmDefaults,
