@@ -52,6 +52,7 @@ test('axis ticks are round and cover the range', () => {
   assert.deepEqual(linearTicks(1.2, 4.9, 6), [1.5, 2, 2.5, 3, 3.5, 4, 4.5]);
   assert.deepEqual(logTicks(4, 400), [5, 10, 20, 50, 100, 200]);
   assert.deepEqual(logTicks(3, 40000), [10, 100, 1000, 10000]);
+  assert.deepEqual(logTicks(138, 238), [140, 160, 180, 200, 220], 'narrow log range: linear steps');
 });
 
 test('charts are well-formed SVG, with log axes and labels escaped', () => {

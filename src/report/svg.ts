@@ -184,8 +184,8 @@ export function logTicks(lo: number, hi: number): number[] {
     const v = m * 10 ** d;
     if (v >= lo * (1 - 1e-9) && v <= hi * (1 + 1e-9)) out.push(Number(v.toPrecision(12)));
   }
-  // a range inside one decade may hold no tick at all: fall back to its ends
-  return out.length >= 2 ? out : [lo, hi];
+  // a range inside one decade may hold fewer than two of these: round linear steps instead
+  return out.length >= 2 ? out : linearTicks(lo, hi, 5);
 }
 
 function tickText(v: number): string {
