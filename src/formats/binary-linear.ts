@@ -45,7 +45,7 @@ export class BinaryLinear implements Linear {
   private readonly blockSum: Float64Array; // [nB] Σ x over non-salient columns
   private readonly salSum: Float64Array; // [nB] Σ x over salient columns
   private readonly blockSize: number;
-  private readonly salient: Uint8Array; // [inDim] 1 = salient column
+  private readonly levels = new Float64Array(4); // one row and block's non-salient values
   private readonly tileRows: number;
   private wTile: Float32Array | null = null; // [tileRows, inDim], allocated on the first matmul
   private yTile: Float32Array | null = null; // [rows, tileRows], grown on demand
@@ -75,8 +75,6 @@ export class BinaryLinear implements Linear {
     }
     this.salCols = Int32Array.from(cols);
     this.blockSize = p.blockSize;
-    this.salient = new Uint8Array(inDim);
-    for (const j of cols) this.salient[j] = 1;
     this.tileRows = Math.max(1, Math.min(outDim, Math.floor(TILE_FLOATS / inDim)));
     this.xm = new Float32Array(this.rb * 8);
     this.lut = new Float32Array(this.rb * 256);
@@ -152,23 +150,34 @@ export class BinaryLinear implements Linear {
     if (this.yTile) this.backend.free?.(this.yTile);
   }
 
-  /** Rows r0..r0+count-1 as float32 into w [count, inDim], the same expressions as dequantizeBinary. */
+  /** Rows r0..r0+count-1 as float32 into w [count, inDim], the same values as dequantizeBinary. */
   private dequantizeRows(r0: number, count: number, w: Float32Array): void {
-    const { inDim, rb, nB, blockSize, signs, split, residual, resRb, scales, salient } = this;
+    const { inDim, rb, nB, blockSize, signs, split, residual, resRb, scales, salCols } = this;
+    const v = this.levels;
     for (let t = 0; t < count; t++) {
       const r = r0 + t;
       const row = r * rb;
       const out = t * inDim;
-      let k = 0; // salient column index
-      for (let j = 0; j < inDim; j++) {
+      for (let b = 0; b < nB; b++) {
+        // the four non-salient values of this row and block, indexed by sign bit | split bit << 1
+        const sc = (r * nB + b) * NS;
+        v[0] = -scales[sc + AC]! + scales[sc + MC]!;
+        v[1] = scales[sc + AC]! + scales[sc + MC]!;
+        v[2] = -scales[sc + AS]! + scales[sc + MS]!;
+        v[3] = scales[sc + AS]! + scales[sc + MS]!;
+        const c1 = Math.min(inDim, (b + 1) * blockSize);
+        for (let j = b * blockSize; j < c1; j++) {
+          const g = row + (j >>> 3);
+          const k = j & 7;
+          w[out + j] = v[((signs[g]! >>> k) & 1) | (((split[g]! >>> k) & 1) << 1)]!;
+        }
+      }
+      for (let k = 0; k < salCols.length; k++) {
+        const j = salCols[k]!;
         const sc = (r * nB + Math.floor(j / blockSize)) * NS;
-        const s = (signs[row + (j >>> 3)]! >>> (j & 7)) & 1 ? 1 : -1;
-        if (salient[j]) {
-          const s2 = (residual[r * resRb + (k >>> 3)]! >>> (k & 7)) & 1 ? 1 : -1;
-          k++;
-          w[out + j] = scales[sc + A1]! * s + scales[sc + A2]! * s2 + scales[sc + MSAL]!;
-        } else if ((split[row + (j >>> 3)]! >>> (j & 7)) & 1) w[out + j] = scales[sc + AS]! * s + scales[sc + MS]!;
-        else w[out + j] = scales[sc + AC]! * s + scales[sc + MC]!;
+        const s1 = (signs[row + (j >>> 3)]! >>> (j & 7)) & 1 ? 1 : -1;
+        const s2 = (residual[r * resRb + (k >>> 3)]! >>> (k & 7)) & 1 ? 1 : -1;
+        w[out + j] = scales[sc + A1]! * s1 + scales[sc + A2]! * s2 + scales[sc + MSAL]!;
       }
     }
   }
