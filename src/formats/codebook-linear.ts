@@ -15,9 +15,8 @@
 import type { Backend } from '../backend/types.js';
 import type { Linear } from '../runtime/linear.js';
 import type { CodebookQuantized } from './codebook.js';
+import { RowTiles } from './row-tiles.js';
 
-/** Float32 values per matmul tile (256 KB). */
-const TILE_FLOATS = 1 << 16;
 
 export type CodebookKernel = 'lut' | 'direct';
 
@@ -36,11 +35,9 @@ export class CodebookLinear implements Linear {
   // scratch, allocated once
   private readonly table: Float32Array; // [nG, M, K] (lut only)
   private readonly acc: Float32Array; // [g]
-  private readonly tileRows: number;
-  private readonly wTile: Float32Array; // [tileRows, in]
-  private yTile: Float32Array; // [rows, tileRows], grown on demand
+  private readonly tiles: RowTiles; // float32 row tiles for matmul
 
-  constructor(q: CodebookQuantized, private readonly backend: Backend, force?: CodebookKernel) {
+  constructor(q: CodebookQuantized, backend: Backend, force?: CodebookKernel) {
     this.outDim = q.outDim;
     this.inDim = q.inDim;
     this.M = q.M;
@@ -55,9 +52,7 @@ export class CodebookLinear implements Linear {
     this.kernel = force ?? (lutOps < directOps ? 'lut' : 'direct');
     this.table = new Float32Array(this.kernel === 'lut' ? this.nG * this.M * this.K : 0);
     this.acc = new Float32Array(this.g);
-    this.tileRows = Math.max(1, Math.min(this.outDim, Math.floor(TILE_FLOATS / this.inDim)));
-    this.wTile = backend.alloc(this.tileRows * this.inDim);
-    this.yTile = backend.alloc(this.tileRows);
+    this.tiles = new RowTiles(backend, this.outDim, this.inDim);
   }
 
   matvec(y: Float32Array, x: Float32Array): void {
@@ -108,27 +103,11 @@ export class CodebookLinear implements Linear {
 
   matmul(y: Float32Array, x: Float32Array, rows: number): void {
     if (rows === 1) return this.matvec(y, x);
-    const { outDim, inDim, tileRows } = this;
-    if (this.yTile.length < rows * tileRows) {
-      this.backend.free?.(this.yTile);
-      this.yTile = this.backend.alloc(rows * tileRows);
-    }
-    const yTile = this.yTile;
-    for (let r0 = 0; r0 < outDim; r0 += tileRows) {
-      const t = Math.min(tileRows, outDim - r0);
-      this.dequantizeRows(r0, t, this.wTile);
-      this.backend.matmul(yTile, x, this.wTile, rows, t, inDim);
-      for (let i = 0; i < rows; i++) {
-        const src = i * t;
-        const dst = i * outDim + r0;
-        for (let k = 0; k < t; k++) y[dst + k] = yTile[src + k]!;
-      }
-    }
+    this.tiles.matmul(y, x, rows, (r0, count, w) => this.dequantizeRows(r0, count, w));
   }
 
   dispose(): void {
-    this.backend.free?.(this.wTile);
-    this.backend.free?.(this.yTile);
+    this.tiles.dispose();
   }
 
   /** Rows r0..r0+count-1 into w [count, in], the same float32 arithmetic as dequantizeCodebook. */

@@ -13,9 +13,8 @@ import type { Backend } from '../backend/types.js';
 import type { Linear } from '../runtime/linear.js';
 import { unpackBits } from './bitpack.js';
 import type { MixedArrays } from './mixed.js';
+import { RowTiles } from './row-tiles.js';
 
-/** Float32 values per matmul tile (256 KB). */
-const TILE_FLOATS = 1 << 16;
 
 /** Σ_k level_k · x[x0 + k] over n levels of width `bits` packed from q[o]. */
 export function dotPacked(q: Uint8Array, o: number, bits: number, x: Float32Array, x0: number, n: number): number {
@@ -71,23 +70,19 @@ export class MixedLinear implements Linear {
   private readonly rowBytes: number;
   private readonly groupSums: Float64Array; // [nGroups]
   private readonly levels: Uint8Array; // [groupSize] one group's levels (tiles)
-  private readonly tileRows: number;
-  private readonly wTile: Float32Array; // [tileRows, inDim]
-  private yTile: Float32Array; // [rows, tileRows], grown on demand
+  private readonly tiles: RowTiles; // float32 row tiles for matmul
 
   constructor(
     readonly outDim: number,
     readonly inDim: number,
     a: MixedArrays,
-    private readonly backend: Backend,
+    backend: Backend,
   ) {
     this.a = { ...a, q: a.q.slice() }; // own copy: the source may be a view into a file buffer
     this.rowBytes = a.groupByte[a.nGroups]!;
     this.groupSums = new Float64Array(a.nGroups);
     this.levels = new Uint8Array(a.groupSize);
-    this.tileRows = Math.max(1, Math.min(outDim, Math.floor(TILE_FLOATS / inDim)));
-    this.wTile = backend.alloc(this.tileRows * inDim);
-    this.yTile = backend.alloc(this.tileRows);
+    this.tiles = new RowTiles(backend, outDim, inDim);
   }
 
   matvec(y: Float32Array, x: Float32Array): void {
@@ -114,27 +109,11 @@ export class MixedLinear implements Linear {
 
   matmul(y: Float32Array, x: Float32Array, rows: number): void {
     if (rows === 1) return this.matvec(y, x);
-    const { outDim, inDim, tileRows } = this;
-    if (this.yTile.length < rows * tileRows) {
-      this.backend.free?.(this.yTile);
-      this.yTile = this.backend.alloc(rows * tileRows);
-    }
-    const yTile = this.yTile;
-    for (let r0 = 0; r0 < outDim; r0 += tileRows) {
-      const t = Math.min(tileRows, outDim - r0);
-      this.dequantizeRows(r0, t, this.wTile);
-      this.backend.matmul(yTile, x, this.wTile, rows, t, inDim);
-      for (let i = 0; i < rows; i++) {
-        const src = i * t;
-        const dst = i * outDim + r0;
-        for (let k = 0; k < t; k++) y[dst + k] = yTile[src + k]!;
-      }
-    }
+    this.tiles.matmul(y, x, rows, (r0, count, w) => this.dequantizeRows(r0, count, w));
   }
 
   dispose(): void {
-    this.backend.free?.(this.wTile);
-    this.backend.free?.(this.yTile);
+    this.tiles.dispose();
   }
 
   /** Rows r0..r0+count-1 as float32 into w [count, inDim] (same values as dequantizeGroups). */

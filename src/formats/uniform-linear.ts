@@ -20,6 +20,7 @@ import { groupCount } from './quantized.js';
 import { unpackBits } from './bitpack.js';
 import type { UniformArrays, UniformParams } from './uniform.js';
 import { laneKernelFits, UniformWasmKernels } from './uniform-wasm.js';
+import { RowTiles } from './row-tiles.js';
 
 /** y = W x for a uniform tensor, on the fastest kernels the backend offers. */
 export class UniformLinear implements Linear {
@@ -55,9 +56,6 @@ export class UniformLinear implements Linear {
   }
 }
 
-/** Float32 values per matmul tile: 256 KB, a tile stays in L2 while the backend streams x past it. */
-const TILE_FLOATS = 1 << 16;
-
 /** The TypeScript kernels (reference of the wasm ones). */
 export class UniformTsKernels implements Linear {
   private readonly bits: number;
@@ -72,9 +70,7 @@ export class UniformTsKernels implements Linear {
   private readonly levels: Uint8Array; // [inDim] one row's levels
   private readonly xPerm: Float32Array; // [inDim] x in stored column order
   private readonly groupSums: Float64Array; // [nGroups]
-  private readonly tileRows: number;
-  private readonly wTile: Float32Array; // [tileRows, inDim]
-  private yTile: Float32Array; // [rows, tileRows], grown on demand
+  private readonly tiles: RowTiles; // float32 row tiles for matmul
 
   constructor(
     readonly outDim: number,
@@ -94,9 +90,7 @@ export class UniformTsKernels implements Linear {
     this.levels = new Uint8Array(inDim);
     this.xPerm = new Float32Array(inDim);
     this.groupSums = new Float64Array(this.nGroups);
-    this.tileRows = Math.max(1, Math.min(outDim, Math.floor(TILE_FLOATS / inDim)));
-    this.wTile = backend.alloc(this.tileRows * inDim);
-    this.yTile = backend.alloc(this.tileRows);
+    this.tiles = new RowTiles(backend, outDim, inDim);
   }
 
   matvec(y: Float32Array, x: Float32Array): void {
@@ -129,27 +123,11 @@ export class UniformTsKernels implements Linear {
 
   matmul(y: Float32Array, x: Float32Array, rows: number): void {
     if (rows === 1) return this.matvec(y, x);
-    const { outDim, inDim, tileRows } = this;
-    if (this.yTile.length < rows * tileRows) {
-      this.backend.free?.(this.yTile);
-      this.yTile = this.backend.alloc(rows * tileRows);
-    }
-    const yTile = this.yTile;
-    for (let r0 = 0; r0 < outDim; r0 += tileRows) {
-      const t = Math.min(tileRows, outDim - r0);
-      this.dequantizeRows(r0, t, this.wTile);
-      this.backend.matmul(yTile, x, this.wTile, rows, t, inDim);
-      for (let i = 0; i < rows; i++) {
-        const src = i * t;
-        const dst = i * outDim + r0;
-        for (let k = 0; k < t; k++) y[dst + k] = yTile[src + k]!;
-      }
-    }
+    this.tiles.matmul(y, x, rows, (r0, count, w) => this.dequantizeRows(r0, count, w));
   }
 
   dispose(): void {
-    this.backend.free?.(this.wTile);
-    this.backend.free?.(this.yTile);
+    this.tiles.dispose();
   }
 
   /** Rows r0..r0+count-1 as float32 into w [count, inDim], original column order (same values as dequantizeGroups). */
