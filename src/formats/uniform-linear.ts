@@ -77,7 +77,7 @@ export class UniformTsKernels implements Linear {
     readonly inDim: number,
     p: UniformParams,
     a: UniformArrays,
-    private readonly backend: Backend,
+    backend: Backend,
   ) {
     this.bits = p.bits;
     this.groupSize = p.groupSize;
