@@ -64,19 +64,24 @@ export interface QuantizeResult {
   peakRssMiB: number;
 }
 
-/** `bitcrush quantize` in a child process; throws with its stderr tail when it fails. */
-export function quantize(m: ModelSpec, run: RunSpec, outFile: string, backend: { kind: string; threads: number }): QuantizeResult {
+/**
+ * `bitcrush quantize` in a child process; throws with its stderr tail (the progress line says how
+ * far it got) when it fails or runs past `timeoutSeconds`.
+ */
+export function quantize(m: ModelSpec, run: RunSpec, outFile: string, backend: { kind: string; threads: number }, timeoutSeconds?: number): QuantizeResult {
   const args = [
     CLI, 'quantize', m.path, '--method', run.method, ...run.flags,
     '--calib', m.calib, '--nsamples', String(m.nsamples), '--seqlen', String(m.seqlen), '--seed', '1',
     '--backend', backend.kind, '--threads', String(backend.threads), '--out', outFile, '--json',
   ];
   const t0 = performance.now();
-  const r = spawnSync(process.execPath, args, { encoding: 'utf8', maxBuffer: 1 << 28 });
+  const r = spawnSync(process.execPath, args, { encoding: 'utf8', maxBuffer: 1 << 28, timeout: timeoutSeconds === undefined ? undefined : timeoutSeconds * 1000 });
   const wallSeconds = (performance.now() - t0) / 1000;
   if (r.status !== 0) {
     const tail = (r.stderr ?? '').split(/\r|\n/).filter((l) => l.trim() !== '').slice(-3).join(' | ');
-    throw new Error(`quantize exited with ${r.status ?? r.signal}: ${tail}`);
+    const timedOut = timeoutSeconds !== undefined && r.signal !== null && wallSeconds >= timeoutSeconds;
+    const how = timedOut ? `stopped at the bench's limit of ${timeoutSeconds} s` : `quantize exited with ${r.status ?? r.signal} after ${wallSeconds.toFixed(0)} s`;
+    throw new Error(`${how}: ${tail}`);
   }
   const s = JSON.parse(r.stdout) as Omit<QuantizeResult, 'file' | 'wallSeconds'>;
   return {

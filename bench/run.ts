@@ -11,7 +11,8 @@
  * faster and steadier), --backend K (default auto), --only S[,S] (runs whose id contains one),
  * --jobs N (child processes measuring side by side, one per model or shard of a model's runs;
  * default 3, 1 with --quick), --model M (this model of the suite only), --shard I/N (runs
- * I, I+N, … of it; fp32 in shard 0), --no-report, --keep (keep the packed files).
+ * I, I+N, … of it; fp32 in shard 0), --run-timeout S (stop a quantize run after S seconds and
+ * record it as failed; default none), --no-report, --keep (keep the packed files).
  * Perplexities are deterministic (seeded calibration windows, seeded initialisations): a rerun
  * reproduces them exactly on the same backend.
  */
@@ -43,6 +44,7 @@ const threads = Number(opt('--threads') ?? 1);
 const backendKind = (opt('--backend') ?? 'auto') as BackendKind;
 const shard = (opt('--shard') ?? '0/1').split('/').map(Number) as [number, number];
 const jobs = Number(opt('--jobs') ?? (quick ? 1 : 3));
+const runTimeout = opt('--run-timeout') === undefined ? undefined : Number(opt('--run-timeout'));
 const DECODE_STEPS = quick ? 32 : 128;
 const PREFILL_TOKENS = 256;
 
@@ -110,7 +112,7 @@ function measureSuiteModel(m: ModelSpec, backend: Backend, packedDir: string, do
     const base = { id, model: m.name, method: run.method, label: run.label, flags: run.flags };
     try {
       const file = join(packedDir, `${id.replace(/[^A-Za-z0-9]+/g, '_')}.bcq`);
-      const q = quantize(m, run, file, { kind: backendKind, threads });
+      const q = quantize(m, run, file, { kind: backendKind, threads }, runTimeout);
       const meas = measureModel(file, m.eval, backend, DECODE_STEPS, PREFILL_TOKENS);
       const bitMaps = mixedBitMaps(file);
       if (!args.includes('--keep')) rmSync(file, { force: true });
