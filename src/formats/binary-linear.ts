@@ -19,10 +19,9 @@ import type { Backend } from '../backend/types.js';
 import type { Linear } from '../runtime/linear.js';
 import { bitstreamBytes, decodeF16 } from './bitpack.js';
 import { blockCount, NS, AC, MC, AS, MS, A1, A2, MSAL, type BinaryParams } from './binary.js';
+import { RowTiles } from './row-tiles.js';
 import type { PackedTensor } from './types.js';
 
-/** Float32 values per matmul tile: 256 KB, a tile stays in L2 while the backend streams x past it. */
-const TILE_FLOATS = 1 << 16;
 /** From this many tokens on, matmul expands tiles instead of running matvec per token. */
 const TILE_MIN_ROWS = 4;
 
@@ -46,14 +45,9 @@ export class BinaryLinear implements Linear {
   private readonly salSum: Float64Array; // [nB] Σ x over salient columns
   private readonly blockSize: number;
   private readonly levels = new Float64Array(4); // one row and block's non-salient values
-  private readonly tileRows: number;
-  private wTile: Float32Array | null = null; // [tileRows, inDim], allocated on the first matmul
-  private yTile: Float32Array | null = null; // [rows, tileRows], grown on demand
+  private readonly tiles: RowTiles; // float32 row tiles for matmul
 
-  constructor(
-    t: PackedTensor<BinaryParams>,
-    private readonly backend: Backend,
-  ) {
+  constructor(t: PackedTensor<BinaryParams>, backend: Backend) {
     const { outDim, inDim, params: p } = t;
     this.outDim = outDim;
     this.inDim = inDim;
@@ -75,7 +69,7 @@ export class BinaryLinear implements Linear {
     }
     this.salCols = Int32Array.from(cols);
     this.blockSize = p.blockSize;
-    this.tileRows = Math.max(1, Math.min(outDim, Math.floor(TILE_FLOATS / inDim)));
+    this.tiles = new RowTiles(backend, outDim, inDim);
     this.xm = new Float32Array(this.rb * 8);
     this.lut = new Float32Array(this.rb * 256);
     this.blockSum = new Float64Array(this.nB);
@@ -122,32 +116,16 @@ export class BinaryLinear implements Linear {
   }
 
   matmul(y: Float32Array, x: Float32Array, rows: number): void {
-    const { inDim, outDim, tileRows, backend } = this;
+    const { inDim, outDim } = this;
     if (rows < TILE_MIN_ROWS) {
       for (let i = 0; i < rows; i++) this.matvec(y.subarray(i * outDim, (i + 1) * outDim), x.subarray(i * inDim, (i + 1) * inDim));
       return;
     }
-    this.wTile ??= backend.alloc(tileRows * inDim);
-    if (!this.yTile || this.yTile.length < rows * tileRows) {
-      if (this.yTile) backend.free?.(this.yTile);
-      this.yTile = backend.alloc(rows * tileRows);
-    }
-    const { wTile, yTile } = this;
-    for (let r0 = 0; r0 < outDim; r0 += tileRows) {
-      const t = Math.min(tileRows, outDim - r0);
-      this.dequantizeRows(r0, t, wTile);
-      backend.matmul(yTile, x, wTile, rows, t, inDim);
-      for (let i = 0; i < rows; i++) {
-        const src = i * t;
-        const dst = i * outDim + r0;
-        for (let k = 0; k < t; k++) y[dst + k] = yTile[src + k]!;
-      }
-    }
+    this.tiles.matmul(y, x, rows, (r0, count, w) => this.dequantizeRows(r0, count, w));
   }
 
   dispose(): void {
-    if (this.wTile) this.backend.free?.(this.wTile);
-    if (this.yTile) this.backend.free?.(this.yTile);
+    this.tiles.dispose();
   }
 
   /** Rows r0..r0+count-1 as float32 into w [count, inDim], the same values as dequantizeBinary. */
