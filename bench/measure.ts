@@ -102,8 +102,12 @@ export interface ModelMeasurements {
   prefillTokensPerSecond: number;
 }
 
-/** Perplexities of a model file (fp32 or packed) on the texts, then its decode and prefill speed. */
-export function measureModel(path: string, texts: EvalSpec[], backend: Backend, decodeSteps: number, prefillTokens: number): ModelMeasurements {
+/**
+ * Perplexities of a model file (fp32 or packed) on the texts, then its decode and prefill speed.
+ * Speeds are the best of `repeats` short measurements: on a machine shared with other jobs the
+ * fastest repetition is the one least slowed by them, so it varies far less than one long run.
+ */
+export function measureModel(path: string, texts: EvalSpec[], backend: Backend, speed: { decodeSteps: number; prefillTokens: number; repeats: number }): ModelMeasurements {
   const { model, tokenizer, dispose } = loadModel(path, { backend });
   let prefill: number;
   const ppl: PerplexityRecord[] = [];
@@ -122,20 +126,23 @@ export function measureModel(path: string, texts: EvalSpec[], backend: Backend, 
       });
     }
     // prefill: one forward over a prompt of `prefillTokens` tokens (chunked by the model), first run warms up
-    const n = Math.min(prefillTokens, model.config.seqLen);
+    const n = Math.min(speed.prefillTokens, model.config.seqLen);
     const prompt = Array.from({ length: n }, (_, i) => (i === 0 ? tokenizer.bosId : 3 + ((i * 7919) % (model.config.vocabSize - 3))));
     const forwardPrompt = () => {
       for (let s = 0; s < n; s += model.maxRows) model.forward(prompt.slice(s, s + model.maxRows), s, 'last');
     };
     forwardPrompt();
-    const reps = 3;
-    const t0 = performance.now();
-    for (let i = 0; i < reps; i++) forwardPrompt();
-    prefill = (reps * n) / ((performance.now() - t0) / 1000);
+    prefill = 0;
+    for (let i = 0; i < speed.repeats; i++) {
+      const t0 = performance.now();
+      forwardPrompt();
+      prefill = Math.max(prefill, n / ((performance.now() - t0) / 1000));
+    }
   } finally {
     dispose();
   }
-  const decode = benchDecodeTokensPerSecond(backend, decodeSteps, path);
+  let decode = 0;
+  for (let i = 0; i < speed.repeats; i++) decode = Math.max(decode, benchDecodeTokensPerSecond(backend, speed.decodeSteps, path));
   return { perplexity: ppl, decodeTokensPerSecond: decode, prefillTokensPerSecond: prefill };
 }
 

@@ -45,8 +45,7 @@ const backendKind = (opt('--backend') ?? 'auto') as BackendKind;
 const shard = (opt('--shard') ?? '0/1').split('/').map(Number) as [number, number];
 const jobs = Number(opt('--jobs') ?? (quick ? 1 : 3));
 const runTimeout = opt('--run-timeout') === undefined ? undefined : Number(opt('--run-timeout'));
-const DECODE_STEPS = quick ? 32 : 128;
-const PREFILL_TOKENS = 256;
+const SPEED = { decodeSteps: quick ? 32 : 64, prefillTokens: 256, repeats: quick ? 2 : 5 };
 
 const t0 = performance.now();
 // taken at the start: other work may commit while a long run goes on
@@ -73,7 +72,7 @@ function newResults(backend: { kind: string; threads: number }): ResultsFile {
     versions: versions(),
     backend,
     commit: commitAtStart,
-    decode: { steps: DECODE_STEPS, prefillTokens: PREFILL_TOKENS },
+    decode: { steps: SPEED.decodeSteps, prefillTokens: SPEED.prefillTokens, repeats: SPEED.repeats },
     models: suite.map((m) => ({
       name: m.name,
       path: relative(REPO, m.path),
@@ -98,7 +97,7 @@ const selected = (id: string) => !only || only.some((o) => id.includes(o));
 function measureSuiteModel(m: ModelSpec, backend: Backend, packedDir: string, done: (r: RunRecord) => void): void {
   const fp32Id = `${m.name}/fp32`;
   if (selected(fp32Id) && shard[0] === 0) {
-    const meas = measureModel(m.path, m.eval, backend, DECODE_STEPS, PREFILL_TOKENS);
+    const meas = measureModel(m.path, m.eval, backend, SPEED);
     done({
       id: fp32Id, model: m.name, method: 'fp32', label: 'fp32', flags: [], options: {},
       linearBpw: 32, modelBpw: 32, fileBytes: floatFileBytes(m.path),
@@ -113,7 +112,7 @@ function measureSuiteModel(m: ModelSpec, backend: Backend, packedDir: string, do
     try {
       const file = join(packedDir, `${id.replace(/[^A-Za-z0-9]+/g, '_')}.bcq`);
       const q = quantize(m, run, file, { kind: backendKind, threads }, runTimeout);
-      const meas = measureModel(file, m.eval, backend, DECODE_STEPS, PREFILL_TOKENS);
+      const meas = measureModel(file, m.eval, backend, SPEED);
       const bitMaps = mixedBitMaps(file);
       if (!args.includes('--keep')) rmSync(file, { force: true });
       done({

@@ -80,11 +80,13 @@ export function resultsMarkdown(res: ResultsFile, plots: Plot[], o: MarkdownOpti
     `- machine: ${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB, ${m.os}; load average at the start ${m.loadAverage.join(' / ')}`,
     `- Node ${res.versions.node}, npm ${res.versions.npm}; backend ${res.backend.kind}, ${res.backend.threads} thread${res.backend.threads > 1 ? 's' : ''} per process`,
     `- commit \`${res.commit.hash.slice(0, 12)}\`${res.commit.dirty ? ' (with uncommitted changes in src/ or bench/)' : ''}`,
-    `- decode: ${res.decode.steps} greedy steps from BOS after a warm-up; prefill: a ${res.decode.prefillTokens}-token prompt (chunked as the model runs it), mean of 3 runs after a warm-up; both on the packed file in the bench process`,
+    res.decode.repeats === undefined
+      ? `- decode: ${res.decode.steps} greedy steps from BOS after a warm-up; prefill: a ${res.decode.prefillTokens}-token prompt (chunked as the model runs it), mean of 3 runs after a warm-up; both on the packed file in the bench process`
+      : `- decode: ${res.decode.steps} greedy steps from BOS after a warm-up; prefill: a ${res.decode.prefillTokens}-token prompt (chunked as the model runs it); each the best of ${res.decode.repeats} repetitions (the one least slowed by other jobs); on the packed file in the bench process`,
     '- quantize time and peak RSS: the `bitcrush quantize --json` child process (its own timer: calibration to file written; RSS of that process)',
     '',
     'Timings were taken on a machine shared with other jobs, so they are noisy: decode and prefill rates of files in the same format',
-    'can differ by 2–3× between rows because the load changed, so compare them within a run and in orders of magnitude only.',
+    'can differ between rows because the load changed, so compare them within a run and treat small differences as noise.',
     'Perplexities are deterministic (seeded calibration windows and initialisations) and reproduce exactly on a rerun with the same',
     'backend and thread count.',
     '',

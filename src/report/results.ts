@@ -78,7 +78,8 @@ export interface ResultsFile {
   versions: { node: string; npm: string };
   backend: { kind: string; threads: number };
   commit: { hash: string; dirty: boolean };
-  decode: { steps: number; prefillTokens: number };
+  /** Speed measurement: decode steps and prompt length per repetition; the best repetition is recorded. */
+  decode: { steps: number; prefillTokens: number; repeats?: number };
   models: ModelSettings[];
   records: RunRecord[];
 }
