@@ -29,23 +29,9 @@ import { HessianAccumulator } from '../src/quant/hessian.js';
 import type { BlockRefineContext } from '../src/quant/method.js';
 import { DenseLinear } from '../src/runtime/dense.js';
 import { LlamaModel } from '../src/runtime/model.js';
+import { mulberry32 as rng, gaussians } from '../src/quant/random.js';
 
 const ref = createReferenceBackend();
-
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function gaussians(rand: () => number, n: number, sd = 1): Float32Array {
-  return Float32Array.from({ length: n }, () => sd * Math.sqrt(-2 * Math.log(1 - rand())) * Math.cos(2 * Math.PI * rand()));
-}
 
 /** Correlated inputs X [n, k] (low rank plus noise, uneven channel scales) and H = 2XᵀX/n. */
 function correlatedHessian(seed: number, n: number, k: number): Float64Array {

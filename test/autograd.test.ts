@@ -17,17 +17,8 @@ import { nodeFs } from '../src/node/fs.js';
 import { denseLinears } from '../src/runtime/dense.js';
 import { layerForward } from '../src/runtime/forward.js';
 import { allocScratch, loadLayerWeights } from '../src/runtime/model.js';
+import { mulberry32 as rng } from '../src/quant/random.js';
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 const rand64 = (r: () => number, n: number, s = 1) => Float64Array.from({ length: n }, () => s * (2 * r() - 1));
 
 /**

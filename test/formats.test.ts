@@ -19,18 +19,7 @@ import { f16BitsToNumber, numberToF16Bits } from '../src/io/safetensors.js';
 import { roundToF16, type GroupQuantized } from '../src/formats/quantized.js';
 import { bitsPerWeight, formatIds, getFormat, packGroups } from '../src/formats/registry.js';
 import { blobBytes } from '../src/formats/types.js';
-
-/** A seeded generator (mulberry32) so failures reproduce. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 as rng } from '../src/quant/random.js';
 
 const backend = createReferenceBackend();
 const wasmBytes = readFileSync(new URL('../../wasm/kernels.wasm', import.meta.url));

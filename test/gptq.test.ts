@@ -8,24 +8,9 @@ import { getMethod, methodNames } from '../src/methods/registry.js';
 import { quantizeRtnLayer } from '../src/methods/rtn.js';
 import { HessianAccumulator, dampen, fixDeadInputs, upperCholeskyOfInverse } from '../src/quant/hessian.js';
 import type { LayerResult } from '../src/quant/method.js';
+import { mulberry32 as rng, gaussians } from '../src/quant/random.js';
 
 const backend = createReferenceBackend();
-
-/** Deterministic uniform [0, 1) (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function gaussians(rand: () => number, n: number, sd = 1): Float32Array {
-  return Float32Array.from({ length: n }, () => sd * Math.sqrt(-2 * Math.log(1 - rand())) * Math.cos(2 * Math.PI * rand()));
-}
 
 /**
  * Correlated layer inputs X [n, k] = Z·A + noise, Z [n, rank], columns scaled by log-normal

@@ -3,18 +3,7 @@ import { test } from 'node:test';
 import { dequantizeGroups, roundToF16 } from '../src/formats/quantized.js';
 import { dequantizeLevel, fakeQuantize, fitGrid, maxLevel, quantizeLevel, rangeOf } from '../src/quant/grid.js';
 import { quantizeRtnLayer } from '../src/methods/rtn.js';
-
-/** Deterministic uniform [0, 1) (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 as rng } from '../src/quant/random.js';
 
 function gaussian(rand: () => number): number {
   return Math.sqrt(-2 * Math.log(1 - rand())) * Math.cos(2 * Math.PI * rand());

@@ -27,22 +27,10 @@ import { LlamaModel } from '../src/runtime/model.js';
 import { PackedModel } from '../src/packed/reader.js';
 import { planPackedModel } from '../src/packed/writer.js';
 import { BufferSource } from '../src/io/bytes.js';
+import { mulberry32 as rng, gaussians } from '../src/quant/random.js';
 
 const ref = createReferenceBackend();
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-function gaussians(rand: () => number, n: number, sd = 1): Float32Array {
-  return Float32Array.from({ length: n }, () => sd * Math.sqrt(-2 * Math.log(1 - rand())) * Math.cos(2 * Math.PI * rand()));
-}
 /** X [n, k]: low-rank correlated inputs whose column groups differ a lot in scale (where mixed precision pays). */
 function inputs(seed: number, n: number, k: number): Float32Array {
   const rand = rng(seed);

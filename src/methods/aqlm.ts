@@ -22,6 +22,7 @@ import { checkLayerShape, type LayerContext, type LayerResult, type QuantMethod 
 import { beamSearchCodes, reconstruct, rowLosses } from './aqlm-beam.js';
 import { refineAqlmBlock, type AqlmFinetuneOptions } from './aqlm-finetune.js';
 import { residualKmeans } from './aqlm-kmeans.js';
+import { mulberry32 as rng } from '../quant/random.js';
 
 export interface AqlmOptions extends AqlmFinetuneOptions {
   /** "MxB": M codebooks of 2^B codewords (1x16, 2x8, 1x8, 4x8, 2x4, …). */
@@ -70,18 +71,6 @@ export function parseScheme(scheme: string): { M: number; B: number } {
     throw new UsageError(`aqlm: scheme '${scheme}' is not MxB with M in 1..${CODEBOOK_LIMITS.maxM} and B in 1..${CODEBOOK_LIMITS.maxB} (e.g. 2x8, 1x16)`);
   }
   return { M, B };
-}
-
-/** A seeded generator (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 export function quantizeAqlmLayer(
