@@ -31,7 +31,7 @@ const RECIPES: Record<string, string[]> = {
   slim: ['--group-size', '32', '--min-max-grids', '--sba-rows', '64'],
 };
 /** The family each known method is expected to produce: methods whose family is covered are tried last. */
-const FAMILY_HINTS: Record<string, FormatFamily> = { rtn: 'uniform', gptq: 'uniform', aqlm: 'codebook', slim: 'mixed', billm: 'binary', dbell: 'binary' };
+export const FAMILY_HINTS: Readonly<Record<string, FormatFamily>> = { rtn: 'uniform', gptq: 'uniform', aqlm: 'codebook', slim: 'mixed', billm: 'binary', dbell: 'binary' };
 
 export interface PackedFixture {
   method: string;
@@ -93,7 +93,8 @@ async function quantize(method: string, file: string, calib: string): Promise<Pa
   let stderr = '';
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
   const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
-  if (code !== 0) return { error: stderr.trim().split('\n').pop() ?? `exit ${code}` };
+  // the first lines name the error (a crash ends with Node's version line, which says nothing)
+  if (code !== 0) return { error: stderr.trim().split('\n').slice(0, 6).join(' | ') || `exit ${code}` };
   const source = new FileSource(file);
   try {
     const packed = new PackedModel(source);
