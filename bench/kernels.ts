@@ -13,6 +13,7 @@ import { createWasmBackendNode } from '../src/node/backend.js';
 import { loadNativeBackend } from '../src/node/native.js';
 import type { WasmBackend } from '../src/backend/wasm.js';
 import { benchDecodeTokensPerSecond } from './decode.js';
+import { medianSeconds } from './timing.js';
 
 interface Row {
   label: string;
@@ -27,25 +28,7 @@ const quick = args.includes('--quick');
 const minBatchMs = quick ? 50 : 200;
 const batches = quick ? 3 : 5;
 
-/** Median seconds per call of fn (batches of calls lasting at least minBatchMs each). */
-function timeIt(fn: () => void): number {
-  fn();
-  let reps = 1;
-  for (;;) {
-    const t = performance.now();
-    for (let i = 0; i < reps; i++) fn();
-    if (performance.now() - t >= minBatchMs) break;
-    reps *= 2;
-  }
-  const times: number[] = [];
-  for (let b = 0; b < batches; b++) {
-    const t = performance.now();
-    for (let i = 0; i < reps; i++) fn();
-    times.push((performance.now() - t) / 1000 / reps);
-  }
-  times.sort((a, b) => a - b);
-  return times[Math.floor(times.length / 2)];
-}
+const timeIt = (fn: () => void): number => medianSeconds(fn, { minBatchMs, batches });
 
 function fill(x: Float32Array | Float64Array, seed: number): void {
   let s = seed;

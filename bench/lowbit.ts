@@ -23,6 +23,7 @@ import type { UniformParams } from '../src/formats/uniform.js';
 import { createWasmBackendNode } from '../src/node/backend.js';
 import { loadNativeBackend } from '../src/node/native.js';
 import { benchDecodeTokensPerSecond } from './decode.js';
+import { medianSeconds } from './timing.js';
 
 const args = process.argv.slice(2);
 const arg = (name: string, fallback: number) => {
@@ -39,25 +40,7 @@ const SHAPES: Array<[number, number]> = [[4096, 4096], [768, 256], [256, 768], [
 const BITS = [2, 3, 4];
 const GROUP = 128;
 
-/** Median seconds per call of fn (batches of calls lasting at least minBatchMs each). */
-function timeIt(fn: () => void): number {
-  fn();
-  let reps = 1;
-  for (;;) {
-    const t = performance.now();
-    for (let i = 0; i < reps; i++) fn();
-    if (performance.now() - t >= minBatchMs) break;
-    reps *= 2;
-  }
-  const times: number[] = [];
-  for (let b = 0; b < batches; b++) {
-    const t = performance.now();
-    for (let i = 0; i < reps; i++) fn();
-    times.push((performance.now() - t) / 1000 / reps);
-  }
-  times.sort((a, b) => a - b);
-  return times[Math.floor(times.length / 2)]!;
-}
+const timeIt = (fn: () => void): number => medianSeconds(fn, { minBatchMs, batches });
 
 function seeded(seed: number): () => number {
   let s = seed >>> 0;
