@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds wasm/kernels.wasm from csrc/*.c with clang + wasm-ld (no libc, no emscripten).
+# Builds wasm/kernels.wasm from every csrc/*.c with clang + wasm-ld (no libc, no emscripten).
 # Usage: scripts/build-wasm.sh [output.wasm]   (default: wasm/kernels.wasm)
 # The output is deterministic for a given clang/lld: fixed file order, no debug info, no
 # names or producers section, and objects built in a temp dir so no path leaks into them.
@@ -15,7 +15,9 @@ trap 'rm -rf "$tmp"' EXIT
 cflags=(--target=wasm32 -msimd128 -matomics -mbulk-memory -O3 -ffreestanding -nostdlib
   -fno-ident -Wall -Wextra -Werror)
 objs=()
-for src in gemm xtx chol lowbit; do
+# every csrc/*.c, in C-locale name order so the bytes do not depend on the shell's locale
+for path in $(cd "$root/csrc" && LC_ALL=C ls -- *.c); do
+  src="${path%.c}"
   (cd "$root/csrc" && "$CLANG" "${cflags[@]}" -c "$src.c" -o "$tmp/$src.o")
   objs+=("$tmp/$src.o")
 done
