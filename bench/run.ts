@@ -12,7 +12,9 @@
  * --jobs N (child processes measuring side by side, one per model or shard of a model's runs;
  * default 3, 1 with --quick), --model M (this model of the suite only), --shard I/N (runs
  * I, I+N, … of it; fp32 in shard 0), --run-timeout S (stop a quantize run after S seconds and
- * record it as failed; default none), --no-report, --keep (keep the packed files).
+ * record it as failed; default none), --no-report, --keep (keep the packed files), --merge (keep
+ * the records of <name>.json that this run does not remeasure: rerun one model or a few rows
+ * without losing the rest; the file then lists each command with its records and commit).
  * Perplexities are deterministic (seeded calibration windows, seeded initialisations): a rerun
  * reproduces them exactly on the same backend.
  */
@@ -24,7 +26,7 @@ import { fileURLToPath } from 'node:url';
 import type { Backend } from '../src/backend/types.js';
 import { createBackend, type BackendKind } from '../src/node/backend.js';
 import { writeFileAtomic } from '../src/node/atomic-write.js';
-import { parseResults, RESULTS_SCHEMA, type ResultsFile, type RunRecord } from '../src/report/results.js';
+import { mergeResults, parseResults, RESULTS_SCHEMA, type ResultsFile, type RunRecord } from '../src/report/results.js';
 import { floatFileBytes, gitCommit, machineInfo, measureModel, mixedBitMaps, quantize, versions } from './measure.js';
 import { writeReport } from './report.js';
 import { fullSuite, quickSuite, type ModelSpec } from './suite.js';
@@ -55,6 +57,10 @@ const startedAt = new Date().toISOString();
 const suite: ModelSpec[] = (quick ? quickSuite() : fullSuite()).filter((m) => opt('--model') === undefined || m.name === opt('--model'));
 const resultsPath = join(outDir, `${name}.json`);
 mkdirSync(outDir, { recursive: true });
+/** Report order of every record id of the whole suite (a merged file may hold any of them). */
+const suiteOrder = (quick ? quickSuite() : fullSuite()).flatMap((m) => [`${m.name}/fp32`, ...m.runs.map((r) => `${m.name}/${r.label}`)]);
+// read now: save() rewrites the file after every record
+const mergeBase = args.includes('--merge') && existsSync(resultsPath) ? parseResults(resultsPath, readFileSync(resultsPath, 'utf8')) : null;
 
 function log(line: string): void {
   process.stderr.write(`[${((performance.now() - t0) / 1000).toFixed(0).padStart(5)} s] ${line}\n`);
@@ -86,9 +92,11 @@ function newResults(backend: { kind: string; threads: number }): ResultsFile {
   };
 }
 
-function save(results: ResultsFile): void {
+function save(results: ResultsFile): ResultsFile {
   results.totalSeconds = (performance.now() - t0) / 1000;
-  writeFileAtomic(resultsPath, [new TextEncoder().encode(`${JSON.stringify(results, null, 1)}\n`)]);
+  const written = mergeBase ? mergeResults(mergeBase, results, suiteOrder) : results;
+  writeFileAtomic(resultsPath, [new TextEncoder().encode(`${JSON.stringify(written, null, 1)}\n`)]);
+  return written;
 }
 
 const selected = (id: string) => !only || only.some((o) => id.includes(o));
@@ -151,15 +159,15 @@ function runHere(): ResultsFile {
     if (args.includes('--keep')) log(`packed files kept in ${packedDir}`);
     else rmSync(packedDir, { recursive: true, force: true });
   }
-  save(results);
-  return results;
+  return save(results);
 }
 
 /** One child `bench/run.js --model M --shard I/N` per model shard, `jobs` at a time; their records merged in suite order. */
 async function runInChildren(): Promise<ResultsFile> {
   const self = fileURLToPath(import.meta.url);
+  // the parent's own options (each with a value, except --merge) are not passed on
   const own = ['--jobs', '--name', '--model', '--shard'];
-  const passOn = args.filter((a, i) => !own.includes(a) && !own.includes(args[i - 1] ?? ''));
+  const passOn = args.filter((a, i) => a !== '--merge' && !own.includes(a) && !own.includes(args[i - 1] ?? ''));
   const tasks = suite.flatMap((m) => Array.from({ length: m.shards ?? 1 }, (_, i) => ({ m, shard: `${i}/${m.shards ?? 1}`, part: `${name}.${m.name}.${i}.part` })));
   const partPath = (t: { part: string }) => join(outDir, `${t.part}.json`);
   const queue = [...tasks];
@@ -176,8 +184,7 @@ async function runInChildren(): Promise<ResultsFile> {
   // records in the order of the suite, whichever child measured them
   const order = suite.flatMap((m) => [`${m.name}/fp32`, ...m.runs.map((r) => `${m.name}/${r.label}`)]);
   const records = parts.flatMap((p) => p.records).sort((a, b) => order.indexOf(a.id) - order.indexOf(b.id));
-  const results: ResultsFile = { ...newResults(parts[0]!.backend), records };
-  save(results);
+  const results = save({ ...newResults(parts[0]!.backend), records });
   for (const t of tasks) rmSync(partPath(t), { force: true });
   return results;
 }

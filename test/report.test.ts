@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { InputError } from '../src/io/errors.js';
 import { paretoFront } from '../src/report/charts.js';
 import { README_END, README_START, spliceReadme } from '../src/report/markdown.js';
-import { parseResults } from '../src/report/results.js';
+import { mergeResults, parseResults, type ResultsFile, type RunRecord } from '../src/report/results.js';
 import { barChart, chart, linearTicks, logTicks } from '../src/report/svg.js';
 
 const RUN = fileURLToPath(new URL('../bench/run.js', import.meta.url));
@@ -90,6 +90,27 @@ test('parseResults names the file and the problem', () => {
   assert.throws(() => parseResults('r.json', JSON.stringify({ ...base, schema: 99 })), /schema 99/);
   const failed = { ...base, records: [{ id: 'm/x', model: 'm', method: 'rtn', label: 'x', error: 'boom' }] };
   assert.equal(parseResults('r.json', JSON.stringify(failed)).records[0]!.error, 'boom');
+});
+
+test('mergeResults replaces remeasured records, keeps the rest in suite order and records which command measured which', () => {
+  const rec = (id: string, ppl: number) => ({ id, model: id.split('/')[0]!, method: 'rtn', label: id.split('/')[1]!, perplexity: [{ text: 't', ppl, windows: 1 }],
+    linearBpw: 2, modelBpw: 2, fileBytes: 1, decodeTokensPerSecond: 1, prefillTokensPerSecond: 1, quantizeSeconds: null, wallSeconds: null, peakRssMiB: null }) as unknown as RunRecord;
+  const file = (command: string, hash: string, records: RunRecord[], models: string[]) => ({
+    schema: 1, name: 'full', mode: 'full', command, startedAt: command, totalSeconds: 1, machine: { cpu: 'c', cores: 2, memoryGiB: 1, os: 'o', loadAverage: [0] },
+    versions: { node: '', npm: '' }, backend: { kind: 'wasm', threads: 1 }, commit: { hash, dirty: false }, decode: { steps: 1, prefillTokens: 1 },
+    models: models.map((name) => ({ name, path: name, calibration: command, groupSize: 'g', eval: [], role: '' })), records,
+  }) as ResultsFile;
+  const order = ['a/fp32', 'a/x', 'b/fp32', 'b/x', 'b/y'];
+  const first = file('one', 'h1', [rec('a/fp32', 1), rec('a/x', 2), rec('b/fp32', 3), rec('b/x', 4)], ['a', 'b']);
+  const second = mergeResults(first, file('two', 'h2', [rec('b/y', 6), rec('b/x', 5)], ['b']), order);
+  assert.deepEqual(second.records.map((r) => `${r.id}=${r.perplexity[0]!.ppl}`), ['a/fp32=1', 'a/x=2', 'b/fp32=3', 'b/x=5', 'b/y=6']);
+  assert.deepEqual(second.models.map((m) => `${m.name}:${m.calibration}`), ['a:one', 'b:two']);
+  assert.deepEqual(second.history!.map((h) => `${h.commit.hash}:${h.ids.join(',')}`), ['h1:a/fp32,a/x,b/fp32', 'h2:b/y,b/x']);
+  // a third merge that remeasures everything of the first command drops it from the history
+  const third = mergeResults(second, file('three', 'h3', [rec('a/fp32', 1), rec('a/x', 2), rec('b/fp32', 3)], ['a', 'b']), order);
+  assert.deepEqual(third.history!.map((h) => h.commit.hash), ['h2', 'h3']);
+  assert.equal(parseResults('m.json', JSON.stringify(third)).history!.length, 2);
+  assert.throws(() => parseResults('m.json', JSON.stringify({ ...third, history: [{ ids: [] }] })), /history entries need command and ids/);
 });
 
 test('bench --quick: quantize → pack → load → eval → report, every row and plot present', () => {

@@ -67,6 +67,18 @@ export interface ModelSettings {
   notes?: string[];
 }
 
+/** One `npm run bench` command whose records a merged results file holds. */
+export interface RunHistoryEntry {
+  command: string;
+  startedAt: string;
+  totalSeconds: number;
+  commit: { hash: string; dirty: boolean };
+  machine: ResultsFile['machine'];
+  backend: ResultsFile['backend'];
+  /** Records of this file measured by that command. */
+  ids: string[];
+}
+
 export interface ResultsFile {
   schema: number;
   name: string;
@@ -82,6 +94,35 @@ export interface ResultsFile {
   decode: { steps: number; prefillTokens: number; repeats?: number };
   models: ModelSettings[];
   records: RunRecord[];
+  /**
+   * Set when `--merge` combined several commands' records (e.g. one model rerun after a method
+   * changed): each command with the records it measured; the fields above are the latest one's.
+   */
+  history?: RunHistoryEntry[];
+}
+
+/**
+ * `base` with `next`'s records and model settings taking the place of those with the same id or
+ * name; `order` lists record ids in the order the report shows them (others go last).
+ */
+export function mergeResults(base: ResultsFile, next: ResultsFile, order: string[]): ResultsFile {
+  const nextIds = new Set(next.records.map((r) => r.id));
+  const kept = base.records.filter((r) => !nextIds.has(r.id));
+  const entry = (f: ResultsFile, ids: string[]): RunHistoryEntry => ({
+    command: f.command, startedAt: f.startedAt, totalSeconds: f.totalSeconds, commit: f.commit, machine: f.machine, backend: f.backend, ids,
+  });
+  const keptIds = new Set(kept.map((r) => r.id));
+  const baseHistory = (base.history ?? [entry(base, base.records.map((r) => r.id))])
+    .map((h) => ({ ...h, ids: h.ids.filter((id) => keptIds.has(id)) }))
+    .filter((h) => h.ids.length > 0);
+  const rank = (id: string) => (order.includes(id) ? order.indexOf(id) : order.length);
+  const names = new Set(next.models.map((m) => m.name));
+  return {
+    ...next,
+    models: [...base.models.map((m) => (names.has(m.name) ? next.models.find((n) => n.name === m.name)! : m)), ...next.models.filter((m) => !base.models.some((b) => b.name === m.name))],
+    records: [...kept, ...next.records].sort((a, b) => rank(a.id) - rank(b.id)),
+    history: [...baseHistory, entry(next, next.records.map((r) => r.id))],
+  };
 }
 
 function fail(file: string, problem: string): never {
@@ -105,6 +146,9 @@ export function parseResults(file: string, text: string): ResultsFile {
   if (!Array.isArray(r.records)) fail(file, 'records is not an array');
   if (!Array.isArray(r.models)) fail(file, 'models is not an array');
   if (typeof r.machine !== 'object' || r.machine === null) fail(file, 'machine is missing');
+  if (r.history !== undefined && (!Array.isArray(r.history) || r.history.some((h) => typeof h?.command !== 'string' || !Array.isArray(h.ids)))) {
+    fail(file, 'history entries need command and ids');
+  }
   const ids = new Set<string>();
   r.records.forEach((rec, i) => {
     const where = `record ${i} (${String((rec as RunRecord | null)?.id)})`;
