@@ -11,16 +11,62 @@
  * The cheaper of the two is picked per layer from those operation counts.
  * matmul (prefill, evaluation): dequantize a tile of rows into float32 scratch (the reference
  * arithmetic) and hand it to backend.matmul, as the uniform formats do.
+ *
+ * On a backend with row kernels (wasm, or native lending a wasm pool's) the same algorithms run
+ * in WebAssembly SIMD on the kernels' threads (codebook-wasm.ts, csrc/codebook.c, with its own
+ * cost rule); these TypeScript kernels are their reference and serve the reference backend.
  */
-import type { Backend } from '../backend/types.js';
+import { rowKernelsOf, type Backend } from '../backend/types.js';
 import type { Linear } from '../runtime/linear.js';
 import type { CodebookQuantized } from './codebook.js';
+import { CodebookWasmKernels } from './codebook-wasm.js';
 import { RowTiles } from './row-tiles.js';
-
 
 export type CodebookKernel = 'lut' | 'direct';
 
+/** y = W x for a codebook tensor, on the fastest kernels the backend offers. */
 export class CodebookLinear implements Linear {
+  private readonly impl: CodebookWasmKernels | CodebookTsKernels;
+
+  /** `force` picks the matvec algorithm (tests, benchmarks); `engine` 'typescript' skips the wasm kernels. */
+  constructor(q: CodebookQuantized, backend: Backend, force?: CodebookKernel, engine?: 'wasm' | 'typescript') {
+    const rk = engine === 'typescript' ? undefined : rowKernelsOf(backend);
+    this.impl = rk ? new CodebookWasmKernels(q, rk, backend, force) : new CodebookTsKernels(q, backend, force);
+  }
+
+  get outDim(): number {
+    return this.impl.outDim;
+  }
+
+  get inDim(): number {
+    return this.impl.inDim;
+  }
+
+  /** Which matvec algorithm this layer runs. */
+  get kernel(): CodebookKernel {
+    return this.impl.kernel;
+  }
+
+  /** Which kernels run this layer (tests and benchmarks). */
+  get engine(): 'wasm' | 'typescript' {
+    return this.impl instanceof CodebookWasmKernels ? 'wasm' : 'typescript';
+  }
+
+  matvec(y: Float32Array, x: Float32Array): void {
+    this.impl.matvec(y, x);
+  }
+
+  matmul(y: Float32Array, x: Float32Array, rows: number): void {
+    this.impl.matmul(y, x, rows);
+  }
+
+  dispose(): void {
+    this.impl.dispose();
+  }
+}
+
+/** The TypeScript kernels (reference of the wasm ones). */
+export class CodebookTsKernels implements Linear {
   readonly outDim: number;
   readonly inDim: number;
   /** Which matvec this layer runs (chosen by operation count unless forced). */

@@ -198,6 +198,12 @@ export const codebookFormat: WeightFormat<CodebookParams, CodebookQuantized> = {
       { outDim: 3, inDim: 16, params: { M: 1, B: 16, g: 8 } }, // 1x16
       { outDim: 9, inDim: 20, params: { M: 2, B: 4, g: 4 } }, // small-model scheme 2x4 g4
       { outDim: 7, inDim: 12, params: { M: 1, B: 3, g: 4 } }, // codes straddling bytes
+      // wasm kernels (csrc/codebook.c): table rows shorter than 16 codewords, K padded to 4 (B = 1),
+      // a group size that is not a multiple of 4 (lookup table and direct scalar code)
+      { outDim: 201, inDim: 20, params: { M: 2, B: 4, g: 4 } }, // lookup table, 16 codewords
+      { outDim: 65, inDim: 8, params: { M: 2, B: 1, g: 4 } }, // lookup table, 2 codewords
+      { outDim: 301, inDim: 18, params: { M: 1, B: 8, g: 6 } }, // lookup table, g = 6
+      { outDim: 5, inDim: 18, params: { M: 2, B: 8, g: 6 } }, // direct, g = 6
     ];
   },
 

@@ -1,0 +1,63 @@
+/**
+ * RowTiles for formats whose dequantization runs as a row kernel (csrc/, threaded by
+ * RowKernels.runRows): tiles of rows are expanded to float32 in kernel memory and handed to
+ * backend.matmul, which reads kernel memory without a copy on both the wasm backend (its own
+ * memory) and native (a typed array over the lent pool's memory). Used by mixed-wasm.ts and
+ * codebook-wasm.ts; the TypeScript kernels use row-tiles.ts.
+ */
+import type { Backend, RowKernels } from '../backend/types.js';
+
+/** Float32 values per tile: 1 MiB, stays in L2 while sgemm packs it. */
+const TILE_FLOATS = 1 << 18;
+
+/** Expands rows [r0, r0 + count) into the tile at kernel address `tile` ([count, inDim]). */
+export type KernelDequantize = (tile: number, r0: number, count: number) => void;
+
+export class KernelRowTiles {
+  readonly tileRows: number;
+  private readonly wTile: Float32Array; // [tileRows, inDim]
+  private yTile: Float32Array | null = null; // [rows, tileRows]
+  private xRows: Float32Array | null = null; // [rows, inDim] activations copied into kernel memory
+
+  constructor(
+    private readonly be: RowKernels,
+    private readonly backend: Backend,
+    private readonly outDim: number,
+    private readonly inDim: number,
+  ) {
+    this.tileRows = Math.max(1, Math.min(outDim, Math.floor(TILE_FLOATS / Math.max(1, inDim))));
+    this.wTile = be.alloc(this.tileRows * inDim);
+  }
+
+  /** y[rows, outDim] = x[rows, inDim] · Wᵀ. */
+  matmul(y: Float32Array, x: Float32Array, rows: number, dequantize: KernelDequantize): void {
+    const { be, outDim, inDim, tileRows } = this;
+    let xs = x;
+    if (be.address(x) === undefined) {
+      // the wasm backend would copy x into its memory once per tile otherwise
+      if (this.xRows === null || this.xRows.length < rows * inDim) {
+        if (this.xRows) be.free(this.xRows);
+        this.xRows = be.alloc(rows * inDim);
+      }
+      xs = this.xRows;
+      xs.set(x.subarray(0, rows * inDim));
+    }
+    if (this.yTile === null || this.yTile.length < rows * tileRows) {
+      if (this.yTile) be.free(this.yTile);
+      this.yTile = be.alloc(rows * tileRows);
+    }
+    const yTile = this.yTile;
+    const tile = be.address(this.wTile)!;
+    for (let r0 = 0; r0 < outDim; r0 += tileRows) {
+      const t = Math.min(tileRows, outDim - r0);
+      dequantize(tile, r0, t);
+      this.backend.matmul(yTile, xs, this.wTile, rows, t, inDim);
+      for (let i = 0; i < rows; i++) y.set(yTile.subarray(i * t, (i + 1) * t), i * outDim + r0);
+    }
+  }
+
+  dispose(): void {
+    for (const b of [this.wTile, this.yTile, this.xRows]) if (b) this.be.free(b);
+    this.yTile = this.xRows = null;
+  }
+}
