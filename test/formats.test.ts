@@ -12,6 +12,9 @@ import { createWasmBackend } from '../src/backend/wasm.js';
 import { spawnNodeWorker } from '../src/node/backend.js';
 import { loadNativeBackend } from '../src/node/native.js';
 import { UniformLinear } from '../src/formats/uniform-linear.js';
+import { CodebookLinear } from '../src/formats/codebook-linear.js';
+import { MixedLinear } from '../src/formats/mixed-linear.js';
+import type { MixedParams } from '../src/formats/mixed.js';
 import { laneKernelFits } from '../src/formats/uniform-wasm.js';
 import type { UniformParams } from '../src/formats/uniform.js';
 import type { PackedTensor, WeightFormat } from '../src/formats/types.js';
@@ -37,6 +40,8 @@ const fastBackends: Array<{ label: string; be: Backend }> = [
 const native = loadNativeBackend(2, splitWasm).backend;
 if (native) fastBackends.push({ label: 'native', be: native });
 
+const wasmPathsReached = new Set<string>();
+
 /** matvec, matmul (several rows, one row) of the format's Linear on `be` against W·x. */
 function checkKernels(format: WeightFormat, t: PackedTensor, w: Float32Array, rand: () => number, be: Backend, label: string, rows = 3): void {
   const { outDim, inDim } = t;
@@ -45,6 +50,17 @@ function checkKernels(format: WeightFormat, t: PackedTensor, w: Float32Array, ra
   assert.equal(lin.inDim, inDim);
   if (lin instanceof UniformLinear && rowKernelsOf(be) && laneKernelFits(inDim, t.params as UniformParams)) {
     assert.equal(lin.kernel, 'wasm', `${label}: the wasm row kernels serve this tensor`);
+  }
+  // the wasm kernels of the mixed and codebook formats serve every tensor on row-kernel backends;
+  // record which of their paths the examples reach (checked by the last test below)
+  if (lin instanceof MixedLinear && rowKernelsOf(be)) {
+    assert.equal(lin.kernel, 'wasm', `${label}: the wasm row kernels serve this tensor`);
+    const p = t.params as MixedParams;
+    p.groups.forEach((n, b) => n > 0 && wasmPathsReached.add(`mixed ${b + 1}-bit g${p.groupSize}`));
+  }
+  if (lin instanceof CodebookLinear && rowKernelsOf(be)) {
+    assert.equal(lin.engine, 'wasm', `${label}: the wasm row kernels serve this tensor`);
+    wasmPathsReached.add(`aqlm ${lin.kernel}`);
   }
   const x = Float32Array.from({ length: rows * inDim }, () => rand() * 2 - 1);
   const y1 = new Float32Array(outDim);
@@ -123,6 +139,11 @@ describe('packed weight formats (registry-driven)', () => {
       });
     }
   }
+  it('the examples reach every wasm path of the mixed and codebook kernels', () => {
+    const want = ['aqlm lut', 'aqlm direct'];
+    for (const g of [32, 128]) for (let b = 1; b <= 4; b++) want.push(`mixed ${b}-bit g${g}`);
+    for (const path of want) assert.ok(wasmPathsReached.has(path), `no example reaches ${path}`);
+  });
 });
 
 describe('uniform wasm kernels: whole blocks, group boundaries inside blocks, TypeScript fallback', () => {

@@ -8,13 +8,17 @@
  * is fractional). Groups start on byte boundaries, so each group's loop starts fresh.
  * matmul (prefill, evaluation): dequantize a tile of rows into float32 and hand it to
  * backend.matmul, as the uniform formats do.
+ *
+ * On a backend with row kernels (wasm, or native lending a wasm pool's) the same algorithms run
+ * in WebAssembly SIMD on the kernels' threads (mixed-wasm.ts, csrc/lowbit.c); these TypeScript
+ * kernels are their reference and serve the reference backend.
  */
-import type { Backend } from '../backend/types.js';
+import { rowKernelsOf, type Backend } from '../backend/types.js';
 import type { Linear } from '../runtime/linear.js';
 import { unpackBits } from './bitpack.js';
 import type { MixedArrays } from './mixed.js';
+import { MixedWasmKernels } from './mixed-wasm.js';
 import { RowTiles } from './row-tiles.js';
-
 
 /** Σ_k level_k · x[x0 + k] over n levels of width `bits` packed from q[o]. */
 export function dotPacked(q: Uint8Array, o: number, bits: number, x: Float32Array, x0: number, n: number): number {
@@ -65,7 +69,42 @@ export function dotPacked(q: Uint8Array, o: number, bits: number, x: Float32Arra
   return d;
 }
 
+/** y = W x for a mixed-width tensor, on the fastest kernels the backend offers. */
 export class MixedLinear implements Linear {
+  private readonly impl: Linear;
+
+  /** `engine` 'typescript' skips the wasm kernels (benchmarks). */
+  constructor(
+    readonly outDim: number,
+    readonly inDim: number,
+    a: MixedArrays,
+    backend: Backend,
+    engine?: 'wasm' | 'typescript',
+  ) {
+    const rk = engine === 'typescript' ? undefined : rowKernelsOf(backend);
+    this.impl = rk ? new MixedWasmKernels(outDim, inDim, a, rk, backend) : new MixedTsKernels(outDim, inDim, a, backend);
+  }
+
+  /** Which kernels run this layer (tests and benchmarks). */
+  get kernel(): 'wasm' | 'typescript' {
+    return this.impl instanceof MixedWasmKernels ? 'wasm' : 'typescript';
+  }
+
+  matvec(y: Float32Array, x: Float32Array): void {
+    this.impl.matvec(y, x);
+  }
+
+  matmul(y: Float32Array, x: Float32Array, rows: number): void {
+    this.impl.matmul(y, x, rows);
+  }
+
+  dispose(): void {
+    this.impl.dispose?.();
+  }
+}
+
+/** The TypeScript kernels (reference of the wasm ones). */
+export class MixedTsKernels implements Linear {
   private readonly a: MixedArrays;
   private readonly rowBytes: number;
   private readonly groupSums: Float64Array; // [nGroups]

@@ -262,6 +262,12 @@ export function mixedFormat(id: string, summary: string): WeightFormat<MixedPara
         { outDim: 4, inDim: 48, params: { groupSize: 16, groups: [3, 0, 0, 0], lastBits: 1 } }, // all 1-bit: no integer zeros
         { outDim: 6, inDim: 60, params: { groupSize: 16, groups: [0, 0, 2, 2], lastBits: 4 } }, // no 1-bit: no F16 zeros
         { outDim: 5, inDim: 35, params: { groupSize: 10, groups: [1, 1, 1, 1], lastBits: 3 } }, // groups not byte-sized
+        // wasm kernels (csrc/lowbit.c): every width in whole 16-byte blocks (g128), in short blocks
+        // (g32: 8- and 16-bit lanes; g64: the 1-bit group), a partial last group, odd row counts
+        { outDim: 9, inDim: 1024, params: { groupSize: 128, groups: [2, 2, 2, 2], lastBits: 3 } },
+        { outDim: 7, inDim: 288, params: { groupSize: 32, groups: [2, 3, 2, 2], lastBits: 1 } },
+        { outDim: 5, inDim: 256, params: { groupSize: 64, groups: [1, 1, 1, 1], lastBits: 1 } },
+        { outDim: 11, inDim: 424, params: { groupSize: 128, groups: [1, 1, 1, 1], lastBits: 4 } }, // last group 40 columns
       ];
       return ex;
     },

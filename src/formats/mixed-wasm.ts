@@ -1,0 +1,164 @@
+/**
+ * The mixed-precision group format (SliM-LLM) on a backend with row kernels (wasm, or native
+ * lending a wasm pool's): each row is repacked once into the lane layout of csrc/lowbit.c,
+ * group by group at the group's own width (whole blocks, then one short block), in kernel
+ * memory; matvec runs `lowbit_gemv_mixed` over output rows on the kernels' threads (the group
+ * dot it shares with the uniform kernel), matmul dequantizes tiles of rows with
+ * `lowbit_dequant_mixed` (threaded) and hands them to backend.matmul.
+ */
+import type { Backend, RowKernels } from '../backend/types.js';
+import type { Linear } from '../runtime/linear.js';
+import { unpackBits } from './bitpack.js';
+import { KernelRowTiles } from './kernel-tiles.js';
+import type { MixedArrays } from './mixed.js';
+
+/** Columns of a whole kernel block of b-bit levels, and its bytes (csrc/lowbit.c's layout comment). */
+const blockCols = (bits: number) => (bits === 1 ? 128 : bits === 4 ? 32 : bits === 8 ? 16 : 64);
+const blockBytes = (bits: number) => (bits === 3 ? 24 : 16);
+/** Width of the low plane (3-bit levels: a 2-bit plane plus a 1-bit plane). */
+const planeBits = (bits: number) => (bits === 3 ? 2 : bits);
+/** Lane bits of a short block of `cols` columns, and of a 3-bit block's high plane. */
+const shortLaneBits = (cols: number, bits: number) => (Math.ceil(cols / 4) * planeBits(bits) <= 8 ? 8 : 16);
+const highLaneBits = (laneBits: number) => (laneBits === 32 ? 16 : 8);
+
+/** Bytes of a group of `cols` columns of b-bit levels in the kernel layout. */
+export function laneGroupBytes(cols: number, bits: number): number {
+  const whole = Math.floor(cols / blockCols(bits));
+  const rest = cols - whole * blockCols(bits);
+  let bytes = whole * blockBytes(bits);
+  if (rest > 0) {
+    const lanes = shortLaneBits(rest, bits);
+    bytes += lanes / 2 + (bits === 3 ? highLaneBits(lanes) / 2 : 0);
+  }
+  return bytes;
+}
+
+/** Writes a group's levels [cols] into dst[offset..] in the kernel layout; dst must be zero there. */
+export function packLaneGroup(levels: Uint8Array, cols: number, dst: Uint8Array, offset: number, bits: number): void {
+  const bc = blockCols(bits);
+  const whole = Math.floor(cols / bc);
+  const pb = planeBits(bits);
+  const shortLanes = shortLaneBits(cols - whole * bc, bits);
+  for (let c = 0; c < cols; c++) {
+    const v = levels[c]!;
+    const inWhole = c < whole * bc;
+    const base = offset + (inWhole ? Math.floor(c / bc) : whole) * blockBytes(bits);
+    const lanes = inWhole ? 32 : shortLanes;
+    const cc = inWhole ? c % bc : c - whole * bc;
+    const k = cc >> 2; // column 4k + l of the block: field k of lane l
+    const l = cc & 3;
+    const bit = k * pb; // pb divides 8: a field never straddles bytes
+    dst[base + l * (lanes / 8) + (bit >> 3)]! |= (bits === 3 ? v & 3 : v) << (bit & 7);
+    if (bits === 3) {
+      const high = highLaneBits(lanes);
+      dst[base + lanes / 2 + l * (high / 8) + (k >> 3)]! |= (v >> 2) << (k & 7);
+    }
+  }
+}
+
+export class MixedWasmKernels implements Linear {
+  private readonly groupSize: number;
+  private readonly nGroups: number;
+  private readonly rowStride: number;
+  // kernel memory
+  private readonly q: Uint8Array; // [outDim, rowStride] lane layout, group g at goff[g]
+  private readonly goffBytes: Uint8Array; // the block holding goff
+  private readonly goff: Int32Array; // [nGroups] byte offset of each group in a row
+  private readonly widths: Uint8Array; // [nGroups]
+  private readonly scale: Float32Array; // [outDim, nGroups]
+  private readonly zero: Float32Array; // [outDim, nGroups]
+  private readonly szero: Float32Array; // [outDim, nGroups] scale·zero
+  private readonly xs: Float32Array; // [inDim + 128] x, zero padded (whole fields are read past a group)
+  private readonly gsum: Float32Array; // [nGroups]
+  private readonly yOut: Float32Array; // [outDim] when the caller's y is outside kernel memory
+  private readonly tiles: KernelRowTiles;
+
+  constructor(
+    readonly outDim: number,
+    readonly inDim: number,
+    a: MixedArrays,
+    private readonly be: RowKernels,
+    backend: Backend,
+  ) {
+    const { groupSize, nGroups, widths, groupByte } = a;
+    this.groupSize = groupSize;
+    this.nGroups = nGroups;
+    this.goffBytes = be.allocBytes(4 * nGroups);
+    this.goff = new Int32Array(this.goffBytes.buffer, this.goffBytes.byteOffset, nGroups);
+    this.widths = be.allocBytes(nGroups);
+    this.widths.set(widths);
+    let stride = 0;
+    for (let g = 0; g < nGroups; g++) {
+      this.goff[g] = stride;
+      stride += laneGroupBytes(Math.min(groupSize, inDim - g * groupSize), widths[g]!);
+    }
+    this.rowStride = stride;
+    this.q = be.allocBytes(Math.max(1, outDim * stride));
+    const levels = new Uint8Array(groupSize);
+    const rowBytes = groupByte[nGroups]!;
+    for (let r = 0; r < outDim; r++) {
+      for (let g = 0; g < nGroups; g++) {
+        const cols = Math.min(groupSize, inDim - g * groupSize);
+        unpackBits(a.q, r * rowBytes + groupByte[g]!, levels, cols, widths[g]!);
+        packLaneGroup(levels, cols, this.q, r * stride + this.goff[g]!, widths[g]!);
+      }
+    }
+    const n = outDim * nGroups;
+    this.scale = be.alloc(Math.max(1, n));
+    this.scale.set(a.scale.subarray(0, n));
+    this.zero = be.alloc(Math.max(1, n));
+    this.zero.set(a.zero.subarray(0, n));
+    this.szero = be.alloc(Math.max(1, n));
+    for (let i = 0; i < n; i++) this.szero[i] = a.scale[i]! * a.zero[i]!;
+    this.xs = be.alloc(inDim + 128);
+    this.gsum = be.alloc(Math.max(1, nGroups));
+    this.yOut = be.alloc(Math.max(1, outDim));
+    this.tiles = new KernelRowTiles(be, backend, outDim, inDim);
+  }
+
+  matvec(y: Float32Array, x: Float32Array): void {
+    const { be, inDim, groupSize, nGroups, xs, gsum } = this;
+    xs.set(x.subarray(0, inDim));
+    for (let g = 0; g < nGroups; g++) {
+      const end = Math.min(inDim, (g + 1) * groupSize);
+      let s = 0; // float64: the offset term is subtracted from the level sums
+      for (let j = g * groupSize; j < end; j++) s += xs[j]!;
+      gsum[g] = s;
+    }
+    const at = (v: ArrayBufferView) => be.address(v)!;
+    const yInMemory = be.address(y) !== undefined;
+    const yTarget = yInMemory ? y : this.yOut;
+    be.runRows(
+      'lowbit_gemv_mixed',
+      [at(yTarget), at(this.q), this.rowStride, at(this.goff), at(this.widths), at(this.scale), at(this.szero), at(xs), at(gsum), inDim, groupSize, nGroups],
+      this.outDim,
+      // a packed weight costs about twice a dense multiply-add (shift, mask, convert), so count it twice
+      { work: 2 * this.outDim * inDim, align: 2 },
+    );
+    if (!yInMemory) y.set(this.yOut.subarray(0, this.outDim));
+  }
+
+  matmul(y: Float32Array, x: Float32Array, rows: number): void {
+    if (rows === 1) return this.matvec(y, x);
+    const { be, inDim, groupSize, nGroups, rowStride } = this;
+    const q = be.address(this.q)!;
+    const goff = be.address(this.goff)!;
+    const widths = be.address(this.widths)!;
+    const scale = be.address(this.scale)!;
+    const zero = be.address(this.zero)!;
+    this.tiles.matmul(y, x, rows, (tile, r0, count) => {
+      const g0 = r0 * nGroups * 4;
+      be.runRows(
+        'lowbit_dequant_mixed',
+        [tile, q + r0 * rowStride, rowStride, goff, widths, scale + g0, zero + g0, inDim, groupSize, nGroups],
+        count,
+        { work: count * inDim, align: 4 },
+      );
+    });
+  }
+
+  dispose(): void {
+    for (const b of [this.q, this.goffBytes, this.widths, this.scale, this.zero, this.szero, this.xs, this.gsum, this.yOut]) this.be.free(b);
+    this.tiles.dispose();
+  }
+}
