@@ -14,18 +14,58 @@
  * per token, more than the dot products it saves, so instead a tile of rows is expanded into a
  * small float32 scratch (same values as dequantizeBinary) and handed to backend.matmul, as the
  * uniform formats do; memory holds one tile, never the whole matrix.
+ *
+ * On a backend with row kernels (wasm, or native lending a wasm pool's) the same algebra runs in
+ * WebAssembly SIMD on the kernels' threads (binary-wasm.ts, csrc/binary.c); this TypeScript
+ * kernel is their reference and serves the reference backend.
  */
-import type { Backend } from '../backend/types.js';
+import { rowKernelsOf, type Backend } from '../backend/types.js';
 import type { Linear } from '../runtime/linear.js';
 import { bitstreamBytes, decodeF16 } from './bitpack.js';
 import { blockCount, NS, AC, MC, AS, MS, A1, A2, MSAL, type BinaryParams } from './binary.js';
+import { BinaryWasmKernels } from './binary-wasm.js';
 import { RowTiles } from './row-tiles.js';
 import type { PackedTensor } from './types.js';
 
-/** From this many tokens on, matmul expands tiles instead of running matvec per token. */
-const TILE_MIN_ROWS = 4;
+/**
+ * From this many tokens on, matmul expands tiles instead of running matvec per token (the
+ * wasm kernels switch at the same count, so the registry test's 3-row matmul covers both paths).
+ */
+const TILE_MIN_ROWS = 3;
 
+/** y = W x for a binary tensor, on the fastest kernels the backend offers. */
 export class BinaryLinear implements Linear {
+  readonly outDim: number;
+  readonly inDim: number;
+  private readonly impl: Linear;
+
+  constructor(t: PackedTensor<BinaryParams>, backend: Backend) {
+    this.outDim = t.outDim;
+    this.inDim = t.inDim;
+    const rk = rowKernelsOf(backend);
+    this.impl = rk ? new BinaryWasmKernels(t, rk, backend) : new BinaryTsKernels(t, backend);
+  }
+
+  /** Which kernels run this layer (tests and benchmarks). */
+  get kernel(): 'wasm' | 'typescript' {
+    return this.impl instanceof BinaryWasmKernels ? 'wasm' : 'typescript';
+  }
+
+  matvec(y: Float32Array, x: Float32Array): void {
+    this.impl.matvec(y, x);
+  }
+
+  matmul(y: Float32Array, x: Float32Array, rows: number): void {
+    this.impl.matmul(y, x, rows);
+  }
+
+  dispose(): void {
+    this.impl.dispose?.();
+  }
+}
+
+/** The TypeScript kernels (reference of the wasm ones). */
+export class BinaryTsKernels implements Linear {
   readonly outDim: number;
   readonly inDim: number;
   private readonly rb: number; // bytes per row of a bit-plane

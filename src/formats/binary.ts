@@ -205,6 +205,12 @@ export const binaryFormat: WeightFormat<BinaryParams, BinaryQuantized> = {
       { outDim: 5, inDim: 172, params: { blockSize: 64, salientColumns: 9 } }, // partial last block, partial byte
       { outDim: 6, inDim: 100, params: { blockSize: 128, salientColumns: 0 } }, // one partial block, no salient
       { outDim: 3, inDim: 256, params: { blockSize: 128, salientColumns: 40 } },
+      // the wasm kernels' stream layout: rows of several 128-column words with a partial last
+      // word and block, an odd row count for the thread split, salient streams over a word
+      { outDim: 37, inDim: 520, params: { blockSize: 128, salientColumns: 60 } },
+      { outDim: 11, inDim: 384, params: { blockSize: 128, salientColumns: 200 } },
+      { outDim: 16, inDim: 136, params: { blockSize: 8, salientColumns: 30 } }, // 17 blocks of 8
+      { outDim: 5, inDim: 70, params: { blockSize: 32, salientColumns: 7 } }, // in not a multiple of 4
     ];
   },
 

@@ -1,0 +1,209 @@
+/**
+ * The binary-billm format on a backend with row kernels (wasm, or native lending a wasm pool's):
+ * the bit-planes are repacked once into the lane-sliced layout of csrc/binary.c in kernel
+ * memory (the file layout stays the spec), matvec runs `binary_gemv` over output rows on the
+ * kernels' threads (sign selection, W never expanded), and matmul expands tiles of rows with
+ * `binary_dequant` (also threaded; the exact values of dequantizeBinary) and hands them to
+ * backend.matmul. The tiles have the size the TypeScript kernel uses, so prefill and
+ * evaluation give the same floats on either kernel.
+ */
+import type { Backend, RowKernels } from '../backend/types.js';
+import type { Linear } from '../runtime/linear.js';
+import { bitstreamBytes } from './bitpack.js';
+import { blockCount, type BinaryParams } from './binary.js';
+import type { PackedTensor } from './types.js';
+
+/** Float32 values per dequantized tile: RowTiles' size (row-tiles.ts), see the header. */
+const TILE_FLOATS = 1 << 16;
+/** Up to this many activation rows matmul is one matvec per row (a tile costs more than it saves). */
+const MATVEC_ROWS = 2;
+/** Fields of csrc/binary.c's binary_desc, in order. */
+const DESC_FIELDS = 17;
+
+/** Sets position `pos` of a lane-sliced stream (csrc/binary.c) starting at byte `offset`. */
+function setStreamBit(dst: Uint8Array, offset: number, pos: number): void {
+  const bit = 31 - ((pos & 127) >> 2);
+  dst[offset + 16 * (pos >> 7) + 4 * (pos & 3) + (bit >> 3)]! |= 1 << (bit & 7);
+}
+
+export class BinaryWasmKernels implements Linear {
+  readonly outDim: number;
+  readonly inDim: number;
+  private readonly rk: RowKernels;
+  private readonly backend: Backend;
+  private readonly nB: number;
+  private readonly blockSize: number;
+  private readonly salCols: Int32Array; // [S] salient columns, ascending
+  private readonly salPosJs: Int32Array; // [S] their positions in the salient stream
+  // kernel memory (freed by dispose)
+  private readonly owned: Array<Uint8Array | Float32Array> = [];
+  private readonly desc: number; // address of the binary_desc
+  private readonly x: Float32Array; // [4·ceil(in/4)] x with salient columns zeroed
+  private readonly xsal: Float32Array; // [salient stream length]
+  private readonly tsum: Float32Array; // [nB, 2]
+  private readonly yOut: Float32Array; // [outDim] when the caller's y is outside kernel memory
+  private readonly tileRows: number;
+  private wTile: Float32Array | null = null; // [tileRows, inDim]
+  private yTile: Float32Array | null = null; // [rows, tileRows]
+  private xRows: Float32Array | null = null; // [rows, inDim] activations staged for the wasm matmul
+
+  constructor(t: PackedTensor<BinaryParams>, rk: RowKernels, backend: Backend) {
+    const { outDim, inDim, params: p } = t;
+    this.outDim = outDim;
+    this.inDim = inDim;
+    this.rk = rk;
+    this.backend = backend;
+    this.blockSize = p.blockSize;
+    this.nB = blockCount(inDim, p.blockSize);
+    const nB = this.nB;
+    const rb = bitstreamBytes(inDim, 1);
+
+    // salient columns, and their stream positions: each block's list padded to a multiple of 4
+    const mask = t.blobs.salient!.bytes;
+    const cols: number[] = [];
+    const pos: number[] = [];
+    const gs = new Int32Array(nB);
+    let q = 0;
+    for (let b = 0; b < nB; b++) {
+      const start = q;
+      for (let j = b * p.blockSize; j < Math.min(inDim, (b + 1) * p.blockSize); j++) {
+        if ((mask[j >>> 3]! >>> (j & 7)) & 1) (cols.push(j), pos.push(q++));
+      }
+      gs[b] = Math.ceil((q - start) / 4);
+      q = start + 4 * gs[b]!;
+    }
+    this.salCols = Int32Array.from(cols);
+    this.salPosJs = Int32Array.from(pos);
+    const streamLen = q;
+
+    // the planes, lane-sliced
+    const rowStride = 16 * Math.ceil(inDim / 128);
+    const salStride = 16 * Math.ceil(streamLen / 128);
+    const sign = this.bytes(outDim * rowStride);
+    const split = this.bytes(outDim * rowStride);
+    const fileSign = t.blobs.signs!.bytes;
+    const fileSplit = t.blobs.split!.bytes;
+    for (let r = 0; r < outDim; r++) {
+      for (let j = 0; j < inDim; j++) {
+        const k = r * rb + (j >>> 3);
+        if ((fileSign[k]! >>> (j & 7)) & 1) setStreamBit(sign, r * rowStride, j);
+        if ((fileSplit[k]! >>> (j & 7)) & 1) setStreamBit(split, r * rowStride, j);
+      }
+    }
+    const sal1 = this.bytes(outDim * salStride);
+    const sal2 = this.bytes(outDim * salStride);
+    const res = p.salientColumns > 0 ? t.blobs.residual!.bytes : new Uint8Array(0);
+    const resRb = bitstreamBytes(p.salientColumns, 1);
+    for (let r = 0; r < outDim; r++) {
+      for (let k = 0; k < cols.length; k++) {
+        const j = cols[k]!;
+        if ((fileSign[r * rb + (j >>> 3)]! >>> (j & 7)) & 1) setStreamBit(sal1, r * salStride, pos[k]!);
+        if ((res[r * resRb + (k >>> 3)]! >>> (k & 7)) & 1) setStreamBit(sal2, r * salStride, pos[k]!);
+      }
+    }
+    // the float16 scales as stored, plus the 2 bytes past the end the kernels read
+    const scaleBytes = t.blobs.scales!.bytes;
+    const scales = this.bytes(scaleBytes.byteLength + 16);
+    scales.set(scaleBytes);
+    const ints = (a: ArrayLike<number>) => {
+      const b = this.bytes(4 * Math.max(1, a.length));
+      new Int32Array(b.buffer, b.byteOffset, Math.max(1, a.length)).set(a);
+      return b;
+    };
+    const gsMem = ints(gs);
+    const salColMem = ints(this.salCols);
+    const salPosMem = ints(this.salPosJs);
+
+    this.x = this.floats(4 * Math.ceil(inDim / 4));
+    this.xsal = this.floats(Math.max(1, streamLen));
+    this.tsum = this.floats(2 * nB);
+    this.yOut = this.floats(Math.max(1, outDim));
+    this.tileRows = Math.max(1, Math.min(outDim, Math.floor(TILE_FLOATS / inDim)));
+
+    const at = (v: ArrayBufferView) => rk.address(v)!;
+    const fields = [
+      at(sign), at(split), rowStride, at(sal1), at(sal2), salStride, at(scales), at(gsMem),
+      inDim, p.blockSize, nB, at(this.x), at(this.xsal), at(this.tsum), at(salColMem), at(salPosMem), cols.length,
+    ];
+    if (fields.length !== DESC_FIELDS) throw new Error('binary_desc field count');
+    const desc = ints(fields);
+    this.desc = at(desc);
+  }
+
+  matvec(y: Float32Array, x: Float32Array): void {
+    this.prepare(x);
+    const yInMemory = this.rk.address(y) !== undefined;
+    const target = yInMemory ? y : this.yOut;
+    // a packed weight costs about three dense multiply-adds (mask, flip, three sums per 4 columns)
+    this.rk.runRows('binary_gemv', [this.rk.address(target)!, this.desc], this.outDim, { work: 3 * this.outDim * this.inDim });
+    if (!yInMemory) y.set(this.yOut.subarray(0, this.outDim));
+  }
+
+  matmul(y: Float32Array, x: Float32Array, rows: number): void {
+    const { outDim, inDim, tileRows, rk } = this;
+    if (rows <= MATVEC_ROWS) {
+      for (let i = 0; i < rows; i++) this.matvec(y.subarray(i * outDim, (i + 1) * outDim), x.subarray(i * inDim, (i + 1) * inDim));
+      return;
+    }
+    let xs = x;
+    // on the wasm backend itself, x outside its memory would be copied in for every tile: once
+    if ((this.backend as unknown) === rk && rk.address(x) === undefined) {
+      if (this.xRows === null || this.xRows.length < rows * inDim) {
+        if (this.xRows) rk.free(this.xRows);
+        this.xRows = rk.alloc(rows * inDim);
+      }
+      xs = this.xRows;
+      xs.set(x.subarray(0, rows * inDim));
+    }
+    this.wTile ??= rk.alloc(tileRows * inDim);
+    if (this.yTile === null || this.yTile.length < rows * tileRows) {
+      if (this.yTile) rk.free(this.yTile);
+      this.yTile = rk.alloc(rows * tileRows);
+    }
+    const { wTile, yTile } = this;
+    for (let r0 = 0; r0 < outDim; r0 += tileRows) {
+      const t = Math.min(tileRows, outDim - r0);
+      rk.runRows('binary_dequant', [rk.address(wTile)!, this.desc, r0], t, { work: t * inDim });
+      this.backend.matmul(yTile, xs, wTile, rows, t, inDim);
+      for (let i = 0; i < rows; i++) y.set(yTile.subarray(i * t, (i + 1) * t), i * outDim + r0);
+    }
+  }
+
+  dispose(): void {
+    for (const b of [...this.owned, this.wTile, this.yTile, this.xRows]) if (b) this.rk.free(b);
+    this.owned.length = 0;
+    this.wTile = this.yTile = this.xRows = null;
+  }
+
+  /** x with salient columns zeroed, the salient stream, and the per-block sums (float64, then float32). */
+  private prepare(xIn: Float32Array): void {
+    const { x, xsal, tsum, salCols, salPosJs, inDim, blockSize, nB } = this;
+    x.set(xIn.subarray(0, inDim));
+    for (let k = 0; k < salCols.length; k++) {
+      xsal[salPosJs[k]!] = x[salCols[k]!]!;
+      x[salCols[k]!] = 0;
+    }
+    let k = 0;
+    for (let b = 0; b < nB; b++) {
+      const c1 = Math.min(inDim, (b + 1) * blockSize);
+      let t = 0;
+      for (let j = b * blockSize; j < c1; j++) t += x[j]!;
+      let s = 0;
+      for (; k < salCols.length && salCols[k]! < c1; k++) s += xsal[salPosJs[k]!]!;
+      tsum[2 * b] = t;
+      tsum[2 * b + 1] = s;
+    }
+  }
+
+  private bytes(n: number): Uint8Array {
+    const b = this.rk.allocBytes(Math.max(1, n));
+    this.owned.push(b);
+    return b;
+  }
+
+  private floats(n: number): Float32Array {
+    const f = this.rk.alloc(n);
+    this.owned.push(f);
+    return f;
+  }
+}
