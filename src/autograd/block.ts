@@ -10,10 +10,17 @@
  * Parameters are exposed as plain arrays (BlockParams), their gradients have the same shapes
  * (blockGrads), so a caller differentiates with respect to any of them — or, through dW, with
  * respect to whatever produced the weights (quantizer parameters).
+ *
+ * Speed: given BlockKernels and Float32Array data, the linear layers and attention run on the
+ * kernels' backend (BLAS / WebAssembly); otherwise everything runs as ops.ts's plain loops (the
+ * path of Float64Array data, used by the numerical gradient checks). With kernels, the
+ * activations and the returned dx live in the kernels' reusable buffers: the next blockForward
+ * (or blockBackward) on the same kernels overwrites them, so copy what must outlive that call.
  */
 import { headSize, kvDim, type LlamaConfig } from '../model/config.js';
+import type { BlockKernels } from './kernels.js';
 import * as op from './ops.js';
-import type { Arr } from './ops.js';
+import type { Arr, AttentionShape } from './ops.js';
 
 export interface BlockParams {
   attnNorm: Arr; // [dim]
@@ -55,6 +62,33 @@ export function blockGrads(p: BlockParams): BlockParams {
   return g;
 }
 
+/** The ops a pass runs: loops (ops.ts) or the kernels' backend, with matching buffer allocation. */
+interface Engine {
+  buf(name: string, n: number): Arr; // zeroed
+  mm(out: Arr, inp: Arr, w: Arr, T: number, I: number, O: number): void;
+  mmBack(dinp: Arr | null, dw: Arr | null, dout: Arr, inp: Arr, w: Arr, T: number, I: number, O: number): void;
+  attn(out: Arr, att: Arr, q: Arr, k: Arr, v: Arr, a: AttentionShape): void;
+  attnBack(dq: Arr, dk: Arr, dv: Arr, dout: Arr, att: Arr, q: Arr, k: Arr, v: Arr, a: AttentionShape): void;
+}
+
+function engine(x: Arr, kernels: BlockKernels | undefined): Engine {
+  if (kernels === undefined || !(x instanceof Float32Array)) {
+    return {
+      buf: (_name, n) => like(x, n),
+      mm: op.matmulForward, mmBack: op.matmulBackward, attn: op.attentionForward, attnBack: op.attentionBackward,
+    };
+  }
+  const k = kernels;
+  const f = (a: Arr) => a as Float32Array; // the caller's data is Float32Array on this path
+  return {
+    buf: (name, n) => k.slot(name, n).fill(0),
+    mm: (out, inp, w, T, I, O) => k.matmulForward(f(out), f(inp), f(w), T, I, O),
+    mmBack: (dinp, dw, dout, inp, w, T, I, O) => k.matmulBackward(dinp && f(dinp), dw && f(dw), f(dout), f(inp), f(w), T, I, O),
+    attn: (out, att, q, kk, v, a) => k.attentionForward(f(out), f(att), f(q), f(kk), f(v), a),
+    attnBack: (dq, dk, dv, dout, att, q, kk, v, a) => k.attentionBackward(f(dq), f(dk), f(dv), f(dout), f(att), f(q), f(kk), f(v), a),
+  };
+}
+
 const tables = new Map<string, ReturnType<typeof op.ropeTables>>();
 function ropeOf(c: LlamaConfig, T: number) {
   const key = `${T},${headSize(c)},${c.ropeTheta}`;
@@ -66,76 +100,80 @@ function ropeOf(c: LlamaConfig, T: number) {
   return t;
 }
 
-/** The block on x [T, dim] (one sequence, positions 0..T-1). */
-export function blockForward(c: LlamaConfig, p: BlockParams, x: Arr, T: number): BlockActs {
+/** The block on x [T, dim] (one sequence, positions 0..T-1); `kernels`: see the file comment. */
+export function blockForward(c: LlamaConfig, p: BlockParams, x: Arr, T: number, kernels?: BlockKernels): BlockActs {
   const { dim, hiddenDim: hid, normEps: eps } = c;
   const kd = kvDim(c);
   const hs = headSize(c);
+  const E = engine(x, kernels);
+  const b = (name: string, n: number) => E.buf(`fwd.${name}`, n);
   const A: BlockActs = {
     T, x,
-    xn1: like(x, T * dim), rstd1: like(x, T),
-    q: like(x, T * dim), k: like(x, T * kd), v: like(x, T * kd),
-    att: like(x, c.nHeads * T * T), a: like(x, T * dim), x2: like(x, T * dim),
-    xn2: like(x, T * dim), rstd2: like(x, T),
-    g: like(x, T * hid), u: like(x, T * hid), h: like(x, T * hid), out: like(x, T * dim),
+    xn1: b('xn1', T * dim), rstd1: b('rstd1', T),
+    q: b('q', T * dim), k: b('k', T * kd), v: b('v', T * kd),
+    att: b('att', c.nHeads * T * T), a: b('a', T * dim), x2: b('x2', T * dim),
+    xn2: b('xn2', T * dim), rstd2: b('rstd2', T),
+    g: b('g', T * hid), u: b('u', T * hid), h: b('h', T * hid), out: b('out', T * dim),
   };
   const tab = ropeOf(c, T);
   op.rmsnormForward(A.xn1, A.rstd1, x, p.attnNorm, T, dim, eps);
-  op.matmulForward(A.q, A.xn1, p.wq, T, dim, dim);
-  op.matmulForward(A.k, A.xn1, p.wk, T, dim, kd);
-  op.matmulForward(A.v, A.xn1, p.wv, T, dim, kd);
+  E.mm(A.q, A.xn1, p.wq, T, dim, dim);
+  E.mm(A.k, A.xn1, p.wk, T, dim, kd);
+  E.mm(A.v, A.xn1, p.wv, T, dim, kd);
   op.ropeForward(A.q, tab, T, dim, hs);
   op.ropeForward(A.k, tab, T, kd, hs);
-  op.attentionForward(A.a, A.att, A.q, A.k, A.v, { T, nHeads: c.nHeads, nKvHeads: c.nKvHeads, headSize: hs });
-  op.matmulForward(A.x2, A.a, p.wo, T, dim, dim);
+  E.attn(A.a, A.att, A.q, A.k, A.v, { T, nHeads: c.nHeads, nKvHeads: c.nKvHeads, headSize: hs });
+  E.mm(A.x2, A.a, p.wo, T, dim, dim);
   for (let i = 0; i < T * dim; i++) A.x2[i]! += x[i]!;
   op.rmsnormForward(A.xn2, A.rstd2, A.x2, p.ffnNorm, T, dim, eps);
-  op.matmulForward(A.g, A.xn2, p.w1, T, dim, hid);
-  op.matmulForward(A.u, A.xn2, p.w3, T, dim, hid);
+  E.mm(A.g, A.xn2, p.w1, T, dim, hid);
+  E.mm(A.u, A.xn2, p.w3, T, dim, hid);
   op.swigluForward(A.h, A.g, A.u, T * hid);
-  op.matmulForward(A.out, A.h, p.w2, T, hid, dim);
+  E.mm(A.out, A.h, p.w2, T, hid, dim);
   for (let i = 0; i < T * dim; i++) A.out[i]! += A.x2[i]!;
   return A;
 }
 
 /**
  * Backward of blockForward: accumulates into `grads` (any member may be null: not wanted) and
- * returns dx [T, dim], the gradient of the block input.
+ * returns dx [T, dim], the gradient of the block input. Pass the kernels the forward used.
  */
-export function blockBackward(c: LlamaConfig, p: BlockParams, A: BlockActs, dout: Arr, grads: Partial<Record<BlockParamName, Arr | null>>): Arr {
+export function blockBackward(c: LlamaConfig, p: BlockParams, A: BlockActs, dout: Arr, grads: Partial<Record<BlockParamName, Arr | null>>, kernels?: BlockKernels): Arr {
   const { dim, hiddenDim: hid } = c;
   const { T, x } = A;
   const kd = kvDim(c);
   const hs = headSize(c);
   const tab = ropeOf(c, T);
   const g = (k: BlockParamName) => grads[k] ?? null;
+  const E = engine(x, kernels);
+  const buf = (name: string, n: number) => E.buf(`bwd.${name}`, n);
   // out = x2 + h·W2ᵀ
-  const dx2 = like(x, T * dim);
+  const dx2 = buf('dx2', T * dim);
   dx2.set(dout);
-  const dh = like(x, T * hid);
-  op.matmulBackward(dh, g('w2'), dout, A.h, p.w2, T, hid, dim);
-  const dg = like(x, T * hid);
-  const du = like(x, T * hid);
+  const dh = buf('dh', T * hid);
+  E.mmBack(dh, g('w2'), dout, A.h, p.w2, T, hid, dim);
+  const dg = buf('dg', T * hid);
+  const du = buf('du', T * hid);
   op.swigluBackward(dg, du, dh, A.g, A.u, T * hid);
-  const dxn2 = like(x, T * dim);
-  op.matmulBackward(dxn2, g('w1'), dg, A.xn2, p.w1, T, dim, hid);
-  op.matmulBackward(dxn2, g('w3'), du, A.xn2, p.w3, T, dim, hid);
+  const dxn2 = buf('dxn2', T * dim);
+  E.mmBack(dxn2, g('w1'), dg, A.xn2, p.w1, T, dim, hid);
+  E.mmBack(dxn2, g('w3'), du, A.xn2, p.w3, T, dim, hid);
   op.rmsnormBackward(dx2, g('ffnNorm'), dxn2, A.x2, p.ffnNorm, A.rstd2, T, dim);
   // x2 = x + a·Woᵀ
-  const dx = like(x, T * dim);
+  const dx = buf('dx', T * dim);
   dx.set(dx2);
-  const da = like(x, T * dim);
-  op.matmulBackward(da, g('wo'), dx2, A.a, p.wo, T, dim, dim);
-  const dq = like(x, T * dim);
-  const dk = like(x, T * kd);
-  const dv = like(x, T * kd);
-  op.attentionBackward(dq, dk, dv, da, A.att, A.q, A.k, A.v, { T, nHeads: c.nHeads, nKvHeads: c.nKvHeads, headSize: hs });
+  const da = buf('da', T * dim);
+  E.mmBack(da, g('wo'), dx2, A.a, p.wo, T, dim, dim);
+  const dq = buf('dq', T * dim);
+  const dk = buf('dk', T * kd);
+  const dv = buf('dv', T * kd);
+  E.attnBack(dq, dk, dv, da, A.att, A.q, A.k, A.v, { T, nHeads: c.nHeads, nKvHeads: c.nKvHeads, headSize: hs });
   op.ropeBackward(dq, tab, T, dim, hs);
   op.ropeBackward(dk, tab, T, kd, hs);
-  const dxn1 = like(x, T * dim);
-  op.matmulBackward(dxn1, g('wq'), dq, A.xn1, p.wq, T, dim, dim);
-  op.matmulBackward(dxn1, g('wk'), dk, A.xn1, p.wk, T, dim, kd);
-  op.matmulBackward(dxn1, g('wv'), dv, A.xn1, p.wv, T, dim, kd);
+  const dxn1 = buf('dxn1', T * dim);
+  E.mmBack(dxn1, g('wq'), dq, A.xn1, p.wq, T, dim, dim);
+  E.mmBack(dxn1, g('wk'), dk, A.xn1, p.wk, T, dim, kd);
+  E.mmBack(dxn1, g('wv'), dv, A.xn1, p.wv, T, dim, kd);
   op.rmsnormBackward(dx, g('attnNorm'), dxn1, x, p.attnNorm, A.rstd1, T, dim);
   return dx;
 }
