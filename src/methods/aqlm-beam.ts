@@ -40,23 +40,35 @@ export interface BeamSearchProblem {
 /** Floats in the score buffer [rows·beam, K] per chunk (16 MB). */
 const SCORE_FLOATS = 1 << 22;
 
-/** Reconstructs ŵ = s_r · Σ_m C_m[b] into w [out, in] (the reference float32 arithmetic). */
+/**
+ * Â = Σ_m C_m[b] per group into a [out, in] (no scale), summed in float32 in codebook order:
+ * the format's dequantization (codebook.ts) before its per-row scale.
+ */
+export function sumCodewords(a: Float32Array, codes: Uint16Array, codebooks: Float32Array, outDim: number, inDim: number, M: number, K: number, g: number): void {
+  const nG = inDim / g;
+  for (let r = 0; r < outDim; r++) {
+    for (let j = 0; j < nG; j++) {
+      const o = r * inDim + j * g;
+      const b = (r * nG + j) * M;
+      // 0 + c as the format's zeroed accumulator does (−0 becomes +0); a's stores round to float32
+      let c = codes[b]! * g;
+      for (let t = 0; t < g; t++) a[o + t] = 0 + codebooks[c + t]!;
+      for (let m = 1; m < M; m++) {
+        c = (m * K + codes[b + m]!) * g;
+        for (let t = 0; t < g; t++) a[o + t] = a[o + t]! + codebooks[c + t]!;
+      }
+    }
+  }
+}
+
+/** Reconstructs ŵ = s_r · Σ_m C_m[b] into w [out, in] (the format's float32 arithmetic). */
 export function reconstruct(
   w: Float32Array, codes: Uint16Array, codebooks: Float32Array, scale: Float32Array, outDim: number, inDim: number, M: number, K: number, g: number,
 ): void {
-  const nG = inDim / g;
-  const acc = new Float32Array(g);
+  sumCodewords(w, codes, codebooks, outDim, inDim, M, K, g);
   for (let r = 0; r < outDim; r++) {
     const s = scale[r]!;
-    for (let j = 0; j < nG; j++) {
-      acc.fill(0);
-      for (let m = 0; m < M; m++) {
-        const c = (m * K + codes[(r * nG + j) * M + m]!) * g;
-        for (let t = 0; t < g; t++) acc[t] = acc[t]! + codebooks[c + t]!;
-      }
-      const o = r * inDim + j * g;
-      for (let t = 0; t < g; t++) w[o + t] = s * acc[t]!;
-    }
+    for (let o = r * inDim; o < (r + 1) * inDim; o++) w[o] = s * w[o]!;
   }
 }
 
@@ -77,13 +89,10 @@ export function beamSearchCodes(p: BeamSearchProblem): number {
   const bs = Math.max(1, Math.floor(p.beamSize));
   const nG = inDim / g;
   const perRow = nG * M;
-  // hypotheses: residual e = w − ŵ, codes, loss; double-buffered when beams are re-parented
-  let R = backend.alloc(bs * out * inDim); // [beam, out, in]
-  let R2 = bs > 1 ? backend.alloc(bs * out * inDim) : R;
-  let C = new Uint16Array(bs * out * perRow); // [beam, out, nG·M]
-  let C2 = bs > 1 ? new Uint16Array(bs * out * perRow) : C;
-  let loss = new Float64Array(bs * out); // [beam, out]
-  let loss2 = bs > 1 ? new Float64Array(bs * out) : loss;
+  // hypotheses: residual e = w − ŵ, codes, loss; re-parented in place (see reparent)
+  const R = backend.alloc(bs * out * inDim); // [beam, out, in]
+  const C = new Uint16Array(bs * out * perRow); // [beam, out, nG·M]
+  const loss = new Float64Array(bs * out); // [beam, out]
   const P = backend.alloc(bs * out * g); // [beam·out, g] (e H)_j
   const G = backend.alloc(out * inDim);
   const chunkRows = Math.max(1, Math.min(out, Math.floor(SCORE_FLOATS / (bs * K))));
@@ -91,13 +100,11 @@ export function beamSearchCodes(p: BeamSearchProblem): number {
   const S = backend.alloc(chunkRows * bs * K); // [chunk·beam, K]
   const CH = new Float32Array(K * g); // C_m · H_jj
   const nrm = new Float64Array(K); // C_m[k]ᵀ H_jj C_m[k]
-  // best-so-far per row: value, parent beam, codeword (sorted ascending, length ≤ bs)
-  const topV = new Float64Array(bs);
-  const topB = new Int32Array(bs);
-  const topK = new Int32Array(bs);
-  const newB = new Int32Array(out * bs);
-  const newK = new Int32Array(out * bs);
-  const newV = new Float64Array(out * bs);
+  const ssn = new Float64Array(K); // s²·nrm[k] of the row being scanned
+  // each row's best children: value, parent hypothesis, codeword (sorted ascending, ≤ bs)
+  const top = { v: new Float64Array(bs), b: new Int32Array(bs), k: new Int32Array(bs) };
+  const next = { v: new Float64Array(out * bs), b: new Int32Array(out * bs), k: new Int32Array(out * bs) };
+  const stash = { R: new Float32Array(bs * inDim), C: new Uint16Array(bs * perRow), used: new Uint8Array(bs) };
 
   try {
     reconstruct(R, codes, codebooks, scale, out, inDim, M, K, g);
@@ -139,55 +146,33 @@ export function beamSearchCodes(p: BeamSearchProblem): number {
           backend.matmul(S, U, cm, rows * nb, K, g);
           for (let r = r0; r < r0 + rows; r++) {
             const s = scale[r]!;
+            const s2 = 2 * s;
+            for (let k = 0; k < K; k++) ssn[k] = s * s * nrm[k]!;
             let have = 0;
             for (let b = 0; b < nb; b++) {
               const srow = ((r - r0) * nb + b) * K;
               const old = C[(b * out + r) * perRow + slot]!;
               // L(k) − L(old) from the closed form; the base is the hypothesis' current loss
-              const base = loss[b * out + r]! - (-2 * s * S[srow + old]! + s * s * nrm[old]!);
+              const base = loss[b * out + r]! - (-2 * s * S[srow + old]! + ssn[old]!);
               for (let k = 0; k < K; k++) {
-                const v = base - 2 * s * S[srow + k]! + s * s * nrm[k]!;
-                if (have === bs && v >= topV[bs - 1]!) continue;
+                const v = base - s2 * S[srow + k]! + ssn[k]!;
+                if (have === bs && v >= top.v[bs - 1]!) continue;
                 // insertion into the sorted top list
                 let i = have < bs ? have++ : bs - 1;
-                while (i > 0 && topV[i - 1]! > v) {
-                  topV[i] = topV[i - 1]!; topB[i] = topB[i - 1]!; topK[i] = topK[i - 1]!;
+                while (i > 0 && top.v[i - 1]! > v) {
+                  top.v[i] = top.v[i - 1]!; top.b[i] = top.b[i - 1]!; top.k[i] = top.k[i - 1]!;
                   i--;
                 }
-                topV[i] = v; topB[i] = b; topK[i] = k;
+                top.v[i] = v; top.b[i] = b; top.k[i] = k;
               }
             }
-            for (let i = 0; i < have; i++) {
-              newV[r * bs + i] = topV[i]!; newB[r * bs + i] = topB[i]!; newK[r * bs + i] = topK[i]!;
-            }
+            next.v.set(top.v.subarray(0, have), r * bs);
+            next.b.set(top.b.subarray(0, have), r * bs);
+            next.k.set(top.k.subarray(0, have), r * bs);
           }
         }
-        const nbNext = Math.min(bs, nb * K);
-        // re-parent: hypothesis i of row r = parent newB with code newK at (j, m)
-        for (let r = 0; r < out; r++) {
-          const s = scale[r]!;
-          for (let i = 0; i < nbNext; i++) {
-            const b = newB[r * bs + i]!;
-            const k = newK[r * bs + i]!;
-            const src = (b * out + r);
-            const dst = (i * out + r);
-            if (R2 !== R) {
-              R2.set(R.subarray(src * inDim, (src + 1) * inDim), dst * inDim);
-              C2.set(C.subarray(src * perRow, (src + 1) * perRow), dst * perRow);
-            }
-            const old = C[src * perRow + slot]!;
-            const e = dst * inDim + x0;
-            for (let t = 0; t < g; t++) R2[e + t] = R2[e + t]! - s * (cm[k * g + t]! - cm[old * g + t]!);
-            C2[dst * perRow + slot] = k;
-            loss2[dst] = newV[r * bs + i]!;
-          }
-        }
-        if (R2 !== R) {
-          [R, R2] = [R2, R];
-          [C, C2] = [C2, C];
-          [loss, loss2] = [loss2, loss];
-        }
-        nb = nbNext;
+        nb = Math.min(bs, nb * K);
+        reparent(R, C, loss, next, stash, { out, inDim, perRow, bs, nb, slot, x0, g }, scale, cm);
       }
     }
     // hypothesis 0 is each row's best (lists are sorted)
@@ -196,6 +181,51 @@ export function beamSearchCodes(p: BeamSearchProblem): number {
     for (let r = 0; r < out; r++) total += loss[r]!;
     return total;
   } finally {
-    for (const buf of new Set([R, R2, P, G, U, S])) backend.free?.(buf);
+    for (const buf of [R, P, G, U, S]) backend.free?.(buf);
+  }
+}
+
+/**
+ * Hypothesis i of row r becomes its parent next.b with codeword next.k at the current slot. In
+ * place: a child whose parent sits in another slot copies the parent's residual and codes from a
+ * stash taken before any slot is written; a child of its own slot only updates one group, so
+ * the beam costs a copy per re-parented hypothesis, not per hypothesis.
+ */
+function reparent(
+  R: Float32Array, // [beam, out, in]
+  C: Uint16Array, // [beam, out, nG·M]
+  loss: Float64Array, // [beam, out]
+  next: { v: Float64Array; b: Int32Array; k: Int32Array }, // [out, bs]
+  stash: { R: Float32Array; C: Uint16Array; used: Uint8Array },
+  d: { out: number; inDim: number; perRow: number; bs: number; nb: number; slot: number; x0: number; g: number },
+  scale: Float32Array,
+  cm: Float32Array, // [K, g]
+): void {
+  const { out, inDim, perRow, bs, nb, slot, x0, g } = d;
+  for (let r = 0; r < out; r++) {
+    stash.used.fill(0);
+    for (let i = 0; i < nb; i++) {
+      const b = next.b[r * bs + i]!;
+      if (b === i || stash.used[b]) continue;
+      const src = b * out + r;
+      stash.R.set(R.subarray(src * inDim, (src + 1) * inDim), b * inDim);
+      stash.C.set(C.subarray(src * perRow, (src + 1) * perRow), b * perRow);
+      stash.used[b] = 1;
+    }
+    const s = scale[r]!;
+    for (let i = 0; i < nb; i++) {
+      const b = next.b[r * bs + i]!;
+      const k = next.k[r * bs + i]!;
+      const dst = i * out + r;
+      if (b !== i) {
+        R.set(stash.R.subarray(b * inDim, (b + 1) * inDim), dst * inDim);
+        C.set(stash.C.subarray(b * perRow, (b + 1) * perRow), dst * perRow);
+      }
+      const old = C[dst * perRow + slot]!;
+      const e = dst * inDim + x0;
+      for (let t = 0; t < g; t++) R[e + t] = R[e + t]! - s * (cm[k * g + t]! - cm[old * g + t]!);
+      C[dst * perRow + slot] = k;
+      loss[dst] = next.v[r * bs + i]!;
+    }
   }
 }

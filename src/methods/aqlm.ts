@@ -19,7 +19,7 @@ import { CODEBOOK_LIMITS } from '../formats/codebook.js';
 import { roundToF16 } from '../formats/quantized.js';
 import { UsageError } from '../io/errors.js';
 import { checkLayerShape, type LayerContext, type LayerResult, type QuantMethod } from '../quant/method.js';
-import { beamSearchCodes, reconstruct, rowLosses } from './aqlm-beam.js';
+import { beamSearchCodes, reconstruct, rowLosses, sumCodewords } from './aqlm-beam.js';
 import { refineAqlmBlock, type AqlmFinetuneOptions } from './aqlm-finetune.js';
 import { residualKmeans } from './aqlm-kmeans.js';
 import { mulberry32 as rng } from '../quant/random.js';
@@ -139,28 +139,30 @@ export function quantizeAqlmLayer(
     let epochs = 0;
     let adamSeconds = 0;
     let beamSeconds = 0;
-    const acc = new Float32Array(g);
+    const A = new Float32Array(n); // [out, in] Σ_m C_m[b] = Ŵ / s, per Adam step
     for (let epoch = 0; epoch < opts.maxEpochs; epoch++) {
       const ta = performance.now();
       for (let it = 0; it < opts.stepsPerEpoch; it++) {
-        lossOf(codes, codebooks, scale);
-        // dL/dŴ = 2 (Ŵ − W) H = 2G; chain rule through ŵ_rj = s_r Σ_m C_m[b]
+        // Ŵ − W (the format's float32 arithmetic), then G = (Ŵ − W) H: the step's one matmul
+        sumCodewords(A, codes, codebooks, outDim, inDim, M, K, g);
+        for (let r = 0; r < outDim; r++) {
+          const s = scale[r]!;
+          for (let o = r * inDim; o < (r + 1) * inDim; o++) What[o] = Math.fround(s * A[o]!) - W[o]!;
+        }
+        backend.matmul(G, What, H, outDim, inDim, inDim);
+        // dL/dŴ = 2G; chain rule through ŵ_rj = s_r Σ_m C_m[b]
         adamC.grad.fill(0);
-        adamS.grad.fill(0);
         for (let r = 0; r < outDim; r++) {
           const s = scale[r]!;
           let gs = 0;
           for (let j = 0; j < nG; j++) {
             const o = r * inDim + j * g;
-            acc.fill(0);
+            const b = (r * nG + j) * M;
             for (let m = 0; m < M; m++) {
-              const c = (m * K + codes[(r * nG + j) * M + m]!) * g;
-              for (let t = 0; t < g; t++) {
-                adamC.grad[c + t] += 2 * s * G[o + t]!;
-                acc[t] += codebooks[c + t]!;
-              }
+              const c = (m * K + codes[b + m]!) * g;
+              for (let t = 0; t < g; t++) adamC.grad[c + t] += 2 * s * G[o + t]!;
             }
-            for (let t = 0; t < g; t++) gs += 2 * G[o + t]! * acc[t]!;
+            for (let t = 0; t < g; t++) gs += 2 * G[o + t]! * A[o + t]!;
           }
           adamS.grad[r] = gs;
         }
