@@ -62,34 +62,41 @@ void codebook_lut_table(float *table, const float *cbt, const float *x, int g, i
   }
 }
 
-/* y[r0..r1) = s_r · Σ_i T[i, code_i] over the row's n = nG·M codes; table [n, Kp]. */
+/* Σ_{i<n} t[i·Kp + c[i]] with four independent sums (the loads, not the adds, are the cost). */
+#define LOOKUP_SUM(c, t, n, Kp, out)                                                                  \
+  do {                                                                                              \
+    float s0 = 0, s1 = 0, s2 = 0, s3 = 0;                                                           \
+    int i = 0;                                                                                      \
+    const float *tp = (t);                                                                          \
+    for (; i + 4 <= (n); i += 4, tp += 4 * (Kp)) {                                                  \
+      s0 += tp[(c)[i]];                                                                             \
+      s1 += tp[(Kp) + (c)[i + 1]];                                                                  \
+      s2 += tp[2 * (Kp) + (c)[i + 2]];                                                              \
+      s3 += tp[3 * (Kp) + (c)[i + 3]];                                                              \
+    }                                                                                               \
+    for (; i < (n); i++, tp += (Kp)) s0 += tp[(c)[i]];                                              \
+    (out) = (s0 + s1) + (s2 + s3);                                                                  \
+  } while (0)
+
+/*
+ * y[r0..r1) = s_r · Σ_i T[i, code_i] over the row's n = nG·M codes; table [n, Kp]. The codes
+ * are taken `tile` at a time for all rows of the range (partial sums kept in y), so the slice
+ * of the table in use stays in cache: a whole 2x8 table of a 4096-wide layer is 1 MiB.
+ */
 EXPORT(codebook_lut_gemv)
-void codebook_lut_gemv(float *y, const u8 *codes, const float *table, const float *scale, int n, int Kp, int code_bytes, int r0, int r1) {
-  for (int r = r0; r < r1; r++) {
-    float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-    int i = 0;
-    const float *t = table;
-    if (code_bytes == 1) {
-      const u8 *c = codes + (size_t)r * n;
-      for (; i + 4 <= n; i += 4, t += 4 * Kp) {
-        s0 += t[c[i]];
-        s1 += t[Kp + c[i + 1]];
-        s2 += t[2 * Kp + c[i + 2]];
-        s3 += t[3 * Kp + c[i + 3]];
-      }
-      for (; i < n; i++, t += Kp) s0 += t[c[i]];
-    } else {
-      const u16 *c = (const u16 *)codes + (size_t)r * n;
-      for (; i + 4 <= n; i += 4, t += 4 * Kp) {
-        s0 += t[c[i]];
-        s1 += t[Kp + c[i + 1]];
-        s2 += t[2 * Kp + c[i + 2]];
-        s3 += t[3 * Kp + c[i + 3]];
-      }
-      for (; i < n; i++, t += Kp) s0 += t[c[i]];
+void codebook_lut_gemv(float *y, const u8 *codes, const float *table, const float *scale, int n, int Kp, int code_bytes, int tile,
+                       int r0, int r1) {
+  for (int i0 = 0; i0 < n; i0 += tile) {
+    int len = min_i(tile, n - i0);
+    const float *t = table + (size_t)i0 * Kp;
+    for (int r = r0; r < r1; r++) {
+      float part;
+      if (code_bytes == 1) LOOKUP_SUM(codes + (size_t)r * n + i0, t, len, Kp, part);
+      else LOOKUP_SUM((const u16 *)codes + (size_t)r * n + i0, t, len, Kp, part);
+      y[r] = i0 == 0 ? part : y[r] + part;
     }
-    y[r] = scale[r] * ((s0 + s1) + (s2 + s3));
   }
+  for (int r = r0; r < r1; r++) y[r] *= scale[r];
 }
 
 static inline float hsum(v128_t v) {

@@ -28,9 +28,9 @@ export type CodebookKernel = 'lut' | 'direct';
 export class CodebookLinear implements Linear {
   private readonly impl: CodebookWasmKernels | CodebookTsKernels;
 
-  /** `force` picks the matvec algorithm (tests, benchmarks); `engine` 'typescript' skips the wasm kernels. */
-  constructor(q: CodebookQuantized, backend: Backend, force?: CodebookKernel, engine?: 'wasm' | 'typescript') {
-    const rk = engine === 'typescript' ? undefined : rowKernelsOf(backend);
+  /** `force` picks the matvec algorithm (tests, benchmarks). */
+  constructor(q: CodebookQuantized, backend: Backend, force?: CodebookKernel) {
+    const rk = rowKernelsOf(backend);
     this.impl = rk ? new CodebookWasmKernels(q, rk, backend, force) : new CodebookTsKernels(q, backend, force);
   }
 

@@ -13,18 +13,32 @@ import type { CodebookKernel } from './codebook-linear.js';
 import { KernelRowTiles } from './kernel-tiles.js';
 
 /**
- * Cost, in units of one 4-wide vector multiply-add, of each matvec. LUT: the table build is
- * M·K·in/4 vector ops, then out·nG·M scalar lookups (a load and an add each, counted as one
- * vector op: measured at about that rate by bench/lowbit.ts). Direct: per row and group, M
- * codeword loads and adds plus one multiply-add per 4 weights. Codebooks past 2^12 codewords
- * also leave the caches (a 1x16 codebook is 2 MiB), which only makes the table worse.
+ * Cost of each matvec in about one nanosecond units, fitted to single-thread CPU times of
+ * csrc/codebook.c at 2x8, 1x8 and 1x16 g8 on [4096, 4096], [768, 256] and [256, 768]
+ * (a 1 MiB-L2 EPYC core): a table multiply-add costs about a third of a vector op (four
+ * codewords per vector), a lookup about one, and the direct kernel about one per 4 weights of
+ * each of its M + 1 passes (M codeword adds, one multiply-add with x). The lookup table wins
+ * for every Kx8 layer measured, even 256 rows (2.5-5x); the direct kernel serves 1x16 (2^16
+ * table entries per group and codebook) and tiny layers. A table over 16 MiB is never built.
  */
 export function codebookWasmKernel(outDim: number, inDim: number, M: number, B: number, g: number): CodebookKernel {
   const nG = inDim / g;
   const K = 2 ** B;
-  const lut = (M * K * inDim) / 4 + outDim * nG * M;
+  if (nG * M * K > MAX_TABLE_FLOATS) return 'direct';
+  const lut = (M * K * inDim) / 12 + outDim * nG * M;
   const direct = outDim * nG * (M + 1) * Math.ceil(g / 4);
   return lut < direct ? 'lut' : 'direct';
+}
+
+const MAX_TABLE_FLOATS = 1 << 22;
+
+/**
+ * Codes per lookup pass (a multiple of M), so the slice of the table they index (tile·Kp
+ * floats, 512 KiB) stays in L2 while the codes stream past: a whole 2x8 table of a 4096-wide
+ * layer is 1 MiB. L1-sized slices measured slower: too few lookups per row and pass.
+ */
+export function lutTile(Kp: number, M: number): number {
+  return Math.max(M, Math.floor((1 << 17) / Kp / M) * M);
 }
 
 export class CodebookWasmKernels implements Linear {
@@ -98,7 +112,7 @@ export class CodebookWasmKernels implements Linear {
     if (this.kernel === 'lut') {
       const { Kp } = this;
       be.runRows('codebook_lut_table', [at(this.table!), at(this.cbt!), xAddr, this.g, M, Kp], nG, { work: M * Kp * inDim });
-      be.runRows('codebook_lut_gemv', [at(yTarget), at(this.codes), at(this.table!), at(this.scale), nG * M, Kp, this.codeBytes], outDim, {
+      be.runRows('codebook_lut_gemv', [at(yTarget), at(this.codes), at(this.table!), at(this.scale), nG * M, Kp, this.codeBytes, lutTile(Kp, M)], outDim, {
         work: outDim * nG * M,
       });
     } else {

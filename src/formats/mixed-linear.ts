@@ -73,15 +73,13 @@ export function dotPacked(q: Uint8Array, o: number, bits: number, x: Float32Arra
 export class MixedLinear implements Linear {
   private readonly impl: Linear;
 
-  /** `engine` 'typescript' skips the wasm kernels (benchmarks). */
   constructor(
     readonly outDim: number,
     readonly inDim: number,
     a: MixedArrays,
     backend: Backend,
-    engine?: 'wasm' | 'typescript',
   ) {
-    const rk = engine === 'typescript' ? undefined : rowKernelsOf(backend);
+    const rk = rowKernelsOf(backend);
     this.impl = rk ? new MixedWasmKernels(outDim, inDim, a, rk, backend) : new MixedTsKernels(outDim, inDim, a, backend);
   }
 
