@@ -1,11 +1,12 @@
 /**
- * The binary-billm format on a backend with row kernels (wasm, or native lending a wasm pool's):
- * the bit-planes are repacked once into the lane-sliced layout of csrc/binary.c in kernel
- * memory (the file layout stays the spec), matvec runs `binary_gemv` over output rows on the
- * kernels' threads (sign selection, W never expanded), and matmul expands tiles of rows with
- * `binary_dequant` (also threaded; the exact values of dequantizeBinary) and hands them to
- * backend.matmul. The tiles have the size the TypeScript kernel uses, so prefill and
- * evaluation give the same floats on either kernel.
+ * The binary-billm format on a backend with row kernels (wasm, or native lending a wasm pool's),
+ * csrc/binary.c: the sign and split planes stay in the file's layout in kernel memory, the
+ * salient columns' signs are repacked once into a compact stream; matvec builds the subset-sum
+ * table of x (`binary_lut`) and runs `binary_gemv_lut` over output rows on the kernels' threads
+ * (sign selection, W never expanded); matmul expands tiles of rows with `binary_dequant` (also
+ * threaded; the exact values of dequantizeBinary) and hands them to backend.matmul. The tiles
+ * have the size the TypeScript kernel uses, so prefill and evaluation give the same floats on
+ * either kernel, and the same as the dense dequantized model on the same backend.
  */
 import type { Backend, RowKernels } from '../backend/types.js';
 import type { Linear } from '../runtime/linear.js';
@@ -18,7 +19,25 @@ const TILE_FLOATS = 1 << 16;
 /** Up to this many activation rows matmul is one matvec per row (a tile costs more than it saves). */
 const MATVEC_ROWS = 2;
 /** Fields of csrc/binary.c's binary_desc, in order. */
-const DESC_FIELDS = 17;
+const DESC_FIELDS = 18;
+/** Index of the table's address among them (set before every matvec: the table is shared). */
+const DESC_LUT = 17;
+
+/**
+ * The subset-sum table (1 KB per 8 input columns) is scratch of one matvec at a time, so all
+ * binary layers on one set of row kernels share it instead of holding one each (a 4096-wide
+ * model would otherwise keep 512 KB per layer). Kept until the row kernels are collected.
+ */
+const lutScratch = new WeakMap<RowKernels, Float32Array>();
+
+function lutFor(rk: RowKernels, floats: number): Float32Array {
+  const have = lutScratch.get(rk);
+  if (have && have.length >= floats) return have;
+  if (have) rk.free(have);
+  const lut = rk.alloc(floats);
+  lutScratch.set(rk, lut);
+  return lut;
+}
 
 /** Sets position `pos` of a lane-sliced stream (csrc/binary.c) starting at byte `offset`. */
 function setStreamBit(dst: Uint8Array, offset: number, pos: number): void {
@@ -38,7 +57,9 @@ export class BinaryWasmKernels implements Linear {
   // kernel memory (freed by dispose)
   private readonly owned: Array<Uint8Array | Float32Array> = [];
   private readonly desc: number; // address of the binary_desc
-  private readonly x: Float32Array; // [4·ceil(in/4)] x with salient columns zeroed
+  private readonly descFields: Int32Array; // [DESC_FIELDS] its fields
+  private readonly rb: number; // bytes per row of a file plane
+  private readonly x: Float32Array; // [8·rb] x with salient columns zeroed, zeros past inDim
   private readonly xsal: Float32Array; // [salient stream length]
   private readonly tsum: Float32Array; // [nB, 2]
   private readonly yOut: Float32Array; // [outDim] when the caller's y is outside kernel memory
@@ -57,6 +78,7 @@ export class BinaryWasmKernels implements Linear {
     this.nB = blockCount(inDim, p.blockSize);
     const nB = this.nB;
     const rb = bitstreamBytes(inDim, 1);
+    this.rb = rb;
 
     // salient columns, and their stream positions: each block's list padded to a multiple of 4
     const mask = t.blobs.salient!.bytes;
@@ -76,20 +98,13 @@ export class BinaryWasmKernels implements Linear {
     this.salPosJs = Int32Array.from(pos);
     const streamLen = q;
 
-    // the planes, lane-sliced
-    const rowStride = 16 * Math.ceil(inDim / 128);
+    // the planes as stored; the salient signs as a lane-sliced stream
     const salStride = 16 * Math.ceil(streamLen / 128);
-    const sign = this.bytes(outDim * rowStride);
-    const split = this.bytes(outDim * rowStride);
     const fileSign = t.blobs.signs!.bytes;
-    const fileSplit = t.blobs.split!.bytes;
-    for (let r = 0; r < outDim; r++) {
-      for (let j = 0; j < inDim; j++) {
-        const k = r * rb + (j >>> 3);
-        if ((fileSign[k]! >>> (j & 7)) & 1) setStreamBit(sign, r * rowStride, j);
-        if ((fileSplit[k]! >>> (j & 7)) & 1) setStreamBit(split, r * rowStride, j);
-      }
-    }
+    const sign = this.bytes(outDim * rb);
+    sign.set(fileSign);
+    const split = this.bytes(outDim * rb);
+    split.set(t.blobs.split!.bytes);
     const sal1 = this.bytes(outDim * salStride);
     const sal2 = this.bytes(outDim * salStride);
     const res = p.salientColumns > 0 ? t.blobs.residual!.bytes : new Uint8Array(0);
@@ -114,7 +129,7 @@ export class BinaryWasmKernels implements Linear {
     const salColMem = ints(this.salCols);
     const salPosMem = ints(this.salPosJs);
 
-    this.x = this.floats(4 * Math.ceil(inDim / 4));
+    this.x = this.floats(8 * rb);
     this.xsal = this.floats(Math.max(1, streamLen));
     this.tsum = this.floats(2 * nB);
     this.yOut = this.floats(Math.max(1, outDim));
@@ -122,20 +137,23 @@ export class BinaryWasmKernels implements Linear {
 
     const at = (v: ArrayBufferView) => rk.address(v)!;
     const fields = [
-      at(sign), at(split), rowStride, at(sal1), at(sal2), salStride, at(scales), at(gsMem),
-      inDim, p.blockSize, nB, at(this.x), at(this.xsal), at(this.tsum), at(salColMem), at(salPosMem), cols.length,
+      at(sign), at(split), rb, at(sal1), at(sal2), salStride, at(scales), at(gsMem),
+      inDim, p.blockSize, nB, at(this.x), at(this.xsal), at(this.tsum), at(salColMem), at(salPosMem), cols.length, 0,
     ];
     if (fields.length !== DESC_FIELDS) throw new Error('binary_desc field count');
     const desc = ints(fields);
     this.desc = at(desc);
+    this.descFields = new Int32Array(desc.buffer, desc.byteOffset, DESC_FIELDS);
   }
 
   matvec(y: Float32Array, x: Float32Array): void {
     this.prepare(x);
     const yInMemory = this.rk.address(y) !== undefined;
     const target = yInMemory ? y : this.yOut;
-    // a packed weight costs about three dense multiply-adds (mask, flip, three sums per 4 columns)
-    this.rk.runRows('binary_gemv', [this.rk.address(target)!, this.desc], this.outDim, { work: 3 * this.outDim * this.inDim });
+    this.descFields[DESC_LUT] = this.rk.address(lutFor(this.rk, 256 * this.rb))!;
+    // the table: 16 vector additions per 8 columns; the products: 3 lookups per 8 weights
+    this.rk.runRows('binary_lut', [this.desc], this.rb, { work: 16 * this.rb });
+    this.rk.runRows('binary_gemv_lut', [this.rk.address(target)!, this.desc], this.outDim, { work: this.outDim * this.inDim });
     if (!yInMemory) y.set(this.yOut.subarray(0, this.outDim));
   }
 

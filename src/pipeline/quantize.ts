@@ -155,12 +155,19 @@ export function quantizeModel(input: ModelSource, opts: PipelineOptions): Pipeli
     runner = new BlockRunner(backend, blockConfig, allocScratch(blockConfig, backend, Math.min(cal.seqLen, 512)), cal);
   }
 
+  // the float model's stream for block-level targets (OmniQuant); on resume, recomputed through the float blocks
+  let XF: Float32Array | undefined;
+  if (runner && method.requires.floatStream && method.refineBlock && !opts.floatInputs) {
+    XF = embedWindows(source, opts.calibration!);
+    for (let l = 0; l < first; l++) propagateFloat(source, l, runner, backend, XF);
+  }
+
   const result: PipelineResult = { packed: new Map(), source, layers: [], blocksDone: first };
   const total = (c.nLayers - first) * QUANT_ORDER.length;
   const t0 = performance.now();
   let done = 0;
   for (let l = first; l < c.nLayers; l++) {
-    const block = quantizeBlock(source, l, X, runner, opts, (linear) => {
+    const block = quantizeBlock(source, l, X, XF, runner, opts, (linear) => {
       done++;
       const elapsed = (performance.now() - t0) / 1000;
       opts.onProgress?.({ block: l, blocks: c.nLayers, linear, done, total, elapsedSeconds: elapsed, etaSeconds: (elapsed * (total - done)) / done });
@@ -178,6 +185,7 @@ function quantizeBlock(
   source: ModelSource,
   l: number,
   X: Float32Array, // [N·seqLen, dim]
+  XF: Float32Array | undefined, // [N·seqLen, dim] the float model's stream, when the method requires it
   runner: BlockRunner | undefined,
   opts: PipelineOptions,
   quantized: (linear: LinearName) => void,
@@ -231,7 +239,7 @@ function quantizeBlock(
     const weights = new Map(QUANT_ORDER.map((linear) => [linear as string, W.get(layerTensor(l, linear))!]));
     const cal = opts.calibration;
     const refined = method.refineBlock(
-      { backend, config: source.config, block: l, inputs: X, windows: cal.count, seqLen: cal.seqLen, norms: { attnNorm: float.attnNorm, ffnNorm: float.ffnNorm }, weights, results },
+      { backend, config: source.config, block: l, inputs: X, windows: cal.count, seqLen: cal.seqLen, norms: { attnNorm: float.attnNorm, ffnNorm: float.ffnNorm }, weights, results, floatInputs: opts.floatInputs ? X : XF },
       opts.methodOptions,
     );
     for (const [linear, r] of refined) {
@@ -248,12 +256,23 @@ function quantizeBlock(
 
   // the inputs of the next block
   if (!captureIsOutput) runner?.propagate(opts.floatInputs ? float : current, X);
+  if (XF) runner?.propagate(float, XF);
   for (const linear of QUANT_ORDER) {
     const f = FIELD_OF[linear];
     float[f].dispose?.();
     if (current[f] !== float[f]) current[f].dispose?.();
   }
   return { block: l, packed, layers, nextInputs: X };
+}
+
+/** XF ← float block l (XF): the float stream of the blocks a resumed run skips. */
+function propagateFloat(source: ModelSource, l: number, runner: BlockRunner, backend: Backend, XF: Float32Array): void {
+  const float = loadLayerWeights(source, l, (name, src) => {
+    const [out, inDim] = src.tensors().find((t) => t.name === name)!.shape as [number, number];
+    return new DenseLinear(backend, src.load(name), out, inDim);
+  });
+  runner.propagate(float, XF);
+  for (const linear of QUANT_ORDER) float[FIELD_OF[linear]].dispose?.();
 }
 
 /**

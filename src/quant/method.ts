@@ -80,6 +80,11 @@ export interface BlockRefineContext {
   weights: ReadonlyMap<string, { w: Float32Array; out: number; in: number }>;
   /** Each linear's quantizeLayer result, by short name. */
   results: ReadonlyMap<string, LayerResult>;
+  /**
+   * [windows·seqLen, dim] the float model's stream entering this block (every earlier block
+   * unquantized), when the method `requires.floatStream`; read only. OmniQuant's targets.
+   */
+  floatInputs?: Float32Array;
 }
 
 /** One option of a method, enough for CLI parsing, validation and generated --help. */
@@ -98,8 +103,11 @@ export interface QuantMethod<O extends object> {
   readonly describe: string;
   readonly defaults: Readonly<O>;
   readonly options: OptionSchema<O>;
-  /** What the pipeline must collect for this method (RTN needs neither). */
-  readonly requires: { hessian: boolean; inputs: boolean };
+  /**
+   * What the pipeline must collect for this method (RTN needs neither). `floatStream`: also
+   * carry the float model's residual stream for refineBlock (BlockRefineContext.floatInputs).
+   */
+  readonly requires: { hessian: boolean; inputs: boolean; floatStream?: boolean };
   /**
    * Quantize one linear.
    * @param W [out, in] float32, row-major; not modified.
