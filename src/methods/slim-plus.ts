@@ -12,6 +12,7 @@
  * `fitGrid(β·min, γ·max)` (float16 scale, integer zero) so the packed file is exact.
  */
 import { blockBackward, blockForward, type BlockParams } from '../autograd/block.js';
+import { BlockKernels } from '../autograd/kernels.js';
 import { AdamW } from '../autograd/optim.js';
 import { groupCount, type GroupQuantized } from '../formats/quantized.js';
 import { dequantizeLevel, fitGrid, groupWidth, maxLevel, quantizeLevel } from '../quant/grid.js';
@@ -25,9 +26,16 @@ export interface SlimPlusOptions extends SlimOptions {
   weightDecay: number;
   /** Initial u = l: σ(4) ≈ 0.982, OmniQuant's initialisation (clipping just inside min/max). */
   init: number;
+  /**
+   * What the quantized block (fed the quantized model's stream) is trained to reproduce:
+   * 'quant' the float block on the same quantized stream; 'float' the float block on the float
+   * model's stream (OmniQuant's target); 'both' the sum of the two MSEs (OmniQuant --aug_loss,
+   * which the official SliM-LLM+ scripts use).
+   */
+  lossTargets: string;
 }
 
-export const slimPlusDefaults: SlimPlusOptions = { ...slimDefaults, epochs: 50, lr: 1e-2, weightDecay: 0, init: 4 };
+export const slimPlusDefaults: SlimPlusOptions = { ...slimDefaults, epochs: 50, lr: 1e-2, weightDecay: 0, init: 4, lossTargets: 'quant' };
 
 const sigmoid = (x: number) => 1 / (1 + Math.exp(-x));
 const roundEven = (x: number) => {
@@ -140,6 +148,16 @@ const FIELDS: ReadonlyArray<[string, keyof BlockParams]> = [
 
 /** Trains every linear's clipping in the block against the float block's output; returns the new results. */
 export function refineSlimPlusBlock(ctx: BlockRefineContext, opts: SlimPlusOptions): Map<string, LayerResult> {
+  // the block's matmuls and attention on the backend; its buffers hold the quantized weights too
+  const kernels = new BlockKernels(ctx.backend);
+  try {
+    return train(ctx, opts, kernels);
+  } finally {
+    kernels.dispose();
+  }
+}
+
+function train(ctx: BlockRefineContext, opts: SlimPlusOptions, kernels: BlockKernels): Map<string, LayerResult> {
   const t0 = performance.now();
   const c = ctx.config;
   const { seqLen: T, windows } = ctx;
@@ -153,30 +171,57 @@ export function refineSlimPlusBlock(ctx: BlockRefineContext, opts: SlimPlusOptio
     const widths = (ctx.results.get(name)!.payload.data as GroupQuantized).bits;
     lwc.set(name, new Lwc(w, out, inDim, groupWidth(opts.groupSize, inDim), widths, opts.init));
     floatP[field] = w;
-    quantP[field] = new Float32Array(w.length);
+    quantP[field] = kernels.slot(`lwc.${field}`, w.length);
     grads[field] = new Float32Array(w.length);
   }
-  // targets: the float block on every window
-  const target = new Float32Array(windows * T * dim);
-  for (let s = 0; s < windows; s++) target.set(blockForward(c, floatP, ctx.inputs.subarray(s * T * dim, (s + 1) * T * dim), T).out, s * T * dim);
+  // targets: the float block on every window of the quantized stream and of the float model's stream
+  const D = T * dim;
+  const targetOf = (X: Float32Array) => {
+    const target = new Float32Array(windows * D);
+    for (let s = 0; s < windows; s++) target.set(blockForward(c, floatP, X.subarray(s * D, (s + 1) * D), T, kernels).out, s * D);
+    return target;
+  };
+  const onQuant = targetOf(ctx.inputs);
+  const onFloat = ctx.floatInputs ? targetOf(ctx.floatInputs) : undefined;
+  if (opts.lossTargets !== 'quant' && onFloat === undefined) throw new RangeError(`SliM-LLM+ lossTargets '${opts.lossTargets}' needs the float stream (BlockRefineContext.floatInputs)`);
+  const targets = opts.lossTargets === 'quant' ? [onQuant] : opts.lossTargets === 'float' ? [onFloat!] : [onQuant, onFloat!];
+  /** Block output MSE of the current quantP against each target, for the stats. */
+  const mse = (tag: string) => {
+    const r: Record<string, number> = {};
+    for (const [name, t] of [['Quant', onQuant], ['Float', onFloat]] as const) {
+      if (t === undefined) continue;
+      let sum = 0;
+      for (let s = 0; s < windows; s++) {
+        const out = blockForward(c, quantP, ctx.inputs.subarray(s * D, (s + 1) * D), T, kernels).out;
+        for (let i = 0; i < D; i++) sum += (out[i]! - t[s * D + i]!) ** 2;
+      }
+      r[`blockMse${tag}${name}`] = sum / (windows * D);
+    }
+    return r;
+  };
+  for (const [name, field] of FIELDS) lwc.get(name)!.apply(quantP[field] as Float32Array);
+  const before = mse('Init');
   const L = [...lwc.values()];
   const opt = new AdamW(L.flatMap((x) => [x.u, x.l]), { lr: opts.lr, weightDecay: opts.weightDecay });
+  const dout = new Float32Array(D);
   let first = NaN;
   let last = NaN;
   for (let e = 0; e < opts.epochs; e++) {
     let sum = 0;
     for (let s = 0; s < windows; s++) {
       for (const [name, field] of FIELDS) lwc.get(name)!.apply(quantP[field] as Float32Array);
-      const x = ctx.inputs.subarray(s * T * dim, (s + 1) * T * dim);
-      const acts = blockForward(c, quantP, x, T);
-      const dout = new Float32Array(T * dim);
-      for (let i = 0; i < T * dim; i++) {
-        const d = acts.out[i]! - target[s * T * dim + i]!;
-        sum += d * d;
-        dout[i] = (2 * d) / (T * dim);
+      const x = ctx.inputs.subarray(s * D, (s + 1) * D);
+      const acts = blockForward(c, quantP, x, T, kernels);
+      dout.fill(0);
+      for (const target of targets) {
+        for (let i = 0; i < D; i++) {
+          const d = acts.out[i]! - target[s * D + i]!;
+          sum += d * d;
+          dout[i]! += (2 * d) / D;
+        }
       }
       for (const g of Object.values(grads)) g.fill(0);
-      blockBackward(c, quantP, acts, dout, grads);
+      blockBackward(c, quantP, acts, dout, grads, kernels);
       for (const x2 of L) {
         x2.du.fill(0);
         x2.dl.fill(0);
@@ -184,15 +229,19 @@ export function refineSlimPlusBlock(ctx: BlockRefineContext, opts: SlimPlusOptio
       for (const [name, field] of FIELDS) lwc.get(name)!.apply(quantP[field] as Float32Array, grads[field]);
       opt.step(L.flatMap((x2) => [x2.du, x2.dl]));
     }
-    last = sum / (windows * T * dim);
+    last = sum / (windows * D);
     if (e === 0) first = last;
   }
   const seconds = (performance.now() - t0) / 1000;
+  const finished = new Map([...lwc].map(([name, x]) => [name, x.finish()]));
+  for (const [name, field] of FIELDS) quantP[field]!.set(finished.get(name)!.dequantized);
+  const after = mse('Final'); // the stored grids, as the file computes them
   const out = new Map<string, LayerResult>();
   for (const [name] of FIELDS) {
-    const { payload, dequantized } = lwc.get(name)!.finish();
+    const { payload, dequantized } = finished.get(name)!;
     const prev = ctx.results.get(name)!.stats;
-    out.set(name, { payload: { format: 'groups', data: payload }, dequantized, stats: { ...prev, blockMseFirstEpoch: first, blockMseLastEpoch: last, refineSeconds: seconds } });
+    const stats = { ...prev, ...before, ...after, blockMseFirstEpoch: first, blockMseLastEpoch: last, refineSeconds: seconds };
+    out.set(name, { payload: { format: 'groups', data: payload }, dequantized, stats });
   }
   return out;
 }
@@ -203,12 +252,13 @@ export const slimPlus: QuantMethod<SlimPlusOptions> = {
     'SliM-LLM+ (Huang et al. 2024, official slim-llm-plus on OmniQuant): SliM-LLM\'s SBA bit allocation, ' +
     'fixed, with OmniQuant\'s learnable weight clipping γ = σ(u), β = σ(l) per row and group (init σ(4)), ' +
     'trained block by block with AdamW (lr 1e-2, --epochs passes over the calibration windows) to match ' +
-    'the float block\'s output (MSE); round-to-nearest on the learned grids, no GPTQ.',
+    'the float block\'s output (MSE; --loss-targets picks the float block on the quantized stream, on the float ' +
+    'model\'s stream as OmniQuant, or both as the official scripts\' --aug_loss); round-to-nearest on the learned grids, no GPTQ.',
   defaults: slimPlusDefaults,
   options: {
     ...slimPlusOptionSchema(),
   },
-  requires: { hessian: true, inputs: true },
+  requires: { hessian: true, inputs: true, floatStream: true },
   quantizeLayer(W, outDim, inDim, H, opts, ctx: LayerContext): LayerResult {
     checkLayerShape(ctx, W, outDim, inDim, H);
     if (H === null) throw new RangeError(`${ctx.name}: SliM-LLM+ needs the layer Hessian`);
@@ -235,5 +285,10 @@ function slimPlusOptionSchema(): QuantMethod<SlimPlusOptions>['options'] {
     lr: { kind: 'number', help: 'SliM-LLM+: AdamW learning rate of the clipping parameters', min: 0 },
     weightDecay: { kind: 'number', help: 'SliM-LLM+: AdamW weight decay', min: 0 },
     init: { kind: 'number', help: 'SliM-LLM+: initial u = l (σ(init) is the starting clip factor)' },
+    lossTargets: {
+      kind: 'string',
+      pattern: /^(quant|float|both)$/,
+      help: 'SliM-LLM+: train the quantized block to match the float block on the quantized stream (quant), on the float model\'s stream (float, OmniQuant), or both MSEs summed (both, OmniQuant --aug_loss as the official scripts)',
+    },
   };
 }
