@@ -50,9 +50,17 @@ const watched = {
   },
   refineBlock: (...a: Parameters<NonNullable<typeof method.refineBlock>>) => {
     const t = performance.now();
-    const out = method.refineBlock!(...a);
+    const [ctx, o] = a;
+    const out = method.refineBlock!({
+      ...ctx,
+      setNorms: (n) => {
+        if (n.attnNorm) tuned.set(`model.layers.${ctx.block}.input_layernorm.weight`, n.attnNorm);
+        if (n.ffnNorm) tuned.set(`model.layers.${ctx.block}.post_attention_layernorm.weight`, n.ffnNorm);
+        ctx.setNorms?.(n);
+      },
+    }, o);
     refineSeconds += (performance.now() - t) / 1000;
-    for (const [short, r] of out) tuned.set(`model.layers.${a[0].block}.${short}.weight`, r.dequantized);
+    for (const [short, r] of out) tuned.set(`model.layers.${ctx.block}.${short}.weight`, r.dequantized);
     return out;
   },
 };
@@ -60,9 +68,10 @@ const t0 = performance.now();
 const r = quantizeModel(source, { backend, method: watched, methodOptions: opts, calibration });
 const total = (performance.now() - t0) / 1000;
 
+// weights: fake-quantized linears and (tuned) trained norms by canonical name; the rest from the source
 const ppl = (weights: Map<string, Float32Array>) =>
   perplexity(
-    new LlamaModel(source, {
+    new LlamaModel({ name: source.name, config: source.config, tensors: () => source.tensors(), load: (name: string) => weights.get(name) ?? source.load(name) }, {
       backend,
       linear: (name, src) => {
         const [out, inDim] = src.tensors().find((x) => x.name === name)!.shape as [number, number];

@@ -204,15 +204,17 @@ describe('AQLM on stories260K', () => {
   const ppl = (model: LlamaModel) => perplexity(model, heldout, { seqLen: 128, maxWindows: 16 }).ppl;
 
   /** Packs the pipeline's result and returns the perplexity of the packed file and of the method's own fake-quantized weights. */
-  function packedAndMemory(r: ReturnType<typeof quantizeModel>, dequantized: Map<string, Float32Array>): { packed: number; memory: number } {
-    const plan = planPackedModel({ config: source.config, method: { name: 'aqlm', options: {} }, source, packed: r.packed });
+  function packedAndMemory(r: ReturnType<typeof quantizeModel>, dequantized: Map<string, Float32Array>, norms = new Map<string, Float32Array>()): { packed: number; memory: number } {
+    // r.source: the model whose unquantized tensors (trained norms included) the file stores, as the CLI writes it
+    const plan = planPackedModel({ config: source.config, method: { name: 'aqlm', options: {} }, source: r.source, packed: r.packed });
     const bytes = new Uint8Array(plan.size);
     let off = 0;
     for (const chunk of plan.chunks()) { bytes.set(chunk, off); off += chunk.byteLength; }
     const file = new PackedModel(new BufferSource('aqlm.bcq', bytes));
     const packedModel = new LlamaModel(file, { backend, linear: file.linears(backend) });
-    // the in-memory model: the method's own fake-quantized weights, never the packed bytes
-    const memory = new LlamaModel(source, {
+    // the in-memory model: the method's own fake-quantized weights and trained norms, never the packed bytes
+    const memorySource = { name: source.name, config: source.config, tensors: () => source.tensors(), load: (name: string) => norms.get(name) ?? source.load(name) };
+    const memory = new LlamaModel(memorySource, {
       backend,
       linear: (name, src) => {
         const [out, inDim] = src.tensors().find((x) => x.name === name)!.shape as [number, number];
@@ -238,9 +240,10 @@ describe('AQLM on stories260K', () => {
     assert.ok(b > fp, `quantized ${b} should be worse than fp32 ${fp}`);
   });
 
-  it('block fine-tuning lowers the block output MSE on training and held-out windows, and packs exactly (1x4, g4)', () => {
+  it('block fine-tuning (codebooks, scales, norms) lowers the block output MSE on training and held-out windows, and packs exactly (1x4, g4)', () => {
     const { method, opts } = getMethod('aqlm', { scheme: '1x4', groupSize: 4, beamSize: 2, maxEpochs: 2, stepsPerEpoch: 10, finetuneEpochs: 3, finetuneLr: 1e-3 });
     const dequantized = new Map<string, Float32Array>();
+    const norms = new Map<string, Float32Array>();
     const mse: Array<{ block: number; trainBefore: number; trainAfter: number; heldBefore: number; heldAfter: number }> = [];
     const watched = {
       ...method,
@@ -251,16 +254,19 @@ describe('AQLM on stories260K', () => {
       },
       // measures the block's output error itself, before and after, with the float block as target
       refineBlock: (ctx: BlockRefineContext, o: AqlmOptions) => {
-        const out = method.refineBlock!(ctx, o);
+        let trained: { attnNorm?: Float32Array; ffnNorm?: Float32Array } = {};
+        const out = method.refineBlock!({ ...ctx, setNorms: (n) => { trained = n; ctx.setNorms!(n); } }, o);
         const D = ctx.seqLen * ctx.config.dim;
-        const params = (pick: (name: string) => Float32Array) => ({
-          attnNorm: ctx.norms.attnNorm, ffnNorm: ctx.norms.ffnNorm,
+        const params = (pick: (name: string) => Float32Array, n = ctx.norms) => ({
+          attnNorm: n.attnNorm, ffnNorm: n.ffnNorm,
           wq: pick('self_attn.q_proj'), wk: pick('self_attn.k_proj'), wv: pick('self_attn.v_proj'), wo: pick('self_attn.o_proj'),
           w1: pick('mlp.gate_proj'), w2: pick('mlp.down_proj'), w3: pick('mlp.up_proj'),
         });
         const floatP = params((n) => ctx.weights.get(n)!.w);
         const beforeP = params((n) => ctx.results.get(n)!.dequantized);
-        const afterP = params((n) => (out.get(n) ?? ctx.results.get(n)!).dequantized);
+        const afterP = params((n) => (out.get(n) ?? ctx.results.get(n)!).dequantized, { ...ctx.norms, ...trained });
+        if (trained.attnNorm) norms.set(`model.layers.${ctx.block}.input_layernorm.weight`, trained.attnNorm);
+        if (trained.ffnNorm) norms.set(`model.layers.${ctx.block}.post_attention_layernorm.weight`, trained.ffnNorm);
         const errs = [0, 0];
         const errsHeld = [0, 0];
         for (let s = 0; s < ctx.windows; s++) {
@@ -288,7 +294,11 @@ describe('AQLM on stories260K', () => {
     assert.ok(m0.trainAfter < m0.trainBefore && m0.heldAfter < m0.heldBefore, `block 0 not improved: ${JSON.stringify(m0)}`);
     const tuned = r.layers.filter((l) => l.stats.ftHeldMseAfter !== undefined);
     assert.ok(tuned.length >= 7, 'block 0 linears report their fine-tuning');
-    const { packed: a, memory: b } = packedAndMemory(r, dequantized);
+    // block 0 was improved, so its norms were trained: they moved, and the file stores them
+    const n0 = norms.get('model.layers.0.input_layernorm.weight');
+    assert.ok(n0 !== undefined && n0.some((v, i) => v !== source.load('model.layers.0.input_layernorm.weight')[i]), 'block 0 attention norm trained');
+    assert.deepEqual(r.source.load('model.layers.0.input_layernorm.weight'), n0);
+    const { packed: a, memory: b } = packedAndMemory(r, dequantized, norms);
     assert.ok(Math.abs(a - b) / b <= 1e-4, `packed ${a} vs in-memory ${b}`);
   });
 });

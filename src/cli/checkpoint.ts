@@ -4,6 +4,7 @@
  *   manifest.json        { version, optionsHash, blocksDone, blocks: [tensor index per block] }
  *   block-<l>.bin        the packed blobs of block l, concatenated in the manifest's order
  *   inputs-<l>.f32       the residual stream [N·seqLen, dim] entering block l = blocksDone
+ *   dense-<l>.f32        unquantized tensors block l's method replaced (AQLM's trained norms), if any
  * Every file is written atomically and the manifest last, so a kill at any moment leaves the
  * directory describing a consistent prefix of finished blocks.
  */
@@ -29,6 +30,8 @@ interface Manifest {
   optionsHash: string;
   blocksDone: number;
   blocks: TensorIndex[][];
+  /** Per block (absent: none), the replaced unquantized tensors stored in dense-<l>.f32 in this order. */
+  dense?: Record<string, Array<{ name: string; length: number }>>;
 }
 
 export interface ResumePoint {
@@ -37,6 +40,8 @@ export interface ResumePoint {
   packed: Map<string, PackedTensor>;
   /** [N·seqLen, dim] inputs of block blocksDone. */
   inputs: Float32Array;
+  /** Unquantized tensors the finished blocks replaced (BlockResult.dense). */
+  dense: Map<string, Float32Array>;
 }
 
 export class WorkDir {
@@ -74,12 +79,14 @@ export class WorkDir {
     if (m.blocksDone === 0) return null;
     const packed = new Map<string, PackedTensor>();
     for (let l = 0; l < m.blocksDone; l++) for (const [name, t] of w.readBlock(l, m.blocks[l]!)) packed.set(name, t);
+    const dense = new Map<string, Float32Array>();
+    for (let l = 0; l < m.blocksDone; l++) for (const [name, t] of w.readDense(l)) dense.set(name, t);
     const inputsPath = join(dir, `inputs-${m.blocksDone}.f32`);
     const bytes = readFileSync(inputsPath);
     if (bytes.byteLength % 4 !== 0) throw new InputError(inputsPath, 'length is not a whole number of float32 values');
     const inputs = new Float32Array(bytes.byteLength / 4);
     new Uint8Array(inputs.buffer).set(bytes);
-    return { work: w, resume: { blocksDone: m.blocksDone, packed, inputs } };
+    return { work: w, resume: { blocksDone: m.blocksDone, packed, inputs, dense } };
   }
 
   private constructor(
@@ -90,7 +97,7 @@ export class WorkDir {
   }
 
   /** Records finished block `l` and the inputs of block l + 1. */
-  saveBlock(l: number, packed: ReadonlyMap<string, PackedTensor>, nextInputs: Float32Array): void {
+  saveBlock(l: number, packed: ReadonlyMap<string, PackedTensor>, nextInputs: Float32Array, dense?: ReadonlyMap<string, Float32Array>): void {
     if (l !== this.manifest.blocksDone) throw new Error(`work dir: block ${l} finished after ${this.manifest.blocksDone} blocks`);
     const index: TensorIndex[] = [];
     const chunks: Uint8Array[] = [];
@@ -107,7 +114,14 @@ export class WorkDir {
     writeFileAtomic(join(this.dir, `block-${l}.bin`), chunks, { expectedSize: offset });
     const inputBytes = new Uint8Array(nextInputs.buffer, nextInputs.byteOffset, nextInputs.byteLength);
     writeFileAtomic(join(this.dir, `inputs-${l + 1}.f32`), [inputBytes]);
-    this.manifest = { ...this.manifest, blocksDone: l + 1, blocks: [...this.manifest.blocks, index] };
+    let denseIndex = this.manifest.dense;
+    if (dense !== undefined && dense.size > 0) {
+      const tensors = [...dense];
+      const bytes = tensors.map(([, t]) => new Uint8Array(t.buffer, t.byteOffset, t.byteLength));
+      writeFileAtomic(join(this.dir, `dense-${l}.f32`), bytes, { expectedSize: bytes.reduce((a, b) => a + b.byteLength, 0) });
+      denseIndex = { ...denseIndex, [String(l)]: tensors.map(([name, t]) => ({ name, length: t.length })) };
+    }
+    this.manifest = { ...this.manifest, blocksDone: l + 1, blocks: [...this.manifest.blocks, index], ...(denseIndex ? { dense: denseIndex } : {}) };
     this.writeManifest();
     rmSync(join(this.dir, `inputs-${l}.f32`), { force: true });
   }
@@ -118,6 +132,24 @@ export class WorkDir {
 
   private writeManifest(): void {
     writeFileAtomic(join(this.dir, 'manifest.json'), [new TextEncoder().encode(JSON.stringify(this.manifest))]);
+  }
+
+  private readDense(l: number): Map<string, Float32Array> {
+    const out = new Map<string, Float32Array>();
+    const index = this.manifest.dense?.[String(l)];
+    if (index === undefined) return out;
+    const path = join(this.dir, `dense-${l}.f32`);
+    const bytes = readFileSync(path);
+    const total = index.reduce((a, e) => a + e.length, 0);
+    if (!index.every((e) => Number.isInteger(e.length) && e.length >= 0) || bytes.byteLength !== 4 * total) throw new InputError(path, `holds ${bytes.byteLength} bytes, the manifest lists ${total} float32 values`);
+    let off = 0;
+    for (const e of index) {
+      const t = new Float32Array(e.length);
+      new Uint8Array(t.buffer).set(bytes.subarray(off, off + 4 * e.length));
+      out.set(e.name, t);
+      off += 4 * e.length;
+    }
+    return out;
   }
 
   private readBlock(l: number, index: TensorIndex[]): Map<string, PackedTensor> {

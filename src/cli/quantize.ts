@@ -124,7 +124,8 @@ function run(modelPath: string, opts: QuantizeCliOptions): void {
     const resumedBlocks = resume?.resume.blocksDone ?? 0;
     if (resume) process.stderr.write(`resuming after block ${resumedBlocks}/${c.nLayers} from ${workPath}\n`);
 
-    const progress = createProgress(process.stderr, 'quantize', 'linears');
+    const progress = createProgress(process.stderr, 'quantize', 'M weights');
+    const mega = (n: number) => Math.round(n / 1e4) / 100;
     const r = quantizeModel(source, {
       backend,
       method,
@@ -132,10 +133,11 @@ function run(modelPath: string, opts: QuantizeCliOptions): void {
       calibration: cal,
       trueSequential: opts.trueSequential,
       floatInputs: opts.floatInputs,
-      resume: resume ? { block: resumedBlocks, inputs: resume.resume.inputs } : undefined,
-      onProgress: (e) => progress.update(e.done, e.total, `block ${e.block + 1}/${e.blocks} ${e.linear}`),
+      resume: resume ? { block: resumedBlocks, inputs: resume.resume.inputs, dense: resume.resume.dense } : undefined,
+      // counted in weights so the ETA weighs wide linears (and the block steps after them) by their cost
+      onProgress: (e) => progress.update(mega(e.weightsDone ?? e.done), mega(e.weightsTotal ?? e.total), `block ${e.block + 1}/${e.blocks} ${e.linear} (${e.done}/${e.total} linears)`),
       onBlockDone: (b) => {
-        work.saveBlock(b.block, b.packed, b.nextInputs);
+        work.saveBlock(b.block, b.packed, b.nextInputs, b.dense);
         return opts.stopAfterBlock === undefined || b.block < opts.stopAfterBlock;
       },
     });

@@ -1,22 +1,24 @@
 /**
  * AQLM block fine-tuning (Egiazarian et al. 2024, §3.4 "Fine-tuning for intra-layer
  * cohesion"): after every linear of a block is quantized, the codes stay fixed and the block's
- * continuous parameters — every linear's codebooks C_m and per-row scales s — are trained with
- * Adam to make the quantized block's output match the float block's output on the calibration
- * windows (MSE), with early stopping on held-out calibration windows.
+ * continuous parameters — every linear's codebooks C_m and per-row scales s, and the two RMSNorm
+ * weights — are trained with Adam to make the quantized block's output match the float block's
+ * output on the calibration windows (MSE), with early stopping on held-out calibration windows.
  *
  * The gradient w.r.t. a linear's weights, dŴ, comes from the autograd block backward; it is
  * chained through ŵ[r, group j] = s_r · Σ_m C_m[b_{r,j,m}]:
  *   dC_m[k]  = Σ_{(r,j): b_{r,j,m} = k} s_r · dŴ[r, j]      (scatter-add by codes)
  *   ds_r     = Σ_j dŴ[r, j] · Σ_m C_m[b_{r,j,m}]            (= dŴ_r · (Ŵ_r / s_r))
- * The RMSNorm weights are left as they are: the pipeline's block hook carries replacement linear
- * results only, and the packed file stores the source model's norms.
+ * The norms' gradients come straight from the block backward; the trained norms go to the
+ * pipeline (ctx.setNorms), which runs the following blocks with them and stores them in the
+ * packed file (float32, as the source's). A caller without setNorms gets the norms untrained.
  *
  * Held-out MSE is measured with float16-rounded codebooks and scales (what the file stores), and
  * the best such parameters are kept, so the result never ends worse on held-out windows than
  * AQLM's layer-wise result, and its dequantization is exactly the packed format's.
  */
 import { blockBackward, blockForward, type BlockParams } from '../autograd/block.js';
+import { BlockKernels } from '../autograd/kernels.js';
 import { Adam } from '../autograd/optim.js';
 import type { CodebookQuantized } from '../formats/codebook.js';
 import { roundToF16 } from '../formats/quantized.js';
@@ -30,6 +32,8 @@ export interface AqlmFinetuneOptions {
   finetuneLr: number;
   /** Fraction of calibration windows held out for early stopping (at least one when ≥ 2 windows). */
   finetuneHoldout: number;
+  /** Fine-tune on the first this many calibration windows only (0 = all): a time knob for wide models. */
+  finetuneWindows: number;
 }
 
 /** Official AQLM fine-tuning's Adam betas (finetune_adam_beta1/2). */
@@ -93,26 +97,39 @@ class Trainable {
 }
 
 /** Mean squared difference between the block's output on windows [from, to) and the float targets. */
-function blockMse(ctx: BlockRefineContext, p: BlockParams, target: Float32Array, from: number, to: number): number {
+function blockMse(ctx: BlockRefineContext, p: BlockParams, target: Float32Array, from: number, to: number, kernels: BlockKernels): number {
   const { seqLen: T } = ctx;
   const D = T * ctx.config.dim;
   let sum = 0;
   for (let s = from; s < to; s++) {
-    const out = blockForward(ctx.config, p, ctx.inputs.subarray(s * D, (s + 1) * D), T).out;
+    const out = blockForward(ctx.config, p, ctx.inputs.subarray(s * D, (s + 1) * D), T, kernels).out;
     for (let i = 0; i < D; i++) sum += (out[i]! - target[s * D + i]!) ** 2;
   }
   return sum / ((to - from) * D);
 }
 
+/** The trained norm weights [dim] of a block (float32, stored as they are). */
+interface Norms { attnNorm: Float32Array; ffnNorm: Float32Array }
+
 /**
- * Fine-tunes the block's codebooks and scales; returns the new results of its linears, or an
- * empty map when fine-tuning is off or never lowered the held-out MSE (the layer-wise results stand).
+ * Fine-tunes the block's codebooks, scales and norms; returns the new results of its linears
+ * (the norms go to ctx.setNorms), or an empty map when fine-tuning is off or never lowered the
+ * held-out MSE (the layer-wise results and the source's norms stand).
  */
 export function refineAqlmBlock(ctx: BlockRefineContext, opts: AqlmFinetuneOptions): Map<string, LayerResult> {
-  const refined = new Map<string, LayerResult>();
-  if (opts.finetuneEpochs <= 0) return refined;
+  if (opts.finetuneEpochs <= 0) return new Map();
+  const kernels = new BlockKernels(ctx.backend);
+  try {
+    return finetune(ctx, opts, kernels);
+  } finally {
+    kernels.dispose();
+  }
+}
+
+function finetune(ctx: BlockRefineContext, opts: AqlmFinetuneOptions, kernels: BlockKernels): Map<string, LayerResult> {
   const t0 = performance.now();
-  const { config: c, seqLen: T, windows } = ctx;
+  const { config: c, seqLen: T } = ctx;
+  const windows = opts.finetuneWindows > 0 ? Math.min(ctx.windows, opts.finetuneWindows) : ctx.windows;
   const D = T * c.dim;
   const held = windows >= 2 ? Math.min(windows - 1, Math.max(1, Math.round(windows * opts.finetuneHoldout))) : 0;
   const train = windows - held;
@@ -120,8 +137,11 @@ export function refineAqlmBlock(ctx: BlockRefineContext, opts: AqlmFinetuneOptio
   const [evalFrom, evalTo] = held > 0 ? [train, windows] : [0, windows];
 
   const floatP = { attnNorm: ctx.norms.attnNorm, ffnNorm: ctx.norms.ffnNorm } as BlockParams;
-  const quantP = { ...floatP } as BlockParams;
-  const grads: Partial<Record<keyof BlockParams, Float32Array>> = {};
+  const norms: Norms = { attnNorm: ctx.norms.attnNorm.slice(), ffnNorm: ctx.norms.ffnNorm.slice() };
+  const quantP = { ...floatP, ...norms } as BlockParams;
+  const grads: Partial<Record<keyof BlockParams, Float32Array>> = {
+    attnNorm: new Float32Array(c.dim), ffnNorm: new Float32Array(c.dim),
+  };
   const lin = new Map<string, Trainable>();
   for (const [name, field] of FIELDS) {
     const r = ctx.results.get(name)!;
@@ -132,13 +152,14 @@ export function refineAqlmBlock(ctx: BlockRefineContext, opts: AqlmFinetuneOptio
     grads[field] = new Float32Array(r.dequantized.length);
   }
   const target = new Float32Array(windows * D); // the float block's output on every window
-  for (let s = 0; s < windows; s++) target.set(blockForward(c, floatP, ctx.inputs.subarray(s * D, (s + 1) * D), T).out, s * D);
+  for (let s = 0; s < windows; s++) target.set(blockForward(c, floatP, ctx.inputs.subarray(s * D, (s + 1) * D), T, kernels).out, s * D);
 
-  const before = blockMse(ctx, quantP, target, evalFrom, evalTo);
+  const before = blockMse(ctx, quantP, target, evalFrom, evalTo, kernels);
   let best = before;
-  let bestParams: Map<string, { codebooks: Float32Array; scale: Float32Array }> | null = null;
+  let bestParams: { linears: Map<string, { codebooks: Float32Array; scale: Float32Array }>; norms: Norms } | null = null;
   const L = [...lin.values()];
-  const opt = new Adam(L.flatMap((x) => [x.codebooks, x.scale]), { lr: opts.finetuneLr, ...BETAS });
+  const trainNorms = ctx.setNorms !== undefined;
+  const opt = new Adam([...L.flatMap((x) => [x.codebooks, x.scale]), ...(trainNorms ? [norms.attnNorm, norms.ffnNorm] : [])], { lr: opts.finetuneLr, ...BETAS });
   const dout = new Float32Array(D);
   let epochs = 0;
   let trainFirst = NaN;
@@ -147,20 +168,20 @@ export function refineAqlmBlock(ctx: BlockRefineContext, opts: AqlmFinetuneOptio
     let sum = 0;
     for (let s = 0; s < train; s++) {
       for (const [name, field] of FIELDS) lin.get(name)!.weights(quantP[field] as Float32Array);
-      const acts = blockForward(c, quantP, ctx.inputs.subarray(s * D, (s + 1) * D), T);
+      const acts = blockForward(c, quantP, ctx.inputs.subarray(s * D, (s + 1) * D), T, kernels);
       for (let i = 0; i < D; i++) {
         const d = acts.out[i]! - target[s * D + i]!;
         sum += d * d;
         dout[i] = (2 * d) / D;
       }
       for (const g of Object.values(grads)) g.fill(0);
-      blockBackward(c, quantP, acts, dout, grads);
+      blockBackward(c, quantP, acts, dout, grads, kernels);
       for (const x of L) {
         x.dC.fill(0);
         x.dS.fill(0);
       }
       for (const [name, field] of FIELDS) lin.get(name)!.backward(grads[field]!);
-      opt.step(L.flatMap((x) => [x.dC, x.dS]));
+      opt.step([...L.flatMap((x) => [x.dC, x.dS]), ...(trainNorms ? [grads.attnNorm!, grads.ffnNorm!] : [])]);
     }
     epochs++;
     trainLast = sum / (train * D);
@@ -171,17 +192,18 @@ export function refineAqlmBlock(ctx: BlockRefineContext, opts: AqlmFinetuneOptio
       const r = rounded.get(name)!;
       lin.get(name)!.weights(quantP[field] as Float32Array, r.codebooks, r.scale);
     }
-    const mse = blockMse(ctx, quantP, target, evalFrom, evalTo);
+    const mse = blockMse(ctx, quantP, target, evalFrom, evalTo, kernels);
     if (!(mse < best)) break;
     best = mse;
-    bestParams = rounded;
+    bestParams = { linears: rounded, norms: { attnNorm: norms.attnNorm.slice(), ffnNorm: norms.ffnNorm.slice() } };
   }
-  if (bestParams === null) return refined;
+  if (bestParams === null) return new Map();
 
   const seconds = (performance.now() - t0) / 1000;
+  const refined = new Map<string, LayerResult>();
   for (const [name] of FIELDS) {
     const x = lin.get(name)!;
-    const { codebooks, scale } = bestParams.get(name)!;
+    const { codebooks, scale } = bestParams.linears.get(name)!;
     const data: CodebookQuantized = { ...x.q, codebooks, scale };
     const dequantized = new Float32Array(x.q.outDim * x.q.inDim);
     x.weights(dequantized, codebooks, scale);
@@ -189,8 +211,9 @@ export function refineAqlmBlock(ctx: BlockRefineContext, opts: AqlmFinetuneOptio
     refined.set(name, {
       payload: { format: 'codebook', data },
       dequantized,
-      stats: { ...prev, ftHeldMseBefore: before, ftHeldMseAfter: best, ftTrainMseFirst: trainFirst, ftTrainMseLast: trainLast, ftEpochs: epochs, ftSeconds: seconds },
+      stats: { ...prev, ftHeldMseBefore: before, ftHeldMseAfter: best, ftTrainMseFirst: trainFirst, ftTrainMseLast: trainLast, ftEpochs: epochs, ftWindows: windows, ftSeconds: seconds },
     });
   }
+  if (trainNorms) ctx.setNorms!(bestParams.norms);
   return refined;
 }

@@ -57,6 +57,7 @@ export const aqlmDefaults: AqlmOptions = {
   finetuneEpochs: 0,
   finetuneLr: 1e-3,
   finetuneHoldout: 0.1,
+  finetuneWindows: 0,
 };
 
 /** Adam's β2 and ε (β1 = 0 as in the official AQLM recipe: no momentum). */
@@ -222,7 +223,7 @@ export const aqlm: QuantMethod<AqlmOptions> = {
     'epochs of Adam on codebooks and scales (lr 1e-4, β = (0, 0.95)) and beam search on the codes, ' +
     'both on the XᵀX-weighted output error, until an epoch gains less than relativeTolerance. ' +
     'Optional block fine-tuning (§3.4, --finetune-epochs, off by default): codes fixed, Adam ' +
-    '(lr 1e-3, β = (0.9, 0.95)) on every linear\'s codebooks and scales against the float block\'s output ' +
+    '(lr 1e-3, β = (0.9, 0.95)) on every linear\'s codebooks and scales and the block\'s norms against the float block\'s output ' +
     '(MSE), early stopping on held-out calibration windows. ' +
     'Bits per weight count codes, float16 codebooks and scales.',
   defaults: aqlmDefaults,
@@ -236,9 +237,10 @@ export const aqlm: QuantMethod<AqlmOptions> = {
     lr: { kind: 'number', help: 'Adam learning rate of codebooks and scales', min: 0, max: 1 },
     kmeansIters: { kind: 'int', help: 'k-means iterations of the initialisation at most', min: 1, max: 10000 },
     initSeed: { kind: 'int', help: 'seed of the k-means initialisation', min: 0, max: 2 ** 32 - 1 },
-    finetuneEpochs: { kind: 'int', help: 'block fine-tuning of codebooks and scales: passes over the calibration windows at most (0 = off)', min: 0, max: 10000 },
-    finetuneLr: { kind: 'number', help: 'block fine-tuning: Adam learning rate of codebooks and scales', min: 0, max: 1 },
+    finetuneEpochs: { kind: 'int', help: 'block fine-tuning of codebooks, scales and norms: passes over the calibration windows at most (0 = off)', min: 0, max: 10000 },
+    finetuneLr: { kind: 'number', help: 'block fine-tuning: Adam learning rate of codebooks, scales and norms', min: 0, max: 1 },
     finetuneHoldout: { kind: 'number', help: 'block fine-tuning: fraction of calibration windows held out for early stopping', min: 0, max: 0.9 },
+    finetuneWindows: { kind: 'int', help: 'block fine-tuning: use the first N calibration windows only (0 = all)', min: 0, max: 1000000 },
   },
   requires: { hessian: true, inputs: false },
   quantizeLayer(W: Float32Array, outDim: number, inDim: number, H: Float64Array | null, opts: AqlmOptions, ctx: LayerContext): LayerResult {

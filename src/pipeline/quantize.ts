@@ -12,7 +12,7 @@ import type { Backend } from '../backend/types.js';
 import { bitsPerWeight, getFormat, packGroups } from '../formats/registry.js';
 import type { PackedTensor } from '../formats/types.js';
 import type { LlamaConfig } from '../model/config.js';
-import { EMBED, layerTensor, type LinearName, type ModelSource } from '../model/weights.js';
+import { EMBED, expectedShapes, layerTensor, type LinearName, type ModelSource } from '../model/weights.js';
 import { HessianAccumulator } from '../quant/hessian.js';
 import type { LayerPayload, LayerResult, LayerStats, QuantMethod } from '../quant/method.js';
 import { DenseLinear } from '../runtime/dense.js';
@@ -67,7 +67,12 @@ export interface PipelineOptions {
   /** Feed each block the float model's activations instead of the quantized blocks' outputs. */
   floatInputs?: boolean;
   /** Continue after a finished prefix: the first block to quantize and its inputs [N·seqLen, dim]. */
-  resume?: { block: number; inputs: Float32Array };
+  resume?: {
+    block: number;
+    inputs: Float32Array;
+    /** Unquantized tensors that refineBlock replaced in the finished blocks (BlockResult.dense). */
+    dense?: ReadonlyMap<string, Float32Array>;
+  };
   onProgress?: (e: PipelineProgress) => void;
   /**
    * After each block: its packed tensors and the inputs of the next block (scratch that the next
@@ -85,7 +90,14 @@ export interface PipelineProgress {
   done: number;
   total: number;
   elapsedSeconds: number;
+  /**
+   * Estimated from the weights still to quantize (a 768×256 linear costs about 3× a 256×256 one
+   * in every method here), not the linear count, which is optimistic after a block's small linears.
+   */
   etaSeconds: number;
+  /** Weights (out·in) of the linears quantized in this run, of `weightsTotal`. */
+  weightsDone?: number;
+  weightsTotal?: number;
 }
 
 export interface LayerReport {
@@ -106,6 +118,8 @@ export interface BlockResult {
    * empty when the method uses no calibration data.
    */
   nextInputs: Float32Array;
+  /** Unquantized tensors of the block the method replaced (trained norm weights), by canonical name. */
+  dense?: Map<string, Float32Array>;
 }
 
 export interface PipelineResult {
@@ -163,16 +177,26 @@ export function quantizeModel(input: ModelSource, opts: PipelineOptions): Pipeli
   }
 
   const result: PipelineResult = { packed: new Map(), source, layers: [], blocksDone: first };
+  // norm weights a method's refineBlock trained: the following blocks and the packed file use them
+  const dense = new Map<string, Float32Array>(opts.resume?.dense ?? []);
+  if (dense.size > 0 || method.refineBlock) result.source = withTensors(source, dense);
   const total = (c.nLayers - first) * QUANT_ORDER.length;
   const t0 = performance.now();
   let done = 0;
+  const shapes = expectedShapes(c);
+  const size = (linear: LinearName) => shapes.get(layerTensor(0, linear))!.reduce((a, b) => a * b, 1);
+  const weightsTotal = (c.nLayers - first) * QUANT_ORDER.reduce((a, x) => a + size(x), 0);
+  let weightsDone = 0;
   for (let l = first; l < c.nLayers; l++) {
     const block = quantizeBlock(source, l, X, XF, runner, opts, (linear) => {
       done++;
+      weightsDone += size(linear);
       const elapsed = (performance.now() - t0) / 1000;
-      opts.onProgress?.({ block: l, blocks: c.nLayers, linear, done, total, elapsedSeconds: elapsed, etaSeconds: (elapsed * (total - done)) / done });
+      const etaSeconds = (elapsed * (weightsTotal - weightsDone)) / weightsDone;
+      opts.onProgress?.({ block: l, blocks: c.nLayers, linear, done, total, elapsedSeconds: elapsed, etaSeconds, weightsDone, weightsTotal });
     });
     for (const [name, t] of block.packed) result.packed.set(name, t);
+    for (const [name, t] of block.dense ?? []) dense.set(name, t);
     result.layers.push(...block.layers);
     result.blocksDone = l + 1;
     if (opts.onBlockDone?.(block) === false) break;
@@ -190,6 +214,7 @@ function quantizeBlock(
   opts: PipelineOptions,
   quantized: (linear: LinearName) => void,
 ): BlockResult {
+  const dense = new Map<string, Float32Array>();
   const { backend, method } = opts;
   // the float block; its weight matrices kept for the method
   const W = new Map<string, { w: Float32Array; out: number; in: number }>();
@@ -238,8 +263,12 @@ function quantizeBlock(
   if (method.refineBlock && runner && opts.calibration) {
     const weights = new Map(QUANT_ORDER.map((linear) => [linear as string, W.get(layerTensor(l, linear))!]));
     const cal = opts.calibration;
+    let norms: { attnNorm?: Float32Array; ffnNorm?: Float32Array } = {};
     const refined = method.refineBlock(
-      { backend, config: source.config, block: l, inputs: X, windows: cal.count, seqLen: cal.seqLen, norms: { attnNorm: float.attnNorm, ffnNorm: float.ffnNorm }, weights, results, floatInputs: opts.floatInputs ? X : XF },
+      {
+        backend, config: source.config, block: l, inputs: X, windows: cal.count, seqLen: cal.seqLen, norms: { attnNorm: float.attnNorm, ffnNorm: float.ffnNorm }, weights, results, floatInputs: opts.floatInputs ? X : XF,
+        setNorms: (n) => { norms = { ...norms, ...n }; },
+      },
       opts.methodOptions,
     );
     for (const [linear, r] of refined) {
@@ -252,6 +281,13 @@ function quantizeBlock(
       current[FIELD_OF[linear as LinearName]].dispose?.();
       current[FIELD_OF[linear as LinearName]] = new DenseLinear(backend, r.dequantized, out, inDim);
     }
+    for (const [key, tensor] of [['attnNorm', 'input_layernorm'], ['ffnNorm', 'post_attention_layernorm']] as const) {
+      const w = norms[key];
+      if (w === undefined) continue;
+      if (!(w.length === source.config.dim && w.every(Number.isFinite))) throw new RangeError(`${method.name}: refined ${tensor} of block ${l} is not ${source.config.dim} finite values`);
+      current[key] = w;
+      dense.set(layerTensor(l, tensor), w);
+    }
   }
 
   // the inputs of the next block
@@ -262,7 +298,7 @@ function quantizeBlock(
     float[f].dispose?.();
     if (current[f] !== float[f]) current[f].dispose?.();
   }
-  return { block: l, packed, layers, nextInputs: X };
+  return { block: l, packed, layers, nextInputs: X, ...(dense.size > 0 ? { dense } : {}) };
 }
 
 /** XF ← float block l (XF): the float stream of the blocks a resumed run skips. */
@@ -273,6 +309,16 @@ function propagateFloat(source: ModelSource, l: number, runner: BlockRunner, bac
   });
   runner.propagate(float, XF);
   for (const linear of QUANT_ORDER) float[FIELD_OF[linear]].dispose?.();
+}
+
+/** The source with some unquantized tensors replaced (read lazily, so `replaced` may still grow). */
+function withTensors(source: ModelSource, replaced: ReadonlyMap<string, Float32Array>): ModelSource {
+  return {
+    name: source.name,
+    config: source.config,
+    tensors: () => source.tensors(),
+    load: (name) => replaced.get(name)?.slice() ?? source.load(name),
+  };
 }
 
 /**

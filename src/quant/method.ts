@@ -81,6 +81,12 @@ export interface BlockRefineContext {
   /** Each linear's quantizeLayer result, by short name. */
   results: ReadonlyMap<string, LayerResult>;
   /**
+   * Replaces the block's norm weights [dim] (AQLM's fine-tuning trains them): the following
+   * blocks are calibrated with them and the packed file stores them instead of the source's.
+   * Absent when the caller cannot carry them; a method then leaves the norms as they are.
+   */
+  setNorms?(norms: { attnNorm?: Float32Array; ffnNorm?: Float32Array }): void;
+  /**
    * [windows·seqLen, dim] the float model's stream entering this block (every earlier block
    * unquantized), when the method `requires.floatStream`; read only. OmniQuant's targets.
    */
