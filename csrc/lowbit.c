@@ -74,22 +74,18 @@ INLINE v128_t levels4(const u8 *blk, int k, int bits) {
 
 /*
  * Adds Σ_{k<nf} levels(k)·x[4k..4k+3] of two rows (lanes wa, ha and wb, hb) into *sa, *sb,
- * two accumulators per row. nf and bits are constants at every call site, so the loop
- * unrolls with constant shifts. 1-bit levels select x through a sign mask (no convert).
+ * two accumulators per row (one for 3-bit levels: measured faster, fewer live registers). nf
+ * and bits are constants at every call site, so the loop unrolls with constant shifts. 1-bit
+ * levels go through the same convert and multiply: selecting x by a sign mask (shl, shr_s,
+ * and) measured 40 % slower under V8.
  */
 INLINE void dot_lanes(v128_t wa, v128_t ha, v128_t wb, v128_t hb, const float *x, int nf, int bits, v128_t *sa, v128_t *sb) {
   v128_t a0 = *sa, b0 = *sb, a1 = wasm_f32x4_splat(0), b1 = a1;
 #pragma clang loop unroll(full)
   for (int k = 0; k < nf; k++) {
-    v128_t xv = LD(x + 4 * k), da, db;
-    if (bits == 1) {
-      da = AND(xv, wasm_i32x4_shr(wasm_i32x4_shl(wa, 31 - k), 31));
-      db = AND(xv, wasm_i32x4_shr(wasm_i32x4_shl(wb, 31 - k), 31));
-    } else {
-      da = MUL(F32(lane_levels(wa, ha, k, bits)), xv);
-      db = MUL(F32(lane_levels(wb, hb, k, bits)), xv);
-    }
-    if (k & 1) {
+    v128_t xv = LD(x + 4 * k);
+    v128_t da = MUL(F32(lane_levels(wa, ha, k, bits)), xv), db = MUL(F32(lane_levels(wb, hb, k, bits)), xv);
+    if ((k & 1) && bits != 3) {
       a1 = ADD(a1, da);
       b1 = ADD(b1, db);
     } else {
