@@ -1,46 +1,25 @@
 /**
  * `npm run bench:slim`: decode tokens/s of bench-llama as fp32, as uniform 2-bit GPTQ (group
- * 128) and as SliM-LLM mixed 2-bit (group 128), measured in one run on one backend, with each
- * file's size and bits per weight. The packed files are made here with the CLI (a small
- * calibration set: speed, not quality, is measured; quality is in docs/slim.md).
+ * 128) and as SliM-LLM mixed 2-bit (group 128), measured in one run on the default backend,
+ * with the linear layers' and the classifier's time per token. The same comparison code as
+ * `npm run bench:lowbit` (bench/decode-compare.ts), which adds AQLM 2x8 and the per-kernel
+ * tables; the packed files are made here with the CLI at quick settings (speed, not quality,
+ * is measured; quality is in docs/slim.md). STEPS=N sets the decode steps (default 200).
  */
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { createBackend } from '../src/node/backend.js';
-import { benchDecodeTokensPerSecond } from './decode.js';
+import { benchFiles, printDecodeTable } from './decode-compare.js';
 
-const shared = (p: string) => fileURLToPath(new URL(`../../../shared/${p}`, import.meta.url));
-const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
-const MODEL = shared('models/bench-llama/model.bin');
 const STEPS = Number(process.env.STEPS ?? 200);
 
 const dir = mkdtempSync(join(tmpdir(), 'bench-slim-'));
+const backend = createBackend();
 try {
-  const files: Array<{ label: string; path: string }> = [{ label: 'fp32', path: shared('models/bench-llama') }];
-  for (const method of ['gptq', 'slim']) {
-    const out = join(dir, `${method}.bcq`);
-    const r = spawnSync(process.execPath, [
-      CLI, 'quantize', MODEL, '--method', method, '--bits', '2', '--group-size', '128',
-      '--calib', shared('data/austen/emma.txt'), '--nsamples', '16', '--seqlen', '256', '--out', out, '--json',
-    ], { encoding: 'utf8' });
-    if (r.status !== 0) throw new Error(`quantize ${method} failed: ${r.stderr}`);
-    const s = JSON.parse(r.stdout) as { linearBpw: number };
-    files.push({ label: `${method} 2-bit g128 (${s.linearBpw.toFixed(3)} bpw in the linears)`, path: out });
-  }
-  const backend = createBackend();
-  try {
-    console.log(`bench-llama decode, ${STEPS} greedy steps from BOS, backend ${backend.name} × ${backend.threads} threads`);
-    for (const f of files) {
-      const rate = benchDecodeTokensPerSecond(backend, STEPS, f.path);
-      const size = f.label === 'fp32' ? '' : `  ${(statSync(f.path).size / 1e6).toFixed(2)} MB`;
-      console.log(`  ${f.label.padEnd(44)} ${rate.toFixed(1).padStart(8)} tok/s${size}`);
-    }
-  } finally {
-    backend.dispose();
-  }
+  console.log(`bitcrush bench:slim — backend ${backend.name} × ${backend.threads} threads; shared machine, timings are noisy`);
+  printDecodeTable([{ label: backend.name, be: backend }], benchFiles(dir, ['gptq2', 'slim2']), STEPS);
 } finally {
+  backend.dispose();
   rmSync(dir, { recursive: true, force: true });
 }
