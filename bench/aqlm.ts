@@ -1,7 +1,8 @@
 /**
- * AQLM benchmark (`npm run bench:aqlm`): `bitcrush quantize` with AQLM schemes next to GPTQ at
- * similar bits per weight, each row: heldout perplexity of the packed file, linear bpw (codes,
- * codebooks and scales all counted), file size and quantize time; then decode tokens/s of the
+ * AQLM benchmark (`npm run bench:aqlm`): `bitcrush quantize` with AQLM schemes (bench-llama: with
+ * and without block fine-tuning) next to GPTQ at similar bits per weight, each row: heldout
+ * perplexity of the packed file, linear bpw (codes, codebooks and scales all counted), file size,
+ * quantize time and where AQLM's time went; then decode tokens/s of the
  * AQLM 2x8 file vs fp32 and GPTQ 2-bit in one run on one backend.
  *   bench-llama: calibration emma.txt 128 × 256 (its README), eval tinystories/heldout.txt,
  *     seqlen 256 (205 windows; WikiText-2's 1,333 windows are too slow on 2 shared cores).
@@ -42,6 +43,11 @@ const aq = (scheme: string, g: number, extra: string[] = []): Row => ({
   method: 'aqlm',
   flags: ['--scheme', scheme, '--group-size', String(g), ...extra],
 });
+/**
+ * Block fine-tuning as run for docs/aqlm.md: 3 epochs at most on the first 32 calibration windows
+ * (29 train, 3 held out) — all 128 would take ~4× longer on 2 shared cores.
+ */
+const FT = ['--finetune-epochs', '3', '--finetune-windows', '32'];
 const gq = (bits: number, g: number): Row => ({ label: `GPTQ ${bits}-bit g${g}`, method: 'gptq', flags: ['--bits', String(bits), '--group-size', String(g)] });
 
 const BENCHES: ModelBench[] = [
@@ -52,10 +58,10 @@ const BENCHES: ModelBench[] = [
     calib: shared('data/austen/emma.txt'),
     eval: shared('data/tinystories/heldout.txt'),
     rows: [
-      gq(2, 128), aq('2x8', 8), aq('1x8', 8), gq(3, 128),
-      // 65,536 codewords: more than the layer has groups, so k-means alone is exact; one short
-      // epoch with beam 1 (the beam's top-k over 65,536 candidates per row and step is the cost)
-      aq('1x16', 8, ['--beam-size', '1', '--max-epochs', '1', '--steps-per-epoch', '10']),
+      gq(2, 128), aq('1x8', 8), aq('1x8', 8, FT), aq('2x8', 8), aq('2x8', 8, FT), gq(3, 128),
+      // 65,536 codewords: more than any layer here has groups, so the k-means init gives every group
+      // its own codeword (exact up to float16); no epochs (a beam step scans 65,536 candidates per row)
+      aq('1x16', 8, ['--max-epochs', '0']),
     ],
   },
   {
@@ -95,8 +101,10 @@ function quantize(b: ModelBench, row: Row, backend: Backend): Result {
   // where AQLM's time goes, summed over the linears (init = k-means, adam = codebooks, beam = codes)
   const sum = (k: string) => s.layers.reduce((a, l) => a + (l.stats[k] ?? 0), 0);
   const epochs = s.layers.reduce((a, l) => a + (l.stats.epochs ?? 0), 0) / s.layers.length;
+  // fine-tuning stats are per block, repeated on its 7 linears
+  const ft = sum('ftSeconds') / 7;
   const split = row.method === 'aqlm'
-    ? `layers ${sum('seconds').toFixed(1)} s = k-means ${sum('initSeconds').toFixed(1)} + Adam ${sum('adamSeconds').toFixed(1)} + beam ${sum('beamSeconds').toFixed(1)}; ${epochs.toFixed(1)} epochs/layer`
+    ? `layers ${sum('seconds').toFixed(1)} s = k-means ${sum('initSeconds').toFixed(1)} + Adam ${sum('adamSeconds').toFixed(1)} + beam ${sum('beamSeconds').toFixed(1)}; ${epochs.toFixed(1)} epochs/layer${ft > 0 ? `; block fine-tuning ${ft.toFixed(1)} s` : ''}`
     : `layers ${sum('seconds').toFixed(1)} s`;
   return { label: row.label, file, ppl: evaluate(backend, file, b.eval), bpw: s.linearBpw, bytes: s.fileBytes, seconds: s.quantizeSeconds, split };
 }
