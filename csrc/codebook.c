@@ -104,6 +104,23 @@ static inline float hsum(v128_t v) {
          (wasm_f32x4_extract_lane(v, 2) + wasm_f32x4_extract_lane(v, 3));
 }
 
+/* Σ_j (Σ_m C_m[b_{r,j,m}]) · x_j of one row for g = 8 (AQLM's default): two vectors per codeword. */
+#define DOT_ROW_G8(c, cb, x, nG, M, K, out)                                                           \
+  do {                                                                                              \
+    v128_t a0 = wasm_f32x4_splat(0), a1 = a0;                                                       \
+    for (int j = 0; j < (nG); j++, (c) += (M)) {                                                    \
+      v128_t w0 = wasm_f32x4_splat(0), w1 = w0;                                                     \
+      for (int m = 0; m < (M); m++) {                                                               \
+        const float *p = (cb) + ((size_t)m * (K) + (c)[m]) * 8;                                     \
+        w0 = wasm_f32x4_add(w0, wasm_v128_load(p));                                                 \
+        w1 = wasm_f32x4_add(w1, wasm_v128_load(p + 4));                                             \
+      }                                                                                             \
+      a0 = wasm_f32x4_add(a0, wasm_f32x4_mul(w0, wasm_v128_load((x) + 8 * j)));                     \
+      a1 = wasm_f32x4_add(a1, wasm_f32x4_mul(w1, wasm_v128_load((x) + 8 * j + 4)));                 \
+    }                                                                                               \
+    (out) = hsum(wasm_f32x4_add(a0, a1));                                                           \
+  } while (0)
+
 /* y[r0..r1) by decoding each group: cb [M, K, g], x [nG·g]. Vector code when g % 4 == 0. */
 EXPORT(codebook_direct_gemv)
 void codebook_direct_gemv(float *y, const u8 *codes, const float *cb, const float *scale, const float *x, int nG, int M, int K,
@@ -111,7 +128,17 @@ void codebook_direct_gemv(float *y, const u8 *codes, const float *cb, const floa
   size_t n = (size_t)nG * M;
   for (int r = r0; r < r1; r++) {
     size_t ci = (size_t)r * n;
-    if (g % 4 == 0) {
+    if (g == 8) {
+      float d;
+      if (code_bytes == 1) {
+        const u8 *c = codes + ci;
+        DOT_ROW_G8(c, cb, x, nG, M, K, d);
+      } else {
+        const u16 *c = (const u16 *)codes + ci;
+        DOT_ROW_G8(c, cb, x, nG, M, K, d);
+      }
+      y[r] = scale[r] * d;
+    } else if (g % 4 == 0) {
       v128_t acc = wasm_f32x4_splat(0);
       for (int j = 0; j < nG; j++) {
         const float *xj = x + (size_t)j * g;

@@ -13,20 +13,20 @@ import type { CodebookKernel } from './codebook-linear.js';
 import { KernelRowTiles } from './kernel-tiles.js';
 
 /**
- * Cost of each matvec in about one nanosecond units, fitted to single-thread CPU times of
- * csrc/codebook.c at 2x8, 1x8 and 1x16 g8 on [4096, 4096], [768, 256] and [256, 768]
- * (a 1 MiB-L2 EPYC core): a table multiply-add costs about a third of a vector op (four
- * codewords per vector), a lookup about one, and the direct kernel about one per 4 weights of
- * each of its M + 1 passes (M codeword adds, one multiply-add with x). The lookup table wins
- * for every Kx8 layer measured, even 256 rows (2.5-5x); the direct kernel serves 1x16 (2^16
- * table entries per group and codebook) and tiny layers. A table over 16 MiB is never built.
+ * Cost of each matvec in units of one table lookup (about 0.65 ns on one EPYC core), fitted to
+ * single-thread CPU times of csrc/codebook.c at 2x8, 1x8 and 1x16 g8 on [4096, 4096],
+ * [768, 256] and [256, 768]: a table multiply-add costs 1/12 (four codewords per vector op),
+ * and the direct kernel 0.7 per 4 weights of each of its M + 1 passes (M codeword adds, one
+ * multiply-add with x) at g = 8, twice that for other g (generic loops). The table won on every
+ * Kx8 layer measured, even 256 rows (1.3-3x); the direct kernel serves 1x16 (2^16 table
+ * entries per group and codebook) and tiny layers. A table over 16 MiB is never built.
  */
 export function codebookWasmKernel(outDim: number, inDim: number, M: number, B: number, g: number): CodebookKernel {
   const nG = inDim / g;
   const K = 2 ** B;
   if (nG * M * K > MAX_TABLE_FLOATS) return 'direct';
   const lut = (M * K * inDim) / 12 + outDim * nG * M;
-  const direct = outDim * nG * (M + 1) * Math.ceil(g / 4);
+  const direct = (g === 8 ? 0.7 : 1.4) * outDim * nG * (M + 1) * Math.ceil(g / 4);
   return lut < direct ? 'lut' : 'direct';
 }
 
