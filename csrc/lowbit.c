@@ -17,6 +17,8 @@
  * Uniform rows are whole blocks, padded with zero levels (row_stride bytes each). Mixed rows
  * are the groups in order, group g at byte goff[g] of every row (widths are per column, so the
  * same for all rows): its whole blocks, then one short block for the rest of its columns.
+ * mixed-wasm.ts stores 3-bit groups as 4-bit fields (faster to unpack), so 3-bit short blocks
+ * (a short 2-bit plane, then a short 1-bit plane) are handled here but unused today.
  * x is read in whole fields past a group's last column (levels are zero there), so callers pad
  * x with 128 zero floats.
  *
