@@ -15,7 +15,7 @@ export type KernelDequantize = (tile: number, r0: number, count: number) => void
 
 export class KernelRowTiles {
   readonly tileRows: number;
-  private readonly wTile: Float32Array; // [tileRows, inDim]
+  private wTile: Float32Array | null = null; // [tileRows, inDim], allocated on the first matmul (decode never needs it)
   private yTile: Float32Array | null = null; // [rows, tileRows]
   private xRows: Float32Array | null = null; // [rows, inDim] activations copied into kernel memory
 
@@ -26,15 +26,14 @@ export class KernelRowTiles {
     private readonly inDim: number,
   ) {
     this.tileRows = Math.max(1, Math.min(outDim, Math.floor(TILE_FLOATS / Math.max(1, inDim))));
-    this.wTile = be.alloc(this.tileRows * inDim);
   }
 
   /** y[rows, outDim] = x[rows, inDim] · Wᵀ. */
   matmul(y: Float32Array, x: Float32Array, rows: number, dequantize: KernelDequantize): void {
     const { be, outDim, inDim, tileRows } = this;
     let xs = x;
-    if (be.address(x) === undefined) {
-      // the wasm backend would copy x into its memory once per tile otherwise
+    if ((be as object) === this.backend && be.address(x) === undefined) {
+      // the wasm backend would copy x into its memory once per tile otherwise (native reads x as is)
       if (this.xRows === null || this.xRows.length < rows * inDim) {
         if (this.xRows) be.free(this.xRows);
         this.xRows = be.alloc(rows * inDim);
@@ -46,18 +45,19 @@ export class KernelRowTiles {
       if (this.yTile) be.free(this.yTile);
       this.yTile = be.alloc(rows * tileRows);
     }
-    const yTile = this.yTile;
-    const tile = be.address(this.wTile)!;
+    this.wTile ??= be.alloc(tileRows * inDim);
+    const { yTile, wTile } = this;
+    const tile = be.address(wTile)!;
     for (let r0 = 0; r0 < outDim; r0 += tileRows) {
       const t = Math.min(tileRows, outDim - r0);
       dequantize(tile, r0, t);
-      this.backend.matmul(yTile, xs, this.wTile, rows, t, inDim);
+      this.backend.matmul(yTile, xs, wTile, rows, t, inDim);
       for (let i = 0; i < rows; i++) y.set(yTile.subarray(i * t, (i + 1) * t), i * outDim + r0);
     }
   }
 
   dispose(): void {
     for (const b of [this.wTile, this.yTile, this.xRows]) if (b) this.be.free(b);
-    this.yTile = this.xRows = null;
+    this.wTile = this.yTile = this.xRows = null;
   }
 }
