@@ -2,24 +2,16 @@
  * The mixed-precision group format (SliM-LLM) on a backend with row kernels (wasm, or native
  * lending a wasm pool's): each row is repacked once into the lane layout of csrc/lowbit.c,
  * group by group at the group's own width (whole blocks, then one short block; 3-bit groups
- * as 4-bit fields, see laneBits), in kernel memory; matvec runs `lowbit_gemv_mixed` over output rows on the kernels' threads (the group
- * dot it shares with the uniform kernel), matmul dequantizes tiles of rows with
- * `lowbit_dequant_mixed` (threaded) and hands them to backend.matmul.
+ * as 4-bit fields, see laneBits), in kernel memory; matvec runs `lowbit_gemv_mixed` over output
+ * rows on the kernels' threads (the group dot it shares with the uniform kernel), matmul
+ * dequantizes tiles of rows with `lowbit_dequant_mixed` (threaded) and hands them to
+ * backend.matmul.
  */
 import type { Backend, RowKernels } from '../backend/types.js';
 import type { Linear } from '../runtime/linear.js';
 import { unpackBits } from './bitpack.js';
 import { KernelRowTiles } from './kernel-tiles.js';
 import type { MixedArrays } from './mixed.js';
-
-/** Columns of a whole kernel block of b-bit levels, and its bytes (csrc/lowbit.c's layout comment). */
-const blockCols = (bits: number) => (bits === 1 ? 128 : bits === 4 ? 32 : bits === 8 ? 16 : 64);
-const blockBytes = (bits: number) => (bits === 3 ? 24 : 16);
-/** Width of the low plane (3-bit levels: a 2-bit plane plus a 1-bit plane). */
-const planeBits = (bits: number) => (bits === 3 ? 2 : bits);
-/** Lane bits of a short block of `cols` columns, and of a 3-bit block's high plane. */
-const shortLaneBits = (cols: number, bits: number) => (Math.ceil(cols / 4) * planeBits(bits) <= 8 ? 8 : 16);
-const highLaneBits = (laneBits: number) => (laneBits === 32 ? 16 : 8);
 
 /**
  * The field width a group of `bits`-bit levels gets in kernel memory: 3-bit groups are widened
@@ -29,38 +21,31 @@ const highLaneBits = (laneBits: number) => (laneBits === 32 ? 16 : 8);
  */
 export const laneBits = (bits: number) => (bits === 3 ? 4 : bits);
 
-/** Bytes of a group of `cols` columns of b-bit levels in the kernel layout. */
+/** Columns of a whole kernel block of b-bit fields (b = 1, 2, 4): 16 bytes (csrc/lowbit.c's layout comment). */
+const blockCols = (bits: number) => 128 / bits;
+/** Lane bits of a short block of `cols` columns: the narrowest of 8, 16 holding its fields. */
+const shortLaneBits = (cols: number, bits: number) => (Math.ceil(cols / 4) * bits <= 8 ? 8 : 16);
+
+/** Bytes of a group of `cols` columns of b-bit fields (b = 1, 2, 4) in the kernel layout. */
 export function laneGroupBytes(cols: number, bits: number): number {
   const whole = Math.floor(cols / blockCols(bits));
   const rest = cols - whole * blockCols(bits);
-  let bytes = whole * blockBytes(bits);
-  if (rest > 0) {
-    const lanes = shortLaneBits(rest, bits);
-    bytes += lanes / 2 + (bits === 3 ? highLaneBits(lanes) / 2 : 0);
-  }
-  return bytes;
+  return whole * 16 + (rest > 0 ? shortLaneBits(rest, bits) / 2 : 0);
 }
 
-/** Writes a group's levels [cols] into dst[offset..] in the kernel layout; dst must be zero there. */
+/** Writes a group's levels [cols] as b-bit fields (b = 1, 2, 4) into dst[offset..]; dst must be zero there. */
 export function packLaneGroup(levels: Uint8Array, cols: number, dst: Uint8Array, offset: number, bits: number): void {
   const bc = blockCols(bits);
   const whole = Math.floor(cols / bc);
-  const pb = planeBits(bits);
   const shortLanes = shortLaneBits(cols - whole * bc, bits);
   for (let c = 0; c < cols; c++) {
-    const v = levels[c]!;
     const inWhole = c < whole * bc;
-    const base = offset + (inWhole ? Math.floor(c / bc) : whole) * blockBytes(bits);
+    const base = offset + (inWhole ? Math.floor(c / bc) : whole) * 16;
     const lanes = inWhole ? 32 : shortLanes;
     const cc = inWhole ? c % bc : c - whole * bc;
     const k = cc >> 2; // column 4k + l of the block: field k of lane l
-    const l = cc & 3;
-    const bit = k * pb; // pb divides 8: a field never straddles bytes
-    dst[base + l * (lanes / 8) + (bit >> 3)]! |= (bits === 3 ? v & 3 : v) << (bit & 7);
-    if (bits === 3) {
-      const high = highLaneBits(lanes);
-      dst[base + lanes / 2 + l * (high / 8) + (k >> 3)]! |= (v >> 2) << (k & 7);
-    }
+    const bit = k * bits; // b divides 8: a field never straddles bytes
+    dst[base + (cc & 3) * (lanes / 8) + (bit >> 3)]! |= levels[c]! << (bit & 7);
   }
 }
 
