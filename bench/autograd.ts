@@ -3,7 +3,8 @@
  * SliM-LLM+ and AQLM fine-tuning need) at T = 256 tokens, at the widths of stories260K and
  * bench-llama (configs read from the shared model files, random weights): the plain TypeScript
  * loops (src/autograd/ops.ts) against the backend kernels (src/autograd/kernels.ts) on wasm
- * and, when it loads, native OpenBLAS, side by side with the speed-up over the loops.
+ * and, when it loads, native OpenBLAS (with N threads and with one), side by side with the speed-up
+ * over the loops.
  *
  *   node dist/bench/autograd.js [--threads N] [--seqlen T]
  */
@@ -57,25 +58,31 @@ function time(c: LlamaConfig, kernels: BlockKernels | undefined): number {
   }, { minBatchMs: kernels ? 300 : 100, batches: kernels ? 5 : 3 });
 }
 
-const backends: Array<{ label: string; be: Backend }> = [{ label: 'wasm', be: createWasmBackendNode(threads) }];
-const native = loadNativeBackend(threads);
-if (native.backend) backends.push({ label: 'native', be: native.backend });
-else console.log(`native backend not loaded: ${native.error}`);
+// Created right before use: OpenBLAS keeps one global thread count, set by the latest native backend.
+const backends: Array<{ label: string; make: () => Backend | undefined }> = [{ label: `wasm×${threads}`, make: () => createWasmBackendNode(threads) }];
+const probe = loadNativeBackend(threads);
+if (probe.backend) {
+  probe.backend.dispose();
+  backends.push({ label: `native×${threads}`, make: () => loadNativeBackend(threads).backend });
+  // one OpenBLAS thread: on a busy machine its threads' spin-waits can cost more than they save at these sizes
+  if (threads > 1) backends.push({ label: 'native×1', make: () => loadNativeBackend(1).backend });
+} else console.log(`native backend not loaded: ${probe.error}`);
 
-console.log(`bitcrush bench:autograd — one block forward + backward, T = ${T}, ${threads} threads (ms; shared machine, noisy)`);
+console.log(`bitcrush bench:autograd — one block forward + backward, T = ${T} (ms; shared machine, noisy)`);
 console.log(`  ${'model'.padEnd(12)} ${'dim/hidden'.padEnd(11)} ${'loops'.padStart(9)} ${backends.map((b) => b.label.padStart(9) + ' speed-up').join(' ')}`);
 for (const m of MODELS) {
   const c = openModel(m.path, nodeFs).config;
   const loops = time(c, undefined);
-  const cells = backends.map(({ be }) => {
+  const cells = backends.map(({ make }) => {
+    const be = make()!;
     const k = new BlockKernels(be);
     try {
       const s = time(c, k);
       return `${(s * 1e3).toFixed(1).padStart(9)} ${`${(loops / s).toFixed(1)}x`.padStart(8)}`;
     } finally {
       k.dispose();
+      be.dispose();
     }
   });
   console.log(`  ${m.label.padEnd(12)} ${`${c.dim}/${c.hiddenDim}`.padEnd(11)} ${(loops * 1e3).toFixed(1).padStart(9)} ${cells.join(' ')}`);
 }
-for (const { be } of backends) be.dispose();

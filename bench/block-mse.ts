@@ -6,6 +6,7 @@
  * stats (blockMseInit*, blockMseFinal*), so the two can be put side by side.
  *
  *   node dist/bench/block-mse.js <method> [--bits B] [--group-size G] [--nsamples N] [--seqlen T]
+ *     [--epochs E (slim+)] [--blocks K (stop after the first K blocks)]
  */
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -33,7 +34,10 @@ const calibration = calibrationFromText(tokenizer, readFileSync(shared('data/tin
   count: flag('--nsamples', 128), seqLen: flag('--seqlen', 256), seed: 1,
 });
 const backend = createBackend();
-const { method, opts } = getMethod(methodName, { bits: flag('--bits', 3), groupSize: flag('--group-size', 32) });
+const given: Record<string, unknown> = { bits: flag('--bits', 3), groupSize: flag('--group-size', 32) };
+if (args.includes('--epochs')) given.epochs = flag('--epochs', 0);
+const { method, opts } = getMethod(methodName, given);
+const blocks = flag('--blocks', source.config.nLayers);
 
 const FIELDS: ReadonlyArray<[string, keyof BlockParams]> = [
   ['self_attn.q_proj', 'wq'], ['self_attn.k_proj', 'wk'], ['self_attn.v_proj', 'wv'], ['self_attn.o_proj', 'wo'],
@@ -79,5 +83,5 @@ const probe: QuantMethod<object> = {
   },
 };
 console.log(`${methodName} ${JSON.stringify(opts)} on stories260K, ${calibration.count} × ${calibration.seqLen} calibration windows`);
-quantizeModel(source, { backend, method: probe, methodOptions: opts, calibration });
+quantizeModel(source, { backend, method: probe, methodOptions: opts, calibration, onBlockDone: (b) => b.block + 1 < blocks });
 backend.dispose();
