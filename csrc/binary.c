@@ -130,7 +130,7 @@ void binary_dequant(float *w, const binary_desc *d, int base, int r0, int r1) {
 /*
  * The subset-sum table of x for byte positions [g0, g1): lut[g][m] = Σ_{bit k of m} x[8g + k]
  * (x has salient columns zeroed and zeros past in_dim up to 8·rb). Built as low nibble + high
- * nibble: 16 vector adds per byte position.
+ * nibble: 64 vector additions and stores per byte position (256 entries).
  */
 EXPORT(binary_lut)
 void binary_lut(const binary_desc *d, int g0, int g1) {

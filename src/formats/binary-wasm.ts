@@ -151,8 +151,8 @@ export class BinaryWasmKernels implements Linear {
     const yInMemory = this.rk.address(y) !== undefined;
     const target = yInMemory ? y : this.yOut;
     this.descFields[DESC_LUT] = this.rk.address(lutFor(this.rk, 256 * this.rb))!;
-    // the table: 16 vector additions per 8 columns; the products: 3 lookups per 8 weights
-    this.rk.runRows('binary_lut', [this.desc], this.rb, { work: 16 * this.rb });
+    // the table: 64 vector additions per 8 columns; the products: 3 lookups per 8 weights
+    this.rk.runRows('binary_lut', [this.desc], this.rb, { work: 64 * this.rb });
     this.rk.runRows('binary_gemv_lut', [this.rk.address(target)!, this.desc], this.outDim, { work: this.outDim * this.inDim });
     if (!yInMemory) y.set(this.yOut.subarray(0, this.outDim));
   }
