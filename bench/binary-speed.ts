@@ -137,7 +137,9 @@ export function binarySpeed(be: Backend, billm?: string | Uint8Array, steps = 20
 
   const dir = billm === undefined ? mkdtempSync(join(tmpdir(), 'bitcrush-bench-binary-')) : undefined;
   try {
-    const bytes = billm instanceof Uint8Array ? billm : readFileSync(billm ?? makeBillmFile(dir!));
+    // a plain Uint8Array copy: SafetensorsFile's aligned copies use slice(), which on a Node
+    // Buffer is a view (the float32 tensors would then be read from the file's first bytes)
+    const bytes = billm instanceof Uint8Array && !Buffer.isBuffer(billm) ? billm : new Uint8Array(billm instanceof Uint8Array ? billm : readFileSync(billm ?? makeBillmFile(dir!)));
     const what = typeof billm === 'string' ? billm : billm ? 'the BiLLM file of this run' : 'bitcrush quantize --method billm';
     const file = new PackedModel(new BufferSource('billm.bcq', bytes));
     const source = openModel(MODEL, nodeFs);

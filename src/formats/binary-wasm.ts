@@ -4,9 +4,9 @@
  * salient columns' signs are repacked once into a compact stream; matvec builds the subset-sum
  * table of x (`binary_lut`) and runs `binary_gemv_lut` over output rows on the kernels' threads
  * (sign selection, W never expanded); matmul expands tiles of rows with `binary_dequant` (also
- * threaded; the exact values of dequantizeBinary) and hands them to backend.matmul. The tiles
- * have the size the TypeScript kernel uses, so prefill and evaluation give the same floats on
- * either kernel, and the same as the dense dequantized model on the same backend.
+ * threaded; the exact values of dequantizeBinary) and hands them to backend.matmul, in tiles of
+ * a multiple of 16 rows, so that prefill and evaluation compute exactly the products of the
+ * dense dequantized model on the same backend (see the tile size below).
  */
 import type { Backend, RowKernels } from '../backend/types.js';
 import type { Linear } from '../runtime/linear.js';
@@ -14,7 +14,7 @@ import { bitstreamBytes } from './bitpack.js';
 import { blockCount, type BinaryParams } from './binary.js';
 import type { PackedTensor } from './types.js';
 
-/** Float32 values per dequantized tile: RowTiles' size (row-tiles.ts), see the header. */
+/** Float32 values per dequantized tile, at most (256 KB, as RowTiles in row-tiles.ts). */
 const TILE_FLOATS = 1 << 16;
 /** Up to this many activation rows matmul is one matvec per row (a tile costs more than it saves). */
 const MATVEC_ROWS = 2;
@@ -133,7 +133,11 @@ export class BinaryWasmKernels implements Linear {
     this.xsal = this.floats(Math.max(1, streamLen));
     this.tsum = this.floats(2 * nB);
     this.yOut = this.floats(Math.max(1, outDim));
-    this.tileRows = Math.max(1, Math.min(outDim, Math.floor(TILE_FLOATS / inDim)));
+    // whole multiples of 16 rows: OpenBLAS sums a tile whose row count is not a multiple of its
+    // register tile in another order (measured: 85-row tiles of a [256, 768] layer change 228 of
+    // 65536 products in the last bits), and then the file would not reproduce the dense products
+    const fit = Math.floor(TILE_FLOATS / inDim);
+    this.tileRows = Math.max(1, Math.min(outDim, fit >= 16 ? fit - (fit % 16) : fit));
 
     const at = (v: ArrayBufferView) => rk.address(v)!;
     const fields = [
