@@ -35,7 +35,7 @@ export interface SlimPlusOptions extends SlimOptions {
   lossTargets: string;
 }
 
-export const slimPlusDefaults: SlimPlusOptions = { ...slimDefaults, epochs: 50, lr: 1e-2, weightDecay: 0, init: 4, lossTargets: 'quant' };
+export const slimPlusDefaults: SlimPlusOptions = { ...slimDefaults, epochs: 50, lr: 1e-2, weightDecay: 0, init: 4, lossTargets: 'both' };
 
 const sigmoid = (x: number) => 1 / (1 + Math.exp(-x));
 const roundEven = (x: number) => {
@@ -252,8 +252,8 @@ export const slimPlus: QuantMethod<SlimPlusOptions> = {
     'SliM-LLM+ (Huang et al. 2024, official slim-llm-plus on OmniQuant): SliM-LLM\'s SBA bit allocation, ' +
     'fixed, with OmniQuant\'s learnable weight clipping γ = σ(u), β = σ(l) per row and group (init σ(4)), ' +
     'trained block by block with AdamW (lr 1e-2, --epochs passes over the calibration windows) to match ' +
-    'the float block\'s output (MSE; --loss-targets picks the float block on the quantized stream, on the float ' +
-    'model\'s stream as OmniQuant, or both as the official scripts\' --aug_loss); round-to-nearest on the learned grids, no GPTQ.',
+    'the float block\'s output (MSE; --loss-targets both as the official scripts\' --aug_loss: the float block on the ' +
+    'quantized stream plus on the float model\'s stream; quant or float for one of them); round-to-nearest on the learned grids, no GPTQ.',
   defaults: slimPlusDefaults,
   options: {
     ...slimPlusOptionSchema(),
