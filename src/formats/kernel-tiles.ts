@@ -2,8 +2,8 @@
  * RowTiles for formats whose dequantization runs as a row kernel (csrc/, threaded by
  * RowKernels.runRows): tiles of rows are expanded to float32 in kernel memory and handed to
  * backend.matmul, which reads kernel memory without a copy on both the wasm backend (its own
- * memory) and native (a typed array over the lent pool's memory). Used by mixed-wasm.ts and
- * codebook-wasm.ts; the TypeScript kernels use row-tiles.ts.
+ * memory) and native (a typed array over the lent pool's memory). Used by uniform-wasm.ts,
+ * mixed-wasm.ts and codebook-wasm.ts; the TypeScript kernels use row-tiles.ts.
  */
 import type { Backend, RowKernels } from '../backend/types.js';
 

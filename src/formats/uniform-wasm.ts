@@ -3,12 +3,14 @@
  * pool's): weights are repacked once into the kernel layout of csrc/lowbit.c in kernel
  * memory, matvec runs `lowbit_gemv_uniform` over output rows on the kernels' threads, and
  * matmul dequantizes tiles of rows with `lowbit_dequant_uniform` (also threaded) and hands
- * them to backend.matmul. Act-order is handled on the activation side: x is permuted into stored
- * column order once per call, so W stays in stored order.
+ * them to backend.matmul (kernel-tiles.ts: the tile exists only once a matmul has run).
+ * Act-order is handled on the activation side: x is permuted into stored column order once per
+ * call, so W stays in stored order.
  */
 import type { Backend, RowKernels } from '../backend/types.js';
 import { groupCount } from './quantized.js';
 import { unpackBits } from './bitpack.js';
+import { KernelRowTiles } from './kernel-tiles.js';
 import type { UniformArrays, UniformParams } from './uniform.js';
 
 /** Columns per kernel block and its bytes (csrc/lowbit.c's layout comment). */
@@ -43,8 +45,6 @@ export function packLaneRow(levels: Uint8Array, dst: Uint8Array, offset: number,
   }
 }
 
-/** Float32 values per dequantized matmul tile: 1 MiB, stays in L2 while sgemm packs it. */
-const TILE_FLOATS = 1 << 18;
 /** Below this many activation rows, matmul is one matvec per row (a tile costs more than it saves). */
 const MATVEC_ROWS = 2;
 
@@ -65,10 +65,8 @@ export class UniformWasmKernels {
   private readonly xs: Float32Array; // [inDim rounded up to 64] x in stored order, zero past inDim (whole blocks read it)
   private readonly gsum: Float32Array; // [nGroups]
   private readonly yOut: Float32Array; // [outDim] when the caller's y is outside backend memory
-  private readonly tileRows: number;
-  private readonly wTile: Float32Array; // [tileRows, inDim]
-  private yTile: Float32Array | null = null; // [rows, tileRows]
-  private xRows: Float32Array | null = null; // [rows, inDim] permuted activations
+  private readonly tiles: KernelRowTiles; // matmul: dequantized row tiles, allocated on first use
+  private xPerm: Float32Array | null = null; // [rows, inDim] act-order activations in stored column order
 
   constructor(
     readonly outDim: number,
@@ -103,8 +101,7 @@ export class UniformWasmKernels {
     this.xs = be.alloc(Math.ceil(inDim / 64) * 64);
     this.gsum = be.alloc(this.nGroups);
     this.yOut = be.alloc(Math.max(1, outDim));
-    this.tileRows = Math.max(1, Math.min(outDim, Math.floor(TILE_FLOATS / Math.max(1, inDim))));
-    this.wTile = be.alloc(this.tileRows * inDim);
+    this.tiles = new KernelRowTiles(be, backend, outDim, inDim);
   }
 
   matvec(y: Float32Array, x: Float32Array): void {
@@ -131,53 +128,42 @@ export class UniformWasmKernels {
   }
 
   matmul(y: Float32Array, x: Float32Array, rows: number): void {
-    const { outDim, inDim, tileRows, perm, be } = this;
+    const { outDim, inDim, perm, be } = this;
     if (rows <= MATVEC_ROWS) {
       for (let i = 0; i < rows; i++) this.matvec(y.subarray(i * outDim, (i + 1) * outDim), x.subarray(i * inDim, (i + 1) * inDim));
       return;
     }
     let xs = x;
-    if (perm || be.address(x) === undefined) {
-      // stored column order, in backend memory (else backend.matmul would copy x for every tile)
-      if (this.xRows === null || this.xRows.length < rows * inDim) {
-        if (this.xRows) be.free(this.xRows);
-        this.xRows = be.alloc(rows * inDim);
+    if (perm) {
+      // stored column order, so the tiles stay in stored order
+      if (this.xPerm === null || this.xPerm.length < rows * inDim) {
+        if (this.xPerm) be.free(this.xPerm);
+        this.xPerm = be.alloc(rows * inDim);
       }
-      xs = this.xRows;
-      if (!perm) xs.set(x.subarray(0, rows * inDim));
-      else {
-        for (let i = 0; i < rows; i++) {
-          const o = i * inDim;
-          for (let j = 0; j < inDim; j++) xs[o + j] = x[o + perm[j]!]!;
-        }
+      xs = this.xPerm;
+      for (let i = 0; i < rows; i++) {
+        const o = i * inDim;
+        for (let j = 0; j < inDim; j++) xs[o + j] = x[o + perm[j]!]!;
       }
     }
-    if (this.yTile === null || this.yTile.length < rows * tileRows) {
-      if (this.yTile) be.free(this.yTile);
-      this.yTile = be.alloc(rows * tileRows);
-    }
-    const yTile = this.yTile;
     const q = be.address(this.q)!;
     const scale = be.address(this.scale)!;
     const zero = be.address(this.zero)!;
-    const wTile = be.address(this.wTile)!;
-    for (let r0 = 0; r0 < outDim; r0 += tileRows) {
-      const t = Math.min(tileRows, outDim - r0);
+    this.tiles.matmul(y, xs, rows, (tile, r0, t) => {
       const g0 = r0 * this.nGroups * 4;
       be.runRows(
         'lowbit_dequant_uniform',
-        [wTile, q + r0 * this.rowStride, this.rowStride, scale + g0, zero + g0, inDim, this.groupSize, this.nGroups, this.bits],
+        [tile, q + r0 * this.rowStride, this.rowStride, scale + g0, zero + g0, inDim, this.groupSize, this.nGroups, this.bits],
         t,
         { work: t * inDim, align: 4 },
       );
-      this.backend.matmul(yTile, xs, this.wTile, rows, t, inDim);
-      for (let i = 0; i < rows; i++) y.set(yTile.subarray(i * t, (i + 1) * t), i * outDim + r0);
-    }
+    });
   }
 
   dispose(): void {
-    for (const b of [this.q, this.scale, this.zero, this.szero, this.xs, this.gsum, this.yOut, this.wTile, this.yTile, this.xRows]) {
+    for (const b of [this.q, this.scale, this.zero, this.szero, this.xs, this.gsum, this.yOut, this.xPerm]) {
       if (b) this.be.free(b);
     }
+    this.tiles.dispose();
   }
 }
