@@ -302,6 +302,18 @@ describe('safetensors', () => {
     throwsInput(() => f.raw('nope'), real, /no tensor named nope/);
   });
 
+  test('a Node Buffer source reads the same tensors as a file source (Buffer.slice is a view)', () => {
+    const fromBuffer = new SafetensorsFile(new BufferSource(real, readFileSync(real)));
+    const fromFile = new SafetensorsFile(new FileSource(real));
+    const bytesOf = (a: Float32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
+    for (const { name } of fromFile.entries()) assert.ok(bytesOf(fromBuffer.float32(name)).equals(bytesOf(fromFile.float32(name))), name);
+    // a Buffer that is a view into a larger allocation, as Node's pooled small buffers are
+    const small = safetensorsBytes([{ name: 'x', dtype: 'F32', shape: [3], bytes: f32Bytes(Float32Array.of(1.5, -2, 3)) }]);
+    const pooled = Buffer.alloc(small.length + 13);
+    pooled.set(small, 13);
+    assert.deepEqual([...new SafetensorsFile(new BufferSource('pooled.safetensors', pooled.subarray(13))).float32('x')], [1.5, -2, 3]);
+  });
+
   test('integer dtypes raw, F16/BF16 converted', () => {
     const halves = Uint16Array.of(0x3c00, 0xc000, 0x0001, 0x7bff, 0x7c00, 0x8000, 0x3555);
     const expectHalf = [1, -2, 2 ** -24, 65504, Infinity, -0, f16BitsToNumber(0x3555)];

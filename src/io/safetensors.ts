@@ -6,7 +6,7 @@
  * Used both for HF weights and for bitcrush's own packed formats (integer dtypes), so it
  * exposes raw bytes for every dtype and float32 conversion for the float ones.
  */
-import type { ByteSource } from './bytes.js';
+import { copyToArrayBuffer, type ByteSource } from './bytes.js';
 import { check, InputError } from './errors.js';
 
 export type SafetensorsDtype =
@@ -173,9 +173,12 @@ function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-/** A copy whose buffer starts at offset 0, so typed-array views of any width are aligned. */
+/**
+ * A copy whose buffer starts at offset 0, so typed-array views of any width are aligned (not
+ * `bytes.slice()`: on a Node Buffer that is a view into the same memory).
+ */
 function alignedCopy(bytes: Uint8Array): Uint8Array {
-  return bytes.slice();
+  return new Uint8Array(copyToArrayBuffer(bytes));
 }
 
 let f16Table: Float32Array | undefined;
