@@ -107,7 +107,7 @@ function variants(n: number, k: number): Variant[] {
 /** Which kernel a Linear runs, for the table. */
 function kernelName(lin: Linear): string {
   if (lin instanceof CodebookLinear) return `${lin.engine === 'wasm' ? 'wasm' : 'ts'} ${lin.kernel}`;
-  if (lin instanceof UniformLinear || lin instanceof MixedLinear) return lin.kernel === 'wasm' ? 'wasm' : 'ts';
+  if (lin instanceof UniformLinear || lin instanceof MixedLinear) return lin.engine === 'wasm' ? 'wasm' : 'ts';
   return '?';
 }
 

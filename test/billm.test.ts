@@ -189,9 +189,9 @@ describe('BiLLM on stories260K', () => {
     const payload = binaryFormat.randomPayload(8, 64, { blockSize: 32, salientColumns: 4 }, mulberry32(5));
     const t = binaryFormat.pack(payload);
     const onRowKernels = binaryFormat.makeLinear(t, backend) as BinaryLinear;
-    assert.equal(onRowKernels.kernel, rowKernelsOf(backend) ? 'wasm' : 'typescript');
+    assert.equal(onRowKernels.engine, rowKernelsOf(backend) ? 'wasm' : 'typescript');
     assert.ok(rowKernelsOf(backend), `${backend.name} backend lends row kernels`);
-    assert.equal((binaryFormat.makeLinear(t, createReferenceBackend()) as BinaryLinear).kernel, 'typescript');
+    assert.equal((binaryFormat.makeLinear(t, createReferenceBackend()) as BinaryLinear).engine, 'typescript');
     onRowKernels.dispose();
   });
 });

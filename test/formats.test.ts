@@ -14,6 +14,7 @@ import { loadNativeBackend } from '../src/node/native.js';
 import { UniformLinear } from '../src/formats/uniform-linear.js';
 import { CodebookLinear } from '../src/formats/codebook-linear.js';
 import { MixedLinear } from '../src/formats/mixed-linear.js';
+import { BinaryLinear } from '../src/formats/binary-linear.js';
 import type { MixedParams } from '../src/formats/mixed.js';
 import { laneKernelFits } from '../src/formats/uniform-wasm.js';
 import type { UniformParams } from '../src/formats/uniform.js';
@@ -49,14 +50,17 @@ function checkKernels(format: WeightFormat, t: PackedTensor, w: Float32Array, ra
   assert.equal(lin.outDim, outDim);
   assert.equal(lin.inDim, inDim);
   if (lin instanceof UniformLinear && rowKernelsOf(be) && laneKernelFits(inDim, t.params as UniformParams)) {
-    assert.equal(lin.kernel, 'wasm', `${label}: the wasm row kernels serve this tensor`);
+    assert.equal(lin.engine, 'wasm', `${label}: the wasm row kernels serve this tensor`);
   }
-  // the wasm kernels of the mixed and codebook formats serve every tensor on row-kernel backends;
+  // the wasm kernels of the mixed, binary and codebook formats serve every tensor on row-kernel backends;
   // record which of their paths the examples reach (checked by the last test below)
   if (lin instanceof MixedLinear && rowKernelsOf(be)) {
-    assert.equal(lin.kernel, 'wasm', `${label}: the wasm row kernels serve this tensor`);
+    assert.equal(lin.engine, 'wasm', `${label}: the wasm row kernels serve this tensor`);
     const p = t.params as MixedParams;
     p.groups.forEach((n, b) => n > 0 && wasmPathsReached.add(`mixed ${b + 1}-bit g${p.groupSize}`));
+  }
+  if (lin instanceof BinaryLinear && rowKernelsOf(be)) {
+    assert.equal(lin.engine, 'wasm', `${label}: the wasm row kernels serve this tensor`);
   }
   if (lin instanceof CodebookLinear && rowKernelsOf(be)) {
     assert.equal(lin.engine, 'wasm', `${label}: the wasm row kernels serve this tensor`);

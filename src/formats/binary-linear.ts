@@ -19,11 +19,12 @@
  * WebAssembly SIMD on the kernels' threads (binary-wasm.ts, csrc/binary.c); this TypeScript
  * kernel is their reference and serves the reference backend.
  */
-import { rowKernelsOf, type Backend } from '../backend/types.js';
+import type { Backend } from '../backend/types.js';
 import type { Linear } from '../runtime/linear.js';
 import { bitstreamBytes, decodeF16 } from './bitpack.js';
 import { blockCount, NS, AC, MC, AS, MS, A1, A2, MSAL, type BinaryParams } from './binary.js';
 import { BinaryWasmKernels } from './binary-wasm.js';
+import { KernelChoice } from './kernel-choice.js';
 import { RowTiles } from './row-tiles.js';
 import type { PackedTensor } from './types.js';
 
@@ -34,33 +35,9 @@ import type { PackedTensor } from './types.js';
 const TILE_MIN_ROWS = 3;
 
 /** y = W x for a binary tensor, on the fastest kernels the backend offers. */
-export class BinaryLinear implements Linear {
-  readonly outDim: number;
-  readonly inDim: number;
-  private readonly impl: Linear;
-
+export class BinaryLinear extends KernelChoice {
   constructor(t: PackedTensor<BinaryParams>, backend: Backend) {
-    this.outDim = t.outDim;
-    this.inDim = t.inDim;
-    const rk = rowKernelsOf(backend);
-    this.impl = rk ? new BinaryWasmKernels(t, rk, backend) : new BinaryTsKernels(t, backend);
-  }
-
-  /** Which kernels run this layer (tests and benchmarks). */
-  get kernel(): 'wasm' | 'typescript' {
-    return this.impl instanceof BinaryWasmKernels ? 'wasm' : 'typescript';
-  }
-
-  matvec(y: Float32Array, x: Float32Array): void {
-    this.impl.matvec(y, x);
-  }
-
-  matmul(y: Float32Array, x: Float32Array, rows: number): void {
-    this.impl.matmul(y, x, rows);
-  }
-
-  dispose(): void {
-    this.impl.dispose?.();
+    super(backend, (rk) => new BinaryWasmKernels(t, rk, backend), () => new BinaryTsKernels(t, backend));
   }
 }
 

@@ -16,7 +16,8 @@
  * in WebAssembly SIMD on the kernels' threads (codebook-wasm.ts, csrc/codebook.c, with its own
  * cost rule); these TypeScript kernels are their reference and serve the reference backend.
  */
-import { rowKernelsOf, type Backend } from '../backend/types.js';
+import type { Backend } from '../backend/types.js';
+import { KernelChoice } from './kernel-choice.js';
 import type { Linear } from '../runtime/linear.js';
 import type { CodebookQuantized } from './codebook.js';
 import { CodebookWasmKernels } from './codebook-wasm.js';
@@ -25,43 +26,15 @@ import { RowTiles } from './row-tiles.js';
 export type CodebookKernel = 'lut' | 'direct';
 
 /** y = W x for a codebook tensor, on the fastest kernels the backend offers. */
-export class CodebookLinear implements Linear {
-  private readonly impl: CodebookWasmKernels | CodebookTsKernels;
-
+export class CodebookLinear extends KernelChoice<CodebookWasmKernels | CodebookTsKernels> {
   /** `force` picks the matvec algorithm (tests, benchmarks). */
   constructor(q: CodebookQuantized, backend: Backend, force?: CodebookKernel) {
-    const rk = rowKernelsOf(backend);
-    this.impl = rk ? new CodebookWasmKernels(q, rk, backend, force) : new CodebookTsKernels(q, backend, force);
-  }
-
-  get outDim(): number {
-    return this.impl.outDim;
-  }
-
-  get inDim(): number {
-    return this.impl.inDim;
+    super(backend, (rk) => new CodebookWasmKernels(q, rk, backend, force), () => new CodebookTsKernels(q, backend, force));
   }
 
   /** Which matvec algorithm this layer runs. */
   get kernel(): CodebookKernel {
     return this.impl.kernel;
-  }
-
-  /** Which kernels run this layer (tests and benchmarks). */
-  get engine(): 'wasm' | 'typescript' {
-    return this.impl instanceof CodebookWasmKernels ? 'wasm' : 'typescript';
-  }
-
-  matvec(y: Float32Array, x: Float32Array): void {
-    this.impl.matvec(y, x);
-  }
-
-  matmul(y: Float32Array, x: Float32Array, rows: number): void {
-    this.impl.matmul(y, x, rows);
-  }
-
-  dispose(): void {
-    this.impl.dispose();
   }
 }
 

@@ -13,7 +13,8 @@
  * in WebAssembly SIMD on the kernels' threads (mixed-wasm.ts, csrc/lowbit.c); these TypeScript
  * kernels are their reference and serve the reference backend.
  */
-import { rowKernelsOf, type Backend } from '../backend/types.js';
+import type { Backend } from '../backend/types.js';
+import { KernelChoice } from './kernel-choice.js';
 import type { Linear } from '../runtime/linear.js';
 import { unpackBits } from './bitpack.js';
 import type { MixedArrays } from './mixed.js';
@@ -70,34 +71,9 @@ export function dotPacked(q: Uint8Array, o: number, bits: number, x: Float32Arra
 }
 
 /** y = W x for a mixed-width tensor, on the fastest kernels the backend offers. */
-export class MixedLinear implements Linear {
-  private readonly impl: Linear;
-
-  constructor(
-    readonly outDim: number,
-    readonly inDim: number,
-    a: MixedArrays,
-    backend: Backend,
-  ) {
-    const rk = rowKernelsOf(backend);
-    this.impl = rk ? new MixedWasmKernels(outDim, inDim, a, rk, backend) : new MixedTsKernels(outDim, inDim, a, backend);
-  }
-
-  /** Which kernels run this layer (tests and benchmarks). */
-  get kernel(): 'wasm' | 'typescript' {
-    return this.impl instanceof MixedWasmKernels ? 'wasm' : 'typescript';
-  }
-
-  matvec(y: Float32Array, x: Float32Array): void {
-    this.impl.matvec(y, x);
-  }
-
-  matmul(y: Float32Array, x: Float32Array, rows: number): void {
-    this.impl.matmul(y, x, rows);
-  }
-
-  dispose(): void {
-    this.impl.dispose?.();
+export class MixedLinear extends KernelChoice {
+  constructor(outDim: number, inDim: number, a: MixedArrays, backend: Backend) {
+    super(backend, (rk) => new MixedWasmKernels(outDim, inDim, a, rk, backend), () => new MixedTsKernels(outDim, inDim, a, backend));
   }
 }
 

@@ -14,7 +14,8 @@
  * backend's threads (uniform-wasm.ts, csrc/lowbit.c); this TypeScript kernel is their
  * reference and serves the reference and native backends.
  */
-import { rowKernelsOf, type Backend } from '../backend/types.js';
+import type { Backend } from '../backend/types.js';
+import { KernelChoice } from './kernel-choice.js';
 import type { Linear } from '../runtime/linear.js';
 import { groupCount } from './quantized.js';
 import { unpackBits } from './bitpack.js';
@@ -23,36 +24,13 @@ import { laneKernelFits, UniformWasmKernels } from './uniform-wasm.js';
 import { RowTiles } from './row-tiles.js';
 
 /** y = W x for a uniform tensor, on the fastest kernels the backend offers. */
-export class UniformLinear implements Linear {
-  private readonly impl: Linear;
-
-  constructor(
-    readonly outDim: number,
-    readonly inDim: number,
-    p: UniformParams,
-    a: UniformArrays,
-    backend: Backend,
-  ) {
-    const rk = rowKernelsOf(backend);
-    this.impl =
-      rk && laneKernelFits(inDim, p) ? new UniformWasmKernels(outDim, inDim, p, a, rk, backend) : new UniformTsKernels(outDim, inDim, p, a, backend);
-  }
-
-  /** Which kernels run this layer (tests and benchmarks). */
-  get kernel(): 'wasm' | 'typescript' {
-    return this.impl instanceof UniformWasmKernels ? 'wasm' : 'typescript';
-  }
-
-  matvec(y: Float32Array, x: Float32Array): void {
-    this.impl.matvec(y, x);
-  }
-
-  matmul(y: Float32Array, x: Float32Array, rows: number): void {
-    this.impl.matmul(y, x, rows);
-  }
-
-  dispose(): void {
-    this.impl.dispose?.();
+export class UniformLinear extends KernelChoice {
+  constructor(outDim: number, inDim: number, p: UniformParams, a: UniformArrays, backend: Backend) {
+    super(
+      backend,
+      laneKernelFits(inDim, p) ? (rk) => new UniformWasmKernels(outDim, inDim, p, a, rk, backend) : null,
+      () => new UniformTsKernels(outDim, inDim, p, a, backend),
+    );
   }
 }
 
