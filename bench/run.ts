@@ -14,7 +14,8 @@
  * I, I+N, … of it; fp32 in shard 0), --run-timeout S (stop a quantize run after S seconds and
  * record it as failed; default none), --no-report, --keep (keep the packed files), --merge (keep
  * the records of <name>.json that this run does not remeasure: rerun one model or a few rows
- * without losing the rest; the file then lists each command with its records and commit).
+ * without losing the rest; the file then lists each command with its records and commit;
+ * records of runs no longer in the suite are dropped).
  * Perplexities are deterministic (seeded calibration windows, seeded initialisations): a rerun
  * reproduces them exactly on the same backend.
  */
@@ -59,8 +60,13 @@ const resultsPath = join(outDir, `${name}.json`);
 mkdirSync(outDir, { recursive: true });
 /** Report order of every record id of the whole suite (a merged file may hold any of them). */
 const suiteOrder = (quick ? quickSuite() : fullSuite()).flatMap((m) => [`${m.name}/fp32`, ...m.runs.map((r) => `${m.name}/${r.label}`)]);
-// read now: save() rewrites the file after every record
-const mergeBase = args.includes('--merge') && existsSync(resultsPath) ? parseResults(resultsPath, readFileSync(resultsPath, 'utf8')) : null;
+/** With --merge: the file's records of runs the suite still has (read now: save() rewrites the file after every record). */
+function readMergeBase(): ResultsFile | null {
+  if (!args.includes('--merge') || !existsSync(resultsPath)) return null;
+  const base = parseResults(resultsPath, readFileSync(resultsPath, 'utf8'));
+  return { ...base, records: base.records.filter((r) => suiteOrder.includes(r.id)) };
+}
+const mergeBase = readMergeBase();
 
 function log(line: string): void {
   process.stderr.write(`[${((performance.now() - t0) / 1000).toFixed(0).padStart(5)} s] ${line}\n`);
