@@ -13,11 +13,10 @@ import { bitsPerWeight, getFormat, packGroups } from '../formats/registry.js';
 import type { PackedTensor } from '../formats/types.js';
 import type { LlamaConfig } from '../model/config.js';
 import { EMBED, expectedShapes, layerTensor, type LinearName, type ModelSource } from '../model/weights.js';
-import { HessianAccumulator } from '../quant/hessian.js';
 import type { LayerPayload, LayerResult, LayerStats, QuantMethod } from '../quant/method.js';
 import { DenseLinear } from '../runtime/dense.js';
-import { layerForward } from '../runtime/forward.js';
-import { allocScratch, freeScratch, loadLayerWeights, type LayerWeights, type Scratch } from '../runtime/model.js';
+import { allocScratch, loadLayerWeights, type LayerWeights } from '../runtime/model.js';
+import { BlockRunner, INPUT_OF } from './block-runner.js';
 import type { CalibrationSet } from './calibration.js';
 
 /** gptq.py's order within a block (its module order); the order linears are quantized and reported in. */
@@ -33,15 +32,6 @@ const SEQUENTIAL_GROUPS: readonly (readonly LinearName[])[] = [
   ['mlp.gate_proj', 'mlp.up_proj'],
   ['mlp.down_proj'],
 ];
-
-/** Linears that read the same array share one Hessian (accumulated once, copied per linear). */
-type InputId = 'attn' | 'attnOut' | 'mlp' | 'mlpOut';
-const INPUT_OF: Readonly<Record<LinearName, InputId>> = {
-  'self_attn.q_proj': 'attn', 'self_attn.k_proj': 'attn', 'self_attn.v_proj': 'attn',
-  'self_attn.o_proj': 'attnOut',
-  'mlp.gate_proj': 'mlp', 'mlp.up_proj': 'mlp',
-  'mlp.down_proj': 'mlpOut',
-};
 
 const FIELD_OF: Readonly<Record<LinearName, 'wq' | 'wk' | 'wv' | 'wo' | 'w1' | 'w2' | 'w3'>> = {
   'self_attn.q_proj': 'wq', 'self_attn.k_proj': 'wk', 'self_attn.v_proj': 'wv', 'self_attn.o_proj': 'wo',
@@ -336,85 +326,4 @@ function packPayload(name: string, payload: LayerPayload, dequantized: Float32Ar
     }
   }
   return t;
-}
-
-interface Capture {
-  hessian?: HessianAccumulator;
-  /** [rows, in] every calibration input of the linear, when the method asks for them. */
-  inputs?: Float32Array;
-  filled: number;
-}
-
-/** Runs one block over every calibration window, chunked to the scratch's row count. */
-class BlockRunner {
-  readonly rows: number;
-
-  constructor(
-    private readonly backend: Backend,
-    private readonly c: LlamaConfig,
-    private readonly s: Scratch,
-    private readonly cal: CalibrationSet,
-  ) {
-    this.rows = cal.count * cal.seqLen;
-  }
-
-  dispose(): void {
-    freeScratch(this.backend, this.s);
-  }
-
-  /** X ← block(X). */
-  propagate(L: LayerWeights, X: Float32Array): void {
-    this.run(L, X, true);
-  }
-
-  /** Statistics of the inputs of `linears` over all windows; X is updated only when `writeBack`. */
-  capture(
-    L: LayerWeights,
-    X: Float32Array,
-    linears: readonly LinearName[],
-    requires: { hessian: boolean; inputs: boolean },
-    writeBack: boolean,
-  ): Map<InputId, Capture> {
-    const caps = new Map<InputId, Capture>();
-    const firstReader = new Map<InputId, LinearName>();
-    for (const linear of linears) {
-      const id = INPUT_OF[linear];
-      if (caps.has(id)) continue;
-      firstReader.set(id, linear);
-      const width = linear === 'mlp.down_proj' ? this.c.hiddenDim : this.c.dim;
-      caps.set(id, {
-        hessian: requires.hessian ? new HessianAccumulator(this.backend, width) : undefined,
-        inputs: requires.inputs ? new Float32Array(this.rows * width) : undefined,
-        filled: 0,
-      });
-    }
-    this.run(L, X, writeBack, (linear, x, rows) => {
-      const id = INPUT_OF[linear];
-      if (firstReader.get(id) !== linear) return; // siblings see the same array
-      const cap = caps.get(id)!;
-      cap.hessian?.add(x, rows);
-      if (cap.inputs) {
-        const width = x.length / rows;
-        cap.inputs.set(x.subarray(0, rows * width), cap.filled * width);
-      }
-      cap.filled += rows;
-    });
-    return caps;
-  }
-
-  private run(L: LayerWeights, X: Float32Array, writeBack: boolean, hook?: Parameters<typeof layerForward>[7]): void {
-    const { dim } = this.c;
-    const { seqLen, count } = this.cal;
-    const x = this.s.x;
-    for (let w = 0; w < count; w++) {
-      // each window is a fresh sequence at position 0; long windows go through the KV cache in chunks
-      for (let start = 0; start < seqLen; start += this.s.maxRows) {
-        const T = Math.min(this.s.maxRows, seqLen - start);
-        const off = (w * seqLen + start) * dim;
-        x.set(X.subarray(off, off + T * dim));
-        layerForward(this.backend, this.c, L, this.s, 0, T, start, hook);
-        if (writeBack) X.set(x.subarray(0, T * dim), off);
-      }
-    }
-  }
 }
