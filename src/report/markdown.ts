@@ -177,12 +177,13 @@ export function readmeTable(res: ResultsFile, o: { resultsPath: string; resultsL
     }
     lines.push(`| ${r.method} | ${setting} | ${num(r.linearBpw, 2)} | ${num(r.fileBytes / 1024, 0)} | ${num(p?.ppl, 2)} | ${num(r.quantizeSeconds, 1)} | \`${r.id}\` |`);
   }
-  // in a merged file, the command that measured these rows (they are measured together, by one command)
-  const src = res.history?.find((h) => quality.some((r) => h.ids.includes(r.id))) ?? res;
+  // in a merged file, the commands that measured these rows
+  const sources = res.history?.filter((h) => quality.some((r) => h.ids.includes(r.id))) ?? [res];
+  const cite = (h: { commit: { hash: string }; machine: { cpu: string }; backend: { kind: string; threads: number }; command: string; totalSeconds: number }) =>
+    `commit \`${h.commit.hash.slice(0, 12)}\`, ${h.machine.cpu}, ${h.backend.kind} × ${h.backend.threads}; \`${h.command}\` took ${formatDuration(h.totalSeconds)}`;
   lines.push(
     '',
-    `Every number is the record named in the last column of [\`${o.resultsPath}\`](${o.resultsPath}) (commit \`${src.commit.hash.slice(0, 12)}\`,`,
-    `${src.machine.cpu}, ${src.backend.kind} × ${src.backend.threads}; \`${src.command}\` took ${formatDuration(src.totalSeconds)}).`,
+    `Every number is the record named in the last column of [\`${o.resultsPath}\`](${o.resultsPath}) (${sources.length > 1 ? `measured by ${sources.length} commands: ` : ''}${sources.map(cite).join('; ')}).`,
     'Reproduce with `npm run bench` (quantizes, evaluates and measures every row, then regenerates the results page, its plots',
     'and this table); `npm run report` regenerates them from the JSON alone; `npm run bench -- --quick` is the one-minute smoke run.',
     README_END,
