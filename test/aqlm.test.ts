@@ -4,32 +4,28 @@
  * stories260K. (Round trip and bpw of the format are covered by formats.test.ts.)
  */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { after, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { createReferenceBackend } from '../src/backend/reference.js';
 import { perplexity } from '../src/eval/perplexity.js';
 import { codebookFormat, dequantizeCodebook, type CodebookQuantized } from '../src/formats/codebook.js';
 import { CodebookLinear } from '../src/formats/codebook-linear.js';
 import { BufferSource } from '../src/io/bytes.js';
 import { UsageError } from '../src/io/errors.js';
-import { findTokenizer, openModel } from '../src/io/load.js';
 import { blockForward } from '../src/autograd/block.js';
 import { aqlmDefaults, parseScheme, quantizeAqlmLayer, type AqlmOptions } from '../src/methods/aqlm.js';
 import { beamSearchCodes, reconstruct, rowLosses } from '../src/methods/aqlm-beam.js';
 import { residualKmeans } from '../src/methods/aqlm-kmeans.js';
 import { getMethod } from '../src/methods/registry.js';
 import { createBackend } from '../src/node/backend.js';
-import { nodeFs } from '../src/node/fs.js';
 import { PackedModel } from '../src/packed/reader.js';
 import { planPackedModel } from '../src/packed/writer.js';
-import { calibrationFromText } from '../src/pipeline/calibration.js';
 import { quantizeModel } from '../src/pipeline/quantize.js';
 import { HessianAccumulator } from '../src/quant/hessian.js';
 import type { BlockRefineContext } from '../src/quant/method.js';
 import { DenseLinear } from '../src/runtime/dense.js';
 import { LlamaModel } from '../src/runtime/model.js';
 import { mulberry32 as rng, gaussians } from '../src/quant/random.js';
+import { storiesData } from './stories.js';
 
 const ref = createReferenceBackend();
 
@@ -192,15 +188,10 @@ describe('AQLM lookup-table kernel', () => {
 });
 
 describe('AQLM on stories260K', () => {
-  const shared = (p: string) => fileURLToPath(new URL(`../../../shared/${p}`, import.meta.url));
-  const STORIES = shared('models/stories260K/stories260K.bin');
   const backend = createBackend();
   after(() => backend.dispose());
 
-  const source = openModel(STORIES, nodeFs);
-  const tokenizer = findTokenizer(STORIES, nodeFs);
-  const heldout = tokenizer.encode(readFileSync(shared('data/tinystories/heldout.txt'), 'utf8'), true);
-  const calibration = calibrationFromText(tokenizer, readFileSync(shared('data/tinystories/calib.txt'), 'utf8'), { count: 8, seqLen: 64, seed: 1 });
+  const { source, heldout, calibration } = storiesData({ count: 8, seqLen: 64 });
   const ppl = (model: LlamaModel) => perplexity(model, heldout, { seqLen: 128, maxWindows: 16 }).ppl;
 
   /** Packs the pipeline's result and returns the perplexity of the packed file and of the method's own fake-quantized weights. */

@@ -6,9 +6,7 @@
  * file with one row's signs flipped does not.
  */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { after, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { createReferenceBackend } from '../src/backend/reference.js';
 import { perplexity } from '../src/eval/perplexity.js';
 import { rowKernelsOf } from '../src/backend/types.js';
@@ -18,34 +16,17 @@ import type { BinaryLinear } from '../src/formats/binary-linear.js';
 import { getFormat } from '../src/formats/registry.js';
 import type { PackedTensor } from '../src/formats/types.js';
 import { BufferSource } from '../src/io/bytes.js';
-import { findTokenizer, openModel } from '../src/io/load.js';
 import { quantizeBillmLayer } from '../src/methods/billm.js';
 import { getMethod } from '../src/methods/registry.js';
 import type { ModelSource } from '../src/model/weights.js';
 import { createBackend } from '../src/node/backend.js';
-import { nodeFs } from '../src/node/fs.js';
 import { PackedModel } from '../src/packed/reader.js';
 import { planPackedModel } from '../src/packed/writer.js';
-import { calibrationFromText } from '../src/pipeline/calibration.js';
 import { quantizeModel } from '../src/pipeline/quantize.js';
 import { ActQuantLinear, fakeQuantizeRows, withActQuant } from '../src/quant/act-quant.js';
 import { DenseLinear } from '../src/runtime/dense.js';
 import { LlamaModel } from '../src/runtime/model.js';
-
-const shared = (p: string) => fileURLToPath(new URL(`../../../shared/${p}`, import.meta.url));
-const STORIES = shared('models/stories260K/stories260K.bin');
-
-/** mulberry32 + Box–Muller: seeded normal samples. */
-function normal(seed: number): () => number {
-  let a = seed >>> 0;
-  const u = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), a | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (((t ^ (t >>> 14)) >>> 0) + 0.5) / 4294967296;
-  };
-  return () => Math.sqrt(-2 * Math.log(u())) * Math.cos(2 * Math.PI * u());
-}
+import { normal, storiesData } from './stories.js';
 
 describe('activation fake quantization', () => {
   it('per token, symmetric absmax: known values', () => {
@@ -130,10 +111,7 @@ describe('BiLLM layer', () => {
 describe('BiLLM on stories260K', () => {
   const backend = createBackend();
   after(() => backend.dispose());
-  const source = openModel(STORIES, nodeFs);
-  const tokenizer = findTokenizer(STORIES, nodeFs);
-  const heldout = tokenizer.encode(readFileSync(shared('data/tinystories/heldout.txt'), 'utf8'), true);
-  const cal = calibrationFromText(tokenizer, readFileSync(shared('data/tinystories/calib.txt'), 'utf8'), { count: 16, seqLen: 64, seed: 1 });
+  const { source, heldout, calibration: cal } = storiesData({ count: 16, seqLen: 64 });
   const EVAL = { seqLen: 128, maxWindows: 16 };
 
   const fakeQuantized = (src: ModelSource, packed: Map<string, PackedTensor>, bits: number, be = backend) =>

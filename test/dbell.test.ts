@@ -4,31 +4,13 @@
  * stories260K's perplexity unchanged while really rescaling its norms and weights.
  */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { after, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { perplexity } from '../src/eval/perplexity.js';
-import { findTokenizer, openModel } from '../src/io/load.js';
 import { dbellDefaults, ltdbTransform, optimizeBlock, proximityLoss } from '../src/methods/dbell.js';
 import { layerTensor } from '../src/model/weights.js';
 import { createBackend } from '../src/node/backend.js';
-import { nodeFs } from '../src/node/fs.js';
-import { calibrationFromText } from '../src/pipeline/calibration.js';
 import { LlamaModel } from '../src/runtime/model.js';
-
-const shared = (p: string) => fileURLToPath(new URL(`../../../shared/${p}`, import.meta.url));
-const STORIES = shared('models/stories260K/stories260K.bin');
-
-function normal(seed: number): () => number {
-  let a = seed >>> 0;
-  const u = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), a | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (((t ^ (t >>> 14)) >>> 0) + 0.5) / 4294967296;
-  };
-  return () => Math.sqrt(-2 * Math.log(u())) * Math.cos(2 * Math.PI * u());
-}
+import { normal, storiesData } from './stories.js';
 
 describe('LTDB proximity loss', () => {
   const rows = 6;
@@ -67,10 +49,7 @@ describe('LTDB proximity loss', () => {
 describe('LTDB on stories260K', () => {
   const backend = createBackend();
   after(() => backend.dispose());
-  const source = openModel(STORIES, nodeFs);
-  const tokenizer = findTokenizer(STORIES, nodeFs);
-  const cal = calibrationFromText(tokenizer, readFileSync(shared('data/tinystories/calib.txt'), 'utf8'), { count: 8, seqLen: 64, seed: 1 });
-  const heldout = tokenizer.encode(readFileSync(shared('data/tinystories/heldout.txt'), 'utf8'), true);
+  const { source, heldout, calibration: cal } = storiesData({ count: 8, seqLen: 64 });
 
   it('the transformation alone leaves perplexity unchanged (relative ≤ 1e-4) and rescales norms and weights', () => {
     const { source: t, scales } = ltdbTransform(source, { ...dbellDefaults, blockSize: 64, epochs: 50 }, { backend, calibration: cal });

@@ -5,24 +5,15 @@
  * model's. Checked with a probe method (RTN layers plus a refineBlock that records the streams).
  */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { createReferenceBackend } from '../src/backend/reference.js';
-import { findTokenizer, openModel } from '../src/io/load.js';
 import { getMethod } from '../src/methods/registry.js';
-import { nodeFs } from '../src/node/fs.js';
-import { calibrationFromText } from '../src/pipeline/calibration.js';
 import { quantizeModel, type PipelineOptions } from '../src/pipeline/quantize.js';
 import type { BlockRefineContext, QuantMethod } from '../src/quant/method.js';
-
-const shared = (p: string) => fileURLToPath(new URL(`../../../shared/${p}`, import.meta.url));
+import { storiesData } from './stories.js';
 
 describe('pipeline float stream for block-level targets', () => {
-  const STORIES = shared('models/stories260K/stories260K.bin');
-  const source = openModel(STORIES, nodeFs);
-  const tokenizer = findTokenizer(STORIES, nodeFs);
-  const calibration = calibrationFromText(tokenizer, readFileSync(shared('data/tinystories/calib.txt'), 'utf8'), { count: 4, seqLen: 32, seed: 1 });
+  const { source, calibration } = storiesData({ count: 4, seqLen: 32 });
   const backend = createReferenceBackend();
   const { method: rtn, opts } = getMethod('rtn', { bits: 2, groupSize: 32 });
 

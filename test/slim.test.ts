@@ -4,21 +4,16 @@
  * computes what the fake-quantized model computes, and SliM-LLM beats GPTQ at 2 bits.
  */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { after, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { createReferenceBackend } from '../src/backend/reference.js';
 import { perplexity } from '../src/eval/perplexity.js';
 import { dequantizeGroups, type GroupQuantized } from '../src/formats/quantized.js';
 import { getFormat, packGroups } from '../src/formats/registry.js';
 import type { PackedTensor } from '../src/formats/types.js';
-import { findTokenizer, openModel } from '../src/io/load.js';
 import { gptqDefaults, quantizeGptqLayer } from '../src/methods/gptq.js';
 import { getMethod } from '../src/methods/registry.js';
 import { allocateBits, binaryGrid, groupSalience, quantizeSlimLayer, searchBitAllocation, slimDefaults, slimLevel, sqcFitter } from '../src/methods/slim.js';
 import { createBackend } from '../src/node/backend.js';
-import { nodeFs } from '../src/node/fs.js';
-import { calibrationFromText } from '../src/pipeline/calibration.js';
 import { quantizeModel } from '../src/pipeline/quantize.js';
 import { dequantizeLevel, fitGrid, maxLevel, quantizeLevel } from '../src/quant/grid.js';
 import { HessianAccumulator, dampen, upperCholeskyOfInverse } from '../src/quant/hessian.js';
@@ -28,6 +23,7 @@ import { PackedModel } from '../src/packed/reader.js';
 import { planPackedModel } from '../src/packed/writer.js';
 import { BufferSource } from '../src/io/bytes.js';
 import { mulberry32 as rng, gaussians } from '../src/quant/random.js';
+import { storiesData } from './stories.js';
 
 const ref = createReferenceBackend();
 
@@ -193,14 +189,9 @@ describe('SliM-LLM layer', () => {
 });
 
 describe('SliM-LLM on stories260K', () => {
-  const shared = (p: string) => fileURLToPath(new URL(`../../../shared/${p}`, import.meta.url));
-  const STORIES = shared('models/stories260K/stories260K.bin');
   const backend = createBackend();
   after(() => backend.dispose());
-  const source = openModel(STORIES, nodeFs);
-  const tokenizer = findTokenizer(STORIES, nodeFs);
-  const heldout = tokenizer.encode(readFileSync(shared('data/tinystories/heldout.txt'), 'utf8'), true);
-  const cal = calibrationFromText(tokenizer, readFileSync(shared('data/tinystories/calib.txt'), 'utf8'), { count: 16, seqLen: 64, seed: 1 });
+  const { source, heldout, calibration: cal } = storiesData({ count: 16, seqLen: 64 });
   const EVAL = { seqLen: 128, maxWindows: 24 };
   const runFull = (method: string, given: Record<string, unknown>) => {
     const { method: m, opts } = getMethod(method, given);
