@@ -12,6 +12,7 @@ import type { Linear } from '../runtime/linear.js';
 import { unpackBits } from './bitpack.js';
 import { KernelRowTiles } from './kernel-tiles.js';
 import type { MixedArrays } from './mixed.js';
+import { groupParamsInKernel } from './uniform-wasm.js';
 
 /**
  * The field width a group of `bits`-bit levels gets in kernel memory: 3-bit groups are widened
@@ -96,13 +97,7 @@ export class MixedWasmKernels implements Linear {
         packLaneGroup(levels, cols, this.q, r * stride + this.goff[g]!, this.widths[g]!);
       }
     }
-    const n = outDim * nGroups;
-    this.scale = be.alloc(Math.max(1, n));
-    this.scale.set(a.scale.subarray(0, n));
-    this.zero = be.alloc(Math.max(1, n));
-    this.zero.set(a.zero.subarray(0, n));
-    this.szero = be.alloc(Math.max(1, n));
-    for (let i = 0; i < n; i++) this.szero[i] = a.scale[i]! * a.zero[i]!;
+    ({ scale: this.scale, zero: this.zero, szero: this.szero } = groupParamsInKernel(be, a, outDim * nGroups));
     this.xs = be.alloc(inDim + 128);
     this.gsum = be.alloc(Math.max(1, nGroups));
     this.yOut = be.alloc(Math.max(1, outDim));

@@ -48,6 +48,20 @@ export function packLaneRow(levels: Uint8Array, dst: Uint8Array, offset: number,
 /** Below this many activation rows, matmul is one matvec per row (a tile costs more than it saves). */
 const MATVEC_ROWS = 2;
 
+/**
+ * The per-group scales and zeros [n] in kernel memory, plus scale·zero (exact: an f16 times an
+ * integer < 256), which the matvec kernels subtract once per group (shared with mixed-wasm.ts).
+ */
+export function groupParamsInKernel(be: RowKernels, a: { scale: Float32Array; zero: Float32Array }, n: number): { scale: Float32Array; zero: Float32Array; szero: Float32Array } {
+  const scale = be.alloc(Math.max(1, n));
+  scale.set(a.scale.subarray(0, n));
+  const zero = be.alloc(Math.max(1, n));
+  zero.set(a.zero.subarray(0, n));
+  const szero = be.alloc(Math.max(1, n));
+  for (let i = 0; i < n; i++) szero[i] = a.scale[i]! * a.zero[i]!;
+  return { scale, zero, szero };
+}
+
 export class UniformWasmKernels {
   private readonly be: RowKernels;
   private readonly backend: Backend;
@@ -91,13 +105,7 @@ export class UniformWasmKernels {
       unpackBits(a.q, r * a.rowBytes, levels, inDim, p.bits);
       packLaneRow(levels, this.q, r * this.rowStride, p.bits);
     }
-    const n = outDim * this.nGroups;
-    this.scale = be.alloc(Math.max(1, n));
-    this.scale.set(a.scale.subarray(0, n));
-    this.zero = be.alloc(Math.max(1, n));
-    this.zero.set(a.zero.subarray(0, n));
-    this.szero = be.alloc(Math.max(1, n));
-    for (let i = 0; i < n; i++) this.szero[i] = a.scale[i]! * a.zero[i]!;
+    ({ scale: this.scale, zero: this.zero, szero: this.szero } = groupParamsInKernel(be, a, outDim * this.nGroups));
     this.xs = be.alloc(Math.ceil(inDim / 64) * 64);
     this.gsum = be.alloc(this.nGroups);
     this.yOut = be.alloc(Math.max(1, outDim));
