@@ -41,6 +41,27 @@ export interface ModelSource {
   tensors(): TensorInfo[];
   /** The tensor as float32 (converted from f16/bf16), row-major, canonical RoPE layout. */
   load(name: string): Float32Array;
+  /**
+   * How the source stores a tensor, so an unquantized tensor is never written wider than it
+   * came (absent: F32 everywhere, e.g. llama2.c files).
+   */
+  dtypeOf?(name: string): SourceDtype;
+  /**
+   * Row `r` of a 2-D tensor without loading the whole of it (the token embedding of a packed
+   * file: one row per token); absent, or undefined for a tensor, when the source only loads whole tensors.
+   */
+  rowGather?(name: string): RowGather | undefined;
+}
+
+/** Storage types of the float tensors a source may hold. */
+export type SourceDtype = 'F32' | 'F16' | 'BF16' | 'F64';
+
+/** A table [rows, cols] read one row at a time. */
+export interface RowGather {
+  readonly rows: number;
+  readonly cols: number;
+  /** dst[cols] = row r of the table, as float32. */
+  row(dst: Float32Array, r: number): void;
 }
 
 /** Expected shape of every canonical tensor of a config. */

@@ -9,7 +9,7 @@ import type { ByteSource } from '../io/bytes.js';
 import { check, InputError } from '../io/errors.js';
 import { SafetensorsFile } from '../io/safetensors.js';
 import type { LlamaConfig } from '../model/config.js';
-import { expectedShapes, type ModelSource, type TensorInfo } from '../model/weights.js';
+import { expectedShapes, type ModelSource, type RowGather, type SourceDtype, type TensorInfo } from '../model/weights.js';
 import { findFormat, bitsPerWeight } from '../formats/registry.js';
 import type { Blob, BlobDtype, FormatParams, PackedTensor, WeightFormat } from '../formats/types.js';
 import { DenseLinear, type LinearFactory } from '../runtime/dense.js';
@@ -106,6 +106,27 @@ export class PackedModel implements ModelSource {
     if (e !== undefined) return e.format.dequantize(this.packed(name));
     check(this.shapes.has(name), this.name, `no tensor named ${name}`);
     return this.file.float32(name);
+  }
+
+  /**
+   * A packed tensor read one row at a time (the token embedding: one row per token, the table
+   * never expanded); undefined for a tensor stored unquantized, which `load` reads whole.
+   */
+  rowGather(name: string): RowGather | undefined {
+    const e = this.packedEntries.get(name);
+    if (e === undefined) return undefined;
+    const t = this.packed(name);
+    if (e.format.rowGather) return e.format.rowGather(t);
+    // a format without a row reader (none of the grid formats the pipeline writes an embedding in): expand it once
+    const w = e.format.dequantize(t);
+    return { rows: e.outDim, cols: e.inDim, row: (dst, r) => dst.set(w.subarray(r * e.inDim, (r + 1) * e.inDim)) };
+  }
+
+  /** Storage type of a tensor in this file (packed tensors count as the float32 they decode to). */
+  dtypeOf(name: string): SourceDtype {
+    const rec = this.header.tensors[name];
+    check(rec !== undefined, this.name, `no tensor named ${name}`);
+    return rec.format === 'dense' ? (rec as { dtype: SourceDtype }).dtype : 'F32';
   }
 
   /** The runtime's Linear for a 2-D tensor: the format's fast kernels, or dense float32. */
