@@ -19,12 +19,13 @@ import { quantizeModel, type LayerReport } from '../pipeline/quantize.js';
 import { planPackedModel } from '../packed/writer.js';
 import { WorkDir } from './checkpoint.js';
 import { addMethodFlags, givenMethodOptions, methodHelp } from './method-flags.js';
+import { addWholeFlags, describeWhole, wholeOptions, type WholeFlags } from './whole-flags.js';
 import { describeBackend, openBackend } from './load.js';
 import { backendArg, intArg, seedArg, type RunOptions } from './options.js';
 import { createProgress, formatDuration } from './progress.js';
 import { evaluateFiles, type EvalReport } from './quantize-eval.js';
 
-interface QuantizeCliOptions extends RunOptions {
+interface QuantizeCliOptions extends RunOptions, WholeFlags {
   method: string;
   out: string;
   calib?: string;
@@ -55,6 +56,7 @@ export function registerQuantize(program: Command): void {
     .option('--seqlen <n>', 'tokens per calibration window (default: the model\'s context)', intArg(1))
     .option('--seed <n>', 'seed of the calibration window positions (default: 1)', seedArg);
   addMethodFlags(cmd);
+  addWholeFlags(cmd);
   cmd
     .option('--true-sequential', 're-capture inputs after each sub-group (qkv → o → gate/up → down)')
     .option('--float-inputs', 'calibrate each block on the float model\'s activations, not the quantized blocks\' outputs')
@@ -85,8 +87,11 @@ function run(modelPath: string, opts: QuantizeCliOptions): void {
   if (evalSeqLen > c.seqLen) throw new UsageError(`--eval-seqlen ${evalSeqLen} exceeds the model's context of ${c.seqLen}`);
   const seed = opts.seed ?? 1n;
   // RTN reads no data: its result does not depend on a calibration text, so none is recorded
-  const needsData = method.requires.hessian || method.requires.inputs;
-  if (needsData && opts.calib === undefined) throw new UsageError(`${method.name} needs calibration data: pass --calib <text file>`);
+  // (unless the head is calibrated: GPTQ on the head reads the final norm's output)
+  const methodNeedsData = method.requires.hessian || method.requires.inputs;
+  if (methodNeedsData && opts.calib === undefined) throw new UsageError(`${method.name} needs calibration data: pass --calib <text file>`);
+  const whole = wholeOptions(opts, opts.calib !== undefined);
+  const needsData = methodNeedsData || whole.head?.method.requires.hessian === true;
   let calibText = '';
   let cal: CalibrationSet | undefined;
   if (needsData && opts.calib !== undefined) {
@@ -108,6 +113,7 @@ function run(modelPath: string, opts: QuantizeCliOptions): void {
         }
       : {}),
     ...(opts.actBits < 16 ? { actBits: opts.actBits } : {}),
+    ...describeWhole(whole),
     // relative to the packed file, so `generate`/`eval` find the tokenizer through the original model
     source: { model: relative(outDir, resolve(modelPath)), ...(opts.tokenizer ? { tokenizer: relative(outDir, resolve(opts.tokenizer)) } : {}) },
   };
@@ -133,6 +139,7 @@ function run(modelPath: string, opts: QuantizeCliOptions): void {
       calibration: cal,
       trueSequential: opts.trueSequential,
       floatInputs: opts.floatInputs,
+      whole,
       resume: resume ? { block: resumedBlocks, inputs: resume.resume.inputs, dense: resume.resume.dense } : undefined,
       // counted in weights so the ETA weighs wide linears (and the block steps after them) by their cost
       onProgress: (e) => progress.update(mega(e.weightsDone ?? e.done), mega(e.weightsTotal ?? e.total), `block ${e.block + 1}/${e.blocks} ${e.linear} (${e.done}/${e.total} linears)`),
@@ -150,7 +157,7 @@ function run(modelPath: string, opts: QuantizeCliOptions): void {
     const packed = new Map(resume?.resume.packed ?? []);
     for (const [name, t] of r.packed) packed.set(name, t);
     // r.source: the method's pre-transformed model (DBellQuant rescales norms) whose dense tensors the file stores
-    const plan = planPackedModel({ config: c, method: { name: method.name, options: headerOptions }, source: r.source, packed, actBits: opts.actBits });
+    const plan = planPackedModel({ config: r.layout.config, method: { name: method.name, options: headerOptions }, source: r.source, packed, actBits: opts.actBits });
     const size = writeFileAtomic(opts.out, plan.chunks(), { expectedSize: plan.size });
     work.remove();
     const quantizeSeconds = (performance.now() - t0) / 1000;

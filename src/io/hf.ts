@@ -12,7 +12,7 @@ import { readText, type FileSystemLike } from './bytes.js';
 import { check, InputError } from './errors.js';
 import { SafetensorsFile } from './safetensors.js';
 import type { LlamaConfig } from '../model/config.js';
-import { expectedShapes, LM_HEAD, type ModelSource, type TensorInfo } from '../model/weights.js';
+import { expectedShapes, LM_HEAD, type ModelSource, type SourceDtype, type TensorInfo } from '../model/weights.js';
 
 const SUPPORTED_TYPES = new Set(['llama', 'mistral', 'qwen2']);
 const SUPPORTED_ARCHS = new Set(['LlamaForCausalLM', 'MistralForCausalLM', 'Qwen2ForCausalLM']);
@@ -143,6 +143,12 @@ export class HfModel implements ModelSource {
     if (qk === null) return w;
     const c = this.config;
     return unpermuteRope(w, qk[1] === 'q' ? c.nHeads : c.nKvHeads, c.dim / c.nHeads, c.dim);
+  }
+
+  dtypeOf(name: string): SourceDtype {
+    const file = this.files.get(name);
+    check(file !== undefined, this.dir, `no tensor named ${name}`);
+    return file.entry(name).dtype as SourceDtype; // one of FLOAT_DTYPES, checked when opened
   }
 }
 
