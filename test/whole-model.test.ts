@@ -9,6 +9,7 @@ import { after, describe, it } from 'node:test';
 import { formatIds, getFormat } from '../src/formats/registry.js';
 import type { PackedTensor } from '../src/formats/types.js';
 import { BufferSource } from '../src/io/bytes.js';
+import { numberToBf16Bits } from '../src/io/safetensors.js';
 import { getMethod } from '../src/methods/registry.js';
 import { EMBED, FINAL_NORM, LM_HEAD, type ModelSource } from '../src/model/weights.js';
 import { createBackend } from '../src/node/backend.js';
@@ -183,5 +184,39 @@ describe('whole-model packed files', () => {
     assert.deepEqual(file.load(LM_HEAD), source.load(EMBED));
     const plain = toFile(quantize());
     assert.ok(plain.config.tiedEmbeddings && !plain.isPacked(EMBED));
+  });
+});
+
+describe('unquantized tensors in their source dtype', () => {
+  const bf16 = (x: number) => new Float32Array(new Uint32Array([numberToBf16Bits(x) << 16]).buffer)[0]!;
+  it('bfloat16 rounding: nearest, ties to even, Inf and NaN kept', () => {
+    assert.equal(bf16(1), 1);
+    assert.equal(bf16(1 + 2 ** -8), 1); // tie → even mantissa
+    assert.equal(bf16(1 + 3 * 2 ** -8), 1 + 2 ** -6); // tie → even, upwards
+    assert.equal(bf16(1 + 2 ** -8 + 2 ** -20), 1 + 2 ** -7);
+    assert.equal(bf16(-Infinity), -Infinity);
+    assert.ok(Number.isNaN(bf16(NaN)));
+  });
+
+  it('a BF16 source\'s norms stay BF16 (16 bits, exact values), F32 stays F32; packed tensors are unaffected', () => {
+    const asBf16 = new Set([FINAL_NORM, 'model.layers.0.input_layernorm.weight']);
+    const src: ModelSource = {
+      ...source,
+      name: 'bf16-source',
+      config: c,
+      tensors: () => source.tensors(),
+      load: (name) => (asBf16.has(name) ? source.load(name).map(bf16) : source.load(name)),
+      dtypeOf: (name) => (asBf16.has(name) ? 'BF16' : 'F32'),
+    };
+    const { method, opts } = getMethod('rtn', { bits: 2, groupSize: 32 });
+    const r = quantizeModel(src, { backend, method, methodOptions: opts, whole: { head: grid('rtn', 4, 32), embed: grid('rtn', 4, 32) } });
+    const file = toFile(r);
+    for (const name of asBf16) {
+      assert.equal((file.header.tensors[name] as { dtype?: string }).dtype, 'BF16');
+      assert.equal(file.header.tensors[name]!.bpw, 16);
+      assert.deepEqual(file.load(name), src.load(name));
+    }
+    assert.equal((file.header.tensors['model.layers.1.input_layernorm.weight'] as { dtype?: string }).dtype, 'F32');
+    assert.equal(file.dtypeOf(FINAL_NORM), 'BF16');
   });
 });
