@@ -15,6 +15,7 @@ import { EMBED, FINAL_NORM, LM_HEAD, type ModelSource } from '../src/model/weigh
 import { createBackend } from '../src/node/backend.js';
 import { PackedModel } from '../src/packed/reader.js';
 import { planPackedModel } from '../src/packed/writer.js';
+import { describeSize, sizeReport } from '../src/packed/size.js';
 import { quantizeModel, type PipelineResult } from '../src/pipeline/quantize.js';
 import { quantizeHead, wholeModelLayout, type TensorQuant } from '../src/pipeline/whole-model.js';
 import { mulberry32 } from '../src/quant/random.js';
@@ -33,15 +34,22 @@ const grid = (method: string, bits: number, groupSize: number): TensorQuant => {
   return { method: m, options: opts };
 };
 
+/** Parameters of the stories260K source (tied: the embedding once). */
+const PARAMS = source.tensors().reduce((n, t) => n + t.shape.reduce((a, b) => a * b, 1), 0);
+
 function toFile(r: PipelineResult): PackedModel {
-  const plan = planPackedModel({ config: r.layout.config, method: { name: 'test', options: {} }, source: r.source, packed: r.packed });
+  return new PackedModel(new BufferSource('whole.bc', fileBytesOf(r)));
+}
+
+function fileBytesOf(r: PipelineResult): Uint8Array {
+  const plan = planPackedModel({ config: r.layout.config, method: { name: 'test', options: {} }, source: r.source, packed: r.packed, modelWeights: PARAMS });
   const bytes = new Uint8Array(plan.size);
   let off = 0;
   for (const chunk of plan.chunks()) {
     bytes.set(chunk, off);
     off += chunk.byteLength;
   }
-  return new PackedModel(new BufferSource('whole.bc', bytes));
+  return bytes;
 }
 
 /** Every token's logits over a few windows, as one array. */
@@ -218,5 +226,41 @@ describe('unquantized tensors in their source dtype', () => {
     }
     assert.equal((file.header.tensors['model.layers.1.input_layernorm.weight'] as { dtype?: string }).dtype, 'F32');
     assert.equal(file.dtypeOf(FINAL_NORM), 'BF16');
+  });
+});
+
+describe('one honest size', () => {
+  const { method, opts } = getMethod('rtn', { bits: 2, groupSize: 32 });
+  const quantize = (head?: TensorQuant, embed?: TensorQuant) =>
+    quantizeModel(source, { backend, method, methodOptions: opts, whole: { head, embed } });
+  const written = (r: PipelineResult) => {
+    const bytes = fileBytesOf(r);
+    return { f: new PackedModel(new BufferSource('whole.bc', bytes)), bytes: bytes.byteLength };
+  };
+
+  it('the whole file over all weights, then by role; the roles add up to the tensor data', () => {
+    const { f, bytes } = written(quantize(grid('rtn', 4, 32), grid('rtn', 4, 32)));
+    const s = sizeReport(f.header, bytes);
+    assert.equal(s.weights, PARAMS);
+    assert.equal(s.bpw, (bytes * 8) / PARAMS);
+    assert.equal(s.tied, 'one tensor');
+    const t = f.header.totals;
+    const roleBytes = Object.values(s.roles).reduce((a, r) => a + r.bytes, 0);
+    assert.ok(Math.abs(roleBytes - (t.packedBytes + t.denseBytes)) < 1e-6, `${roleBytes} vs ${t.packedBytes + t.denseBytes}`);
+    assert.equal(s.roles.blockLinears.tensors, c.nLayers * 7);
+    assert.equal(s.roles.head.tensors, 0);
+    assert.equal(s.roles.embedding.weights, c.vocabSize * c.dim);
+    // 4-bit levels + f16 scale + 4-bit zero per 32 columns
+    assert.ok(Math.abs(s.roles.embedding.bpw - (4 + 20 / 32)) < 1e-9, `embedding ${s.roles.embedding.bpw}`);
+    assert.equal(s.roles.other.bpw, 32); // llama2.c: F32 norms
+    assert.match(describeSize(s)[0]!, /bits per weight over all 0\.\d+ M weights \(whole file\)/);
+  });
+
+  it('a tied source stored as two tensors is still divided by its own parameters', () => {
+    const { f, bytes } = written(quantize(grid('rtn', 4, 32), grid('rtn', 2, 32)));
+    const s = sizeReport(f.header, bytes);
+    assert.equal(s.tied, 'two tensors');
+    assert.equal(s.weights, PARAMS);
+    assert.equal(s.roles.head.weights + s.roles.embedding.weights, 2 * c.vocabSize * c.dim);
   });
 });

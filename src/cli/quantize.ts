@@ -17,6 +17,8 @@ import { FileSource, nodeFs } from '../node/fs.js';
 import { calibrationFromText, type CalibrationSet } from '../pipeline/calibration.js';
 import { quantizeModel, type LayerReport } from '../pipeline/quantize.js';
 import { planPackedModel } from '../packed/writer.js';
+import { describeSize, sizeReport, type SizeReport } from '../packed/size.js';
+import { expectedShapes } from '../model/weights.js';
 import { WorkDir } from './checkpoint.js';
 import { addMethodFlags, givenMethodOptions, methodHelp } from './method-flags.js';
 import { addWholeFlags, describeWhole, wholeOptions, type WholeFlags } from './whole-flags.js';
@@ -157,10 +159,11 @@ function run(modelPath: string, opts: QuantizeCliOptions): void {
     const packed = new Map(resume?.resume.packed ?? []);
     for (const [name, t] of r.packed) packed.set(name, t);
     // r.source: the method's pre-transformed model (DBellQuant rescales norms) whose dense tensors the file stores
-    const plan = planPackedModel({ config: r.layout.config, method: { name: method.name, options: headerOptions }, source: r.source, packed, actBits: opts.actBits });
+    const plan = planPackedModel({ config: r.layout.config, method: { name: method.name, options: headerOptions }, source: r.source, packed, actBits: opts.actBits, modelWeights: parameterCount(c) });
     const size = writeFileAtomic(opts.out, plan.chunks(), { expectedSize: plan.size });
     work.remove();
     const quantizeSeconds = (performance.now() - t0) / 1000;
+    const sized = sizeReport(plan.header, size);
 
     const evals: EvalReport[] = opts.eval ? evaluateFiles(opts.out, source, tokenizer, backend, opts.eval, evalSeqLen, opts.fp32 === true) : [];
     const summary = {
@@ -169,9 +172,13 @@ function run(modelPath: string, opts: QuantizeCliOptions): void {
       method: method.name,
       options: headerOptions,
       fileBytes: size,
-      linearBpw: plan.header.totals.packedBpw,
-      modelBpw: plan.header.totals.modelBpw,
-      fileBpw: (size * 8) / (plan.header.totals.packedWeights + plan.header.totals.denseWeights),
+      /** The whole file over all weights: the figure the summary leads with. */
+      fileBpw: sized.bpw,
+      /** Tensor data (no header or alignment) over all weights. */
+      modelBpw: sized.tensorBpw,
+      linearBpw: sized.roles.blockLinears.bpw,
+      size: sized,
+      layout: r.layout.note,
       quantizeSeconds,
       resumedBlocks,
       peakRssMiB: process.resourceUsage().maxRSS / 1024,
@@ -190,11 +197,14 @@ function run(modelPath: string, opts: QuantizeCliOptions): void {
 }
 
 function printSummary(s: {
-  out: string; method: string; fileBytes: number; linearBpw: number; modelBpw: number; quantizeSeconds: number;
+  out: string; method: string; size: SizeReport; layout: string; quantizeSeconds: number;
   resumedBlocks: number; peakRssMiB: number; backend: string; eval: EvalReport[];
 }, layers: LayerReport[]): void {
+  const [lead, ...roles] = describeSize(s.size);
   const lines = [
-    `wrote ${s.out}: ${(s.fileBytes / 1e6).toFixed(3)} MB, ${s.linearBpw.toFixed(4)} bits per weight in the linears, ${s.modelBpw.toFixed(4)} over all weights`,
+    `wrote ${s.out}: ${lead}`,
+    ...roles,
+    `  ${s.layout}`,
     `${s.method}: ${layers.length} layers quantized in ${formatDuration(s.quantizeSeconds * 1000)}` +
       `${s.resumedBlocks > 0 ? ` (resumed after ${s.resumedBlocks} blocks)` : ''}; peak RSS ${s.peakRssMiB.toFixed(0)} MiB; ${s.backend}`,
   ];
@@ -203,6 +213,13 @@ function printSummary(s: {
     lines.push(`perplexity ${e.ppl.toFixed(4)} on ${e.text}${fp32}; ${e.windows} windows of ${e.seqlen}`);
   }
   process.stdout.write(`${lines.join('\n')}\n`);
+}
+
+/** The source model's parameters (a tied matrix once). */
+function parameterCount(c: Parameters<typeof expectedShapes>[0]): number {
+  let n = 0;
+  for (const shape of expectedShapes(c).values()) n += shape.reduce((a, b) => a * b, 1);
+  return n;
 }
 
 function actBitsArg(value: string): number {

@@ -40,6 +40,11 @@ export interface PackedTotals {
   paddingBytes: number;
   /** (packedBytes + denseBytes) · 8 / all weights: the whole model's bits per weight. */
   modelBpw: number;
+  /**
+   * The source model's parameters (a tied matrix once) when that differs from the stored weights
+   * (a tied source stored as two tensors); absent = the stored weights. packed/size.ts.
+   */
+  modelWeights?: number;
 }
 
 export interface PackedHeader {
@@ -86,6 +91,8 @@ export function parsePackedHeader(file: string, metadata: Readonly<Record<string
     else check(t.shape.length === 2 && isObject(t.params), file, bad(`packed tensor ${name} needs a 2-D shape and params`));
   }
   check(isObject(h.totals), file, bad('totals is not an object'));
+  const mw = h.totals.modelWeights;
+  check(mw === undefined || (Number.isSafeInteger(mw) && (mw as number) > 0), file, bad(`totals.modelWeights ${JSON.stringify(mw)} is not a positive integer`));
   check(h.actBits === undefined || (isActBits(h.actBits) && h.actBits < 16), file, bad(`actBits ${JSON.stringify(h.actBits)} is not 4, 6 or 8`));
   return { ...(h as unknown as PackedHeader), config: parseConfig(file, h.config) };
 }

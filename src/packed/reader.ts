@@ -68,6 +68,9 @@ export class PackedModel implements ModelSource {
       check(Math.abs(rec.bpw - bpw) <= 1e-9 * bpw, name, `tensor ${t}: header says ${rec.bpw} bits per weight, its blobs hold ${bpw}`);
       this.packedEntries.set(t, { format, params, outDim, inDim, blobs });
     }
+    const stored = Object.values(records).reduce((n, r) => n + r.shape.reduce((a, b) => a * b, 1), 0);
+    const mw = this.header.totals.modelWeights;
+    check(mw === undefined || mw <= stored, name, `packed model header: totals.modelWeights ${mw} exceeds the ${stored} weights stored`);
     for (const e of this.file.entries()) {
       if (claimed.has(e.name)) continue;
       const filler = e.name.startsWith(PAD_PREFIX) && e.dtype === 'U8' && e.shape.length === 1 && e.shape[0]! < PACKED_ALIGN;

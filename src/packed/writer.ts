@@ -27,6 +27,8 @@ export interface PackedModelInput {
    * source dtype (`source.dtypeOf`; F64 as F32), so no tensor is stored wider than it came.
    */
   denseDtype?: DenseDtype;
+  /** Parameters of the source model, when the file stores more (a tied matrix stored as embedding and head). */
+  modelWeights?: number;
 }
 
 export interface PackedFilePlan {
@@ -104,7 +106,9 @@ export function planPackedModel(input: PackedModelInput): PackedFilePlan {
   }
   const dataBytes = offset;
   totals.packedBpw = totals.packedWeights > 0 ? (totals.packedBytes * 8) / totals.packedWeights : 0;
-  totals.modelBpw = ((totals.packedBytes + totals.denseBytes) * 8) / (totals.packedWeights + totals.denseWeights);
+  const stored = totals.packedWeights + totals.denseWeights;
+  const weights = input.modelWeights !== undefined && input.modelWeights !== stored ? input.modelWeights : stored;
+  totals.modelBpw = ((totals.packedBytes + totals.denseBytes) * 8) / weights;
 
   const header: PackedHeader = {
     format: PACKED_FORMAT,
@@ -113,7 +117,7 @@ export function planPackedModel(input: PackedModelInput): PackedFilePlan {
     ...(input.actBits !== undefined && input.actBits < 16 ? { actBits: input.actBits } : {}),
     config,
     tensors: records,
-    totals,
+    totals: weights !== stored ? { ...totals, modelWeights: weights } : totals,
   };
   const headerBytes = encodeHeader({ __metadata__: { format: PACKED_FORMAT, [PACKED_FORMAT]: JSON.stringify(header) }, ...entries });
   return {
