@@ -166,17 +166,17 @@ export function readmeTable(res: ResultsFile, o: { resultsPath: string; resultsL
     `Perplexity of ${res.models[0]?.name ?? '?'} on ${text ? `${text.text} (${text.windows} windows of ${text.seqlen})` : '?'}, each method at its standard settings`,
     `(full tables, bench-llama, decode/prefill speeds and plots: [${o.resultsPage}](${o.resultsPage})):`,
     '',
-    '| method | setting | linear bpw | file KiB | perplexity | quantize s | record |',
-    '|---|---|---:|---:|---:|---:|---|',
+    '| method | setting | file bpw | linear bpw | file KiB | perplexity | quantize s | record |',
+    '|---|---|---:|---:|---:|---:|---:|---|',
   ];
   for (const r of quality) {
     const p = text ? r.perplexity.find((x) => x.text === text.text) : undefined;
     const setting = r.label.startsWith(`${r.method} `) ? r.label.slice(r.method.length + 1) : r.label;
     if (r.error) {
-      lines.push(`| ${r.method} | ${setting} | – | – | failed | – | \`${r.id}\` |`);
+      lines.push(`| ${r.method} | ${setting} | – | – | – | failed | – | \`${r.id}\` |`);
       continue;
     }
-    lines.push(`| ${r.method} | ${setting} | ${num(r.linearBpw, 2)} | ${num(r.fileBytes / 1024, 0)} | ${num(p?.ppl, 2)} | ${num(r.quantizeSeconds, 1)} | \`${r.id}\` |`);
+    lines.push(`| ${r.method} | ${setting} | ${r.fileBpw === undefined ? '–' : num(r.fileBpw, 2)} | ${num(r.linearBpw, 2)} | ${num(r.fileBytes / 1024, 0)} | ${num(p?.ppl, 2)} | ${num(r.quantizeSeconds, 1)} | \`${r.id}\` |`);
   }
   // in a merged file, the commands that measured these rows
   const sources = res.history?.filter((h) => quality.some((r) => h.ids.includes(r.id))) ?? [res];
