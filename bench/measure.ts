@@ -16,6 +16,7 @@ import { FileSource, nodeFs } from '../src/node/fs.js';
 import { openModel } from '../src/io/load.js';
 import { loadModel } from '../src/node/index.js';
 import { PackedModel } from '../src/packed/reader.js';
+import { roleOf } from '../src/packed/size.js';
 import type { BitMapRow, PerplexityRecord, ResultsFile } from '../src/report/results.js';
 import { benchDecodeTokensPerSecond } from './decode.js';
 import type { EvalSpec, ModelSpec, RunSpec } from './suite.js';
@@ -156,7 +157,8 @@ export function mixedBitMaps(path: string): BitMapRow[] | undefined {
     const m = new PackedModel(file);
     const rows: BitMapRow[] = [];
     for (const name of Object.keys(m.header.tensors)) {
-      if (!m.isPacked(name)) continue;
+      // the block linears' widths: a 4-bit embedding beside 2-bit linears is not a mixed-precision method
+      if (!m.isPacked(name) || roleOf(name) !== 'blockLinears') continue;
       const map = groupBitMap(m.packed(name));
       if (map === null) continue;
       rows.push({ layer: name.replace(/^model\./, '').replace(/\.weight$/, ''), bits: [...map] });
@@ -168,12 +170,12 @@ export function mixedBitMaps(path: string): BitMapRow[] | undefined {
   }
 }
 
-/** Size of the unquantized model's weights file. */
 /** The model's parameters (a tied embedding/head once): what every file bpw is divided by. */
 export function parameterCount(path: string): number {
   return openModel(path, nodeFs).tensors().reduce((n, t) => n + t.shape.reduce((a, b) => a * b, 1), 0);
 }
 
+/** Size of the unquantized model's weights file. */
 export function floatFileBytes(path: string): number {
   const st = statSync(path);
   return st.isDirectory() ? statSync(join(path, 'model.safetensors')).size : st.size;
