@@ -1,0 +1,194 @@
+/* Portable parts of the uniform low-bit kernels (lowbit.h): activation quantization, the scalar
+ * kernel (the fallback, and the specification the SIMD files follow), dispatch, load repack. */
+#include "lowbit.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "pool.h"
+
+float lb_f16(uint16_t h) {
+  uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 31, man = h & 0x3ff, bits;
+  if (exp == 0) {
+    if (man == 0) bits = sign;
+    else { /* subnormal: renormalise */
+      int e = -1;
+      do { man <<= 1; e++; } while (!(man & 0x400));
+      bits = sign | (uint32_t)(112 - e) << 23 | (man & 0x3ff) << 13;
+    }
+  } else if (exp == 31) bits = sign | 0x7f800000u | man << 13;
+  else bits = sign | (exp + 112) << 23 | man << 13;
+  float f;
+  memcpy(&f, &bits, 4);
+  return f;
+}
+
+int lb_zero(const lb_uniform *w, int r, int g) {
+  if (!w->zero) return 1 << (w->bits - 1);
+  const uint8_t *z = w->zero + (size_t)r * w->zbytes;
+  int bit = g * w->bits, byte = bit >> 3;
+  unsigned v = z[byte] | (byte + 1 < w->zbytes ? (unsigned)z[byte + 1] << 8 : 0u);
+  return (int)((v >> (bit & 7)) & ((1u << w->bits) - 1));
+}
+
+static inline int block_bytes(int bits) { return bits == 3 ? 48 : 16 * bits; }
+
+const uint8_t *lb_block(const lb_uniform *w, int r, int b, uint8_t *tmp) {
+  size_t bb = (size_t)block_bytes(w->bits), off = (size_t)b * bb;
+  const uint8_t *row = w->q + (size_t)r * w->row_stride;
+  if (off + bb <= w->row_stride) return row + off;
+  size_t have = w->row_stride > off ? w->row_stride - off : 0;
+  memset(tmp, 0, bb);
+  memcpy(tmp, row + off, have);
+  return tmp;
+}
+
+/* Kernel-order lane of column c (0..127) within its block. */
+static inline int lane_of(int c, int bits) {
+  if (bits == 2 || bits == 3) return 32 * (c & 3) + (c >> 2);
+  if (bits == 4) return (c & ~63) + 32 * (c & 1) + ((c & 63) >> 1);
+  return c;
+}
+
+void lb_quantize_act(const float *x, const int32_t *perm, int in, int blocks, int bits, lb_act *a) {
+  for (int b = 0; b < blocks; b++) {
+    int c0 = b * LB_BLOCK, n = in - c0 < LB_BLOCK ? in - c0 : LB_BLOCK;
+    float v[LB_BLOCK], amax = 0;
+    for (int c = 0; c < n; c++) {
+      v[c] = perm ? x[perm[c0 + c]] : x[c0 + c];
+      float m = fabsf(v[c]);
+      amax = m > amax ? m : amax;
+    }
+    int8_t *out = a->xq + (size_t)b * LB_BLOCK;
+    memset(out, 0, LB_BLOCK);
+    /* float32 steps the reference (int8-activations.ts) repeats exactly: s = amax / 127, x · (1 / s), round half even */
+    float s = amax / 127.0f, inv = amax > 0 ? 1.0f / s : 0.0f;
+    int32_t sum = 0;
+    for (int c = 0; c < n; c++) {
+      float t = nearbyintf(v[c] * inv);
+      int qv = t > 127 ? 127 : t < -127 ? -127 : (int)t;
+      out[lane_of(c, bits)] = (int8_t)qv;
+      sum += qv;
+    }
+    a->xs[b] = s;
+    a->xsum[b] = sum;
+  }
+}
+
+/* Level at kernel-order lane l of a block (layout in lowbit.h). */
+static inline int level_at(const uint8_t *blk, int l, int bits) {
+  switch (bits) {
+  case 2: return (blk[l & 31] >> (2 * (l >> 5))) & 3;
+  case 3: {
+    int k = l >> 5, i = l & 31;
+    int hi = (blk[32 + (i & 15)] >> (2 * k + (i >> 4))) & 1;
+    return ((blk[i] >> (2 * k)) & 3) | hi << 2;
+  }
+  case 4: return (blk[(l >> 6) * 32 + (l & 31)] >> (4 * ((l >> 5) & 1))) & 15;
+  default: return blk[l];
+  }
+}
+
+void lb_rows_scalar(const lb_uniform *w, const lb_act *a, float *y, int r0, int r1) {
+  uint8_t tmp[128];
+  for (int r = r0; r < r1; r++) {
+    float acc = 0;
+    for (int b = 0; b < w->blocks; b++) {
+      int g = b / w->group_blocks;
+      const uint8_t *blk = lb_block(w, r, b, tmp);
+      const int8_t *xq = a->xq + (size_t)b * LB_BLOCK;
+      int32_t d = 0;
+      for (int l = 0; l < LB_BLOCK; l++) d += level_at(blk, l, w->bits) * xq[l];
+      d -= lb_zero(w, r, g) * a->xsum[b];
+      acc += (float)d * (a->xs[b] * lb_f16(w->scale[(size_t)r * w->n_groups + g]));
+    }
+    y[r] = acc;
+  }
+}
+
+static lb_rows_fn rows_fn;
+static const char *isa_name;
+
+static void pick_default(void) {
+  rows_fn = lb_rows_scalar;
+  isa_name = "scalar";
+#if defined(__x86_64__)
+  if (lb_cpu_vnni()) rows_fn = lb_rows_vnni, isa_name = "vnni";
+  else if (lb_cpu_avx2()) rows_fn = lb_rows_avx2, isa_name = "avx2";
+#elif defined(__aarch64__)
+  if (lb_cpu_dotprod()) rows_fn = lb_rows_neon, isa_name = "neon-dotprod";
+#endif
+}
+
+const char *lb_isa(void) {
+  if (!rows_fn) pick_default();
+  return isa_name;
+}
+
+int lb_set_isa(const char *name) {
+  if (!rows_fn) pick_default();
+  if (!strcmp(name, "scalar")) { rows_fn = lb_rows_scalar, isa_name = "scalar"; return 1; }
+#if defined(__x86_64__)
+  if (!strcmp(name, "avx2") && lb_cpu_avx2()) { rows_fn = lb_rows_avx2, isa_name = "avx2"; return 1; }
+  if (!strcmp(name, "vnni") && lb_cpu_vnni()) { rows_fn = lb_rows_vnni, isa_name = "vnni"; return 1; }
+#elif defined(__aarch64__)
+  if (!strcmp(name, "neon-dotprod") && lb_cpu_dotprod()) { rows_fn = lb_rows_neon, isa_name = "neon-dotprod"; return 1; }
+#endif
+  if (!strcmp(name, "auto")) { pick_default(); return 1; }
+  return 0;
+}
+
+typedef struct {
+  const lb_uniform *w;
+  const lb_act *a;
+  float *y;
+} gemv_job;
+
+static void gemv_range(void *ctx, int r0, int r1) {
+  gemv_job *j = ctx;
+  rows_fn(j->w, j->a, j->y, r0, r1);
+}
+
+void lb_gemv(const lb_uniform *w, const lb_act *a, float *y) {
+  if (!rows_fn) pick_default();
+  gemv_job j = {w, a, y};
+  /* below ~256k weights a thread wake costs more than it saves */
+  if ((double)w->out * w->in < 262144.0) gemv_range(&j, 0, w->out);
+  else pool_run(gemv_range, &j, w->out, 4);
+}
+
+void lb_dequant_rows(const lb_uniform *w, const int32_t *perm, float *dst, int r0, int r1) {
+  uint8_t tmp[128];
+  for (int r = r0; r < r1; r++) {
+    float *out = dst + (size_t)(r - r0) * w->in;
+    for (int b = 0; b < w->blocks; b++) {
+      int g = b / w->group_blocks;
+      const uint8_t *blk = lb_block(w, r, b, tmp);
+      float s = lb_f16(w->scale[(size_t)r * w->n_groups + g]);
+      int z = lb_zero(w, r, g);
+      for (int c = b * LB_BLOCK; c < w->in && c < (b + 1) * LB_BLOCK; c++) {
+        float v = s * (float)(level_at(blk, lane_of(c - b * LB_BLOCK, w->bits), w->bits) - z);
+        out[perm ? perm[c] : c] = v;
+      }
+    }
+  }
+}
+
+void lb_repack3(uint8_t *dst, const uint8_t *src, int out, int in) {
+  size_t src_stride = ((size_t)in * 3 + 7) / 8;
+  int blocks = (in + LB_BLOCK - 1) / LB_BLOCK;
+  for (int r = 0; r < out; r++) {
+    const uint8_t *s = src + (size_t)r * src_stride;
+    uint8_t *d = dst + (size_t)r * blocks * 48;
+    memset(d, 0, (size_t)blocks * 48);
+    for (int c = 0; c < in; c++) {
+      size_t bit = (size_t)c * 3;
+      unsigned v = s[bit >> 3] | ((bit >> 3) + 1 < src_stride ? (unsigned)s[(bit >> 3) + 1] << 8 : 0u);
+      v = (v >> (bit & 7)) & 7;
+      uint8_t *blk = d + (size_t)(c / LB_BLOCK) * 48;
+      int l = lane_of(c % LB_BLOCK, 3), k = l >> 5, i = l & 31;
+      blk[i] |= (uint8_t)((v & 3) << (2 * k));
+      blk[32 + (i & 15)] |= (uint8_t)((v >> 2) << (2 * k + (i >> 4)));
+    }
+  }
+}

@@ -1,0 +1,85 @@
+/*
+ * Native decode kernels of the uniform b-bit group formats (b = 2, 3, 4, 8; registry.ts
+ * uniform-asym / uniform-sym), with the activation quantized once per matvec to int8 and
+ * integer dot products (u8 levels × s8 activations):
+ *   y_r = Σ_b s_w[r, g(b)] · s_x[b] · Σ_{j∈b} (q[r, j] − z[r, g(b)]) · xq[j]
+ * over blocks b of 128 columns, with xq = round(x / s_x[b]) and s_x[b] = max|x_b| / 127, so
+ * the zero term uses the block's integer Σ xq. References: the TypeScript kernels
+ * (uniform-linear.ts) and the int8 activation reference (src/formats/int8-activations.ts),
+ * compared in test/formats.test.ts.
+ *
+ * Weight layout: the file's own bitstream (value j at bits [j·b, j·b + b) of its row, rows
+ * ceil(in·b/8) bytes) for b = 2, 4, 8, read in place; a 128-column block is 16·b bytes from
+ * byte 16·b·block of its row (the last block may be short: it is copied into a zeroed buffer).
+ * 3-bit rows are repacked at load (lb_repack3, same size up to the last block) into 48-byte
+ * blocks: 32 bytes of the low two bits in the 2-bit order, then 16 bytes of bit 2, where byte
+ * i bit m holds bit 2 of column 4·(i + 16·(m & 1)) + (m >> 1).
+ * The activation is stored in the order the unpacked lanes come out ("kernel order", per block):
+ *   b = 2, 3: lane 32k + i = column 4i + k (plane k = bits 2k of the 32 bytes);
+ *   b = 4:    lane 64h + 32m + i = column 64h + 2i + m (nibble m of byte 32h + i);
+ *   b = 8:    lane i = column i.
+ * Scales stay float16 [out, n_groups] and zeros stay the file's b-bit bitstream
+ * [out, zbytes] (NULL: the symmetric midpoint 2^(b−1)), so kernel memory is the file's bytes.
+ * Groups are whole blocks: group_size % 128 == 0, or one group per row.
+ */
+#ifndef BITCRUSH_LOWBIT_H
+#define BITCRUSH_LOWBIT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define LB_BLOCK 128
+
+typedef struct {
+  const uint8_t *q;      /* [out, row_stride] levels, layout above */
+  size_t row_stride;     /* bytes per row */
+  const uint16_t *scale; /* [out, n_groups] float16 bits */
+  const uint8_t *zero;   /* [out, zbytes] b-bit zero bitstream, or NULL for the midpoint */
+  int zbytes;
+  int out, in, bits;
+  int blocks;       /* ceil(in / 128) */
+  int group_blocks; /* blocks per group (the last group may be short) */
+  int n_groups;
+} lb_uniform;
+
+typedef struct {
+  int8_t *xq;    /* [blocks · 128] kernel order, zero past in */
+  float *xs;     /* [blocks] s_x */
+  int32_t *xsum; /* [blocks] Σ xq */
+} lb_act;
+
+/* Rows [r0, r1) of y = W·x (one implementation per instruction set). */
+typedef void (*lb_rows_fn)(const lb_uniform *w, const lb_act *a, float *y, int r0, int r1);
+
+/* x [in] (original column order; perm [in] maps stored → original, or NULL) into a. */
+void lb_quantize_act(const float *x, const int32_t *perm, int in, int blocks, int bits, lb_act *a);
+/* y [out] = W·x on the pool's threads, with the selected instruction set. */
+void lb_gemv(const lb_uniform *w, const lb_act *a, float *y);
+/* Rows [r0, r1) of W as float32 into dst [r1 − r0, in], original column order. */
+void lb_dequant_rows(const lb_uniform *w, const int32_t *perm, float *dst, int r0, int r1);
+/* 3-bit file rows src [out, ceil(in·3/8)] into the kernel layout dst [out, blocks · 48]. */
+void lb_repack3(uint8_t *dst, const uint8_t *src, int out, int in);
+
+/* The instruction set in use ("vnni", "avx2", "neon-dotprod", "scalar"); lb_set_isa picks one
+ * the CPU has (tests run every path) and returns 0 when it is unavailable. */
+const char *lb_isa(void);
+int lb_set_isa(const char *name);
+
+/* Shared by the per-ISA files. */
+float lb_f16(uint16_t h);
+int lb_zero(const lb_uniform *w, int r, int g);
+/* Block b of row r, or a zero-padded copy in tmp [16·bits] when the row ends inside it. */
+const uint8_t *lb_block(const lb_uniform *w, int r, int b, uint8_t *tmp);
+void lb_rows_scalar(const lb_uniform *w, const lb_act *a, float *y, int r0, int r1);
+#if defined(__x86_64__)
+void lb_rows_avx2(const lb_uniform *w, const lb_act *a, float *y, int r0, int r1);
+void lb_rows_vnni(const lb_uniform *w, const lb_act *a, float *y, int r0, int r1);
+int lb_cpu_avx2(void);
+int lb_cpu_vnni(void);
+#endif
+#if defined(__aarch64__)
+void lb_rows_neon(const lb_uniform *w, const lb_act *a, float *y, int r0, int r1);
+int lb_cpu_dotprod(void);
+#endif
+
+#endif
