@@ -29,7 +29,7 @@ interface Addon {
 
 /** The native backend's extras beyond Backend (tests and benchmarks). */
 export interface NativeExtras {
-  lowbit: LowbitKernels;
+  lowbit?: LowbitKernels;
   streamSum(bytes: Uint8Array): number;
   /** See Addon.lowbitSetIsa; process-wide. */
   setIsa(name: string): boolean;
@@ -48,6 +48,7 @@ function loadAddon(): { addon?: Addon; error?: string } {
 }
 
 /**
+ * `opts.lowbit: false` hides the addon's own low-bit kernels (benchmarks compare both paths).
  * `rowKernels`: a factory of the row kernels (a wasm backend) lent to the packed formats the
  * addon has no kernels for (mixed, codebook, binary, and uniform tensors whose groups are not
  * whole 128-column blocks), started on first use; omitted, those use TypeScript kernels.
@@ -55,6 +56,7 @@ function loadAddon(): { addon?: Addon; error?: string } {
 export function loadNativeBackend(
   threads: number,
   rowKernels?: () => RowKernels & { dispose(): void },
+  opts: { lowbit?: boolean } = {},
 ): { backend?: Backend & NativeExtras; error?: string } {
   const { addon, error } = loadAddon();
   if (!addon) return { error };
@@ -71,7 +73,8 @@ export function loadNativeBackend(
   };
   const backend: Backend & NativeExtras = {
     name: 'native',
-    lowbit,
+    // lowbit: false leaves every packed format to the lent wasm kernels (the benchmarks' comparison)
+    ...(opts.lowbit === false ? {} : { lowbit }),
     streamSum: (bytes) => addon.streamSum(bytes),
     setIsa: (name) => addon.lowbitSetIsa(name),
     threads,
