@@ -70,12 +70,10 @@ T_DOT INL int32x4_t block_neon(const uint8_t *blk, const int8_t *xq, int bits) {
     PL(0) PL(1) PL(2) PL(3)
 #undef PL
   } else if (bits == 4) {
-    for (int h = 0; h < 2; h++) {
-      uint8x16_t v0 = vld1q_u8(blk + 32 * h), v1 = vld1q_u8(blk + 32 * h + 16);
-      SDOT(acc, vandq_u8(v0, m15), XL(64 * h));
-      SDOT(acc, vandq_u8(v1, m15), XL(64 * h + 16));
-      SDOT(acc, vshrq_n_u8(v0, 4), XL(64 * h + 32));
-      SDOT(acc, vshrq_n_u8(v1, 4), XL(64 * h + 48));
+    for (int c = 0; c < 64; c += 16) {
+      uint8x16_t v = vld1q_u8(blk + c);
+      SDOT(acc, vandq_u8(v, m15), XL(c));
+      SDOT(acc, vshrq_n_u8(v, 4), XL(64 + c));
     }
   } else {
     const uint8x16_t bias = vdupq_n_u8(128);

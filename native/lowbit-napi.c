@@ -113,12 +113,13 @@ static napi_value uniform_matvec(napi_env env, napi_callback_info info) {
   if (!c.ok || w.out == 0) return NULL;
   /* one allocation per call: the addon may be called from several JS threads */
   size_t nb = (size_t)w.blocks;
-  void *mem = malloc(nb * LB_BLOCK + nb * 8 + 64);
+  void *mem = malloc(nb * LB_BLOCK + nb * 12 + 64);
   if (!mem) {
     napi_throw_error(env, NULL, "bitcrush_native: out of memory");
     return NULL;
   }
-  lb_act a = {(int8_t *)mem, (float *)((char *)mem + nb * LB_BLOCK), (int32_t *)((char *)mem + nb * LB_BLOCK + nb * 4)};
+  char *m = mem;
+  lb_act a = {(int8_t *)m, (float *)(m + nb * LB_BLOCK), (int32_t *)(m + nb * LB_BLOCK + nb * 4), (float *)(m + nb * LB_BLOCK + nb * 8)};
   lb_quantize_act(x, perm, w.in, w.blocks, w.bits, &a);
   lb_gemv(&w, &a, y);
   free(mem);

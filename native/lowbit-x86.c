@@ -1,7 +1,6 @@
 /*
  * x86-64 kernels of lowbit.h: AVX2 (u8×s8 pairs with vpmaddubsw into int16, then vpmaddwd)
- * and AVX-512 VNNI on 256-bit vectors (vpdpbusd: four u8×s8 products into int32 per lane;
- * 256 bits keep the clock up and measure as fast as 512 on the memory-bound matvec). Compiled
+ * and AVX-512 VNNI (vpdpbusd: four u8×s8 products into int32 per lane, 512-bit). Compiled
  * for any x86-64 through per-function target attributes; lowbit.c picks one at run time.
  * int16 sums cannot overflow: a 2-4-bit pair is at most 2·15·127 = 3810, and at most eight
  * are added before widening. 8-bit levels (to 255) would saturate vpmaddubsw, so the AVX2
@@ -11,12 +10,13 @@
 
 #if defined(__x86_64__)
 #include <immintrin.h>
+#include <stdlib.h>
 
-int lb_cpu_avx2(void) { return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"); }
+int lb_cpu_avx2(void) { return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c"); }
 int lb_cpu_vnni(void) { return lb_cpu_avx2() && __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vl"); }
 
-#define T_AVX2 __attribute__((target("avx2,fma")))
-#define T_VNNI __attribute__((target("avx2,fma,avx512f,avx512vl,avx512vnni,avx512bw")))
+#define T_AVX2 __attribute__((target("avx2,fma,f16c")))
+#define T_VNNI __attribute__((target("avx2,fma,f16c,avx512f,avx512vl,avx512vnni,avx512bw,avx512dq")))
 #define INL static inline __attribute__((always_inline))
 
 /* Σ_lanes of an int32x8 into float — the per-row finish. */
@@ -54,8 +54,8 @@ T_AVX2 INL float hsum_ps(__m256 v) {
   }                                                                                                   \
   case 4: {                                                                                           \
     __m256i v0 = _mm256_loadu_si256((const __m256i *)blk), v1 = _mm256_loadu_si256((const __m256i *)(blk + 32)); \
-    DOT(acc, _mm256_and_si256(v0, m15), X(0)); DOT(acc, _mm256_and_si256(_mm256_srli_epi16(v0, 4), m15), X(1)); \
-    DOT(acc, _mm256_and_si256(v1, m15), X(2)); DOT(acc, _mm256_and_si256(_mm256_srli_epi16(v1, 4), m15), X(3)); \
+    DOT(acc, _mm256_and_si256(v0, m15), X(0)); DOT(acc, _mm256_and_si256(_mm256_srli_epi16(v0, 4), m15), X(2)); \
+    DOT(acc, _mm256_and_si256(v1, m15), X(1)); DOT(acc, _mm256_and_si256(_mm256_srli_epi16(v1, 4), m15), X(3)); \
     break;                                                                                            \
   }                                                                                                   \
   default: FINISH                                                                                     \
@@ -80,45 +80,116 @@ T_AVX2 INL __m256i block_avx2(const uint8_t *blk, const int8_t *xq, int bits) {
   return _mm256_madd_epi16(acc, _mm256_set1_epi16(1));
 }
 
-#define DOT_VNNI(acc, w, x) acc = _mm256_dpbusd_epi32(acc, w, x)
-#define EIGHT_VNNI                                                                                     \
-  for (int c = 0; c < 128; c += 32) DOT_VNNI(acc, _mm256_loadu_si256((const __m256i *)(blk + c)), X(c / 32)); \
-  return acc;
+/*
+ * AVX-512 VNNI on 512-bit vectors: one vpdpbusd takes two planes of a block (64 lanes), which
+ * halves the instructions per weight (the matvec was compute-bound on 256-bit vectors). 2- and
+ * 3-bit blocks are broadcast to both halves and shifted per half (vpsrlvw / vpsrlvd) so the two
+ * halves are two consecutive planes, matching the contiguous activation lanes.
+ */
+#define XZ(i) _mm512_loadu_si512((const void *)(xq + 64 * (i)))
+
+/* 16-bit shift counts: `lo` in the low 256 bits, `hi` in the high 256. */
+T_VNNI INL __m512i halves16(short lo, short hi) {
+  return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi16(lo)), _mm256_set1_epi16(hi), 1);
+}
 
 T_VNNI INL __m256i block_vnni(const uint8_t *blk, const int8_t *xq, int bits) {
-  const __m256i m3 = _mm256_set1_epi8(3), m1 = _mm256_set1_epi8(1), m15 = _mm256_set1_epi8(15);
-  __m256i acc = _mm256_setzero_si256();
-  BLOCK_BODY(DOT_VNNI, EIGHT_VNNI)
-  (void)m1;
-  return acc;
+  const __m512i m3 = _mm512_set1_epi8(3), m15 = _mm512_set1_epi8(15), m1 = _mm512_set1_epi8(1);
+  __m512i acc = _mm512_setzero_si512();
+  if (bits == 2 || bits == 3) {
+    __m512i lo = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)blk));
+    __m512i p01 = _mm512_and_si512(_mm512_srlv_epi16(lo, halves16(0, 2)), m3);
+    __m512i p23 = _mm512_and_si512(_mm512_srlv_epi16(lo, halves16(4, 6)), m3);
+    if (bits == 3) {
+      /* bit 2 of plane k: lanes 0-15 from bit 2k of the 16 high bytes, lanes 16-31 from bit 2k+1 */
+      __m512i hb = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(blk + 32)));
+      __m512i h01 = _mm512_and_si512(_mm512_srlv_epi32(hb, _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0)), m1);
+      __m512i h23 = _mm512_and_si512(_mm512_srlv_epi32(hb, _mm512_set_epi32(7, 7, 7, 7, 6, 6, 6, 6, 5, 5, 5, 5, 4, 4, 4, 4)), m1);
+      p01 = _mm512_or_si512(p01, _mm512_slli_epi16(h01, 2));
+      p23 = _mm512_or_si512(p23, _mm512_slli_epi16(h23, 2));
+    }
+    acc = _mm512_dpbusd_epi32(acc, p01, XZ(0));
+    acc = _mm512_dpbusd_epi32(acc, p23, XZ(1));
+  } else if (bits == 4) {
+    __m512i v = _mm512_loadu_si512((const void *)blk);
+    acc = _mm512_dpbusd_epi32(acc, _mm512_and_si512(v, m15), XZ(0));
+    acc = _mm512_dpbusd_epi32(acc, _mm512_and_si512(_mm512_srli_epi16(v, 4), m15), XZ(1));
+  } else {
+    acc = _mm512_dpbusd_epi32(acc, _mm512_loadu_si512((const void *)blk), XZ(0));
+    acc = _mm512_dpbusd_epi32(acc, _mm512_loadu_si512((const void *)(blk + 64)), XZ(1));
+  }
+  /* the two halves fold into the 8 lanes the row loop scales */
+  return _mm256_add_epi32(_mm512_castsi512_si256(acc), _mm512_extracti64x4_epi64(acc, 1));
 }
 
 /*
- * Rows [r0, r1): per block the int32 lanes become float and are scaled by s_w·s_x into one
- * float accumulator; the zero term z·Σxq is a scalar per block. `bits` is a constant in each
- * instantiation (the switch below), so the block body has no branches.
+ * Rows [r0, r1), four at a time: four independent dot chains hide the multiply-add latency
+ * and share the activation loads. Per block the int32 lanes become float and are scaled by
+ * s_x into the group's accumulator; per group that is scaled by s_w, and the zero term
+ * s_w·z·gx[g] (gx = Σ_{b∈g} s_x·Σxq, once per matvec) is a scalar. `bits` is a constant in each instantiation (the switch
+ * below), so the block body has no branches. A row whose last block is short reads it from a
+ * zero-padded copy (lb_block).
  */
+/* Bytes of a block, and how far ahead of it each row stream is prefetched (measured: the weight
+ * loads stalled without it, four row streams being too many for the hardware prefetcher alone). */
+#define BB(bits) ((bits) == 3 ? 48 : 16 * (bits))
+#define PREFETCH 4096
+
 #define ROWS(NAME, TARGET, BLOCK)                                                                      \
   TARGET INL void NAME##_w(const lb_uniform *w, const lb_act *a, float *y, int r0, int r1, int bits) { \
-    uint8_t tmp[128];                                                                                  \
-    const int blocks = w->blocks, gb = w->group_blocks;                                                \
-    for (int r = r0; r < r1; r++) {                                                                    \
-      __m256 acc = _mm256_setzero_ps();                                                                \
-      float off = 0;                                                                                   \
-      const uint16_t *sc = w->scale + (size_t)r * w->n_groups;                                         \
-      for (int g = 0; g * gb < blocks; g++) {                                                          \
-        float sw = lb_f16(sc[g]);                                                                      \
-        int z = lb_zero(w, r, g), b1 = (g + 1) * gb < blocks ? (g + 1) * gb : blocks;                  \
-        for (int b = g * gb; b < b1; b++) {                                                            \
-          const uint8_t *blk = lb_block(w, r, b, tmp);                                                 \
-          __m256i d = BLOCK(blk, a->xq + (size_t)b * LB_BLOCK, bits);                                  \
-          float s = sw * a->xs[b];                                                                     \
-          acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(d), _mm256_set1_ps(s), acc);                        \
-          off += s * (float)(z * a->xsum[b]);                                                          \
+    uint8_t tmp[4][128];                                                                               \
+    const int blocks = w->blocks, gb = w->group_blocks, ng = w->n_groups;                              \
+    float *fs = malloc(sizeof(float) * 4 * (size_t)ng); /* the row quad's scales as float */          \
+    if (!fs) { lb_rows_scalar(w, a, y, r0, r1); return; }                                              \
+    for (int r = r0; r < r1; r += 4) {                                                                 \
+      int rr[4];                                                                                       \
+      for (int i = 0; i < 4; i++) rr[i] = r + i < r1 ? r + i : r1 - 1; /* short tails repeat a row */ \
+      __m256 acc[4], accg[4];                                                                          \
+      float off[4];                                                                                    \
+      const uint8_t *rp[4];                                                                            \
+      for (int i = 0; i < 4; i++) {                                                                    \
+        /* per row, once: scales (F16C, 8 at a time) and the zero term Σ_g s_w·z·gx */                 \
+        const uint16_t *sc = w->scale + (size_t)rr[i] * ng;                                            \
+        float *f = fs + (size_t)i * ng, o = 0;                                                         \
+        int g = 0;                                                                                     \
+        for (; g + 8 <= ng; g += 8) _mm256_storeu_ps(f + g, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(sc + g)))); \
+        for (; g < ng; g++) f[g] = lb_f16(sc[g]);                                                      \
+        if (!w->zero) { /* symmetric: one midpoint, a vector dot */                                   \
+          __m256 v = _mm256_setzero_ps();                                                              \
+          for (g = 0; g + 8 <= ng; g += 8) v = _mm256_fmadd_ps(_mm256_loadu_ps(f + g), _mm256_loadu_ps(a->gx + g), v); \
+          for (; g < ng; g++) o += f[g] * a->gx[g];                                                    \
+          o = (o + hsum_ps(v)) * (float)(1 << (bits - 1));                                             \
+        } else { /* four partial sums: one chain would serialise on the add latency */                \
+          float o4[4] = {0, 0, 0, 0};                                                                  \
+          for (g = 0; g < ng; g++) o4[g & 3] += f[g] * (float)lb_zero(w, rr[i], g) * a->gx[g];         \
+          o = (o4[0] + o4[1]) + (o4[2] + o4[3]);                                                       \
+        }                                                                                              \
+        off[i] = o;                                                                                    \
+        rp[i] = w->q + (size_t)rr[i] * w->row_stride;                                                  \
+        acc[i] = accg[i] = _mm256_setzero_ps();                                                        \
+      }                                                                                                \
+      for (int b = 0, g = 0, left = gb; b < blocks; b++) {                                             \
+        const int8_t *xq = a->xq + (size_t)b * LB_BLOCK;                                               \
+        const __m256 xs = _mm256_set1_ps(a->xs[b]);                                                    \
+        const int full = (size_t)(b + 1) * BB(bits) <= w->row_stride;                                  \
+        _Pragma("GCC unroll 4") for (int i = 0; i < 4; i++) {                                          \
+          const uint8_t *blk = rp[i] + (size_t)b * BB(bits);                                           \
+          _mm_prefetch((const char *)blk + PREFETCH, _MM_HINT_T0);                                     \
+          __m256i d = BLOCK(full ? blk : lb_block(w, rr[i], b, tmp[i]), xq, bits);                     \
+          accg[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(d), xs, accg[i]);                               \
+        }                                                                                              \
+        if (--left == 0 || b == blocks - 1) { /* the group ends: scale it by s_w */                    \
+          _Pragma("GCC unroll 4") for (int i = 0; i < 4; i++) {                                        \
+            acc[i] = _mm256_fmadd_ps(accg[i], _mm256_broadcast_ss(fs + (size_t)i * ng + g), acc[i]);   \
+            accg[i] = _mm256_setzero_ps();                                                             \
+          }                                                                                            \
+          g++;                                                                                         \
+          left = gb;                                                                                   \
         }                                                                                              \
       }                                                                                                \
-      y[r] = hsum_ps(acc) - off;                                                                       \
+      for (int i = 3; i >= 0; i--) y[rr[i]] = hsum_ps(acc[i]) - off[i];                                \
     }                                                                                                  \
+    free(fs);                                                                                          \
   }                                                                                                    \
   TARGET void NAME(const lb_uniform *w, const lb_act *a, float *y, int r0, int r1) {                   \
     switch (w->bits) {                                                                                 \

@@ -7,46 +7,10 @@
 
 #include "pool.h"
 
-float lb_f16(uint16_t h) {
-  uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 31, man = h & 0x3ff, bits;
-  if (exp == 0) {
-    if (man == 0) bits = sign;
-    else { /* subnormal: renormalise */
-      int e = -1;
-      do { man <<= 1; e++; } while (!(man & 0x400));
-      bits = sign | (uint32_t)(112 - e) << 23 | (man & 0x3ff) << 13;
-    }
-  } else if (exp == 31) bits = sign | 0x7f800000u | man << 13;
-  else bits = sign | (exp + 112) << 23 | man << 13;
-  float f;
-  memcpy(&f, &bits, 4);
-  return f;
-}
-
-int lb_zero(const lb_uniform *w, int r, int g) {
-  if (!w->zero) return 1 << (w->bits - 1);
-  const uint8_t *z = w->zero + (size_t)r * w->zbytes;
-  int bit = g * w->bits, byte = bit >> 3;
-  unsigned v = z[byte] | (byte + 1 < w->zbytes ? (unsigned)z[byte + 1] << 8 : 0u);
-  return (int)((v >> (bit & 7)) & ((1u << w->bits) - 1));
-}
-
-static inline int block_bytes(int bits) { return bits == 3 ? 48 : 16 * bits; }
-
-const uint8_t *lb_block(const lb_uniform *w, int r, int b, uint8_t *tmp) {
-  size_t bb = (size_t)block_bytes(w->bits), off = (size_t)b * bb;
-  const uint8_t *row = w->q + (size_t)r * w->row_stride;
-  if (off + bb <= w->row_stride) return row + off;
-  size_t have = w->row_stride > off ? w->row_stride - off : 0;
-  memset(tmp, 0, bb);
-  memcpy(tmp, row + off, have);
-  return tmp;
-}
-
 /* Kernel-order lane of column c (0..127) within its block. */
 static inline int lane_of(int c, int bits) {
   if (bits == 2 || bits == 3) return 32 * (c & 3) + (c >> 2);
-  if (bits == 4) return (c & ~63) + 32 * (c & 1) + ((c & 63) >> 1);
+  if (bits == 4) return 64 * (c & 1) + (c >> 1);
   return c;
 }
 
@@ -65,7 +29,7 @@ void lb_quantize_act(const float *x, const int32_t *perm, int in, int blocks, in
     float s = amax / 127.0f, inv = amax > 0 ? 1.0f / s : 0.0f;
     int32_t sum = 0;
     for (int c = 0; c < n; c++) {
-      float t = nearbyintf(v[c] * inv);
+      float t = __builtin_rintf(v[c] * inv); /* round half even (the default rounding mode) */
       int qv = t > 127 ? 127 : t < -127 ? -127 : (int)t;
       out[lane_of(c, bits)] = (int8_t)qv;
       sum += qv;
@@ -84,7 +48,7 @@ static inline int level_at(const uint8_t *blk, int l, int bits) {
     int hi = (blk[32 + (i & 15)] >> (2 * k + (i >> 4))) & 1;
     return ((blk[i] >> (2 * k)) & 3) | hi << 2;
   }
-  case 4: return (blk[(l >> 6) * 32 + (l & 31)] >> (4 * ((l >> 5) & 1))) & 15;
+  case 4: return (blk[l & 63] >> (4 * (l >> 6))) & 15;
   default: return blk[l];
   }
 }
@@ -149,8 +113,13 @@ static void gemv_range(void *ctx, int r0, int r1) {
   rows_fn(j->w, j->a, j->y, r0, r1);
 }
 
-void lb_gemv(const lb_uniform *w, const lb_act *a, float *y) {
+void lb_gemv(const lb_uniform *w, lb_act *a, float *y) {
   if (!rows_fn) pick_default();
+  for (int g = 0; g < w->n_groups; g++) {
+    float s = 0;
+    for (int b = g * w->group_blocks; b < w->blocks && b < (g + 1) * w->group_blocks; b++) s += a->xs[b] * (float)a->xsum[b];
+    a->gx[g] = s;
+  }
   gemv_job j = {w, a, y};
   /* below ~256k weights a thread wake costs more than it saves */
   if ((double)w->out * w->in < 262144.0) gemv_range(&j, 0, w->out);

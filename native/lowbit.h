@@ -16,7 +16,7 @@
  * i bit m holds bit 2 of column 4·(i + 16·(m & 1)) + (m >> 1).
  * The activation is stored in the order the unpacked lanes come out ("kernel order", per block):
  *   b = 2, 3: lane 32k + i = column 4i + k (plane k = bits 2k of the 32 bytes);
- *   b = 4:    lane 64h + 32m + i = column 64h + 2i + m (nibble m of byte 32h + i);
+ *   b = 4:    lane 64m + i = column 2i + m (nibble m of byte i);
  *   b = 8:    lane i = column i.
  * Scales stay float16 [out, n_groups] and zeros stay the file's b-bit bitstream
  * [out, zbytes] (NULL: the symmetric midpoint 2^(b−1)), so kernel memory is the file's bytes.
@@ -27,6 +27,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #define LB_BLOCK 128
 
@@ -46,6 +47,7 @@ typedef struct {
   int8_t *xq;    /* [blocks · 128] kernel order, zero past in */
   float *xs;     /* [blocks] s_x */
   int32_t *xsum; /* [blocks] Σ xq */
+  float *gx;     /* [n_groups] Σ_{b∈g} s_x[b]·xsum[b], the zero term's factor (lb_gemv fills it) */
 } lb_act;
 
 /* Rows [r0, r1) of y = W·x (one implementation per instruction set). */
@@ -54,7 +56,7 @@ typedef void (*lb_rows_fn)(const lb_uniform *w, const lb_act *a, float *y, int r
 /* x [in] (original column order; perm [in] maps stored → original, or NULL) into a. */
 void lb_quantize_act(const float *x, const int32_t *perm, int in, int blocks, int bits, lb_act *a);
 /* y [out] = W·x on the pool's threads, with the selected instruction set. */
-void lb_gemv(const lb_uniform *w, const lb_act *a, float *y);
+void lb_gemv(const lb_uniform *w, lb_act *a, float *y);
 /* Rows [r0, r1) of W as float32 into dst [r1 − r0, in], original column order. */
 void lb_dequant_rows(const lb_uniform *w, const int32_t *perm, float *dst, int r0, int r1);
 /* 3-bit file rows src [out, ceil(in·3/8)] into the kernel layout dst [out, blocks · 48]. */
@@ -65,11 +67,44 @@ void lb_repack3(uint8_t *dst, const uint8_t *src, int out, int in);
 const char *lb_isa(void);
 int lb_set_isa(const char *name);
 
-/* Shared by the per-ISA files. */
-float lb_f16(uint16_t h);
-int lb_zero(const lb_uniform *w, int r, int g);
+/* Shared by the per-ISA files, inline: they run once per block or group. */
+static inline float lb_f16(uint16_t h) {
+  uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 31, man = h & 0x3ff, bits;
+  if (exp == 0) {
+    if (man == 0) bits = sign;
+    else { /* subnormal: renormalise */
+      int e = -1;
+      do { man <<= 1; e++; } while (!(man & 0x400));
+      bits = sign | (uint32_t)(112 - e) << 23 | (man & 0x3ff) << 13;
+    }
+  } else if (exp == 31) bits = sign | 0x7f800000u | man << 13;
+  else bits = sign | (exp + 112) << 23 | man << 13;
+  float f;
+  memcpy(&f, &bits, 4);
+  return f;
+}
+
+/* Zero of group g of row r. */
+static inline int lb_zero(const lb_uniform *w, int r, int g) {
+  if (!w->zero) return 1 << (w->bits - 1);
+  const uint8_t *z = w->zero + (size_t)r * w->zbytes;
+  int bit = g * w->bits, byte = bit >> 3;
+  unsigned v = z[byte] | (byte + 1 < w->zbytes ? (unsigned)z[byte + 1] << 8 : 0u);
+  return (int)((v >> (bit & 7)) & ((1u << w->bits) - 1));
+}
+
+static inline int lb_block_bytes(int bits) { return bits == 3 ? 48 : 16 * bits; }
+
 /* Block b of row r, or a zero-padded copy in tmp [16·bits] when the row ends inside it. */
-const uint8_t *lb_block(const lb_uniform *w, int r, int b, uint8_t *tmp);
+static inline const uint8_t *lb_block(const lb_uniform *w, int r, int b, uint8_t *tmp) {
+  size_t bb = (size_t)lb_block_bytes(w->bits), off = (size_t)b * bb;
+  const uint8_t *row = w->q + (size_t)r * w->row_stride;
+  if (off + bb <= w->row_stride) return row + off;
+  size_t have = w->row_stride > off ? w->row_stride - off : 0;
+  memset(tmp, 0, bb);
+  memcpy(tmp, row + off, have);
+  return tmp;
+}
 void lb_rows_scalar(const lb_uniform *w, const lb_act *a, float *y, int r0, int r1);
 #if defined(__x86_64__)
 void lb_rows_avx2(const lb_uniform *w, const lb_act *a, float *y, int r0, int r1);
