@@ -3,6 +3,7 @@
 #include "lowbit.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "pool.h"
@@ -126,21 +127,55 @@ void lb_gemv(const lb_uniform *w, lb_act *a, float *y) {
   else pool_run(gemv_range, &j, w->out, 4);
 }
 
-void lb_dequant_rows(const lb_uniform *w, const int32_t *perm, float *dst, int r0, int r1) {
-  uint8_t tmp[128];
-  for (int r = r0; r < r1; r++) {
-    float *out = dst + (size_t)(r - r0) * w->in;
-    for (int b = 0; b < w->blocks; b++) {
-      int g = b / w->group_blocks;
-      const uint8_t *blk = lb_block(w, r, b, tmp);
-      float s = lb_f16(w->scale[(size_t)r * w->n_groups + g]);
-      int z = lb_zero(w, r, g);
-      for (int c = b * LB_BLOCK; c < w->in && c < (b + 1) * LB_BLOCK; c++) {
-        float v = s * (float)(level_at(blk, lane_of(c - b * LB_BLOCK, w->bits), w->bits) - z);
-        out[perm ? perm[c] : c] = v;
-      }
+/* Levels of row r in column order into lv [in]: the file's bitstream (2, 4, 8 bits), or lanes of the 3-bit layout. */
+static void row_levels(const lb_uniform *w, int r, uint8_t *lv) {
+  const uint8_t *row = w->q + (size_t)r * w->row_stride;
+  switch (w->bits) {
+  case 2:
+    for (int c = 0; c < w->in; c++) lv[c] = (row[c >> 2] >> (2 * (c & 3))) & 3;
+    break;
+  case 4:
+    for (int c = 0; c < w->in; c++) lv[c] = (row[c >> 1] >> (4 * (c & 1))) & 15;
+    break;
+  case 8:
+    memcpy(lv, row, (size_t)w->in);
+    break;
+  default:
+    for (int c = 0; c < w->in; c++) lv[c] = (uint8_t)level_at(row + (size_t)(c / LB_BLOCK) * 48, lane_of(c % LB_BLOCK, 3), 3);
+  }
+}
+
+typedef struct {
+  const lb_uniform *w;
+  const int32_t *perm;
+  float *dst;
+  int r0;
+} dequant_job;
+
+static void dequant_range(void *ctx, int i0, int i1) {
+  dequant_job *j = ctx;
+  const lb_uniform *w = j->w;
+  uint8_t *lv = malloc((size_t)w->in);
+  if (!lv) return; /* leaves the rows as they were: the caller checked sizes, malloc of a row cannot fail in practice */
+  int gs = w->group_blocks * LB_BLOCK;
+  for (int r = j->r0 + i0; r < j->r0 + i1; r++) {
+    row_levels(w, r, lv);
+    float *out = j->dst + (size_t)(r - j->r0) * w->in;
+    for (int g = 0; g < w->n_groups; g++) {
+      float s = lb_f16(w->scale[(size_t)r * w->n_groups + g]), z = (float)lb_zero(w, r, g);
+      int c1 = (g + 1) * gs < w->in ? (g + 1) * gs : w->in;
+      if (j->perm)
+        for (int c = g * gs; c < c1; c++) out[j->perm[c]] = s * ((float)lv[c] - z);
+      else
+        for (int c = g * gs; c < c1; c++) out[c] = s * ((float)lv[c] - z);
     }
   }
+  free(lv);
+}
+
+void lb_dequant_rows(const lb_uniform *w, const int32_t *perm, float *dst, int r0, int r1) {
+  dequant_job j = {w, perm, dst, r0};
+  pool_run(dequant_range, &j, r1 - r0, 1);
 }
 
 void lb_repack3(uint8_t *dst, const uint8_t *src, int out, int in) {

@@ -4,7 +4,8 @@
  * size), float16 scales and the b-bit zero bitstream — so kernel memory is the file's payload
  * and loading runs no JavaScript loop over the weights. matvec (decode) quantizes x to int8
  * per 128 columns and runs integer dot products (native/lowbit.h); matmul (prefill) runs one
- * matvec per row for a few rows, else dequantizes row tiles in C for backend.matmul.
+ * matvec per row for a few rows, else dequantizes row tiles in C (on the addon's threads) for
+ * backend.matmul (sgemm).
  */
 import type { Backend } from '../backend/types.js';
 import type { Linear } from '../runtime/linear.js';
@@ -19,6 +20,9 @@ export interface UniformFileArrays {
   zeroBits: Uint8Array | null; // [outDim, ceil(nGroups·bits/8)] bitstream rows; null: midpoint
   perm: Int32Array | null; // [inDim] stored → original column
 }
+
+/** Float32 values per prefill tile: 1 MiB, so sgemm sees ≥ 128 weight rows of a 2048-wide layer (64 KiB tiles measured slower). */
+const TILE_FLOATS = 1 << 18;
 
 /** Below this many activation rows, matmul is one matvec per row (a tile costs more than it saves). */
 const MATVEC_ROWS = 4;
@@ -41,7 +45,7 @@ export class UniformNativeKernels implements Linear {
     } else {
       this.q = a.q;
     }
-    this.tiles = new RowTiles(backend, outDim, inDim);
+    this.tiles = new RowTiles(backend, outDim, inDim, TILE_FLOATS);
   }
 
   matvec(y: Float32Array, x: Float32Array): void {
