@@ -12,6 +12,7 @@ import { openModel } from '../src/io/load.js';
 import { f16BitsToNumber, f16ToF32, numberToF16Bits, bf16ToF32, SafetensorsFile } from '../src/io/safetensors.js';
 import { expectedShapes, type ModelSource } from '../src/model/weights.js';
 import { FileSource, nodeFs } from '../src/node/fs.js';
+import { safetensorsBytes, type TestTensor } from './hf-dirs.js';
 
 // dist/test/io.test.js → repo root is two levels up, shared/ sits beside the repo
 const SHARED = process.env['BITCRUSH_SHARED'] ?? fileURLToPath(new URL('../../../shared/', import.meta.url));
@@ -29,33 +30,6 @@ function throwsInput(fn: () => unknown, file: string, problem?: RegExp): void {
     if (problem) assert.match(e.message, problem);
     return true;
   });
-}
-
-interface TestTensor {
-  name: string;
-  dtype: string;
-  shape: number[];
-  bytes: Uint8Array;
-}
-
-/** A minimal safetensors writer for building test files (the real writer lives with the formats). */
-function safetensorsBytes(tensors: TestTensor[], metadata?: Record<string, string>): Uint8Array {
-  const header: Record<string, unknown> = metadata ? { __metadata__: metadata } : {};
-  let offset = 0;
-  for (const t of tensors) {
-    header[t.name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + t.bytes.length] };
-    offset += t.bytes.length;
-  }
-  const json = new TextEncoder().encode(JSON.stringify(header));
-  const out = new Uint8Array(8 + json.length + offset);
-  new DataView(out.buffer).setBigUint64(0, BigInt(json.length), true);
-  out.set(json, 8);
-  let at = 8 + json.length;
-  for (const t of tensors) {
-    out.set(t.bytes, at);
-    at += t.bytes.length;
-  }
-  return out;
 }
 
 const f32Bytes = (a: Float32Array) => new Uint8Array(a.buffer.slice(a.byteOffset, a.byteOffset + a.byteLength));
@@ -253,11 +227,15 @@ describe('Hugging Face directories', () => {
     assert.equal(m.config.tiedEmbeddings, true);
   });
 
-  test('rejects extra tensors (attention biases), bad shapes and bad configs', () => {
+  test('rejects extra or missing tensors, bad shapes and bad configs', () => {
     const d = freshDir('hf-bad');
-    const bias = { name: 'model.layers.0.self_attn.q_proj.bias', dtype: 'F32', shape: [64], bytes: new Uint8Array(256) };
-    writeHfStories(d, { extra: [bias], config: { architectures: ['Qwen2ForCausalLM'], model_type: 'qwen2' } });
-    throwsInput(() => openModel(d, nodeFs), join(d, 'model.safetensors'), /unexpected tensor model\.layers\.0\.self_attn\.q_proj\.bias/);
+    const mlpBias = { name: 'model.layers.0.mlp.gate_proj.bias', dtype: 'F32', shape: [172], bytes: new Uint8Array(688) };
+    writeHfStories(d, { extra: [mlpBias] });
+    throwsInput(() => openModel(d, nodeFs), join(d, 'model.safetensors'), /unexpected tensor model\.layers\.0\.mlp\.gate_proj\.bias/);
+    // Qwen2 has q/k/v biases in every layer: one alone is a broken file
+    const qBias = { name: 'model.layers.0.self_attn.q_proj.bias', dtype: 'F32', shape: [64], bytes: new Uint8Array(256) };
+    writeHfStories(d, { extra: [qBias], config: { architectures: ['Qwen2ForCausalLM'], model_type: 'qwen2' } });
+    throwsInput(() => openModel(d, nodeFs), d, /missing tensor model\.layers\.0\.self_attn\.k_proj\.bias/);
 
     writeHfStories(d, { config: { intermediate_size: 171 } });
     throwsInput(() => openModel(d, nodeFs), join(d, 'model.safetensors'), /mlp\.(gate|down|up)_proj.*shape/);
@@ -275,7 +253,7 @@ describe('Hugging Face directories', () => {
       writeFileSync(cfg, JSON.stringify(rest));
       throwsInput(() => openModel(d, nodeFs), cfg, new RegExp(`missing field ${field}`));
     }
-    for (const [field, value] of [['hidden_size', -64], ['num_key_value_heads', 3], ['rms_norm_eps', 'x'], ['model_type', 'gpt2'], ['rope_scaling', { type: 'linear' }]] as const) {
+    for (const [field, value] of [['hidden_size', -64], ['num_key_value_heads', 3], ['rms_norm_eps', 'x'], ['model_type', 'gpt2'], ['rope_scaling', { type: 'linear' }], ['rope_scaling', { rope_type: 'yarn', factor: 4 }], ['head_dim', 7]] as const) {
       writeFileSync(cfg, JSON.stringify({ ...good, [field]: value }));
       throwsInput(() => openModel(d, nodeFs), cfg, new RegExp(field));
     }
