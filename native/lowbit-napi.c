@@ -18,7 +18,7 @@
 
 #include "lowbit.h"
 
-#define MAX_ARGS 12
+#define MAX_ARGS 16
 
 typedef struct {
   napi_env env;
@@ -120,7 +120,7 @@ static napi_value uniform_matvec(napi_env env, napi_callback_info info) {
   }
   char *m = mem;
   lb_act a = {(int8_t *)m, (float *)(m + nb * LB_BLOCK), (int32_t *)(m + nb * LB_BLOCK + nb * 4), (float *)(m + nb * LB_BLOCK + nb * 8)};
-  lb_quantize_act(x, perm, w.in, w.blocks, w.bits, &a);
+  lb_quantize_act(x, perm, w.in, w.blocks, w.bits, NULL, &a);
   lb_gemv(&w, &a, y);
   free(mem);
   return NULL;
@@ -147,6 +147,83 @@ static napi_value uniform_repack3(napi_env env, napi_callback_info info) {
   const uint8_t *src = typed(&c, 1, napi_uint8_array, (double)out * (double)(((size_t)in * 3 + 7) / 8), 0);
   if (!c.ok) return NULL;
   lb_repack3(dst, src, out, in);
+  return NULL;
+}
+
+/* Mixed arguments q, scale, zero, zero1, widths, goff, zbit, out, in, rowStride, zbytes, n1 at index i.. */
+static int mixed_args(call_t *c, int i, lb_mixed *w) {
+  memset(w, 0, sizeof *w);
+  w->out = int_arg(c, i + 7, 0, 2147483647.0);
+  w->in = int_arg(c, i + 8, LB_BLOCK, 2147483647.0);
+  double stride = int_arg(c, i + 9, 0, 2147483647.0);
+  w->zbytes = int_arg(c, i + 10, 0, 2147483647.0);
+  w->n1 = int_arg(c, i + 11, 0, 2147483647.0);
+  if (!c->ok) return 0;
+  if (w->in % LB_BLOCK != 0) return fail(c, "bitcrush_native: mixed kernels need in % 128 == 0");
+  w->row_stride = (size_t)stride;
+  w->n_groups = w->in / LB_BLOCK;
+  int ng = w->n_groups;
+  w->q = typed(c, i, napi_uint8_array, (double)w->out * stride, 0);
+  w->scale = typed(c, i + 1, napi_uint16_array, (double)w->out * ng, 0);
+  w->zero = typed(c, i + 2, napi_uint8_array, (double)w->out * w->zbytes, 1);
+  w->zero1 = typed(c, i + 3, napi_uint16_array, (double)w->out * w->n1, 1);
+  w->widths = typed(c, i + 4, napi_uint8_array, ng, 0);
+  w->goff = typed(c, i + 5, napi_int32_array, ng, 0);
+  w->zbit = typed(c, i + 6, napi_int32_array, ng, 0);
+  if (!c->ok) return 0;
+  for (int g = 0; g < ng; g++) {
+    int b = w->widths[g], zb = w->zbit[g];
+    if (b < 1 || b > 4) return fail(c, "bitcrush_native: mixed widths must be 1..4");
+    if (w->goff[g] < 0 || (double)w->goff[g] + 16.0 * b > stride) return fail(c, "bitcrush_native: mixed group offset out of the row");
+    if (b == 1 ? !(zb < 0 && -1 - zb < w->n1 && w->zero1) : !(zb >= 0 && (double)zb + b <= 8.0 * w->zbytes && w->zero))
+      return fail(c, "bitcrush_native: mixed zero index out of range");
+  }
+  return 1;
+}
+
+/* mixedMatvec(y, x, q, scale, zero, zero1, widths, goff, zbit, out, in, rowStride, zbytes, n1) */
+static napi_value mixed_matvec(napi_env env, napi_callback_info info) {
+  call_t c;
+  lb_mixed w;
+  if (!begin(env, info, &c, 14)) return NULL;
+  if (!mixed_args(&c, 2, &w)) return NULL;
+  float *y = typed(&c, 0, napi_float32_array, w.out, 0);
+  const float *x = typed(&c, 1, napi_float32_array, w.in, 0);
+  if (!c.ok || w.out == 0) return NULL;
+  size_t nb = (size_t)w.n_groups;
+  char *m = malloc(nb * LB_BLOCK + nb * 12 + 64);
+  if (!m) {
+    napi_throw_error(env, NULL, "bitcrush_native: out of memory");
+    return NULL;
+  }
+  lb_act a = {(int8_t *)m, (float *)(m + nb * LB_BLOCK), (int32_t *)(m + nb * LB_BLOCK + nb * 4), (float *)(m + nb * LB_BLOCK + nb * 8)};
+  lb_quantize_act(x, NULL, w.in, w.n_groups, 0, w.widths, &a);
+  lb_gemv_mixed(&w, &a, y);
+  free(m);
+  return NULL;
+}
+
+/* mixedDequant(w, q, scale, zero, zero1, widths, goff, zbit, out, in, rowStride, zbytes, n1, r0, r1) */
+static napi_value mixed_dequant(napi_env env, napi_callback_info info) {
+  call_t c;
+  lb_mixed w;
+  if (!begin(env, info, &c, 15)) return NULL;
+  if (!mixed_args(&c, 1, &w)) return NULL;
+  int r0 = int_arg(&c, 13, 0, w.out), r1 = int_arg(&c, 14, 0, w.out);
+  if (c.ok && r1 < r0) fail(&c, "bitcrush_native: r1 < r0");
+  float *dst = typed(&c, 0, napi_float32_array, (double)(r1 - r0) * w.in, 0);
+  if (!c.ok) return NULL;
+  lb_dequant_mixed(&w, dst, r0, r1);
+  return NULL;
+}
+
+/* mixedRepack3(q, scale, zero, zero1, widths, goff, zbit, out, in, rowStride, zbytes, n1): q in place */
+static napi_value mixed_repack3(napi_env env, napi_callback_info info) {
+  call_t c;
+  lb_mixed w;
+  if (!begin(env, info, &c, 12)) return NULL;
+  if (!mixed_args(&c, 0, &w)) return NULL;
+  lb_repack_mixed3((uint8_t *)w.q, &w);
   return NULL;
 }
 
@@ -177,6 +254,9 @@ void lowbit_define(napi_env env, napi_value exports) {
       {"uniformDequant", NULL, uniform_dequant, NULL, NULL, NULL, napi_default, NULL},
       {"uniformRepack3", NULL, uniform_repack3, NULL, NULL, NULL, napi_default, NULL},
       {"lowbitIsa", NULL, isa, NULL, NULL, NULL, napi_default, NULL},
+      {"mixedMatvec", NULL, mixed_matvec, NULL, NULL, NULL, napi_default, NULL},
+      {"mixedDequant", NULL, mixed_dequant, NULL, NULL, NULL, napi_default, NULL},
+      {"mixedRepack3", NULL, mixed_repack3, NULL, NULL, NULL, napi_default, NULL},
       {"lowbitSetIsa", NULL, set_isa, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);

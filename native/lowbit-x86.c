@@ -32,6 +32,9 @@ T_AVX2 INL float hsum_ps(__m256 v) {
 #define PLANE3(lo, hb, k) \
   _mm256_or_si256(PLANE2(lo, k), _mm256_slli_epi16(_mm256_and_si256(_mm256_srlv_epi32(hb, _mm256_setr_epi32(2 * (k), 2 * (k), 2 * (k), 2 * (k), 2 * (k) + 1, 2 * (k) + 1, 2 * (k) + 1, 2 * (k) + 1)), m1), 2))
 
+/* Planes 2j (low 16 lanes) and 2j + 1 (high 16) of a 1-bit block broadcast to both halves. */
+#define PLANE1(hb, j) _mm256_and_si256(_mm256_srlv_epi32(hb, _mm256_setr_epi32(2 * (j), 2 * (j), 2 * (j), 2 * (j), 2 * (j) + 1, 2 * (j) + 1, 2 * (j) + 1, 2 * (j) + 1)), m1)
+
 /*
  * The integer block dot Σ level·xq of one 128-column block, per instruction set: DOT(acc, w, x)
  * adds u8 w × s8 x of 32 lanes into acc (int16 pairs for AVX2, int32 for VNNI). The body is one
@@ -39,6 +42,12 @@ T_AVX2 INL float hsum_ps(__m256 v) {
  */
 #define BLOCK_BODY(DOT, FINISH)                                                                       \
   switch (bits) {                                                                                     \
+  case 1: {                                                                                           \
+    __m256i hb = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)blk));                  \
+    DOT(acc, PLANE1(hb, 0), X(0)); DOT(acc, PLANE1(hb, 1), X(1));                                     \
+    DOT(acc, PLANE1(hb, 2), X(2)); DOT(acc, PLANE1(hb, 3), X(3));                                     \
+    break;                                                                                            \
+  }                                                                                                   \
   case 2: {                                                                                           \
     __m256i lo = _mm256_loadu_si256((const __m256i *)blk);                                            \
     DOT(acc, PLANE2(lo, 0), X(0)); DOT(acc, PLANE2(lo, 1), X(1));                                     \
@@ -96,7 +105,14 @@ T_VNNI INL __m512i halves16(short lo, short hi) {
 T_VNNI INL __m256i block_vnni(const uint8_t *blk, const int8_t *xq, int bits) {
   const __m512i m3 = _mm512_set1_epi8(3), m15 = _mm512_set1_epi8(15), m1 = _mm512_set1_epi8(1);
   __m512i acc = _mm512_setzero_si512();
-  if (bits == 2 || bits == 3) {
+  if (bits == 1) {
+    /* quarter q of the broadcast 16 bytes gives plane 4h + q: bit 4h + q of every byte */
+    __m512i hb = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)blk));
+    __m512i p0 = _mm512_and_si512(_mm512_srlv_epi32(hb, _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0)), m1);
+    __m512i p1 = _mm512_and_si512(_mm512_srlv_epi32(hb, _mm512_set_epi32(7, 7, 7, 7, 6, 6, 6, 6, 5, 5, 5, 5, 4, 4, 4, 4)), m1);
+    acc = _mm512_dpbusd_epi32(acc, p0, XZ(0));
+    acc = _mm512_dpbusd_epi32(acc, p1, XZ(1));
+  } else if (bits == 2 || bits == 3) {
     __m512i lo = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)blk));
     __m512i p01 = _mm512_and_si512(_mm512_srlv_epi16(lo, halves16(0, 2)), m3);
     __m512i p23 = _mm512_and_si512(_mm512_srlv_epi16(lo, halves16(4, 6)), m3);
@@ -202,5 +218,57 @@ T_VNNI INL __m256i block_vnni(const uint8_t *blk, const int8_t *xq, int bits) {
 
 ROWS(lb_rows_avx2, T_AVX2, block_avx2)
 ROWS(lb_rows_vnni, T_VNNI, block_vnni)
+
+/*
+ * Mixed widths (lowbit.h lb_mixed): one 128-column group per block, four rows at a time; the
+ * group's width picks the block body (the same for every row, so the branch predicts well).
+ */
+#define GROUP4(BLOCK, bits)                                                                            \
+  _Pragma("GCC unroll 4") for (int i = 0; i < 4; i++) {                                                \
+    const uint8_t *blk = rp[i] + w->goff[g];                                                           \
+    _mm_prefetch((const char *)blk + PREFETCH, _MM_HINT_T0);                                           \
+    __m256i d = BLOCK(blk, xq, bits);                                                                  \
+    acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(d), _mm256_set1_ps(xs * fs[(size_t)i * ng + g]), acc[i]); \
+  }
+
+#define MIXED_ROWS(NAME, TARGET, BLOCK)                                                                \
+  TARGET void NAME(const lb_mixed *w, const lb_act *a, float *y, int r0, int r1) {                     \
+    const int ng = w->n_groups;                                                                        \
+    float *fs = malloc(sizeof(float) * 4 * (size_t)ng);                                                \
+    if (!fs) { lb_mixed_rows_scalar(w, a, y, r0, r1); return; }                                        \
+    for (int r = r0; r < r1; r += 4) {                                                                 \
+      int rr[4];                                                                                       \
+      for (int i = 0; i < 4; i++) rr[i] = r + i < r1 ? r + i : r1 - 1;                                 \
+      __m256 acc[4];                                                                                   \
+      float off[4];                                                                                    \
+      const uint8_t *rp[4];                                                                            \
+      for (int i = 0; i < 4; i++) {                                                                    \
+        const uint16_t *sc = w->scale + (size_t)rr[i] * ng;                                            \
+        float *f = fs + (size_t)i * ng, o4[4] = {0, 0, 0, 0};                                          \
+        int g = 0;                                                                                     \
+        for (; g + 8 <= ng; g += 8) _mm256_storeu_ps(f + g, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(sc + g)))); \
+        for (; g < ng; g++) f[g] = lb_f16(sc[g]);                                                      \
+        for (g = 0; g < ng; g++) o4[g & 3] += f[g] * lb_mixed_zero(w, rr[i], g) * a->gx[g];            \
+        off[i] = (o4[0] + o4[1]) + (o4[2] + o4[3]);                                                    \
+        rp[i] = w->q + (size_t)rr[i] * w->row_stride;                                                  \
+        acc[i] = _mm256_setzero_ps();                                                                  \
+      }                                                                                                \
+      for (int g = 0; g < ng; g++) {                                                                   \
+        const int8_t *xq = a->xq + (size_t)g * LB_BLOCK;                                               \
+        const float xs = a->xs[g];                                                                     \
+        switch (w->widths[g]) {                                                                        \
+        case 1: GROUP4(BLOCK, 1) break;                                                                \
+        case 2: GROUP4(BLOCK, 2) break;                                                                \
+        case 3: GROUP4(BLOCK, 3) break;                                                                \
+        default: GROUP4(BLOCK, 4)                                                                      \
+        }                                                                                              \
+      }                                                                                                \
+      for (int i = 3; i >= 0; i--) y[rr[i]] = hsum_ps(acc[i]) - off[i];                                \
+    }                                                                                                  \
+    free(fs);                                                                                          \
+  }
+
+MIXED_ROWS(lb_mixed_rows_avx2, T_AVX2, block_avx2)
+MIXED_ROWS(lb_mixed_rows_vnni, T_VNNI, block_vnni)
 
 #endif

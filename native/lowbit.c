@@ -10,13 +10,15 @@
 
 /* Kernel-order lane of column c (0..127) within its block. */
 static inline int lane_of(int c, int bits) {
+  if (bits == 1) return 16 * (c & 7) + (c >> 3);
   if (bits == 2 || bits == 3) return 32 * (c & 3) + (c >> 2);
   if (bits == 4) return 64 * (c & 1) + (c >> 1);
   return c;
 }
 
-void lb_quantize_act(const float *x, const int32_t *perm, int in, int blocks, int bits, lb_act *a) {
+void lb_quantize_act(const float *x, const int32_t *perm, int in, int blocks, int bits0, const uint8_t *widths, lb_act *a) {
   for (int b = 0; b < blocks; b++) {
+    int bits = widths ? widths[b] : bits0;
     int c0 = b * LB_BLOCK, n = in - c0 < LB_BLOCK ? in - c0 : LB_BLOCK;
     float v[LB_BLOCK], amax = 0;
     for (int c = 0; c < n; c++) {
@@ -43,6 +45,7 @@ void lb_quantize_act(const float *x, const int32_t *perm, int in, int blocks, in
 /* Level at kernel-order lane l of a block (layout in lowbit.h). */
 static inline int level_at(const uint8_t *blk, int l, int bits) {
   switch (bits) {
+  case 1: return (blk[l & 15] >> (l >> 4)) & 1;
   case 2: return (blk[l & 31] >> (2 * (l >> 5))) & 3;
   case 3: {
     int k = l >> 5, i = l & 31;
@@ -193,6 +196,96 @@ void lb_repack3(uint8_t *dst, const uint8_t *src, int out, int in) {
       int l = lane_of(c % LB_BLOCK, 3), k = l >> 5, i = l & 31;
       blk[i] |= (uint8_t)((v & 3) << (2 * k));
       blk[32 + (i & 15)] |= (uint8_t)((v >> 2) << (2 * k + (i >> 4)));
+    }
+  }
+}
+
+/* ---- mixed widths ---- */
+
+void lb_mixed_rows_scalar(const lb_mixed *w, const lb_act *a, float *y, int r0, int r1) {
+  for (int r = r0; r < r1; r++) {
+    const uint8_t *row = w->q + (size_t)r * w->row_stride;
+    float acc = 0;
+    for (int g = 0; g < w->n_groups; g++) {
+      const int8_t *xq = a->xq + (size_t)g * LB_BLOCK;
+      int32_t d = 0;
+      for (int l = 0; l < LB_BLOCK; l++) d += level_at(row + w->goff[g], l, w->widths[g]) * xq[l];
+      float s = lb_f16(w->scale[(size_t)r * w->n_groups + g]) * a->xs[g];
+      acc += s * ((float)d - lb_mixed_zero(w, r, g) * (float)a->xsum[g]);
+    }
+    y[r] = acc;
+  }
+}
+
+static lb_mixed_rows_fn mixed_fn(void) {
+  lb_isa();
+#if defined(__x86_64__)
+  if (rows_fn == lb_rows_vnni) return lb_mixed_rows_vnni;
+  if (rows_fn == lb_rows_avx2) return lb_mixed_rows_avx2;
+#endif
+  return lb_mixed_rows_scalar;
+}
+
+typedef struct {
+  const lb_mixed *w;
+  const lb_act *a;
+  float *y;
+  lb_mixed_rows_fn fn;
+} mixed_job;
+
+static void mixed_range(void *ctx, int r0, int r1) {
+  mixed_job *j = ctx;
+  j->fn(j->w, j->a, j->y, r0, r1);
+}
+
+void lb_gemv_mixed(const lb_mixed *w, lb_act *a, float *y) {
+  for (int g = 0; g < w->n_groups; g++) a->gx[g] = a->xs[g] * (float)a->xsum[g];
+  mixed_job j = {w, a, y, mixed_fn()};
+  if ((double)w->out * w->in < 262144.0) mixed_range(&j, 0, w->out);
+  else pool_run(mixed_range, &j, w->out, 4);
+}
+
+typedef struct {
+  const lb_mixed *w;
+  float *dst;
+  int r0;
+} mixed_dq_job;
+
+static void mixed_dq_range(void *ctx, int i0, int i1) {
+  mixed_dq_job *j = ctx;
+  const lb_mixed *w = j->w;
+  for (int r = j->r0 + i0; r < j->r0 + i1; r++) {
+    const uint8_t *row = w->q + (size_t)r * w->row_stride;
+    float *out = j->dst + (size_t)(r - j->r0) * w->in;
+    for (int g = 0; g < w->n_groups; g++) {
+      float s = lb_f16(w->scale[(size_t)r * w->n_groups + g]), z = lb_mixed_zero(w, r, g);
+      for (int c = 0; c < LB_BLOCK; c++) out[g * LB_BLOCK + c] = s * ((float)level_at(row + w->goff[g], lane_of(c, w->widths[g]), w->widths[g]) - z);
+    }
+  }
+}
+
+void lb_dequant_mixed(const lb_mixed *w, float *dst, int r0, int r1) {
+  mixed_dq_job j = {w, dst, r0};
+  pool_run(mixed_dq_range, &j, r1 - r0, 1);
+}
+
+void lb_repack_mixed3(uint8_t *q, const lb_mixed *w) {
+  uint8_t blk[48];
+  for (int r = 0; r < w->out; r++) {
+    uint8_t *row = q + (size_t)r * w->row_stride;
+    for (int g = 0; g < w->n_groups; g++) {
+      if (w->widths[g] != 3) continue;
+      const uint8_t *s = row + w->goff[g];
+      memset(blk, 0, sizeof blk);
+      for (int c = 0; c < LB_BLOCK; c++) {
+        int bit = c * 3;
+        unsigned v = s[bit >> 3] | ((bit >> 3) + 1 < 48 ? (unsigned)s[(bit >> 3) + 1] << 8 : 0u);
+        v = (v >> (bit & 7)) & 7;
+        int l = lane_of(c, 3), k = l >> 5, i = l & 31;
+        blk[i] |= (uint8_t)((v & 3) << (2 * k));
+        blk[32 + (i & 15)] |= (uint8_t)((v >> 2) << (2 * k + (i >> 4)));
+      }
+      memcpy(row + w->goff[g], blk, sizeof blk);
     }
   }
 }

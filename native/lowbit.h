@@ -50,11 +50,43 @@ typedef struct {
   float *gx;     /* [n_groups] Σ_{b∈g} s_x[b]·xsum[b], the zero term's factor (lb_gemv fills it) */
 } lb_act;
 
+/*
+ * SliM-LLM mixed widths (registry.ts mixed-asym) with 128-column groups, in_dim a multiple of
+ * 128: group g of a row is the file's bitstream of its width widths[g] ∈ 1..4 at byte goff[g]
+ * (16, 32, 48, 64 bytes), 3-bit groups repacked at load into the 3-bit block layout above (same
+ * size). 1-bit lanes: lane 16k + i = column 8i + k (bit k of byte i). Zeros: the file's
+ * bitstream of the ≥2-bit groups' integer zeros (zbit[g] = bit offset in a row's zbytes), and
+ * float16 zeros of the 1-bit groups (zero1, n1 per row; zbit[g] = −1 − index).
+ */
+typedef struct {
+  const uint8_t *q;
+  size_t row_stride;
+  const uint16_t *scale; /* [out, n_groups] */
+  const uint8_t *zero;   /* [out, zbytes] or NULL */
+  const uint16_t *zero1; /* [out, n1] or NULL */
+  const uint8_t *widths; /* [n_groups] */
+  const int32_t *goff;   /* [n_groups] */
+  const int32_t *zbit;   /* [n_groups] */
+  int zbytes, n1;
+  int out, in, n_groups;
+} lb_mixed;
+
+/* Zero of group g of row r of a mixed tensor (integer, or the 1-bit groups' float16). */
+static inline float lb_mixed_zero(const lb_mixed *w, int r, int g);
+
 /* Rows [r0, r1) of y = W·x (one implementation per instruction set). */
 typedef void (*lb_rows_fn)(const lb_uniform *w, const lb_act *a, float *y, int r0, int r1);
 
-/* x [in] (original column order; perm [in] maps stored → original, or NULL) into a. */
-void lb_quantize_act(const float *x, const int32_t *perm, int in, int blocks, int bits, lb_act *a);
+/* x [in] (original column order; perm [in] maps stored → original, or NULL) into a; block b's
+ * lanes in the order of width widths[b] (NULL: all `bits`). */
+void lb_quantize_act(const float *x, const int32_t *perm, int in, int blocks, int bits, const uint8_t *widths, lb_act *a);
+/* y [out] of a mixed tensor on the pool's threads; a->gx is filled per group (= block). */
+void lb_gemv_mixed(const lb_mixed *w, lb_act *a, float *y);
+void lb_dequant_mixed(const lb_mixed *w, float *dst, int r0, int r1);
+/* 3-bit groups of mixed rows from the file's bitstream into the 3-bit block layout, in place of a copy. */
+void lb_repack_mixed3(uint8_t *q, const lb_mixed *w);
+typedef void (*lb_mixed_rows_fn)(const lb_mixed *w, const lb_act *a, float *y, int r0, int r1);
+void lb_mixed_rows_scalar(const lb_mixed *w, const lb_act *a, float *y, int r0, int r1);
 /* y [out] = W·x on the pool's threads, with the selected instruction set. */
 void lb_gemv(const lb_uniform *w, lb_act *a, float *y);
 /* Rows [r0, r1) of W as float32 into dst [r1 − r0, in], original column order. */
@@ -95,6 +127,15 @@ static inline int lb_zero(const lb_uniform *w, int r, int g) {
 
 static inline int lb_block_bytes(int bits) { return bits == 3 ? 48 : 16 * bits; }
 
+static inline float lb_mixed_zero(const lb_mixed *w, int r, int g) {
+  int zb = w->zbit[g], b = w->widths[g];
+  if (zb < 0) return lb_f16(w->zero1[(size_t)r * w->n1 + (-1 - zb)]);
+  const uint8_t *z = w->zero + (size_t)r * w->zbytes;
+  int byte = zb >> 3;
+  unsigned v = z[byte] | (byte + 1 < w->zbytes ? (unsigned)z[byte + 1] << 8 : 0u);
+  return (float)((v >> (zb & 7)) & ((1u << b) - 1));
+}
+
 /* Block b of row r, or a zero-padded copy in tmp [16·bits] when the row ends inside it. */
 static inline const uint8_t *lb_block(const lb_uniform *w, int r, int b, uint8_t *tmp) {
   size_t bb = (size_t)lb_block_bytes(w->bits), off = (size_t)b * bb;
@@ -109,6 +150,8 @@ void lb_rows_scalar(const lb_uniform *w, const lb_act *a, float *y, int r0, int 
 #if defined(__x86_64__)
 void lb_rows_avx2(const lb_uniform *w, const lb_act *a, float *y, int r0, int r1);
 void lb_rows_vnni(const lb_uniform *w, const lb_act *a, float *y, int r0, int r1);
+void lb_mixed_rows_avx2(const lb_mixed *w, const lb_act *a, float *y, int r0, int r1);
+void lb_mixed_rows_vnni(const lb_mixed *w, const lb_act *a, float *y, int r0, int r1);
 int lb_cpu_avx2(void);
 int lb_cpu_vnni(void);
 #endif

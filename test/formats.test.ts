@@ -17,7 +17,7 @@ import { MixedLinear } from '../src/formats/mixed-linear.js';
 import { BinaryLinear } from '../src/formats/binary-linear.js';
 import type { MixedParams } from '../src/formats/mixed.js';
 import { laneKernelFits } from '../src/formats/uniform-wasm.js';
-import { lowbitKernelsOf, nativeUniformFits } from '../src/formats/lowbit-kernels.js';
+import { lowbitKernelsOf, nativeMixedFits, nativeUniformFits } from '../src/formats/lowbit-kernels.js';
 import { int8Activations } from '../src/formats/int8-activations.js';
 import type { UniformParams } from '../src/formats/uniform.js';
 import type { PackedTensor, WeightFormat } from '../src/formats/types.js';
@@ -61,7 +61,9 @@ function checkKernels(format: WeightFormat, t: PackedTensor, w: Float32Array, ra
   }
   // the wasm kernels of the mixed, binary and codebook formats serve every tensor on row-kernel backends;
   // record which of their paths the examples reach (checked by the last test below)
-  if (lin instanceof MixedLinear && rowKernelsOf(be)) {
+  if (lin instanceof MixedLinear && lowbitKernelsOf(be) && nativeMixedFits(inDim, (t.params as MixedParams).groupSize)) {
+    assert.equal(lin.engine, 'native', `${label}: the native low-bit kernels serve this tensor`);
+  } else if (lin instanceof MixedLinear && rowKernelsOf(be)) {
     assert.equal(lin.engine, 'wasm', `${label}: the wasm row kernels serve this tensor`);
     const p = t.params as MixedParams;
     p.groups.forEach((n, b) => n > 0 && wasmPathsReached.add(`mixed ${b + 1}-bit g${p.groupSize}`));
@@ -75,7 +77,7 @@ function checkKernels(format: WeightFormat, t: PackedTensor, w: Float32Array, ra
   }
   const x = Float32Array.from({ length: rows * inDim }, () => rand() * 2 - 1);
   const y1 = new Float32Array(outDim);
-  if (lin instanceof UniformLinear && lin.engine === 'native') {
+  if ((lin instanceof UniformLinear || lin instanceof MixedLinear) && lin.engine === 'native') {
     // int8 activations: the kernels compute W·x̂ (int8-activations.ts), on every instruction set
     const perm = (format.unpack(t) as GroupQuantized).perm;
     const xhat = int8Activations(x, inDim, perm);

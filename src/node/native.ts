@@ -22,6 +22,9 @@ interface Addon {
   uniformMatvec: LowbitKernels['uniformMatvec'];
   uniformDequant: LowbitKernels['uniformDequant'];
   uniformRepack3: LowbitKernels['uniformRepack3'];
+  mixedMatvec: LowbitKernels['mixedMatvec'];
+  mixedDequant: LowbitKernels['mixedDequant'];
+  mixedRepack3: LowbitKernels['mixedRepack3'];
   lowbitIsa(): string;
   /** Forces an instruction set the CPU has ('scalar', 'avx2', 'vnni', 'neon-dotprod', 'auto'); false when unavailable. */
   lowbitSetIsa(name: string): boolean;
@@ -70,6 +73,9 @@ export function loadNativeBackend(
     uniformMatvec: (...a) => addon.uniformMatvec(...a),
     uniformDequant: (...a) => addon.uniformDequant(...a),
     uniformRepack3: (...a) => addon.uniformRepack3(...a),
+    mixedMatvec: (...a) => addon.mixedMatvec(...a),
+    mixedDequant: (...a) => addon.mixedDequant(...a),
+    mixedRepack3: (...a) => addon.mixedRepack3(...a),
   };
   const backend: Backend & NativeExtras = {
     name: 'native',
