@@ -5,6 +5,8 @@
  *   uniformMatvec(y, x, q, scale, zero, perm, out, in, groupSize, bits)
  *   uniformDequant(w, q, scale, zero, perm, out, in, groupSize, bits, r0, r1)
  *   uniformRepack3(dst, src, out, in)
+ *   mixedMatvec(y, x, M...), mixedDequant(w, M..., r0, r1), mixedRepack3(M...) with
+ *     M = q, scale, zero, zero1, widths, goff, zbit, out, in, rowStride, zbytes, n1 (lowbit.h lb_mixed)
  *   lowbitIsa() -> string, lowbitSetIsa(name) -> boolean
  * y, x, w: Float32Array; q, zero, dst, src: Uint8Array; scale: Uint16Array (float16 bits);
  * perm: Int32Array; zero and perm may be null.

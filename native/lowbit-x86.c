@@ -216,6 +216,10 @@ T_VNNI INL __m256i block_vnni(const uint8_t *blk, const int8_t *xq, int bits) {
     }                                                                                                  \
   }
 
+T_AVX2 void lb_quantize_act_avx2(const float *x, const int32_t *perm, int in, int blocks, int bits0, const uint8_t *widths, lb_act *a) {
+  lb_quantize_act_body(x, perm, in, blocks, bits0, widths, a);
+}
+
 ROWS(lb_rows_avx2, T_AVX2, block_avx2)
 ROWS(lb_rows_vnni, T_VNNI, block_vnni)
 

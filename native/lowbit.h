@@ -28,6 +28,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <math.h>
 
 #define LB_BLOCK 128
 
@@ -158,6 +159,45 @@ int lb_cpu_vnni(void);
 #if defined(__aarch64__)
 void lb_rows_neon(const lb_uniform *w, const lb_act *a, float *y, int r0, int r1);
 int lb_cpu_dotprod(void);
+#endif
+
+/* Kernel-order lane of column c (0..127) within its block. */
+static inline int lane_of(int c, int bits) {
+  if (bits == 1) return 16 * (c & 7) + (c >> 3);
+  if (bits == 2 || bits == 3) return 32 * (c & 3) + (c >> 2);
+  if (bits == 4) return 64 * (c & 1) + (c >> 1);
+  return c;
+}
+
+/* The body of lb_quantize_act, inline so lowbit-x86.c compiles it again for AVX2 (vroundss, vector max). */
+static inline __attribute__((always_inline)) void lb_quantize_act_body(const float *x, const int32_t *perm, int in, int blocks, int bits0, const uint8_t *widths, lb_act *a) {
+  for (int b = 0; b < blocks; b++) {
+    int bits = widths ? widths[b] : bits0;
+    int c0 = b * LB_BLOCK, n = in - c0 < LB_BLOCK ? in - c0 : LB_BLOCK;
+    float v[LB_BLOCK], amax = 0;
+    for (int c = 0; c < n; c++) {
+      v[c] = perm ? x[perm[c0 + c]] : x[c0 + c];
+      float m = fabsf(v[c]);
+      amax = m > amax ? m : amax;
+    }
+    int8_t *out = a->xq + (size_t)b * LB_BLOCK;
+    memset(out, 0, LB_BLOCK);
+    /* float32 steps the reference (int8-activations.ts) repeats exactly: s = amax / 127, x · (1 / s), round half even */
+    float s = amax / 127.0f, inv = amax > 0 ? 1.0f / s : 0.0f;
+    int32_t sum = 0;
+    for (int c = 0; c < n; c++) {
+      float t = rintf(v[c] * inv); /* round half even (the default rounding mode) */
+      int qv = t > 127 ? 127 : t < -127 ? -127 : (int)t;
+      out[lane_of(c, bits)] = (int8_t)qv;
+      sum += qv;
+    }
+    a->xs[b] = s;
+    a->xsum[b] = sum;
+  }
+}
+
+#if defined(__x86_64__)
+void lb_quantize_act_avx2(const float *x, const int32_t *perm, int in, int blocks, int bits0, const uint8_t *widths, lb_act *a);
 #endif
 
 #endif
