@@ -7,6 +7,7 @@ import type { Command } from 'commander';
 import { InputError } from '../io/errors.js';
 import { FileSource } from '../node/fs.js';
 import { isPackedModel, PackedModel } from '../packed/reader.js';
+import { describeSize, roleOf, sizeReport } from '../packed/size.js';
 
 interface InspectOptions {
   json?: boolean;
@@ -34,6 +35,7 @@ function inspect(path: string, opts: InspectOptions): void {
   const fileBytes = statSync(path).size;
   const tensors = Object.entries(h.tensors).map(([name, t]) => ({
     name,
+    role: roleOf(name),
     format: t.format === 'dense' ? `dense ${(t as { dtype: string }).dtype}` : t.format,
     shape: t.shape,
     params: 'params' in t ? t.params : undefined,
@@ -41,13 +43,16 @@ function inspect(path: string, opts: InspectOptions): void {
     bitHistogram: histogram(m, name, t.format),
   }));
   if (opts.plot) plotBitMap(m, opts.plot, path);
+  const size = sizeReport(h, fileBytes);
   if (opts.json) {
-    process.stdout.write(`${JSON.stringify({ file: path, fileBytes, method: h.method, config: h.config, totals: h.totals, tensors }, null, 2)}\n`);
+    process.stdout.write(`${JSON.stringify({ file: path, fileBytes, bpw: size.bpw, size, method: h.method, config: h.config, totals: h.totals, tensors }, null, 2)}\n`);
     return;
   }
   const t = h.totals;
+  const [lead, ...roles] = describeSize(size);
   const lines = [
-    `file     ${path} (${fileBytes} bytes)`,
+    `file     ${path}: ${lead}`,
+    ...roles,
     `method   ${h.method.name} ${JSON.stringify(h.method.options)}`,
     ...tensors.map((x) => {
       const params = x.params ? ` ${Object.entries(x.params).map(([k, v]) => `${k}=${String(v)}`).join(' ')}` : '';
@@ -56,7 +61,7 @@ function inspect(path: string, opts: InspectOptions): void {
     }),
     `packed   ${t.packedWeights} weights in ${t.packedBytes} bytes: ${t.packedBpw.toFixed(4)} bits per weight`,
     `dense    ${t.denseWeights} weights in ${t.denseBytes} bytes`,
-    `model    ${t.modelBpw.toFixed(4)} bits per weight over all weights (${((fileBytes * 8) / (t.packedWeights + t.denseWeights)).toFixed(4)} counting the whole file)`,
+    `model    ${size.tensorBpw.toFixed(4)} bits per weight over all weights in tensor data, ${size.bpw.toFixed(4)} counting the whole file`,
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
 }

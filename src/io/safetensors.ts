@@ -243,6 +243,14 @@ export function numberToF16Bits(x: number): number {
   return sign | ((e << 10) + roundShift(mant, 13));
 }
 
+/** number → bfloat16 bits (the top half of the float32), round to nearest even; NaN stays NaN. */
+export function numberToBf16Bits(x: number): number {
+  f32Scratch[0] = x;
+  const f = u32Scratch[0]!;
+  if ((f & 0x7f800000) === 0x7f800000 && (f & 0x7fffff) !== 0) return (f >>> 16) | 0x40; // quiet NaN
+  return roundShift(f, 16) & 0xffff; // a carry into the exponent (or to Inf) is the right result
+}
+
 /** m >> shift, rounded to nearest, ties to even. */
 function roundShift(m: number, shift: number): number {
   const q = m >>> shift;
