@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { headSize } from '../model/config.js';
 import { LINEARS } from '../model/weights.js';
+import { NotFoundError } from '../io/errors.js';
 import { nodeFs } from '../node/fs.js';
 import { findRunnableTokenizer, openRunnable } from '../node/packed-open.js';
 
@@ -43,7 +44,8 @@ function info(modelPath: string, opts: InfoOptions): void {
     const t = findRunnableTokenizer(modelPath, runnable, opts.tokenizer);
     tokenizer = { vocabSize: t.vocabSize, bosId: t.bosId, eosId: t.eosId };
   } catch (e) {
-    if (opts.tokenizer !== undefined) throw e; // an explicit file must load
+    // an explicit file must load; one found beside the model but unreadable is an error too
+    if (opts.tokenizer !== undefined || !(e instanceof NotFoundError)) throw e;
     tokenizer = { error: (e as Error).message };
   }
 

@@ -7,6 +7,7 @@ import type { Command } from 'commander';
 import { InputError } from '../io/errors.js';
 import { FileSource } from '../node/fs.js';
 import { isPackedModel, PackedModel } from '../packed/reader.js';
+import { checkOutputFile } from './output-check.js';
 
 interface InspectOptions {
   json?: boolean;
@@ -27,6 +28,7 @@ export function registerInspect(program: Command): void {
 }
 
 function inspect(path: string, opts: InspectOptions): void {
+  if (opts.plot !== undefined) checkOutputFile('--plot', opts.plot, [path]);
   const file = new FileSource(path);
   if (!isPackedModel(file)) throw new InputError(path, 'not a bitcrush packed model file');
   const m = new PackedModel(file);
@@ -40,9 +42,10 @@ function inspect(path: string, opts: InspectOptions): void {
     bpw: t.bpw,
     bitHistogram: histogram(m, name, t.format),
   }));
-  if (opts.plot) plotBitMap(m, opts.plot, path);
+  const plotted = opts.plot !== undefined ? plotBitMap(m, opts.plot, path) : undefined;
   if (opts.json) {
-    process.stdout.write(`${JSON.stringify({ file: path, fileBytes, method: h.method, config: h.config, totals: h.totals, tensors }, null, 2)}\n`);
+    const plot = plotted ? { plot: opts.plot, plotRows: plotted } : {};
+    process.stdout.write(`${JSON.stringify({ file: path, fileBytes, method: h.method, config: h.config, totals: h.totals, ...plot, tensors }, null, 2)}\n`);
     return;
   }
   const t = h.totals;
@@ -57,6 +60,7 @@ function inspect(path: string, opts: InspectOptions): void {
     `packed   ${t.packedWeights} weights in ${t.packedBytes} bytes: ${t.packedBpw.toFixed(4)} bits per weight`,
     `dense    ${t.denseWeights} weights in ${t.denseBytes} bytes`,
     `model    ${t.modelBpw.toFixed(4)} bits per weight over all weights (${((fileBytes * 8) / (t.packedWeights + t.denseWeights)).toFixed(4)} counting the whole file)`,
+    ...(plotted !== undefined ? [`plot     wrote ${opts.plot} (${plotted} tensors with a group bit map)`] : []),
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
 }
@@ -71,7 +75,8 @@ function histogram(m: PackedModel, name: string, format: string): Record<number,
   return h;
 }
 
-function plotBitMap(m: PackedModel, out: string, path: string): void {
+/** Writes the SVG; returns how many tensors it draws. */
+function plotBitMap(m: PackedModel, out: string, path: string): number {
   const rows = Object.keys(m.header.tensors)
     .filter((name) => m.isPacked(name))
     .map((name) => ({ name, map: groupBitMap(m.packed(name)) }))
@@ -84,4 +89,5 @@ function plotBitMap(m: PackedModel, out: string, path: string): void {
     legend: [1, 2, 3, 4].map((b) => ({ label: `${b} bit`, color: WIDTH_COLORS[b - 1]! })),
   });
   writeFileAtomic(out, [new TextEncoder().encode(svg)]);
+  return rows.length;
 }

@@ -8,7 +8,7 @@ import { statSync } from 'node:fs';
 import { basename, dirname, relative, resolve } from 'node:path';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { ACT_BITS } from '../quant/act-quant.js';
-import { UsageError } from '../io/errors.js';
+import { InputError, UsageError } from '../io/errors.js';
 import { readText } from '../io/bytes.js';
 import { findTokenizer, openModel } from '../io/load.js';
 import { getMethod, methodNames } from '../methods/registry.js';
@@ -23,6 +23,7 @@ import { describeBackend, openBackend } from './load.js';
 import { backendArg, intArg, seedArg, type RunOptions } from './options.js';
 import { createProgress, formatDuration } from './progress.js';
 import { evaluateFiles, type EvalReport } from './quantize-eval.js';
+import { checkOutputFile, checkWorkDirPath, inputFiles } from './output-check.js';
 
 interface QuantizeCliOptions extends RunOptions {
   method: string;
@@ -76,6 +77,10 @@ export function registerQuantize(program: Command): void {
 function run(modelPath: string, opts: QuantizeCliOptions): void {
   const t0 = performance.now();
   const { method, opts: methodOptions } = getMethod(opts.method, givenMethodOptions(opts));
+  // before any work: a run must not end in EISDIR after the last block, nor overwrite an input
+  const inputs = [modelPath, opts.tokenizer, opts.calib, ...(opts.eval ?? [])].flatMap(inputFiles);
+  checkOutputFile('--out', opts.out, inputs);
+  checkWorkDirPath(`${opts.out}.partial`);
   const source = openModel(modelPath, nodeFs);
   const tokenizer = findTokenizer(modelPath, nodeFs, opts.tokenizer);
   const c = source.config;
@@ -93,7 +98,13 @@ function run(modelPath: string, opts: QuantizeCliOptions): void {
     const calibFile = new FileSource(opts.calib);
     calibText = readText(calibFile);
     calibFile.close();
-    cal = calibrationFromText(tokenizer, calibText, { count: opts.nsamples, seqLen, seed });
+    try {
+      cal = calibrationFromText(tokenizer, calibText, { count: opts.nsamples, seqLen, seed });
+    } catch (e) {
+      // "the calibration text has 1 tokens, fewer than one window": name the file
+      if (e instanceof UsageError) throw new InputError(opts.calib, `${e.message} (pass a longer text or a smaller --seqlen)`);
+      throw e;
+    }
   }
 
   const outDir = dirname(resolve(opts.out));
@@ -118,7 +129,7 @@ function run(modelPath: string, opts: QuantizeCliOptions): void {
     const workPath = `${opts.out}.partial`;
     let work: WorkDir;
     let resume: ReturnType<typeof WorkDir.open> = null;
-    if (opts.resume) resume = WorkDir.open(workPath, hash);
+    if (opts.resume) resume = WorkDir.open(workPath, hash, cal ? cal.count * cal.seqLen * c.dim : 0);
     if (resume) work = resume.work;
     else work = WorkDir.create(workPath, hash);
     const resumedBlocks = resume?.resume.blocksDone ?? 0;

@@ -6,6 +6,7 @@
  */
 import { UsageError } from '../io/errors.js';
 import type { Tokenizer } from '../io/tokenizer.js';
+import { NonFiniteLogitsError } from '../runtime/finite-logits.js';
 import type { LlamaModel } from '../runtime/model.js';
 
 export interface PerplexityOptions {
@@ -53,7 +54,10 @@ export function perplexity(model: LlamaModel, tokens: ArrayLike<number>, opts: P
       for (let t = 0; t < chunk.length; t++) {
         const target = window[start + t + 1];
         if (target === undefined) break; // the window's last token predicts nothing
-        nllSum += negLogProb(logits.subarray(t * vocab, (t + 1) * vocab), target);
+        const nll = negLogProb(logits.subarray(t * vocab, (t + 1) * vocab), target);
+        // finite weights can still overflow float32 on the way: never report a NaN perplexity
+        if (!Number.isFinite(nll)) throw new NonFiniteLogitsError(model.name, w * seqLen + start + t);
+        nllSum += nll;
       }
     }
     opts.onProgress?.(w + 1, windows);

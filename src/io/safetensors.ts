@@ -8,6 +8,7 @@
  */
 import { copyToArrayBuffer, type ByteSource } from './bytes.js';
 import { check, InputError } from './errors.js';
+import { checkFinite } from './finite.js';
 
 export type SafetensorsDtype =
   | 'BOOL' | 'U8' | 'I8' | 'F8_E4M3' | 'F8_E5M2'
@@ -69,6 +70,10 @@ export class SafetensorsFile {
     }
     this.metadata = metadata;
     checkNoOverlap(file, [...this.placements.values()]);
+    // with no overlaps, covering the data section exactly means no holes and no trailing bytes:
+    // a header length off by a few bytes (every tensor shifted) fails here, not as garbage values
+    const covered = [...this.placements.values()].reduce((a, p) => a + p.byteLength, 0);
+    check(covered === dataSize, file, `bad safetensors header: the tensors cover ${covered} bytes of a ${dataSize}-byte data section (wrong header length, or a hole)`);
   }
 
   get name(): string {
@@ -94,8 +99,14 @@ export class SafetensorsFile {
     return this.src.read(p.offset, p.byteLength);
   }
 
-  /** The tensor converted to float32 (F32, F16, BF16 and F64 only). */
+  /** The tensor converted to float32 (F32, F16, BF16 and F64 only); a NaN or infinity in it is an InputError. */
   float32(name: string): Float32Array {
+    const values = this.float32Unchecked(name);
+    checkFinite(this.src.name, name, values);
+    return values;
+  }
+
+  private float32Unchecked(name: string): Float32Array {
     const p = this.placement(name);
     const bytes = this.raw(name);
     const n = p.byteLength / DTYPE_BYTES[p.dtype];

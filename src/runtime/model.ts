@@ -131,12 +131,15 @@ export function freeScratch(backend: Backend, s: Scratch): void {
 }
 
 export class LlamaModel {
+  /** The source's name (its file), for errors about what the weights compute. */
+  readonly name: string;
   readonly config: LlamaConfig;
   readonly weights: LlamaWeights;
   private readonly scratch: Scratch;
   private readonly backend: Backend;
 
   constructor(source: ModelSource, opts: ModelOptions) {
+    this.name = source.name;
     this.config = source.config;
     this.backend = opts.backend;
     this.weights = loadWeights(source, opts.linear ?? denseLinears(opts.backend));
