@@ -9,6 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { sortModelFiles } from '../src/browser/files.js';
+import { bitWidthLegend } from '../src/report/bit-colors.js';
 import { smallTokenizerJson, writeHfStories, STORIES_BIN } from './hf-fixture.js';
 
 const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
@@ -171,5 +173,63 @@ describe('tokenizer.json ids and detection by content', () => {
     assert.equal(g.code, 0, g.stderr);
     // and a packed file cannot be quantized again
     assertInputError(bitcrush('quantize', out, '--method', 'rtn', '--out', join(dir, 'qq.bcq')), /q\.bin: is a bitcrush packed file/);
+  });
+});
+
+describe('small ones (defect 10)', () => {
+  const { dir, model } = { dir: join(tmp, 'small'), model: join(tmp, 'small', 'stories260K.bin') };
+  const packed = join(tmp, 'small', 'slim.bcq');
+  it('quantize warns when group scales cost more than the weights', () => {
+    mkdirSync(dir);
+    copyFileSync(STORIES_BIN, model);
+    copyFileSync(TOK512, join(dir, 'tok512.bin'));
+    const r = bitcrush('quantize', model, '--method', 'rtn', '--bits', '2', '--group-size', '7', '--out', join(dir, 'g7.bcq'), '--json');
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /^warning: --group-size 7 stores at least 2\.50 bits per weight of group scales, more than the 2 bits/m);
+    const bpw = (JSON.parse(r.stdout) as { linearBpw: number }).linearBpw;
+    assert.ok(bpw > 4, `${bpw} bits per weight`);
+    const quiet = bitcrush('quantize', model, '--method', 'rtn', '--bits', '2', '--group-size', '32', '--out', join(dir, 'g32.bcq'));
+    assert.doesNotMatch(quiet.stderr, /warning/);
+  });
+
+  it('info on a packed file names its method and bits; inspect --plot says where it wrote', () => {
+    const q = bitcrush('quantize', model, '--method', 'slim', '--bits', '2', '--group-size', '32', '--calib', CALIB, '--nsamples', '4', '--seqlen', '32', '--out', packed, '--json');
+    assert.equal(q.code, 0, q.stderr);
+    const summary = JSON.parse(q.stdout) as { linearBpw: number };
+    const info = bitcrush('info', packed);
+    assert.equal(info.code, 0, info.stderr);
+    assert.match(info.stdout, new RegExp(`^packed +slim: ${summary.linearBpw.toFixed(4)} bits per weight in the packed linears`, 'm'));
+    const j = JSON.parse(bitcrush('info', packed, '--json').stdout) as { packed: { method: string; linearBpw: number } };
+    assert.equal(j.packed.method, 'slim');
+    assert.equal(j.packed.linearBpw, summary.linearBpw);
+
+    const svgPath = join(dir, 'map.svg');
+    const r = bitcrush('inspect', packed, '--plot', svgPath);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, new RegExp(`^plot +wrote ${svgPath.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} \\(35 tensors`, 'm'));
+    // the plot's legend uses the one bit-width palette the browser card uses too
+    const svg = readFileSync(svgPath, 'utf8');
+    for (const it of bitWidthLegend()) assert.ok(svg.includes(`fill="${it.color}"`), `legend colour ${it.color} of ${it.label}`);
+    assertInputError(bitcrush('inspect', packed, '--plot', dir), /--plot .*small is a directory/);
+  });
+
+  it('generate --json: text, counts, stop reason and tokens/s as one object', () => {
+    const r = bitcrush('generate', model, '-n', '16', '-t', '0', '--json');
+    assert.equal(r.code, 0, r.stderr);
+    const out = JSON.parse(r.stdout) as { text: string; generatedTokens: number; stop: string; tokensPerSecond: number };
+    assert.match(out.text, /^Once upon a time/);
+    assert.equal(out.generatedTokens, 16);
+    assert.equal(out.stop, 'max-tokens');
+    assert.ok(out.tokensPerSecond > 0);
+  });
+
+  it('the browser names a truncated packed file as truncated', () => {
+    const bytes = new Uint8Array(readFileSync(packed));
+    const tok = new Uint8Array(readFileSync(TOK512));
+    assert.throws(
+      () => sortModelFiles([{ name: 'slim.bcq', bytes: bytes.subarray(0, bytes.length >> 1) }, { name: 'tok512.bin', bytes: tok }]),
+      /^InputError: slim\.bcq: .*truncated/,
+    );
+    assert.equal(sortModelFiles([{ name: 'slim.bcq', bytes }, { name: 'tok512.bin', bytes: tok }]).model.name, 'slim.bcq');
   });
 });

@@ -9,6 +9,7 @@ interface GenerateCliOptions extends RunOptions {
   temperature: number;
   topP: number;
   seed?: bigint;
+  json?: boolean;
 }
 
 export function registerGenerate(program: Command): void {
@@ -21,6 +22,7 @@ export function registerGenerate(program: Command): void {
     .option('-t, --temperature <t>', '0 = greedy (most likely token); higher = more random', floatArg(0, 100), 1)
     .option('--top-p <p>', 'nucleus sampling: sample among the most likely tokens covering p; 1 = off', floatArg(0, 1, true), 0.9)
     .option('-s, --seed <n>', 'random seed, a positive integer (default: the current time)', seedArg)
+    .option('--json', 'print one JSON object (text, token counts, stop reason, tokens/s) instead of streaming')
     .option('--tokenizer <file>', 'tokenizer file (default: found beside the model)')
     .option('--backend <kind>', 'compute backend: auto, native, wasm or reference', backendArg, 'auto')
     .option('--threads <n>', 'threads (default: all cores)', intArg(1, 1024))
@@ -32,6 +34,19 @@ function run(modelPath: string, opts: GenerateCliOptions, verbose: boolean): voi
     if (verbose) process.stderr.write(`loaded ${modelPath} in ${loadSeconds.toFixed(2)} s (${describeBackend(backend)})\n`);
     const seed = opts.seed ?? BigInt(Date.now());
     const it = generate(model, tokenizer, { prompt: opts.prompt, maxTokens: opts.maxTokens, temperature: opts.temperature, topP: opts.topP, seed });
+    if (opts.json) {
+      let text = '';
+      let r = it.next();
+      for (; !r.done; r = it.next()) text += r.value;
+      const s = r.value;
+      const out = {
+        model: modelPath, prompt: opts.prompt, text, ...s,
+        tokensPerSecond: Number.isNaN(s.tokensPerSecond) ? null : s.tokensPerSecond,
+        seed: String(seed), backend: backend.name, threads: backend.threads,
+      };
+      process.stdout.write(`${JSON.stringify(out)}\n`);
+      return;
+    }
     // like run.c, the output shows the prompt followed by its continuation
     process.stdout.write(opts.prompt);
     let r = it.next();

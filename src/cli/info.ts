@@ -49,9 +49,12 @@ function info(modelPath: string, opts: InfoOptions): void {
     tokenizer = { error: (e as Error).message };
   }
 
+  // a packed file: how it was made and what it stores, as `inspect` totals it
+  const h = runnable.packed?.header;
+  const packed = h && { method: h.method.name, actBits: h.actBits ?? 16, linearBpw: h.totals.packedBpw, modelBpw: h.totals.modelBpw };
   if (opts.json) {
     const tensorList = [...kinds].map(([name, k]) => ({ name, shape: k.shape, count: k.count }));
-    process.stdout.write(`${JSON.stringify({ model: modelPath, config: c, params, linearParams, linearTensors: linears.length, tensors: tensorList, tokenizer }, null, 2)}\n`);
+    process.stdout.write(`${JSON.stringify({ model: modelPath, config: c, params, linearParams, linearTensors: linears.length, ...(packed ? { packed } : {}), tensors: tensorList, tokenizer }, null, 2)}\n`);
     return;
   }
   const lines = [
@@ -59,6 +62,10 @@ function info(modelPath: string, opts: InfoOptions): void {
     `config     dim ${c.dim}, hidden ${c.hiddenDim}, ${c.nLayers} layers, ${c.nHeads} heads (${c.nKvHeads} kv heads, head size ${headSize(c)}), ` +
       `vocab ${c.vocabSize}, context ${c.seqLen}, norm eps ${c.normEps}, rope theta ${c.ropeTheta}, ${c.tiedEmbeddings ? 'tied' : 'untied'} classifier`,
     `params     ${millions(params)} (${millions(linearParams)} in ${linears.length} linear layers)`,
+    ...(packed
+      ? [`packed     ${packed.method}: ${packed.linearBpw.toFixed(4)} bits per weight in the packed linears, ${packed.modelBpw.toFixed(4)} over all weights` +
+          `${packed.actBits < 16 ? `; ${packed.actBits}-bit activations` : ''} (details: bitcrush inspect)`]
+      : []),
     `tensors    ${tensors.length}`,
     ...[...kinds].map(([name, k]) => `  ${name.padEnd(48)} [${k.shape.join(', ')}]${k.count > 1 ? ` ×${k.count}` : ''}`),
     'error' in tokenizer ? `tokenizer  not found: ${tokenizer.error}` : `tokenizer  ${tokenizer.vocabSize} tokens (BOS ${tokenizer.bosId}, EOS ${tokenizer.eosId})`,

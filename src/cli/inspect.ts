@@ -2,6 +2,7 @@
 import { statSync } from 'node:fs';
 import { groupBitMap } from '../formats/mixed.js';
 import { writeFileAtomic } from '../node/atomic-write.js';
+import { bitWidthColor, bitWidthLegend } from '../report/bit-colors.js';
 import { heatmap } from '../report/svg.js';
 import type { Command } from 'commander';
 import { InputError } from '../io/errors.js';
@@ -14,8 +15,6 @@ interface InspectOptions {
   plot?: string;
 }
 
-/** Bit-width colours of the group bit map (1..4 bits, then anything wider). */
-const WIDTH_COLORS = ['#d7191c', '#fdae61', '#a6d96a', '#1a9641', '#2b83ba'];
 
 export function registerInspect(program: Command): void {
   program
@@ -85,8 +84,8 @@ function plotBitMap(m: PackedModel, out: string, path: string): number {
   const svg = heatmap({
     title: `${path}: bit-width of each column group (${m.header.method.name})`,
     rows,
-    color: (v) => WIDTH_COLORS[Math.min(v, WIDTH_COLORS.length) - 1] ?? '#999',
-    legend: [1, 2, 3, 4].map((b) => ({ label: `${b} bit`, color: WIDTH_COLORS[b - 1]! })),
+    color: bitWidthColor,
+    legend: bitWidthLegend(),
   });
   writeFileAtomic(out, [new TextEncoder().encode(svg)]);
   return rows.length;

@@ -84,6 +84,8 @@ function run(modelPath: string, opts: QuantizeCliOptions): void {
   const source = openModel(modelPath, nodeFs);
   const tokenizer = findTokenizer(modelPath, nodeFs, opts.tokenizer);
   const c = source.config;
+  const overhead = groupOverheadWarning(methodOptions as Record<string, unknown>, c.dim);
+  if (overhead) process.stderr.write(`warning: ${overhead}\n`);
   const seqLen = opts.seqlen ?? c.seqLen;
   if (seqLen > c.seqLen) throw new UsageError(`--seqlen ${seqLen} exceeds the model's context of ${c.seqLen}`);
   const evalSeqLen = opts.evalSeqlen ?? c.seqLen;
@@ -213,6 +215,19 @@ function actBitsArg(value: string): number {
   const n = intArg(4, 16)(value);
   if (!ACT_BITS.includes(n)) throw new InvalidArgumentError(`expected one of ${ACT_BITS.join(', ')}`);
   return n;
+}
+
+/**
+ * Small groups can cost more than the weights: each group stores at least a 16-bit scale, so
+ * --group-size 7 at 2 bits gives ~6 bits per weight. A warning (the user may want exactly
+ * that for an experiment), from the lower bound 16 / groupSize over rows of `dim` columns.
+ */
+function groupOverheadWarning(o: Record<string, unknown>, dim: number): string | undefined {
+  const { bits, groupSize } = o;
+  if (typeof bits !== 'number' || typeof groupSize !== 'number' || groupSize <= 0) return undefined;
+  const perWeight = (Math.ceil(dim / groupSize) * 16) / dim;
+  if (perWeight <= bits) return undefined;
+  return `--group-size ${groupSize} stores at least ${perWeight.toFixed(2)} bits per weight of group scales, more than the ${bits} bits of the weights themselves; the file will be far larger than --bits suggests`;
 }
 
 /** Everything that determines the result: a work directory from other options cannot be resumed. */

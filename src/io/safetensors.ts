@@ -51,6 +51,11 @@ export class SafetensorsFile {
     const lenBytes = src.read(0, 8);
     const headerLen = new DataView(lenBytes.buffer, lenBytes.byteOffset, 8).getBigUint64(0, true);
     check(
+      !(headerLen >= 2n && headerLen <= BigInt(MAX_HEADER_BYTES) && headerLen > BigInt(src.size - 8)),
+      file,
+      `truncated: the safetensors header alone needs ${8n + headerLen} bytes but the file has ${src.size}`,
+    );
+    check(
       headerLen >= 2n && headerLen <= BigInt(Math.min(MAX_HEADER_BYTES, src.size - 8)),
       file,
       `bad safetensors header length ${headerLen} (file size ${src.size}, limit ${MAX_HEADER_BYTES})`,
@@ -161,7 +166,8 @@ function parseEntry(file: string, name: string, value: unknown, dataSize: number
     throw bad(`bad data_offsets ${JSON.stringify(offsets)}`);
   }
   const [begin, end] = offsets as [number, number];
-  if (begin > end || end > dataSize) throw bad(`data_offsets [${begin}, ${end}] outside the data section of ${dataSize} bytes`);
+  if (begin > end) throw bad(`data_offsets [${begin}, ${end}] end before they begin`);
+  if (end > dataSize) throw bad(`data_offsets [${begin}, ${end}] outside the data section of ${dataSize} bytes (truncated file?)`);
   const elemBytes = DTYPE_BYTES[dtype as SafetensorsDtype];
   const count = (shape as number[]).reduce((a, b) => a * b, 1);
   // a shape whose element count overflows 2^53 fails the isSafeInteger test
