@@ -49,7 +49,10 @@ export class HfTokenizer implements Tokenizer {
   private readonly impl: HfTokenizerImpl;
 
   /** `path` is the tokenizer.json; a tokenizer_config.json beside it is read when present. */
-  constructor(path: string, fs: FileSystemLike) {
+  constructor(
+    private readonly path: string,
+    fs: FileSystemLike,
+  ) {
     const json = parseJson(path, readText(fs.open(path)));
     check(typeof json === 'object' && json !== null && !Array.isArray(json), path, 'not a JSON object');
     const configPath = fs.join(fs.dirname(path), 'tokenizer_config.json');
@@ -77,8 +80,21 @@ export class HfTokenizer implements Tokenizer {
   }
 
   encode(text: string, bos: boolean): number[] {
-    const ids = this.impl.encode(text, { add_special_tokens: false }).ids;
+    const ids = this.guard(() => this.impl.encode(text, { add_special_tokens: false }).ids);
     return bos ? [this.bosId, ...ids] : ids;
+  }
+
+  /**
+   * The library validates a tokenizer.json only as far as its constructor reads it; a bad
+   * normalizer or post-processor section fails at the first encode. That is the file's fault.
+   */
+  private guard<T>(f: () => T): T {
+    try {
+      return f();
+    } catch (e) {
+      if (e instanceof InputError) throw e;
+      throw new InputError(this.path, `malformed or unsupported tokenizer: ${(e as Error).message}`);
+    }
   }
 
   /** The text `token` adds after `prev`: the difference of two decodes, so decoder rules (leading-space strip) apply as in a full decode. */
@@ -90,6 +106,6 @@ export class HfTokenizer implements Tokenizer {
 
   /** Special tokens (BOS, EOS) print nothing. */
   decode(tokens: number[]): string {
-    return this.impl.decode(tokens, { skip_special_tokens: true });
+    return this.guard(() => this.impl.decode(tokens, { skip_special_tokens: true }));
   }
 }

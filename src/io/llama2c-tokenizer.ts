@@ -66,7 +66,8 @@ export class Llama2cTokenizer implements Tokenizer {
       offset += 8 + len;
     }
     this.vocabSize = scores.length;
-    check(this.vocabSize > EOS, file, `only ${this.vocabSize} tokens`);
+    // run.c's encoder falls back to ids 3..258 for raw bytes: those must exist
+    check(this.vocabSize >= BYTE_FALLBACK_OFFSET + 256, file, `only ${this.vocabSize} tokens: a llama2.c tokenizer starts with 3 special and 256 byte-fallback tokens (truncated?)`);
     this.scores = Float32Array.from(scores);
     this.spaceId = this.ids.get(' ') ?? -1;
   }
