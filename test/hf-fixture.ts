@@ -8,37 +8,13 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Llama2cModel } from '../src/io/llama2c.js';
 import { FileSource } from '../src/node/fs.js';
+import { safetensorsBytes, type TestTensor } from './hf-dirs.js';
+
+export { safetensorsBytes, type TestTensor };
 
 const SHARED = process.env['BITCRUSH_SHARED'] ?? fileURLToPath(new URL('../../../shared/', import.meta.url));
 export const STORIES_BIN = join(SHARED, 'models/stories260K/stories260K.bin');
 export const BENCH_DIR = join(SHARED, 'models/bench-llama');
-
-export interface TestTensor {
-  name: string;
-  dtype: string;
-  shape: number[];
-  bytes: Uint8Array;
-}
-
-/** A minimal safetensors writer for building test files (the real writer lives with the formats). */
-export function safetensorsBytes(tensors: TestTensor[], metadata?: Record<string, string>): Uint8Array {
-  const header: Record<string, unknown> = metadata ? { __metadata__: metadata } : {};
-  let offset = 0;
-  for (const t of tensors) {
-    header[t.name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + t.bytes.length] };
-    offset += t.bytes.length;
-  }
-  const json = new TextEncoder().encode(JSON.stringify(header));
-  const out = new Uint8Array(8 + json.length + offset);
-  new DataView(out.buffer).setBigUint64(0, BigInt(json.length), true);
-  out.set(json, 8);
-  let at = 8 + json.length;
-  for (const t of tensors) {
-    out.set(t.bytes, at);
-    at += t.bytes.length;
-  }
-  return out;
-}
 
 export const f32Bytes = (a: Float32Array) => new Uint8Array(a.buffer.slice(a.byteOffset, a.byteOffset + a.byteLength));
 

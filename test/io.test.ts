@@ -172,11 +172,15 @@ describe('Hugging Face directories', () => {
     assert.equal(m.config.tiedEmbeddings, true);
   });
 
-  test('rejects extra tensors (attention biases), bad shapes and bad configs', () => {
+  test('rejects extra or missing tensors, bad shapes and bad configs', () => {
     const d = freshDir('hf-bad');
-    const bias = { name: 'model.layers.0.self_attn.q_proj.bias', dtype: 'F32', shape: [64], bytes: new Uint8Array(256) };
-    writeHfStories(d, { extra: [bias], config: { architectures: ['Qwen2ForCausalLM'], model_type: 'qwen2' } });
-    throwsInput(() => openModel(d, nodeFs), join(d, 'model.safetensors'), /unexpected tensor model\.layers\.0\.self_attn\.q_proj\.bias/);
+    const mlpBias = { name: 'model.layers.0.mlp.gate_proj.bias', dtype: 'F32', shape: [172], bytes: new Uint8Array(688) };
+    writeHfStories(d, { extra: [mlpBias] });
+    throwsInput(() => openModel(d, nodeFs), join(d, 'model.safetensors'), /unexpected tensor model\.layers\.0\.mlp\.gate_proj\.bias/);
+    // Qwen2 has q/k/v biases in every layer: one alone is a broken file
+    const qBias = { name: 'model.layers.0.self_attn.q_proj.bias', dtype: 'F32', shape: [64], bytes: new Uint8Array(256) };
+    writeHfStories(d, { extra: [qBias], config: { architectures: ['Qwen2ForCausalLM'], model_type: 'qwen2' } });
+    throwsInput(() => openModel(d, nodeFs), d, /missing tensor model\.layers\.0\.self_attn\.k_proj\.bias/);
 
     writeHfStories(d, { config: { intermediate_size: 171 } });
     throwsInput(() => openModel(d, nodeFs), join(d, 'model.safetensors'), /mlp\.(gate|down|up)_proj.*shape/);
@@ -194,7 +198,7 @@ describe('Hugging Face directories', () => {
       writeFileSync(cfg, JSON.stringify(rest));
       throwsInput(() => openModel(d, nodeFs), cfg, new RegExp(`missing field ${field}`));
     }
-    for (const [field, value] of [['hidden_size', -64], ['num_key_value_heads', 3], ['rms_norm_eps', 'x'], ['model_type', 'gpt2'], ['rope_scaling', { type: 'linear' }]] as const) {
+    for (const [field, value] of [['hidden_size', -64], ['num_key_value_heads', 3], ['rms_norm_eps', 'x'], ['model_type', 'gpt2'], ['rope_scaling', { type: 'linear' }], ['rope_scaling', { rope_type: 'yarn', factor: 4 }], ['head_dim', 7]] as const) {
       writeFileSync(cfg, JSON.stringify({ ...good, [field]: value }));
       throwsInput(() => openModel(d, nodeFs), cfg, new RegExp(field));
     }

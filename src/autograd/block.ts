@@ -3,9 +3,12 @@
  * clipping, AQLM's fine-tuning, DBellQuant): the same computation as runtime/forward.ts's
  * layerForward for one sequence at positions 0..T-1, written as a chain of autograd ops.
  *
- *   xn1 = rmsnorm(x, attnNorm);  q, k, v = xn1·Wqᵀ, xn1·Wkᵀ, xn1·Wvᵀ;  rope(q), rope(k)
- *   a = attention(q, k, v);  x2 = x + a·Woᵀ
+ *   xn1 = rmsnorm(x, attnNorm);  q, k, v = xn1·Wqᵀ (+ bq), xn1·Wkᵀ (+ bk), xn1·Wvᵀ (+ bv);  rope(q), rope(k)
+ *   a = attention(q, k, v);  x2 = x + a·Woᵀ (+ bo)
  *   xn2 = rmsnorm(x2, ffnNorm);  g, u = xn2·W1ᵀ, xn2·W3ᵀ;  h = silu(g)⊙u;  out = x2 + h·W2ᵀ
+ *
+ * The biases, when the architecture has them, are constants here (no method trains them, and a
+ * bias adds nothing to the gradients of the inputs or the weights).
  *
  * Parameters are exposed as plain arrays (BlockParams), their gradients have the same shapes
  * (blockGrads), so a caller differentiates with respect to any of them — or, through dW, with
@@ -17,24 +20,30 @@
  * activations and the returned dx live in the kernels' reusable buffers: the next blockForward
  * (or blockBackward) on the same kernels overwrites them, so copy what must outlive that call.
  */
-import { headSize, kvDim, type LlamaConfig } from '../model/config.js';
+import { headSize, kvDim, qDim, type LlamaConfig } from '../model/config.js';
+import { ropeInvFrequencies } from '../model/rope.js';
 import type { BlockKernels } from './kernels.js';
 import * as op from './ops.js';
 import type { Arr, AttentionShape } from './ops.js';
 
 export interface BlockParams {
   attnNorm: Arr; // [dim]
-  wq: Arr; // [dim, dim]
+  wq: Arr; // [qDim, dim]
   wk: Arr; // [kvDim, dim]
   wv: Arr; // [kvDim, dim]
-  wo: Arr; // [dim, dim]
+  wo: Arr; // [dim, qDim]
   ffnNorm: Arr; // [dim]
   w1: Arr; // gate [hidden, dim]
   w2: Arr; // down [dim, hidden]
   w3: Arr; // up [hidden, dim]
+  /** Constant projection biases (config.attentionBias); not in BLOCK_PARAMS, never differentiated. */
+  bq?: Arr; // [qDim]
+  bk?: Arr; // [kvDim]
+  bv?: Arr; // [kvDim]
+  bo?: Arr; // [dim]
 }
 
-export type BlockParamName = keyof BlockParams;
+export type BlockParamName = Exclude<keyof BlockParams, 'bq' | 'bk' | 'bv' | 'bo'>;
 export const BLOCK_PARAMS: readonly BlockParamName[] = ['attnNorm', 'wq', 'wk', 'wv', 'wo', 'ffnNorm', 'w1', 'w2', 'w3'];
 
 /** Activations of one forward pass, everything the backward reads. */
@@ -42,9 +51,9 @@ export interface BlockActs {
   T: number;
   x: Arr; // [T, dim] input (a reference, not copied)
   xn1: Arr; rstd1: Arr; // [T, dim], [T]
-  q: Arr; k: Arr; v: Arr; // [T, dim], [T, kvDim] ×2 (q, k after RoPE)
+  q: Arr; k: Arr; v: Arr; // [T, qDim], [T, kvDim] ×2 (q, k after RoPE)
   att: Arr; // [nHeads, T, T]
-  a: Arr; // [T, dim] attention output
+  a: Arr; // [T, qDim] attention output
   x2: Arr; // [T, dim] residual after attention
   xn2: Arr; rstd2: Arr;
   g: Arr; u: Arr; h: Arr; // [T, hidden]
@@ -91,10 +100,10 @@ function engine(x: Arr, kernels: BlockKernels | undefined): Engine {
 
 const tables = new Map<string, ReturnType<typeof op.ropeTables>>();
 function ropeOf(c: LlamaConfig, T: number) {
-  const key = `${T},${headSize(c)},${c.ropeTheta}`;
+  const key = `${T},${headSize(c)},${c.ropeTheta},${JSON.stringify(c.ropeScaling ?? null)}`;
   let t = tables.get(key);
   if (t === undefined) {
-    t = op.ropeTables(T, headSize(c), c.ropeTheta);
+    t = op.ropeTables(T, ropeInvFrequencies(c));
     tables.set(key, t);
   }
   return t;
@@ -104,26 +113,31 @@ function ropeOf(c: LlamaConfig, T: number) {
 export function blockForward(c: LlamaConfig, p: BlockParams, x: Arr, T: number, kernels?: BlockKernels): BlockActs {
   const { dim, hiddenDim: hid, normEps: eps } = c;
   const kd = kvDim(c);
+  const qd = qDim(c);
   const hs = headSize(c);
   const E = engine(x, kernels);
   const b = (name: string, n: number) => E.buf(`fwd.${name}`, n);
   const A: BlockActs = {
     T, x,
     xn1: b('xn1', T * dim), rstd1: b('rstd1', T),
-    q: b('q', T * dim), k: b('k', T * kd), v: b('v', T * kd),
-    att: b('att', c.nHeads * T * T), a: b('a', T * dim), x2: b('x2', T * dim),
+    q: b('q', T * qd), k: b('k', T * kd), v: b('v', T * kd),
+    att: b('att', c.nHeads * T * T), a: b('a', T * qd), x2: b('x2', T * dim),
     xn2: b('xn2', T * dim), rstd2: b('rstd2', T),
     g: b('g', T * hid), u: b('u', T * hid), h: b('h', T * hid), out: b('out', T * dim),
   };
   const tab = ropeOf(c, T);
   op.rmsnormForward(A.xn1, A.rstd1, x, p.attnNorm, T, dim, eps);
-  E.mm(A.q, A.xn1, p.wq, T, dim, dim);
+  E.mm(A.q, A.xn1, p.wq, T, dim, qd);
   E.mm(A.k, A.xn1, p.wk, T, dim, kd);
   E.mm(A.v, A.xn1, p.wv, T, dim, kd);
-  op.ropeForward(A.q, tab, T, dim, hs);
+  addBias(A.q, p.bq, T, qd);
+  addBias(A.k, p.bk, T, kd);
+  addBias(A.v, p.bv, T, kd);
+  op.ropeForward(A.q, tab, T, qd, hs);
   op.ropeForward(A.k, tab, T, kd, hs);
   E.attn(A.a, A.att, A.q, A.k, A.v, { T, nHeads: c.nHeads, nKvHeads: c.nKvHeads, headSize: hs });
-  E.mm(A.x2, A.a, p.wo, T, dim, dim);
+  E.mm(A.x2, A.a, p.wo, T, qd, dim);
+  addBias(A.x2, p.bo, T, dim);
   for (let i = 0; i < T * dim; i++) A.x2[i]! += x[i]!;
   op.rmsnormForward(A.xn2, A.rstd2, A.x2, p.ffnNorm, T, dim, eps);
   E.mm(A.g, A.xn2, p.w1, T, dim, hid);
@@ -142,6 +156,7 @@ export function blockBackward(c: LlamaConfig, p: BlockParams, A: BlockActs, dout
   const { dim, hiddenDim: hid } = c;
   const { T, x } = A;
   const kd = kvDim(c);
+  const qd = qDim(c);
   const hs = headSize(c);
   const tab = ropeOf(c, T);
   const g = (k: BlockParamName) => grads[k] ?? null;
@@ -162,18 +177,24 @@ export function blockBackward(c: LlamaConfig, p: BlockParams, A: BlockActs, dout
   // x2 = x + a·Woᵀ
   const dx = buf('dx', T * dim);
   dx.set(dx2);
-  const da = buf('da', T * dim);
-  E.mmBack(da, g('wo'), dx2, A.a, p.wo, T, dim, dim);
-  const dq = buf('dq', T * dim);
+  const da = buf('da', T * qd);
+  E.mmBack(da, g('wo'), dx2, A.a, p.wo, T, qd, dim);
+  const dq = buf('dq', T * qd);
   const dk = buf('dk', T * kd);
   const dv = buf('dv', T * kd);
   E.attnBack(dq, dk, dv, da, A.att, A.q, A.k, A.v, { T, nHeads: c.nHeads, nKvHeads: c.nKvHeads, headSize: hs });
-  op.ropeBackward(dq, tab, T, dim, hs);
+  op.ropeBackward(dq, tab, T, qd, hs);
   op.ropeBackward(dk, tab, T, kd, hs);
   const dxn1 = buf('dxn1', T * dim);
-  E.mmBack(dxn1, g('wq'), dq, A.xn1, p.wq, T, dim, dim);
+  E.mmBack(dxn1, g('wq'), dq, A.xn1, p.wq, T, dim, qd);
   E.mmBack(dxn1, g('wk'), dk, A.xn1, p.wk, T, dim, kd);
   E.mmBack(dxn1, g('wv'), dv, A.xn1, p.wv, T, dim, kd);
   op.rmsnormBackward(dx, g('attnNorm'), dxn1, x, p.attnNorm, A.rstd1, T, dim);
   return dx;
+}
+
+/** y[t] += bias for each of the T rows of y [T, n]; nothing without a bias. */
+function addBias(y: Arr, bias: Arr | undefined, T: number, n: number): void {
+  if (bias === undefined) return;
+  for (let t = 0; t < T; t++) for (let i = 0; i < n; i++) y[t * n + i]! += bias[i]!;
 }

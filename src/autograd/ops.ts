@@ -63,14 +63,14 @@ export function rmsnormBackward(dinp: Arr, dw: Arr | null, dout: Arr, inp: Arr, 
   }
 }
 
-/** cos/sin [T, hs/2] of interleaved RoPE at positions 0..T-1 (as the runtime's tables). */
-export function ropeTables(T: number, headSize: number, theta: number): { cos: Float64Array; sin: Float64Array } {
-  const half = headSize / 2;
+/** cos/sin [T, hs/2] of interleaved RoPE at positions 0..T-1 (as the runtime's tables); invFreq [hs/2] from model/rope.ts. */
+export function ropeTables(T: number, invFreq: Float64Array): { cos: Float64Array; sin: Float64Array } {
+  const half = invFreq.length;
   const cos = new Float64Array(T * half);
   const sin = new Float64Array(T * half);
   for (let p = 0; p < T; p++) {
     for (let i = 0; i < half; i++) {
-      const a = p * Math.pow(theta, (-2 * i) / headSize);
+      const a = p * invFreq[i]!;
       cos[p * half + i] = Math.cos(a);
       sin[p * half + i] = Math.sin(a);
     }

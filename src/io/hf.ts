@@ -1,8 +1,8 @@
 /**
  * Hugging Face model directories: `config.json` plus `model.safetensors` or a sharded
- * `model.safetensors.index.json`. Llama, and Mistral/Qwen2 configs whose weights have exactly
- * Llama's tensors (no biases, no extra norms). Only headers are read when opening; tensors
- * are read one at a time by `load`.
+ * `model.safetensors.index.json`. Llama (1–3.x, with `rope_scaling` linear or llama3 and an
+ * explicit `head_dim`), Mistral, and Qwen2/2.5 (q/k/v biases). Only headers are read when
+ * opening; tensors are read one at a time by `load`.
  *
  * HF's converter permutes the rows of q_proj/k_proj so that rotate-half RoPE (pairs
  * (i, i + hs/2) of a head) computes what llama2.c's interleaved RoPE (pairs (2i, 2i+1))
@@ -11,15 +11,15 @@
 import { readText, type FileSystemLike } from './bytes.js';
 import { check, InputError } from './errors.js';
 import { SafetensorsFile } from './safetensors.js';
-import type { LlamaConfig } from '../model/config.js';
-import { expectedShapes, LM_HEAD, type ModelSource, type TensorInfo } from '../model/weights.js';
+import { headSize, type AttentionBias, type LlamaConfig, type RopeScaling } from '../model/config.js';
+import { expectedShapes, layerBias, LM_HEAD, type ModelSource, type TensorInfo } from '../model/weights.js';
 
 const SUPPORTED_TYPES = new Set(['llama', 'mistral', 'qwen2']);
 const SUPPORTED_ARCHS = new Set(['LlamaForCausalLM', 'MistralForCausalLM', 'Qwen2ForCausalLM']);
 const FLOAT_DTYPES = new Set(['F32', 'F16', 'BF16', 'F64']);
 /** Buffers some old checkpoints saved; recomputed at run time. */
 const IGNORED_TENSOR = /\.rotary_emb\.inv_freq$/;
-const QK_PROJ = /^model\.layers\.\d+\.self_attn\.([qk])_proj\.weight$/;
+const QK_PROJ = /^model\.layers\.\d+\.self_attn\.([qk])_proj\.(weight|bias)$/;
 
 /** `config.json` → LlamaConfig; `tiedEmbeddings` is the config's flag (the loader may override it). */
 export function parseHfConfig(file: string, json: unknown): LlamaConfig {
@@ -55,17 +55,19 @@ export function parseHfConfig(file: string, json: unknown): LlamaConfig {
   const dim = int('hidden_size', 1 << 16);
   const nHeads = int('num_attention_heads', dim);
   const nKvHeads = int('num_key_value_heads', nHeads, nHeads);
-  check(dim % nHeads === 0 && (dim / nHeads) % 2 === 0, file, `hidden_size ${dim} is not num_attention_heads ${nHeads} × an even head size`);
   check(nHeads % nKvHeads === 0, file, `num_attention_heads ${nHeads} is not a multiple of num_key_value_heads ${nKvHeads}`);
-  const headDim = c['head_dim'];
-  check(headDim === undefined || headDim === null || headDim === dim / nHeads, file, `head_dim ${JSON.stringify(headDim)} differs from hidden_size / num_attention_heads (not supported)`);
+  // head_dim may be given and differ from hidden_size / num_attention_heads (Mistral-Nemo, Qwen3)
+  const explicitHead = c['head_dim'] === null ? undefined : c['head_dim'];
+  const headDim = explicitHead === undefined ? dim / nHeads : int('head_dim', 1 << 12);
+  check(Number.isInteger(headDim) && headDim % 2 === 0, file, explicitHead === undefined ? `hidden_size ${dim} is not num_attention_heads ${nHeads} × an even head size (and no head_dim is given)` : `head_dim ${headDim} is not even`);
+  check(nHeads * headDim <= 1 << 17, file, `num_attention_heads ${nHeads} × head_dim ${headDim} is too large`);
   const tie = c['tie_word_embeddings'] ?? false;
   check(typeof tie === 'boolean', file, `bad tie_word_embeddings: ${JSON.stringify(tie)}`);
   const act = c['hidden_act'];
   check(act === undefined || act === 'silu', file, `hidden_act ${JSON.stringify(act)} is not supported (only silu)`);
-  for (const key of ['attention_bias', 'mlp_bias']) check(c[key] !== true, file, `${key} is not supported`);
-  const scaling = c['rope_scaling'];
-  check(scaling === undefined || scaling === null, file, `rope_scaling ${JSON.stringify(scaling)} is not supported`);
+  check(c['mlp_bias'] !== true, file, 'mlp_bias is not supported');
+  // Qwen2 always has q/k/v biases (its config has no flag); Llama's attention_bias adds o_proj's
+  const bias: AttentionBias | undefined = c['attention_bias'] === true ? 'qkvo' : modelType === 'qwen2' || (archs as unknown[] | undefined)?.includes('Qwen2ForCausalLM') ? 'qkv' : undefined;
 
   let seqLen = int('max_position_embeddings', 1 << 24);
   // Within its window, sliding-window attention equals full attention: cap the context at it.
@@ -86,7 +88,33 @@ export function parseHfConfig(file: string, json: unknown): LlamaConfig {
     normEps: positive('rms_norm_eps'),
     ropeTheta: positive('rope_theta', 10000),
     tiedEmbeddings: tie,
+    ...(headDim !== dim / nHeads ? { headDim } : {}),
+    ...(bias !== undefined ? { attentionBias: bias } : {}),
+    ...parseRopeScaling(file, c['rope_scaling']),
   };
+}
+
+/** `rope_scaling` (transformers' keys; older files say `type` for `rope_type`) → { ropeScaling } or {}. */
+function parseRopeScaling(file: string, v: unknown): { ropeScaling?: RopeScaling } {
+  if (v === undefined || v === null) return {};
+  check(typeof v === 'object' && !Array.isArray(v), file, `bad rope_scaling: ${JSON.stringify(v)}`);
+  const r = v as Record<string, unknown>;
+  const type = r['rope_type'] ?? r['type'];
+  if (type === 'default') return {};
+  const num = (key: string, min: number): number => {
+    const x = r[key];
+    check(typeof x === 'number' && Number.isFinite(x) && x >= min, file, `bad rope_scaling.${key}: ${JSON.stringify(x)}`);
+    return x;
+  };
+  if (type === 'linear') return { ropeScaling: { type, factor: num('factor', 1) } };
+  if (type === 'llama3') {
+    const lowFreqFactor = num('low_freq_factor', Number.MIN_VALUE);
+    const highFreqFactor = num('high_freq_factor', Number.MIN_VALUE);
+    check(highFreqFactor > lowFreqFactor, file, `rope_scaling.high_freq_factor ${highFreqFactor} is not above low_freq_factor ${lowFreqFactor}`);
+    const originalMaxPositions = num('original_max_position_embeddings', 1);
+    return { ropeScaling: { type, factor: num('factor', 1), lowFreqFactor, highFreqFactor, originalMaxPositions } };
+  }
+  throw new InputError(file, `rope_scaling type ${JSON.stringify(type)} is not supported (supported: linear, llama3)`);
 }
 
 export class HfModel implements ModelSource {
@@ -106,12 +134,16 @@ export class HfModel implements ModelSource {
     // Follow the tie flag when set; an absent classifier can only mean tied.
     const tied = parsed.tiedEmbeddings || !all.has(LM_HEAD);
     this.config = { ...parsed, tiedEmbeddings: tied };
+    // biases where the flag (or the architecture) does not say so: the tensors decide
+    if (this.config.attentionBias === undefined && all.has(layerBias(0, 'self_attn.q_proj'))) {
+      this.config.attentionBias = all.has(layerBias(0, 'self_attn.o_proj')) ? 'qkvo' : 'qkv';
+    }
     this.shapes = expectedShapes(this.config);
 
     for (const [name, file] of all) {
       if (this.shapes.has(name)) this.files.set(name, file);
       else if (!IGNORED_TENSOR.test(name) && !(tied && name === LM_HEAD)) {
-        throw new InputError(file.name, `unexpected tensor ${name}: not a plain Llama architecture (biases and extra weights are not supported)`);
+        throw new InputError(file.name, `unexpected tensor ${name}: not a Llama, Mistral or Qwen2 architecture`);
       }
     }
     for (const [name, shape] of this.shapes) {
@@ -142,7 +174,8 @@ export class HfModel implements ModelSource {
     const qk = QK_PROJ.exec(name);
     if (qk === null) return w;
     const c = this.config;
-    return unpermuteRope(w, qk[1] === 'q' ? c.nHeads : c.nKvHeads, c.dim / c.nHeads, c.dim);
+    const heads = qk[1] === 'q' ? c.nHeads : c.nKvHeads;
+    return unpermuteRope(w, heads, headSize(c), w.length / (heads * headSize(c))); // a bias is one column
   }
 }
 

@@ -136,7 +136,7 @@ function finetune(ctx: BlockRefineContext, opts: AqlmFinetuneOptions, kernels: B
   // with no held-out window (a 1-window calibration) the training window decides instead
   const [evalFrom, evalTo] = held > 0 ? [train, windows] : [0, windows];
 
-  const floatP = { attnNorm: ctx.norms.attnNorm, ffnNorm: ctx.norms.ffnNorm } as BlockParams;
+  const floatP = { ...ctx.biases, attnNorm: ctx.norms.attnNorm, ffnNorm: ctx.norms.ffnNorm } as BlockParams;
   const norms: Norms = { attnNorm: ctx.norms.attnNorm.slice(), ffnNorm: ctx.norms.ffnNorm.slice() };
   const quantP = { ...floatP, ...norms } as BlockParams;
   const grads: Partial<Record<keyof BlockParams, Float32Array>> = {

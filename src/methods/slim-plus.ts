@@ -163,7 +163,7 @@ function train(ctx: BlockRefineContext, opts: SlimPlusOptions, kernels: BlockKer
   const { seqLen: T, windows } = ctx;
   const dim = c.dim;
   const lwc = new Map<string, Lwc>();
-  const floatP = { attnNorm: ctx.norms.attnNorm, ffnNorm: ctx.norms.ffnNorm } as BlockParams;
+  const floatP = { ...ctx.biases, attnNorm: ctx.norms.attnNorm, ffnNorm: ctx.norms.ffnNorm } as BlockParams;
   const quantP = { ...floatP } as BlockParams;
   const grads: Partial<Record<keyof BlockParams, Float32Array>> = {};
   for (const [name, field] of FIELDS) {

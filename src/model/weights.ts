@@ -1,4 +1,4 @@
-import type { LlamaConfig } from './config.js';
+import { kvDim, qDim, type LlamaConfig } from './config.js';
 
 /**
  * Canonical tensor names (Hugging Face's), used by every loader, method and file format.
@@ -7,10 +7,10 @@ import type { LlamaConfig } from './config.js';
  * rotate-half RoPE; the HF loader undoes that permutation when it reads them.
  */
 export const LINEARS = [
-  'self_attn.q_proj', // [dim, dim]
+  'self_attn.q_proj', // [qDim, dim]  (qDim = nHeads · headSize = dim unless config.json sets head_dim)
   'self_attn.k_proj', // [kvDim, dim]
   'self_attn.v_proj', // [kvDim, dim]
-  'self_attn.o_proj', // [dim, dim]
+  'self_attn.o_proj', // [dim, qDim]
   'mlp.gate_proj', // [hidden, dim]  (llama2.c w1)
   'mlp.down_proj', // [dim, hidden]  (llama2.c w2)
   'mlp.up_proj', // [hidden, dim]    (llama2.c w3)
@@ -23,6 +23,18 @@ export const LM_HEAD = 'lm_head.weight'; // [vocab, dim], absent when tied
 
 export function layerTensor(layer: number, part: LinearName | 'input_layernorm' | 'post_attention_layernorm'): string {
   return `model.layers.${layer}.${part}.weight`;
+}
+
+/** The projections that carry an additive bias under each `attentionBias` setting. */
+export type BiasedLinear = 'self_attn.q_proj' | 'self_attn.k_proj' | 'self_attn.v_proj' | 'self_attn.o_proj';
+export const BIASED: Readonly<Record<NonNullable<LlamaConfig['attentionBias']>, readonly BiasedLinear[]>> = {
+  qkv: ['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj'],
+  qkvo: ['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj', 'self_attn.o_proj'],
+};
+
+/** `model.layers.{l}.{proj}.bias` [out], kept in float by every method and format. */
+export function layerBias(layer: number, proj: BiasedLinear): string {
+  return `model.layers.${layer}.${proj}.bias`;
 }
 
 export interface TensorInfo {
@@ -45,15 +57,17 @@ export interface ModelSource {
 
 /** Expected shape of every canonical tensor of a config. */
 export function expectedShapes(c: LlamaConfig): Map<string, number[]> {
-  const kv = (c.dim * c.nKvHeads) / c.nHeads;
+  const kv = kvDim(c);
+  const qd = qDim(c);
   const m = new Map<string, number[]>();
   m.set(EMBED, [c.vocabSize, c.dim]);
   for (let l = 0; l < c.nLayers; l++) {
     m.set(layerTensor(l, 'input_layernorm'), [c.dim]);
-    m.set(layerTensor(l, 'self_attn.q_proj'), [c.dim, c.dim]);
+    m.set(layerTensor(l, 'self_attn.q_proj'), [qd, c.dim]);
     m.set(layerTensor(l, 'self_attn.k_proj'), [kv, c.dim]);
     m.set(layerTensor(l, 'self_attn.v_proj'), [kv, c.dim]);
-    m.set(layerTensor(l, 'self_attn.o_proj'), [c.dim, c.dim]);
+    m.set(layerTensor(l, 'self_attn.o_proj'), [c.dim, qd]);
+    for (const proj of c.attentionBias ? BIASED[c.attentionBias] : []) m.set(layerBias(l, proj), [proj === 'self_attn.o_proj' ? c.dim : m.get(layerTensor(l, proj))![0]!]);
     m.set(layerTensor(l, 'post_attention_layernorm'), [c.dim]);
     m.set(layerTensor(l, 'mlp.gate_proj'), [c.hiddenDim, c.dim]);
     m.set(layerTensor(l, 'mlp.down_proj'), [c.dim, c.hiddenDim]);

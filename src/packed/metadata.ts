@@ -9,7 +9,7 @@
  *   __pad.<k>       U8 [n], n < 64: explicit filler, because safetensors forbids holes in the
  *                   data section while we want aligned blobs; readers ignore these
  */
-import type { LlamaConfig } from '../model/config.js';
+import { ATTENTION_BIASES, type LlamaConfig, type RopeScaling } from '../model/config.js';
 import { check } from '../io/errors.js';
 import type { FormatParams } from '../formats/types.js';
 import { isActBits } from '../quant/act-quant.js';
@@ -109,9 +109,14 @@ function parseConfig(file: string, c: unknown): LlamaConfig {
   const dim = int('dim', 1 << 16);
   const nHeads = int('nHeads', dim);
   const nKvHeads = int('nKvHeads', nHeads);
-  check(dim % nHeads === 0 && (dim / nHeads) % 2 === 0, file, bad(`dim ${dim} is not a multiple of 2·nHeads (${nHeads})`));
+  const headDim = c.headDim === undefined ? undefined : int('headDim', 1 << 12);
+  const hs = headDim ?? dim / nHeads;
+  check(Number.isInteger(hs) && hs % 2 === 0, file, bad(headDim === undefined ? `dim ${dim} is not a multiple of 2·nHeads (${nHeads})` : `headDim ${headDim} is not even`));
+  check(nHeads * hs <= 1 << 17, file, bad(`nHeads ${nHeads} × head size ${hs} is too large`));
   check(nHeads % nKvHeads === 0, file, bad(`nHeads ${nHeads} is not a multiple of nKvHeads ${nKvHeads}`));
   check(typeof c.tiedEmbeddings === 'boolean', file, bad('tiedEmbeddings is not a boolean'));
+  const bias = c.attentionBias;
+  check(bias === undefined || (ATTENTION_BIASES as readonly unknown[]).includes(bias), file, bad(`attentionBias ${JSON.stringify(bias)} is not one of ${ATTENTION_BIASES.join(', ')}`));
   return {
     dim,
     hiddenDim: int('hiddenDim', 1 << 19),
@@ -119,11 +124,24 @@ function parseConfig(file: string, c: unknown): LlamaConfig {
     nHeads,
     nKvHeads,
     vocabSize: int('vocabSize', 1 << 20),
-    seqLen: int('seqLen', 1 << 20),
+    seqLen: int('seqLen', 1 << 24),
     normEps: pos('normEps'),
     ropeTheta: pos('ropeTheta'),
     tiedEmbeddings: c.tiedEmbeddings,
+    ...(headDim !== undefined ? { headDim } : {}),
+    ...(bias !== undefined ? { attentionBias: bias as LlamaConfig['attentionBias'] } : {}),
+    ...(c.ropeScaling !== undefined ? { ropeScaling: parseRopeScaling(file, c.ropeScaling) } : {}),
   };
+}
+
+function parseRopeScaling(file: string, r: unknown): RopeScaling {
+  const bad = `packed model header: config ropeScaling ${JSON.stringify(r)} is not linear or llama3 with positive factors`;
+  check(isObject(r), file, bad);
+  const positive = (k: string) => typeof r[k] === 'number' && Number.isFinite(r[k]) && (r[k] as number) > 0;
+  if (r.type === 'linear' && positive('factor')) return { type: 'linear', factor: r.factor as number };
+  const llama3 = ['factor', 'lowFreqFactor', 'highFreqFactor', 'originalMaxPositions'];
+  check(r.type === 'llama3' && llama3.every(positive) && (r.highFreqFactor as number) > (r.lowFreqFactor as number), file, bad);
+  return { type: 'llama3', factor: r.factor as number, lowFreqFactor: r.lowFreqFactor as number, highFreqFactor: r.highFreqFactor as number, originalMaxPositions: r.originalMaxPositions as number };
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {

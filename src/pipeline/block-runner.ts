@@ -3,7 +3,7 @@
  * propagation and its Hessian/input capture), chunked to the scratch's row count.
  */
 import type { Backend } from '../backend/types.js';
-import type { LlamaConfig } from '../model/config.js';
+import { qDim, type LlamaConfig } from '../model/config.js';
 import type { LinearName } from '../model/weights.js';
 import { HessianAccumulator } from '../quant/hessian.js';
 import { layerForward } from '../runtime/forward.js';
@@ -62,7 +62,7 @@ export class BlockRunner {
       const id = INPUT_OF[linear];
       if (caps.has(id)) continue;
       firstReader.set(id, linear);
-      const width = linear === 'mlp.down_proj' ? this.c.hiddenDim : this.c.dim;
+      const width = linear === 'mlp.down_proj' ? this.c.hiddenDim : linear === 'self_attn.o_proj' ? qDim(this.c) : this.c.dim;
       caps.set(id, {
         hessian: requires.hessian ? new HessianAccumulator(this.backend, width) : undefined,
         inputs: requires.inputs ? new Float32Array(this.rows * width) : undefined,

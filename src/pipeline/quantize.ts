@@ -260,7 +260,7 @@ function quantizeBlock(
     let norms: { attnNorm?: Float32Array; ffnNorm?: Float32Array } = {};
     const refined = method.refineBlock(
       {
-        backend, config: source.config, block: l, inputs: X, windows: cal.count, seqLen: cal.seqLen, norms: { attnNorm: float.attnNorm, ffnNorm: float.ffnNorm }, weights, results, floatInputs: opts.floatInputs ? X : XF,
+        backend, config: source.config, block: l, inputs: X, windows: cal.count, seqLen: cal.seqLen, norms: { attnNorm: float.attnNorm, ffnNorm: float.ffnNorm }, biases: { bq: float.bq, bk: float.bk, bv: float.bv, bo: float.bo }, weights, results, floatInputs: opts.floatInputs ? X : XF,
         setNorms: (n) => { norms = { ...norms, ...n }; },
       },
       opts.methodOptions,

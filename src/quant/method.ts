@@ -77,6 +77,8 @@ export interface BlockRefineContext {
   seqLen: number;
   /** The float block: norm weights [dim] and each linear's weights [out, in], by short name ('self_attn.q_proj', …). */
   norms: { attnNorm: Float32Array; ffnNorm: Float32Array };
+  /** The block's projection biases when the architecture has them (constants: no method changes them). */
+  biases?: { bq?: Float32Array; bk?: Float32Array; bv?: Float32Array; bo?: Float32Array };
   weights: ReadonlyMap<string, { w: Float32Array; out: number; in: number }>;
   /** Each linear's quantizeLayer result, by short name. */
   results: ReadonlyMap<string, LayerResult>;

@@ -9,13 +9,13 @@
  * T·n·headSize products are a large share of the forward pass (most of it for stories260K).
  */
 import type { Backend } from '../backend/types.js';
-import { headSize as headSizeOf, kvDim as kvDimOf, type LlamaConfig } from '../model/config.js';
-import type { Scratch } from './model.js';
+import { headSize as headSizeOf, kvDim as kvDimOf, qDim as qDimOf, type LlamaConfig } from '../model/config.js';
+import type { Scratch } from './scratch.js';
 
 export function attention(
   backend: Backend,
-  out: Float32Array, // [rows, dim]
-  q: Float32Array, // [rows, dim]
+  out: Float32Array, // [rows, qDim]
+  q: Float32Array, // [rows, qDim]
   s: Scratch,
   c: LlamaConfig,
   layer: number,
@@ -30,7 +30,7 @@ function attentionOneRow(out: Float32Array, q: Float32Array, s: Scratch, c: Llam
   const hs = headSizeOf(c);
   const kvDim = kvDimOf(c);
   const groupSize = c.nHeads / c.nKvHeads;
-  const layerOff = layer * c.seqLen * kvDim;
+  const layerOff = layer * s.positions * kvDim;
   const scale = 1 / Math.sqrt(hs);
   const att = s.att;
   for (let h = 0; h < c.nHeads; h++) {
@@ -57,8 +57,8 @@ function attentionOneRow(out: Float32Array, q: Float32Array, s: Scratch, c: Llam
 
 function attentionRows(
   backend: Backend,
-  out: Float32Array, // [rows, dim]
-  q: Float32Array, // [rows, dim]
+  out: Float32Array, // [rows, qDim]
+  q: Float32Array, // [rows, qDim]
   s: Scratch,
   c: LlamaConfig,
   layer: number,
@@ -67,10 +67,11 @@ function attentionRows(
 ): void {
   const hs = headSizeOf(c);
   const kvDim = kvDimOf(c);
+  const qDim = qDimOf(c);
   const groupSize = c.nHeads / c.nKvHeads;
   const n = startPos + rows; // cache positions any row attends to
   const gRows = groupSize * rows; // the group's query heads stacked: row (g, r) = g * rows + r
-  const layerOff = layer * c.seqLen * kvDim;
+  const layerOff = layer * s.positions * kvDim;
   const scale = 1 / Math.sqrt(hs);
   const kh = s.kHead.subarray(0, n * hs); // [n, hs]
   const vt = s.vHeadT.subarray(0, hs * n); // [hs, n]
@@ -87,7 +88,7 @@ function attentionRows(
     // gather the queries of the heads that share it
     for (let g = 0; g < groupSize; g++) {
       const h = kvh * groupSize + g;
-      for (let r = 0; r < rows; r++) qh.set(q.subarray(r * c.dim + h * hs, r * c.dim + (h + 1) * hs), (g * rows + r) * hs);
+      for (let r = 0; r < rows; r++) qh.set(q.subarray(r * qDim + h * hs, r * qDim + (h + 1) * hs), (g * rows + r) * hs);
     }
     // scores = qh · khᵀ, then a causal softmax per row (positions past the row's own get 0)
     backend.matmul(scores, qh, kh, gRows, n, hs);
@@ -102,7 +103,7 @@ function attentionRows(
     backend.matmul(oh, scores, vt, gRows, hs, n);
     for (let g = 0; g < groupSize; g++) {
       const h = kvh * groupSize + g;
-      for (let r = 0; r < rows; r++) out.set(oh.subarray((g * rows + r) * hs, (g * rows + r + 1) * hs), r * c.dim + h * hs);
+      for (let r = 0; r < rows; r++) out.set(oh.subarray((g * rows + r) * hs, (g * rows + r + 1) * hs), r * qDim + h * hs);
     }
   }
 }

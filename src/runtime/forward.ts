@@ -4,11 +4,12 @@
  * matrix is a `Linear`, so dense and packed low-bit weights share this code. T > 1 (prefill,
  * evaluation) multiplies all rows at once; T = 1 (decode) uses matrix-vector products.
  */
-import { headSize as headSizeOf, kvDim as kvDimOf, type LlamaConfig } from '../model/config.js';
+import { headSize as headSizeOf, kvDim as kvDimOf, qDim as qDimOf, type LlamaConfig } from '../model/config.js';
 import type { Backend } from '../backend/types.js';
 import { attention } from './attention.js';
 import type { Linear } from './linear.js';
-import type { LayerWeights, LlamaWeights, Scratch } from './model.js';
+import type { LayerWeights, LlamaWeights } from './model.js';
+import { growScratch, type Scratch } from './scratch.js';
 import type { LinearName } from '../model/weights.js';
 
 /** Which logits a forward call computes: the last token's (generation) or every token's (evaluation). */
@@ -77,16 +78,19 @@ export function layerForward(
   startPos: number,
   hook?: LinearInputHook,
 ): void {
-  const { dim, hiddenDim: hidden, seqLen } = c;
+  const { dim, hiddenDim: hidden } = c;
   const kvDim = kvDimOf(c);
+  const qDim = qDimOf(c);
+  growScratch(s, c, backend, startPos + T); // no-op unless the sequence outgrew the cache
   const x = s.x.subarray(0, T * dim);
   const xb = s.xb.subarray(0, T * dim);
+  const att = s.xb.subarray(0, T * qDim); // attention output (wider than dim when head_dim says so)
   const xb2 = s.xb2.subarray(0, T * dim);
-  const q = s.q.subarray(0, T * dim);
+  const q = s.q.subarray(0, T * qDim);
   const hb = s.hb.subarray(0, T * hidden);
   const hb2 = s.hb2.subarray(0, T * hidden);
   // this chunk's rows of the layer's KV cache: k and v are written straight into it
-  const cacheRows = (l * seqLen + startPos) * kvDim;
+  const cacheRows = (l * s.positions + startPos) * kvDim;
   const k = s.keyCache.subarray(cacheRows, cacheRows + T * kvDim);
   const v = s.valueCache.subarray(cacheRows, cacheRows + T * kvDim);
 
@@ -96,17 +100,17 @@ export function layerForward(
   hook?.('self_attn.q_proj', xb, T);
   hook?.('self_attn.k_proj', xb, T);
   hook?.('self_attn.v_proj', xb, T);
-  apply(L.wq, q, xb, T);
-  apply(L.wk, k, xb, T);
-  apply(L.wv, v, xb, T);
+  apply(L.wq, q, xb, T, L.bq);
+  apply(L.wk, k, xb, T, L.bk);
+  apply(L.wv, v, xb, T, L.bv);
   // rotary position embedding of q and k
-  rope(q, s, c, T, startPos, dim);
+  rope(q, s, c, T, startPos, qDim);
   rope(k, s, c, T, startPos, kvDim);
   // causal multi-head attention over the cache (positions 0..pos of each row)
-  attention(backend, xb, q, s, c, l, T, startPos);
+  attention(backend, att, q, s, c, l, T, startPos);
   // output projection, then residual
-  hook?.('self_attn.o_proj', xb, T);
-  apply(L.wo, xb2, xb, T);
+  hook?.('self_attn.o_proj', att, T);
+  apply(L.wo, xb2, att, T, L.bo);
   for (let i = 0; i < x.length; i++) x[i] += xb2[i];
 
   // MLP RMSNorm
@@ -127,10 +131,15 @@ export function layerForward(
   for (let i = 0; i < x.length; i++) x[i] += xb2[i];
 }
 
-/** y[rows, out] = x[rows, in] · Wᵀ; one row goes through the matrix-vector kernel. */
-function apply(lin: Linear, y: Float32Array, x: Float32Array, rows: number): void {
+/** y[rows, out] = x[rows, in] · Wᵀ (+ bias [out] on every row); one row goes through the matrix-vector kernel. */
+function apply(lin: Linear, y: Float32Array, x: Float32Array, rows: number, bias?: Float32Array): void {
   if (rows === 1) lin.matvec(y.subarray(0, lin.outDim), x.subarray(0, lin.inDim));
   else lin.matmul(y.subarray(0, rows * lin.outDim), x.subarray(0, rows * lin.inDim), rows);
+  if (bias === undefined) return;
+  for (let r = 0; r < rows; r++) {
+    const off = r * lin.outDim;
+    for (let i = 0; i < lin.outDim; i++) y[off + i] += bias[i];
+  }
 }
 
 /** o[r] = weight ⊙ x[r] / rms(x[r]) for each of `rows` rows. */

@@ -4,18 +4,26 @@
  * allocated once so the forward pass allocates nothing. The forward itself is in forward.ts.
  */
 import type { Backend } from '../backend/types.js';
-import { headSize, kvDim, type LlamaConfig } from '../model/config.js';
-import { EMBED, FINAL_NORM, LM_HEAD, layerTensor, type ModelSource } from '../model/weights.js';
+import type { LlamaConfig } from '../model/config.js';
+import { BIASED, EMBED, FINAL_NORM, LM_HEAD, layerBias, layerTensor, type BiasedLinear, type ModelSource } from '../model/weights.js';
 import { denseLinears, type LinearFactory } from './dense.js';
 import { forward, type LogitsWanted } from './forward.js';
 import type { Linear } from './linear.js';
+import { allocScratch, freeScratch, type Scratch } from './scratch.js';
+
+export { allocScratch, freeScratch, growScratch, type Scratch } from './scratch.js';
 
 export interface LayerWeights {
   attnNorm: Float32Array; // [dim]
-  wq: Linear; // [dim, dim]
+  wq: Linear; // [qDim, dim]
   wk: Linear; // [kvDim, dim]
   wv: Linear; // [kvDim, dim]
-  wo: Linear; // [dim, dim]
+  wo: Linear; // [dim, qDim]
+  /** Additive biases of the projections, when the architecture has them (config.attentionBias). */
+  bq?: Float32Array; // [qDim]
+  bk?: Float32Array; // [kvDim]
+  bv?: Float32Array; // [kvDim]
+  bo?: Float32Array; // [dim]
   ffnNorm: Float32Array; // [dim]
   w1: Linear; // gate [hidden, dim]
   w2: Linear; // down [dim, hidden]
@@ -27,28 +35,6 @@ export interface LlamaWeights {
   layers: LayerWeights[];
   finalNorm: Float32Array; // [dim]
   classifier: Linear; // [vocab, dim]; the embedding when tied
-}
-
-/** Activation buffers sized for up to `maxRows` tokens per forward call, and the KV cache. */
-export interface Scratch {
-  maxRows: number;
-  x: Float32Array; // [maxRows, dim] residual stream
-  xb: Float32Array; // [maxRows, dim] normed input / attention output
-  xb2: Float32Array; // [maxRows, dim] projection output added to the residual
-  q: Float32Array; // [maxRows, dim]
-  hb: Float32Array; // [maxRows, hidden] gate, then SwiGLU output
-  hb2: Float32Array; // [maxRows, hidden] up
-  att: Float32Array; // [seqLen] scores of one query row and head (decode)
-  kHead: Float32Array; // [seqLen, headSize] one kv head's keys (chunk attention)
-  vHeadT: Float32Array; // [headSize, seqLen] one kv head's values, transposed
-  qGroup: Float32Array; // [groupSize · maxRows, headSize] queries of the heads sharing a kv head
-  scores: Float32Array; // [groupSize · maxRows, seqLen]
-  outGroup: Float32Array; // [groupSize · maxRows, headSize]
-  logits: Float32Array; // [maxRows, vocab]
-  keyCache: Float32Array; // [layers, seqLen, kvDim]
-  valueCache: Float32Array; // [layers, seqLen, kvDim]
-  ropeCos: Float32Array; // [seqLen, headSize / 2]
-  ropeSin: Float32Array; // [seqLen, headSize / 2]
 }
 
 export interface ModelOptions {
@@ -64,7 +50,11 @@ export interface ModelOptions {
 
 /** The weights of block `l` alone (the quantization pipeline holds one block at a time). */
 export function loadLayerWeights(source: ModelSource, l: number, linear: LinearFactory): LayerWeights {
+  const c = source.config;
+  const biases: Partial<Record<'bq' | 'bk' | 'bv' | 'bo', Float32Array>> = {};
+  for (const proj of c.attentionBias ? BIASED[c.attentionBias] : []) biases[BIAS_FIELD[proj]] = source.load(layerBias(l, proj));
   return {
+    ...biases,
     attnNorm: source.load(layerTensor(l, 'input_layernorm')),
     wq: linear(layerTensor(l, 'self_attn.q_proj'), source),
     wk: linear(layerTensor(l, 'self_attn.k_proj'), source),
@@ -77,6 +67,10 @@ export function loadLayerWeights(source: ModelSource, l: number, linear: LinearF
   };
 }
 
+const BIAS_FIELD: Readonly<Record<BiasedLinear, 'bq' | 'bk' | 'bv' | 'bo'>> = {
+  'self_attn.q_proj': 'bq', 'self_attn.k_proj': 'bk', 'self_attn.v_proj': 'bv', 'self_attn.o_proj': 'bo',
+};
+
 export function loadWeights(source: ModelSource, linear: LinearFactory): LlamaWeights {
   const c = source.config;
   const layers = Array.from({ length: c.nLayers }, (_, l) => loadLayerWeights(source, l, linear));
@@ -86,48 +80,6 @@ export function loadWeights(source: ModelSource, linear: LinearFactory): LlamaWe
     finalNorm: source.load(FINAL_NORM),
     classifier: linear(c.tiedEmbeddings ? EMBED : LM_HEAD, source),
   };
-}
-
-export function allocScratch(c: LlamaConfig, backend: Backend, maxRows: number): Scratch {
-  const half = headSize(c) / 2;
-  const ropeCos = new Float32Array(c.seqLen * half);
-  const ropeSin = new Float32Array(c.seqLen * half);
-  // interleaved RoPE: pair i of a head turns by pos · theta^(-2i / headSize)
-  for (let pos = 0; pos < c.seqLen; pos++) {
-    for (let i = 0; i < half; i++) {
-      const angle = pos * Math.pow(c.ropeTheta, (-2 * i) / headSize(c));
-      ropeCos[pos * half + i] = Math.cos(angle);
-      ropeSin[pos * half + i] = Math.sin(angle);
-    }
-  }
-  const cache = c.nLayers * c.seqLen * kvDim(c);
-  const groupRows = (c.nHeads / c.nKvHeads) * maxRows;
-  return {
-    maxRows,
-    x: backend.alloc(maxRows * c.dim),
-    xb: backend.alloc(maxRows * c.dim),
-    xb2: backend.alloc(maxRows * c.dim),
-    q: backend.alloc(maxRows * c.dim),
-    hb: backend.alloc(maxRows * c.hiddenDim),
-    hb2: backend.alloc(maxRows * c.hiddenDim),
-    att: new Float32Array(c.seqLen),
-    kHead: backend.alloc(c.seqLen * headSize(c)),
-    vHeadT: backend.alloc(headSize(c) * c.seqLen),
-    qGroup: backend.alloc(groupRows * headSize(c)),
-    scores: backend.alloc(groupRows * c.seqLen),
-    outGroup: backend.alloc(groupRows * headSize(c)),
-    logits: backend.alloc(maxRows * c.vocabSize),
-    keyCache: backend.alloc(cache),
-    valueCache: backend.alloc(cache),
-    ropeCos,
-    ropeSin,
-  };
-}
-
-/** Returns a scratch's backend buffers (allocScratch's) to the backend; the scratch is unusable afterwards. */
-export function freeScratch(backend: Backend, s: Scratch): void {
-  const fromBackend = [s.x, s.xb, s.xb2, s.q, s.hb, s.hb2, s.kHead, s.vHeadT, s.qGroup, s.scores, s.outGroup, s.logits, s.keyCache, s.valueCache];
-  for (const buf of fromBackend) backend.free?.(buf);
 }
 
 export class LlamaModel {
