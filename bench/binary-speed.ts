@@ -143,7 +143,7 @@ export function binarySpeed(be: Backend, billm?: string | Uint8Array, steps = 20
     const what = typeof billm === 'string' ? billm : billm ? 'the BiLLM file of this run' : 'bitcrush quantize --method billm';
     const file = new PackedModel(new BufferSource('billm.bcq', bytes));
     const source = openModel(MODEL, nodeFs);
-    const bos = findTokenizer(MODEL, nodeFs).bosId;
+    const bos = findTokenizer(MODEL, nodeFs).bosId ?? 0;
     const ts: LinearFactory = (name) => (file.isPacked(name) ? new BinaryTsKernels(file.packed(name) as PackedTensor<BinaryParams>, be) : file.linearFor(name, be));
     const dense: LinearFactory = (name, s) => {
       const [o, i] = s.tensors().find((t) => t.name === name)!.shape as [number, number];

@@ -76,7 +76,7 @@ export function measureDecode(backend: Backend, path: string, steps: number, rep
   const { model, tokenizer, dispose } = loadModel(path, { backend });
   try {
     const decode = (n: number) => {
-      let token = tokenizer.bosId;
+      let token = tokenizer.bosId ?? 0;
       for (let pos = 0; pos < n; pos++) token = argmax(model.forward([token], pos, 'last'));
     };
     decode(16); // warm-up: JIT and first touch of the weights

@@ -14,7 +14,7 @@ const BENCH_LLAMA = fileURLToPath(new URL('../../../shared/models/bench-llama', 
 export function benchDecodeTokensPerSecond(backend: Backend, steps = 200, path = BENCH_LLAMA): number {
   const { model, tokenizer, dispose } = loadModel(path, { backend });
   const decode = (n: number) => {
-    let token = tokenizer.bosId;
+    let token = tokenizer.bosId ?? 0;
     for (let pos = 0; pos < n; pos++) token = argmax(model.forward([token], pos, 'last'));
   };
   decode(16); // warm-up: JIT and first touch of the weights

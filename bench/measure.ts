@@ -127,7 +127,7 @@ export function measureModel(path: string, texts: EvalSpec[], backend: Backend, 
     }
     // prefill: one forward over a prompt of `prefillTokens` tokens (chunked by the model), first run warms up
     const n = Math.min(speed.prefillTokens, model.config.seqLen);
-    const prompt = Array.from({ length: n }, (_, i) => (i === 0 ? tokenizer.bosId : 3 + ((i * 7919) % (model.config.vocabSize - 3))));
+    const prompt = Array.from({ length: n }, (_, i) => (i === 0 ? (tokenizer.bosId ?? 0) : 3 + ((i * 7919) % (model.config.vocabSize - 3))));
     const forwardPrompt = () => {
       for (let s = 0; s < n; s += model.maxRows) model.forward(prompt.slice(s, s + model.maxRows), s, 'last');
     };

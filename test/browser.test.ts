@@ -20,6 +20,8 @@ import { PackedModel } from '../src/packed/reader.js';
 import { generate } from '../src/runtime/generate.js';
 import { FAMILY_HINTS, makeFixtures, registeredFamilies, STORIES_TOKENIZER, type FixtureSet } from './browser/fixtures.js';
 import { serveStatic, type StaticServer } from './browser/server.js';
+import { ARCH_CASES, CHATML_TEMPLATE, writeArchDir, writeChatTokenizer } from './hf-dirs.js';
+import { spawnSync } from 'node:child_process';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
@@ -30,10 +32,11 @@ const MAX_TOKENS = 120;
 const skip = existsSync(CHROMIUM) ? false : `no chromium at ${CHROMIUM}: .ci/run installs Debian's chromium package (or set CHROMIUM_PATH)`;
 
 /** What the Node runtime generates from a packed file: the reference the page must match. */
-function nodeGenerate(file: string, prompt: string): { text: string; tokensPerSecond: number } {
-  const { model, tokenizer, dispose } = loadModel(file, { tokenizer: STORIES_TOKENIZER, backend: 'wasm', threads: 1 });
+function nodeGenerate(file: string, prompt: string, chat?: { tokenizer: string; system: string }): { text: string; tokensPerSecond: number } {
+  const { model, tokenizer, dispose } = loadModel(file, { tokenizer: chat?.tokenizer ?? STORIES_TOKENIZER, backend: 'wasm', threads: 1 });
   try {
-    const gen = generate(model, tokenizer, { prompt, maxTokens: MAX_TOKENS, temperature: 0, topP: 1, seed: 1 });
+    const messages = chat ? [{ role: 'system' as const, content: chat.system }, { role: 'user' as const, content: prompt }] : undefined;
+    const gen = generate(model, tokenizer, { prompt, messages, maxTokens: MAX_TOKENS, temperature: 0, topP: 1, seed: 1 });
     let text = '';
     for (;;) {
       const r = gen.next();
@@ -65,6 +68,7 @@ describe('web page in chromium', { skip }, () => {
     const made = [...new Set(fixtures.byFamily.values())].map((f) => `${f.method} (${f.families.join(', ')})`);
     console.log(`page built and packed fixtures made: ${made.join(', ')} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
     copyFileSync(STORIES_TOKENIZER, join(fixtureDir, basename(STORIES_TOKENIZER)));
+    makeChatFixture(fixtureDir);
     const mounts = { '/': join(ROOT, 'dist/web'), '/fixtures/': fixtureDir };
     isolated = await serveStatic(mounts, { isolate: true });
     plain = await serveStatic(mounts, { isolate: false });
@@ -161,6 +165,21 @@ describe('web page in chromium', { skip }, () => {
     await page.close();
   });
 
+  it('chat mode: a Qwen2.5-shaped packed file with its chat template answers as in Node', async () => {
+    const dir = join(tmp, 'fixtures');
+    const expected = nodeGenerate(join(dir, 'qwen-chat.bcq'), 'Hi', { tokenizer: join(dir, 'qwen-chat', 'tokenizer.json'), system: 'Be brief.' });
+    assert.ok(expected.text.length > 0, 'the reference answer is not empty');
+    const page = await newPage();
+    await page.goto(`${plain.url}?model=fixtures/qwen-chat.bcq&tokenizer=fixtures/qwen-chat/tokenizer.json&tokenizer=fixtures/qwen-chat/tokenizer_config.json&tokenizer=fixtures/qwen-chat/generation_config.json`);
+    await waitFor(page, 'ready');
+    assert.equal(await page.isChecked('#chat'), true, 'chat mode is on for a model with a chat template');
+    await page.fill('#system', 'Be brief.');
+    const got = await generateOnPage(page, 'Hi');
+    assert.equal(got.text, expected.text);
+    assert.equal(await page.textContent('#output-prompt'), '', 'the answer is shown alone');
+    await page.close();
+  });
+
   it('a corrupt packed file dropped on the page is refused with a message naming it', async () => {
     const fixture = [...fixtures.byFamily.values()][0]!;
     const bytes = readFileSync(fixture.file);
@@ -183,3 +202,18 @@ describe('web page in chromium', { skip }, () => {
     await page.close();
   });
 });
+
+/** A Qwen2.5-shaped random model with a ChatML tokenizer (3 special + 256 byte tokens), packed with RTN 4-bit. */
+function makeChatFixture(dir: string): void {
+  const qwen = ARCH_CASES.find((k) => k.name === 'qwen25-bias')!;
+  const model = join(dir, 'qwen-chat');
+  writeArchDir(model, { ...qwen, config: { ...qwen.config, vocab_size: 259 } });
+  writeChatTokenizer(model, {
+    special: ['<|endoftext|>', '<|im_start|>', '<|im_end|>'],
+    config: { bos_token: null, eos_token: '<|im_end|>', chat_template: CHATML_TEMPLATE },
+    generationEos: [2, 0],
+  });
+  const cli = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
+  const r = spawnSync(process.execPath, [cli, 'quantize', model, '--method', 'rtn', '--bits', '4', '--group-size', '16', '--out', join(dir, 'qwen-chat.bcq')], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+}

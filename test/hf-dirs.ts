@@ -173,3 +173,58 @@ if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.a
     writeFileSync(join(outDir, k.name, 'tokens.json'), JSON.stringify(k.tokens));
   }
 }
+
+/** GPT-2's byte → printable character map (byte-level BPE vocabularies are written in it). */
+function byteLevelChars(): string[] {
+  const printable = (b: number) => (b >= 0x21 && b <= 0x7e) || (b >= 0xa1 && b <= 0xac) || (b >= 0xae && b <= 0xff);
+  let extra = 0;
+  return Array.from({ length: 256 }, (_, b) => String.fromCodePoint(printable(b) ? b : 256 + extra++));
+}
+
+export interface ChatTokenizerOptions {
+  /** Special tokens (ids 0..n-1, in order), e.g. Qwen's <|endoftext|>, <|im_start|>, <|im_end|>. */
+  special: string[];
+  /** tokenizer_config.json fields (bos_token, eos_token, chat_template, …). */
+  config: Record<string, unknown>;
+  /** generation_config.json's eos_token_id, when the directory has one. */
+  generationEos?: number | number[];
+}
+
+/**
+ * A byte-level BPE tokenizer.json with no merges (every byte one token, ids after the special
+ * tokens), plus tokenizer_config.json and generation_config.json: the files Llama 3 and Qwen2
+ * ship, small. Vocabulary size: special.length + 256.
+ */
+export function writeChatTokenizer(dir: string, o: ChatTokenizerOptions): void {
+  const vocab: Record<string, number> = {};
+  o.special.forEach((t, i) => (vocab[t] = i));
+  byteLevelChars().forEach((ch, b) => (vocab[ch] = o.special.length + b));
+  const byteLevel = { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true };
+  const tokenizer = {
+    version: '1.0',
+    truncation: null,
+    padding: null,
+    added_tokens: o.special.map((content, id) => ({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true })),
+    normalizer: null,
+    pre_tokenizer: byteLevel,
+    post_processor: null,
+    decoder: byteLevel,
+    model: { type: 'BPE', dropout: null, unk_token: null, continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: false, byte_fallback: false, vocab, merges: [] },
+  };
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify(tokenizer));
+  writeFileSync(join(dir, 'tokenizer_config.json'), JSON.stringify(o.config));
+  if (o.generationEos !== undefined) writeFileSync(join(dir, 'generation_config.json'), JSON.stringify({ eos_token_id: o.generationEos }));
+}
+
+/** ChatML as Qwen2.5 and SmolLM2 use it (shortened: no tools), with Qwen's default system message. */
+export const CHATML_TEMPLATE =
+  "{%- if messages[0]['role'] == 'system' %}{{- '<|im_start|>system\\n' + messages[0]['content'] + '<|im_end|>\\n' }}" +
+  "{%- else %}{{- '<|im_start|>system\\nYou are a helpful assistant.<|im_end|>\\n' }}{%- endif %}" +
+  "{%- for message in messages %}{%- if message.role != 'system' %}{{- '<|im_start|>' + message.role + '\\n' + message.content + '<|im_end|>\\n' }}{%- endif %}{%- endfor %}" +
+  "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}";
+
+/** Llama 3's header format (shortened: no tools, no date). */
+export const LLAMA3_TEMPLATE =
+  "{{- bos_token }}{%- for message in messages %}{{- '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n' + message['content'] | trim + '<|eot_id|>' }}{%- endfor %}" +
+  "{%- if add_generation_prompt %}{{- '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}{%- endif %}";

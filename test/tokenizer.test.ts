@@ -81,7 +81,7 @@ describe('llama2.c tokenizer.bin', () => {
     assert.ok(tok512 instanceof Llama2cTokenizer && llama instanceof Llama2cTokenizer);
     assert.equal(tok512.vocabSize, 512);
     assert.equal(llama.vocabSize, 32000);
-    assert.deepEqual([tok512.bosId, tok512.eosId], [1, 2]);
+    assert.deepEqual([tok512.bosId, tok512.eosIds], [1, [2]]);
     // tok512.model keeps SentencePiece's default remove_extra_whitespaces; Llama 2 turns it off
     assert.deepEqual(readSpmNormalizer(new FileSource(TOK512.replace('.bin', '.model'))), { addDummyPrefix: true, removeExtraWhitespaces: true });
     assert.deepEqual(readSpmNormalizer(new FileSource(LLAMA_BIN.replace('.bin', '.model'))), RUN_C_NORMALIZER);
@@ -168,7 +168,7 @@ describe('Hugging Face tokenizer.json', () => {
 
   test('same ids as tokenizer.bin on the held-out texts; README counts', (t) => {
     assert.ok(hf instanceof HfTokenizer);
-    assert.deepEqual([hf.vocabSize, hf.bosId, hf.eosId], [32000, 1, 2]);
+    assert.deepEqual([hf.vocabSize, hf.bosId, hf.eosIds], [32000, 1, [2]]);
     // all of wikitext2 takes the HF tokenizer ~25 s: its full count is checked with tokenizer.bin above
     const wikiSlice = text('wikitext2/test.txt').slice(0, 100_000);
     for (const [rel, count] of [['tinystories/heldout.txt', 52538], ['austen/persuasion.txt', 123185], ['wikitext2/test.txt (first 100k chars)', undefined]] as const) {

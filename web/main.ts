@@ -1,7 +1,9 @@
 /**
  * The page: gathers the input files (picker, drop, or URLs — also from the query string:
  * ?model=…&tokenizer=…[&threads=N]), hands them to the model worker, shows the model card and
- * streams generated text. `body[data-state]` tells tests and scripts where the page is:
+ * streams generated text; with a model whose tokenizer has a chat template (tokenizer_config.json
+ * dropped with it), a chat mode formats the prompt as the user's message (?chat=1 turns it on).
+ * `body[data-state]` tells tests and scripts where the page is:
  * idle → loading → ready → generating → done (or error).
  */
 import { ModelWorkerClient } from '../src/browser/client.js';
@@ -37,7 +39,11 @@ async function load(files: Promise<NamedBytes[]>): Promise<void> {
   byId('status').textContent = 'loading…';
   try {
     const given = await files;
-    const { card, runtime } = await client.load(given, threadsParam);
+    const { card, runtime, chat } = await client.load(given, threadsParam);
+    const chatBox = byId<HTMLInputElement>('chat');
+    chatBox.disabled = !chat;
+    chatBox.checked = chat && (params.get('chat') ?? '1') !== '0';
+    byId('chat-row').hidden = !chat;
     const cardEl = byId('card');
     cardEl.replaceChildren(...renderCard(card));
     cardEl.hidden = false;
@@ -63,7 +69,10 @@ async function run(): Promise<void> {
   const out = byId('continuation');
   const stats = byId('stats');
   const prompt = byId<HTMLTextAreaElement>('prompt').value;
-  byId('output-prompt').textContent = prompt;
+  const chatBox = byId<HTMLInputElement>('chat');
+  const chat = chatBox.checked && !chatBox.disabled ? { system: byId<HTMLInputElement>('system').value || undefined } : undefined;
+  // a chat answer is shown alone; a continuation after its prompt
+  byId('output-prompt').textContent = chat ? '' : prompt;
   out.textContent = '';
   stats.textContent = '';
   byId('error').hidden = true;
@@ -73,7 +82,7 @@ async function run(): Promise<void> {
   let lastShown = 0;
   try {
     const result = await client.generate(
-      { prompt, maxTokens: num('max-tokens'), temperature: num('temperature'), topP: num('top-p'), seed: num('seed') },
+      { prompt, maxTokens: num('max-tokens'), temperature: num('temperature'), topP: num('top-p'), seed: num('seed'), ...(chat ? { chat } : {}) },
       (text) => {
         out.append(text);
         pieces++;

@@ -37,11 +37,11 @@ export class ModelWorkerClient {
    * Opens a packed model with its tokenizer (and companions such as tokenizer_config.json).
    * `threads` counts only on the first load, which starts the backend.
    */
-  async load(files: NamedBytes[], threads?: number): Promise<{ card: ModelCard; runtime: RuntimeInfo }> {
+  async load(files: NamedBytes[], threads?: number): Promise<{ card: ModelCard; runtime: RuntimeInfo; chat: boolean }> {
     const transfer = files.map((f) => f.bytes.buffer).filter((b): b is ArrayBuffer => b instanceof ArrayBuffer);
     const m = await this.request({ id: 0, type: 'load', files, threads }, transfer);
     if (m.type !== 'loaded') throw new Error(`model worker: unexpected reply ${m.type}`);
-    return { card: m.card, runtime: m.runtime };
+    return { card: m.card, runtime: m.runtime, chat: m.chat };
   }
 
   /** Generates, calling onPiece for every piece of text as it arrives. */

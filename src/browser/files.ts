@@ -52,6 +52,9 @@ export class MemoryFs implements FileSystemLike {
   }
 }
 
+/** Files read beside a tokenizer.json: its config, the EOS ids of generation and model configs. */
+const COMPANIONS = /^(tokenizer_config|generation_config|config|special_tokens_map)\.json$/i;
+
 /** Which of the given files is the packed model, and which the tokenizer (told apart by content and name). */
 export function sortModelFiles(files: NamedBytes[]): { model: NamedBytes; tokenizer: NamedBytes; others: NamedBytes[] } {
   const models = files.filter((f) => isPackedModel(new BufferSource(f.name, f.bytes)));
@@ -68,8 +71,8 @@ export function sortModelFiles(files: NamedBytes[]): { model: NamedBytes; tokeni
   }
   const model = models[0]!;
   const rest = files.filter((f) => f !== model);
-  // the tokenizer proper, not its companions (tokenizer_config.json, tok512.model)
-  const tokenizers = rest.filter((f) => /\.bin$/i.test(f.name) || (/\.json$/i.test(f.name) && !/tokenizer_config\.json$/i.test(f.name)));
+  // the tokenizer proper, not its companions (tokenizer_config.json, generation_config.json, chat_template.jinja, tok512.model)
+  const tokenizers = rest.filter((f) => /\.bin$/i.test(f.name) || (/\.json$/i.test(f.name) && !COMPANIONS.test(baseName(f.name))));
   if (tokenizers.length !== 1) {
     const why = tokenizers.length === 0 ? 'no tokenizer given (a tokenizer.json or llama2.c tok*.bin)' : `several tokenizers given (${tokenizers.map((f) => f.name).join(', ')})`;
     throw new InputError(model.name, why);

@@ -58,15 +58,16 @@ export function serveModelWorker(opts: ModelWorkerOptions, scope: WorkerScope = 
     const model = new LlamaModel(packed, { backend, linear: packed.linears(backend) });
     loaded = { model, tokenizer };
     const info = { backend: backend.name, threads: backend.threads, isolated, loadMs: performance.now() - t0 };
-    post({ id, type: 'loaded', card: modelCard(packed, file.bytes.byteLength), runtime: info });
+    post({ id, type: 'loaded', card: modelCard(packed, file.bytes.byteLength), runtime: info, chat: tokenizer.chat !== undefined });
   }
 
   async function run(id: number, req: GenerateRequest): Promise<void> {
     if (loaded === undefined) throw new UsageError('no model loaded');
     stopRequested = false;
     const t0 = performance.now();
-    const { prompt, maxTokens, temperature, topP, seed } = req;
-    const gen = generate(loaded.model, loaded.tokenizer, { prompt, maxTokens, temperature, topP, seed });
+    const { prompt, maxTokens, temperature, topP, seed, chat } = req;
+    const messages = chat ? [...(chat.system ? [{ role: 'system' as const, content: chat.system }] : []), { role: 'user' as const, content: prompt }] : undefined;
+    const gen = generate(loaded.model, loaded.tokenizer, { prompt, messages, maxTokens, temperature, topP, seed });
     let pieces = 0;
     let lastYield = t0;
     let stats: GenerateStats | undefined;

@@ -13,6 +13,8 @@ export interface GenerateRequest {
   temperature: number;
   topP: number;
   seed: number;
+  /** Chat mode: `prompt` is the user's message, formatted with the model's chat template (see `chat` of 'loaded'). */
+  chat?: { system?: string };
 }
 
 export type ToWorker =
@@ -38,7 +40,8 @@ export interface GenerateResult extends GenerateStats {
 }
 
 export type FromWorker =
-  | { id: number; type: 'loaded'; card: ModelCard; runtime: RuntimeInfo }
+  /** `chat`: the tokenizer has a chat template, so chat mode is available. */
+  | { id: number; type: 'loaded'; card: ModelCard; runtime: RuntimeInfo; chat: boolean }
   | { id: number; type: 'piece'; text: string }
   | { id: number; type: 'done'; result: GenerateResult }
   /** `file` is set for problems with an input file (InputError). */

@@ -49,7 +49,7 @@ function run(modelPath: string, opts: EvalCliOptions, verbose: boolean): void {
     }
     process.stdout.write(
       `perplexity ${r.ppl.toFixed(4)}  (mean NLL ${r.nll.toFixed(6)} nats over ${r.predicted} predicted tokens; ` +
-        `${r.windows} windows of ${seqLen}; text ${r.tokens} tokens with BOS; ${seconds.toFixed(1)} s, ${describeBackend(backend)})\n`,
+        `${r.windows} windows of ${seqLen}; text ${r.tokens} tokens ${r.bos ? 'with BOS' : 'without BOS (the tokenizer has none)'}; ${seconds.toFixed(1)} s, ${describeBackend(backend)})\n`,
     );
   });
 }

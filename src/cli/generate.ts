@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { UsageError } from '../io/errors.js';
 import { generate } from '../runtime/generate.js';
 import { describeBackend, withModel } from './load.js';
 import { backendArg, floatArg, intArg, seedArg, type RunOptions } from './options.js';
@@ -9,6 +10,8 @@ interface GenerateCliOptions extends RunOptions {
   temperature: number;
   topP: number;
   seed?: bigint;
+  chat?: boolean;
+  system?: string;
   json?: boolean;
 }
 
@@ -22,6 +25,8 @@ export function registerGenerate(program: Command): void {
     .option('-t, --temperature <t>', '0 = greedy (most likely token); higher = more random', floatArg(0, 100), 1)
     .option('--top-p <p>', 'nucleus sampling: sample among the most likely tokens covering p; 1 = off', floatArg(0, 1, true), 0.9)
     .option('-s, --seed <n>', 'random seed, a positive integer (default: the current time)', seedArg)
+    .option('--chat', "chat mode: the prompt is the user's message, formatted with the model's chat template; prints the answer")
+    .option('--system <text>', 'system message for --chat')
     .option('--json', 'print one JSON object (text, token counts, stop reason, tokens/s) instead of streaming')
     .option('--tokenizer <file>', 'tokenizer file (default: found beside the model)')
     .option('--backend <kind>', 'compute backend: auto, native, wasm or reference', backendArg, 'auto')
@@ -33,22 +38,24 @@ function run(modelPath: string, opts: GenerateCliOptions, verbose: boolean): voi
   withModel(modelPath, opts, ({ model, tokenizer, backend }, loadSeconds) => {
     if (verbose) process.stderr.write(`loaded ${modelPath} in ${loadSeconds.toFixed(2)} s (${describeBackend(backend)})\n`);
     const seed = opts.seed ?? BigInt(Date.now());
-    const it = generate(model, tokenizer, { prompt: opts.prompt, maxTokens: opts.maxTokens, temperature: opts.temperature, topP: opts.topP, seed });
+    if (opts.system !== undefined && !opts.chat) throw new UsageError('--system needs --chat');
+    const messages = opts.chat ? [...(opts.system !== undefined ? [{ role: 'system' as const, content: opts.system }] : []), { role: 'user' as const, content: opts.prompt }] : undefined;
+    const it = generate(model, tokenizer, { prompt: opts.prompt, messages, maxTokens: opts.maxTokens, temperature: opts.temperature, topP: opts.topP, seed });
     if (opts.json) {
       let text = '';
       let r = it.next();
       for (; !r.done; r = it.next()) text += r.value;
       const s = r.value;
       const out = {
-        model: modelPath, prompt: opts.prompt, text, ...s,
+        model: modelPath, prompt: opts.prompt, ...(opts.chat ? { chat: true } : {}), text, ...s,
         tokensPerSecond: Number.isNaN(s.tokensPerSecond) ? null : s.tokensPerSecond,
         seed: String(seed), backend: backend.name, threads: backend.threads,
       };
       process.stdout.write(`${JSON.stringify(out)}\n`);
       return;
     }
-    // like run.c, the output shows the prompt followed by its continuation
-    process.stdout.write(opts.prompt);
+    // like run.c, the output shows the prompt followed by its continuation (in chat mode: the answer alone)
+    if (!opts.chat) process.stdout.write(opts.prompt);
     let r = it.next();
     for (; !r.done; r = it.next()) process.stdout.write(r.value);
     process.stdout.write('\n');

@@ -39,10 +39,10 @@ function info(modelPath: string, opts: InfoOptions): void {
     else kinds.set(kind, { shape: t.shape, count: 1 });
   }
 
-  let tokenizer: { vocabSize: number; bosId: number; eosId: number } | { error: string };
+  let tokenizer: { vocabSize: number; bosId: number | null; eosIds: readonly number[]; chatTemplate: boolean } | { error: string };
   try {
     const t = findRunnableTokenizer(modelPath, runnable, opts.tokenizer);
-    tokenizer = { vocabSize: t.vocabSize, bosId: t.bosId, eosId: t.eosId };
+    tokenizer = { vocabSize: t.vocabSize, bosId: t.bosId, eosIds: t.eosIds, chatTemplate: t.chat !== undefined };
   } catch (e) {
     // an explicit file must load; one found beside the model but unreadable is an error too
     if (opts.tokenizer !== undefined || !(e instanceof NotFoundError)) throw e;
@@ -60,7 +60,8 @@ function info(modelPath: string, opts: InfoOptions): void {
   const lines = [
     `model      ${modelPath} (${runnable.packed ? 'bitcrush packed file' : nodeFs.isDirectory(modelPath) ? 'Hugging Face directory' : 'llama2.c checkpoint'})`,
     `config     dim ${c.dim}, hidden ${c.hiddenDim}, ${c.nLayers} layers, ${c.nHeads} heads (${c.nKvHeads} kv heads, head size ${headSize(c)}), ` +
-      `vocab ${c.vocabSize}, context ${c.seqLen}, norm eps ${c.normEps}, rope theta ${c.ropeTheta}, ${c.tiedEmbeddings ? 'tied' : 'untied'} classifier`,
+      `vocab ${c.vocabSize}, context ${c.seqLen}, norm eps ${c.normEps}, rope theta ${c.ropeTheta}${c.ropeScaling ? ` (${c.ropeScaling.type} scaling ×${c.ropeScaling.factor})` : ''}, ` +
+      `${c.attentionBias ? `${c.attentionBias} biases, ` : ''}${c.tiedEmbeddings ? 'tied' : 'untied'} classifier`,
     `params     ${millions(params)} (${millions(linearParams)} in ${linears.length} linear layers)`,
     ...(packed
       ? [`packed     ${packed.method}: ${packed.linearBpw.toFixed(4)} bits per weight in the packed linears, ${packed.modelBpw.toFixed(4)} over all weights` +
@@ -68,7 +69,7 @@ function info(modelPath: string, opts: InfoOptions): void {
       : []),
     `tensors    ${tensors.length}`,
     ...[...kinds].map(([name, k]) => `  ${name.padEnd(48)} [${k.shape.join(', ')}]${k.count > 1 ? ` ×${k.count}` : ''}`),
-    'error' in tokenizer ? `tokenizer  not found: ${tokenizer.error}` : `tokenizer  ${tokenizer.vocabSize} tokens (BOS ${tokenizer.bosId}, EOS ${tokenizer.eosId})`,
+    'error' in tokenizer ? `tokenizer  not found: ${tokenizer.error}` : `tokenizer  ${tokenizer.vocabSize} tokens (BOS ${tokenizer.bosId ?? 'none'}, EOS ${tokenizer.eosIds.join(', ')}${tokenizer.chatTemplate ? ', chat template' : ''})`,
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
 }

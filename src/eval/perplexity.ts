@@ -1,6 +1,6 @@
 /**
  * Perplexity with the protocol of GPTQ / SliM-LLM / AQLM / DBellQuant (docs/methods.md): the
- * whole text tokenized once with BOS, cut into non-overlapping windows of `seqLen` tokens, the
+ * whole text tokenized once with BOS (none for a tokenizer without one, e.g. Qwen2's), cut into non-overlapping windows of `seqLen` tokens, the
  * remainder dropped; each window starts a fresh sequence at position 0 and predicts its tokens
  * 1..seqLen-1; ppl = exp(mean NLL over all predicted tokens).
  */
@@ -24,16 +24,18 @@ export interface PerplexityResult {
   nll: number;
   /** Tokens of the whole text, BOS included (before the remainder is dropped). */
   tokens: number;
+  /** Whether a BOS token was prepended (false: the tokenizer has none). */
+  bos: boolean;
   windows: number;
   /** Tokens whose probability was scored: windows · (seqLen - 1). */
   predicted: number;
 }
 
 export function perplexityOfText(model: LlamaModel, tokenizer: Tokenizer, text: string, opts: PerplexityOptions): PerplexityResult {
-  return perplexity(model, tokenizer.encode(text, true), opts);
+  return { ...perplexity(model, tokenizer.encode(text, true), opts), bos: tokenizer.bosId !== null };
 }
 
-export function perplexity(model: LlamaModel, tokens: ArrayLike<number>, opts: PerplexityOptions): PerplexityResult {
+export function perplexity(model: LlamaModel, tokens: ArrayLike<number>, opts: PerplexityOptions): Omit<PerplexityResult, 'bos'> {
   const { seqLen } = opts;
   const context = model.config.seqLen;
   if (!Number.isInteger(seqLen) || seqLen < 2 || seqLen > context) {

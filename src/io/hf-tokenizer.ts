@@ -1,13 +1,17 @@
 /**
  * Hugging Face `tokenizer.json` (+ `tokenizer_config.json`), run by `@huggingface/tokenizers`
  * (pure JS, so it works in the browser too). BOS is added by us rather than by the file's
- * post-processor, so `encode(text, bos)` means the same for every tokenizer.
+ * post-processor, so `encode(text, bos)` means the same for every tokenizer; `bos_token: null`
+ * (Qwen2) means there is none. The ids that end a text are the EOS token's and those that
+ * `generation_config.json` and `config.json` beside it list (Llama 3 instruct: three).
+ * The chat template is tokenizer_config.json's `chat_template` (a string, or named templates:
+ * "default" is used) or a `chat_template.jinja` file beside it.
  */
 import { Tokenizer as HfTokenizerImpl } from '@huggingface/tokenizers';
 import { readText, type FileSystemLike } from './bytes.js';
 import { check, InputError } from './errors.js';
 import { parseJson } from './hf.js';
-import type { Tokenizer } from './tokenizer.js';
+import type { ChatTemplateSource, Tokenizer } from './tokenizer.js';
 
 /** More ids than any real vocabulary (the largest are ~256 K); the library allocates arrays of the largest id. */
 const MAX_VOCAB = 1 << 22;
@@ -44,8 +48,9 @@ function checkTokenIds(path: string, json: Record<string, unknown>): void {
 
 export class HfTokenizer implements Tokenizer {
   readonly vocabSize: number;
-  readonly bosId: number;
-  readonly eosId: number;
+  readonly bosId: number | null;
+  readonly eosIds: readonly number[];
+  readonly chat?: ChatTemplateSource;
   private readonly impl: HfTokenizerImpl;
 
   /** `path` is the tokenizer.json; a tokenizer_config.json beside it is read when present. */
@@ -67,21 +72,43 @@ export class HfTokenizer implements Tokenizer {
     const vocab = this.impl.get_vocab(true);
     check(vocab.size > 0, path, 'empty vocabulary');
     this.vocabSize = Math.max(...vocab.values()) + 1;
-    const special = (key: string, fallback: string): number => {
-      const given = (config as Record<string, unknown>)[key];
-      // tokenizer_config gives the token as a string or as an AddedToken object
-      const text = typeof given === 'string' ? given : ((given as { content?: unknown } | null)?.content ?? fallback);
-      const id = typeof text === 'string' ? this.impl.token_to_id(text) : undefined;
+    const cfg = config as Record<string, unknown>;
+    // tokenizer_config gives a special token as a string, an AddedToken object, or null (none)
+    const tokenText = (key: string, fallback: string): string | null => {
+      const given = key in cfg ? cfg[key] : fallback;
+      if (given === null) return null;
+      const text = typeof given === 'string' ? given : (given as { content?: unknown } | undefined)?.content;
+      check(typeof text === 'string', configPath, `bad ${key}: ${JSON.stringify(given)}`);
+      return text;
+    };
+    const idOf = (key: string, text: string): number => {
+      const id = this.impl.token_to_id(text);
       check(id !== undefined, path, `no ${key} (${JSON.stringify(text)}) in the vocabulary`);
       return id;
     };
-    this.bosId = special('bos_token', '<s>');
-    this.eosId = special('eos_token', '</s>');
+    const bos = tokenText('bos_token', '<s>');
+    const eos = tokenText('eos_token', '</s>');
+    this.bosId = bos === null ? null : idOf('bos_token', bos);
+    const eosIds = new Set<number>(eos === null ? [] : [idOf('eos_token', eos)]);
+    for (const name of ['generation_config.json', 'config.json']) {
+      const file = fs.join(fs.dirname(path), name);
+      if (!fs.exists(file)) continue;
+      const listed = (parseJson(file, readText(fs.open(file))) as Record<string, unknown> | null)?.['eos_token_id'];
+      const ids = listed === undefined || listed === null ? [] : Array.isArray(listed) ? listed : [listed];
+      for (const id of ids) {
+        check(Number.isSafeInteger(id) && (id as number) >= 0 && (id as number) < this.vocabSize, file, `eos_token_id ${JSON.stringify(id)} is not a token id of ${path}`);
+        eosIds.add(id as number);
+      }
+    }
+    check(eosIds.size > 0, path, 'no end-of-text token: eos_token is null and no eos_token_id is given');
+    this.eosIds = [...eosIds];
+    const chat = readChatTemplate(fs, configPath, cfg);
+    if (chat !== undefined) this.chat = { ...chat, bosToken: bos ?? '', eosToken: eos ?? '' };
   }
 
   encode(text: string, bos: boolean): number[] {
     const ids = this.guard(() => this.impl.encode(text, { add_special_tokens: false }).ids);
-    return bos ? [this.bosId, ...ids] : ids;
+    return bos && this.bosId !== null ? [this.bosId, ...ids] : ids;
   }
 
   /**
@@ -108,4 +135,17 @@ export class HfTokenizer implements Tokenizer {
   decode(tokens: number[]): string {
     return this.guard(() => this.impl.decode(tokens, { skip_special_tokens: true }));
   }
+}
+
+/** `chat_template.jinja` beside tokenizer_config.json, else its `chat_template` (a string or [{ name, template }]). */
+function readChatTemplate(fs: FileSystemLike, configPath: string, cfg: Record<string, unknown>): { file: string; template: string } | undefined {
+  const jinja = fs.join(fs.dirname(configPath), 'chat_template.jinja');
+  if (fs.exists(jinja)) return { file: jinja, template: readText(fs.open(jinja)) };
+  const t = cfg['chat_template'];
+  if (t === undefined || t === null) return undefined;
+  if (typeof t === 'string') return { file: configPath, template: t };
+  check(Array.isArray(t) && t.every((x) => typeof x?.name === 'string' && typeof x?.template === 'string'), configPath, 'chat_template is neither a string nor a list of { name, template }');
+  const named = t as Array<{ name: string; template: string }>;
+  const chosen = named.find((x) => x.name === 'default') ?? named[0];
+  return chosen === undefined ? undefined : { file: configPath, template: chosen.template };
 }

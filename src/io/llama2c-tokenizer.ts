@@ -27,7 +27,7 @@ const MIN_SCORE = Math.fround(-1e10);
 export class Llama2cTokenizer implements Tokenizer {
   readonly vocabSize: number;
   readonly bosId = BOS;
-  readonly eosId = EOS;
+  readonly eosIds = [EOS];
   private readonly pieces: Uint8Array[] = [];
   private readonly scores: Float32Array;
   /** piece bytes as a binary string (one char per byte) → id */

@@ -2,12 +2,18 @@ import { UsageError } from '../io/errors.js';
 import { firstNonFinite } from '../io/finite.js';
 import { NonFiniteLogitsError } from './finite-logits.js';
 import type { Tokenizer } from '../io/tokenizer.js';
+import { renderChat, type ChatMessage } from './chat.js';
 import type { LlamaModel } from './model.js';
 import { Sampler, type SamplerOptions } from './sampler.js';
 
 export interface GenerateOptions extends SamplerOptions {
   /** Text to continue; may be empty (the sequence then starts from BOS alone). */
   prompt: string;
+  /**
+   * Chat mode: the conversation so far, rendered with the model's chat template (which adds
+   * the model's BOS text itself) and continued as the assistant; `prompt` is then unused.
+   */
+  messages?: readonly ChatMessage[];
   /** Most tokens to generate; fewer when the model ends the text or the context is full. */
   maxTokens: number;
 }
@@ -32,7 +38,8 @@ export interface GenerateStats {
 export function generate(model: LlamaModel, tokenizer: Tokenizer, opts: GenerateOptions): Generator<string, GenerateStats> {
   const { seqLen } = model.config;
   if (!Number.isInteger(opts.maxTokens) || opts.maxTokens < 1) throw new UsageError(`max tokens must be a positive integer, got ${opts.maxTokens}`);
-  const prompt = tokenizer.encode(opts.prompt, true);
+  const prompt = opts.messages ? tokenizer.encode(renderChat(tokenizer, opts.messages), false) : tokenizer.encode(opts.prompt, true);
+  if (prompt.length === 0) throw new UsageError('the prompt is empty and the tokenizer has no BOS token to start from: give a prompt');
   if (prompt.length > seqLen) throw new UsageError(`the prompt has ${prompt.length} tokens, more than the model's context of ${seqLen}`);
   return run(model, tokenizer, prompt, new Sampler(model.config.vocabSize, opts), opts.maxTokens);
 }
@@ -58,7 +65,7 @@ function* run(model: LlamaModel, tokenizer: Tokenizer, prompt: number[], sampler
     let t = performance.now();
     const next = sampler.sample(logits);
     decodeMs += performance.now() - t;
-    if (next === tokenizer.bosId || next === tokenizer.eosId) {
+    if (next === tokenizer.bosId || tokenizer.eosIds.includes(next)) {
       stop = 'end-of-text';
       break;
     }
