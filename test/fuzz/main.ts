@@ -1,5 +1,5 @@
 /**
- * `npm run fuzz -- --cases N --seed S [--workers W] [--target ID…] [--json]`: runs the seeded
+ * `npm run fuzz -- --cases N --seed S [--workers W] [--spawn-every K] [--target ID…] [--json]`: runs the seeded
  * fuzz suite (runner.ts) and prints a summary table, or the summary as JSON. Exit code 1 when
  * any case misbehaved.
  */
@@ -16,16 +16,18 @@ const program = new Command('fuzz')
   .option('--cases <n>', 'number of cases', int(1), 2000)
   .option('--seed <n>', 'seed of the mutations', int(0), 1)
   .option('--workers <n>', 'worker processes running cases in parallel', int(1), 2)
+  .option('--spawn-every <n>', 'also run every n-th case as a real process and compare (0: never)', int(0), 25)
   .option('--target <ids...>', 'only these inputs (llama2c-model, llama2c-tokenizer, config.json, model.safetensors, tokenizer.json, packed-rtn, packed-slim, packed-billm)')
   .option('--json', 'print the summary as JSON')
   .parse();
-const o = program.opts<{ cases: number; seed: number; workers: number; target?: string[]; json?: boolean }>();
+const o = program.opts<{ cases: number; seed: number; workers: number; spawnEvery: number; target?: string[]; json?: boolean }>();
 
 let lastPrint = 0;
 const summary = await runFuzz({
   cases: o.cases,
   seed: o.seed,
   workers: o.workers,
+  spawnEvery: o.spawnEvery,
   targets: o.target,
   onCase: (r, done, total) => {
     if (r.verdict === 'misbehaving') process.stderr.write(`case ${r.index} misbehaved: ${r.detail}\n`);

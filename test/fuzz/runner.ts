@@ -8,7 +8,7 @@
  * within 20 s and 2 GB of resident memory, leaving every input byte-for-byte unchanged.
  * Anything else (exit 1, a hang, a crash, a second line, a modified input) misbehaves.
  */
-import { fork, type ChildProcess } from 'node:child_process';
+import { execFile, fork, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -25,10 +25,15 @@ export interface FuzzOptions {
   maxRssBytes: number;
   /** Only these targets (ids); default all. */
   targets?: string[];
+  /**
+   * Every n-th case also runs as a real `bitcrush` process, whose exit code and error line
+   * must equal the in-process run's (0: never): the in-process shortcut is checked, not trusted.
+   */
+  spawnEvery: number;
   onCase?: (r: CaseResult, done: number, total: number) => void;
 }
 
-export const DEFAULT_OPTIONS: FuzzOptions = { cases: 300, seed: 1, workers: 2, timeoutMs: 20_000, maxRssBytes: 2 * 1024 ** 3 };
+export const DEFAULT_OPTIONS: FuzzOptions = { cases: 300, seed: 1, workers: 2, timeoutMs: 20_000, maxRssBytes: 2 * 1024 ** 3, spawnEvery: 0 };
 
 export type Verdict = 'error-names-file' | 'error-names-other-input' | 'ok' | 'misbehaving';
 
@@ -44,6 +49,8 @@ export interface CaseResult {
   verdict: Verdict;
   /** Why a case misbehaved, or the error line of an exit-2 case. */
   detail: string;
+  /** Set when the case also ran as a process. */
+  spawned?: boolean;
 }
 
 export interface FuzzSummary {
@@ -55,6 +62,8 @@ export interface FuzzSummary {
   byMutation: Record<string, Record<Verdict, number>>;
   maxCaseMs: number;
   maxRssMiB: number;
+  /** Cases also run as a process (all agreeing, or they are among the misbehaving). */
+  spawned: number;
   misbehaving: CaseResult[];
 }
 
@@ -242,13 +251,34 @@ async function runCase(w: Worker, corpus: Corpus, targets: Target[], base: Map<s
   let judged: Judged;
   if (run.reply === undefined) judged = { verdict: 'misbehaving', detail: run.failure ?? 'no reply' };
   else {
-    const inputs = [d, ...target.files.map(([rel]) => join(d, rel))];
+    // the case's files, and whatever else the command reads (the eval or calibration text)
+    const inputs = [d, ...target.files.map(([rel]) => join(d, rel)), ...argv.filter((a) => a.startsWith(corpus.dir))];
     judged = judge(argv, run.reply.code, run.reply.stdout, run.reply.stderr, mutatedPath, inputs);
     // inputs are never modified, the mutated one included
     if (judged.verdict !== 'misbehaving' && Buffer.compare(readFileSync(mutatedPath), m.bytes) !== 0) judged = { verdict: 'misbehaving', detail: 'the command modified its input file' };
   }
+  let spawned = false;
+  if (o.spawnEvery > 0 && index % o.spawnEvery === 0 && run.reply !== undefined) {
+    spawned = true;
+    const p = await spawnCli(argv, o.timeoutMs);
+    const errorLine = (stderr: string) => stderr.split('\n').find((l) => l.startsWith('bitcrush: ')) ?? '';
+    if (p.code !== run.reply.code || errorLine(p.stderr) !== errorLine(run.reply.stderr)) {
+      judged = { verdict: 'misbehaving', detail: `as a process: exit ${p.code} "${errorLine(p.stderr)}"; in process: exit ${run.reply.code} "${errorLine(run.reply.stderr)}"` };
+    }
+  }
   rmSync(d, { recursive: true, force: true });
-  return { ...common, code: run.reply?.code ?? null, ...judged };
+  return { ...common, code: run.reply?.code ?? null, ...judged, ...(spawned ? { spawned } : {}) };
+}
+
+const CLI = join(dirname(fileURLToPath(import.meta.url)), '../../src/cli/main.js');
+
+function spawnCli(argv: string[], timeoutMs: number): Promise<{ code: number | null; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [CLI, ...argv], { timeout: timeoutMs, maxBuffer: 64 << 20 }, (e, _stdout, stderr) => {
+      const code = e === null ? 0 : typeof e.code === 'number' ? e.code : null;
+      resolve({ code, stderr });
+    });
+  });
 }
 
 function summarize(o: FuzzOptions, results: CaseResult[], seconds: number): FuzzSummary {
@@ -269,6 +299,7 @@ function summarize(o: FuzzOptions, results: CaseResult[], seconds: number): Fuzz
     byMutation,
     maxCaseMs: Math.max(0, ...results.map((r) => r.ms)),
     maxRssMiB: Math.max(0, ...results.map((r) => r.peakRssBytes)) / 2 ** 20,
+    spawned: results.filter((r) => r.spawned).length,
     misbehaving: results.filter((r) => r.verdict === 'misbehaving'),
   };
 }
@@ -278,7 +309,7 @@ export function formatSummary(s: FuzzSummary): string {
   const cols: Verdict[] = ['error-names-file', 'error-names-other-input', 'ok', 'misbehaving'];
   const row = (name: string, t: Record<Verdict, number>) => `  ${name.padEnd(20)}${cols.map((c) => String(t[c]).padStart(12)).join('')}`;
   const lines = [
-    `fuzz: ${s.cases} cases, seed ${s.seed}, ${s.seconds.toFixed(1)} s; slowest case ${(s.maxCaseMs / 1000).toFixed(2)} s, peak worker RSS ${s.maxRssMiB.toFixed(0)} MiB`,
+    `fuzz: ${s.cases} cases (${s.spawned} also as a process), seed ${s.seed}, ${s.seconds.toFixed(1)} s; slowest case ${(s.maxCaseMs / 1000).toFixed(2)} s, peak worker RSS ${s.maxRssMiB.toFixed(0)} MiB`,
     `  ${''.padEnd(20)}${['exit2:file', 'exit2:other', 'exit0:ok', 'MISBEHAVING'].map((c) => c.padStart(12)).join('')}`,
     ...Object.entries(s.byTarget).map(([k, t]) => row(k, t)),
     ...Object.entries(s.byMutation).map(([k, t]) => row(`[${k}]`, t)),
