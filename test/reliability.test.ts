@@ -233,3 +233,25 @@ describe('small ones (defect 10)', () => {
     assert.equal(sortModelFiles([{ name: 'slim.bcq', bytes }, { name: 'tok512.bin', bytes: tok }]).model.name, 'slim.bcq');
   });
 });
+
+describe('found by the fuzz suite', () => {
+  it('an eval text shorter than one window names the text file', () => {
+    const { dir, model } = storiesDir('short-text');
+    const text = join(dir, 'tiny.txt');
+    writeFileSync(text, 'Once');
+    assertInputError(bitcrush('eval', model, '--text', text, '--seqlen', '32'), /tiny\.txt: the text has \d+ tokens, fewer than one window of 32/);
+  });
+
+  it('a tokenizer with fewer tokens than the model produces: an input error naming the tokenizer', () => {
+    const { dir, model } = storiesDir('short-tok');
+    const tok = join(dir, 'tok512.bin');
+    truncateSync(tok, 4557); // 347 whole tokens: byte fallbacks present, the model's later ids missing
+    assertInputError(bitcrush('generate', model, '-n', '64', '-t', '0'), /tok512\.bin: token id \d+ is outside this tokenizer's \d+ tokens/);
+  });
+
+  it('a llama2.c tokenizer without the 256 byte-fallback tokens is refused when read', () => {
+    const { dir, model } = storiesDir('no-bytes');
+    truncateSync(join(dir, 'tok512.bin'), 142);
+    assertInputError(bitcrush('eval', model, '--text', HELDOUT, '--seqlen', '32', '--max-windows', '1'), /tok512\.bin: only \d+ tokens: a llama2\.c tokenizer starts with 3 special and 256 byte-fallback tokens/);
+  });
+});

@@ -9,6 +9,9 @@ import type { Tokenizer } from '../io/tokenizer.js';
 import { NonFiniteLogitsError } from '../runtime/finite-logits.js';
 import type { LlamaModel } from '../runtime/model.js';
 
+/** The text is shorter than one window: the caller knows which file it came from and names it. */
+export class TextTooShortError extends UsageError {}
+
 export interface PerplexityOptions {
   /** Window length in tokens (at most the model's context). */
   seqLen: number;
@@ -42,7 +45,7 @@ export function perplexity(model: LlamaModel, tokens: ArrayLike<number>, opts: P
     throw new UsageError(`seqlen must be an integer in 2..${context} (the model's context), got ${seqLen}`);
   }
   const available = Math.floor(tokens.length / seqLen);
-  if (available === 0) throw new UsageError(`the text has ${tokens.length} tokens, fewer than one window of ${seqLen}`);
+  if (available === 0) throw new TextTooShortError(`the text has ${tokens.length} tokens, fewer than one window of ${seqLen}`);
   const windows = Math.min(available, opts.maxWindows ?? available);
   const vocab = model.config.vocabSize;
 

@@ -176,7 +176,9 @@ export function judge(argv: string[], code: number, stdout: string, stderr: stri
   }
   if (code !== 0) return { verdict: 'misbehaving', detail: `exit ${code}: ${lines.filter((l) => !CHATTER.some((re) => re.test(l))).join(' | ').slice(0, 400)}` };
   if (lines.some((l) => l.startsWith('bitcrush: '))) return { verdict: 'misbehaving', detail: `exit 0 with an error line: ${lines.join(' | ')}` };
-  if (/\bNaN\b|\bInfinity\b/.test(stdout)) return { verdict: 'misbehaving', detail: `exit 0 printing a non-finite number: ${stdout.slice(0, 200)}` };
+  // text output must print no NaN/Infinity; JSON cannot hold them (they become null), and a
+  // string "NaN" copied from the file's provenance is not a result
+  if (!argv.includes('--json') && /(?<!")\b(NaN|Infinity)\b(?!")/.test(stdout)) return { verdict: 'misbehaving', detail: `exit 0 printing a non-finite number: ${stdout.slice(0, 200)}` };
   if (argv.includes('--json')) {
     let out: Record<string, unknown>;
     try {
