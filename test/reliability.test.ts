@@ -120,6 +120,18 @@ describe('non-finite numbers never pass as results (defect 5)', () => {
     assertInputError(bitcrush('generate', model, '-n', '4', '-t', '0'), /non-finite logits/);
   });
 
+  it('logits so large that the perplexity overflows float64 are an error, not "ppl": null', () => {
+    const { model } = storiesDir('ppl-overflow');
+    const b = readFileSync(model);
+    const [dim, hidden, layers, heads, kvHeads, vocab] = [0, 1, 2, 3, 4, 5].map((i) => b.readInt32LE(4 * i)) as [number, number, number, number, number, number];
+    const kv = (dim * kvHeads) / heads;
+    // llama2.c order: embedding, then per layer norms and q k v o, norms, w1 w2 w3; then the final norm
+    const finalNorm = 28 + 4 * (vocab * dim + layers * (2 * dim + 2 * dim * dim + 2 * kv * dim + 3 * hidden * dim));
+    for (let i = 0; i < dim; i++) b.writeFloatLE(1e30, finalNorm + 4 * i);
+    writeFileSync(model, b);
+    assertInputError(bitcrush('eval', model, '--text', HELDOUT, '--seqlen', '32', '--max-windows', '1', '--json'), /stories260K\.bin: perplexity overflows: a mean loss of .* nats per token/);
+  });
+
   it('a safetensors header length one byte short (every tensor shifted) is refused', () => {
     const dir = hfDir('shifted');
     const p = join(dir, 'model.safetensors');

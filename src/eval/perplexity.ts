@@ -4,7 +4,7 @@
  * remainder dropped; each window starts a fresh sequence at position 0 and predicts its tokens
  * 1..seqLen-1; ppl = exp(mean NLL over all predicted tokens).
  */
-import { UsageError } from '../io/errors.js';
+import { InputError, UsageError } from '../io/errors.js';
 import type { Tokenizer } from '../io/tokenizer.js';
 import { NonFiniteLogitsError } from '../runtime/finite-logits.js';
 import type { LlamaModel } from '../runtime/model.js';
@@ -69,7 +69,11 @@ export function perplexity(model: LlamaModel, tokens: ArrayLike<number>, opts: P
   }
   const predicted = windows * (seqLen - 1);
   const nll = nllSum / predicted;
-  return { ppl: Math.exp(nll), nll, tokens: tokens.length, windows, predicted };
+  const ppl = Math.exp(nll);
+  // exp overflows past 709 nats per token (a uniform guess over 32 000 tokens is 10.4): logits
+  // that far off come from corrupt weights, and "perplexity Infinity" is no result
+  if (!Number.isFinite(ppl)) throw new InputError(model.name, `perplexity overflows: a mean loss of ${nll.toExponential(3)} nats per token; the model's logits are far out of range (corrupt weights?)`);
+  return { ppl, nll, tokens: tokens.length, windows, predicted };
 }
 
 /** -log softmax(logits)[target], in float64. */
