@@ -9,7 +9,7 @@ import { statSync } from 'node:fs';
 import { basename, dirname, relative, resolve } from 'node:path';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { ACT_BITS } from '../quant/act-quant.js';
-import { UsageError } from '../io/errors.js';
+import { InputError, UsageError } from '../io/errors.js';
 import { readText } from '../io/bytes.js';
 import { findTokenizer, openModel } from '../io/load.js';
 import { getMethod, methodNames } from '../methods/registry.js';
@@ -28,6 +28,7 @@ import { backendArg, intArg, seedArg, type RunOptions } from './options.js';
 import { PhaseClock, type PhaseFigures } from '../node/phase-clock.js';
 import { createProgress, formatDuration } from './progress.js';
 import { evaluateFiles, type EvalReport } from './quantize-eval.js';
+import { checkOutputFile, checkWorkDirPath, inputFiles } from './output-check.js';
 
 interface QuantizeCliOptions extends RunOptions, WholeFlags {
   method: string;
@@ -82,9 +83,15 @@ export function registerQuantize(program: Command): void {
 function run(modelPath: string, opts: QuantizeCliOptions): void {
   const t0 = performance.now();
   const { method, opts: methodOptions } = getMethod(opts.method, givenMethodOptions(opts));
+  // before any work: a run must not end in EISDIR after the last block, nor overwrite an input
+  const inputs = [modelPath, opts.tokenizer, opts.calib, ...(opts.eval ?? [])].flatMap(inputFiles);
+  checkOutputFile('--out', opts.out, inputs);
+  checkWorkDirPath(`${opts.out}.partial`);
   const source = openModel(modelPath, nodeFs);
   const tokenizer = findTokenizer(modelPath, nodeFs, opts.tokenizer);
   const c = source.config;
+  const overhead = groupOverheadWarning(methodOptions as Record<string, unknown>, c.dim);
+  if (overhead) process.stderr.write(`warning: ${overhead}\n`);
   const seqLen = opts.seqlen ?? defaultWindow(c.seqLen);
   if (seqLen > c.seqLen) throw new UsageError(`--seqlen ${seqLen} exceeds the model's context of ${c.seqLen}`);
   const evalSeqLen = opts.evalSeqlen ?? defaultWindow(c.seqLen);
@@ -104,7 +111,13 @@ function run(modelPath: string, opts: QuantizeCliOptions): void {
     calibText = readText(calibFile);
     calibFile.close();
     const tokenizing = createProgress(process.stderr, 'tokenize calibration text', 'KB');
-    cal = phases.time('tokenize', () => calibrationFromText(tokenizer, calibText, { count: opts.nsamples, seqLen, seed }, (d, t) => tokenizing.update(Math.round(d / 1024), Math.round(t / 1024))));
+    try {
+      cal = phases.time('tokenize', () => calibrationFromText(tokenizer, calibText, { count: opts.nsamples, seqLen, seed }, (d, t) => tokenizing.update(Math.round(d / 1024), Math.round(t / 1024))));
+    } catch (e) {
+      // "the calibration text has 1 tokens, fewer than one window": name the file
+      if (e instanceof UsageError) throw new InputError(opts.calib, `${e.message} (pass a longer text or a smaller --seqlen)`);
+      throw e;
+    }
     tokenizing.finish();
   }
 
@@ -131,7 +144,7 @@ function run(modelPath: string, opts: QuantizeCliOptions): void {
     const workPath = `${opts.out}.partial`;
     let work: WorkDir;
     let resume: ReturnType<typeof WorkDir.open> = null;
-    if (opts.resume) resume = WorkDir.open(workPath, hash);
+    if (opts.resume) resume = WorkDir.open(workPath, hash, cal ? cal.count * cal.seqLen * c.dim : 0);
     if (resume) work = resume.work;
     else work = WorkDir.create(workPath, hash);
     const resumedBlocks = resume?.resume.blocksDone ?? 0;
@@ -234,6 +247,19 @@ function actBitsArg(value: string): number {
   const n = intArg(4, 16)(value);
   if (!ACT_BITS.includes(n)) throw new InvalidArgumentError(`expected one of ${ACT_BITS.join(', ')}`);
   return n;
+}
+
+/**
+ * Small groups can cost more than the weights: each group stores at least a 16-bit scale, so
+ * --group-size 7 at 2 bits gives ~6 bits per weight. A warning (the user may want exactly
+ * that for an experiment), from the lower bound 16 / groupSize over rows of `dim` columns.
+ */
+function groupOverheadWarning(o: Record<string, unknown>, dim: number): string | undefined {
+  const { bits, groupSize } = o;
+  if (typeof bits !== 'number' || typeof groupSize !== 'number' || groupSize <= 0) return undefined;
+  const perWeight = (Math.ceil(dim / groupSize) * 16) / dim;
+  if (perWeight <= bits) return undefined;
+  return `--group-size ${groupSize} stores at least ${perWeight.toFixed(2)} bits per weight of group scales, more than the ${bits} bits of the weights themselves; the file will be far larger than --bits suggests`;
 }
 
 /** Everything that determines the result: a work directory from other options cannot be resumed. */

@@ -9,6 +9,8 @@
  * only through the QuantMethod interface and a format only through the registry.
  */
 import type { Backend } from '../backend/types.js';
+import { InputError } from '../io/errors.js';
+import { firstNonFinite } from '../io/finite.js';
 import { bitsPerWeight, getFormat, packGroups } from '../formats/registry.js';
 import type { PackedTensor } from '../formats/types.js';
 import type { LlamaConfig } from '../model/config.js';
@@ -284,8 +286,10 @@ function quantizeBlock(
         H.set(cap!.hessian!.h); // the method may overwrite its H; siblings need the original
       }
       const inputs = method.requires.inputs ? { x: cap!.inputs!, rows: runner!.rows } : undefined;
+      checkQuantizable(source.name, name, w, H);
       const r = clock.time('quantize', () => method.quantizeLayer(w, out, inDim, H, opts.methodOptions, { backend, name, inputs }));
       if (H !== null) backend.free?.(H);
+      checkQuantizedFinite(source.name, name, w, r.dequantized);
       const t = packPayload(name, r.payload, r.dequantized);
       packed.set(name, t);
       const bpw = bitsPerWeight(getFormat(t.format), out, inDim, t.params);
@@ -358,6 +362,31 @@ function withTensors(source: ModelSource, replaced: ReadonlyMap<string, Float32A
     tensors: () => source.tensors(),
     load: (name) => replaced.get(name)?.slice() ?? source.load(name),
   };
+}
+
+/**
+ * Weights beyond this magnitude are a broken file, not a model (trained weights stay below
+ * ~1e3): their grids and GPTQ's error updates overflow float32. Refused before quantizing.
+ */
+const MAX_QUANTIZABLE = 1e15;
+
+function checkQuantizable(file: string, name: string, w: Float32Array, H: Float64Array | null): void {
+  let maxAbs = 0;
+  for (let i = 0; i < w.length; i++) maxAbs = Math.max(maxAbs, Math.abs(w[i]!));
+  if (maxAbs > MAX_QUANTIZABLE) throw new InputError(file, `tensor ${name} has weights up to |w| = ${maxAbs.toExponential(2)}, beyond ${MAX_QUANTIZABLE.toExponential(0)}: not a trained model's weights (corrupt file?)`);
+  if (H !== null && firstNonFinite(H) >= 0) throw new InputError(file, `the calibration activations entering ${name} overflow float32: the weights before it are out of range (corrupt file?)`);
+}
+
+/**
+ * Finite weights near float32's limit (|w| ~ 1e38) overflow a quantization grid (max − min is
+ * infinite) or the calibration activations; the result is an input problem of the model file,
+ * named as such, not a bug.
+ */
+function checkQuantizedFinite(file: string, name: string, w: Float32Array, dequantized: Float32Array): void {
+  if (firstNonFinite(dequantized) < 0) return;
+  let maxAbs = 0;
+  for (let i = 0; i < w.length; i++) maxAbs = Math.max(maxAbs, Math.abs(w[i]!));
+  throw new InputError(file, `quantizing tensor ${name} gives non-finite values: its weights reach |w| = ${maxAbs.toExponential(2)}, or the activations feeding it overflow float32`);
 }
 
 /**
