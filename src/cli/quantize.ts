@@ -110,9 +110,9 @@ function run(modelPath: string, opts: QuantizeCliOptions): void {
     const calibFile = new FileSource(opts.calib);
     calibText = readText(calibFile);
     calibFile.close();
-    const tokenizing = createProgress(process.stderr, 'tokenize calibration text', 'KB');
+    const tokenizing = createProgress(process.stderr, 'tokenize calibration text', 'characters');
     try {
-      cal = phases.time('tokenize', () => calibrationFromText(tokenizer, calibText, { count: opts.nsamples, seqLen, seed }, (d, t) => tokenizing.update(Math.round(d / 1024), Math.round(t / 1024))));
+      cal = phases.time('tokenize', () => calibrationFromText(tokenizer, calibText, { count: opts.nsamples, seqLen, seed }, (d, t) => tokenizing.update(d, t)));
     } catch (e) {
       // "the calibration text has 1 tokens, fewer than one window": name the file
       if (e instanceof UsageError) throw new InputError(opts.calib, `${e.message} (pass a longer text or a smaller --seqlen)`);
