@@ -19,7 +19,7 @@ import { calibrationFromText, type CalibrationSet } from '../pipeline/calibratio
 import { quantizeModel, type LayerReport } from '../pipeline/quantize.js';
 import { planPackedModel } from '../packed/writer.js';
 import { describeSize, sizeReport, type SizeReport } from '../packed/size.js';
-import { expectedShapes } from '../model/weights.js';
+import { expectedShapes, layerTensor, LINEARS } from '../model/weights.js';
 import { WorkDir } from './checkpoint.js';
 import { addMethodFlags, givenMethodOptions, methodHelp } from './method-flags.js';
 import { addWholeFlags, describeWhole, wholeOptions, type WholeFlags } from './whole-flags.js';
@@ -152,6 +152,13 @@ function run(modelPath: string, opts: QuantizeCliOptions): void {
 
     const progress = createProgress(process.stderr, 'quantize', 'M weights');
     const mega = (n: number) => Math.round(n / 1e4) / 100;
+    // capture passes report between linears: they repeat the last weight count with their own detail
+    const blockWeights = LINEARS.reduce((sum, x) => sum + expectedShapes(c).get(layerTensor(0, x))!.reduce((a, b) => a * b, 1), 0);
+    let lastProgress = { done: 0, total: mega((c.nLayers - resumedBlocks) * blockWeights) };
+    const setLast = (done: number, total: number): [number, number] => {
+      lastProgress = { done, total };
+      return [done, total];
+    };
     const r = quantizeModel(source, {
       backend,
       method,
@@ -163,7 +170,11 @@ function run(modelPath: string, opts: QuantizeCliOptions): void {
       resume: resume ? { block: resumedBlocks, inputs: resume.resume.inputs, dense: resume.resume.dense } : undefined,
       phases,
       // counted in weights so the ETA weighs wide linears (and the block steps after them) by their cost
-      onProgress: (e) => progress.update(mega(e.weightsDone ?? e.done), mega(e.weightsTotal ?? e.total), `block ${e.block + 1}/${e.blocks} ${e.linear} (${e.done}/${e.total} linears)`),
+      onProgress: (e) => progress.update(...setLast(mega(e.weightsDone ?? e.done), mega(e.weightsTotal ?? e.total)), `block ${e.block + 1}/${e.blocks} ${e.linear} (${e.done}/${e.total} linears)`),
+      onCapture: (b, d, t) => {
+        const last = lastProgress;
+        progress.update(last.done, last.total, `block ${b + 1}/${c.nLayers}: block pass over the calibration windows ${d}/${t}`);
+      },
       onBlockDone: (b) => {
         work.saveBlock(b.block, b.packed, b.nextInputs, b.dense);
         return opts.stopAfterBlock === undefined || b.block < opts.stopAfterBlock;

@@ -69,6 +69,8 @@ export interface PipelineOptions {
   /** The embedding and the output head (whole-model.ts); absent = both kept float. */
   whole?: WholeModelOptions;
   onProgress?: (e: PipelineProgress) => void;
+  /** After each calibration window a block pass ran (capture and propagation: minutes per block at 7B shapes). */
+  onCapture?: (block: number, windowsDone: number, windows: number) => void;
   /**
    * After each block: its packed tensors and the inputs of the next block (scratch that the next
    * block overwrites: save, do not keep). Return false to stop here (the caller checkpoints).
@@ -180,6 +182,7 @@ export function quantizeModel(input: ModelSource, opts: PipelineOptions): Pipeli
   const needsData = methodNeedsData || headNeedsData;
   let X: Float32Array = new Float32Array(0); // [N·seqLen, dim], updated block by block
   let runner: BlockRunner | undefined;
+  let blockNow = first; // the block being quantized (capture progress names it)
   if (needsData) {
     const cal = opts.calibration;
     if (cal === undefined) throw new RangeError(`${methodNeedsData ? method.name : `${whole.head!.method.name} on the head`} needs calibration data`);
@@ -188,7 +191,8 @@ export function quantizeModel(input: ModelSource, opts: PipelineOptions): Pipeli
     if (X.length !== cal.count * cal.seqLen * c.dim) throw new RangeError(`resume inputs have ${X.length} values, expected ${cal.count}×${cal.seqLen}×${c.dim}`);
     // One block's scratch: a KV cache of one layer (the block runs as layer 0 of it).
     const blockConfig: LlamaConfig = { ...c, nLayers: 1 };
-    runner = new BlockRunner(backend, blockConfig, allocScratch(blockConfig, backend, Math.min(cal.seqLen, 512)), cal);
+    const onWindow = opts.onCapture && ((d: number, t: number) => opts.onCapture!(blockNow, d, t));
+    runner = new BlockRunner(backend, blockConfig, allocScratch(blockConfig, backend, Math.min(cal.seqLen, 512)), cal, onWindow);
   }
 
   // the float model's stream for block-level targets (OmniQuant); on resume, recomputed through the float blocks
@@ -217,6 +221,7 @@ export function quantizeModel(input: ModelSource, opts: PipelineOptions): Pipeli
     opts.onProgress?.({ block, blocks: c.nLayers, linear, done, total, elapsedSeconds: elapsed, etaSeconds, weightsDone, weightsTotal });
   };
   for (let l = first; l < c.nLayers; l++) {
+    blockNow = l;
     const block = quantizeBlock(source, l, X, XF, runner, methodNeedsData, opts, (linear) => progress(l, linear, size(linear)));
     for (const [name, t] of block.packed) result.packed.set(name, t);
     for (const [name, t] of block.dense ?? []) dense.set(name, t);
