@@ -54,6 +54,11 @@ export interface ModelSource {
   /** The tensor as float32 (converted from f16/bf16), row-major, canonical RoPE layout. */
   load(name: string): Float32Array;
   /**
+   * The tensor's stored 16-bit values (same layout as `load`), when it is stored as F16 or
+   * BF16 and the source can hand them out; runtimes keep such weights 16-bit (HalfLinear).
+   */
+  loadHalf?(name: string): { dtype: 'F16' | 'BF16'; bits: Uint16Array } | undefined;
+  /**
    * How the source stores a tensor, so an unquantized tensor is never written wider than it
    * came (absent: F32 everywhere, e.g. llama2.c files).
    */

@@ -93,6 +93,10 @@ export function parsePackedHeader(file: string, metadata: Readonly<Record<string
   check(isObject(h.totals), file, bad('totals is not an object'));
   const mw = h.totals.modelWeights;
   check(mw === undefined || (Number.isSafeInteger(mw) && (mw as number) > 0), file, bad(`totals.modelWeights ${JSON.stringify(mw)} is not a positive integer`));
+  for (const k of ['packedWeights', 'packedBytes', 'packedBpw', 'denseWeights', 'denseBytes', 'paddingBytes', 'modelBpw']) {
+    const v = h.totals[k];
+    check(typeof v === 'number' && Number.isFinite(v) && v >= 0, file, bad(`totals.${k} = ${JSON.stringify(v)} is not a number ≥ 0`));
+  }
   check(h.actBits === undefined || (isActBits(h.actBits) && h.actBits < 16), file, bad(`actBits ${JSON.stringify(h.actBits)} is not 4, 6 or 8`));
   return { ...(h as unknown as PackedHeader), config: parseConfig(file, h.config) };
 }

@@ -9,6 +9,8 @@
  * only through the QuantMethod interface and a format only through the registry.
  */
 import type { Backend } from '../backend/types.js';
+import { InputError } from '../io/errors.js';
+import { firstNonFinite } from '../io/finite.js';
 import { bitsPerWeight, getFormat, packGroups } from '../formats/registry.js';
 import type { PackedTensor } from '../formats/types.js';
 import type { LlamaConfig } from '../model/config.js';
@@ -67,12 +69,22 @@ export interface PipelineOptions {
   /** The embedding and the output head (whole-model.ts); absent = both kept float. */
   whole?: WholeModelOptions;
   onProgress?: (e: PipelineProgress) => void;
+  /** After each calibration window a block pass ran (capture and propagation: minutes per block at 7B shapes). */
+  onCapture?: (block: number, windowsDone: number, windows: number) => void;
   /**
    * After each block: its packed tensors and the inputs of the next block (scratch that the next
    * block overwrites: save, do not keep). Return false to stop here (the caller checkpoints).
    */
   onBlockDone?: (b: BlockResult) => boolean | void;
+  /** Times the pipeline's phases ('capture': block forwards over the windows, Hessians; 'quantize': the method; 'refine'). */
+  phases?: PhaseTimer;
 }
+
+/** Attributes the work inside `run` to a named phase (wall and CPU time, memory: the caller's choice). */
+export interface PhaseTimer {
+  time<T>(phase: string, run: () => T): T;
+}
+const untimed: PhaseTimer = { time: (_phase, run) => run() };
 
 export interface PipelineProgress {
   block: number;
@@ -170,15 +182,17 @@ export function quantizeModel(input: ModelSource, opts: PipelineOptions): Pipeli
   const needsData = methodNeedsData || headNeedsData;
   let X: Float32Array = new Float32Array(0); // [N·seqLen, dim], updated block by block
   let runner: BlockRunner | undefined;
+  let blockNow = first; // the block being quantized (capture progress names it)
   if (needsData) {
     const cal = opts.calibration;
     if (cal === undefined) throw new RangeError(`${methodNeedsData ? method.name : `${whole.head!.method.name} on the head`} needs calibration data`);
     if (cal.seqLen > c.seqLen) throw new RangeError(`calibration windows of ${cal.seqLen} tokens exceed the model's context of ${c.seqLen}`);
-    X = opts.resume?.inputs ?? embedWindows(source, cal, table);
+    X = opts.resume?.inputs ?? (opts.phases ?? untimed).time('capture', () => embedWindows(source, cal, table));
     if (X.length !== cal.count * cal.seqLen * c.dim) throw new RangeError(`resume inputs have ${X.length} values, expected ${cal.count}×${cal.seqLen}×${c.dim}`);
     // One block's scratch: a KV cache of one layer (the block runs as layer 0 of it).
     const blockConfig: LlamaConfig = { ...c, nLayers: 1 };
-    runner = new BlockRunner(backend, blockConfig, allocScratch(blockConfig, backend, Math.min(cal.seqLen, 512)), cal);
+    const onWindow = opts.onCapture && ((d: number, t: number) => opts.onCapture!(blockNow, d, t));
+    runner = new BlockRunner(backend, blockConfig, allocScratch(blockConfig, backend, Math.min(cal.seqLen, 512)), cal, onWindow);
   }
 
   // the float model's stream for block-level targets (OmniQuant); on resume, recomputed through the float blocks
@@ -207,6 +221,7 @@ export function quantizeModel(input: ModelSource, opts: PipelineOptions): Pipeli
     opts.onProgress?.({ block, blocks: c.nLayers, linear, done, total, elapsedSeconds: elapsed, etaSeconds, weightsDone, weightsTotal });
   };
   for (let l = first; l < c.nLayers; l++) {
+    blockNow = l;
     const block = quantizeBlock(source, l, X, XF, runner, methodNeedsData, opts, (linear) => progress(l, linear, size(linear)));
     for (const [name, t] of block.packed) result.packed.set(name, t);
     for (const [name, t] of block.dense ?? []) dense.set(name, t);
@@ -243,6 +258,7 @@ function quantizeBlock(
 ): BlockResult {
   const dense = new Map<string, Float32Array>();
   const { backend, method } = opts;
+  const clock = opts.phases ?? untimed;
   // the float block; its weight matrices kept for the method
   const W = new Map<string, { w: Float32Array; out: number; in: number }>();
   const float = loadLayerWeights(source, l, (name, src) => {
@@ -264,7 +280,7 @@ function quantizeBlock(
 
   for (const group of groups) {
     // a data-free method run only to carry the stream to the head captures nothing
-    const capture = methodNeedsData ? runner?.capture(current, X, group, method.requires, captureIsOutput) : undefined;
+    const capture = methodNeedsData ? clock.time('capture', () => runner?.capture(current, X, group, method.requires, captureIsOutput)) : undefined;
     for (const linear of group) {
       const name = layerTensor(l, linear);
       const { w, out, in: inDim } = W.get(name)!;
@@ -275,8 +291,10 @@ function quantizeBlock(
         H.set(cap!.hessian!.h); // the method may overwrite its H; siblings need the original
       }
       const inputs = method.requires.inputs ? { x: cap!.inputs!, rows: runner!.rows } : undefined;
-      const r = method.quantizeLayer(w, out, inDim, H, opts.methodOptions, { backend, name, inputs });
+      checkQuantizable(source.name, name, w, H);
+      const r = clock.time('quantize', () => method.quantizeLayer(w, out, inDim, H, opts.methodOptions, { backend, name, inputs }));
       if (H !== null) backend.free?.(H);
+      checkQuantizedFinite(source.name, name, w, r.dequantized);
       const t = packPayload(name, r.payload, r.dequantized);
       packed.set(name, t);
       const bpw = bitsPerWeight(getFormat(t.format), out, inDim, t.params);
@@ -292,13 +310,13 @@ function quantizeBlock(
     const weights = new Map(QUANT_ORDER.map((linear) => [linear as string, W.get(layerTensor(l, linear))!]));
     const cal = opts.calibration;
     let norms: { attnNorm?: Float32Array; ffnNorm?: Float32Array } = {};
-    const refined = method.refineBlock(
+    const refined = clock.time('refine', () => method.refineBlock!(
       {
         backend, config: source.config, block: l, inputs: X, windows: cal.count, seqLen: cal.seqLen, norms: { attnNorm: float.attnNorm, ffnNorm: float.ffnNorm }, biases: { bq: float.bq, bk: float.bk, bv: float.bv, bo: float.bo }, weights, results, floatInputs: opts.floatInputs ? X : XF,
         setNorms: (n) => { norms = { ...norms, ...n }; },
       },
       opts.methodOptions,
-    );
+    ));
     for (const [linear, r] of refined) {
       const name = layerTensor(l, linear as LinearName);
       const { out, in: inDim } = W.get(name)!;
@@ -319,8 +337,10 @@ function quantizeBlock(
   }
 
   // the inputs of the next block
-  if (!captureIsOutput) runner?.propagate(opts.floatInputs ? float : current, X);
-  if (XF) runner?.propagate(float, XF);
+  clock.time('capture', () => {
+    if (!captureIsOutput) runner?.propagate(opts.floatInputs ? float : current, X);
+    if (XF) runner?.propagate(float, XF);
+  });
   for (const linear of QUANT_ORDER) {
     const f = FIELD_OF[linear];
     float[f].dispose?.();
@@ -347,6 +367,31 @@ function withTensors(source: ModelSource, replaced: ReadonlyMap<string, Float32A
     tensors: () => source.tensors(),
     load: (name) => replaced.get(name)?.slice() ?? source.load(name),
   };
+}
+
+/**
+ * Weights beyond this magnitude are a broken file, not a model (trained weights stay below
+ * ~1e3): their grids and GPTQ's error updates overflow float32. Refused before quantizing.
+ */
+const MAX_QUANTIZABLE = 1e15;
+
+function checkQuantizable(file: string, name: string, w: Float32Array, H: Float64Array | null): void {
+  let maxAbs = 0;
+  for (let i = 0; i < w.length; i++) maxAbs = Math.max(maxAbs, Math.abs(w[i]!));
+  if (maxAbs > MAX_QUANTIZABLE) throw new InputError(file, `tensor ${name} has weights up to |w| = ${maxAbs.toExponential(2)}, beyond ${MAX_QUANTIZABLE.toExponential(0)}: not a trained model's weights (corrupt file?)`);
+  if (H !== null && firstNonFinite(H) >= 0) throw new InputError(file, `the calibration activations entering ${name} overflow float32: the weights before it are out of range (corrupt file?)`);
+}
+
+/**
+ * Finite weights near float32's limit (|w| ~ 1e38) overflow a quantization grid (max − min is
+ * infinite) or the calibration activations; the result is an input problem of the model file,
+ * named as such, not a bug.
+ */
+function checkQuantizedFinite(file: string, name: string, w: Float32Array, dequantized: Float32Array): void {
+  if (firstNonFinite(dequantized) < 0) return;
+  let maxAbs = 0;
+  for (let i = 0; i < w.length; i++) maxAbs = Math.max(maxAbs, Math.abs(w[i]!));
+  throw new InputError(file, `quantizing tensor ${name} gives non-finite values: its weights reach |w| = ${maxAbs.toExponential(2)}, or the activations feeding it overflow float32`);
 }
 
 /**

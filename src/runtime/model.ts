@@ -85,12 +85,15 @@ export function loadWeights(source: ModelSource, linear: LinearFactory): LlamaWe
 }
 
 export class LlamaModel {
+  /** The source's name (its file), for errors about what the weights compute. */
+  readonly name: string;
   readonly config: LlamaConfig;
   readonly weights: LlamaWeights;
   private readonly scratch: Scratch;
   private readonly backend: Backend;
 
   constructor(source: ModelSource, opts: ModelOptions) {
+    this.name = source.name;
     this.config = source.config;
     this.backend = opts.backend;
     this.weights = loadWeights(source, opts.linear ?? denseLinears(opts.backend));
