@@ -50,6 +50,9 @@ export async function buildCorpus(dir: string, quantize: (argv: string[]) => Pro
   mkdirSync(f('hf'));
   writeHfStories(f('hf'));
   writeFileSync(f('hf/tokenizer.json'), smallTokenizerJson());
+  // the special tokens and a chat template (zephyr-style), as chat models ship them
+  const template = "{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}{{ eos_token }}\n{% endfor %}{% if add_generation_prompt %}<|assistant|>\n{% endif %}";
+  writeFileSync(f('hf/tokenizer_config.json'), JSON.stringify({ add_bos_token: true, bos_token: '<s>', eos_token: '</s>', unk_token: '<unk>', pad_token: null, chat_template: template }));
   // a few windows' worth: eval and calibration stay fast
   writeFileSync(f('text.txt'), readFileSync(HELDOUT, 'utf8').slice(0, 4000));
   const calib = ['--calib', f('text.txt'), '--nsamples', '4', '--seqlen', '32'];
@@ -74,6 +77,7 @@ export async function buildCorpus(dir: string, quantize: (argv: string[]) => Pro
     ['hf/config.json', f('hf/config.json')],
     ['hf/model.safetensors', f('hf/model.safetensors')],
     ['hf/tokenizer.json', f('hf/tokenizer.json')],
+    ['hf/tokenizer_config.json', f('hf/tokenizer_config.json')],
   ];
   const first = (name: string): Array<[string, string]> => [hfFiles.find(([p]) => p === name)!, ...hfFiles.filter(([p]) => p !== name)];
   const forAll = (model: (d: string) => string): Array<(d: string) => string[]> =>
@@ -95,6 +99,12 @@ export async function buildCorpus(dir: string, quantize: (argv: string[]) => Pro
     { id: 'config.json', kind: 'json', files: first('hf/config.json'), commands: forAll(hf).slice(0, 5) },
     { id: 'model.safetensors', kind: 'safetensors', files: first('hf/model.safetensors'), commands: forAll(hf).slice(0, 5) },
     { id: 'tokenizer.json', kind: 'json', files: first('hf/tokenizer.json'), commands: forAll(hf) },
+    {
+      id: 'tokenizer_config.json',
+      kind: 'json',
+      files: first('hf/tokenizer_config.json'),
+      commands: [...forAll(hf).slice(0, 4), (d) => ['generate', hf(d), '--chat', '-p', 'Tell me a story.', '--system', 'Be brief.', '-n', '8', '-t', '0', '--json']],
+    },
     ...PACKED_METHODS.map((m): Target => {
       const p = (d: string) => join(d, `${m.name}.bcq`);
       return {

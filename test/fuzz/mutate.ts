@@ -146,7 +146,7 @@ function headerLength(b: Uint8Array, r: Rand): Mutation {
 function nastyJson(r: Rand, old: unknown): unknown {
   const n = typeof old === 'number' ? old : 1;
   return pick(r, [
-    0, -1, 2 ** 31 - 1, 2 ** 53 + 1, 1e9, 1e308, -1e308, 0.5, n * 2, n + 1, -n,
+    0, -1, 2 ** 31 - 1, 2 ** 53 + 1, 1 << 24, 1e9, 1e308, -1e308, 0.5, n * 2, n + 1, -n,
     'x', '', 'NaN', null, true, false, [], {}, [n, n], { value: old }, 'a'.repeat(1 + int(r, 100_000)),
   ]);
 }
