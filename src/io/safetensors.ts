@@ -104,6 +104,18 @@ export class SafetensorsFile {
     return this.src.read(p.offset, p.byteLength);
   }
 
+  /** The raw bits of an F16 or BF16 tensor (an aligned copy); undefined for other dtypes. */
+  half(name: string): { dtype: 'F16' | 'BF16'; bits: Uint16Array } | undefined {
+    const p = this.placement(name);
+    if (p.dtype !== 'F16' && p.dtype !== 'BF16') return undefined;
+    const bits = new Uint16Array(alignedCopy(this.raw(name)).buffer, 0, p.byteLength / 2);
+    // all-ones exponent: Inf or NaN (F16 5 bits, BF16 8 bits), refused as in float32()
+    const exp = p.dtype === 'F16' ? 0x7c00 : 0x7f80;
+    const bad = bits.findIndex((b) => (b & exp) === exp);
+    if (bad >= 0) throw new InputError(this.src.name, `tensor ${name} holds a non-finite value (${p.dtype === 'F16' ? f16BitsToNumber(bits[bad]!) : bf16ToF32(bits.subarray(bad, bad + 1))[0]}) at index ${bad}`);
+    return { dtype: p.dtype, bits };
+  }
+
   /** The tensor converted to float32 (F32, F16, BF16 and F64 only); a NaN or infinity in it is an InputError. */
   float32(name: string): Float32Array {
     const values = this.float32Unchecked(name);
@@ -201,9 +213,8 @@ function alignedCopy(bytes: Uint8Array): Uint8Array {
 let f16Table: Float32Array | undefined;
 
 /** IEEE half (as raw u16 bits) → float32. One 65536-entry table (256 KB), built on first use. */
-export function f16ToF32(src: Uint16Array): Float32Array {
+export function f16ToF32(src: Uint16Array, out: Float32Array = new Float32Array(src.length)): Float32Array {
   f16Table ??= buildF16Table();
-  const out = new Float32Array(src.length);
   for (let i = 0; i < src.length; i++) out[i] = f16Table[src[i]!]!;
   return out;
 }
