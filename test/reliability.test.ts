@@ -264,6 +264,15 @@ describe('found by the fuzz suite', () => {
     assertInputError(bitcrush('generate', model, '-n', '64', '-t', '0'), /tok512\.bin: token id \d+ is outside this tokenizer's \d+ tokens/);
   });
 
+  it('a chat template that renders nothing, or more than the context, names tokenizer_config.json', () => {
+    const dir = hfDir('chat-template');
+    const cfg = join(dir, 'tokenizer_config.json');
+    writeFileSync(cfg, JSON.stringify({ bos_token: '<s>', eos_token: '</s>', chat_template: '' }));
+    assertInputError(bitcrush('generate', dir, '--chat', '-p', 'Hi', '-n', '4'), /tokenizer_config\.json: chat template renders the conversation as an empty prompt/);
+    writeFileSync(cfg, JSON.stringify({ bos_token: '<s>', eos_token: '</s>', chat_template: 'a'.repeat(5000) }));
+    assertInputError(bitcrush('generate', dir, '--chat', '-p', 'Hi', '-n', '4'), /the prompt \(the conversation in the chat template of .*tokenizer_config\.json\) has \d+ tokens, more than the model's context of 512/);
+  });
+
   it('a llama2.c tokenizer without the 256 byte-fallback tokens is refused when read', () => {
     const { dir, model } = storiesDir('no-bytes');
     truncateSync(join(dir, 'tok512.bin'), 142);
