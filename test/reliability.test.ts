@@ -3,7 +3,7 @@
  * process, judged by exit code, its one-line message and what it left on disk.
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -92,6 +92,28 @@ describe('quantize checks its output before any work', () => {
     const inputs = join(`${out}.partial`, 'inputs-1.f32');
     truncateSync(inputs, 1000);
     assertInputError(bitcrush(...args, '--resume'), /inputs-1\.f32: holds 1000 bytes, this run needs 8192 float32 values/);
+  });
+
+  it('kill -9 during quantize, then --resume: the same bytes as an uninterrupted run', async () => {
+    const { dir, model } = storiesDir('kill9');
+    const args = (out: string) => ['quantize', model, '--method', 'gptq', '--bits', '2', '--group-size', '32', '--calib', CALIB, '--nsamples', '16', '--seqlen', '64', '--out', out, '--json'];
+    const full = join(dir, 'full.bcq');
+    assert.equal(bitcrush(...args(full)).code, 0);
+    const out = join(dir, 'killed.bcq');
+    const child = spawn(process.execPath, [CLI, ...args(out)], { stdio: 'ignore' });
+    const manifest = join(`${out}.partial`, 'manifest.json');
+    // kill as soon as one block is checkpointed (the run is then mid-way through the next)
+    const blocksDone = () => (existsSync(manifest) ? (JSON.parse(readFileSync(manifest, 'utf8')) as { blocksDone: number }).blocksDone : 0);
+    const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
+    for (let i = 0; i < 3000 && blocksDone() < 1 && child.exitCode === null; i++) await new Promise((r) => setTimeout(r, 10));
+    const done = blocksDone();
+    child.kill('SIGKILL');
+    await exited;
+    assert.ok(done >= 1 && done < 5 && !existsSync(out), `killed after ${done} of 5 blocks, before the output`);
+    const r = bitcrush(...args(out), '--resume');
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok((JSON.parse(r.stdout) as { resumedBlocks: number }).resumedBlocks >= 1);
+    assert.ok(Buffer.compare(readFileSync(full), readFileSync(out)) === 0, 'resumed file differs from the uninterrupted one');
   });
 
   it('a calibration text shorter than one window names the file', () => {
