@@ -92,6 +92,12 @@ describe('quantize checks its output before any work', () => {
     const inputs = join(`${out}.partial`, 'inputs-1.f32');
     truncateSync(inputs, 1000);
     assertInputError(bitcrush(...args, '--resume'), /inputs-1\.f32: holds 1000 bytes, this run needs 8192 float32 values/);
+    // one flipped bit in a finished block: caught by the manifest's checksum, never quantized on
+    const block = join(`${out}.partial`, 'block-0.bin');
+    const b = readFileSync(block);
+    b[100]! ^= 4;
+    writeFileSync(block, b);
+    assertInputError(bitcrush(...args, '--resume'), /block-0\.bin: does not match its checksum in manifest\.json/);
   });
 
   it('kill -9 during quantize, then --resume: the same bytes as an uninterrupted run', async () => {

@@ -13,6 +13,7 @@ import { InputError, UsageError } from '../io/errors.js';
 import { readText } from '../io/bytes.js';
 import { findTokenizer, openModel } from '../io/load.js';
 import { getMethod, methodNames } from '../methods/registry.js';
+import { expectedShapes } from '../model/weights.js';
 import { writeFileAtomic } from '../node/atomic-write.js';
 import { FileSource, nodeFs } from '../node/fs.js';
 import { calibrationFromText, type CalibrationSet } from '../pipeline/calibration.js';
@@ -136,7 +137,7 @@ function run(modelPath: string, opts: QuantizeCliOptions): void {
     const workPath = `${opts.out}.partial`;
     let work: WorkDir;
     let resume: ReturnType<typeof WorkDir.open> = null;
-    if (opts.resume) resume = WorkDir.open(workPath, hash, cal ? cal.count * cal.seqLen * c.dim : 0);
+    if (opts.resume) resume = WorkDir.open(workPath, hash, cal ? cal.count * cal.seqLen * c.dim : 0, expectedShapes(c));
     if (resume) work = resume.work;
     else work = WorkDir.create(workPath, hash);
     const resumedBlocks = resume?.resume.blocksDone ?? 0;

@@ -264,7 +264,9 @@ async function runCase(w: Worker, corpus: Corpus, targets: Target[], base: Map<s
     const inputs = [d, ...target.files.map(([rel]) => join(d, rel)), ...argv.filter((a) => a.startsWith(corpus.dir))];
     judged = judge(argv, run.reply.code, run.reply.stdout, run.reply.stderr, mutatedPath, inputs);
     // inputs are never modified, the mutated one included
-    if (judged.verdict !== 'misbehaving' && Buffer.compare(readFileSync(mutatedPath), m.bytes) !== 0) judged = { verdict: 'misbehaving', detail: 'the command modified its input file' };
+    const gone = !existsSync(mutatedPath);
+    if (judged.verdict !== 'misbehaving' && gone && !(target.consumed && run.reply.code === 0)) judged = { verdict: 'misbehaving', detail: 'the command removed its input file' };
+    else if (judged.verdict !== 'misbehaving' && !gone && Buffer.compare(readFileSync(mutatedPath), m.bytes) !== 0) judged = { verdict: 'misbehaving', detail: 'the command modified its input file' };
   }
   let spawned = false;
   if (o.spawnEvery > 0 && index % o.spawnEvery === 0 && run.reply !== undefined) {
