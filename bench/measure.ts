@@ -12,7 +12,8 @@ import { fileURLToPath } from 'node:url';
 import type { Backend } from '../src/backend/types.js';
 import { perplexity } from '../src/eval/perplexity.js';
 import { groupBitMap } from '../src/formats/mixed.js';
-import { FileSource } from '../src/node/fs.js';
+import { FileSource, nodeFs } from '../src/node/fs.js';
+import { openModel } from '../src/io/load.js';
 import { loadModel } from '../src/node/index.js';
 import { PackedModel } from '../src/packed/reader.js';
 import type { BitMapRow, PerplexityRecord, ResultsFile } from '../src/report/results.js';
@@ -56,6 +57,7 @@ export function gitCommit(): ResultsFile['commit'] {
 export interface QuantizeResult {
   file: string;
   options: Record<string, unknown>;
+  fileBpw: number;
   linearBpw: number;
   modelBpw: number;
   fileBytes: number;
@@ -87,6 +89,7 @@ export function quantize(m: ModelSpec, run: RunSpec, outFile: string, backend: {
   return {
     file: outFile,
     options: s.options,
+    fileBpw: s.fileBpw,
     linearBpw: s.linearBpw,
     modelBpw: s.modelBpw,
     fileBytes: s.fileBytes,
@@ -166,6 +169,11 @@ export function mixedBitMaps(path: string): BitMapRow[] | undefined {
 }
 
 /** Size of the unquantized model's weights file. */
+/** The model's parameters (a tied embedding/head once): what every file bpw is divided by. */
+export function parameterCount(path: string): number {
+  return openModel(path, nodeFs).tensors().reduce((n, t) => n + t.shape.reduce((a, b) => a * b, 1), 0);
+}
+
 export function floatFileBytes(path: string): number {
   const st = statSync(path);
   return st.isDirectory() ? statSync(join(path, 'model.safetensors')).size : st.size;

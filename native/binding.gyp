@@ -2,9 +2,9 @@
   "targets": [
     {
       "target_name": "bitcrush_native",
-      "sources": ["bitcrush.c"],
-      "cflags": ["-O2", "-Wall", "-Wextra"],
-      "libraries": ["-lopenblas"]
+      "sources": ["bitcrush.c", "pool.c", "probe.c", "lowbit.c", "lowbit-x86.c", "lowbit-arm.c", "lowbit-napi.c"],
+      "cflags": ["-O2", "-Wall", "-Wextra", "-pthread"],
+      "libraries": ["-lopenblas", "-lpthread"]
     }
   ]
 }

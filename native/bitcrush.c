@@ -2,13 +2,18 @@
  * bitcrush's optional native backend: the Backend kernels as thin N-API wrappers over
  * OpenBLAS (sgemm, sgemv, dsyrk) and its LAPACK (dpotrf, dtrtri). Matrices are row-major;
  * LAPACK is column-major, so a row-major lower triangle is passed as a column-major upper one.
- * Every shape is checked against the typed array lengths before any pointer is touched.
+ * Every shape is checked against the typed array lengths before any pointer is touched. The
+ * addon's own kernels (low-bit matvecs, lowbit-napi.c; the bandwidth probe) run on pool.c.
  */
 #include <cblas.h>
 #include <math.h>
 #include <node_api.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "lowbit-napi.h"
+#include "pool.h"
+#include "probe.h"
 
 /* From OpenBLAS (LP64 build: Fortran integers are int). */
 extern void openblas_set_num_threads(int num_threads);
@@ -69,8 +74,27 @@ static napi_value set_threads(napi_env env, napi_callback_info info) {
   args_t a;
   if (!get_args(env, info, &a, 1)) return NULL;
   int t = dim(&a, 0);
-  if (a.ok) openblas_set_num_threads(t > 0 ? t : 1);
+  if (a.ok) {
+    openblas_set_num_threads(t > 0 ? t : 1);
+    pool_set_threads(t);
+  }
   return NULL;
+}
+
+/* streamSum(bytes: Uint8Array) -> number: the bandwidth probe over whole 4 KiB pages (a checksum). */
+static napi_value stream_sum(napi_env env, napi_callback_info info) {
+  args_t a;
+  napi_value result;
+  if (!get_args(env, info, &a, 1)) return NULL;
+  napi_typedarray_type type;
+  size_t length;
+  void *data = NULL;
+  if (napi_get_typedarray_info(env, a.argv[0], &type, &length, &data, NULL, NULL) != napi_ok || type != napi_uint8_array) {
+    napi_throw_type_error(env, NULL, "bitcrush_native: expected a Uint8Array");
+    return NULL;
+  }
+  napi_create_double(env, probe_stream_sum(data, length), &result);
+  return result;
 }
 
 /*
@@ -199,8 +223,10 @@ static napi_value init(napi_env env, napi_value exports) {
       {"xtx", NULL, xtx, NULL, NULL, NULL, napi_default, NULL},
       {"potrf", NULL, potrf, NULL, NULL, NULL, napi_default, NULL},
       {"trtri", NULL, trtri, NULL, NULL, NULL, napi_default, NULL},
+      {"streamSum", NULL, stream_sum, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
+  lowbit_define(env, exports);
   return exports;
 }
 

@@ -1,7 +1,10 @@
-// Builds the optional OpenBLAS addon (npm's install hook and `npm run build:native`).
+// Builds the optional OpenBLAS addon with bitcrush's native low-bit kernels (npm's install hook
+// and `npm run build:native`) from the committed C, with the machine's compiler; the kernels
+// pick their instruction set (AVX-512 VNNI, AVX2, NEON dot product, scalar) at run time.
 // Never fails the install: when a compiler, OpenBLAS or node-gyp is missing, or the build
 // fails, it prints one line and exits 0, and bitcrush uses the WebAssembly backend.
 import { spawnSync } from 'node:child_process';
+import { createRequire } from 'node:module';
 import { existsSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -37,7 +40,13 @@ try {
     writeFileSync(log, `${r.stdout ?? ''}\n${r.stderr ?? ''}\n${r.error ?? ''}`);
     skip(`build failed, see ${log}`);
   }
-  console.log('bitcrush: native backend built (OpenBLAS)');
+  let isa = 'unknown';
+  try {
+    isa = createRequire(import.meta.url)(join(here, 'build/Release/bitcrush_native.node')).lowbitIsa();
+  } catch {
+    // a build that does not load is reported by the backend at run time
+  }
+  console.log(`bitcrush: native backend built (OpenBLAS; low-bit kernels: ${isa})`);
 } catch (e) {
   skip(`unexpected error: ${e instanceof Error ? e.message : e}`);
 }

@@ -17,6 +17,8 @@ import { MixedLinear } from '../src/formats/mixed-linear.js';
 import { BinaryLinear } from '../src/formats/binary-linear.js';
 import type { MixedParams } from '../src/formats/mixed.js';
 import { laneKernelFits } from '../src/formats/uniform-wasm.js';
+import { lowbitKernelsOf, nativeMixedFits, nativeUniformFits } from '../src/formats/lowbit-kernels.js';
+import { int8Activations } from '../src/formats/int8-activations.js';
 import type { UniformParams } from '../src/formats/uniform.js';
 import type { PackedTensor, WeightFormat } from '../src/formats/types.js';
 import { f16BitsToNumber, numberToF16Bits } from '../src/io/safetensors.js';
@@ -40,6 +42,9 @@ const fastBackends: Array<{ label: string; be: Backend }> = [
 ];
 const native = loadNativeBackend(2, splitWasm).backend;
 if (native) fastBackends.push({ label: 'native', be: native });
+/** The native low-bit kernels' instruction sets this CPU has; each is checked on every tensor it serves. */
+const nativeIsas = native ? ['scalar', 'avx2', 'vnni', 'neon-dotprod'].filter((isa) => native.setIsa(isa)) : [];
+native?.setIsa('auto');
 
 const wasmPathsReached = new Set<string>();
 
@@ -49,12 +54,16 @@ function checkKernels(format: WeightFormat, t: PackedTensor, w: Float32Array, ra
   const lin = format.makeLinear(t, be);
   assert.equal(lin.outDim, outDim);
   assert.equal(lin.inDim, inDim);
-  if (lin instanceof UniformLinear && rowKernelsOf(be) && laneKernelFits(inDim, t.params as UniformParams)) {
+  if (lin instanceof UniformLinear && lowbitKernelsOf(be) && nativeUniformFits(inDim, (t.params as UniformParams).groupSize)) {
+    assert.equal(lin.engine, 'native', `${label}: the native low-bit kernels serve this tensor`);
+  } else if (lin instanceof UniformLinear && rowKernelsOf(be) && laneKernelFits(inDim, t.params as UniformParams)) {
     assert.equal(lin.engine, 'wasm', `${label}: the wasm row kernels serve this tensor`);
   }
   // the wasm kernels of the mixed, binary and codebook formats serve every tensor on row-kernel backends;
   // record which of their paths the examples reach (checked by the last test below)
-  if (lin instanceof MixedLinear && rowKernelsOf(be)) {
+  if (lin instanceof MixedLinear && lowbitKernelsOf(be) && nativeMixedFits(inDim, (t.params as MixedParams).groupSize)) {
+    assert.equal(lin.engine, 'native', `${label}: the native low-bit kernels serve this tensor`);
+  } else if (lin instanceof MixedLinear && rowKernelsOf(be)) {
     assert.equal(lin.engine, 'wasm', `${label}: the wasm row kernels serve this tensor`);
     const p = t.params as MixedParams;
     p.groups.forEach((n, b) => n > 0 && wasmPathsReached.add(`mixed ${b + 1}-bit g${p.groupSize}`));
@@ -68,6 +77,27 @@ function checkKernels(format: WeightFormat, t: PackedTensor, w: Float32Array, ra
   }
   const x = Float32Array.from({ length: rows * inDim }, () => rand() * 2 - 1);
   const y1 = new Float32Array(outDim);
+  if ((lin instanceof UniformLinear || lin instanceof MixedLinear) && lin.engine === 'native') {
+    // int8 activations: the kernels compute W·x̂ (int8-activations.ts), on every instruction set
+    const perm = (format.unpack(t) as GroupQuantized).perm;
+    const xhat = int8Activations(x, inDim, perm);
+    for (const isa of nativeIsas) {
+      native!.setIsa(isa);
+      y1.fill(NaN);
+      lin.matvec(y1, x.subarray(0, inDim));
+      assertProduct(y1, w, xhat, 1, outDim, inDim, `${label} ${isa} matvec (int8 activations)`);
+    }
+    native!.setIsa('auto');
+    lin.matmul(y1, x.subarray(0, inDim), 1);
+    assertProduct(y1, w, xhat, 1, outDim, inDim, `${label} matmul, one row (int8 activations)`);
+    // the dequantized tiles of prefill compute W·x exactly
+    const y = new Float32Array(8 * outDim);
+    const x8 = Float32Array.from({ length: 8 * inDim }, () => rand() * 2 - 1);
+    lin.matmul(y, x8, 8);
+    assertProduct(y, w, x8, 8, outDim, inDim, `${label} matmul, 8 rows`);
+    lin.dispose?.();
+    return;
+  }
   lin.matvec(y1, x.subarray(0, inDim));
   assertProduct(y1, w, x, 1, outDim, inDim, `${label} matvec`);
   const y = new Float32Array(rows * outDim);

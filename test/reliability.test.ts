@@ -239,7 +239,7 @@ describe('small ones (defect 10)', () => {
     const summary = JSON.parse(q.stdout) as { linearBpw: number };
     const info = bitcrush('info', packed);
     assert.equal(info.code, 0, info.stderr);
-    assert.match(info.stdout, new RegExp(`^packed +slim: ${summary.linearBpw.toFixed(4)} bits per weight in the packed linears`, 'm'));
+    assert.match(info.stdout, new RegExp(`^packed +slim: ${summary.linearBpw.toFixed(4)} bits per weight in the block linears`, 'm'));
     const j = JSON.parse(bitcrush('info', packed, '--json').stdout) as { packed: { method: string; linearBpw: number } };
     assert.equal(j.packed.method, 'slim');
     assert.equal(j.packed.linearBpw, summary.linearBpw);
@@ -247,7 +247,7 @@ describe('small ones (defect 10)', () => {
     const svgPath = join(dir, 'map.svg');
     const r = bitcrush('inspect', packed, '--plot', svgPath);
     assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stdout, new RegExp(`^plot +wrote ${svgPath.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} \\(35 tensors`, 'm'));
+    assert.match(r.stdout, new RegExp(`^plot +wrote ${svgPath.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} \\(\\d+ tensors`, 'm'));
     // the plot's legend uses the one bit-width palette the browser card uses too
     const svg = readFileSync(svgPath, 'utf8');
     for (const it of bitWidthLegend()) assert.ok(svg.includes(`fill="${it.color}"`), `legend colour ${it.color} of ${it.label}`);

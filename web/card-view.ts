@@ -4,13 +4,14 @@
  * its format in the tooltip).
  */
 import type { LinearCard, ModelCard } from '../src/browser/card.js';
+import { ROLE_LABELS, WEIGHT_ROLES } from '../src/packed/size.js';
 import { bitWidthColor, bitWidthLegend } from '../src/report/bit-colors.js';
 import { heatmap } from '../src/report/svg.js';
 import { el, svg } from './dom.js';
 
 export function renderCard(card: ModelCard): Element[] {
   const c = card.config;
-  const t = card.totals;
+  const z = card.size;
   const options = Object.entries(card.options).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(' ');
   const facts = el(
     'dl',
@@ -18,9 +19,15 @@ export function renderCard(card: ModelCard): Element[] {
     el('dt', {}, 'method'),
     el('dd', { id: 'card-method' }, card.method, options ? el('span', { class: 'muted' }, ` ${options}`) : null),
     el('dt', {}, 'size'),
-    el('dd', { id: 'card-size' }, formatBytes(card.fileBytes)),
-    el('dt', {}, 'bits / weight'),
-    el('dd', { id: 'card-bpw' }, `${t.packedBpw.toFixed(3)} in the quantized linears · ${t.modelBpw.toFixed(3)} over all weights`),
+    el('dd', { id: 'card-size' }, `${formatBytes(card.fileBytes)} · ${z.bpw.toFixed(3)} bits per weight over all ${(z.weights / 1e6).toFixed(2)} M weights`),
+    el('dt', {}, 'by role'),
+    el(
+      'dd',
+      { id: 'card-bpw' },
+      WEIGHT_ROLES.filter((r) => z.roles[r].tensors > 0)
+        .map((r) => `${ROLE_LABELS[r]} ${z.roles[r].bpw.toFixed(3)} bpw (${formatBytes(z.roles[r].bytes)})${r === 'embedding' && z.tied === 'one tensor' ? ', tied: also the head' : ''}`)
+        .join(' · '),
+    ),
     el('dt', {}, 'architecture'),
     el('dd', {}, `dim ${c.dim} · hidden ${c.hiddenDim} · ${c.nLayers} layers · ${c.nHeads} heads (${c.nKvHeads} kv) · vocab ${c.vocabSize} · context ${c.seqLen}`),
   );

@@ -37,14 +37,14 @@ function run(modelPath: string, opts: EvalCliOptions, verbose: boolean): void {
     const seqLen = opts.seqlen ?? defaultWindow(model.config.seqLen);
     if (seqLen > model.config.seqLen) throw new UsageError(`--seqlen ${seqLen} exceeds the model's context of ${model.config.seqLen}`);
     if (verbose) process.stderr.write(`loaded ${modelPath} in ${loadSeconds.toFixed(2)} s (${describeBackend(backend)})\n`);
-    const tokenizing = createProgress(process.stderr, 'tokenize', 'KB');
+    const tokenizing = createProgress(process.stderr, 'tokenize', 'characters');
     const progress = createProgress(process.stderr, 'eval', 'windows');
     const t0 = performance.now();
     let tokenized = false;
     const r = namingText(opts.text, () => perplexityOfText(model, tokenizer, text, {
       seqLen,
       maxWindows: opts.maxWindows,
-      onTokenize: (d, t) => tokenizing.update(Math.round(d / 1024), Math.round(t / 1024)),
+      onTokenize: (d, t) => tokenizing.update(d, t),
       onProgress: (d, t) => {
         if (!tokenized) tokenizing.finish();
         tokenized = true;

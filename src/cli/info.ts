@@ -1,8 +1,10 @@
+import { statSync } from 'node:fs';
 import type { Command } from 'commander';
 import { headSize } from '../model/config.js';
 import { LINEARS } from '../model/weights.js';
 import { NotFoundError } from '../io/errors.js';
 import { nodeFs } from '../node/fs.js';
+import { sizeReport } from '../packed/size.js';
 import { findRunnableTokenizer, openRunnable } from '../node/packed-open.js';
 
 interface InfoOptions {
@@ -51,7 +53,8 @@ function info(modelPath: string, opts: InfoOptions): void {
 
   // a packed file: how it was made and what it stores, as `inspect` totals it
   const h = runnable.packed?.header;
-  const packed = h && { method: h.method.name, actBits: h.actBits ?? 16, linearBpw: h.totals.packedBpw, modelBpw: h.totals.modelBpw };
+  const size = h && sizeReport(h, statSync(modelPath).size);
+  const packed = h && size && { method: h.method.name, actBits: h.actBits ?? 16, linearBpw: size.roles.blockLinears.bpw, modelBpw: size.bpw };
   if (opts.json) {
     const tensorList = [...kinds].map(([name, k]) => ({ name, shape: k.shape, count: k.count }));
     process.stdout.write(`${JSON.stringify({ model: modelPath, config: c, params, linearParams, linearTensors: linears.length, ...(packed ? { packed } : {}), tensors: tensorList, tokenizer }, null, 2)}\n`);
@@ -64,7 +67,7 @@ function info(modelPath: string, opts: InfoOptions): void {
       `${c.attentionBias ? `${c.attentionBias} biases, ` : ''}${c.tiedEmbeddings ? 'tied' : 'untied'} classifier`,
     `params     ${millions(params)} (${millions(linearParams)} in ${linears.length} linear layers)`,
     ...(packed
-      ? [`packed     ${packed.method}: ${packed.linearBpw.toFixed(4)} bits per weight in the packed linears, ${packed.modelBpw.toFixed(4)} over all weights` +
+      ? [`packed     ${packed.method}: ${packed.linearBpw.toFixed(4)} bits per weight in the block linears, ${packed.modelBpw.toFixed(4)} over all weights (whole file)` +
           `${packed.actBits < 16 ? `; ${packed.actBits}-bit activations` : ''} (details: bitcrush inspect)`]
       : []),
     `tensors    ${tensors.length}`,

@@ -8,6 +8,7 @@ import type { Command } from 'commander';
 import { InputError } from '../io/errors.js';
 import { FileSource } from '../node/fs.js';
 import { isPackedModel, PackedModel } from '../packed/reader.js';
+import { describeSize, roleOf, sizeReport } from '../packed/size.js';
 import { checkOutputFile } from './output-check.js';
 
 interface InspectOptions {
@@ -35,6 +36,7 @@ function inspect(path: string, opts: InspectOptions): void {
   const fileBytes = statSync(path).size;
   const tensors = Object.entries(h.tensors).map(([name, t]) => ({
     name,
+    role: roleOf(name),
     format: t.format === 'dense' ? `dense ${(t as { dtype: string }).dtype}` : t.format,
     shape: t.shape,
     params: 'params' in t ? t.params : undefined,
@@ -42,14 +44,17 @@ function inspect(path: string, opts: InspectOptions): void {
     bitHistogram: histogram(m, name, t.format),
   }));
   const plotted = opts.plot !== undefined ? plotBitMap(m, opts.plot, path) : undefined;
+  const size = sizeReport(h, fileBytes);
   if (opts.json) {
     const plot = plotted ? { plot: opts.plot, plotRows: plotted } : {};
-    process.stdout.write(`${JSON.stringify({ file: path, fileBytes, method: h.method, config: h.config, totals: h.totals, ...plot, tensors }, null, 2)}\n`);
+    process.stdout.write(`${JSON.stringify({ file: path, fileBytes, bpw: size.bpw, size, method: h.method, config: h.config, totals: h.totals, ...plot, tensors }, null, 2)}\n`);
     return;
   }
   const t = h.totals;
+  const [lead, ...roles] = describeSize(size);
   const lines = [
-    `file     ${path} (${fileBytes} bytes)`,
+    `file     ${path}: ${lead}`,
+    ...roles,
     `method   ${h.method.name} ${JSON.stringify(h.method.options)}`,
     ...tensors.map((x) => {
       const params = x.params ? ` ${Object.entries(x.params).map(([k, v]) => `${k}=${String(v)}`).join(' ')}` : '';
@@ -58,7 +63,7 @@ function inspect(path: string, opts: InspectOptions): void {
     }),
     `packed   ${t.packedWeights} weights in ${t.packedBytes} bytes: ${t.packedBpw.toFixed(4)} bits per weight`,
     `dense    ${t.denseWeights} weights in ${t.denseBytes} bytes`,
-    `model    ${t.modelBpw.toFixed(4)} bits per weight over all weights (${((fileBytes * 8) / (t.packedWeights + t.denseWeights)).toFixed(4)} counting the whole file)`,
+    `model    ${size.tensorBpw.toFixed(4)} bits per weight over all weights in tensor data, ${size.bpw.toFixed(4)} counting the whole file`,
     ...(plotted !== undefined ? [`plot     wrote ${opts.plot} (${plotted} tensors with a group bit map)`] : []),
   ];
   process.stdout.write(`${lines.join('\n')}\n`);

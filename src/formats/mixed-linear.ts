@@ -20,6 +20,8 @@ import { unpackBits } from './bitpack.js';
 import type { MixedArrays } from './mixed.js';
 import { MixedWasmKernels } from './mixed-wasm.js';
 import { RowTiles } from './row-tiles.js';
+import { nativeMixedFits } from './lowbit-kernels.js';
+import { MixedNativeKernels } from './mixed-native.js';
 
 /** Σ_k level_k · x[x0 + k] over n levels of width `bits` packed from q[o]. */
 export function dotPacked(q: Uint8Array, o: number, bits: number, x: Float32Array, x0: number, n: number): number {
@@ -73,7 +75,12 @@ export function dotPacked(q: Uint8Array, o: number, bits: number, x: Float32Arra
 /** y = W x for a mixed-width tensor, on the fastest kernels the backend offers. */
 export class MixedLinear extends KernelChoice {
   constructor(outDim: number, inDim: number, a: MixedArrays, backend: Backend) {
-    super(backend, (rk) => new MixedWasmKernels(outDim, inDim, a, rk, backend), () => new MixedTsKernels(outDim, inDim, a, backend));
+    super(
+      backend,
+      (rk) => new MixedWasmKernels(outDim, inDim, a, rk, backend),
+      () => new MixedTsKernels(outDim, inDim, a, backend),
+      a.raw && nativeMixedFits(inDim, a.groupSize) ? (k) => new MixedNativeKernels(outDim, inDim, a, k, backend) : null,
+    );
   }
 }
 

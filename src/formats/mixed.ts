@@ -34,6 +34,14 @@ export interface MixedArrays extends MixedLayout {
   q: Uint8Array; // [outDim, rowBytes]
   scale: Float32Array; // [outDim, nGroups]
   zero: Float32Array; // [outDim, nGroups]
+  /** The scale, zero and zero1 blobs as stored, for the native kernels (mixed-native.ts). */
+  raw?: { scaleBits: Uint16Array; zeroBits: Uint8Array | null; zero1Bits: Uint16Array | null; zeroBytes: number; n1: number };
+}
+
+/** A Uint16Array over float16 bytes (little-endian), a view when aligned. */
+function f16Bits(bytes: Uint8Array): Uint16Array {
+  if (bytes.byteOffset % 2 === 0) return new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.byteLength >> 1);
+  return new Uint16Array(bytes.slice().buffer);
 }
 
 function layoutOf(inDim: number, groupSize: number, widths: Uint8Array): MixedLayout {
@@ -112,7 +120,14 @@ export function mixedFormat(id: string, summary: string): WeightFormat<MixedPara
         }
       }
     }
-    return { ...layout, q: t.blobs.q!.bytes, scale: decodeF16(t.blobs.scale!.bytes), zero };
+    const raw = {
+      scaleBits: f16Bits(t.blobs.scale!.bytes),
+      zeroBits: t.blobs.zero ? t.blobs.zero.bytes : null,
+      zero1Bits: t.blobs.zero1 ? f16Bits(t.blobs.zero1.bytes) : null,
+      zeroBytes: zBytes,
+      n1: p.groups[0]!,
+    };
+    return { ...layout, q: t.blobs.q!.bytes, scale: decodeF16(t.blobs.scale!.bytes), zero, raw };
   };
 
   const unpack = (t: PackedTensor<MixedParams>): GroupQuantized => {

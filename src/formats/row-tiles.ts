@@ -21,8 +21,9 @@ export class RowTiles {
     private readonly backend: Backend,
     private readonly outDim: number,
     private readonly inDim: number,
+    tileFloats = TILE_FLOATS,
   ) {
-    this.tileRows = Math.max(1, Math.min(outDim, Math.floor(TILE_FLOATS / inDim)));
+    this.tileRows = Math.max(1, Math.min(outDim, Math.floor(tileFloats / inDim)));
   }
 
   /** y[rows, outDim] = x[rows, inDim] · Wᵀ, W produced tile by tile by `dequantizeRows`. */
@@ -38,11 +39,7 @@ export class RowTiles {
       const t = Math.min(tileRows, outDim - r0);
       dequantizeRows(r0, t, wTile);
       backend.matmul(yTile, x, wTile, rows, t, inDim);
-      for (let i = 0; i < rows; i++) {
-        const src = i * t;
-        const dst = i * outDim + r0;
-        for (let k = 0; k < t; k++) y[dst + k] = yTile[src + k]!;
-      }
+      for (let i = 0; i < rows; i++) y.set(yTile.subarray(i * t, (i + 1) * t), i * outDim + r0);
     }
   }
 

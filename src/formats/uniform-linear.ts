@@ -10,9 +10,10 @@
  * Act-order: the stored columns are permuted; matvec permutes x once per call, matmul writes
  * each tile back in original column order.
  *
- * On a backend with row kernels (wasm) the same algorithms run in WebAssembly SIMD on the
- * backend's threads (uniform-wasm.ts, csrc/lowbit.c); this TypeScript kernel is their
- * reference and serves the reference and native backends.
+ * On the native backend the addon's int8-activation kernels run (uniform-native.ts,
+ * native/lowbit.h); on a backend with row kernels (wasm) the same algorithms as here run in
+ * WebAssembly SIMD on the backend's threads (uniform-wasm.ts, csrc/lowbit.c); this TypeScript
+ * kernel is their reference and serves the reference backend.
  */
 import type { Backend } from '../backend/types.js';
 import { KernelChoice } from './kernel-choice.js';
@@ -22,6 +23,8 @@ import { unpackBits } from './bitpack.js';
 import type { UniformArrays, UniformParams } from './uniform.js';
 import { laneKernelFits, UniformWasmKernels } from './uniform-wasm.js';
 import { RowTiles } from './row-tiles.js';
+import { nativeUniformFits } from './lowbit-kernels.js';
+import { UniformNativeKernels } from './uniform-native.js';
 
 /** y = W x for a uniform tensor, on the fastest kernels the backend offers. */
 export class UniformLinear extends KernelChoice {
@@ -30,6 +33,7 @@ export class UniformLinear extends KernelChoice {
       backend,
       laneKernelFits(inDim, p) ? (rk) => new UniformWasmKernels(outDim, inDim, p, a, rk, backend) : null,
       () => new UniformTsKernels(outDim, inDim, p, a, backend),
+      nativeUniformFits(inDim, p.groupSize) ? (k) => new UniformNativeKernels(outDim, inDim, p, a, k, backend) : null,
     );
   }
 }

@@ -33,6 +33,9 @@ export interface UniformArrays {
   scale: Float32Array; // [outDim, nGroups]
   zero: Float32Array; // [outDim, nGroups]
   perm: Int32Array | null; // [inDim]
+  /** The scale blob's float16 bits [outDim, nGroups] and the zero blob (null: symmetric), for the native kernels. */
+  scaleBits: Uint16Array;
+  zeroBits: Uint8Array | null;
 }
 
 export function uniformFormat(id: string, symmetric: boolean, summary: string): WeightFormat<UniformParams, GroupQuantized> {
@@ -70,6 +73,8 @@ export function uniformFormat(id: string, symmetric: boolean, summary: string): 
       scale: decodeF16(t.blobs.scale!.bytes),
       zero,
       perm: perm ? decodeInts(perm.bytes, perm.dtype as 'I16' | 'I32') : null,
+      scaleBits: f16Bits(t.blobs.scale!.bytes),
+      zeroBits: symmetric ? null : t.blobs.zero!.bytes,
     };
   };
 
@@ -178,11 +183,34 @@ export function uniformFormat(id: string, symmetric: boolean, summary: string): 
 
     makeLinear: (t, backend: Backend) => new UniformLinear(t.outDim, t.inDim, t.params, arrays(t), backend),
 
+    rowGather(t) {
+      const { outDim, inDim, params: p } = t;
+      const a = arrays(t);
+      const nGroups = groupCount(inDim, p.groupSize);
+      const levels = new Uint8Array(inDim); // one row's levels, reused
+      return {
+        rows: outDim,
+        cols: inDim,
+        row(dst, r) {
+          if (!(Number.isInteger(r) && r >= 0 && r < outDim)) throw new RangeError(`row ${r} outside 0..${outDim - 1}`);
+          unpackBits(a.q, r * a.rowBytes, levels, inDim, p.bits);
+          const g0 = r * nGroups;
+          for (let j = 0; j < inDim; j++) {
+            const g = g0 + Math.floor(j / p.groupSize);
+            dst[a.perm ? a.perm[j]! : j] = a.scale[g]! * (levels[j]! - a.zero[g]!);
+          }
+        },
+      };
+    },
+
     examples() {
       const shapes: Array<[number, number, number]> = [
         [7, 100, 100], // per-channel
         [7, 100, 32], // partial last group (4 columns)
         [5, 64, 16], // even groups
+        // native kernels (native/lowbit.h): 128-column blocks with a short last block, a short last group, odd rows
+        [9, 300, 128],
+        [5, 520, 256],
       ];
       const ex: Array<{ outDim: number; inDim: number; params: UniformParams }> = [];
       for (const bits of UNIFORM_BITS) {
@@ -211,6 +239,12 @@ export function uniformFormat(id: string, symmetric: boolean, summary: string): 
       return { outDim, inDim, groupSize: p.groupSize, bits: new Uint8Array(nGroups).fill(p.bits), q, scale, zero, perm };
     },
   };
+}
+
+/** A Uint16Array over float16 bytes (little-endian), a view when aligned. */
+function f16Bits(bytes: Uint8Array): Uint16Array {
+  if (bytes.byteOffset % 2 === 0) return new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.byteLength >> 1);
+  return new Uint16Array(bytes.slice().buffer);
 }
 
 function isPermutation(perm: Int32Array, n: number): boolean {

@@ -109,10 +109,13 @@ export class SafetensorsFile {
     const p = this.placement(name);
     if (p.dtype !== 'F16' && p.dtype !== 'BF16') return undefined;
     const bits = new Uint16Array(alignedCopy(this.raw(name)).buffer, 0, p.byteLength / 2);
-    // all-ones exponent: Inf or NaN (F16 5 bits, BF16 8 bits), refused as in float32()
-    const exp = p.dtype === 'F16' ? 0x7c00 : 0x7f80;
-    const bad = bits.findIndex((b) => (b & exp) === exp);
-    if (bad >= 0) throw new InputError(this.src.name, `tensor ${name} holds a non-finite value (${p.dtype === 'F16' ? f16BitsToNumber(bits[bad]!) : bf16ToF32(bits.subarray(bad, bad + 1))[0]}) at index ${bad}`);
+    // all-ones exponent: infinity or NaN (BF16: 8 exponent bits, F16: 5)
+    const exp = p.dtype === 'BF16' ? 0x7f80 : 0x7c00;
+    const bad = bits.findIndex((h) => (h & exp) === exp);
+    if (bad >= 0) {
+      const value = p.dtype === 'BF16' ? bf16ToF32(bits.subarray(bad, bad + 1))[0]! : f16BitsToNumber(bits[bad]!);
+      throw new InputError(this.src.name, `tensor ${name} holds a non-finite value (${value}) at index ${bad}`);
+    }
     return { dtype: p.dtype, bits };
   }
 
@@ -263,6 +266,14 @@ export function numberToF16Bits(x: number): number {
   }
   // normal: carry from rounding may bump the exponent, which is the right result
   return sign | ((e << 10) + roundShift(mant, 13));
+}
+
+/** number → bfloat16 bits (the top half of the float32), round to nearest even; NaN stays NaN. */
+export function numberToBf16Bits(x: number): number {
+  f32Scratch[0] = x;
+  const f = u32Scratch[0]!;
+  if ((f & 0x7f800000) === 0x7f800000 && (f & 0x7fffff) !== 0) return (f >>> 16) | 0x40; // quiet NaN
+  return roundShift(f, 16) & 0xffff; // a carry into the exponent (or to Inf) is the right result
 }
 
 /** m >> shift, rounded to nearest, ties to even. */

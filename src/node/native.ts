@@ -1,9 +1,11 @@
 /**
- * Loads the optional N-API addon (native/, OpenBLAS) built by `npm run build:native` or the
- * install hook. The addon validates shapes itself; this wrapper only adapts it to Backend.
+ * Loads the optional N-API addon (native/, OpenBLAS and its own low-bit kernels) built by
+ * `npm run build:native` or the install hook. The addon validates shapes itself; this wrapper
+ * only adapts it to Backend, and attaches its low-bit kernels as `lowbit` (lowbit-kernels.ts).
  */
 import { createRequire } from 'node:module';
 import type { Backend, RowKernels } from '../backend/types.js';
+import type { LowbitKernels } from '../formats/lowbit-kernels.js';
 
 const ADDON_PATH = new URL('../../../native/build/Release/bitcrush_native.node', import.meta.url).pathname;
 
@@ -15,6 +17,25 @@ interface Addon {
   xtx(h: Float64Array, x: Float32Array, rows: number, k: number): void;
   potrf(a: Float64Array, n: number): boolean;
   trtri(a: Float64Array, n: number): void;
+  /** The bandwidth probe: sums whole 4 KiB pages on the addon's threads (returns a checksum). */
+  streamSum(bytes: Uint8Array): number;
+  uniformMatvec: LowbitKernels['uniformMatvec'];
+  uniformDequant: LowbitKernels['uniformDequant'];
+  uniformRepack3: LowbitKernels['uniformRepack3'];
+  mixedMatvec: LowbitKernels['mixedMatvec'];
+  mixedDequant: LowbitKernels['mixedDequant'];
+  mixedRepack3: LowbitKernels['mixedRepack3'];
+  lowbitIsa(): string;
+  /** Forces an instruction set the CPU has ('scalar', 'avx2', 'vnni', 'neon-dotprod', 'auto'); false when unavailable. */
+  lowbitSetIsa(name: string): boolean;
+}
+
+/** The native backend's extras beyond Backend (tests and benchmarks). */
+export interface NativeExtras {
+  lowbit?: LowbitKernels;
+  streamSum(bytes: Uint8Array): number;
+  /** See Addon.lowbitSetIsa; process-wide. */
+  setIsa(name: string): boolean;
 }
 
 let cached: { addon?: Addon; error?: string } | undefined;
@@ -30,21 +51,38 @@ function loadAddon(): { addon?: Addon; error?: string } {
 }
 
 /**
- * `rowKernels`: a factory of the row kernels (a wasm backend) lent to packed formats, started
- * on first use, so packed low-bit layers run the WebAssembly SIMD kernels next to OpenBLAS
- * (the addon has no low-bit kernels of its own); omitted, packed layers use TypeScript kernels.
+ * `opts.lowbit: false` hides the addon's own low-bit kernels (benchmarks compare both paths).
+ * `rowKernels`: a factory of the row kernels (a wasm backend) lent to the packed formats the
+ * addon has no kernels for (mixed, codebook, binary, and uniform tensors whose groups are not
+ * whole 128-column blocks), started on first use; omitted, those use TypeScript kernels.
  */
 export function loadNativeBackend(
   threads: number,
   rowKernels?: () => RowKernels & { dispose(): void },
-): { backend?: Backend; error?: string } {
+  opts: { lowbit?: boolean } = {},
+): { backend?: Backend & NativeExtras; error?: string } {
   const { addon, error } = loadAddon();
   if (!addon) return { error };
   // OpenBLAS keeps one global thread count; the latest backend created sets it.
   addon.setThreads(threads);
   let lent: (RowKernels & { dispose(): void }) | undefined;
-  const backend: Backend = {
+  const lowbit: LowbitKernels = {
+    get isa() {
+      return addon.lowbitIsa();
+    },
+    uniformMatvec: (...a) => addon.uniformMatvec(...a),
+    uniformDequant: (...a) => addon.uniformDequant(...a),
+    uniformRepack3: (...a) => addon.uniformRepack3(...a),
+    mixedMatvec: (...a) => addon.mixedMatvec(...a),
+    mixedDequant: (...a) => addon.mixedDequant(...a),
+    mixedRepack3: (...a) => addon.mixedRepack3(...a),
+  };
+  const backend: Backend & NativeExtras = {
     name: 'native',
+    // lowbit: false leaves every packed format to the lent wasm kernels (the benchmarks' comparison)
+    ...(opts.lowbit === false ? {} : { lowbit }),
+    streamSum: (bytes) => addon.streamSum(bytes),
+    setIsa: (name) => addon.lowbitSetIsa(name),
     threads,
     alloc: (length) => new Float32Array(length),
     alloc64: (length) => new Float64Array(length),

@@ -1,0 +1,293 @@
+/**
+ * `npm run bench:decode`: decode and prefill speed against the machine's read bandwidth, one run,
+ * side by side. A random-weight model with TinyLlama-1.1B's shapes (../shared/models/configs/
+ * tinyllama.json; 8 of its 22 layers unless --full) runs as fp32 and as one packed file per format
+ * family (random payloads packed by the registry: speed does not depend on the values), at 1 and 2
+ * threads, on the native backend's own kernels and, for comparison, with the packed layers on the
+ * wasm kernels the native backend lends (`native+wasm`, what ran before the native low-bit kernels).
+ *
+ * Per row: load seconds (packed files; '-' for fp32, generated in memory), decode tok/s (best of --reps runs of --tokens tokens from position 0),
+ * prefill tok/s (best of --reps forwards of --prefill tokens), weight bytes read per decoded token
+ * (every linear's packed bytes, the float32 head, one embedding row; the KV cache at these short
+ * positions is < 1 %), the bandwidth that implies, and its % of the streaming-sum probe at the
+ * same thread count (the "bandwidth limit"); then the block linears alone (one matvec each, the
+ * packed kernels without the float32 head): ms per token and % of the limit. The machine is shared: the load average is printed
+ * before and after, and every figure is a best of repeats.
+ *
+ * Options: --full, --threads 1,2, --tokens 32, --prefill 128, --reps 3, --formats a,b (labels
+ * below), --cache DIR (packed files, made once; default $TMPDIR/bitcrush-bench-decode),
+ * --no-compare (skip native+wasm rows), --json.
+ */
+import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Backend } from '../src/backend/types.js';
+import { getFormat, packedBytes } from '../src/formats/registry.js';
+import type { PackedTensor } from '../src/formats/types.js';
+import { parseHfConfig } from '../src/io/hf.js';
+import type { LlamaConfig } from '../src/model/config.js';
+import { expectedShapes, LINEARS, layerTensor, type ModelSource, type TensorInfo } from '../src/model/weights.js';
+import { createWasmBackendNode } from '../src/node/backend.js';
+import { writeFileAtomic } from '../src/node/atomic-write.js';
+import { FileSource } from '../src/node/fs.js';
+import { loadNativeBackend } from '../src/node/native.js';
+import { PackedModel } from '../src/packed/reader.js';
+import { planPackedModel } from '../src/packed/writer.js';
+import { LlamaModel } from '../src/runtime/model.js';
+import { probeBandwidth } from './bandwidth.js';
+import { shared } from './suite.js';
+
+const args = process.argv.slice(2);
+const arg = (name: string, fallback: string) => {
+  const i = args.indexOf(name);
+  return i >= 0 && args[i + 1] !== undefined ? args[i + 1]! : fallback;
+};
+const json = args.includes('--json');
+const full = args.includes('--full');
+const threadList = arg('--threads', '1,2').split(',').map(Number);
+const tokens = Number(arg('--tokens', '32'));
+const prefill = Number(arg('--prefill', '128'));
+const reps = Number(arg('--reps', '3'));
+const cache = arg('--cache', join(tmpdir(), 'bitcrush-bench-decode'));
+const compare = !args.includes('--no-compare');
+const log = (s: string) => {
+  if (!json) console.log(s);
+  else process.stderr.write(`${s}\n`);
+};
+
+/** One packed file per family (and every uniform width the targets name), params by tensor shape. */
+interface FileSpec {
+  label: string;
+  format: string;
+  params: (outDim: number, inDim: number) => object;
+}
+const G = 128;
+const FILES: FileSpec[] = [
+  ...[2, 3, 4, 8].map((bits) => ({ label: `uniform ${bits}-bit g128`, format: 'uniform-asym', params: () => ({ bits, groupSize: G, actOrder: false }) })),
+  {
+    // SliM-like 2-bit average: a third of the groups at 1, 2 and 3 bits each
+    label: 'mixed 1/2/3-bit g128',
+    format: 'mixed-asym',
+    params: (_o, inDim) => {
+      const nG = Math.ceil(inDim / G), k = Math.round(nG / 3);
+      return { groupSize: G, groups: [k, nG - 2 * k, k, 0], lastBits: 2 };
+    },
+  },
+  { label: 'codebook AQLM 2x8 g8', format: 'aqlm', params: () => ({ M: 2, B: 8, g: 8 }) },
+  { label: 'binary BiLLM b128', format: 'binary-billm', params: (_o, inDim) => ({ blockSize: 128, salientColumns: Math.round(inDim / 32) }) },
+];
+const wanted = arg('--formats', FILES.map((f) => f.label).join(',')).split(',');
+
+/** Seeded uniform [0, 1): an LCG, fast enough to fill a billion weights. */
+function lcg(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return s / 2 ** 32;
+  };
+}
+
+function nameSeed(name: string): number {
+  let h = 2166136261;
+  for (let i = 0; i < name.length; i++) h = Math.imul(h ^ name.charCodeAt(i), 16777619);
+  return h >>> 0;
+}
+
+/** The random model: norms 1, every matrix uniform with std 0.02 (HF's initializer_range). */
+class RandomSource implements ModelSource {
+  readonly name = 'random TinyLlama-shaped model';
+  private readonly shapes: Map<string, number[]>;
+  constructor(readonly config: LlamaConfig) {
+    this.shapes = expectedShapes(config);
+  }
+  tensors(): TensorInfo[] {
+    return [...this.shapes].map(([name, shape]) => ({ name, shape }));
+  }
+  load(name: string): Float32Array {
+    const shape = this.shapes.get(name)!;
+    const out = new Float32Array(shape.reduce((a, b) => a * b, 1));
+    if (shape.length === 1) return out.fill(1);
+    const rand = lcg(nameSeed(name));
+    const a = 0.02 * Math.sqrt(3);
+    for (let i = 0; i < out.length; i++) out[i] = (2 * rand() - 1) * a;
+    return out;
+  }
+}
+
+function benchConfig(): LlamaConfig {
+  const file = shared('models/configs/tinyllama.json');
+  const raw = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+  if (!full) raw.num_hidden_layers = 8;
+  return parseHfConfig(file, raw);
+}
+
+function linearNames(c: LlamaConfig): string[] {
+  const names: string[] = [];
+  for (let l = 0; l < c.nLayers; l++) for (const part of LINEARS) names.push(layerTensor(l, part));
+  return names;
+}
+
+/** The packed file of `spec` in the cache dir, made (random payloads, atomic write) unless present. */
+function packedFile(spec: FileSpec, c: LlamaConfig, source: RandomSource): string {
+  mkdirSync(cache, { recursive: true });
+  const path = join(cache, `${spec.label.replace(/[^a-z0-9]+/gi, '-')}-L${c.nLayers}-v1.bcq`);
+  if (existsSync(path)) return path;
+  const t0 = performance.now();
+  const format = getFormat(spec.format);
+  const shapes = expectedShapes(c);
+  const packed = new Map<string, PackedTensor>();
+  const names = linearNames(c);
+  for (const [i, name] of names.entries()) {
+    const [outDim, inDim] = shapes.get(name)! as [number, number];
+    const params = spec.params(outDim, inDim) as never;
+    packed.set(name, format.pack(format.randomPayload(outDim, inDim, params, lcg(nameSeed(name)))));
+    if (i % 7 === 6) log(`  making ${spec.label}: ${i + 1}/${names.length} tensors, ${((performance.now() - t0) / 1000).toFixed(0)} s`);
+  }
+  const plan = planPackedModel({ config: c, method: { name: 'random', options: { bench: 'bench:decode' } }, source, packed });
+  writeFileAtomic(path, plan.chunks(), { expectedSize: plan.size });
+  log(`  made ${path} (${(plan.size / 1e6).toFixed(0)} MB) in ${((performance.now() - t0) / 1000).toFixed(0)} s`);
+  return path;
+}
+
+/** Weight bytes one decoded token reads: every linear, the head, one embedding row. */
+function bytesPerToken(c: LlamaConfig, linearBytes: number): number {
+  return linearBytes + c.vocabSize * c.dim * 4 + c.dim * 4;
+}
+
+interface Row {
+  weights: string;
+  engine: string;
+  threads: number;
+  loadSeconds: number;
+  decodeTokS: number;
+  prefillTokS: number;
+  bytesPerToken: number;
+  gbPerS: number;
+  bandwidthPct: number;
+  /** The block linears alone (one matvec each): seconds per token and % of the bandwidth limit. */
+  linearSeconds: number;
+  linearBandwidthPct: number;
+}
+
+/** Seconds for one matvec through every block linear (activations in backend memory, as in decode), best of reps. */
+function linearSeconds(model: LlamaModel, be: Backend): number {
+  const io = model.weights.layers.flatMap((l) => [l.wq, l.wk, l.wv, l.wo, l.w1, l.w2, l.w3]).map((l) => {
+    const x = be.alloc(l.inDim);
+    for (let i = 0; i < l.inDim; i++) x[i] = Math.sin(i) * 0.5;
+    return { l, x, y: be.alloc(l.outDim) };
+  });
+  let best = Infinity;
+  for (let r = 0; r <= reps; r++) {
+    const t = performance.now();
+    for (const { l, x, y } of io) l.matvec(y, x);
+    if (r > 0) best = Math.min(best, (performance.now() - t) / 1000); // r = 0 warms up
+  }
+  for (const { x, y } of io) {
+    be.free?.(x);
+    be.free?.(y);
+  }
+  return best;
+}
+
+function measure(c: LlamaConfig, open: (be: Backend) => LlamaModel, be: Backend): { load: number; decode: number; prefill: number; linear: number } {
+  const t0 = performance.now();
+  const model = open(be);
+  const load = (performance.now() - t0) / 1000;
+  try {
+    const tok = (i: number) => (i * 7919 + 1) % c.vocabSize;
+    const decodeRun = (n: number) => {
+      for (let pos = 0; pos < n; pos++) model.forward([tok(pos)], pos, 'last');
+    };
+    decodeRun(4); // warm-up: JIT, first touch of weights and scratch
+    let best = Infinity;
+    for (let r = 0; r < reps; r++) {
+      const t = performance.now();
+      decodeRun(tokens);
+      best = Math.min(best, (performance.now() - t) / 1000);
+    }
+    const prompt = Array.from({ length: prefill }, (_, i) => tok(i));
+    model.forward(prompt, 0, 'last');
+    let bestP = Infinity;
+    for (let r = 0; r < reps; r++) {
+      const t = performance.now();
+      model.forward(prompt, 0, 'last');
+      bestP = Math.min(bestP, (performance.now() - t) / 1000);
+    }
+    return { load, decode: tokens / best, prefill: prefill / bestP, linear: linearSeconds(model, be) };
+  } finally {
+    model.dispose();
+  }
+}
+
+function main(): void {
+  const c = benchConfig();
+  const source = new RandomSource(c);
+  const la0 = loadavg();
+  log(`bench:decode — TinyLlama-1.1B shapes, ${c.nLayers} layers (dim ${c.dim}, hidden ${c.hiddenDim}, ${c.nHeads}/${c.nKvHeads} heads, vocab ${c.vocabSize}), random weights`);
+  log(`load average ${la0.map((v) => v.toFixed(2)).join(' ')}; decode: best of ${reps} × ${tokens} tokens; prefill: best of ${reps} × ${prefill} tokens`);
+  const bandwidth = new Map<number, number>();
+  for (const t of threadList) {
+    const probeBe = loadNativeBackend(t).backend;
+    if (!probeBe) throw new Error('bench:decode needs the native addon (npm run build:native)');
+    bandwidth.set(t, probeBandwidth(probeBe, 5));
+    log(`read bandwidth (streaming sum of 512 MiB, best of 5), ${t} thread${t > 1 ? 's' : ''}: ${(bandwidth.get(t)! / 1e9).toFixed(1)} GB/s`);
+    probeBe.dispose();
+  }
+
+  const rows: Row[] = [];
+  const head = ['weights', 'engine', 'thr', 'load s', 'decode tok/s', 'prefill tok/s', 'MB/token', 'GB/s', '% of bw', 'linears ms', 'lin % bw'];
+  const widths = [31, 11, 3, 6, 12, 13, 8, 6, 7, 10, 8];
+  const line = (cells: string[]) => log('  ' + cells.map((x, i) => (i < 2 ? x.padEnd(widths[i]!) : x.padStart(widths[i]!))).join(' '));
+  const files: Array<{ label: string; path: string | null; linearBytes: number }> = [];
+  const shapes = expectedShapes(c);
+  files.push({ label: 'fp32', path: null, linearBytes: linearNames(c).reduce((s, n) => s + shapes.get(n)!.reduce((a, b) => a * b, 1) * 4, 0) });
+  for (const spec of FILES.filter((f) => wanted.includes(f.label))) {
+    const path = packedFile(spec, c, source);
+    const format = getFormat(spec.format);
+    const linearBytes = linearNames(c).reduce((s, n) => {
+      const [o, i] = shapes.get(n)! as [number, number];
+      return s + packedBytes(format, o, i, spec.params(o, i) as never);
+    }, 0);
+    files.push({ label: `${spec.label} (${(statSync(path).size / 1e9).toFixed(2)} GB)`, path, linearBytes });
+  }
+  log('');
+  line(head);
+  for (const f of files) {
+    for (const t of threadList) {
+      const engines: Array<{ name: string; lowbit: boolean }> = [{ name: 'native', lowbit: true }];
+      if (compare && f.path !== null) engines.push({ name: 'native+wasm', lowbit: false });
+      for (const e of engines) {
+        const be = loadNativeBackend(t, () => createWasmBackendNode(t), { lowbit: e.lowbit }).backend!;
+        try {
+          const open = (b: Backend) => {
+            if (f.path === null) return new LlamaModel(source, { backend: b, maxRows: prefill });
+            const packed = new PackedModel(new FileSource(f.path));
+            return new LlamaModel(packed, { backend: b, linear: packed.linears(b), maxRows: prefill });
+          };
+          const m = measure(c, open, be);
+          const bpt = bytesPerToken(c, f.linearBytes);
+          const gbs = (bpt * m.decode) / 1e9;
+          const row: Row = {
+            weights: f.label, engine: e.name, threads: t, loadSeconds: m.load, decodeTokS: m.decode, prefillTokS: m.prefill,
+            bytesPerToken: bpt, gbPerS: gbs, bandwidthPct: (100 * gbs * 1e9) / bandwidth.get(t)!,
+            linearSeconds: m.linear, linearBandwidthPct: (100 * f.linearBytes) / m.linear / bandwidth.get(t)!,
+          };
+          rows.push(row);
+          line([
+            f.label, e.name, String(t), f.path === null ? '-' : m.load.toFixed(2), m.decode.toFixed(1), m.prefill.toFixed(1), (bpt / 1e6).toFixed(0),
+            gbs.toFixed(1), row.bandwidthPct.toFixed(0), (m.linear * 1000).toFixed(2), row.linearBandwidthPct.toFixed(0),
+          ]);
+        } finally {
+          be.dispose();
+        }
+      }
+    }
+  }
+  const la1 = loadavg();
+  log(`load average after: ${la1.map((v) => v.toFixed(2)).join(' ')}`);
+  if (json) {
+    console.log(JSON.stringify({ config: c, tokens, prefill, reps, loadAverage: { before: la0, after: la1 }, bandwidth: Object.fromEntries(bandwidth), rows }, null, 2));
+  }
+}
+
+main();

@@ -1,0 +1,278 @@
+/*
+ * x86-64 kernels of lowbit.h: AVX2 (u8×s8 pairs with vpmaddubsw into int16, then vpmaddwd)
+ * and AVX-512 VNNI (vpdpbusd: four u8×s8 products into int32 per lane, 512-bit). Compiled
+ * for any x86-64 through per-function target attributes; lowbit.c picks one at run time.
+ * int16 sums cannot overflow: a 2-4-bit pair is at most 2·15·127 = 3810, and at most eight
+ * are added before widening. 8-bit levels (to 255) would saturate vpmaddubsw, so the AVX2
+ * path widens them to int16 first.
+ */
+#include "lowbit.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#include <stdlib.h>
+
+int lb_cpu_avx2(void) { return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c"); }
+int lb_cpu_vnni(void) { return lb_cpu_avx2() && __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vl"); }
+
+#define T_AVX2 __attribute__((target("avx2,fma,f16c")))
+#define T_VNNI __attribute__((target("avx2,fma,f16c,avx512f,avx512vl,avx512vnni,avx512bw,avx512dq")))
+#define INL static inline __attribute__((always_inline))
+
+/* Σ_lanes of an int32x8 into float — the per-row finish. */
+T_AVX2 INL float hsum_ps(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+  return _mm_cvtss_f32(s);
+}
+
+/* The 32 u8 levels of plane k of a 2- or 3-bit block (lowbit.h layout); lo = the 32 low-bit bytes. */
+#define PLANE2(lo, k) _mm256_and_si256(_mm256_srli_epi16(lo, 2 * (k)), m3)
+#define PLANE3(lo, hb, k) \
+  _mm256_or_si256(PLANE2(lo, k), _mm256_slli_epi16(_mm256_and_si256(_mm256_srlv_epi32(hb, _mm256_setr_epi32(2 * (k), 2 * (k), 2 * (k), 2 * (k), 2 * (k) + 1, 2 * (k) + 1, 2 * (k) + 1, 2 * (k) + 1)), m1), 2))
+
+/* Planes 2j (low 16 lanes) and 2j + 1 (high 16) of a 1-bit block broadcast to both halves. */
+#define PLANE1(hb, j) _mm256_and_si256(_mm256_srlv_epi32(hb, _mm256_setr_epi32(2 * (j), 2 * (j), 2 * (j), 2 * (j), 2 * (j) + 1, 2 * (j) + 1, 2 * (j) + 1, 2 * (j) + 1)), m1)
+
+/*
+ * The integer block dot Σ level·xq of one 128-column block, per instruction set: DOT(acc, w, x)
+ * adds u8 w × s8 x of 32 lanes into acc (int16 pairs for AVX2, int32 for VNNI). The body is one
+ * macro so both ISAs share the unpacking code.
+ */
+#define BLOCK_BODY(DOT, FINISH)                                                                       \
+  switch (bits) {                                                                                     \
+  case 1: {                                                                                           \
+    __m256i hb = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)blk));                  \
+    DOT(acc, PLANE1(hb, 0), X(0)); DOT(acc, PLANE1(hb, 1), X(1));                                     \
+    DOT(acc, PLANE1(hb, 2), X(2)); DOT(acc, PLANE1(hb, 3), X(3));                                     \
+    break;                                                                                            \
+  }                                                                                                   \
+  case 2: {                                                                                           \
+    __m256i lo = _mm256_loadu_si256((const __m256i *)blk);                                            \
+    DOT(acc, PLANE2(lo, 0), X(0)); DOT(acc, PLANE2(lo, 1), X(1));                                     \
+    DOT(acc, PLANE2(lo, 2), X(2)); DOT(acc, PLANE2(lo, 3), X(3));                                     \
+    break;                                                                                            \
+  }                                                                                                   \
+  case 3: {                                                                                           \
+    __m256i lo = _mm256_loadu_si256((const __m256i *)blk);                                            \
+    __m256i hb = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(blk + 32)));           \
+    DOT(acc, PLANE3(lo, hb, 0), X(0)); DOT(acc, PLANE3(lo, hb, 1), X(1));                             \
+    DOT(acc, PLANE3(lo, hb, 2), X(2)); DOT(acc, PLANE3(lo, hb, 3), X(3));                             \
+    break;                                                                                            \
+  }                                                                                                   \
+  case 4: {                                                                                           \
+    __m256i v0 = _mm256_loadu_si256((const __m256i *)blk), v1 = _mm256_loadu_si256((const __m256i *)(blk + 32)); \
+    DOT(acc, _mm256_and_si256(v0, m15), X(0)); DOT(acc, _mm256_and_si256(_mm256_srli_epi16(v0, 4), m15), X(2)); \
+    DOT(acc, _mm256_and_si256(v1, m15), X(1)); DOT(acc, _mm256_and_si256(_mm256_srli_epi16(v1, 4), m15), X(3)); \
+    break;                                                                                            \
+  }                                                                                                   \
+  default: FINISH                                                                                     \
+  }
+
+#define X(i) _mm256_loadu_si256((const __m256i *)(xq + 32 * (i)))
+
+#define DOT_AVX2(acc, w, x) acc = _mm256_add_epi16(acc, _mm256_maddubs_epi16(w, x))
+/* 8-bit on AVX2: widen both operands to int16 and multiply-add pairs into int32. */
+#define EIGHT_AVX2                                                                                     \
+  for (int c = 0; c < 128; c += 16) {                                                                  \
+    __m256i wv = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(blk + c)));                    \
+    __m256i xv = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(xq + c)));                     \
+    acc32 = _mm256_add_epi32(acc32, _mm256_madd_epi16(wv, xv));                                        \
+  }
+
+T_AVX2 INL __m256i block_avx2(const uint8_t *blk, const int8_t *xq, int bits) {
+  const __m256i m3 = _mm256_set1_epi8(3), m1 = _mm256_set1_epi8(1), m15 = _mm256_set1_epi8(15);
+  __m256i acc = _mm256_setzero_si256(), acc32 = acc;
+  BLOCK_BODY(DOT_AVX2, EIGHT_AVX2 return acc32;)
+  (void)m1;
+  return _mm256_madd_epi16(acc, _mm256_set1_epi16(1));
+}
+
+/*
+ * AVX-512 VNNI on 512-bit vectors: one vpdpbusd takes two planes of a block (64 lanes), which
+ * halves the instructions per weight (the matvec was compute-bound on 256-bit vectors). 2- and
+ * 3-bit blocks are broadcast to both halves and shifted per half (vpsrlvw / vpsrlvd) so the two
+ * halves are two consecutive planes, matching the contiguous activation lanes.
+ */
+#define XZ(i) _mm512_loadu_si512((const void *)(xq + 64 * (i)))
+
+/* 16-bit shift counts: `lo` in the low 256 bits, `hi` in the high 256. */
+T_VNNI INL __m512i halves16(short lo, short hi) {
+  return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi16(lo)), _mm256_set1_epi16(hi), 1);
+}
+
+T_VNNI INL __m256i block_vnni(const uint8_t *blk, const int8_t *xq, int bits) {
+  const __m512i m3 = _mm512_set1_epi8(3), m15 = _mm512_set1_epi8(15), m1 = _mm512_set1_epi8(1);
+  __m512i acc = _mm512_setzero_si512();
+  if (bits == 1) {
+    /* quarter q of the broadcast 16 bytes gives plane 4h + q: bit 4h + q of every byte */
+    __m512i hb = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)blk));
+    __m512i p0 = _mm512_and_si512(_mm512_srlv_epi32(hb, _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0)), m1);
+    __m512i p1 = _mm512_and_si512(_mm512_srlv_epi32(hb, _mm512_set_epi32(7, 7, 7, 7, 6, 6, 6, 6, 5, 5, 5, 5, 4, 4, 4, 4)), m1);
+    acc = _mm512_dpbusd_epi32(acc, p0, XZ(0));
+    acc = _mm512_dpbusd_epi32(acc, p1, XZ(1));
+  } else if (bits == 2 || bits == 3) {
+    __m512i lo = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)blk));
+    __m512i p01 = _mm512_and_si512(_mm512_srlv_epi16(lo, halves16(0, 2)), m3);
+    __m512i p23 = _mm512_and_si512(_mm512_srlv_epi16(lo, halves16(4, 6)), m3);
+    if (bits == 3) {
+      /* bit 2 of plane k: lanes 0-15 from bit 2k of the 16 high bytes, lanes 16-31 from bit 2k+1 */
+      __m512i hb = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(blk + 32)));
+      __m512i h01 = _mm512_and_si512(_mm512_srlv_epi32(hb, _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0)), m1);
+      __m512i h23 = _mm512_and_si512(_mm512_srlv_epi32(hb, _mm512_set_epi32(7, 7, 7, 7, 6, 6, 6, 6, 5, 5, 5, 5, 4, 4, 4, 4)), m1);
+      p01 = _mm512_or_si512(p01, _mm512_slli_epi16(h01, 2));
+      p23 = _mm512_or_si512(p23, _mm512_slli_epi16(h23, 2));
+    }
+    acc = _mm512_dpbusd_epi32(acc, p01, XZ(0));
+    acc = _mm512_dpbusd_epi32(acc, p23, XZ(1));
+  } else if (bits == 4) {
+    __m512i v = _mm512_loadu_si512((const void *)blk);
+    acc = _mm512_dpbusd_epi32(acc, _mm512_and_si512(v, m15), XZ(0));
+    acc = _mm512_dpbusd_epi32(acc, _mm512_and_si512(_mm512_srli_epi16(v, 4), m15), XZ(1));
+  } else {
+    acc = _mm512_dpbusd_epi32(acc, _mm512_loadu_si512((const void *)blk), XZ(0));
+    acc = _mm512_dpbusd_epi32(acc, _mm512_loadu_si512((const void *)(blk + 64)), XZ(1));
+  }
+  /* the two halves fold into the 8 lanes the row loop scales */
+  return _mm256_add_epi32(_mm512_castsi512_si256(acc), _mm512_extracti64x4_epi64(acc, 1));
+}
+
+/*
+ * Rows [r0, r1), four at a time: four independent dot chains hide the multiply-add latency
+ * and share the activation loads. Per block the int32 lanes become float and are scaled by
+ * s_x into the group's accumulator; per group that is scaled by s_w, and the zero term
+ * s_w·z·gx[g] (gx = Σ_{b∈g} s_x·Σxq, once per matvec) is a scalar. `bits` is a constant in each instantiation (the switch
+ * below), so the block body has no branches. A row whose last block is short reads it from a
+ * zero-padded copy (lb_block).
+ */
+/* Bytes of a block, and how far ahead of it each row stream is prefetched (measured: the weight
+ * loads stalled without it, four row streams being too many for the hardware prefetcher alone). */
+#define BB(bits) ((bits) == 3 ? 48 : 16 * (bits))
+#define PREFETCH 4096
+
+#define ROWS(NAME, TARGET, BLOCK)                                                                      \
+  TARGET INL void NAME##_w(const lb_uniform *w, const lb_act *a, float *y, int r0, int r1, int bits) { \
+    uint8_t tmp[4][128];                                                                               \
+    const int blocks = w->blocks, gb = w->group_blocks, ng = w->n_groups;                              \
+    float *fs = malloc(sizeof(float) * 4 * (size_t)ng); /* the row quad's scales as float */          \
+    if (!fs) { lb_rows_scalar(w, a, y, r0, r1); return; }                                              \
+    for (int r = r0; r < r1; r += 4) {                                                                 \
+      int rr[4];                                                                                       \
+      for (int i = 0; i < 4; i++) rr[i] = r + i < r1 ? r + i : r1 - 1; /* short tails repeat a row */ \
+      __m256 acc[4], accg[4];                                                                          \
+      float off[4];                                                                                    \
+      const uint8_t *rp[4];                                                                            \
+      for (int i = 0; i < 4; i++) {                                                                    \
+        /* per row, once: scales (F16C, 8 at a time) and the zero term Σ_g s_w·z·gx */                 \
+        const uint16_t *sc = w->scale + (size_t)rr[i] * ng;                                            \
+        float *f = fs + (size_t)i * ng, o = 0;                                                         \
+        int g = 0;                                                                                     \
+        for (; g + 8 <= ng; g += 8) _mm256_storeu_ps(f + g, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(sc + g)))); \
+        for (; g < ng; g++) f[g] = lb_f16(sc[g]);                                                      \
+        if (!w->zero) { /* symmetric: one midpoint, a vector dot */                                   \
+          __m256 v = _mm256_setzero_ps();                                                              \
+          for (g = 0; g + 8 <= ng; g += 8) v = _mm256_fmadd_ps(_mm256_loadu_ps(f + g), _mm256_loadu_ps(a->gx + g), v); \
+          for (; g < ng; g++) o += f[g] * a->gx[g];                                                    \
+          o = (o + hsum_ps(v)) * (float)(1 << (bits - 1));                                             \
+        } else { /* four partial sums: one chain would serialise on the add latency */                \
+          float o4[4] = {0, 0, 0, 0};                                                                  \
+          for (g = 0; g < ng; g++) o4[g & 3] += f[g] * (float)lb_zero(w, rr[i], g) * a->gx[g];         \
+          o = (o4[0] + o4[1]) + (o4[2] + o4[3]);                                                       \
+        }                                                                                              \
+        off[i] = o;                                                                                    \
+        rp[i] = w->q + (size_t)rr[i] * w->row_stride;                                                  \
+        acc[i] = accg[i] = _mm256_setzero_ps();                                                        \
+      }                                                                                                \
+      for (int b = 0, g = 0, left = gb; b < blocks; b++) {                                             \
+        const int8_t *xq = a->xq + (size_t)b * LB_BLOCK;                                               \
+        const __m256 xs = _mm256_set1_ps(a->xs[b]);                                                    \
+        const int full = (size_t)(b + 1) * BB(bits) <= w->row_stride;                                  \
+        _Pragma("GCC unroll 4") for (int i = 0; i < 4; i++) {                                          \
+          const uint8_t *blk = rp[i] + (size_t)b * BB(bits);                                           \
+          _mm_prefetch((const char *)blk + PREFETCH, _MM_HINT_T0);                                     \
+          __m256i d = BLOCK(full ? blk : lb_block(w, rr[i], b, tmp[i]), xq, bits);                     \
+          accg[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(d), xs, accg[i]);                               \
+        }                                                                                              \
+        if (--left == 0 || b == blocks - 1) { /* the group ends: scale it by s_w */                    \
+          _Pragma("GCC unroll 4") for (int i = 0; i < 4; i++) {                                        \
+            acc[i] = _mm256_fmadd_ps(accg[i], _mm256_broadcast_ss(fs + (size_t)i * ng + g), acc[i]);   \
+            accg[i] = _mm256_setzero_ps();                                                             \
+          }                                                                                            \
+          g++;                                                                                         \
+          left = gb;                                                                                   \
+        }                                                                                              \
+      }                                                                                                \
+      for (int i = 3; i >= 0; i--) y[rr[i]] = hsum_ps(acc[i]) - off[i];                                \
+    }                                                                                                  \
+    free(fs);                                                                                          \
+  }                                                                                                    \
+  TARGET void NAME(const lb_uniform *w, const lb_act *a, float *y, int r0, int r1) {                   \
+    switch (w->bits) {                                                                                 \
+    case 2: NAME##_w(w, a, y, r0, r1, 2); break;                                                       \
+    case 3: NAME##_w(w, a, y, r0, r1, 3); break;                                                       \
+    case 4: NAME##_w(w, a, y, r0, r1, 4); break;                                                       \
+    default: NAME##_w(w, a, y, r0, r1, 8);                                                             \
+    }                                                                                                  \
+  }
+
+T_AVX2 void lb_quantize_act_avx2(const float *x, const int32_t *perm, int in, int blocks, int bits0, const uint8_t *widths, lb_act *a) {
+  lb_quantize_act_body(x, perm, in, blocks, bits0, widths, a);
+}
+
+ROWS(lb_rows_avx2, T_AVX2, block_avx2)
+ROWS(lb_rows_vnni, T_VNNI, block_vnni)
+
+/*
+ * Mixed widths (lowbit.h lb_mixed): one 128-column group per block, four rows at a time; the
+ * group's width picks the block body (the same for every row, so the branch predicts well).
+ */
+#define GROUP4(BLOCK, bits)                                                                            \
+  _Pragma("GCC unroll 4") for (int i = 0; i < 4; i++) {                                                \
+    const uint8_t *blk = rp[i] + w->goff[g];                                                           \
+    _mm_prefetch((const char *)blk + PREFETCH, _MM_HINT_T0);                                           \
+    __m256i d = BLOCK(blk, xq, bits);                                                                  \
+    acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(d), _mm256_set1_ps(xs * fs[(size_t)i * ng + g]), acc[i]); \
+  }
+
+#define MIXED_ROWS(NAME, TARGET, BLOCK)                                                                \
+  TARGET void NAME(const lb_mixed *w, const lb_act *a, float *y, int r0, int r1) {                     \
+    const int ng = w->n_groups;                                                                        \
+    float *fs = malloc(sizeof(float) * 4 * (size_t)ng);                                                \
+    if (!fs) { lb_mixed_rows_scalar(w, a, y, r0, r1); return; }                                        \
+    for (int r = r0; r < r1; r += 4) {                                                                 \
+      int rr[4];                                                                                       \
+      for (int i = 0; i < 4; i++) rr[i] = r + i < r1 ? r + i : r1 - 1;                                 \
+      __m256 acc[4];                                                                                   \
+      float off[4];                                                                                    \
+      const uint8_t *rp[4];                                                                            \
+      for (int i = 0; i < 4; i++) {                                                                    \
+        const uint16_t *sc = w->scale + (size_t)rr[i] * ng;                                            \
+        float *f = fs + (size_t)i * ng, o4[4] = {0, 0, 0, 0};                                          \
+        int g = 0;                                                                                     \
+        for (; g + 8 <= ng; g += 8) _mm256_storeu_ps(f + g, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(sc + g)))); \
+        for (; g < ng; g++) f[g] = lb_f16(sc[g]);                                                      \
+        for (g = 0; g < ng; g++) o4[g & 3] += f[g] * lb_mixed_zero(w, rr[i], g) * a->gx[g];            \
+        off[i] = (o4[0] + o4[1]) + (o4[2] + o4[3]);                                                    \
+        rp[i] = w->q + (size_t)rr[i] * w->row_stride;                                                  \
+        acc[i] = _mm256_setzero_ps();                                                                  \
+      }                                                                                                \
+      for (int g = 0; g < ng; g++) {                                                                   \
+        const int8_t *xq = a->xq + (size_t)g * LB_BLOCK;                                               \
+        const float xs = a->xs[g];                                                                     \
+        switch (w->widths[g]) {                                                                        \
+        case 1: GROUP4(BLOCK, 1) break;                                                                \
+        case 2: GROUP4(BLOCK, 2) break;                                                                \
+        case 3: GROUP4(BLOCK, 3) break;                                                                \
+        default: GROUP4(BLOCK, 4)                                                                      \
+        }                                                                                              \
+      }                                                                                                \
+      for (int i = 3; i >= 0; i--) y[rr[i]] = hsum_ps(acc[i]) - off[i];                                \
+    }                                                                                                  \
+    free(fs);                                                                                          \
+  }
+
+MIXED_ROWS(lb_mixed_rows_avx2, T_AVX2, block_avx2)
+MIXED_ROWS(lb_mixed_rows_vnni, T_VNNI, block_vnni)
+
+#endif

@@ -1,0 +1,267 @@
+/* Portable parts of the uniform low-bit kernels (lowbit.h): activation quantization, the scalar
+ * kernel (the fallback, and the specification the SIMD files follow), dispatch, load repack. */
+#include "lowbit.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pool.h"
+
+void lb_quantize_act(const float *x, const int32_t *perm, int in, int blocks, int bits0, const uint8_t *widths, lb_act *a) {
+#if defined(__x86_64__)
+  if (lb_cpu_avx2()) {
+    lb_quantize_act_avx2(x, perm, in, blocks, bits0, widths, a);
+    return;
+  }
+#endif
+  lb_quantize_act_body(x, perm, in, blocks, bits0, widths, a);
+}
+
+/* Level at kernel-order lane l of a block (layout in lowbit.h). */
+static inline int level_at(const uint8_t *blk, int l, int bits) {
+  switch (bits) {
+  case 1: return (blk[l & 15] >> (l >> 4)) & 1;
+  case 2: return (blk[l & 31] >> (2 * (l >> 5))) & 3;
+  case 3: {
+    int k = l >> 5, i = l & 31;
+    int hi = (blk[32 + (i & 15)] >> (2 * k + (i >> 4))) & 1;
+    return ((blk[i] >> (2 * k)) & 3) | hi << 2;
+  }
+  case 4: return (blk[l & 63] >> (4 * (l >> 6))) & 15;
+  default: return blk[l];
+  }
+}
+
+void lb_rows_scalar(const lb_uniform *w, const lb_act *a, float *y, int r0, int r1) {
+  uint8_t tmp[128];
+  for (int r = r0; r < r1; r++) {
+    float acc = 0;
+    for (int b = 0; b < w->blocks; b++) {
+      int g = b / w->group_blocks;
+      const uint8_t *blk = lb_block(w, r, b, tmp);
+      const int8_t *xq = a->xq + (size_t)b * LB_BLOCK;
+      int32_t d = 0;
+      for (int l = 0; l < LB_BLOCK; l++) d += level_at(blk, l, w->bits) * xq[l];
+      d -= lb_zero(w, r, g) * a->xsum[b];
+      acc += (float)d * (a->xs[b] * lb_f16(w->scale[(size_t)r * w->n_groups + g]));
+    }
+    y[r] = acc;
+  }
+}
+
+static lb_rows_fn rows_fn;
+static const char *isa_name;
+
+static void pick_default(void) {
+  rows_fn = lb_rows_scalar;
+  isa_name = "scalar";
+#if defined(__x86_64__)
+  if (lb_cpu_vnni()) rows_fn = lb_rows_vnni, isa_name = "vnni";
+  else if (lb_cpu_avx2()) rows_fn = lb_rows_avx2, isa_name = "avx2";
+#elif defined(__aarch64__)
+  if (lb_cpu_dotprod()) rows_fn = lb_rows_neon, isa_name = "neon-dotprod";
+#endif
+}
+
+const char *lb_isa(void) {
+  if (!rows_fn) pick_default();
+  return isa_name;
+}
+
+int lb_set_isa(const char *name) {
+  if (!rows_fn) pick_default();
+  if (!strcmp(name, "scalar")) { rows_fn = lb_rows_scalar, isa_name = "scalar"; return 1; }
+#if defined(__x86_64__)
+  if (!strcmp(name, "avx2") && lb_cpu_avx2()) { rows_fn = lb_rows_avx2, isa_name = "avx2"; return 1; }
+  if (!strcmp(name, "vnni") && lb_cpu_vnni()) { rows_fn = lb_rows_vnni, isa_name = "vnni"; return 1; }
+#elif defined(__aarch64__)
+  if (!strcmp(name, "neon-dotprod") && lb_cpu_dotprod()) { rows_fn = lb_rows_neon, isa_name = "neon-dotprod"; return 1; }
+#endif
+  if (!strcmp(name, "auto")) { pick_default(); return 1; }
+  return 0;
+}
+
+typedef struct {
+  const lb_uniform *w;
+  const lb_act *a;
+  float *y;
+} gemv_job;
+
+static void gemv_range(void *ctx, int r0, int r1) {
+  gemv_job *j = ctx;
+  rows_fn(j->w, j->a, j->y, r0, r1);
+}
+
+void lb_gemv(const lb_uniform *w, lb_act *a, float *y) {
+  if (!rows_fn) pick_default();
+  for (int g = 0; g < w->n_groups; g++) {
+    float s = 0;
+    for (int b = g * w->group_blocks; b < w->blocks && b < (g + 1) * w->group_blocks; b++) s += a->xs[b] * (float)a->xsum[b];
+    a->gx[g] = s;
+  }
+  gemv_job j = {w, a, y};
+  /* below ~256k weights a thread wake costs more than it saves */
+  if ((double)w->out * w->in < 262144.0) gemv_range(&j, 0, w->out);
+  else pool_run(gemv_range, &j, w->out, 4);
+}
+
+/* Levels of row r in column order into lv [in]: the file's bitstream (2, 4, 8 bits), or lanes of the 3-bit layout. */
+static void row_levels(const lb_uniform *w, int r, uint8_t *lv) {
+  const uint8_t *row = w->q + (size_t)r * w->row_stride;
+  switch (w->bits) {
+  case 2:
+    for (int c = 0; c < w->in; c++) lv[c] = (row[c >> 2] >> (2 * (c & 3))) & 3;
+    break;
+  case 4:
+    for (int c = 0; c < w->in; c++) lv[c] = (row[c >> 1] >> (4 * (c & 1))) & 15;
+    break;
+  case 8:
+    memcpy(lv, row, (size_t)w->in);
+    break;
+  default:
+    for (int c = 0; c < w->in; c++) lv[c] = (uint8_t)level_at(row + (size_t)(c / LB_BLOCK) * 48, lane_of(c % LB_BLOCK, 3), 3);
+  }
+}
+
+typedef struct {
+  const lb_uniform *w;
+  const int32_t *perm;
+  float *dst;
+  int r0;
+} dequant_job;
+
+static void dequant_range(void *ctx, int i0, int i1) {
+  dequant_job *j = ctx;
+  const lb_uniform *w = j->w;
+  uint8_t *lv = malloc((size_t)w->in);
+  if (!lv) return; /* leaves the rows as they were: the caller checked sizes, malloc of a row cannot fail in practice */
+  int gs = w->group_blocks * LB_BLOCK;
+  for (int r = j->r0 + i0; r < j->r0 + i1; r++) {
+    row_levels(w, r, lv);
+    float *out = j->dst + (size_t)(r - j->r0) * w->in;
+    for (int g = 0; g < w->n_groups; g++) {
+      float s = lb_f16(w->scale[(size_t)r * w->n_groups + g]), z = (float)lb_zero(w, r, g);
+      int c1 = (g + 1) * gs < w->in ? (g + 1) * gs : w->in;
+      if (j->perm)
+        for (int c = g * gs; c < c1; c++) out[j->perm[c]] = s * ((float)lv[c] - z);
+      else
+        for (int c = g * gs; c < c1; c++) out[c] = s * ((float)lv[c] - z);
+    }
+  }
+  free(lv);
+}
+
+void lb_dequant_rows(const lb_uniform *w, const int32_t *perm, float *dst, int r0, int r1) {
+  dequant_job j = {w, perm, dst, r0};
+  pool_run(dequant_range, &j, r1 - r0, 1);
+}
+
+void lb_repack3(uint8_t *dst, const uint8_t *src, int out, int in) {
+  size_t src_stride = ((size_t)in * 3 + 7) / 8;
+  int blocks = (in + LB_BLOCK - 1) / LB_BLOCK;
+  for (int r = 0; r < out; r++) {
+    const uint8_t *s = src + (size_t)r * src_stride;
+    uint8_t *d = dst + (size_t)r * blocks * 48;
+    memset(d, 0, (size_t)blocks * 48);
+    for (int c = 0; c < in; c++) {
+      size_t bit = (size_t)c * 3;
+      unsigned v = s[bit >> 3] | ((bit >> 3) + 1 < src_stride ? (unsigned)s[(bit >> 3) + 1] << 8 : 0u);
+      v = (v >> (bit & 7)) & 7;
+      uint8_t *blk = d + (size_t)(c / LB_BLOCK) * 48;
+      int l = lane_of(c % LB_BLOCK, 3), k = l >> 5, i = l & 31;
+      blk[i] |= (uint8_t)((v & 3) << (2 * k));
+      blk[32 + (i & 15)] |= (uint8_t)((v >> 2) << (2 * k + (i >> 4)));
+    }
+  }
+}
+
+/* ---- mixed widths ---- */
+
+void lb_mixed_rows_scalar(const lb_mixed *w, const lb_act *a, float *y, int r0, int r1) {
+  for (int r = r0; r < r1; r++) {
+    const uint8_t *row = w->q + (size_t)r * w->row_stride;
+    float acc = 0;
+    for (int g = 0; g < w->n_groups; g++) {
+      const int8_t *xq = a->xq + (size_t)g * LB_BLOCK;
+      int32_t d = 0;
+      for (int l = 0; l < LB_BLOCK; l++) d += level_at(row + w->goff[g], l, w->widths[g]) * xq[l];
+      float s = lb_f16(w->scale[(size_t)r * w->n_groups + g]) * a->xs[g];
+      acc += s * ((float)d - lb_mixed_zero(w, r, g) * (float)a->xsum[g]);
+    }
+    y[r] = acc;
+  }
+}
+
+static lb_mixed_rows_fn mixed_fn(void) {
+  lb_isa();
+#if defined(__x86_64__)
+  if (rows_fn == lb_rows_vnni) return lb_mixed_rows_vnni;
+  if (rows_fn == lb_rows_avx2) return lb_mixed_rows_avx2;
+#endif
+  return lb_mixed_rows_scalar;
+}
+
+typedef struct {
+  const lb_mixed *w;
+  const lb_act *a;
+  float *y;
+  lb_mixed_rows_fn fn;
+} mixed_job;
+
+static void mixed_range(void *ctx, int r0, int r1) {
+  mixed_job *j = ctx;
+  j->fn(j->w, j->a, j->y, r0, r1);
+}
+
+void lb_gemv_mixed(const lb_mixed *w, lb_act *a, float *y) {
+  for (int g = 0; g < w->n_groups; g++) a->gx[g] = a->xs[g] * (float)a->xsum[g];
+  mixed_job j = {w, a, y, mixed_fn()};
+  if ((double)w->out * w->in < 262144.0) mixed_range(&j, 0, w->out);
+  else pool_run(mixed_range, &j, w->out, 4);
+}
+
+typedef struct {
+  const lb_mixed *w;
+  float *dst;
+  int r0;
+} mixed_dq_job;
+
+static void mixed_dq_range(void *ctx, int i0, int i1) {
+  mixed_dq_job *j = ctx;
+  const lb_mixed *w = j->w;
+  for (int r = j->r0 + i0; r < j->r0 + i1; r++) {
+    const uint8_t *row = w->q + (size_t)r * w->row_stride;
+    float *out = j->dst + (size_t)(r - j->r0) * w->in;
+    for (int g = 0; g < w->n_groups; g++) {
+      float s = lb_f16(w->scale[(size_t)r * w->n_groups + g]), z = lb_mixed_zero(w, r, g);
+      for (int c = 0; c < LB_BLOCK; c++) out[g * LB_BLOCK + c] = s * ((float)level_at(row + w->goff[g], lane_of(c, w->widths[g]), w->widths[g]) - z);
+    }
+  }
+}
+
+void lb_dequant_mixed(const lb_mixed *w, float *dst, int r0, int r1) {
+  mixed_dq_job j = {w, dst, r0};
+  pool_run(mixed_dq_range, &j, r1 - r0, 1);
+}
+
+void lb_repack_mixed3(uint8_t *q, const lb_mixed *w) {
+  uint8_t blk[48];
+  for (int r = 0; r < w->out; r++) {
+    uint8_t *row = q + (size_t)r * w->row_stride;
+    for (int g = 0; g < w->n_groups; g++) {
+      if (w->widths[g] != 3) continue;
+      const uint8_t *s = row + w->goff[g];
+      memset(blk, 0, sizeof blk);
+      for (int c = 0; c < LB_BLOCK; c++) {
+        int bit = c * 3;
+        unsigned v = s[bit >> 3] | ((bit >> 3) + 1 < 48 ? (unsigned)s[(bit >> 3) + 1] << 8 : 0u);
+        v = (v >> (bit & 7)) & 7;
+        int l = lane_of(c, 3), k = l >> 5, i = l & 31;
+        blk[i] |= (uint8_t)((v & 3) << (2 * k));
+        blk[32 + (i & 15)] |= (uint8_t)((v >> 2) << (2 * k + (i >> 4)));
+      }
+      memcpy(row + w->goff[g], blk, sizeof blk);
+    }
+  }
+}

@@ -1,0 +1,60 @@
+/**
+ * Native low-bit kernels a backend may carry (the Node addon, native/lowbit.h): the uniform
+ * formats' decode matvec with int8 activations and integer dot products, and their row
+ * dequantization for prefill tiles. Declared here, in the core, so format files can use them
+ * without importing Node code; src/node/native.ts attaches an implementation to the native
+ * backend. Arrays are the file's own bytes: levels [outDim, rowBytes] (3-bit repacked by
+ * `uniformRepack3`), float16 scale bits [outDim, nGroups], the b-bit zero bitstream
+ * [outDim, zeroBytes] or null (symmetric), perm [inDim] stored → original column or null.
+ */
+import type { Backend } from '../backend/types.js';
+
+export interface LowbitKernels {
+  /** The instruction set the kernels run on: 'vnni', 'avx2', 'neon-dotprod' or 'scalar'. */
+  readonly isa: string;
+  /** y [outDim] = W x [inDim]; x quantized to int8 per 128-column block (int8-activations.ts). */
+  uniformMatvec(
+    y: Float32Array, x: Float32Array, q: Uint8Array, scale: Uint16Array, zero: Uint8Array | null, perm: Int32Array | null,
+    outDim: number, inDim: number, groupSize: number, bits: number,
+  ): void;
+  /** Rows [r0, r1) of W as float32 into w [r1 − r0, inDim], original column order. */
+  uniformDequant(
+    w: Float32Array, q: Uint8Array, scale: Uint16Array, zero: Uint8Array | null, perm: Int32Array | null,
+    outDim: number, inDim: number, groupSize: number, bits: number, r0: number, r1: number,
+  ): void;
+  /** 3-bit file rows src [outDim, ceil(3·inDim/8)] into the kernel layout dst [outDim, ceil(inDim/128)·48]. */
+  uniformRepack3(dst: Uint8Array, src: Uint8Array, outDim: number, inDim: number): void;
+  /** Mixed widths (SliM-LLM, 128-column groups): the same three, with the tensor's blobs as `MixedNativeArgs`. */
+  mixedMatvec(y: Float32Array, x: Float32Array, ...m: MixedNativeArgs): void;
+  mixedDequant(w: Float32Array, ...m: [...MixedNativeArgs, number, number]): void;
+  /** Repacks the 3-bit groups of q (a copy of the file's rows) in place. */
+  mixedRepack3(...m: MixedNativeArgs): void;
+}
+
+/**
+ * A mixed tensor for the native kernels (native/lowbit.h lb_mixed): q [outDim, rowStride], scale
+ * float16 bits [outDim, nGroups], the ≥2-bit groups' zero bitstream [outDim, zeroBytes] (or null),
+ * the 1-bit groups' float16 zeros [outDim, n1] (or null), widths [nGroups], goff [nGroups] byte
+ * offset of each group in a row, zbit [nGroups] bit offset of its zero (−1 − index for 1-bit
+ * groups), outDim, inDim, rowStride, zeroBytes, n1.
+ */
+export type MixedNativeArgs = [
+  q: Uint8Array, scale: Uint16Array, zero: Uint8Array | null, zero1: Uint16Array | null,
+  widths: Uint8Array, goff: Int32Array, zbit: Int32Array,
+  outDim: number, inDim: number, rowStride: number, zeroBytes: number, n1: number,
+];
+
+/** The backend's native low-bit kernels, or undefined. */
+export function lowbitKernelsOf(backend: Backend): LowbitKernels | undefined {
+  return (backend as Backend & { lowbit?: LowbitKernels }).lowbit;
+}
+
+/** Mixed tensors the native kernels take: 128-column groups and rows of whole groups. */
+export function nativeMixedFits(inDim: number, groupSize: number): boolean {
+  return groupSize === 128 && inDim % 128 === 0;
+}
+
+/** Groups the native kernels take: whole 128-column blocks, or one group per row. */
+export function nativeUniformFits(inDim: number, groupSize: number): boolean {
+  return groupSize >= inDim || groupSize % 128 === 0;
+}
