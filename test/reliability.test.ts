@@ -161,6 +161,17 @@ describe('non-finite numbers never pass as results (defect 5)', () => {
     assertInputError(bitcrush('eval', model, '--text', HELDOUT, '--seqlen', '32', '--max-windows', '1', '--json'), /stories260K\.bin: perplexity overflows: a mean loss of .* nats per token/);
   });
 
+  it('one embedding value of 3e38: sampling at temperature 0.8 ends with an error, not an internal one', () => {
+    const dir = hfDir('huge-embed');
+    const p = join(dir, 'model.safetensors');
+    const b = readFileSync(p);
+    const n = Number(b.readBigUInt64LE(0));
+    const header = JSON.parse(b.subarray(8, 8 + n).toString('utf8')) as Record<string, { data_offsets: [number, number] }>;
+    b.writeFloatLE(3e38, 8 + n + header['model.embed_tokens.weight']!.data_offsets[0] + 4 * 18866);
+    writeFileSync(p, b);
+    assertInputError(bitcrush('generate', dir, '-n', '6', '-t', '0.8', '-s', '7', '-p', 'Once upon a time', '--backend', 'reference'), /model computes non-finite logits|non-finite value/);
+  });
+
   it('a safetensors header length one byte short (every tensor shifted) is refused', () => {
     const dir = hfDir('shifted');
     const p = join(dir, 'model.safetensors');

@@ -69,6 +69,8 @@ function* run(model: LlamaModel, tokenizer: Tokenizer, prompt: number[], sampler
     let t = performance.now();
     const next = sampler.sample(logits);
     decodeMs += performance.now() - t;
+    // finite logits near float32's limit overflow the softmax: no token can be drawn
+    if (!Number.isInteger(next) || next < 0 || next >= model.config.vocabSize) throw new NonFiniteLogitsError(model.name, pos - 1);
     if (next === tokenizer.bosId || tokenizer.eosIds.includes(next)) {
       stop = 'end-of-text';
       break;
