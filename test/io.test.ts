@@ -265,6 +265,9 @@ describe('safetensors', () => {
     // non-finite weights are refused when read, naming the tensor
     throwsInput(() => f.float32('inf'), 'mem.safetensors', /tensor inf holds a non-finite value \(Infinity\) at index 1/);
     throwsInput(() => f.float32('nan'), 'mem.safetensors', /tensor nan holds a non-finite value \(NaN\) at index 0/);
+    // the 16-bit path (weights kept as F16/BF16 bits) refuses them too
+    throwsInput(() => f.half('inf'), 'mem.safetensors', /tensor inf holds a non-finite value \(Infinity\) at index 1/);
+    assert.deepEqual([...f.half('brain')!.bits], [...bf]);
     assert.deepEqual([...bf16ToF32(Uint16Array.of(0x8000))], [-0]);
     assert.deepEqual([...f16ToF32(Uint16Array.of(0x7e00))], [NaN]);
   });

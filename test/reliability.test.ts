@@ -3,7 +3,7 @@
  * process, judged by exit code, its one-line message and what it left on disk.
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -29,7 +29,8 @@ function bitcrush(...args: string[]) {
 /** Exit code 2, one line `bitcrush: …` matching `pattern` on stderr, no stack trace. */
 function assertInputError(r: ReturnType<typeof bitcrush>, pattern: RegExp): void {
   assert.equal(r.code, 2, `exit code (stderr: ${r.stderr})`);
-  const lines = r.stderr.split('\n').filter((l) => l !== '' && !/^(quantize|eval|tokenize)\b.*%/.test(l));
+  // progress lines ("tokenize: 16/194 KB (8.2%), …") are not the error
+  const lines = r.stderr.split('\n').filter((l) => l !== '' && !/^[\w ./-]+: [\d.]+\/[\d.]+ .*\([\d.]+%\)/.test(l));
   assert.equal(lines.length, 1, `one line on stderr, got:\n${r.stderr}`);
   assert.match(lines[0]!, /^bitcrush: /);
   assert.doesNotMatch(r.stderr, /^\s+at /m);
@@ -91,6 +92,34 @@ describe('quantize checks its output before any work', () => {
     const inputs = join(`${out}.partial`, 'inputs-1.f32');
     truncateSync(inputs, 1000);
     assertInputError(bitcrush(...args, '--resume'), /inputs-1\.f32: holds 1000 bytes, this run needs 8192 float32 values/);
+    // one flipped bit in a finished block: caught by the manifest's checksum, never quantized on
+    const block = join(`${out}.partial`, 'block-0.bin');
+    const b = readFileSync(block);
+    b[100]! ^= 4;
+    writeFileSync(block, b);
+    assertInputError(bitcrush(...args, '--resume'), /block-0\.bin: does not match its checksum in manifest\.json/);
+  });
+
+  it('kill -9 during quantize, then --resume: the same bytes as an uninterrupted run', async () => {
+    const { dir, model } = storiesDir('kill9');
+    const args = (out: string) => ['quantize', model, '--method', 'gptq', '--bits', '2', '--group-size', '32', '--calib', CALIB, '--nsamples', '16', '--seqlen', '64', '--out', out, '--json'];
+    const full = join(dir, 'full.bcq');
+    assert.equal(bitcrush(...args(full)).code, 0);
+    const out = join(dir, 'killed.bcq');
+    const child = spawn(process.execPath, [CLI, ...args(out)], { stdio: 'ignore' });
+    const manifest = join(`${out}.partial`, 'manifest.json');
+    // kill as soon as one block is checkpointed (the run is then mid-way through the next)
+    const blocksDone = () => (existsSync(manifest) ? (JSON.parse(readFileSync(manifest, 'utf8')) as { blocksDone: number }).blocksDone : 0);
+    const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
+    for (let i = 0; i < 3000 && blocksDone() < 1 && child.exitCode === null; i++) await new Promise((r) => setTimeout(r, 10));
+    const done = blocksDone();
+    child.kill('SIGKILL');
+    await exited;
+    assert.ok(done >= 1 && done < 5 && !existsSync(out), `killed after ${done} of 5 blocks, before the output`);
+    const r = bitcrush(...args(out), '--resume');
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok((JSON.parse(r.stdout) as { resumedBlocks: number }).resumedBlocks >= 1);
+    assert.ok(Buffer.compare(readFileSync(full), readFileSync(out)) === 0, 'resumed file differs from the uninterrupted one');
   });
 
   it('a calibration text shorter than one window names the file', () => {
@@ -130,6 +159,17 @@ describe('non-finite numbers never pass as results (defect 5)', () => {
     for (let i = 0; i < dim; i++) b.writeFloatLE(1e30, finalNorm + 4 * i);
     writeFileSync(model, b);
     assertInputError(bitcrush('eval', model, '--text', HELDOUT, '--seqlen', '32', '--max-windows', '1', '--json'), /stories260K\.bin: perplexity overflows: a mean loss of .* nats per token/);
+  });
+
+  it('one embedding value of 3e38: sampling at temperature 0.8 ends with an error, not an internal one', () => {
+    const dir = hfDir('huge-embed');
+    const p = join(dir, 'model.safetensors');
+    const b = readFileSync(p);
+    const n = Number(b.readBigUInt64LE(0));
+    const header = JSON.parse(b.subarray(8, 8 + n).toString('utf8')) as Record<string, { data_offsets: [number, number] }>;
+    b.writeFloatLE(3e38, 8 + n + header['model.embed_tokens.weight']!.data_offsets[0] + 4 * 18866);
+    writeFileSync(p, b);
+    assertInputError(bitcrush('generate', dir, '-n', '6', '-t', '0.8', '-s', '7', '-p', 'Once upon a time', '--backend', 'reference'), /model computes non-finite logits|non-finite value/);
   });
 
   it('a safetensors header length one byte short (every tensor shifted) is refused', () => {
@@ -251,7 +291,9 @@ describe('found by the fuzz suite', () => {
     const { dir, model } = storiesDir('short-text');
     const text = join(dir, 'tiny.txt');
     writeFileSync(text, 'Once');
-    assertInputError(bitcrush('eval', model, '--text', text, '--seqlen', '32'), /tiny\.txt: the text has \d+ tokens, fewer than one window of 32/);
+    const r = bitcrush('eval', model, '--text', text, '--seqlen', '32');
+    assertInputError(r, /tiny\.txt: the text has \d+ tokens, fewer than one window of 32/);
+    assert.doesNotMatch(r.stderr, /NaN/, 'progress of an empty tokenization');
   });
 
   it('a tokenizer with fewer tokens than the model produces: an input error naming the tokenizer', () => {
@@ -259,6 +301,15 @@ describe('found by the fuzz suite', () => {
     const tok = join(dir, 'tok512.bin');
     truncateSync(tok, 4557); // 347 whole tokens: byte fallbacks present, the model's later ids missing
     assertInputError(bitcrush('generate', model, '-n', '64', '-t', '0'), /tok512\.bin: token id \d+ is outside this tokenizer's \d+ tokens/);
+  });
+
+  it('a chat template that renders nothing, or more than the context, names tokenizer_config.json', () => {
+    const dir = hfDir('chat-template');
+    const cfg = join(dir, 'tokenizer_config.json');
+    writeFileSync(cfg, JSON.stringify({ bos_token: '<s>', eos_token: '</s>', chat_template: '' }));
+    assertInputError(bitcrush('generate', dir, '--chat', '-p', 'Hi', '-n', '4'), /tokenizer_config\.json: chat template renders the conversation as an empty prompt/);
+    writeFileSync(cfg, JSON.stringify({ bos_token: '<s>', eos_token: '</s>', chat_template: 'a'.repeat(5000) }));
+    assertInputError(bitcrush('generate', dir, '--chat', '-p', 'Hi', '-n', '4'), /the prompt \(the conversation in the chat template of .*tokenizer_config\.json\) has \d+ tokens, more than the model's context of 512/);
   });
 
   it('a llama2.c tokenizer without the 256 byte-fallback tokens is refused when read', () => {

@@ -5,16 +5,21 @@
  *   block-<l>.bin        the packed blobs of block l, concatenated in the manifest's order
  *   inputs-<l>.f32       the residual stream [N·seqLen, dim] entering block l = blocksDone
  *   dense-<l>.f32        unquantized tensors block l's method replaced (AQLM's trained norms), if any
+ * The manifest holds each file's sha256, checked on --resume: the directory is an input too.
  * Every file is written atomically and the manifest last, so a kill at any moment leaves the
  * directory describing a consistent prefix of finished blocks.
  */
+import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { BlobDtype, FormatParams, PackedTensor } from '../formats/types.js';
-import { InputError } from '../io/errors.js';
+import { findFormat } from '../formats/registry.js';
+import { blobBytes } from '../formats/types.js';
+import { check, InputError } from '../io/errors.js';
 import { writeFileAtomic } from '../node/atomic-write.js';
 
-const MANIFEST_VERSION = 1;
+/** 2: files carry sha256 checksums (a bit flip in a block or inputs file is caught, not quantized on). */
+const MANIFEST_VERSION = 2;
 
 interface TensorIndex {
   name: string;
@@ -32,6 +37,8 @@ interface Manifest {
   blocks: TensorIndex[][];
   /** Per block (absent: none), the replaced unquantized tensors stored in dense-<l>.f32 in this order. */
   dense?: Record<string, Array<{ name: string; length: number }>>;
+  /** sha256 (hex) of every block, inputs and dense file, by file name. */
+  sha256?: Record<string, string>;
 }
 
 export interface ResumePoint {
@@ -60,8 +67,10 @@ export class WorkDir {
    * The directory's finished prefix, or null when there is nothing to resume. A directory made
    * with other options is an error: its blocks would not match the rest of this run.
    * `inputValues`: the float32 count of the inputs file this run needs ([N·seqLen, dim]; 0 without calibration).
+   * `shapes`: the model's tensors (expectedShapes); every resumed tensor is checked against them
+   * and the format registry as a packed file's are, since the directory is a file input too.
    */
-  static open(dir: string, optionsHash: string, inputValues: number): { work: WorkDir; resume: ResumePoint } | null {
+  static open(dir: string, optionsHash: string, inputValues: number, shapes: ReadonlyMap<string, number[]>): { work: WorkDir; resume: ResumePoint } | null {
     const path = join(dir, 'manifest.json');
     if (!existsSync(path)) return null;
     let m: Manifest;
@@ -79,15 +88,26 @@ export class WorkDir {
     const w = new WorkDir(dir, m);
     if (m.blocksDone === 0) return null;
     const packed = new Map<string, PackedTensor>();
-    for (let l = 0; l < m.blocksDone; l++) for (const [name, t] of w.readBlock(l, m.blocks[l]!)) packed.set(name, t);
+    for (let l = 0; l < m.blocksDone; l++) {
+      for (const [name, t] of w.readBlock(l, m.blocks[l]!)) {
+        checkResumedTensor(join(dir, `block-${l}.bin`), l, name, t, shapes);
+        packed.set(name, t);
+      }
+    }
     const dense = new Map<string, Float32Array>();
-    for (let l = 0; l < m.blocksDone; l++) for (const [name, t] of w.readDense(l)) dense.set(name, t);
+    for (let l = 0; l < m.blocksDone; l++) {
+      for (const [name, t] of w.readDense(l)) {
+        check(shapes.get(name)?.reduce((a, b) => a * b, 1) === t.length, join(dir, `dense-${l}.f32`), `${name} is not a tensor of this model with ${t.length} values`);
+        dense.set(name, t);
+      }
+    }
     const inputsPath = join(dir, `inputs-${m.blocksDone}.f32`);
     if (!existsSync(inputsPath)) throw new InputError(inputsPath, `missing: the work directory is damaged; delete ${dir} to start over`);
     const bytes = readFileSync(inputsPath);
     if (bytes.byteLength !== 4 * inputValues) {
       throw new InputError(inputsPath, `holds ${bytes.byteLength} bytes, this run needs ${inputValues} float32 values (${4 * inputValues} bytes): truncated or damaged; delete ${dir} to start over`);
     }
+    w.verify(`inputs-${m.blocksDone}.f32`, bytes);
     const inputs = new Float32Array(bytes.byteLength / 4);
     new Uint8Array(inputs.buffer).set(bytes);
     return { work: w, resume: { blocksDone: m.blocksDone, packed, inputs, dense } };
@@ -118,16 +138,28 @@ export class WorkDir {
     writeFileAtomic(join(this.dir, `block-${l}.bin`), chunks, { expectedSize: offset });
     const inputBytes = new Uint8Array(nextInputs.buffer, nextInputs.byteOffset, nextInputs.byteLength);
     writeFileAtomic(join(this.dir, `inputs-${l + 1}.f32`), [inputBytes]);
+    const sha256: Record<string, string> = { ...this.manifest.sha256, [`block-${l}.bin`]: digest(chunks), [`inputs-${l + 1}.f32`]: digest([inputBytes]) };
+    delete sha256[`inputs-${l}.f32`];
     let denseIndex = this.manifest.dense;
     if (dense !== undefined && dense.size > 0) {
       const tensors = [...dense];
       const bytes = tensors.map(([, t]) => new Uint8Array(t.buffer, t.byteOffset, t.byteLength));
       writeFileAtomic(join(this.dir, `dense-${l}.f32`), bytes, { expectedSize: bytes.reduce((a, b) => a + b.byteLength, 0) });
+      sha256[`dense-${l}.f32`] = digest(bytes);
       denseIndex = { ...denseIndex, [String(l)]: tensors.map(([name, t]) => ({ name, length: t.length })) };
     }
-    this.manifest = { ...this.manifest, blocksDone: l + 1, blocks: [...this.manifest.blocks, index], ...(denseIndex ? { dense: denseIndex } : {}) };
+    this.manifest = { ...this.manifest, blocksDone: l + 1, blocks: [...this.manifest.blocks, index], ...(denseIndex ? { dense: denseIndex } : {}), sha256 };
     this.writeManifest();
     rmSync(join(this.dir, `inputs-${l}.f32`), { force: true });
+  }
+
+  /** `bytes` of file `name`, checked against the manifest's checksum. */
+  private verify(name: string, bytes: Uint8Array): Uint8Array {
+    const expected = this.manifest.sha256?.[name];
+    const path = join(this.dir, name);
+    check(typeof expected === 'string', join(this.dir, 'manifest.json'), `has no checksum of ${name}; delete ${this.dir} to start over`);
+    check(digest([bytes]) === expected, path, `does not match its checksum in manifest.json: damaged; delete ${this.dir} to start over`);
+    return bytes;
   }
 
   remove(): void {
@@ -143,7 +175,8 @@ export class WorkDir {
     const index = this.manifest.dense?.[String(l)];
     if (index === undefined) return out;
     const path = join(this.dir, `dense-${l}.f32`);
-    const bytes = readFileSync(path);
+    const bytes = this.verify(`dense-${l}.f32`, readFileSync(path));
+    check(Array.isArray(index) && index.every((e) => isObject(e) && typeof e.name === 'string'), join(this.dir, 'manifest.json'), `dense[${l}] is not a list of { name, length }`);
     const total = index.reduce((a, e) => a + e.length, 0);
     if (!index.every((e) => Number.isInteger(e.length) && e.length >= 0) || bytes.byteLength !== 4 * total) throw new InputError(path, `holds ${bytes.byteLength} bytes, the manifest lists ${total} float32 values`);
     let off = 0;
@@ -158,11 +191,17 @@ export class WorkDir {
 
   private readBlock(l: number, index: TensorIndex[]): Map<string, PackedTensor> {
     const path = join(this.dir, `block-${l}.bin`);
-    const bytes = new Uint8Array(readFileSync(path));
+    const manifest = join(this.dir, 'manifest.json');
+    check(Array.isArray(index), manifest, `blocks[${l}] is not a list of tensors`);
+    const bytes = new Uint8Array(this.verify(`block-${l}.bin`, readFileSync(path)));
     const out = new Map<string, PackedTensor>();
     for (const t of index) {
+      const ok = isObject(t) && typeof t.name === 'string' && typeof t.format === 'string' && Number.isSafeInteger(t.outDim) && Number.isSafeInteger(t.inDim) && isObject(t.params) && Array.isArray(t.blobs);
+      check(ok, manifest, `blocks[${l}] holds an entry that is not { name, format, outDim, inDim, params, blobs }`);
       const blobs: Record<string, PackedTensor['blobs'][string]> = {};
       for (const e of t.blobs) {
+        const okBlob = isObject(e) && typeof e.blob === 'string' && typeof e.dtype === 'string' && Array.isArray(e.shape) && Number.isSafeInteger(e.offset) && Number.isSafeInteger(e.length);
+        check(okBlob, manifest, `tensor ${t.name}: a blob entry is not { blob, dtype, shape, offset, length }`);
         if (!(e.offset >= 0 && e.offset + e.length <= bytes.byteLength)) throw new InputError(path, `blob ${t.name}.${e.blob} lies outside the file`);
         blobs[e.blob] = { dtype: e.dtype, shape: e.shape, bytes: bytes.slice(e.offset, e.offset + e.length) };
       }
@@ -170,4 +209,33 @@ export class WorkDir {
     }
     return out;
   }
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** A resumed tensor is checked as the packed reader checks a file's: a tensor of block l of this model, a known format, its blobs exactly. */
+function checkResumedTensor(file: string, l: number, name: string, t: PackedTensor, shapes: ReadonlyMap<string, number[]>): void {
+  const shape = shapes.get(name);
+  check(shape !== undefined && name.startsWith(`model.layers.${l}.`) && shape.length === 2, file, `${JSON.stringify(name)} is not a linear of block ${l} of this model`);
+  check(t.outDim === shape[0] && t.inDim === shape[1], file, `${name} is [${t.outDim}, ${t.inDim}], the model has [${shape}]`);
+  const format = findFormat(t.format);
+  check(format !== undefined, file, `${name}: unknown format ${JSON.stringify(t.format)}`);
+  const params = format.parseParams(t.params, t.outDim, t.inDim);
+  check(typeof params !== 'string', file, `${name} (${format.id}): bad params: ${params}`);
+  const specs = format.blobs(t.outDim, t.inDim, params);
+  check(Object.keys(t.blobs).length === Object.keys(specs).length, file, `${name} (${format.id}) has blobs ${Object.keys(t.blobs).join(', ')}, expected ${Object.keys(specs).join(', ')}`);
+  for (const [blob, spec] of Object.entries(specs)) {
+    const b = t.blobs[blob];
+    check(b !== undefined && b.dtype === spec.dtype && b.shape.join() === spec.shape.join() && b.bytes.byteLength === blobBytes(spec), file, `${name}: blob ${blob} is missing or not ${spec.dtype} [${spec.shape}]`);
+  }
+  const problem = format.validate({ ...t, params });
+  check(problem === null, file, `${name} (${format.id}): ${problem}`);
+}
+
+function digest(chunks: readonly Uint8Array[]): string {
+  const h = createHash('sha256');
+  for (const c of chunks) h.update(c);
+  return h.digest('hex');
 }

@@ -28,7 +28,7 @@ export function createProgress(stream: ProgressStream, label: string, unit: stri
   const describe = (done: number, total: number, detail = ''): string => {
     const elapsed = now() - start;
     const eta = done > 0 && done < total ? ` ETA ${formatDuration(((total - done) * elapsed) / done)}` : '';
-    return `${done}/${total} ${unit} (${((100 * done) / total).toFixed(1)}%), ${formatDuration(elapsed)}${eta}${detail ? ` ${detail}` : ''}`;
+    return `${done}/${total} ${unit} (${(total > 0 ? (100 * done) / total : 100).toFixed(1)}%), ${formatDuration(elapsed)}${eta}${detail ? ` ${detail}` : ''}`;
   };
 
   const drawBar = (done: number, total: number, detail?: string): void => {

@@ -144,7 +144,7 @@ function run(modelPath: string, opts: QuantizeCliOptions): void {
     const workPath = `${opts.out}.partial`;
     let work: WorkDir;
     let resume: ReturnType<typeof WorkDir.open> = null;
-    if (opts.resume) resume = WorkDir.open(workPath, hash, cal ? cal.count * cal.seqLen * c.dim : 0);
+    if (opts.resume) resume = WorkDir.open(workPath, hash, cal ? cal.count * cal.seqLen * c.dim : 0, expectedShapes(c));
     if (resume) work = resume.work;
     else work = WorkDir.create(workPath, hash);
     const resumedBlocks = resume?.resume.blocksDone ?? 0;

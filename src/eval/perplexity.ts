@@ -10,6 +10,9 @@ import type { Tokenizer } from '../io/tokenizer.js';
 import { NonFiniteLogitsError } from '../runtime/finite-logits.js';
 import type { LlamaModel } from '../runtime/model.js';
 
+/** The text is shorter than one window: the caller knows which file it came from and names it. */
+export class TextTooShortError extends UsageError {}
+
 /**
  * The window length when none is given: the model's context, at most 2048 (the papers' LLaMA
  * protocol; Llama 3.1's 131072 positions would make one window of the whole text).
@@ -18,8 +21,6 @@ export const DEFAULT_WINDOW = 2048;
 export function defaultWindow(context: number): number {
   return Math.min(context, DEFAULT_WINDOW);
 }
-/** The text is shorter than one window: the caller knows which file it came from and names it. */
-export class TextTooShortError extends UsageError {}
 
 export interface PerplexityOptions {
   /** Window length in tokens (at most the model's context). */

@@ -22,8 +22,9 @@ export function renderChat(tokenizer: Tokenizer, messages: readonly ChatMessage[
   } catch (e) {
     throw new InputError(chat.file, `chat template does not parse: ${(e as Error).message}`);
   }
+  let text: string;
   try {
-    return template.render({
+    text = template.render({
       messages,
       add_generation_prompt: true,
       bos_token: chat.bosToken,
@@ -32,4 +33,7 @@ export function renderChat(tokenizer: Tokenizer, messages: readonly ChatMessage[
   } catch (e) {
     throw new InputError(chat.file, `chat template failed (or refused the conversation): ${(e as Error).message}`);
   }
+  // an empty template (or one that drops every message) leaves the model nothing to continue
+  if (text.trim() === '') throw new InputError(chat.file, 'chat template renders the conversation as an empty prompt');
+  return text;
 }

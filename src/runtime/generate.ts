@@ -40,7 +40,11 @@ export function generate(model: LlamaModel, tokenizer: Tokenizer, opts: Generate
   if (!Number.isInteger(opts.maxTokens) || opts.maxTokens < 1) throw new UsageError(`max tokens must be a positive integer, got ${opts.maxTokens}`);
   const prompt = opts.messages ? tokenizer.encode(renderChat(tokenizer, opts.messages), false) : tokenizer.encode(opts.prompt, true);
   if (prompt.length === 0) throw new UsageError('the prompt is empty and the tokenizer has no BOS token to start from: give a prompt');
-  if (prompt.length > seqLen) throw new UsageError(`the prompt has ${prompt.length} tokens, more than the model's context of ${seqLen}`);
+  if (prompt.length > seqLen) {
+    // in chat mode the template makes part of the prompt: say which file it came from
+    const via = opts.messages && tokenizer.chat ? ` (the conversation in the chat template of ${tokenizer.chat.file})` : '';
+    throw new UsageError(`the prompt${via} has ${prompt.length} tokens, more than the model's context of ${seqLen}`);
+  }
   return run(model, tokenizer, prompt, new Sampler(model.config.vocabSize, opts), opts.maxTokens);
 }
 
@@ -65,6 +69,8 @@ function* run(model: LlamaModel, tokenizer: Tokenizer, prompt: number[], sampler
     let t = performance.now();
     const next = sampler.sample(logits);
     decodeMs += performance.now() - t;
+    // finite logits near float32's limit overflow the softmax: no token can be drawn
+    if (!Number.isInteger(next) || next < 0 || next >= model.config.vocabSize) throw new NonFiniteLogitsError(model.name, pos - 1);
     if (next === tokenizer.bosId || tokenizer.eosIds.includes(next)) {
       stop = 'end-of-text';
       break;

@@ -22,6 +22,8 @@ export interface Target {
   files: Array<[string, string]>;
   /** The commands that read the mutated file, argv after `bitcrush`, in a case directory `d`. */
   commands: Array<(d: string) => string[]>;
+  /** A successful run removes the file by design (a resumed work directory): not a modified input. */
+  consumed?: boolean;
 }
 
 export interface Corpus {
@@ -50,6 +52,9 @@ export async function buildCorpus(dir: string, quantize: (argv: string[]) => Pro
   mkdirSync(f('hf'));
   writeHfStories(f('hf'));
   writeFileSync(f('hf/tokenizer.json'), smallTokenizerJson());
+  // the special tokens and a chat template (zephyr-style), as chat models ship them
+  const template = "{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}{{ eos_token }}\n{% endfor %}{% if add_generation_prompt %}<|assistant|>\n{% endif %}";
+  writeFileSync(f('hf/tokenizer_config.json'), JSON.stringify({ add_bos_token: true, bos_token: '<s>', eos_token: '</s>', unk_token: '<unk>', pad_token: null, chat_template: template }));
   // a few windows' worth: eval and calibration stay fast
   writeFileSync(f('text.txt'), readFileSync(HELDOUT, 'utf8').slice(0, 4000));
   const calib = ['--calib', f('text.txt'), '--nsamples', '4', '--seqlen', '32'];
@@ -57,6 +62,23 @@ export async function buildCorpus(dir: string, quantize: (argv: string[]) => Pro
     const code = await quantize(['quantize', f('llama2c/stories260K.bin'), ...m.args, ...(m.name === 'rtn' ? [] : calib), '--out', f(`${m.name}.bcq`), '--json']);
     if (code !== 0) throw new Error(`fuzz corpus: quantize ${m.name} failed with exit code ${code}`);
   }
+
+  // a resume work directory: a GPTQ run stopped after 2 of 5 blocks. Its options hash records the
+  // model's path relative to the output's directory, which is the same from every case directory
+  // (siblings of this one), so each case's --resume continues it
+  const resumeArgs = ['quantize', f('llama2c/stories260K.bin'), '--method', 'gptq', '--bits', '2', '--group-size', '32', ...calib];
+  mkdirSync(f('../resume'));
+  if ((await quantize([...resumeArgs, '--out', f('../resume/q.bcq'), '--stop-after-block', '1'])) !== 0) throw new Error('fuzz corpus: the stopped quantize run failed');
+  mkdirSync(f('resume'));
+  for (const name of ['manifest.json', 'block-0.bin', 'block-1.bin', 'inputs-2.f32']) copyFileSync(f(`../resume/q.bcq.partial/${name}`), f(`resume/${name}`));
+  const resumeFiles = ['manifest.json', 'block-0.bin', 'block-1.bin', 'inputs-2.f32'];
+  const resumeTarget = (name: string, kind: FileKind): Target => ({
+    id: `resume-${name}`,
+    kind,
+    files: [name, ...resumeFiles.filter((n) => n !== name)].map((n): [string, string] => [`q.bcq.partial/${n}`, f(`resume/${n}`)]),
+    commands: [(d) => [...resumeArgs, '--out', join(d, 'q.bcq'), '--resume', '--json']],
+    consumed: true,
+  });
 
   const text = f('text.txt');
   /** The commands that run a model `m` of case directory `d`. */
@@ -74,6 +96,7 @@ export async function buildCorpus(dir: string, quantize: (argv: string[]) => Pro
     ['hf/config.json', f('hf/config.json')],
     ['hf/model.safetensors', f('hf/model.safetensors')],
     ['hf/tokenizer.json', f('hf/tokenizer.json')],
+    ['hf/tokenizer_config.json', f('hf/tokenizer_config.json')],
   ];
   const first = (name: string): Array<[string, string]> => [hfFiles.find(([p]) => p === name)!, ...hfFiles.filter(([p]) => p !== name)];
   const forAll = (model: (d: string) => string): Array<(d: string) => string[]> =>
@@ -95,6 +118,15 @@ export async function buildCorpus(dir: string, quantize: (argv: string[]) => Pro
     { id: 'config.json', kind: 'json', files: first('hf/config.json'), commands: forAll(hf).slice(0, 5) },
     { id: 'model.safetensors', kind: 'safetensors', files: first('hf/model.safetensors'), commands: forAll(hf).slice(0, 5) },
     { id: 'tokenizer.json', kind: 'json', files: first('hf/tokenizer.json'), commands: forAll(hf) },
+    {
+      id: 'tokenizer_config.json',
+      kind: 'json',
+      files: first('hf/tokenizer_config.json'),
+      commands: [...forAll(hf).slice(0, 4), (d) => ['generate', hf(d), '--chat', '-p', 'Tell me a story.', '--system', 'Be brief.', '-n', '8', '-t', '0', '--json']],
+    },
+    resumeTarget('manifest.json', 'json'),
+    resumeTarget('inputs-2.f32', 'raw'),
+    resumeTarget('block-1.bin', 'raw'),
     ...PACKED_METHODS.map((m): Target => {
       const p = (d: string) => join(d, `${m.name}.bcq`);
       return {

@@ -13,7 +13,8 @@
 import { mulberry32 } from '../../src/quant/random.js';
 
 /** How a file is laid out, which decides where its header is and which mutations apply. */
-export type FileKind = 'llama2c-model' | 'llama2c-tokenizer' | 'json' | 'safetensors';
+/** `raw`: headerless bytes (a resume directory's float32 inputs and packed blocks). */
+export type FileKind = 'llama2c-model' | 'llama2c-tokenizer' | 'json' | 'safetensors' | 'raw';
 
 export const MUTATIONS = ['truncate', 'bitflip', 'header-int', 'json-field', 'nan-payload', 'shift'] as const;
 export type MutationKind = (typeof MUTATIONS)[number];
@@ -46,6 +47,8 @@ export function mutationsFor(kind: FileKind): MutationKind[] {
       return ['truncate', 'bitflip', 'header-int', 'header-int', 'nan-payload'];
     case 'llama2c-tokenizer':
       return ['truncate', 'bitflip', 'header-int', 'header-int', 'nan-payload'];
+    case 'raw':
+      return ['truncate', 'bitflip', 'nan-payload'];
   }
 }
 
@@ -70,7 +73,7 @@ export function mutate(kind: FileKind, base: Uint8Array, r: Rand): Mutation {
 /** Bytes of the header region of a file (where most parsers decide everything). */
 function headerEnd(kind: FileKind, b: Uint8Array): number {
   if (kind === 'llama2c-model') return 28;
-  if (kind === 'llama2c-tokenizer') return Math.min(b.length, 256);
+  if (kind === 'llama2c-tokenizer' || kind === 'raw') return Math.min(b.length, 256);
   if (kind === 'safetensors') return Math.min(b.length, 8 + Number(new DataView(b.buffer, b.byteOffset).getBigUint64(0, true)));
   return b.length;
 }
@@ -146,7 +149,7 @@ function headerLength(b: Uint8Array, r: Rand): Mutation {
 function nastyJson(r: Rand, old: unknown): unknown {
   const n = typeof old === 'number' ? old : 1;
   return pick(r, [
-    0, -1, 2 ** 31 - 1, 2 ** 53 + 1, 1e9, 1e308, -1e308, 0.5, n * 2, n + 1, -n,
+    0, -1, 2 ** 31 - 1, 2 ** 53 + 1, 1 << 24, 1e9, 1e308, -1e308, 0.5, n * 2, n + 1, -n,
     'x', '', 'NaN', null, true, false, [], {}, [n, n], { value: old }, 'a'.repeat(1 + int(r, 100_000)),
   ]);
 }
@@ -244,7 +247,7 @@ const F16_NASTY = [0x7e00, 0x7c00, 0xfc00, 0x7bff, 0xfbff];
 function floatPayload(kind: FileKind, b: Uint8Array, r: Rand): Mutation {
   const out = b.slice();
   const v = new DataView(out.buffer);
-  const start = kind === 'llama2c-model' ? 28 : 4;
+  const start = kind === 'llama2c-model' ? 28 : kind === 'raw' ? 0 : 4;
   const n = 1 + int(r, 16);
   const value = pick(r, F32_NASTY);
   let first = -1;

@@ -11,7 +11,7 @@
 import { execFile, fork, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildCorpus, caseFiles, type Corpus, type Target } from './corpus.js';
 import { mutate, rng, type MutationKind } from './mutate.js';
@@ -162,6 +162,13 @@ interface Judged {
   detail: string;
 }
 
+/** Whether an error line names `path`: in full, or by its base name as a whole word (config.json is not named by tokenizer_config.json). */
+function names(line: string, path: string): boolean {
+  if (line.includes(path)) return true;
+  const base = basename(path).replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  return new RegExp(`(?<![\\w.-])${base}(?![\\w-])`).test(line);
+}
+
 export function judge(argv: string[], code: number, stdout: string, stderr: string, mutatedPath: string, inputs: string[]): Judged {
   const lines = stderr.split('\n').filter((l) => l.trim() !== '');
   if (/^\s+at /m.test(stderr)) return { verdict: 'misbehaving', detail: `stack trace on stderr: ${lines[0] ?? ''}` };
@@ -170,8 +177,8 @@ export function judge(argv: string[], code: number, stdout: string, stderr: stri
     if (errors.length !== 1) return { verdict: 'misbehaving', detail: `exit 2 with ${errors.length} error lines: ${errors.join(' | ')}` };
     const line = errors[0]!;
     if (!line.startsWith('bitcrush: ') || line.startsWith('bitcrush: internal error')) return { verdict: 'misbehaving', detail: `exit 2, not a one-line input error: ${line}` };
-    if (line.includes(mutatedPath)) return { verdict: 'error-names-file', detail: line };
-    if (inputs.some((p) => line.includes(p))) return { verdict: 'error-names-other-input', detail: line };
+    if (names(line, mutatedPath)) return { verdict: 'error-names-file', detail: line };
+    if (inputs.some((p) => names(line, p))) return { verdict: 'error-names-other-input', detail: line };
     return { verdict: 'misbehaving', detail: `exit 2 naming no input file: ${line}` };
   }
   if (code !== 0) return { verdict: 'misbehaving', detail: `exit ${code}: ${lines.filter((l) => !CHATTER.some((re) => re.test(l))).join(' | ').slice(0, 400)}` };
@@ -257,7 +264,9 @@ async function runCase(w: Worker, corpus: Corpus, targets: Target[], base: Map<s
     const inputs = [d, ...target.files.map(([rel]) => join(d, rel)), ...argv.filter((a) => a.startsWith(corpus.dir))];
     judged = judge(argv, run.reply.code, run.reply.stdout, run.reply.stderr, mutatedPath, inputs);
     // inputs are never modified, the mutated one included
-    if (judged.verdict !== 'misbehaving' && Buffer.compare(readFileSync(mutatedPath), m.bytes) !== 0) judged = { verdict: 'misbehaving', detail: 'the command modified its input file' };
+    const gone = !existsSync(mutatedPath);
+    if (judged.verdict !== 'misbehaving' && gone && !(target.consumed && run.reply.code === 0)) judged = { verdict: 'misbehaving', detail: 'the command removed its input file' };
+    else if (judged.verdict !== 'misbehaving' && !gone && Buffer.compare(readFileSync(mutatedPath), m.bytes) !== 0) judged = { verdict: 'misbehaving', detail: 'the command modified its input file' };
   }
   let spawned = false;
   if (o.spawnEvery > 0 && index % o.spawnEvery === 0 && run.reply !== undefined) {
