@@ -7,7 +7,8 @@
  * (scripts/golden-logits.py, committed output in test/fixtures/arch-golden.json).
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -15,7 +16,9 @@ import { fileURLToPath } from 'node:url';
 import { createReferenceBackend } from '../src/backend/reference.js';
 import { openModel } from '../src/io/load.js';
 import { getMethod } from '../src/methods/registry.js';
-import { layerBias } from '../src/model/weights.js';
+import { parseHfConfig } from '../src/io/hf.js';
+import { expectedShapes, layerBias } from '../src/model/weights.js';
+import { backendBytes } from '../src/runtime/memory.js';
 import { nodeFs, FileSource } from '../src/node/fs.js';
 import { PackedModel } from '../src/packed/reader.js';
 import { planPackedModel } from '../src/packed/writer.js';
@@ -25,6 +28,9 @@ import { mulberry32 } from '../src/quant/random.js';
 import { LlamaModel } from '../src/runtime/model.js';
 import { ARCH_CASES, writeArchDir, type ArchCase } from './hf-dirs.js';
 
+const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
+const shared = (p: string) => fileURLToPath(new URL(`../../../shared/${p}`, import.meta.url));
+const openModelConfig = (cfg: unknown) => parseHfConfig('config.json', cfg);
 const FIXTURE = fileURLToPath(new URL('../../test/fixtures/arch-golden.json', import.meta.url));
 const golden = (JSON.parse(readFileSync(FIXTURE, 'utf8')) as { cases: Record<string, { tokens: number[]; vocab: number; logits_f32_base64: string }> }).cases;
 const tmp = mkdtempSync(join(tmpdir(), 'bitcrush-arch-'));
@@ -143,4 +149,44 @@ describe('biases and head_dim through the pipeline and the packed file', () => {
       }
     });
   }
+});
+
+describe('memory at real size', () => {
+  /** A Llama-2-7B-shaped HF directory (5 layers) whose safetensors file is sparse: a header and a hole, no data written. */
+  function sparseLlama7b(dtype: 'F32' | 'BF16'): string {
+    const d = join(tmp, `llama7b-${dtype}`);
+    mkdirSync(d, { recursive: true });
+    const cfg = { ...(JSON.parse(readFileSync(shared('models/configs/llama2-7b.json'), 'utf8')) as Record<string, unknown>), num_hidden_layers: 5 };
+    writeFileSync(join(d, 'config.json'), JSON.stringify(cfg));
+    const parsed = openModelConfig(cfg);
+    const header: Record<string, unknown> = {};
+    let offset = 0;
+    for (const [name, shape] of expectedShapes(parsed)) {
+      const bytes = shape.reduce((a, b) => a * b, 1) * (dtype === 'F32' ? 4 : 2);
+      header[name] = { dtype, shape, data_offsets: [offset, offset + bytes] };
+      offset += bytes;
+    }
+    const json = Buffer.from(JSON.stringify(header));
+    const head = Buffer.alloc(8);
+    head.writeBigUInt64LE(BigInt(json.length));
+    const file = join(d, 'model.safetensors');
+    writeFileSync(file, Buffer.concat([head, json]));
+    truncateSync(file, 8 + json.length + offset);
+    copyFileSync(shared('models/bench-llama/tokenizer.json'), join(d, 'tokenizer.json'));
+    return d;
+  }
+
+  test('an F32 model larger than the wasm heap fails at once with exit 2; BF16 weights stay outside it', () => {
+    const f32 = sparseLlama7b('F32');
+    const text = join(tmp, 'one-line.txt');
+    writeFileSync(text, 'Once upon a time there was a model too large for the wasm heap.\n');
+    const t0 = performance.now();
+    const r = spawnSync(process.execPath, [CLI, 'eval', f32, '--text', text, '--backend', 'wasm', '--seqlen', '8'], { encoding: 'utf8' });
+    assert.equal(r.status, 2, r.stderr);
+    assert.match(r.stderr, /needs 4\.6 GiB of kernel memory; the wasm backend holds 4\.0 GiB/);
+    assert.ok(performance.now() - t0 < 20_000, 'refused before reading the weights');
+    // the same shapes in BF16 keep their weights 16-bit outside the wasm heap: tiles and scratch only
+    const bf16 = openModel(sparseLlama7b('BF16'), nodeFs);
+    assert.ok(backendBytes(bf16, 512) < 2 ** 30, `${backendBytes(bf16, 512)} bytes`);
+  });
 });

@@ -8,6 +8,7 @@ import type { Tokenizer } from '../io/tokenizer.js';
 import { BufferSource } from '../io/bytes.js';
 import { PackedModel } from '../packed/reader.js';
 import { generate, type GenerateStats } from '../runtime/generate.js';
+import { backendBytes, formatBytes, WASM_MAX_BYTES } from '../runtime/memory.js';
 import { LlamaModel } from '../runtime/model.js';
 import { createBrowserBackend, type BrowserBackend } from './backend.js';
 import { modelCard } from './card.js';
@@ -53,6 +54,8 @@ export function serveModelWorker(opts: ModelWorkerOptions, scope: WorkerScope = 
       runtime = undefined; // the next load tries again
       throw e;
     }
+    const need = backendBytes(packed, Math.min(packed.config.seqLen, 512), (n) => packed.packedBytes(n));
+    if (need > WASM_MAX_BYTES) throw new InputError(file.name, `needs ${formatBytes(need)} of kernel memory; the browser's wasm backend holds ${formatBytes(WASM_MAX_BYTES)}: use fewer bits or a smaller model`);
     loaded?.model.dispose();
     loaded = undefined;
     const model = new LlamaModel(packed, { backend, linear: packed.linears(backend) });

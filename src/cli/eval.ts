@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { UsageError } from '../io/errors.js';
 import { readText } from '../io/bytes.js';
 import { FileSource } from '../node/fs.js';
-import { perplexityOfText } from '../eval/perplexity.js';
+import { DEFAULT_WINDOW, defaultWindow, perplexityOfText } from '../eval/perplexity.js';
 import { describeBackend, withModel } from './load.js';
 import { backendArg, intArg, type RunOptions } from './options.js';
 import { createProgress } from './progress.js';
@@ -20,7 +20,7 @@ export function registerEval(program: Command): void {
     .description('perplexity of a text: BOS + whole text tokenized, non-overlapping windows, remainder dropped')
     .argument('<model>', 'llama2.c .bin file, Hugging Face model directory or packed file from quantize')
     .requiredOption('--text <file>', 'UTF-8 text file to score')
-    .option('--seqlen <n>', 'window length in tokens (default: the model\'s context)', intArg(2))
+    .option('--seqlen <n>', `window length in tokens (default: the model's context, at most ${DEFAULT_WINDOW})`, intArg(2))
     .option('--max-windows <n>', 'score only the first n windows (quick checks)', intArg(1))
     .option('--json', 'print the result as JSON')
     .option('--tokenizer <file>', 'tokenizer file (default: found beside the model)')
@@ -34,12 +34,23 @@ function run(modelPath: string, opts: EvalCliOptions, verbose: boolean): void {
   const text = readText(textFile);
   textFile.close();
   withModel(modelPath, opts, ({ model, tokenizer, backend }, loadSeconds) => {
-    const seqLen = opts.seqlen ?? model.config.seqLen;
+    const seqLen = opts.seqlen ?? defaultWindow(model.config.seqLen);
     if (seqLen > model.config.seqLen) throw new UsageError(`--seqlen ${seqLen} exceeds the model's context of ${model.config.seqLen}`);
     if (verbose) process.stderr.write(`loaded ${modelPath} in ${loadSeconds.toFixed(2)} s (${describeBackend(backend)})\n`);
+    const tokenizing = createProgress(process.stderr, 'tokenize', 'KB');
     const progress = createProgress(process.stderr, 'eval', 'windows');
     const t0 = performance.now();
-    const r = perplexityOfText(model, tokenizer, text, { seqLen, maxWindows: opts.maxWindows, onProgress: (d, t) => progress.update(d, t) });
+    let tokenized = false;
+    const r = perplexityOfText(model, tokenizer, text, {
+      seqLen,
+      maxWindows: opts.maxWindows,
+      onTokenize: (d, t) => tokenizing.update(Math.round(d / 1024), Math.round(t / 1024)),
+      onProgress: (d, t) => {
+        if (!tokenized) tokenizing.finish();
+        tokenized = true;
+        progress.update(d, t);
+      },
+    });
     progress.finish();
     const seconds = (performance.now() - t0) / 1000;
     if (opts.json) {
@@ -49,7 +60,7 @@ function run(modelPath: string, opts: EvalCliOptions, verbose: boolean): void {
     }
     process.stdout.write(
       `perplexity ${r.ppl.toFixed(4)}  (mean NLL ${r.nll.toFixed(6)} nats over ${r.predicted} predicted tokens; ` +
-        `${r.windows} windows of ${seqLen}; text ${r.tokens} tokens ${r.bos ? 'with BOS' : 'without BOS (the tokenizer has none)'}; ${seconds.toFixed(1)} s, ${describeBackend(backend)})\n`,
+        `${r.windows} windows of ${seqLen}; text ${r.textComplete ? '' : 'tokenized as far as needed: '}${r.tokens} tokens ${r.bos ? 'with BOS' : 'without BOS (the tokenizer has none)'}; ${seconds.toFixed(1)} s, ${describeBackend(backend)})\n`,
     );
   });
 }

@@ -3,6 +3,7 @@
  * atomically, optionally evaluate it. Progress is checkpointed per block in `<out>.partial/`
  * (checkpoint.ts), so `--resume` continues a killed run with a byte-identical result.
  */
+import { DEFAULT_WINDOW, defaultWindow } from '../eval/perplexity.js';
 import { createHash } from 'node:crypto';
 import { statSync } from 'node:fs';
 import { basename, dirname, relative, resolve } from 'node:path';
@@ -21,6 +22,7 @@ import { WorkDir } from './checkpoint.js';
 import { addMethodFlags, givenMethodOptions, methodHelp } from './method-flags.js';
 import { describeBackend, openBackend } from './load.js';
 import { backendArg, intArg, seedArg, type RunOptions } from './options.js';
+import { PhaseClock, type PhaseFigures } from '../node/phase-clock.js';
 import { createProgress, formatDuration } from './progress.js';
 import { evaluateFiles, type EvalReport } from './quantize-eval.js';
 
@@ -52,14 +54,14 @@ export function registerQuantize(program: Command): void {
     .requiredOption('--out <file>', 'packed model file to write (work directory: <file>.partial/)')
     .option('--calib <file>', 'UTF-8 calibration text, tokenized whole with BOS (methods that need data: gptq)')
     .option('--nsamples <n>', 'calibration windows', intArg(1), 128)
-    .option('--seqlen <n>', 'tokens per calibration window (default: the model\'s context)', intArg(1))
+    .option('--seqlen <n>', `tokens per calibration window (default: the model's context, at most ${DEFAULT_WINDOW})`, intArg(1))
     .option('--seed <n>', 'seed of the calibration window positions (default: 1)', seedArg);
   addMethodFlags(cmd);
   cmd
     .option('--true-sequential', 're-capture inputs after each sub-group (qkv → o → gate/up → down)')
     .option('--float-inputs', 'calibrate each block on the float model\'s activations, not the quantized blocks\' outputs')
     .option('--eval <files...>', 'UTF-8 texts to score with the packed file afterwards')
-    .option('--eval-seqlen <n>', 'evaluation window length (default: the model\'s context)', intArg(2))
+    .option('--eval-seqlen <n>', `evaluation window length (default: the model's context, at most ${DEFAULT_WINDOW})`, intArg(2))
     .option('--fp32', 'also score the --eval texts with the unquantized model, for comparison')
     .option('--resume', 'continue from <out>.partial/ (written by an interrupted run with the same options)')
     .option('--act-bits <n>', 'activation bits (4, 6, 8; 16 = none): every block linear fake-quantizes its input per token when the file runs (recorded in it)', actBitsArg, 16)
@@ -79,9 +81,9 @@ function run(modelPath: string, opts: QuantizeCliOptions): void {
   const source = openModel(modelPath, nodeFs);
   const tokenizer = findTokenizer(modelPath, nodeFs, opts.tokenizer);
   const c = source.config;
-  const seqLen = opts.seqlen ?? c.seqLen;
+  const seqLen = opts.seqlen ?? defaultWindow(c.seqLen);
   if (seqLen > c.seqLen) throw new UsageError(`--seqlen ${seqLen} exceeds the model's context of ${c.seqLen}`);
-  const evalSeqLen = opts.evalSeqlen ?? c.seqLen;
+  const evalSeqLen = opts.evalSeqlen ?? defaultWindow(c.seqLen);
   if (evalSeqLen > c.seqLen) throw new UsageError(`--eval-seqlen ${evalSeqLen} exceeds the model's context of ${c.seqLen}`);
   const seed = opts.seed ?? 1n;
   // RTN reads no data: its result does not depend on a calibration text, so none is recorded
@@ -89,11 +91,14 @@ function run(modelPath: string, opts: QuantizeCliOptions): void {
   if (needsData && opts.calib === undefined) throw new UsageError(`${method.name} needs calibration data: pass --calib <text file>`);
   let calibText = '';
   let cal: CalibrationSet | undefined;
+  const phases = new PhaseClock();
   if (needsData && opts.calib !== undefined) {
     const calibFile = new FileSource(opts.calib);
     calibText = readText(calibFile);
     calibFile.close();
-    cal = calibrationFromText(tokenizer, calibText, { count: opts.nsamples, seqLen, seed });
+    const tokenizing = createProgress(process.stderr, 'tokenize calibration text', 'KB');
+    cal = phases.time('tokenize', () => calibrationFromText(tokenizer, calibText, { count: opts.nsamples, seqLen, seed }, (d, t) => tokenizing.update(Math.round(d / 1024), Math.round(t / 1024))));
+    tokenizing.finish();
   }
 
   const outDir = dirname(resolve(opts.out));
@@ -134,6 +139,7 @@ function run(modelPath: string, opts: QuantizeCliOptions): void {
       trueSequential: opts.trueSequential,
       floatInputs: opts.floatInputs,
       resume: resume ? { block: resumedBlocks, inputs: resume.resume.inputs, dense: resume.resume.dense } : undefined,
+      phases,
       // counted in weights so the ETA weighs wide linears (and the block steps after them) by their cost
       onProgress: (e) => progress.update(mega(e.weightsDone ?? e.done), mega(e.weightsTotal ?? e.total), `block ${e.block + 1}/${e.blocks} ${e.linear} (${e.done}/${e.total} linears)`),
       onBlockDone: (b) => {
@@ -151,7 +157,7 @@ function run(modelPath: string, opts: QuantizeCliOptions): void {
     for (const [name, t] of r.packed) packed.set(name, t);
     // r.source: the method's pre-transformed model (DBellQuant rescales norms) whose dense tensors the file stores
     const plan = planPackedModel({ config: c, method: { name: method.name, options: headerOptions }, source: r.source, packed, actBits: opts.actBits });
-    const size = writeFileAtomic(opts.out, plan.chunks(), { expectedSize: plan.size });
+    const size = phases.time('write', () => writeFileAtomic(opts.out, plan.chunks(), { expectedSize: plan.size }));
     work.remove();
     const quantizeSeconds = (performance.now() - t0) / 1000;
 
@@ -168,6 +174,7 @@ function run(modelPath: string, opts: QuantizeCliOptions): void {
       quantizeSeconds,
       resumedBlocks,
       peakRssMiB: process.resourceUsage().maxRSS / 1024,
+      phases: phases.toJSON(),
       backend: describeBackend(backend),
       eval: evals,
       layers: r.layers,
@@ -184,12 +191,13 @@ function run(modelPath: string, opts: QuantizeCliOptions): void {
 
 function printSummary(s: {
   out: string; method: string; fileBytes: number; linearBpw: number; modelBpw: number; quantizeSeconds: number;
-  resumedBlocks: number; peakRssMiB: number; backend: string; eval: EvalReport[];
+  resumedBlocks: number; peakRssMiB: number; backend: string; eval: EvalReport[]; phases: Record<string, PhaseFigures>;
 }, layers: LayerReport[]): void {
   const lines = [
     `wrote ${s.out}: ${(s.fileBytes / 1e6).toFixed(3)} MB, ${s.linearBpw.toFixed(4)} bits per weight in the linears, ${s.modelBpw.toFixed(4)} over all weights`,
     `${s.method}: ${layers.length} layers quantized in ${formatDuration(s.quantizeSeconds * 1000)}` +
       `${s.resumedBlocks > 0 ? ` (resumed after ${s.resumedBlocks} blocks)` : ''}; peak RSS ${s.peakRssMiB.toFixed(0)} MiB; ${s.backend}`,
+    `phases: ${Object.entries(s.phases).map(([name, p]) => `${name} ${p.wallSeconds.toFixed(1)} s (CPU ${p.cpuSeconds.toFixed(1)} s)`).join(', ')}`,
   ];
   for (const e of s.eval) {
     const fp32 = e.fp32 === undefined ? '' : `  (fp32 ${e.fp32.toFixed(4)})`;

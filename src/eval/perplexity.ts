@@ -5,8 +5,18 @@
  * 1..seqLen-1; ppl = exp(mean NLL over all predicted tokens).
  */
 import { UsageError } from '../io/errors.js';
+import { encodeInChunks } from '../io/tokenize-chunks.js';
 import type { Tokenizer } from '../io/tokenizer.js';
 import type { LlamaModel } from '../runtime/model.js';
+
+/**
+ * The window length when none is given: the model's context, at most 2048 (the papers' LLaMA
+ * protocol; Llama 3.1's 131072 positions would make one window of the whole text).
+ */
+export const DEFAULT_WINDOW = 2048;
+export function defaultWindow(context: number): number {
+  return Math.min(context, DEFAULT_WINDOW);
+}
 
 export interface PerplexityOptions {
   /** Window length in tokens (at most the model's context). */
@@ -15,14 +25,18 @@ export interface PerplexityOptions {
   maxWindows?: number;
   /** Called after each window. */
   onProgress?: (windowsDone: number, windowsTotal: number) => void;
+  /** Called as the text is tokenized (perplexityOfText: in chunks, only as far as maxWindows needs). */
+  onTokenize?: (charsDone: number, charsTotal: number) => void;
 }
 
 export interface PerplexityResult {
   ppl: number;
   /** Mean negative log-likelihood (nats) per predicted token. */
   nll: number;
-  /** Tokens of the whole text, BOS included (before the remainder is dropped). */
+  /** Tokens of the whole text, BOS included (before the remainder is dropped); of its tokenized part when textComplete is false. */
   tokens: number;
+  /** False when maxWindows let tokenization stop before the end of the text (the windows are the same). */
+  textComplete: boolean;
   /** Whether a BOS token was prepended (false: the tokenizer has none). */
   bos: boolean;
   windows: number;
@@ -31,10 +45,12 @@ export interface PerplexityResult {
 }
 
 export function perplexityOfText(model: LlamaModel, tokenizer: Tokenizer, text: string, opts: PerplexityOptions): PerplexityResult {
-  return { ...perplexity(model, tokenizer.encode(text, true), opts), bos: tokenizer.bosId !== null };
+  const enough = opts.maxWindows === undefined ? undefined : opts.maxWindows * opts.seqLen;
+  const { tokens, complete } = encodeInChunks(tokenizer, text, { bos: true, enough, onProgress: opts.onTokenize });
+  return { ...perplexity(model, tokens, opts), bos: tokenizer.bosId !== null, textComplete: complete };
 }
 
-export function perplexity(model: LlamaModel, tokens: ArrayLike<number>, opts: PerplexityOptions): Omit<PerplexityResult, 'bos'> {
+export function perplexity(model: LlamaModel, tokens: ArrayLike<number>, opts: PerplexityOptions): Omit<PerplexityResult, 'bos' | 'textComplete'> {
   const { seqLen } = opts;
   const context = model.config.seqLen;
   if (!Number.isInteger(seqLen) || seqLen < 2 || seqLen > context) {

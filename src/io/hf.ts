@@ -168,9 +168,26 @@ export class HfModel implements ModelSource {
   }
 
   load(name: string): Float32Array {
+    return this.canonical(name, this.file(name).float32(name));
+  }
+
+  loadHalf(name: string): { dtype: 'F16' | 'BF16'; bits: Uint16Array } | undefined {
+    const h = this.file(name).half(name);
+    return h && { dtype: h.dtype, bits: this.canonical(name, h.bits) };
+  }
+
+  storedDtype(name: string): string {
+    return this.file(name).entry(name).dtype;
+  }
+
+  private file(name: string): SafetensorsFile {
     const file = this.files.get(name);
     check(file !== undefined, this.dir, `no tensor named ${name}`);
-    const w = file.float32(name);
+    return file;
+  }
+
+  /** q/k rows (weights and biases) from HF's rotate-half order into the canonical interleaved one. */
+  private canonical<T extends Float32Array | Uint16Array>(name: string, w: T): T {
     const qk = QK_PROJ.exec(name);
     if (qk === null) return w;
     const c = this.config;
@@ -184,8 +201,8 @@ export class HfModel implements ModelSource {
  * HF row h*hs + p*hs/2 + i holds interleaved row h*hs + 2i + p (p ∈ {0, 1}).
  * w: [nHeads * hs, cols] → same shape.
  */
-export function unpermuteRope(w: Float32Array, nHeads: number, hs: number, cols: number): Float32Array {
-  const out = new Float32Array(w.length);
+export function unpermuteRope<T extends Float32Array | Uint16Array>(w: T, nHeads: number, hs: number, cols: number): T {
+  const out = new (w.constructor as new (n: number) => T)(w.length);
   const half = hs / 2;
   for (let h = 0; h < nHeads; h++) {
     for (let i = 0; i < half; i++) {

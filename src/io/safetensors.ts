@@ -94,6 +94,13 @@ export class SafetensorsFile {
     return this.src.read(p.offset, p.byteLength);
   }
 
+  /** The raw bits of an F16 or BF16 tensor (an aligned copy); undefined for other dtypes. */
+  half(name: string): { dtype: 'F16' | 'BF16'; bits: Uint16Array } | undefined {
+    const p = this.placement(name);
+    if (p.dtype !== 'F16' && p.dtype !== 'BF16') return undefined;
+    return { dtype: p.dtype, bits: new Uint16Array(alignedCopy(this.raw(name)).buffer, 0, p.byteLength / 2) };
+  }
+
   /** The tensor converted to float32 (F32, F16, BF16 and F64 only). */
   float32(name: string): Float32Array {
     const p = this.placement(name);
@@ -184,9 +191,8 @@ function alignedCopy(bytes: Uint8Array): Uint8Array {
 let f16Table: Float32Array | undefined;
 
 /** IEEE half (as raw u16 bits) → float32. One 65536-entry table (256 KB), built on first use. */
-export function f16ToF32(src: Uint16Array): Float32Array {
+export function f16ToF32(src: Uint16Array, out: Float32Array = new Float32Array(src.length)): Float32Array {
   f16Table ??= buildF16Table();
-  const out = new Float32Array(src.length);
   for (let i = 0; i < src.length; i++) out[i] = f16Table[src[i]!]!;
   return out;
 }

@@ -53,6 +53,13 @@ export interface ModelSource {
   tensors(): TensorInfo[];
   /** The tensor as float32 (converted from f16/bf16), row-major, canonical RoPE layout. */
   load(name: string): Float32Array;
+  /**
+   * The tensor's stored 16-bit values (same layout as `load`), when it is stored as F16 or
+   * BF16 and the source can hand them out; runtimes keep such weights 16-bit (HalfLinear).
+   */
+  loadHalf?(name: string): { dtype: 'F16' | 'BF16'; bits: Uint16Array } | undefined;
+  /** The dtype a tensor is stored in (F32, F16, BF16, …), when the source knows it; reads no data. */
+  storedDtype?(name: string): string;
 }
 
 /** Expected shape of every canonical tensor of a config. */

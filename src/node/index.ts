@@ -12,6 +12,7 @@ import { InputError } from '../io/errors.js';
 import type { Tokenizer } from '../io/tokenizer.js';
 import type { ModelSource } from '../model/weights.js';
 import type { LinearFactory } from '../runtime/dense.js';
+import { backendBytes, formatBytes, WASM_MAX_BYTES } from '../runtime/memory.js';
 import { LlamaModel } from '../runtime/model.js';
 import { createBackend, type BackendKind } from './backend.js';
 import { findRunnableTokenizer, openRunnable, runnableLinears } from './packed-open.js';
@@ -58,6 +59,12 @@ export function loadModel(path: string, opts: LoadOptions = {}): LoadedModel {
   const owned = typeof opts.backend !== 'object';
   const backend = typeof opts.backend === 'object' ? opts.backend : createBackend({ kind: opts.backend, threads: opts.threads });
   try {
+    if (backend.name === 'wasm' && opts.linear === undefined) {
+      const need = backendBytes(source, opts.maxRows ?? Math.min(source.config.seqLen, 512), runnable.packed && ((n) => runnable.packed!.packedBytes(n)));
+      if (need > WASM_MAX_BYTES) {
+        throw new InputError(path, `needs ${formatBytes(need)} of kernel memory; the wasm backend holds ${formatBytes(WASM_MAX_BYTES)}: use a packed file, a BF16/F16 checkpoint or the native backend`);
+      }
+    }
     const model = new LlamaModel(source, { backend, linear: opts.linear ?? runnableLinears(runnable, backend), maxRows: opts.maxRows });
     return {
       source,

@@ -11,7 +11,7 @@ import { SafetensorsFile } from '../io/safetensors.js';
 import type { LlamaConfig } from '../model/config.js';
 import { expectedShapes, type ModelSource, type TensorInfo } from '../model/weights.js';
 import { findFormat, bitsPerWeight } from '../formats/registry.js';
-import type { Blob, BlobDtype, FormatParams, PackedTensor, WeightFormat } from '../formats/types.js';
+import { blobBytes, type Blob, type BlobDtype, type FormatParams, type PackedTensor, type WeightFormat } from '../formats/types.js';
 import { DenseLinear, type LinearFactory } from '../runtime/dense.js';
 import type { Linear } from '../runtime/linear.js';
 import { withActQuant } from '../quant/act-quant.js';
@@ -86,6 +86,13 @@ export class PackedModel implements ModelSource {
   /** Whether `name` is stored in a packed low-bit format (else unquantized). */
   isPacked(name: string): boolean {
     return this.packedEntries.has(name);
+  }
+
+  /** Bytes of a packed tensor's blobs in the file (undefined: the tensor is stored unquantized). */
+  packedBytes(name: string): number | undefined {
+    const e = this.packedEntries.get(name);
+    if (e === undefined) return undefined;
+    return Object.values(e.blobs).reduce((sum, b) => sum + blobBytes(b), 0);
   }
 
   /** The packed tensor with its blobs read and its data invariants checked. */

@@ -4,6 +4,7 @@
  * exactly as the evaluation protocol does, so calibration sees the same token statistics.
  */
 import { UsageError } from '../io/errors.js';
+import { encodeInChunks } from '../io/tokenize-chunks.js';
 import type { Tokenizer } from '../io/tokenizer.js';
 import { Rng } from '../runtime/sampler.js';
 
@@ -27,8 +28,9 @@ export interface CalibrationSet {
   textTokens: number;
 }
 
-export function calibrationFromText(tokenizer: Tokenizer, text: string, opts: CalibrationOptions): CalibrationSet {
-  return sampleWindows(tokenizer.encode(text, true), opts);
+/** `onTokenize` reports tokenization progress (the text is tokenized in chunks, same tokens as whole). */
+export function calibrationFromText(tokenizer: Tokenizer, text: string, opts: CalibrationOptions, onTokenize?: (charsDone: number, charsTotal: number) => void): CalibrationSet {
+  return sampleWindows(encodeInChunks(tokenizer, text, { bos: true, onProgress: onTokenize }).tokens, opts);
 }
 
 /**

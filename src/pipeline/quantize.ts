@@ -69,7 +69,15 @@ export interface PipelineOptions {
    * block overwrites: save, do not keep). Return false to stop here (the caller checkpoints).
    */
   onBlockDone?: (b: BlockResult) => boolean | void;
+  /** Times the pipeline's phases ('capture': block forwards over the windows, Hessians; 'quantize': the method; 'refine'). */
+  phases?: PhaseTimer;
 }
+
+/** Attributes the work inside `run` to a named phase (wall and CPU time, memory: the caller's choice). */
+export interface PhaseTimer {
+  time<T>(phase: string, run: () => T): T;
+}
+const untimed: PhaseTimer = { time: (_phase, run) => run() };
 
 export interface PipelineProgress {
   block: number;
@@ -152,7 +160,7 @@ export function quantizeModel(input: ModelSource, opts: PipelineOptions): Pipeli
     const cal = opts.calibration;
     if (cal === undefined) throw new RangeError(`${method.name} needs calibration data`);
     if (cal.seqLen > c.seqLen) throw new RangeError(`calibration windows of ${cal.seqLen} tokens exceed the model's context of ${c.seqLen}`);
-    X = opts.resume?.inputs ?? embedWindows(source, cal);
+    X = opts.resume?.inputs ?? (opts.phases ?? untimed).time('capture', () => embedWindows(source, cal));
     if (X.length !== cal.count * cal.seqLen * c.dim) throw new RangeError(`resume inputs have ${X.length} values, expected ${cal.count}×${cal.seqLen}×${c.dim}`);
     // One block's scratch: a KV cache of one layer (the block runs as layer 0 of it).
     const blockConfig: LlamaConfig = { ...c, nLayers: 1 };
@@ -206,6 +214,7 @@ function quantizeBlock(
 ): BlockResult {
   const dense = new Map<string, Float32Array>();
   const { backend, method } = opts;
+  const clock = opts.phases ?? untimed;
   // the float block; its weight matrices kept for the method
   const W = new Map<string, { w: Float32Array; out: number; in: number }>();
   const float = loadLayerWeights(source, l, (name, src) => {
@@ -226,7 +235,7 @@ function quantizeBlock(
   const results = new Map<string, LayerResult>();
 
   for (const group of groups) {
-    const capture = runner?.capture(current, X, group, method.requires, captureIsOutput);
+    const capture = clock.time('capture', () => runner?.capture(current, X, group, method.requires, captureIsOutput));
     for (const linear of group) {
       const name = layerTensor(l, linear);
       const { w, out, in: inDim } = W.get(name)!;
@@ -237,7 +246,7 @@ function quantizeBlock(
         H.set(cap!.hessian!.h); // the method may overwrite its H; siblings need the original
       }
       const inputs = method.requires.inputs ? { x: cap!.inputs!, rows: runner!.rows } : undefined;
-      const r = method.quantizeLayer(w, out, inDim, H, opts.methodOptions, { backend, name, inputs });
+      const r = clock.time('quantize', () => method.quantizeLayer(w, out, inDim, H, opts.methodOptions, { backend, name, inputs }));
       if (H !== null) backend.free?.(H);
       const t = packPayload(name, r.payload, r.dequantized);
       packed.set(name, t);
@@ -254,13 +263,13 @@ function quantizeBlock(
     const weights = new Map(QUANT_ORDER.map((linear) => [linear as string, W.get(layerTensor(l, linear))!]));
     const cal = opts.calibration;
     let norms: { attnNorm?: Float32Array; ffnNorm?: Float32Array } = {};
-    const refined = method.refineBlock(
+    const refined = clock.time('refine', () => method.refineBlock!(
       {
         backend, config: source.config, block: l, inputs: X, windows: cal.count, seqLen: cal.seqLen, norms: { attnNorm: float.attnNorm, ffnNorm: float.ffnNorm }, biases: { bq: float.bq, bk: float.bk, bv: float.bv, bo: float.bo }, weights, results, floatInputs: opts.floatInputs ? X : XF,
         setNorms: (n) => { norms = { ...norms, ...n }; },
       },
       opts.methodOptions,
-    );
+    ));
     for (const [linear, r] of refined) {
       const name = layerTensor(l, linear as LinearName);
       const { out, in: inDim } = W.get(name)!;
@@ -281,8 +290,10 @@ function quantizeBlock(
   }
 
   // the inputs of the next block
-  if (!captureIsOutput) runner?.propagate(opts.floatInputs ? float : current, X);
-  if (XF) runner?.propagate(float, XF);
+  clock.time('capture', () => {
+    if (!captureIsOutput) runner?.propagate(opts.floatInputs ? float : current, X);
+    if (XF) runner?.propagate(float, XF);
+  });
   for (const linear of QUANT_ORDER) {
     const f = FIELD_OF[linear];
     float[f].dispose?.();

@@ -1,5 +1,6 @@
 import type { Backend } from '../backend/types.js';
 import type { ModelSource } from '../model/weights.js';
+import { HalfLinear } from './half-linear.js';
 import type { Linear } from './linear.js';
 
 /** A float32 linear layer computed by the backend's dense kernels. */
@@ -41,12 +42,17 @@ export class DenseLinear implements Linear {
  */
 export type LinearFactory = (name: string, source: ModelSource) => Linear;
 
-/** The default factory: every weight dense float32 on `backend`. */
+/**
+ * The default factory: every weight dense on `backend`, float32, or kept 16-bit and widened per
+ * tile when the source stores it so (BF16/F16 checkpoints: half the memory, same results).
+ */
 export function denseLinears(backend: Backend): LinearFactory {
   return (name, source) => {
     const info = source.tensors().find((t) => t.name === name);
     if (info === undefined || info.shape.length !== 2) throw new RangeError(`${source.name}: no 2-D tensor ${name}`);
     const [out, inDim] = info.shape as [number, number];
+    const half = source.loadHalf?.(name);
+    if (half !== undefined) return new HalfLinear(backend, half.bits, half.dtype, out, inDim);
     return new DenseLinear(backend, source.load(name), out, inDim);
   };
 }
