@@ -5,9 +5,11 @@
  *
  * Per file and backend it prints tokens/s of greedy decode from BOS, and, from the same loaded
  * model, the time per token of the 56 quantized linear layers alone (one matvec each) and of
- * the fp32 classifier [32000, 256] (tied embedding, never quantized): on bench-llama the
- * classifier reads 33 MB per token against 27 MB for all linears in fp32, so it hides most of
- * what the low-bit kernels gain in the tokens/s column.
+ * the classifier [32000, 256] (the tied embedding; its files are made with --head-bits 32
+ * --embed-bits 32, so it stays fp32 here and the linears' kernels are compared alone): on
+ * bench-llama the fp32 classifier reads 33 MB per token against 27 MB for all linears in fp32,
+ * so it hides most of what the low-bit kernels gain in the tokens/s column (bench/whole-decode.ts
+ * measures files with a low-bit head).
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
@@ -50,7 +52,7 @@ export function benchFiles(dir: string, kinds: BenchFileKind[]): BenchFile[] {
     if (!existsSync(path)) {
       const t0 = performance.now();
       const calib = ['--calib', CALIB, '--nsamples', '16', '--seqlen', '256'];
-      const r = spawnSync(process.execPath, [CLI, 'quantize', BENCH_LLAMA, ...args, ...calib, '--out', path], { encoding: 'utf8', maxBuffer: 1 << 26 });
+      const r = spawnSync(process.execPath, [CLI, 'quantize', BENCH_LLAMA, ...args, '--head-bits', '32', '--embed-bits', '32', ...calib, '--out', path], { encoding: 'utf8', maxBuffer: 1 << 26 });
       if (r.status !== 0) throw new Error(`bitcrush quantize ${args.join(' ')} failed:\n${r.stderr}`);
       console.log(`  made ${label}: ${((performance.now() - t0) / 1000).toFixed(0)} s (bitcrush quantize ${args.join(' ')} ${calib.join(' ')})`);
     }

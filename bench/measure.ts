@@ -12,9 +12,11 @@ import { fileURLToPath } from 'node:url';
 import type { Backend } from '../src/backend/types.js';
 import { perplexity } from '../src/eval/perplexity.js';
 import { groupBitMap } from '../src/formats/mixed.js';
-import { FileSource } from '../src/node/fs.js';
+import { FileSource, nodeFs } from '../src/node/fs.js';
+import { openModel } from '../src/io/load.js';
 import { loadModel } from '../src/node/index.js';
 import { PackedModel } from '../src/packed/reader.js';
+import { roleOf } from '../src/packed/size.js';
 import type { BitMapRow, PerplexityRecord, ResultsFile } from '../src/report/results.js';
 import { benchDecodeTokensPerSecond } from './decode.js';
 import type { EvalSpec, ModelSpec, RunSpec } from './suite.js';
@@ -56,6 +58,7 @@ export function gitCommit(): ResultsFile['commit'] {
 export interface QuantizeResult {
   file: string;
   options: Record<string, unknown>;
+  fileBpw: number;
   linearBpw: number;
   modelBpw: number;
   fileBytes: number;
@@ -87,6 +90,7 @@ export function quantize(m: ModelSpec, run: RunSpec, outFile: string, backend: {
   return {
     file: outFile,
     options: s.options,
+    fileBpw: s.fileBpw,
     linearBpw: s.linearBpw,
     modelBpw: s.modelBpw,
     fileBytes: s.fileBytes,
@@ -153,7 +157,8 @@ export function mixedBitMaps(path: string): BitMapRow[] | undefined {
     const m = new PackedModel(file);
     const rows: BitMapRow[] = [];
     for (const name of Object.keys(m.header.tensors)) {
-      if (!m.isPacked(name)) continue;
+      // the block linears' widths: a 4-bit embedding beside 2-bit linears is not a mixed-precision method
+      if (!m.isPacked(name) || roleOf(name) !== 'blockLinears') continue;
       const map = groupBitMap(m.packed(name));
       if (map === null) continue;
       rows.push({ layer: name.replace(/^model\./, '').replace(/\.weight$/, ''), bits: [...map] });
@@ -163,6 +168,11 @@ export function mixedBitMaps(path: string): BitMapRow[] | undefined {
   } finally {
     file.close();
   }
+}
+
+/** The model's parameters (a tied embedding/head once): what every file bpw is divided by. */
+export function parameterCount(path: string): number {
+  return openModel(path, nodeFs).tensors().reduce((n, t) => n + t.shape.reduce((a, b) => a * b, 1), 0);
 }
 
 /** Size of the unquantized model's weights file. */

@@ -28,7 +28,7 @@ import type { Backend } from '../src/backend/types.js';
 import { createBackend, type BackendKind } from '../src/node/backend.js';
 import { writeFileAtomic } from '../src/node/atomic-write.js';
 import { mergeResults, parseResults, RESULTS_SCHEMA, type ResultsFile, type RunRecord } from '../src/report/results.js';
-import { floatFileBytes, gitCommit, machineInfo, measureModel, mixedBitMaps, quantize, versions } from './measure.js';
+import { floatFileBytes, gitCommit, parameterCount, machineInfo, measureModel, mixedBitMaps, quantize, versions } from './measure.js';
 import { writeReport } from './report.js';
 import { fullSuite, quickSuite, type ModelSpec } from './suite.js';
 
@@ -114,7 +114,7 @@ function measureSuiteModel(m: ModelSpec, backend: Backend, packedDir: string, do
     const meas = measureModel(m.path, m.eval, backend, SPEED);
     done({
       id: fp32Id, model: m.name, method: 'fp32', label: 'fp32', flags: [], options: {},
-      linearBpw: 32, modelBpw: 32, fileBytes: floatFileBytes(m.path),
+      fileBpw: (floatFileBytes(m.path) * 8) / parameterCount(m.path), linearBpw: 32, modelBpw: 32, fileBytes: floatFileBytes(m.path),
       quantizeSeconds: null, wallSeconds: null, peakRssMiB: null, ...meas,
     });
     log(`${fp32Id}: ppl ${meas.perplexity.map((p) => p.ppl.toFixed(4)).join(' / ')}, decode ${meas.decodeTokensPerSecond.toFixed(1)} tok/s`);
@@ -130,11 +130,11 @@ function measureSuiteModel(m: ModelSpec, backend: Backend, packedDir: string, do
       const bitMaps = mixedBitMaps(file);
       if (!args.includes('--keep')) rmSync(file, { force: true });
       done({
-        ...base, options: q.options, linearBpw: q.linearBpw, modelBpw: q.modelBpw, fileBytes: q.fileBytes,
+        ...base, options: q.options, fileBpw: q.fileBpw, linearBpw: q.linearBpw, modelBpw: q.modelBpw, fileBytes: q.fileBytes,
         quantizeSeconds: q.quantizeSeconds, wallSeconds: q.wallSeconds, peakRssMiB: q.peakRssMiB,
         ...meas, ...(bitMaps ? { bitMaps } : {}),
       });
-      log(`${id}: ${q.linearBpw.toFixed(3)} bpw, ppl ${meas.perplexity.map((p) => p.ppl.toFixed(4)).join(' / ')}, quantize ${q.quantizeSeconds.toFixed(1)} s, ${q.peakRssMiB.toFixed(0)} MiB, decode ${meas.decodeTokensPerSecond.toFixed(1)} tok/s`);
+      log(`${id}: ${q.fileBpw.toFixed(3)} bpw over all weights (linears ${q.linearBpw.toFixed(3)}), ppl ${meas.perplexity.map((p) => p.ppl.toFixed(4)).join(' / ')}, quantize ${q.quantizeSeconds.toFixed(1)} s, ${q.peakRssMiB.toFixed(0)} MiB, decode ${meas.decodeTokensPerSecond.toFixed(1)} tok/s`);
     } catch (e) {
       // one broken method must not cost the other rows: the report shows it as failed
       const error = (e as Error).message;

@@ -71,6 +71,12 @@ const dbell = (actBits: number): RunSpec => ({
   flags: actBits < 16 ? ['--act-bits', String(actBits)] : [],
 });
 
+/**
+ * The same run with the embedding and head kept float32 (the layout before issue 13), so the
+ * tables show what the default low-bit embedding/head costs in perplexity and saves in size.
+ */
+const floatEnds = (r: RunSpec): RunSpec => ({ ...r, label: `${r.label} float emb+head`, flags: [...r.flags, '--head-bits', '32', '--embed-bits', '32'] });
+
 const tinyHeldout = shared('data/tinystories/heldout.txt');
 
 export function fullSuite(): ModelSpec[] {
@@ -91,6 +97,7 @@ export function fullSuite(): ModelSpec[] {
         // 64- and 172-wide layers: 2^8-entry codebooks would cost more than the codes (bench:aqlm)
         aqlm('2x4', 4), aqlm('1x4', 4),
         billm, dbell(16), dbell(6),
+        ...[uniform('rtn', 2, 32), uniform('gptq', 2, 32), slim(2, 32), aqlm('2x4', 4)].map(floatEnds),
       ],
       shards: 2,
       notes: [
@@ -116,6 +123,7 @@ export function fullSuite(): ModelSpec[] {
         // default options (beam 8, ≤ 20 epochs of 100 Adam steps): ~6 CPU minutes for 2x8 (docs/aqlm.md)
         aqlm('2x8', 8), aqlm('1x8', 8),
         billm, dbell(16), dbell(6),
+        ...[uniform('rtn', 2, 128), uniform('gptq', 2, 128), slim(2, 128), aqlm('2x8', 8)].map(floatEnds),
       ],
       shards: 2,
       notes: [

@@ -12,7 +12,7 @@ import { openModel } from '../src/io/load.js';
 import { f16BitsToNumber, f16ToF32, numberToF16Bits, bf16ToF32, SafetensorsFile } from '../src/io/safetensors.js';
 import { expectedShapes, type ModelSource } from '../src/model/weights.js';
 import { FileSource, nodeFs } from '../src/node/fs.js';
-import { safetensorsBytes, type TestTensor } from './hf-dirs.js';
+import { f32Bytes, permuteForHf, safetensorsBytes, writeHfStories } from './hf-fixture.js';
 
 // dist/test/io.test.js → repo root is two levels up, shared/ sits beside the repo
 const SHARED = process.env['BITCRUSH_SHARED'] ?? fileURLToPath(new URL('../../../shared/', import.meta.url));
@@ -30,61 +30,6 @@ function throwsInput(fn: () => unknown, file: string, problem?: RegExp): void {
     if (problem) assert.match(e.message, problem);
     return true;
   });
-}
-
-const f32Bytes = (a: Float32Array) => new Uint8Array(a.buffer.slice(a.byteOffset, a.byteOffset + a.byteLength));
-
-/** HF's permutation (what its converter applies): interleaved row h*hs+2i+p → HF row h*hs+p*hs/2+i. */
-function permuteForHf(w: Float32Array, nHeads: number, hs: number, cols: number): Float32Array {
-  const out = new Float32Array(w.length);
-  for (let h = 0; h < nHeads; h++) {
-    for (let i = 0; i < hs / 2; i++) {
-      for (let p = 0; p < 2; p++) out.set(w.subarray((h * hs + 2 * i + p) * cols, (h * hs + 2 * i + p + 1) * cols), (h * hs + p * (hs / 2) + i) * cols);
-    }
-  }
-  return out;
-}
-
-/** stories260K as an HF directory (q/k permuted like HF's converter), optionally with extra tensors or shards. */
-function writeHfStories(dir: string, opts: { extra?: TestTensor[]; shards?: number; config?: Record<string, unknown> } = {}): void {
-  const m = new Llama2cModel(new FileSource(STORIES));
-  const c = m.config;
-  const hs = c.dim / c.nHeads;
-  const tensors: TestTensor[] = m.tensors().map(({ name, shape }) => {
-    let w = m.load(name);
-    if (name.endsWith('q_proj.weight')) w = permuteForHf(w, c.nHeads, hs, c.dim);
-    if (name.endsWith('k_proj.weight')) w = permuteForHf(w, c.nKvHeads, hs, c.dim);
-    return { name, dtype: 'F32', shape, bytes: f32Bytes(w) };
-  });
-  tensors.push(...(opts.extra ?? []));
-  const config = {
-    architectures: ['LlamaForCausalLM'],
-    model_type: 'llama',
-    hidden_size: c.dim,
-    intermediate_size: c.hiddenDim,
-    num_hidden_layers: c.nLayers,
-    num_attention_heads: c.nHeads,
-    num_key_value_heads: c.nKvHeads,
-    vocab_size: c.vocabSize,
-    max_position_embeddings: c.seqLen,
-    rms_norm_eps: 1e-5,
-    tie_word_embeddings: true,
-    ...opts.config,
-  };
-  writeFileSync(join(dir, 'config.json'), JSON.stringify(config));
-  const shards = opts.shards ?? 1;
-  if (shards === 1) {
-    writeFileSync(join(dir, 'model.safetensors'), safetensorsBytes(tensors, { format: 'pt' }));
-    return;
-  }
-  const weightMap: Record<string, string> = {};
-  for (let s = 0; s < shards; s++) {
-    const file = `model-0000${s + 1}-of-0000${shards}.safetensors`;
-    const part = tensors.filter((_, i) => i % shards === s);
-    for (const t of part) weightMap[t.name] = file;
-    writeFileSync(join(dir, file), safetensorsBytes(part));
-  }
-  writeFileSync(join(dir, 'model.safetensors.index.json'), JSON.stringify({ metadata: {}, weight_map: weightMap }));
 }
 
 function freshDir(name: string): string {
@@ -293,8 +238,8 @@ describe('safetensors', () => {
   });
 
   test('integer dtypes raw, F16/BF16 converted', () => {
-    const halves = Uint16Array.of(0x3c00, 0xc000, 0x0001, 0x7bff, 0x7c00, 0x8000, 0x3555);
-    const expectHalf = [1, -2, 2 ** -24, 65504, Infinity, -0, f16BitsToNumber(0x3555)];
+    const halves = Uint16Array.of(0x3c00, 0xc000, 0x0001, 0x7bff, 0xfbff, 0x8000, 0x3555);
+    const expectHalf = [1, -2, 2 ** -24, 65504, -65504, -0, f16BitsToNumber(0x3555)];
     const bf = Uint16Array.of(0x3f80, 0xc040, 0x4049);
     const bytes = safetensorsBytes(
       [
@@ -303,6 +248,8 @@ describe('safetensors', () => {
         { name: 'half', dtype: 'F16', shape: [7], bytes: new Uint8Array(halves.buffer) },
         { name: 'brain', dtype: 'BF16', shape: [3], bytes: new Uint8Array(bf.buffer) },
         { name: 'empty', dtype: 'F32', shape: [0, 4], bytes: new Uint8Array(0) },
+        { name: 'inf', dtype: 'F16', shape: [2], bytes: new Uint8Array(Uint16Array.of(0x3c00, 0x7c00).buffer) },
+        { name: 'nan', dtype: 'F32', shape: [1], bytes: f32Bytes(Float32Array.of(NaN)) },
       ],
       { format: 'bitcrush', bits: '2' },
     );
@@ -315,6 +262,9 @@ describe('safetensors', () => {
     assert.deepEqual([...f.float32('brain')], [1, -3, 3.140625]);
     assert.equal(f.float32('empty').length, 0);
     throwsInput(() => f.float32('codes'), 'mem.safetensors', /dtype U8/);
+    // non-finite weights are refused when read, naming the tensor
+    throwsInput(() => f.float32('inf'), 'mem.safetensors', /tensor inf holds a non-finite value \(Infinity\) at index 1/);
+    throwsInput(() => f.float32('nan'), 'mem.safetensors', /tensor nan holds a non-finite value \(NaN\) at index 0/);
     assert.deepEqual([...bf16ToF32(Uint16Array.of(0x8000))], [-0]);
     assert.deepEqual([...f16ToF32(Uint16Array.of(0x7e00))], [NaN]);
   });

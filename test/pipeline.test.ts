@@ -203,7 +203,10 @@ describe('quantize CLI', () => {
     assert.equal(r.status, 0, r.stderr);
     const info = JSON.parse(r.stdout) as { fileBytes: number; totals: { packedBpw: number }; tensors: Array<{ name: string; format: string; bpw: number }> };
     assert.equal(info.fileBytes, statSync(out).size);
-    assert.equal(info.tensors.filter((t) => t.format === 'uniform-asym').length, 35);
+    const packed = info.tensors.filter((t) => t.format === 'uniform-asym');
+    // 35 block linears, and by default the tied embedding/head as one low-bit tensor
+    assert.equal(packed.filter((t) => t.name.startsWith('model.layers.')).length, 35);
+    assert.deepEqual(packed.filter((t) => !t.name.startsWith('model.layers.')).map((t) => t.name), ['model.embed_tokens.weight']);
     assert.ok(info.totals.packedBpw > 2 && info.totals.packedBpw < 3);
   });
 

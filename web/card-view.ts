@@ -4,12 +4,14 @@
  * its format in the tooltip).
  */
 import type { LinearCard, ModelCard } from '../src/browser/card.js';
+import { ROLE_LABELS, WEIGHT_ROLES } from '../src/packed/size.js';
+import { bitWidthColor, bitWidthLegend } from '../src/report/bit-colors.js';
 import { heatmap } from '../src/report/svg.js';
 import { el, svg } from './dom.js';
 
 export function renderCard(card: ModelCard): Element[] {
   const c = card.config;
-  const t = card.totals;
+  const z = card.size;
   const options = Object.entries(card.options).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(' ');
   const facts = el(
     'dl',
@@ -17,9 +19,15 @@ export function renderCard(card: ModelCard): Element[] {
     el('dt', {}, 'method'),
     el('dd', { id: 'card-method' }, card.method, options ? el('span', { class: 'muted' }, ` ${options}`) : null),
     el('dt', {}, 'size'),
-    el('dd', { id: 'card-size' }, formatBytes(card.fileBytes)),
-    el('dt', {}, 'bits / weight'),
-    el('dd', { id: 'card-bpw' }, `${t.packedBpw.toFixed(3)} in the quantized linears · ${t.modelBpw.toFixed(3)} over all weights`),
+    el('dd', { id: 'card-size' }, `${formatBytes(card.fileBytes)} · ${z.bpw.toFixed(3)} bits per weight over all ${(z.weights / 1e6).toFixed(2)} M weights`),
+    el('dt', {}, 'by role'),
+    el(
+      'dd',
+      { id: 'card-bpw' },
+      WEIGHT_ROLES.filter((r) => z.roles[r].tensors > 0)
+        .map((r) => `${ROLE_LABELS[r]} ${z.roles[r].bpw.toFixed(3)} bpw (${formatBytes(z.roles[r].bytes)})${r === 'embedding' && z.tied === 'one tensor' ? ', tied: also the head' : ''}`)
+        .join(' · '),
+    ),
     el('dt', {}, 'architecture'),
     el('dd', {}, `dim ${c.dim} · hidden ${c.hiddenDim} · ${c.nLayers} layers · ${c.nHeads} heads (${c.nKvHeads} kv) · vocab ${c.vocabSize} · context ${c.seqLen}`),
   );
@@ -39,8 +47,6 @@ export function renderCard(card: ModelCard): Element[] {
   ];
 }
 
-/** Group bit-widths 1..4, then wider: the palette of `bitcrush inspect --plot`. */
-const WIDTH_COLORS = ['#d7191c', '#fdae61', '#a6d96a', '#1a9641', '#2b83ba'];
 
 let lastMapUrl: string | undefined;
 
@@ -50,8 +56,8 @@ function groupBitMap(card: ModelCard): Element[] {
   const doc = heatmap({
     title: 'bit-width of each column group',
     rows: card.groupBits.map((r) => ({ label: r.tensor.replace(/^model\./, '').replace(/\.weight$/, ''), values: r.widths })),
-    color: (v) => WIDTH_COLORS[Math.min(v, WIDTH_COLORS.length) - 1] ?? '#999',
-    legend: [1, 2, 3, 4].map((b) => ({ label: `${b} bit`, color: WIDTH_COLORS[b - 1]! })),
+    color: bitWidthColor,
+    legend: bitWidthLegend(),
     cellWidth: 16,
     cellHeight: 11,
     maxWidth: 880,
@@ -88,7 +94,7 @@ function bitMap(layers: LinearCard[][]): Element {
           'g',
           { class: 'cell', 'data-format': lin.format },
           svg('title', {}, tip),
-          svg('rect', { x: x + 1, y: y + 1, width: CELL_W - 2, height: CELL_H - 2, rx: 3, fill: bpwColor(lin.bpw) }),
+          svg('rect', { x: x + 1, y: y + 1, width: CELL_W - 2, height: CELL_H - 2, rx: 3, fill: bitWidthColor(lin.bpw) }),
           svg('text', { x: x + CELL_W / 2, y: y + 16, 'text-anchor': 'middle', class: 'cell-label' }, lin.bpw >= 16 ? 'fp' + Math.round(lin.bpw) : lin.bpw.toFixed(2)),
           svg('text', { x: x + CELL_W / 2, y: y + 29, 'text-anchor': 'middle', class: 'cell-format' }, lin.format),
         ),
@@ -98,22 +104,9 @@ function bitMap(layers: LinearCard[][]): Element {
   return el('div', { class: 'bitmap' }, svg('svg', { id: 'bitmap', width, height, viewBox: `0 0 ${width} ${height}`, role: 'img' }, ...cells), legend());
 }
 
+/** The same palette as the group bit-map and `inspect --plot` (src/report/bit-colors.ts). */
 function legend(): Element {
-  return el('div', { class: 'legend' }, ...[1, 2, 3, 4, 8].map((b) => el('span', {}, el('i', { style: `background:${bpwColor(b)}` }), `${b} bit`)), el('span', {}, el('i', { style: `background:${bpwColor(32)}` }), 'float'));
-}
-
-/** Hue by bits per weight, one clearly different colour per whole bit; grey for unquantized. */
-const HUES: [number, number][] = [[1, 0], [2, 28], [3, 52], [4, 130], [8, 215]];
-
-function bpwColor(bpw: number): string {
-  if (bpw >= 16) return 'hsl(220 10% 78%)';
-  let hue = bpw <= 1 ? 0 : 215;
-  for (let i = 1; i < HUES.length; i++) {
-    const [b0, h0] = HUES[i - 1]!;
-    const [b1, h1] = HUES[i]!;
-    if (bpw >= b0 && bpw <= b1) hue = h0 + ((bpw - b0) / (b1 - b0)) * (h1 - h0);
-  }
-  return `hsl(${Math.round(hue)} 75% 68%)`;
+  return el('div', { class: 'legend' }, ...bitWidthLegend(true).map((it) => el('span', {}, el('i', { style: `background:${it.color}` }), it.label)));
 }
 
 function formatBytes(n: number): string {

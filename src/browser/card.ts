@@ -10,6 +10,7 @@ import type { LlamaConfig } from '../model/config.js';
 import { LINEARS, layerTensor } from '../model/weights.js';
 import type { PackedModel } from '../packed/reader.js';
 import type { PackedTotals } from '../packed/metadata.js';
+import { sizeReport, type SizeReport } from '../packed/size.js';
 
 export interface LinearCard {
   /** Canonical part name, e.g. `self_attn.q_proj`. */
@@ -32,6 +33,8 @@ export interface ModelCard {
   options: Record<string, unknown>;
   config: LlamaConfig;
   totals: PackedTotals;
+  /** The honest size: the whole file's bits over all weights, then by role (block linears, head, embedding, other). */
+  size: SizeReport;
   /** Per layer, its linears in canonical order. */
   layers: LinearCard[][];
   /**
@@ -71,12 +74,13 @@ export function modelCard(packed: PackedModel, fileBytes: number): ModelCard {
     options,
     config: h.config,
     totals: h.totals,
+    size: sizeReport(h, fileBytes),
     layers,
     groupBits,
     formats: [...counts].map(([format, tensors]) => ({
       format,
       family: familyOf(format),
-      summary: format === 'dense' ? 'unquantized (embeddings, norms, layers left in float)' : getFormat(format).summary,
+      summary: format === 'dense' ? 'unquantized, in the source dtype (norms, tensors left in float)' : getFormat(format).summary,
       tensors,
     })),
   };

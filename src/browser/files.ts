@@ -6,9 +6,9 @@
  */
 import { BufferSource, type ByteSource, type FileSystemLike } from '../io/bytes.js';
 import { InputError } from '../io/errors.js';
-import { openTokenizer } from '../io/load.js';
+import { looksLikeSafetensors, openTokenizer } from '../io/load.js';
 import type { Tokenizer } from '../io/tokenizer.js';
-import { isPackedModel } from '../packed/reader.js';
+import { isPackedModel, PackedModel } from '../packed/reader.js';
 import { baseName, type NamedBytes } from './fetch.js';
 
 export type { NamedBytes };
@@ -58,6 +58,13 @@ const COMPANIONS = /^(tokenizer_config|generation_config|config|special_tokens_m
 /** Which of the given files is the packed model, and which the tokenizer (told apart by content and name). */
 export function sortModelFiles(files: NamedBytes[]): { model: NamedBytes; tokenizer: NamedBytes; others: NamedBytes[] } {
   const models = files.filter((f) => isPackedModel(new BufferSource(f.name, f.bytes)));
+  if (models.length === 0) {
+    // a file that starts like one but does not parse (truncated download): its own error, not "none of these"
+    for (const f of files) {
+      const src = new BufferSource(f.name, f.bytes);
+      if (looksLikeSafetensors(src)) new PackedModel(src);
+    }
+  }
   if (models.length !== 1) {
     const names = files.map((f) => f.name).join(', ') || 'none';
     throw new InputError(names, models.length === 0 ? 'none of these is a bitcrush packed model' : 'more than one packed model given');

@@ -59,8 +59,9 @@ export class WorkDir {
   /**
    * The directory's finished prefix, or null when there is nothing to resume. A directory made
    * with other options is an error: its blocks would not match the rest of this run.
+   * `inputValues`: the float32 count of the inputs file this run needs ([N·seqLen, dim]; 0 without calibration).
    */
-  static open(dir: string, optionsHash: string): { work: WorkDir; resume: ResumePoint } | null {
+  static open(dir: string, optionsHash: string, inputValues: number): { work: WorkDir; resume: ResumePoint } | null {
     const path = join(dir, 'manifest.json');
     if (!existsSync(path)) return null;
     let m: Manifest;
@@ -82,8 +83,11 @@ export class WorkDir {
     const dense = new Map<string, Float32Array>();
     for (let l = 0; l < m.blocksDone; l++) for (const [name, t] of w.readDense(l)) dense.set(name, t);
     const inputsPath = join(dir, `inputs-${m.blocksDone}.f32`);
+    if (!existsSync(inputsPath)) throw new InputError(inputsPath, `missing: the work directory is damaged; delete ${dir} to start over`);
     const bytes = readFileSync(inputsPath);
-    if (bytes.byteLength % 4 !== 0) throw new InputError(inputsPath, 'length is not a whole number of float32 values');
+    if (bytes.byteLength !== 4 * inputValues) {
+      throw new InputError(inputsPath, `holds ${bytes.byteLength} bytes, this run needs ${inputValues} float32 values (${4 * inputValues} bytes): truncated or damaged; delete ${dir} to start over`);
+    }
     const inputs = new Float32Array(bytes.byteLength / 4);
     new Uint8Array(inputs.buffer).set(bytes);
     return { work: w, resume: { blocksDone: m.blocksDone, packed, inputs, dense } };

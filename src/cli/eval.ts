@@ -1,8 +1,8 @@
 import type { Command } from 'commander';
-import { UsageError } from '../io/errors.js';
+import { InputError, UsageError } from '../io/errors.js';
 import { readText } from '../io/bytes.js';
 import { FileSource } from '../node/fs.js';
-import { DEFAULT_WINDOW, defaultWindow, perplexityOfText } from '../eval/perplexity.js';
+import { DEFAULT_WINDOW, defaultWindow, perplexityOfText, TextTooShortError } from '../eval/perplexity.js';
 import { describeBackend, withModel } from './load.js';
 import { backendArg, intArg, type RunOptions } from './options.js';
 import { createProgress } from './progress.js';
@@ -37,20 +37,20 @@ function run(modelPath: string, opts: EvalCliOptions, verbose: boolean): void {
     const seqLen = opts.seqlen ?? defaultWindow(model.config.seqLen);
     if (seqLen > model.config.seqLen) throw new UsageError(`--seqlen ${seqLen} exceeds the model's context of ${model.config.seqLen}`);
     if (verbose) process.stderr.write(`loaded ${modelPath} in ${loadSeconds.toFixed(2)} s (${describeBackend(backend)})\n`);
-    const tokenizing = createProgress(process.stderr, 'tokenize', 'KB');
+    const tokenizing = createProgress(process.stderr, 'tokenize', 'characters');
     const progress = createProgress(process.stderr, 'eval', 'windows');
     const t0 = performance.now();
     let tokenized = false;
-    const r = perplexityOfText(model, tokenizer, text, {
+    const r = namingText(opts.text, () => perplexityOfText(model, tokenizer, text, {
       seqLen,
       maxWindows: opts.maxWindows,
-      onTokenize: (d, t) => tokenizing.update(Math.round(d / 1024), Math.round(t / 1024)),
+      onTokenize: (d, t) => tokenizing.update(d, t),
       onProgress: (d, t) => {
         if (!tokenized) tokenizing.finish();
         tokenized = true;
         progress.update(d, t);
       },
-    });
+    }));
     progress.finish();
     const seconds = (performance.now() - t0) / 1000;
     if (opts.json) {
@@ -63,4 +63,14 @@ function run(modelPath: string, opts: EvalCliOptions, verbose: boolean): void {
         `${r.windows} windows of ${seqLen}; text ${r.textComplete ? '' : 'tokenized as far as needed: '}${r.tokens} tokens ${r.bos ? 'with BOS' : 'without BOS (the tokenizer has none)'}; ${seconds.toFixed(1)} s, ${describeBackend(backend)})\n`,
     );
   });
+}
+
+/** Runs `f`; a text too short to score becomes an input error naming its file. */
+export function namingText<T>(file: string, f: () => T): T {
+  try {
+    return f();
+  } catch (e) {
+    if (e instanceof TextTooShortError) throw new InputError(file, `${e.message} (pass a longer text or a smaller --seqlen)`);
+    throw e;
+  }
 }

@@ -12,6 +12,7 @@ interface GenerateCliOptions extends RunOptions {
   seed?: bigint;
   chat?: boolean;
   system?: string;
+  json?: boolean;
 }
 
 export function registerGenerate(program: Command): void {
@@ -26,6 +27,7 @@ export function registerGenerate(program: Command): void {
     .option('-s, --seed <n>', 'random seed, a positive integer (default: the current time)', seedArg)
     .option('--chat', "chat mode: the prompt is the user's message, formatted with the model's chat template; prints the answer")
     .option('--system <text>', 'system message for --chat')
+    .option('--json', 'print one JSON object (text, token counts, stop reason, tokens/s) instead of streaming')
     .option('--tokenizer <file>', 'tokenizer file (default: found beside the model)')
     .option('--backend <kind>', 'compute backend: auto, native, wasm or reference', backendArg, 'auto')
     .option('--threads <n>', 'threads (default: all cores)', intArg(1, 1024))
@@ -39,6 +41,19 @@ function run(modelPath: string, opts: GenerateCliOptions, verbose: boolean): voi
     if (opts.system !== undefined && !opts.chat) throw new UsageError('--system needs --chat');
     const messages = opts.chat ? [...(opts.system !== undefined ? [{ role: 'system' as const, content: opts.system }] : []), { role: 'user' as const, content: opts.prompt }] : undefined;
     const it = generate(model, tokenizer, { prompt: opts.prompt, messages, maxTokens: opts.maxTokens, temperature: opts.temperature, topP: opts.topP, seed });
+    if (opts.json) {
+      let text = '';
+      let r = it.next();
+      for (; !r.done; r = it.next()) text += r.value;
+      const s = r.value;
+      const out = {
+        model: modelPath, prompt: opts.prompt, ...(opts.chat ? { chat: true } : {}), text, ...s,
+        tokensPerSecond: Number.isNaN(s.tokensPerSecond) ? null : s.tokensPerSecond,
+        seed: String(seed), backend: backend.name, threads: backend.threads,
+      };
+      process.stdout.write(`${JSON.stringify(out)}\n`);
+      return;
+    }
     // like run.c, the output shows the prompt followed by its continuation (in chat mode: the answer alone)
     if (!opts.chat) process.stdout.write(opts.prompt);
     let r = it.next();

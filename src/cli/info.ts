@@ -1,7 +1,10 @@
+import { statSync } from 'node:fs';
 import type { Command } from 'commander';
 import { headSize } from '../model/config.js';
 import { LINEARS } from '../model/weights.js';
+import { NotFoundError } from '../io/errors.js';
 import { nodeFs } from '../node/fs.js';
+import { sizeReport } from '../packed/size.js';
 import { findRunnableTokenizer, openRunnable } from '../node/packed-open.js';
 
 interface InfoOptions {
@@ -43,13 +46,18 @@ function info(modelPath: string, opts: InfoOptions): void {
     const t = findRunnableTokenizer(modelPath, runnable, opts.tokenizer);
     tokenizer = { vocabSize: t.vocabSize, bosId: t.bosId, eosIds: t.eosIds, chatTemplate: t.chat !== undefined };
   } catch (e) {
-    if (opts.tokenizer !== undefined) throw e; // an explicit file must load
+    // an explicit file must load; one found beside the model but unreadable is an error too
+    if (opts.tokenizer !== undefined || !(e instanceof NotFoundError)) throw e;
     tokenizer = { error: (e as Error).message };
   }
 
+  // a packed file: how it was made and what it stores, as `inspect` totals it
+  const h = runnable.packed?.header;
+  const size = h && sizeReport(h, statSync(modelPath).size);
+  const packed = h && size && { method: h.method.name, actBits: h.actBits ?? 16, linearBpw: size.roles.blockLinears.bpw, modelBpw: size.bpw };
   if (opts.json) {
     const tensorList = [...kinds].map(([name, k]) => ({ name, shape: k.shape, count: k.count }));
-    process.stdout.write(`${JSON.stringify({ model: modelPath, config: c, params, linearParams, linearTensors: linears.length, tensors: tensorList, tokenizer }, null, 2)}\n`);
+    process.stdout.write(`${JSON.stringify({ model: modelPath, config: c, params, linearParams, linearTensors: linears.length, ...(packed ? { packed } : {}), tensors: tensorList, tokenizer }, null, 2)}\n`);
     return;
   }
   const lines = [
@@ -58,6 +66,10 @@ function info(modelPath: string, opts: InfoOptions): void {
       `vocab ${c.vocabSize}, context ${c.seqLen}, norm eps ${c.normEps}, rope theta ${c.ropeTheta}${c.ropeScaling ? ` (${c.ropeScaling.type} scaling ×${c.ropeScaling.factor})` : ''}, ` +
       `${c.attentionBias ? `${c.attentionBias} biases, ` : ''}${c.tiedEmbeddings ? 'tied' : 'untied'} classifier`,
     `params     ${millions(params)} (${millions(linearParams)} in ${linears.length} linear layers)`,
+    ...(packed
+      ? [`packed     ${packed.method}: ${packed.linearBpw.toFixed(4)} bits per weight in the block linears, ${packed.modelBpw.toFixed(4)} over all weights (whole file)` +
+          `${packed.actBits < 16 ? `; ${packed.actBits}-bit activations` : ''} (details: bitcrush inspect)`]
+      : []),
     `tensors    ${tensors.length}`,
     ...[...kinds].map(([name, k]) => `  ${name.padEnd(48)} [${k.shape.join(', ')}]${k.count > 1 ? ` ×${k.count}` : ''}`),
     'error' in tokenizer ? `tokenizer  not found: ${tokenizer.error}` : `tokenizer  ${tokenizer.vocabSize} tokens (BOS ${tokenizer.bosId ?? 'none'}, EOS ${tokenizer.eosIds.join(', ')}${tokenizer.chatTemplate ? ', chat template' : ''})`,

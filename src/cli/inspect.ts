@@ -2,19 +2,20 @@
 import { statSync } from 'node:fs';
 import { groupBitMap } from '../formats/mixed.js';
 import { writeFileAtomic } from '../node/atomic-write.js';
+import { bitWidthColor, bitWidthLegend } from '../report/bit-colors.js';
 import { heatmap } from '../report/svg.js';
 import type { Command } from 'commander';
 import { InputError } from '../io/errors.js';
 import { FileSource } from '../node/fs.js';
 import { isPackedModel, PackedModel } from '../packed/reader.js';
+import { describeSize, roleOf, sizeReport } from '../packed/size.js';
+import { checkOutputFile } from './output-check.js';
 
 interface InspectOptions {
   json?: boolean;
   plot?: string;
 }
 
-/** Bit-width colours of the group bit map (1..4 bits, then anything wider). */
-const WIDTH_COLORS = ['#d7191c', '#fdae61', '#a6d96a', '#1a9641', '#2b83ba'];
 
 export function registerInspect(program: Command): void {
   program
@@ -27,6 +28,7 @@ export function registerInspect(program: Command): void {
 }
 
 function inspect(path: string, opts: InspectOptions): void {
+  if (opts.plot !== undefined) checkOutputFile('--plot', opts.plot, [path]);
   const file = new FileSource(path);
   if (!isPackedModel(file)) throw new InputError(path, 'not a bitcrush packed model file');
   const m = new PackedModel(file);
@@ -34,20 +36,25 @@ function inspect(path: string, opts: InspectOptions): void {
   const fileBytes = statSync(path).size;
   const tensors = Object.entries(h.tensors).map(([name, t]) => ({
     name,
+    role: roleOf(name),
     format: t.format === 'dense' ? `dense ${(t as { dtype: string }).dtype}` : t.format,
     shape: t.shape,
     params: 'params' in t ? t.params : undefined,
     bpw: t.bpw,
     bitHistogram: histogram(m, name, t.format),
   }));
-  if (opts.plot) plotBitMap(m, opts.plot, path);
+  const plotted = opts.plot !== undefined ? plotBitMap(m, opts.plot, path) : undefined;
+  const size = sizeReport(h, fileBytes);
   if (opts.json) {
-    process.stdout.write(`${JSON.stringify({ file: path, fileBytes, method: h.method, config: h.config, totals: h.totals, tensors }, null, 2)}\n`);
+    const plot = plotted ? { plot: opts.plot, plotRows: plotted } : {};
+    process.stdout.write(`${JSON.stringify({ file: path, fileBytes, bpw: size.bpw, size, method: h.method, config: h.config, totals: h.totals, ...plot, tensors }, null, 2)}\n`);
     return;
   }
   const t = h.totals;
+  const [lead, ...roles] = describeSize(size);
   const lines = [
-    `file     ${path} (${fileBytes} bytes)`,
+    `file     ${path}: ${lead}`,
+    ...roles,
     `method   ${h.method.name} ${JSON.stringify(h.method.options)}`,
     ...tensors.map((x) => {
       const params = x.params ? ` ${Object.entries(x.params).map(([k, v]) => `${k}=${String(v)}`).join(' ')}` : '';
@@ -56,7 +63,8 @@ function inspect(path: string, opts: InspectOptions): void {
     }),
     `packed   ${t.packedWeights} weights in ${t.packedBytes} bytes: ${t.packedBpw.toFixed(4)} bits per weight`,
     `dense    ${t.denseWeights} weights in ${t.denseBytes} bytes`,
-    `model    ${t.modelBpw.toFixed(4)} bits per weight over all weights (${((fileBytes * 8) / (t.packedWeights + t.denseWeights)).toFixed(4)} counting the whole file)`,
+    `model    ${size.tensorBpw.toFixed(4)} bits per weight over all weights in tensor data, ${size.bpw.toFixed(4)} counting the whole file`,
+    ...(plotted !== undefined ? [`plot     wrote ${opts.plot} (${plotted} tensors with a group bit map)`] : []),
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
 }
@@ -71,7 +79,8 @@ function histogram(m: PackedModel, name: string, format: string): Record<number,
   return h;
 }
 
-function plotBitMap(m: PackedModel, out: string, path: string): void {
+/** Writes the SVG; returns how many tensors it draws. */
+function plotBitMap(m: PackedModel, out: string, path: string): number {
   const rows = Object.keys(m.header.tensors)
     .filter((name) => m.isPacked(name))
     .map((name) => ({ name, map: groupBitMap(m.packed(name)) }))
@@ -80,8 +89,9 @@ function plotBitMap(m: PackedModel, out: string, path: string): void {
   const svg = heatmap({
     title: `${path}: bit-width of each column group (${m.header.method.name})`,
     rows,
-    color: (v) => WIDTH_COLORS[Math.min(v, WIDTH_COLORS.length) - 1] ?? '#999',
-    legend: [1, 2, 3, 4].map((b) => ({ label: `${b} bit`, color: WIDTH_COLORS[b - 1]! })),
+    color: bitWidthColor,
+    legend: bitWidthLegend(),
   });
   writeFileAtomic(out, [new TextEncoder().encode(svg)]);
+  return rows.length;
 }

@@ -7,6 +7,7 @@ import { perplexityOfText } from '../eval/perplexity.js';
 import { FileSource } from '../node/fs.js';
 import { openRunnable, runnableLinears } from '../node/packed-open.js';
 import { LlamaModel } from '../runtime/model.js';
+import { namingText } from './eval.js';
 import { createProgress } from './progress.js';
 
 export interface EvalReport {
@@ -36,7 +37,7 @@ export function evaluateFiles(
     file.close();
     const t0 = performance.now();
     const progress = createProgress(process.stderr, `eval ${path}`, 'windows');
-    const r = perplexityOfText(model, tokenizer, text, { seqLen, onProgress: (d, t) => progress.update(d, t) });
+    const r = namingText(path, () => perplexityOfText(model, tokenizer, text, { seqLen, onProgress: (d, t) => progress.update(d, t) }));
     progress.finish();
     const fp32 = float ? perplexityOfText(float, tokenizer, text, { seqLen }).ppl : undefined;
     return { text: path, seqlen: seqLen, windows: r.windows, ppl: r.ppl, fp32, seconds: (performance.now() - t0) / 1000 };

@@ -9,7 +9,7 @@ import { statSync } from 'node:fs';
 import { basename, dirname, relative, resolve } from 'node:path';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { ACT_BITS } from '../quant/act-quant.js';
-import { UsageError } from '../io/errors.js';
+import { InputError, UsageError } from '../io/errors.js';
 import { readText } from '../io/bytes.js';
 import { findTokenizer, openModel } from '../io/load.js';
 import { getMethod, methodNames } from '../methods/registry.js';
@@ -18,15 +18,19 @@ import { FileSource, nodeFs } from '../node/fs.js';
 import { calibrationFromText, type CalibrationSet } from '../pipeline/calibration.js';
 import { quantizeModel, type LayerReport } from '../pipeline/quantize.js';
 import { planPackedModel } from '../packed/writer.js';
+import { describeSize, sizeReport, type SizeReport } from '../packed/size.js';
+import { expectedShapes, layerTensor, LINEARS } from '../model/weights.js';
 import { WorkDir } from './checkpoint.js';
 import { addMethodFlags, givenMethodOptions, methodHelp } from './method-flags.js';
+import { addWholeFlags, describeWhole, wholeOptions, type WholeFlags } from './whole-flags.js';
 import { describeBackend, openBackend } from './load.js';
 import { backendArg, intArg, seedArg, type RunOptions } from './options.js';
 import { PhaseClock, type PhaseFigures } from '../node/phase-clock.js';
 import { createProgress, formatDuration } from './progress.js';
 import { evaluateFiles, type EvalReport } from './quantize-eval.js';
+import { checkOutputFile, checkWorkDirPath, inputFiles } from './output-check.js';
 
-interface QuantizeCliOptions extends RunOptions {
+interface QuantizeCliOptions extends RunOptions, WholeFlags {
   method: string;
   out: string;
   calib?: string;
@@ -57,6 +61,7 @@ export function registerQuantize(program: Command): void {
     .option('--seqlen <n>', `tokens per calibration window (default: the model's context, at most ${DEFAULT_WINDOW})`, intArg(1))
     .option('--seed <n>', 'seed of the calibration window positions (default: 1)', seedArg);
   addMethodFlags(cmd);
+  addWholeFlags(cmd);
   cmd
     .option('--true-sequential', 're-capture inputs after each sub-group (qkv → o → gate/up → down)')
     .option('--float-inputs', 'calibrate each block on the float model\'s activations, not the quantized blocks\' outputs')
@@ -78,17 +83,26 @@ export function registerQuantize(program: Command): void {
 function run(modelPath: string, opts: QuantizeCliOptions): void {
   const t0 = performance.now();
   const { method, opts: methodOptions } = getMethod(opts.method, givenMethodOptions(opts));
+  // before any work: a run must not end in EISDIR after the last block, nor overwrite an input
+  const inputs = [modelPath, opts.tokenizer, opts.calib, ...(opts.eval ?? [])].flatMap(inputFiles);
+  checkOutputFile('--out', opts.out, inputs);
+  checkWorkDirPath(`${opts.out}.partial`);
   const source = openModel(modelPath, nodeFs);
   const tokenizer = findTokenizer(modelPath, nodeFs, opts.tokenizer);
   const c = source.config;
+  const overhead = groupOverheadWarning(methodOptions as Record<string, unknown>, c.dim);
+  if (overhead) process.stderr.write(`warning: ${overhead}\n`);
   const seqLen = opts.seqlen ?? defaultWindow(c.seqLen);
   if (seqLen > c.seqLen) throw new UsageError(`--seqlen ${seqLen} exceeds the model's context of ${c.seqLen}`);
   const evalSeqLen = opts.evalSeqlen ?? defaultWindow(c.seqLen);
   if (evalSeqLen > c.seqLen) throw new UsageError(`--eval-seqlen ${evalSeqLen} exceeds the model's context of ${c.seqLen}`);
   const seed = opts.seed ?? 1n;
   // RTN reads no data: its result does not depend on a calibration text, so none is recorded
-  const needsData = method.requires.hessian || method.requires.inputs;
-  if (needsData && opts.calib === undefined) throw new UsageError(`${method.name} needs calibration data: pass --calib <text file>`);
+  // (unless the head is calibrated: GPTQ on the head reads the final norm's output)
+  const methodNeedsData = method.requires.hessian || method.requires.inputs;
+  if (methodNeedsData && opts.calib === undefined) throw new UsageError(`${method.name} needs calibration data: pass --calib <text file>`);
+  const whole = wholeOptions(opts, opts.calib !== undefined);
+  const needsData = methodNeedsData || whole.head?.method.requires.hessian === true;
   let calibText = '';
   let cal: CalibrationSet | undefined;
   const phases = new PhaseClock();
@@ -96,8 +110,14 @@ function run(modelPath: string, opts: QuantizeCliOptions): void {
     const calibFile = new FileSource(opts.calib);
     calibText = readText(calibFile);
     calibFile.close();
-    const tokenizing = createProgress(process.stderr, 'tokenize calibration text', 'KB');
-    cal = phases.time('tokenize', () => calibrationFromText(tokenizer, calibText, { count: opts.nsamples, seqLen, seed }, (d, t) => tokenizing.update(Math.round(d / 1024), Math.round(t / 1024))));
+    const tokenizing = createProgress(process.stderr, 'tokenize calibration text', 'characters');
+    try {
+      cal = phases.time('tokenize', () => calibrationFromText(tokenizer, calibText, { count: opts.nsamples, seqLen, seed }, (d, t) => tokenizing.update(d, t)));
+    } catch (e) {
+      // "the calibration text has 1 tokens, fewer than one window": name the file
+      if (e instanceof UsageError) throw new InputError(opts.calib, `${e.message} (pass a longer text or a smaller --seqlen)`);
+      throw e;
+    }
     tokenizing.finish();
   }
 
@@ -113,6 +133,7 @@ function run(modelPath: string, opts: QuantizeCliOptions): void {
         }
       : {}),
     ...(opts.actBits < 16 ? { actBits: opts.actBits } : {}),
+    ...describeWhole(whole),
     // relative to the packed file, so `generate`/`eval` find the tokenizer through the original model
     source: { model: relative(outDir, resolve(modelPath)), ...(opts.tokenizer ? { tokenizer: relative(outDir, resolve(opts.tokenizer)) } : {}) },
   };
@@ -123,7 +144,7 @@ function run(modelPath: string, opts: QuantizeCliOptions): void {
     const workPath = `${opts.out}.partial`;
     let work: WorkDir;
     let resume: ReturnType<typeof WorkDir.open> = null;
-    if (opts.resume) resume = WorkDir.open(workPath, hash);
+    if (opts.resume) resume = WorkDir.open(workPath, hash, cal ? cal.count * cal.seqLen * c.dim : 0);
     if (resume) work = resume.work;
     else work = WorkDir.create(workPath, hash);
     const resumedBlocks = resume?.resume.blocksDone ?? 0;
@@ -131,6 +152,13 @@ function run(modelPath: string, opts: QuantizeCliOptions): void {
 
     const progress = createProgress(process.stderr, 'quantize', 'M weights');
     const mega = (n: number) => Math.round(n / 1e4) / 100;
+    // capture passes report between linears: they repeat the last weight count with their own detail
+    const blockWeights = LINEARS.reduce((sum, x) => sum + expectedShapes(c).get(layerTensor(0, x))!.reduce((a, b) => a * b, 1), 0);
+    let lastProgress = { done: 0, total: mega((c.nLayers - resumedBlocks) * blockWeights) };
+    const setLast = (done: number, total: number): [number, number] => {
+      lastProgress = { done, total };
+      return [done, total];
+    };
     const r = quantizeModel(source, {
       backend,
       method,
@@ -138,10 +166,15 @@ function run(modelPath: string, opts: QuantizeCliOptions): void {
       calibration: cal,
       trueSequential: opts.trueSequential,
       floatInputs: opts.floatInputs,
+      whole,
       resume: resume ? { block: resumedBlocks, inputs: resume.resume.inputs, dense: resume.resume.dense } : undefined,
       phases,
       // counted in weights so the ETA weighs wide linears (and the block steps after them) by their cost
-      onProgress: (e) => progress.update(mega(e.weightsDone ?? e.done), mega(e.weightsTotal ?? e.total), `block ${e.block + 1}/${e.blocks} ${e.linear} (${e.done}/${e.total} linears)`),
+      onProgress: (e) => progress.update(...setLast(mega(e.weightsDone ?? e.done), mega(e.weightsTotal ?? e.total)), `block ${e.block + 1}/${e.blocks} ${e.linear} (${e.done}/${e.total} linears)`),
+      onCapture: (b, d, t) => {
+        const last = lastProgress;
+        progress.update(last.done, last.total, `block ${b + 1}/${c.nLayers}: block pass over the calibration windows ${d}/${t}`);
+      },
       onBlockDone: (b) => {
         work.saveBlock(b.block, b.packed, b.nextInputs, b.dense);
         return opts.stopAfterBlock === undefined || b.block < opts.stopAfterBlock;
@@ -156,10 +189,11 @@ function run(modelPath: string, opts: QuantizeCliOptions): void {
     const packed = new Map(resume?.resume.packed ?? []);
     for (const [name, t] of r.packed) packed.set(name, t);
     // r.source: the method's pre-transformed model (DBellQuant rescales norms) whose dense tensors the file stores
-    const plan = planPackedModel({ config: c, method: { name: method.name, options: headerOptions }, source: r.source, packed, actBits: opts.actBits });
+    const plan = planPackedModel({ config: r.layout.config, method: { name: method.name, options: headerOptions }, source: r.source, packed, actBits: opts.actBits, modelWeights: parameterCount(c) });
     const size = phases.time('write', () => writeFileAtomic(opts.out, plan.chunks(), { expectedSize: plan.size }));
     work.remove();
     const quantizeSeconds = (performance.now() - t0) / 1000;
+    const sized = sizeReport(plan.header, size);
 
     const evals: EvalReport[] = opts.eval ? evaluateFiles(opts.out, source, tokenizer, backend, opts.eval, evalSeqLen, opts.fp32 === true) : [];
     const summary = {
@@ -168,9 +202,13 @@ function run(modelPath: string, opts: QuantizeCliOptions): void {
       method: method.name,
       options: headerOptions,
       fileBytes: size,
-      linearBpw: plan.header.totals.packedBpw,
-      modelBpw: plan.header.totals.modelBpw,
-      fileBpw: (size * 8) / (plan.header.totals.packedWeights + plan.header.totals.denseWeights),
+      /** The whole file over all weights: the figure the summary leads with. */
+      fileBpw: sized.bpw,
+      /** Tensor data (no header or alignment) over all weights. */
+      modelBpw: sized.tensorBpw,
+      linearBpw: sized.roles.blockLinears.bpw,
+      size: sized,
+      layout: r.layout.note,
       quantizeSeconds,
       resumedBlocks,
       peakRssMiB: process.resourceUsage().maxRSS / 1024,
@@ -190,11 +228,14 @@ function run(modelPath: string, opts: QuantizeCliOptions): void {
 }
 
 function printSummary(s: {
-  out: string; method: string; fileBytes: number; linearBpw: number; modelBpw: number; quantizeSeconds: number;
+  out: string; method: string; size: SizeReport; layout: string; quantizeSeconds: number;
   resumedBlocks: number; peakRssMiB: number; backend: string; eval: EvalReport[]; phases: Record<string, PhaseFigures>;
 }, layers: LayerReport[]): void {
+  const [lead, ...roles] = describeSize(s.size);
   const lines = [
-    `wrote ${s.out}: ${(s.fileBytes / 1e6).toFixed(3)} MB, ${s.linearBpw.toFixed(4)} bits per weight in the linears, ${s.modelBpw.toFixed(4)} over all weights`,
+    `wrote ${s.out}: ${lead}`,
+    ...roles,
+    `  ${s.layout}`,
     `${s.method}: ${layers.length} layers quantized in ${formatDuration(s.quantizeSeconds * 1000)}` +
       `${s.resumedBlocks > 0 ? ` (resumed after ${s.resumedBlocks} blocks)` : ''}; peak RSS ${s.peakRssMiB.toFixed(0)} MiB; ${s.backend}`,
     `phases: ${Object.entries(s.phases).map(([name, p]) => `${name} ${p.wallSeconds.toFixed(1)} s (CPU ${p.cpuSeconds.toFixed(1)} s)`).join(', ')}`,
@@ -206,10 +247,30 @@ function printSummary(s: {
   process.stdout.write(`${lines.join('\n')}\n`);
 }
 
+/** The source model's parameters (a tied matrix once). */
+function parameterCount(c: Parameters<typeof expectedShapes>[0]): number {
+  let n = 0;
+  for (const shape of expectedShapes(c).values()) n += shape.reduce((a, b) => a * b, 1);
+  return n;
+}
+
 function actBitsArg(value: string): number {
   const n = intArg(4, 16)(value);
   if (!ACT_BITS.includes(n)) throw new InvalidArgumentError(`expected one of ${ACT_BITS.join(', ')}`);
   return n;
+}
+
+/**
+ * Small groups can cost more than the weights: each group stores at least a 16-bit scale, so
+ * --group-size 7 at 2 bits gives ~6 bits per weight. A warning (the user may want exactly
+ * that for an experiment), from the lower bound 16 / groupSize over rows of `dim` columns.
+ */
+function groupOverheadWarning(o: Record<string, unknown>, dim: number): string | undefined {
+  const { bits, groupSize } = o;
+  if (typeof bits !== 'number' || typeof groupSize !== 'number' || groupSize <= 0) return undefined;
+  const perWeight = (Math.ceil(dim / groupSize) * 16) / dim;
+  if (perWeight <= bits) return undefined;
+  return `--group-size ${groupSize} stores at least ${perWeight.toFixed(2)} bits per weight of group scales, more than the ${bits} bits of the weights themselves; the file will be far larger than --bits suggests`;
 }
 
 /** Everything that determines the result: a work directory from other options cannot be resumed. */

@@ -4,9 +4,10 @@
  * remainder dropped; each window starts a fresh sequence at position 0 and predicts its tokens
  * 1..seqLen-1; ppl = exp(mean NLL over all predicted tokens).
  */
-import { UsageError } from '../io/errors.js';
+import { InputError, UsageError } from '../io/errors.js';
 import { encodeInChunks } from '../io/tokenize-chunks.js';
 import type { Tokenizer } from '../io/tokenizer.js';
+import { NonFiniteLogitsError } from '../runtime/finite-logits.js';
 import type { LlamaModel } from '../runtime/model.js';
 
 /**
@@ -17,6 +18,8 @@ export const DEFAULT_WINDOW = 2048;
 export function defaultWindow(context: number): number {
   return Math.min(context, DEFAULT_WINDOW);
 }
+/** The text is shorter than one window: the caller knows which file it came from and names it. */
+export class TextTooShortError extends UsageError {}
 
 export interface PerplexityOptions {
   /** Window length in tokens (at most the model's context). */
@@ -57,7 +60,7 @@ export function perplexity(model: LlamaModel, tokens: ArrayLike<number>, opts: P
     throw new UsageError(`seqlen must be an integer in 2..${context} (the model's context), got ${seqLen}`);
   }
   const available = Math.floor(tokens.length / seqLen);
-  if (available === 0) throw new UsageError(`the text has ${tokens.length} tokens, fewer than one window of ${seqLen}`);
+  if (available === 0) throw new TextTooShortError(`the text has ${tokens.length} tokens, fewer than one window of ${seqLen}`);
   const windows = Math.min(available, opts.maxWindows ?? available);
   const vocab = model.config.vocabSize;
 
@@ -71,14 +74,21 @@ export function perplexity(model: LlamaModel, tokens: ArrayLike<number>, opts: P
       for (let t = 0; t < chunk.length; t++) {
         const target = window[start + t + 1];
         if (target === undefined) break; // the window's last token predicts nothing
-        nllSum += negLogProb(logits.subarray(t * vocab, (t + 1) * vocab), target);
+        const nll = negLogProb(logits.subarray(t * vocab, (t + 1) * vocab), target);
+        // finite weights can still overflow float32 on the way: never report a NaN perplexity
+        if (!Number.isFinite(nll)) throw new NonFiniteLogitsError(model.name, w * seqLen + start + t);
+        nllSum += nll;
       }
     }
     opts.onProgress?.(w + 1, windows);
   }
   const predicted = windows * (seqLen - 1);
   const nll = nllSum / predicted;
-  return { ppl: Math.exp(nll), nll, tokens: tokens.length, windows, predicted };
+  const ppl = Math.exp(nll);
+  // exp overflows past 709 nats per token (a uniform guess over 32 000 tokens is 10.4): logits
+  // that far off come from corrupt weights, and "perplexity Infinity" is no result
+  if (!Number.isFinite(ppl)) throw new InputError(model.name, `perplexity overflows: a mean loss of ${nll.toExponential(3)} nats per token; the model's logits are far out of range (corrupt weights?)`);
+  return { ppl, nll, tokens: tokens.length, windows, predicted };
 }
 
 /** -log softmax(logits)[target], in float64. */

@@ -12,6 +12,7 @@
  */
 import type { Backend } from '../backend/types.js';
 import type { Linear } from '../runtime/linear.js';
+import type { RowGather } from '../model/weights.js';
 
 /** Element types a blob may have; names and sizes as in safetensors. */
 export type BlobDtype = 'U8' | 'U16' | 'I16' | 'I32' | 'F16' | 'F32';
@@ -71,6 +72,12 @@ export interface WeightFormat<P extends FormatParams = FormatParams, Payload = u
 
   /** Fast y = W x without a float32 copy of W (fused unpack and dot, tiled matmul). */
   makeLinear(t: PackedTensor<P>, backend: Backend): Linear;
+
+  /**
+   * One row at a time without dequantizing the rest (a token embedding stored in this format);
+   * each row equals that row of `dequantize` bit for bit. Absent: the format serves no embedding.
+   */
+  rowGather?(t: PackedTensor<P>): RowGather;
 
   /** Grid payloads only: whether this format stores `payload` exactly (for automatic choice). */
   accepts?(payload: Payload): boolean;

@@ -183,6 +183,26 @@ export function uniformFormat(id: string, symmetric: boolean, summary: string): 
 
     makeLinear: (t, backend: Backend) => new UniformLinear(t.outDim, t.inDim, t.params, arrays(t), backend),
 
+    rowGather(t) {
+      const { outDim, inDim, params: p } = t;
+      const a = arrays(t);
+      const nGroups = groupCount(inDim, p.groupSize);
+      const levels = new Uint8Array(inDim); // one row's levels, reused
+      return {
+        rows: outDim,
+        cols: inDim,
+        row(dst, r) {
+          if (!(Number.isInteger(r) && r >= 0 && r < outDim)) throw new RangeError(`row ${r} outside 0..${outDim - 1}`);
+          unpackBits(a.q, r * a.rowBytes, levels, inDim, p.bits);
+          const g0 = r * nGroups;
+          for (let j = 0; j < inDim; j++) {
+            const g = g0 + Math.floor(j / p.groupSize);
+            dst[a.perm ? a.perm[j]! : j] = a.scale[g]! * (levels[j]! - a.zero[g]!);
+          }
+        },
+      };
+    },
+
     examples() {
       const shapes: Array<[number, number, number]> = [
         [7, 100, 100], // per-channel

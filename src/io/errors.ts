@@ -12,6 +12,14 @@ export class InputError extends Error {
   }
 }
 
+/** A file that was looked for and is absent (a tokenizer beside a model): callers may fall back, unlike on a bad file. */
+export class NotFoundError extends InputError {
+  constructor(file: string, problem: string) {
+    super(file, problem);
+    this.name = 'NotFoundError';
+  }
+}
+
 /** Bad command-line usage (unknown flag, value out of range). Also exit code 2. */
 export class UsageError extends Error {
   constructor(message: string) {

@@ -12,7 +12,7 @@ import { readText, type FileSystemLike } from './bytes.js';
 import { check, InputError } from './errors.js';
 import { SafetensorsFile } from './safetensors.js';
 import { headSize, type AttentionBias, type LlamaConfig, type RopeScaling } from '../model/config.js';
-import { expectedShapes, layerBias, LM_HEAD, type ModelSource, type TensorInfo } from '../model/weights.js';
+import { expectedShapes, layerBias, LM_HEAD, type ModelSource, type SourceDtype, type TensorInfo } from '../model/weights.js';
 
 const SUPPORTED_TYPES = new Set(['llama', 'mistral', 'qwen2']);
 const SUPPORTED_ARCHS = new Set(['LlamaForCausalLM', 'MistralForCausalLM', 'Qwen2ForCausalLM']);
@@ -176,10 +176,6 @@ export class HfModel implements ModelSource {
     return h && { dtype: h.dtype, bits: this.canonical(name, h.bits) };
   }
 
-  storedDtype(name: string): string {
-    return this.file(name).entry(name).dtype;
-  }
-
   private file(name: string): SafetensorsFile {
     const file = this.files.get(name);
     check(file !== undefined, this.dir, `no tensor named ${name}`);
@@ -193,6 +189,10 @@ export class HfModel implements ModelSource {
     const c = this.config;
     const heads = qk[1] === 'q' ? c.nHeads : c.nKvHeads;
     return unpermuteRope(w, heads, headSize(c), w.length / (heads * headSize(c))); // a bias is one column
+  }
+
+  dtypeOf(name: string): SourceDtype {
+    return this.file(name).entry(name).dtype as SourceDtype; // one of FLOAT_DTYPES, checked when opened
   }
 }
 

@@ -13,7 +13,7 @@
  * the default is run.c's behaviour. See spm-normalizer.ts for why it matters.
  */
 import type { ByteSource } from './bytes.js';
-import { check } from './errors.js';
+import { check, InputError } from './errors.js';
 import { removeExtraWhitespaces, RUN_C_NORMALIZER, type SpmNormalizer } from './spm-normalizer.js';
 import type { Tokenizer } from './tokenizer.js';
 
@@ -35,12 +35,15 @@ export class Llama2cTokenizer implements Tokenizer {
   /** (left, right) → merged id, or -1 */
   private readonly pairCache = new PairTable();
   private readonly spaceId: number;
+  /** The file, for errors. */
+  private readonly file: string;
 
   constructor(
     src: ByteSource,
     private readonly normalizer: SpmNormalizer = RUN_C_NORMALIZER,
   ) {
     const file = src.name;
+    this.file = file;
     const view = (offset: number, length: number) => {
       const b = src.read(offset, length);
       return new DataView(b.buffer, b.byteOffset, length);
@@ -66,7 +69,8 @@ export class Llama2cTokenizer implements Tokenizer {
       offset += 8 + len;
     }
     this.vocabSize = scores.length;
-    check(this.vocabSize > EOS, file, `only ${this.vocabSize} tokens`);
+    // run.c's encoder falls back to ids 3..258 for raw bytes: those must exist
+    check(this.vocabSize >= BYTE_FALLBACK_OFFSET + 256, file, `only ${this.vocabSize} tokens: a llama2.c tokenizer starts with 3 special and 256 byte-fallback tokens (truncated?)`);
     this.scores = Float32Array.from(scores);
     this.spaceId = this.ids.get(' ') ?? -1;
   }
@@ -150,7 +154,8 @@ export class Llama2cTokenizer implements Tokenizer {
   /** run.c `decode`: the piece, without its leading space after BOS; `<0xXX>` pieces give that byte. */
   pieceBytes(prev: number, token: number): Uint8Array {
     let piece = this.pieces[token];
-    if (piece === undefined) throw new RangeError(`token id ${token} outside the vocabulary of ${this.vocabSize}`);
+    // a model with a larger vocabulary than its tokenizer (a mismatched or truncated file) can produce such ids
+    if (piece === undefined) throw new InputError(this.file, `token id ${token} is outside this tokenizer's ${this.vocabSize} tokens: the model and tokenizer do not belong together`);
     if (prev === BOS && piece[0] === 0x20) piece = piece.subarray(1);
     const m = /^<0x([0-9A-Fa-f]{1,2})/.exec(binaryString(piece));
     return m ? Uint8Array.of(parseInt(m[1]!, 16)) : piece;

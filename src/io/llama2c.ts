@@ -10,6 +10,7 @@
  */
 import { copyToArrayBuffer, type ByteSource } from './bytes.js';
 import { check } from './errors.js';
+import { checkFinite } from './finite.js';
 import type { LlamaConfig } from '../model/config.js';
 import { EMBED, FINAL_NORM, LM_HEAD, layerTensor, type ModelSource, type TensorInfo } from '../model/weights.js';
 
@@ -96,6 +97,8 @@ export class Llama2cModel implements ModelSource {
     const n = p.shape.reduce((a, b) => a * b, 1);
     const bytes = this.src.read(p.offset, n * 4);
     // copy: the source's bytes may be unaligned or reused
-    return new Float32Array(copyToArrayBuffer(bytes));
+    const values = new Float32Array(copyToArrayBuffer(bytes));
+    checkFinite(this.src.name, name, values);
+    return values;
   }
 }

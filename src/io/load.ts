@@ -1,34 +1,59 @@
 /**
  * Which loader reads a path: the one place that maps files on disk to ModelSource/Tokenizer.
  */
-import type { FileSystemLike } from './bytes.js';
-import { InputError } from './errors.js';
+import type { ByteSource, FileSystemLike } from './bytes.js';
+import { InputError, NotFoundError } from './errors.js';
 import { HfModel } from './hf.js';
 import { HfTokenizer } from './hf-tokenizer.js';
 import { Llama2cModel } from './llama2c.js';
 import { Llama2cTokenizer } from './llama2c-tokenizer.js';
+import { SafetensorsFile } from './safetensors.js';
 import { readSpmNormalizer, RUN_C_NORMALIZER } from './spm-normalizer.js';
 import type { Tokenizer } from './tokenizer.js';
 import type { ModelSource } from '../model/weights.js';
 
-/** A llama2.c `.bin` checkpoint, or a Hugging Face directory with `config.json`. */
+/**
+ * A Hugging Face directory with `config.json`, or a llama2.c checkpoint. Files are told apart
+ * by content, never by name: a safetensors container (u64 header length, then `{`) is not a
+ * llama2.c file whatever its extension; llama2.c has no magic, so it is what remains.
+ */
 export function openModel(path: string, fs: FileSystemLike): ModelSource {
   if (fs.isDirectory(path)) {
     if (fs.exists(fs.join(path, 'config.json'))) return new HfModel(path, fs);
     throw new InputError(path, 'directory has no config.json (expected a Hugging Face model directory)');
   }
   if (!fs.exists(path)) throw new InputError(path, 'no such file or directory');
-  if (/\.bin$/i.test(path)) return new Llama2cModel(fs.open(path));
-  throw new InputError(path, 'unknown model format (expected a llama2.c .bin file or a Hugging Face directory with config.json)');
+  const src = fs.open(path);
+  if (looksLikeSafetensors(src)) {
+    // its own error first (truncated, bad header), else why it cannot be run as a model here
+    const st = new SafetensorsFile(src);
+    if (st.metadata.format === 'bitcrush') throw new InputError(path, 'is a bitcrush packed file (already quantized); this needs the float model');
+    throw new InputError(path, 'is a bare safetensors file: pass the Hugging Face directory holding it and its config.json');
+  }
+  // a llama2.c header is 7 int32: anything shorter is no model file at all
+  if (src.size < 28) throw new InputError(path, `truncated, or an unknown model format: ${src.size} bytes, shorter than a llama2.c header (expected a llama2.c checkpoint, a Hugging Face directory with config.json, or a bitcrush packed file)`);
+  return new Llama2cModel(src);
 }
 
-/** `.json` → Hugging Face tokenizer; anything else → llama2.c tokenizer.bin. */
+/** safetensors starts with a little-endian u64 header length below the file size, then the JSON header's `{`. */
+export function looksLikeSafetensors(src: ByteSource): boolean {
+  if (src.size < 9) return false;
+  const head = src.read(0, 9);
+  const view = new DataView(head.buffer, head.byteOffset, 9);
+  return head[8] === 0x7b && view.getUint32(4, true) === 0 && view.getUint32(0, true) > 0;
+}
+
+/** A JSON document (first non-blank byte `{` or `[`, or a .json name) → Hugging Face tokenizer.json; anything else → llama2.c tokenizer.bin. */
 export function openTokenizer(path: string, fs: FileSystemLike): Tokenizer {
-  if (/\.json$/i.test(path)) return new HfTokenizer(path, fs);
+  const src = fs.open(path);
+  const head = src.read(0, Math.min(src.size, 64));
+  const first = head.find((b) => b !== 0x20 && b !== 0x0a && b !== 0x0d && b !== 0x09 && b !== 0xef && b !== 0xbb && b !== 0xbf);
+  // a tokenizer.bin starts with a small int32 (max_token_length): never `{` or `[` then text
+  if (first === 0x7b || first === 0x5b || /\.json$/i.test(path)) return new HfTokenizer(path, fs);
   // tokenizer.bin lost the SentencePiece normalizer flags; the .model it came from has them
   const spm = path.replace(/(\.bin)?$/i, '.model');
   const normalizer = spm !== path && fs.exists(spm) ? readSpmNormalizer(fs.open(spm)) : RUN_C_NORMALIZER;
-  return new Llama2cTokenizer(fs.open(path), normalizer);
+  return new Llama2cTokenizer(src, normalizer);
 }
 
 /**
@@ -54,5 +79,5 @@ export function findTokenizer(modelPath: string, fs: FileSystemLike, explicitPat
   const toks = (fs.list?.(dir) ?? []).filter((n) => /^tok.*\.bin$/i.test(n) && n !== modelName);
   if (toks.length === 1) return openTokenizer(fs.join(dir, toks[0]!), fs);
   const why = toks.length > 1 ? `several candidates (${toks.join(', ')})` : 'no tokenizer.json, tokenizer.bin or tok*.bin beside it';
-  throw new InputError(modelPath, `cannot find the tokenizer: ${why}; pass --tokenizer <file>`);
+  throw new NotFoundError(modelPath, `cannot find the tokenizer: ${why}; pass --tokenizer <file>`);
 }

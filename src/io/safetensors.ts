@@ -8,6 +8,7 @@
  */
 import { copyToArrayBuffer, type ByteSource } from './bytes.js';
 import { check, InputError } from './errors.js';
+import { checkFinite } from './finite.js';
 
 export type SafetensorsDtype =
   | 'BOOL' | 'U8' | 'I8' | 'F8_E4M3' | 'F8_E5M2'
@@ -50,6 +51,11 @@ export class SafetensorsFile {
     const lenBytes = src.read(0, 8);
     const headerLen = new DataView(lenBytes.buffer, lenBytes.byteOffset, 8).getBigUint64(0, true);
     check(
+      !(headerLen >= 2n && headerLen <= BigInt(MAX_HEADER_BYTES) && headerLen > BigInt(src.size - 8)),
+      file,
+      `truncated: the safetensors header alone needs ${8n + headerLen} bytes but the file has ${src.size}`,
+    );
+    check(
       headerLen >= 2n && headerLen <= BigInt(Math.min(MAX_HEADER_BYTES, src.size - 8)),
       file,
       `bad safetensors header length ${headerLen} (file size ${src.size}, limit ${MAX_HEADER_BYTES})`,
@@ -69,6 +75,10 @@ export class SafetensorsFile {
     }
     this.metadata = metadata;
     checkNoOverlap(file, [...this.placements.values()]);
+    // with no overlaps, covering the data section exactly means no holes and no trailing bytes:
+    // a header length off by a few bytes (every tensor shifted) fails here, not as garbage values
+    const covered = [...this.placements.values()].reduce((a, p) => a + p.byteLength, 0);
+    check(covered === dataSize, file, `bad safetensors header: the tensors cover ${covered} bytes of a ${dataSize}-byte data section (wrong header length, or a hole)`);
   }
 
   get name(): string {
@@ -98,11 +108,25 @@ export class SafetensorsFile {
   half(name: string): { dtype: 'F16' | 'BF16'; bits: Uint16Array } | undefined {
     const p = this.placement(name);
     if (p.dtype !== 'F16' && p.dtype !== 'BF16') return undefined;
-    return { dtype: p.dtype, bits: new Uint16Array(alignedCopy(this.raw(name)).buffer, 0, p.byteLength / 2) };
+    const bits = new Uint16Array(alignedCopy(this.raw(name)).buffer, 0, p.byteLength / 2);
+    // all-ones exponent: infinity or NaN (BF16: 8 exponent bits, F16: 5)
+    const exp = p.dtype === 'BF16' ? 0x7f80 : 0x7c00;
+    const bad = bits.findIndex((h) => (h & exp) === exp);
+    if (bad >= 0) {
+      const value = p.dtype === 'BF16' ? bf16ToF32(bits.subarray(bad, bad + 1))[0]! : f16BitsToNumber(bits[bad]!);
+      throw new InputError(this.src.name, `tensor ${name} holds a non-finite value (${value}) at index ${bad}`);
+    }
+    return { dtype: p.dtype, bits };
   }
 
-  /** The tensor converted to float32 (F32, F16, BF16 and F64 only). */
+  /** The tensor converted to float32 (F32, F16, BF16 and F64 only); a NaN or infinity in it is an InputError. */
   float32(name: string): Float32Array {
+    const values = this.float32Unchecked(name);
+    checkFinite(this.src.name, name, values);
+    return values;
+  }
+
+  private float32Unchecked(name: string): Float32Array {
     const p = this.placement(name);
     const bytes = this.raw(name);
     const n = p.byteLength / DTYPE_BYTES[p.dtype];
@@ -157,7 +181,8 @@ function parseEntry(file: string, name: string, value: unknown, dataSize: number
     throw bad(`bad data_offsets ${JSON.stringify(offsets)}`);
   }
   const [begin, end] = offsets as [number, number];
-  if (begin > end || end > dataSize) throw bad(`data_offsets [${begin}, ${end}] outside the data section of ${dataSize} bytes`);
+  if (begin > end) throw bad(`data_offsets [${begin}, ${end}] end before they begin`);
+  if (end > dataSize) throw bad(`data_offsets [${begin}, ${end}] outside the data section of ${dataSize} bytes (truncated file?)`);
   const elemBytes = DTYPE_BYTES[dtype as SafetensorsDtype];
   const count = (shape as number[]).reduce((a, b) => a * b, 1);
   // a shape whose element count overflows 2^53 fails the isSafeInteger test
@@ -241,6 +266,14 @@ export function numberToF16Bits(x: number): number {
   }
   // normal: carry from rounding may bump the exponent, which is the right result
   return sign | ((e << 10) + roundShift(mant, 13));
+}
+
+/** number → bfloat16 bits (the top half of the float32), round to nearest even; NaN stays NaN. */
+export function numberToBf16Bits(x: number): number {
+  f32Scratch[0] = x;
+  const f = u32Scratch[0]!;
+  if ((f & 0x7f800000) === 0x7f800000 && (f & 0x7fffff) !== 0) return (f >>> 16) | 0x40; // quiet NaN
+  return roundShift(f, 16) & 0xffff; // a carry into the exponent (or to Inf) is the right result
 }
 
 /** m >> shift, rounded to nearest, ties to even. */

@@ -18,6 +18,7 @@ import { blockCount, dequantizeBinary, NS, AC, MC, AS, MS, A1, A2, MSAL, type Bi
 import { roundToF16 } from '../formats/quantized.js';
 import { dampen, fixDeadInputs, upperCholeskyOfInverse } from '../quant/hessian.js';
 import { checkLayerShape, type LayerContext, type LayerResult, type QuantMethod } from '../quant/method.js';
+import { UsageError } from '../io/errors.js';
 
 export interface BillmOptions {
   /** Columns per block (a multiple of 8; 128 in the paper). */
@@ -52,7 +53,7 @@ export function quantizeBillmLayer(
   for (const j of dead) for (let r = 0; r < rows; r++) Wk[r * cols + j] = 0;
   const damp = dampen(H, cols, opts.percdamp);
   if (!upperCholeskyOfInverse(backend, H, cols)) {
-    throw new Error(`${name}: BiLLM: the dampened Hessian is not positive definite; raise percdamp (now ${opts.percdamp})`);
+    throw new UsageError(`${name}: BiLLM: the dampened Hessian is not positive definite; raise percdamp (now ${opts.percdamp})`);
   }
   const U = H; // [in, in] upper: H⁻¹ = UᵀU
 

@@ -14,6 +14,7 @@ import { groupCount, type GroupQuantized } from '../formats/quantized.js';
 import { dequantizeLevel, fitGrid, groupWidth, maxLevel, quantizeLevel } from '../quant/grid.js';
 import { dampen, fixDeadInputs, upperCholeskyOfInverse } from '../quant/hessian.js';
 import { checkLayerShape, type LayerContext, type LayerResult, type QuantMethod } from '../quant/method.js';
+import { UsageError } from '../io/errors.js';
 
 export interface GptqOptions {
   bits: number;
@@ -145,7 +146,7 @@ export function quantizeGptqLayer(
 
   const damp = dampen(H, cols, opts.percdamp);
   if (!upperCholeskyOfInverse(backend, H, cols)) {
-    throw new Error(`${name}: GPTQ: the dampened Hessian is not positive definite; raise percdamp (now ${opts.percdamp})`);
+    throw new UsageError(`${name}: GPTQ: the dampened Hessian is not positive definite; raise percdamp (now ${opts.percdamp})`);
   }
   const U = H; // [in, in] upper: H⁻¹ = UᵀU
   factor = U;

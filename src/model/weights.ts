@@ -58,8 +58,27 @@ export interface ModelSource {
    * BF16 and the source can hand them out; runtimes keep such weights 16-bit (HalfLinear).
    */
   loadHalf?(name: string): { dtype: 'F16' | 'BF16'; bits: Uint16Array } | undefined;
-  /** The dtype a tensor is stored in (F32, F16, BF16, …), when the source knows it; reads no data. */
-  storedDtype?(name: string): string;
+  /**
+   * How the source stores a tensor, so an unquantized tensor is never written wider than it
+   * came (absent: F32 everywhere, e.g. llama2.c files).
+   */
+  dtypeOf?(name: string): SourceDtype;
+  /**
+   * Row `r` of a 2-D tensor without loading the whole of it (the token embedding of a packed
+   * file: one row per token); absent, or undefined for a tensor, when the source only loads whole tensors.
+   */
+  rowGather?(name: string): RowGather | undefined;
+}
+
+/** Storage types of the float tensors a source may hold. */
+export type SourceDtype = 'F32' | 'F16' | 'BF16' | 'F64';
+
+/** A table [rows, cols] read one row at a time. */
+export interface RowGather {
+  readonly rows: number;
+  readonly cols: number;
+  /** dst[cols] = row r of the table, as float32. */
+  row(dst: Float32Array, r: number): void;
 }
 
 /** Expected shape of every canonical tensor of a config. */

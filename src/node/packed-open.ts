@@ -4,7 +4,7 @@
  * tokenizer is found beside it or through the original model recorded by `bitcrush quantize`.
  */
 import type { Backend } from '../backend/types.js';
-import { InputError } from '../io/errors.js';
+import { NotFoundError } from '../io/errors.js';
 import { findTokenizer, openModel } from '../io/load.js';
 import type { Tokenizer } from '../io/tokenizer.js';
 import type { ModelSource } from '../model/weights.js';
@@ -20,7 +20,7 @@ export interface RunnableSource {
 
 /** A bitcrush packed file (any name; recognised by its header), else whatever openModel reads. */
 export function openRunnable(path: string): RunnableSource {
-  if (nodeFs.exists(path) && !nodeFs.isDirectory(path) && !/\.bin$/i.test(path)) {
+  if (nodeFs.exists(path) && !nodeFs.isDirectory(path)) {
     const file = new FileSource(path);
     if (isPackedModel(file)) {
       const packed = new PackedModel(file);
@@ -47,7 +47,7 @@ export function findRunnableTokenizer(path: string, r: RunnableSource, explicit?
   try {
     return findTokenizer(path, nodeFs);
   } catch (e) {
-    if (!(e instanceof InputError)) throw e;
+    if (!(e instanceof NotFoundError)) throw e; // a bad tokenizer beside the file is an error, not absent
     const dir = nodeFs.dirname(path);
     if (typeof recorded.tokenizer === 'string') return findTokenizer(path, nodeFs, nodeFs.join(dir, recorded.tokenizer));
     const original = typeof recorded.model === 'string' ? nodeFs.join(dir, recorded.model) : undefined;

@@ -4,7 +4,7 @@
  *   of 64) | data section, every blob starting at a multiple of 64 bytes
  * The JSON header's `__metadata__` is { "format": "bitcrush", "bitcrush": <PackedHeader as JSON> }.
  * Tensor entries:
- *   <name>          a tensor stored unquantized (F32 or F16), canonical name and shape
+ *   <name>          a tensor stored unquantized (F32, F16 or BF16: the source's dtype, never wider), canonical name and shape
  *   <name>.<blob>   one blob of a packed tensor (dtype and shape as its format's `blobs` says)
  *   __pad.<k>       U8 [n], n < 64: explicit filler, because safetensors forbids holes in the
  *                   data section while we want aligned blobs; readers ignore these
@@ -20,7 +20,8 @@ export const PACKED_VERSION = 1;
 export const PACKED_ALIGN = 64;
 export const PAD_PREFIX = '__pad.';
 
-export type DenseDtype = 'F32' | 'F16';
+export type DenseDtype = 'F32' | 'F16' | 'BF16';
+export const DENSE_BITS: Readonly<Record<DenseDtype, number>> = { F32: 32, F16: 16, BF16: 16 };
 
 export type TensorRecord =
   | { format: 'dense'; dtype: DenseDtype; shape: number[]; bpw: number }
@@ -39,6 +40,11 @@ export interface PackedTotals {
   paddingBytes: number;
   /** (packedBytes + denseBytes) · 8 / all weights: the whole model's bits per weight. */
   modelBpw: number;
+  /**
+   * The source model's parameters (a tied matrix once) when that differs from the stored weights
+   * (a tied source stored as two tensors); absent = the stored weights. packed/size.ts.
+   */
+  modelWeights?: number;
 }
 
 export interface PackedHeader {
@@ -81,10 +87,16 @@ export function parsePackedHeader(file: string, metadata: Readonly<Record<string
   for (const [name, t] of Object.entries(h.tensors)) {
     check(isObject(t) && typeof t.format === 'string' && Array.isArray(t.shape) && typeof t.bpw === 'number', file, bad(`tensor ${name} is not { format, shape, bpw, ... }`));
     check(t.shape.every((d) => Number.isSafeInteger(d) && d > 0), file, bad(`tensor ${name} has shape ${JSON.stringify(t.shape)}`));
-    if (t.format === 'dense') check(t.dtype === 'F32' || t.dtype === 'F16', file, bad(`tensor ${name} has dense dtype ${JSON.stringify(t.dtype)}`));
+    if (t.format === 'dense') check(typeof t.dtype === 'string' && Object.hasOwn(DENSE_BITS, t.dtype), file, bad(`tensor ${name} has dense dtype ${JSON.stringify(t.dtype)}`));
     else check(t.shape.length === 2 && isObject(t.params), file, bad(`packed tensor ${name} needs a 2-D shape and params`));
   }
   check(isObject(h.totals), file, bad('totals is not an object'));
+  const mw = h.totals.modelWeights;
+  check(mw === undefined || (Number.isSafeInteger(mw) && (mw as number) > 0), file, bad(`totals.modelWeights ${JSON.stringify(mw)} is not a positive integer`));
+  for (const k of ['packedWeights', 'packedBytes', 'packedBpw', 'denseWeights', 'denseBytes', 'paddingBytes', 'modelBpw']) {
+    const v = h.totals[k];
+    check(typeof v === 'number' && Number.isFinite(v) && v >= 0, file, bad(`totals.${k} = ${JSON.stringify(v)} is not a number ≥ 0`));
+  }
   check(h.actBits === undefined || (isActBits(h.actBits) && h.actBits < 16), file, bad(`actBits ${JSON.stringify(h.actBits)} is not 4, 6 or 8`));
   return { ...(h as unknown as PackedHeader), config: parseConfig(file, h.config) };
 }

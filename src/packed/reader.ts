@@ -9,7 +9,7 @@ import type { ByteSource } from '../io/bytes.js';
 import { check, InputError } from '../io/errors.js';
 import { SafetensorsFile } from '../io/safetensors.js';
 import type { LlamaConfig } from '../model/config.js';
-import { expectedShapes, type ModelSource, type TensorInfo } from '../model/weights.js';
+import { expectedShapes, type ModelSource, type RowGather, type SourceDtype, type TensorInfo } from '../model/weights.js';
 import { findFormat, bitsPerWeight } from '../formats/registry.js';
 import { blobBytes, type Blob, type BlobDtype, type FormatParams, type PackedTensor, type WeightFormat } from '../formats/types.js';
 import { DenseLinear, type LinearFactory } from '../runtime/dense.js';
@@ -68,6 +68,9 @@ export class PackedModel implements ModelSource {
       check(Math.abs(rec.bpw - bpw) <= 1e-9 * bpw, name, `tensor ${t}: header says ${rec.bpw} bits per weight, its blobs hold ${bpw}`);
       this.packedEntries.set(t, { format, params, outDim, inDim, blobs });
     }
+    const stored = Object.values(records).reduce((n, r) => n + r.shape.reduce((a, b) => a * b, 1), 0);
+    const mw = this.header.totals.modelWeights;
+    check(mw === undefined || mw <= stored, name, `packed model header: totals.modelWeights ${mw} exceeds the ${stored} weights stored`);
     for (const e of this.file.entries()) {
       if (claimed.has(e.name)) continue;
       const filler = e.name.startsWith(PAD_PREFIX) && e.dtype === 'U8' && e.shape.length === 1 && e.shape[0]! < PACKED_ALIGN;
@@ -113,6 +116,27 @@ export class PackedModel implements ModelSource {
     if (e !== undefined) return e.format.dequantize(this.packed(name));
     check(this.shapes.has(name), this.name, `no tensor named ${name}`);
     return this.file.float32(name);
+  }
+
+  /**
+   * A packed tensor read one row at a time (the token embedding: one row per token, the table
+   * never expanded); undefined for a tensor stored unquantized, which `load` reads whole.
+   */
+  rowGather(name: string): RowGather | undefined {
+    const e = this.packedEntries.get(name);
+    if (e === undefined) return undefined;
+    const t = this.packed(name);
+    if (e.format.rowGather) return e.format.rowGather(t);
+    // a format without a row reader (none of the grid formats the pipeline writes an embedding in): expand it once
+    const w = e.format.dequantize(t);
+    return { rows: e.outDim, cols: e.inDim, row: (dst, r) => dst.set(w.subarray(r * e.inDim, (r + 1) * e.inDim)) };
+  }
+
+  /** Storage type of a tensor in this file (packed tensors count as the float32 they decode to). */
+  dtypeOf(name: string): SourceDtype {
+    const rec = this.header.tensors[name];
+    check(rec !== undefined, this.name, `no tensor named ${name}`);
+    return rec.format === 'dense' ? (rec as { dtype: SourceDtype }).dtype : 'F32';
   }
 
   /** The runtime's Linear for a 2-D tensor: the format's fast kernels, or dense float32. */

@@ -3,13 +3,13 @@
  * and yields the file's bytes in order. No I/O here: src/node/atomic-write.ts streams the chunks
  * to a temp file and renames it; a browser can collect them into a Blob.
  */
-import { numberToF16Bits } from '../io/safetensors.js';
-import { expectedShapes, type ModelSource } from '../model/weights.js';
+import { numberToBf16Bits, numberToF16Bits } from '../io/safetensors.js';
+import { expectedShapes, type ModelSource, type SourceDtype } from '../model/weights.js';
 import type { LlamaConfig } from '../model/config.js';
 import { getFormat, bitsPerWeight } from '../formats/registry.js';
 import { blobBytes, elementCount, type BlobDtype, type PackedTensor } from '../formats/types.js';
 import {
-  blobEntryName, PACKED_ALIGN, PACKED_FORMAT, PACKED_VERSION, PAD_PREFIX,
+  blobEntryName, DENSE_BITS, PACKED_ALIGN, PACKED_FORMAT, PACKED_VERSION, PAD_PREFIX,
   type DenseDtype, type PackedHeader, type TensorRecord,
 } from './metadata.js';
 
@@ -22,8 +22,13 @@ export interface PackedModelInput {
   packed: ReadonlyMap<string, PackedTensor>;
   /** Activation bits the file is run with (4, 6, 8); undefined or 16 = none. */
   actBits?: number;
-  /** Storage of the unquantized tensors (embeddings, norms): F32 by default, so the packed model computes exactly what the fake-quantized one does. */
+  /**
+   * Storage of every unquantized tensor (norms, a float embedding or head); default: each in its
+   * source dtype (`source.dtypeOf`; F64 as F32), so no tensor is stored wider than it came.
+   */
   denseDtype?: DenseDtype;
+  /** Parameters of the source model, when the file stores more (a tied matrix stored as embedding and head). */
+  modelWeights?: number;
 }
 
 export interface PackedFilePlan {
@@ -44,7 +49,7 @@ interface Piece {
 
 export function planPackedModel(input: PackedModelInput): PackedFilePlan {
   const { config, source, packed } = input;
-  const denseDtype = input.denseDtype ?? 'F32';
+  const dtypeOf = (name: string): DenseDtype => input.denseDtype ?? storageDtype(source.dtypeOf?.(name) ?? 'F32');
   const shapes = expectedShapes(config);
   for (const name of packed.keys()) {
     if (!shapes.has(name)) throw new RangeError(`packed tensor ${name} is not a tensor of this model`);
@@ -74,11 +79,12 @@ export function planPackedModel(input: PackedModelInput): PackedFilePlan {
       const have = sourceShapes.get(name);
       if (have === undefined || have.join() !== shape.join()) throw new RangeError(`${source.name}: tensor ${name} is missing or not [${shape}]`);
       const n = elementCount(shape);
-      const byteLength = n * (denseDtype === 'F32' ? 4 : 2);
-      pieces.push({ entry: name, dtype: denseDtype, shape, byteLength, bytes: () => encodeDense(source.load(name), denseDtype) });
+      const dtype = dtypeOf(name);
+      const byteLength = (n * DENSE_BITS[dtype]) / 8;
+      pieces.push({ entry: name, dtype, shape, byteLength, bytes: () => encodeDense(source.load(name), dtype) });
       totals.denseWeights += n;
       totals.denseBytes += byteLength;
-      records[name] = { format: 'dense', dtype: denseDtype, shape, bpw: denseDtype === 'F32' ? 32 : 16 };
+      records[name] = { format: 'dense', dtype, shape, bpw: DENSE_BITS[dtype] };
     }
   }
 
@@ -100,7 +106,9 @@ export function planPackedModel(input: PackedModelInput): PackedFilePlan {
   }
   const dataBytes = offset;
   totals.packedBpw = totals.packedWeights > 0 ? (totals.packedBytes * 8) / totals.packedWeights : 0;
-  totals.modelBpw = ((totals.packedBytes + totals.denseBytes) * 8) / (totals.packedWeights + totals.denseWeights);
+  const stored = totals.packedWeights + totals.denseWeights;
+  const weights = input.modelWeights !== undefined && input.modelWeights !== stored ? input.modelWeights : stored;
+  totals.modelBpw = ((totals.packedBytes + totals.denseBytes) * 8) / weights;
 
   const header: PackedHeader = {
     format: PACKED_FORMAT,
@@ -109,7 +117,7 @@ export function planPackedModel(input: PackedModelInput): PackedFilePlan {
     ...(input.actBits !== undefined && input.actBits < 16 ? { actBits: input.actBits } : {}),
     config,
     tensors: records,
-    totals,
+    totals: weights !== stored ? { ...totals, modelWeights: weights } : totals,
   };
   const headerBytes = encodeHeader({ __metadata__: { format: PACKED_FORMAT, [PACKED_FORMAT]: JSON.stringify(header) }, ...entries });
   return {
@@ -139,9 +147,15 @@ function encodeHeader(json: unknown): Uint8Array {
   return out;
 }
 
+/** A source dtype's storage in a packed file: itself, except F64 (the runtime computes in float32). */
+function storageDtype(d: SourceDtype): DenseDtype {
+  return d === 'F64' ? 'F32' : d;
+}
+
 function encodeDense(values: Float32Array, dtype: DenseDtype): Uint8Array {
   if (dtype === 'F32') return new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
+  const toBits = dtype === 'F16' ? numberToF16Bits : numberToBf16Bits;
   const h = new Uint16Array(values.length);
-  for (let i = 0; i < values.length; i++) h[i] = numberToF16Bits(values[i]!);
+  for (let i = 0; i < values.length; i++) h[i] = toBits(values[i]!);
   return new Uint8Array(h.buffer);
 }

@@ -35,6 +35,8 @@ export class BlockRunner {
     private readonly c: LlamaConfig,
     private readonly s: Scratch,
     private readonly cal: CalibrationSet,
+    /** Called after each window of every pass (progress of the long capture passes). */
+    private readonly onWindow?: (windowsDone: number, windows: number) => void,
   ) {
     this.rows = cal.count * cal.seqLen;
   }
@@ -96,6 +98,7 @@ export class BlockRunner {
         layerForward(this.backend, this.c, L, this.s, 0, T, start, hook);
         if (writeBack) X.set(x.subarray(0, T * dim), off);
       }
+      this.onWindow?.(w + 1, count);
     }
   }
 }

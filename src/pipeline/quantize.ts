@@ -9,10 +9,13 @@
  * only through the QuantMethod interface and a format only through the registry.
  */
 import type { Backend } from '../backend/types.js';
+import { InputError } from '../io/errors.js';
+import { firstNonFinite } from '../io/finite.js';
 import { bitsPerWeight, getFormat, packGroups } from '../formats/registry.js';
 import type { PackedTensor } from '../formats/types.js';
 import type { LlamaConfig } from '../model/config.js';
 import { EMBED, expectedShapes, layerTensor, type LinearName, type ModelSource } from '../model/weights.js';
+import { quantizeEmbedding, quantizeHead, sourceForLayout, wholeModelLayout, type WholeModelLayout, type WholeModelOptions } from './whole-model.js';
 import type { LayerPayload, LayerResult, LayerStats, QuantMethod } from '../quant/method.js';
 import { DenseLinear } from '../runtime/dense.js';
 import { allocScratch, loadLayerWeights, type LayerWeights } from '../runtime/model.js';
@@ -63,7 +66,11 @@ export interface PipelineOptions {
     /** Unquantized tensors that refineBlock replaced in the finished blocks (BlockResult.dense). */
     dense?: ReadonlyMap<string, Float32Array>;
   };
+  /** The embedding and the output head (whole-model.ts); absent = both kept float. */
+  whole?: WholeModelOptions;
   onProgress?: (e: PipelineProgress) => void;
+  /** After each calibration window a block pass ran (capture and propagation: minutes per block at 7B shapes). */
+  onCapture?: (block: number, windowsDone: number, windows: number) => void;
   /**
    * After each block: its packed tensors and the inputs of the next block (scratch that the next
    * block overwrites: save, do not keep). Return false to stop here (the caller checkpoints).
@@ -82,8 +89,8 @@ const untimed: PhaseTimer = { time: (_phase, run) => run() };
 export interface PipelineProgress {
   block: number;
   blocks: number;
-  /** The linear just quantized. */
-  linear: LinearName;
+  /** The linear just quantized ('lm_head' after the last block). */
+  linear: LinearName | 'lm_head';
   /** Linears quantized in this run, of `total` this run will quantize. */
   done: number;
   total: number;
@@ -131,12 +138,17 @@ export interface PipelineResult {
   layers: LayerReport[];
   /** Blocks finished so far (all of them unless onBlockDone stopped the run). */
   blocksDone: number;
+  /** The packed file's config and where its embedding and head live (untied when a tied source is stored apart). */
+  layout: WholeModelLayout;
 }
 
 /** The residual stream entering block 0: the token embeddings of every calibration window. */
-export function embedWindows(source: ModelSource, cal: CalibrationSet): Float32Array {
+export function embedWindows(
+  source: ModelSource,
+  cal: CalibrationSet,
+  emb: Float32Array = source.load(EMBED), // [vocab, dim] (the quantized table when the file stores one)
+): Float32Array {
   const { dim, vocabSize } = source.config;
-  const emb = source.load(EMBED); // [vocab, dim]
   const x = new Float32Array(cal.count * cal.seqLen * dim);
   for (let i = 0; i < cal.tokens.length; i++) {
     const t = cal.tokens[i]!;
@@ -152,19 +164,35 @@ export function quantizeModel(input: ModelSource, opts: PipelineOptions): Pipeli
   const source = method.prepare && opts.calibration ? method.prepare(input, opts.methodOptions, { backend, calibration: opts.calibration }) : input;
   const c = source.config;
   const first = opts.resume?.block ?? 0;
-  // a method that reads no calibration data (RTN) skips every pass over the windows
-  const needsData = method.requires.hessian || method.requires.inputs;
+  const whole = opts.whole ?? {};
+  const layout = wholeModelLayout(c, whole);
+  const result: PipelineResult = { packed: new Map(), source, layers: [], blocksDone: first, layout };
+  // the embedding first (data-free, recomputed on resume): the blocks are calibrated on the table the file stores
+  let table: Float32Array | undefined; // [vocab, dim]
+  if (whole.embed && !layout.shared) {
+    const r = quantizeEmbedding(source, whole.embed, backend);
+    const t = packPayload(EMBED, r.payload, r.dequantized);
+    result.packed.set(EMBED, t);
+    result.layers.push(reportOf(EMBED, c.vocabSize, c.dim, t, r));
+    table = r.dequantized;
+  }
+  // a method that reads no calibration data (RTN) skips every pass over the windows, unless the head needs them
+  const methodNeedsData = method.requires.hessian || method.requires.inputs;
+  const headNeedsData = whole.head !== undefined && whole.head.method.requires.hessian;
+  const needsData = methodNeedsData || headNeedsData;
   let X: Float32Array = new Float32Array(0); // [N·seqLen, dim], updated block by block
   let runner: BlockRunner | undefined;
+  let blockNow = first; // the block being quantized (capture progress names it)
   if (needsData) {
     const cal = opts.calibration;
-    if (cal === undefined) throw new RangeError(`${method.name} needs calibration data`);
+    if (cal === undefined) throw new RangeError(`${methodNeedsData ? method.name : `${whole.head!.method.name} on the head`} needs calibration data`);
     if (cal.seqLen > c.seqLen) throw new RangeError(`calibration windows of ${cal.seqLen} tokens exceed the model's context of ${c.seqLen}`);
-    X = opts.resume?.inputs ?? (opts.phases ?? untimed).time('capture', () => embedWindows(source, cal));
+    X = opts.resume?.inputs ?? (opts.phases ?? untimed).time('capture', () => embedWindows(source, cal, table));
     if (X.length !== cal.count * cal.seqLen * c.dim) throw new RangeError(`resume inputs have ${X.length} values, expected ${cal.count}×${cal.seqLen}×${c.dim}`);
     // One block's scratch: a KV cache of one layer (the block runs as layer 0 of it).
     const blockConfig: LlamaConfig = { ...c, nLayers: 1 };
-    runner = new BlockRunner(backend, blockConfig, allocScratch(blockConfig, backend, Math.min(cal.seqLen, 512)), cal);
+    const onWindow = opts.onCapture && ((d: number, t: number) => opts.onCapture!(blockNow, d, t));
+    runner = new BlockRunner(backend, blockConfig, allocScratch(blockConfig, backend, Math.min(cal.seqLen, 512)), cal, onWindow);
   }
 
   // the float model's stream for block-level targets (OmniQuant); on resume, recomputed through the float blocks
@@ -174,25 +202,27 @@ export function quantizeModel(input: ModelSource, opts: PipelineOptions): Pipeli
     for (let l = 0; l < first; l++) propagateFloat(source, l, runner, backend, XF);
   }
 
-  const result: PipelineResult = { packed: new Map(), source, layers: [], blocksDone: first };
   // norm weights a method's refineBlock trained: the following blocks and the packed file use them
   const dense = new Map<string, Float32Array>(opts.resume?.dense ?? []);
   if (dense.size > 0 || method.refineBlock) result.source = withTensors(source, dense);
-  const total = (c.nLayers - first) * QUANT_ORDER.length;
+  const total = (c.nLayers - first) * QUANT_ORDER.length + (whole.head ? 1 : 0);
   const t0 = performance.now();
   let done = 0;
   const shapes = expectedShapes(c);
   const size = (linear: LinearName) => shapes.get(layerTensor(0, linear))!.reduce((a, b) => a * b, 1);
-  const weightsTotal = (c.nLayers - first) * QUANT_ORDER.reduce((a, x) => a + size(x), 0);
+  const headWeights = whole.head ? c.vocabSize * c.dim : 0;
+  const weightsTotal = (c.nLayers - first) * QUANT_ORDER.reduce((a, x) => a + size(x), 0) + headWeights;
   let weightsDone = 0;
+  const progress = (block: number, linear: LinearName | 'lm_head', weights: number) => {
+    done++;
+    weightsDone += weights;
+    const elapsed = (performance.now() - t0) / 1000;
+    const etaSeconds = (elapsed * (weightsTotal - weightsDone)) / weightsDone;
+    opts.onProgress?.({ block, blocks: c.nLayers, linear, done, total, elapsedSeconds: elapsed, etaSeconds, weightsDone, weightsTotal });
+  };
   for (let l = first; l < c.nLayers; l++) {
-    const block = quantizeBlock(source, l, X, XF, runner, opts, (linear) => {
-      done++;
-      weightsDone += size(linear);
-      const elapsed = (performance.now() - t0) / 1000;
-      const etaSeconds = (elapsed * (weightsTotal - weightsDone)) / weightsDone;
-      opts.onProgress?.({ block: l, blocks: c.nLayers, linear, done, total, elapsedSeconds: elapsed, etaSeconds, weightsDone, weightsTotal });
-    });
+    blockNow = l;
+    const block = quantizeBlock(source, l, X, XF, runner, methodNeedsData, opts, (linear) => progress(l, linear, size(linear)));
     for (const [name, t] of block.packed) result.packed.set(name, t);
     for (const [name, t] of block.dense ?? []) dense.set(name, t);
     result.layers.push(...block.layers);
@@ -200,7 +230,20 @@ export function quantizeModel(input: ModelSource, opts: PipelineOptions): Pipeli
     if (opts.onBlockDone?.(block) === false) break;
   }
   runner?.dispose();
+  if (whole.head && result.blocksDone === c.nLayers) {
+    // X is now the residual stream after the last block: the final norm of it is the head's input
+    const r = quantizeHead(result.source, whole.head, X, backend);
+    const t = packPayload(layout.headTensor, r.payload, r.dequantized);
+    result.packed.set(layout.headTensor, t);
+    result.layers.push(reportOf(layout.headTensor, c.vocabSize, c.dim, t, r));
+    progress(c.nLayers - 1, 'lm_head', headWeights);
+  }
+  result.source = sourceForLayout(result.source, layout);
   return result;
+}
+
+function reportOf(name: string, out: number, inDim: number, t: PackedTensor, r: LayerResult): LayerReport {
+  return { name, outDim: out, inDim, format: t.format, bpw: bitsPerWeight(getFormat(t.format), out, inDim, t.params), stats: r.stats };
 }
 
 function quantizeBlock(
@@ -209,6 +252,7 @@ function quantizeBlock(
   X: Float32Array, // [N·seqLen, dim]
   XF: Float32Array | undefined, // [N·seqLen, dim] the float model's stream, when the method requires it
   runner: BlockRunner | undefined,
+  methodNeedsData: boolean,
   opts: PipelineOptions,
   quantized: (linear: LinearName) => void,
 ): BlockResult {
@@ -231,11 +275,12 @@ function quantizeBlock(
   const groups = opts.trueSequential ? SEQUENTIAL_GROUPS : [QUANT_ORDER];
   // float inputs without re-capture: the one capture pass already yields the float block's output
   // (not when a block-level step still needs the block's inputs)
-  const captureIsOutput = opts.floatInputs === true && groups.length === 1 && method.refineBlock === undefined;
+  const captureIsOutput = methodNeedsData && opts.floatInputs === true && groups.length === 1 && method.refineBlock === undefined;
   const results = new Map<string, LayerResult>();
 
   for (const group of groups) {
-    const capture = clock.time('capture', () => runner?.capture(current, X, group, method.requires, captureIsOutput));
+    // a data-free method run only to carry the stream to the head captures nothing
+    const capture = methodNeedsData ? clock.time('capture', () => runner?.capture(current, X, group, method.requires, captureIsOutput)) : undefined;
     for (const linear of group) {
       const name = layerTensor(l, linear);
       const { w, out, in: inDim } = W.get(name)!;
@@ -246,8 +291,10 @@ function quantizeBlock(
         H.set(cap!.hessian!.h); // the method may overwrite its H; siblings need the original
       }
       const inputs = method.requires.inputs ? { x: cap!.inputs!, rows: runner!.rows } : undefined;
+      checkQuantizable(source.name, name, w, H);
       const r = clock.time('quantize', () => method.quantizeLayer(w, out, inDim, H, opts.methodOptions, { backend, name, inputs }));
       if (H !== null) backend.free?.(H);
+      checkQuantizedFinite(source.name, name, w, r.dequantized);
       const t = packPayload(name, r.payload, r.dequantized);
       packed.set(name, t);
       const bpw = bitsPerWeight(getFormat(t.format), out, inDim, t.params);
@@ -320,6 +367,31 @@ function withTensors(source: ModelSource, replaced: ReadonlyMap<string, Float32A
     tensors: () => source.tensors(),
     load: (name) => replaced.get(name)?.slice() ?? source.load(name),
   };
+}
+
+/**
+ * Weights beyond this magnitude are a broken file, not a model (trained weights stay below
+ * ~1e3): their grids and GPTQ's error updates overflow float32. Refused before quantizing.
+ */
+const MAX_QUANTIZABLE = 1e15;
+
+function checkQuantizable(file: string, name: string, w: Float32Array, H: Float64Array | null): void {
+  let maxAbs = 0;
+  for (let i = 0; i < w.length; i++) maxAbs = Math.max(maxAbs, Math.abs(w[i]!));
+  if (maxAbs > MAX_QUANTIZABLE) throw new InputError(file, `tensor ${name} has weights up to |w| = ${maxAbs.toExponential(2)}, beyond ${MAX_QUANTIZABLE.toExponential(0)}: not a trained model's weights (corrupt file?)`);
+  if (H !== null && firstNonFinite(H) >= 0) throw new InputError(file, `the calibration activations entering ${name} overflow float32: the weights before it are out of range (corrupt file?)`);
+}
+
+/**
+ * Finite weights near float32's limit (|w| ~ 1e38) overflow a quantization grid (max − min is
+ * infinite) or the calibration activations; the result is an input problem of the model file,
+ * named as such, not a bug.
+ */
+function checkQuantizedFinite(file: string, name: string, w: Float32Array, dequantized: Float32Array): void {
+  if (firstNonFinite(dequantized) < 0) return;
+  let maxAbs = 0;
+  for (let i = 0; i < w.length; i++) maxAbs = Math.max(maxAbs, Math.abs(w[i]!));
+  throw new InputError(file, `quantizing tensor ${name} gives non-finite values: its weights reach |w| = ${maxAbs.toExponential(2)}, or the activations feeding it overflow float32`);
 }
 
 /**

@@ -3,6 +3,7 @@
  * perplexity vs bits per weight with the Pareto front, quantize time per run, decode tokens/s
  * vs bits per weight, and the group bit maps of mixed-precision runs.
  */
+import { bitWidthColor, bitWidthLegend } from './bit-colors.js';
 import type { ResultsFile, RunRecord } from './results.js';
 import { barChart, chart, heatmap, type ChartSeries } from './svg.js';
 
@@ -18,8 +19,6 @@ const METHOD_COLORS: Readonly<Record<string, string>> = {
   dbell: '#8c564b',
 };
 const MARKERS = ['circle', 'square', 'diamond', 'triangle'] as const;
-/** Group bit-widths 1..4, then wider (the palette of `inspect --plot`). */
-const WIDTH_COLORS = ['#d7191c', '#fdae61', '#a6d96a', '#1a9641', '#2b83ba'];
 
 export function methodColor(method: string): string {
   return METHOD_COLORS[method] ?? '#17becf';
@@ -149,8 +148,8 @@ export function reportPlots(res: ResultsFile): Plot[] {
       svg: heatmap({
         title,
         rows: r.bitMaps.map((b) => ({ label: b.layer, values: b.bits })),
-        color: (v) => WIDTH_COLORS[Math.min(v, WIDTH_COLORS.length) - 1] ?? '#999999',
-        legend: [1, 2, 3, 4].map((b) => ({ label: `${b} bit`, color: WIDTH_COLORS[b - 1]! })),
+        color: bitWidthColor,
+        legend: bitWidthLegend(),
         cellWidth: 14,
         maxWidth: 900,
       }),

@@ -49,7 +49,7 @@ function modelTable(res: ResultsFile, model: string): string[] {
   const texts = textsOf(recs);
   const fp32 = recs.find((r) => r.method === 'fp32' && !r.error);
   const fpPpl = (t: string) => fp32?.perplexity.find((p) => p.text === t)?.ppl;
-  const head = ['record id', 'method', 'linear bpw', 'model bpw', 'file KiB', ...texts.map((t) => `PPL ${t}`), 'quantize s', 'peak RSS MiB', 'decode tok/s', 'prefill tok/s'];
+  const head = ['record id', 'method', 'file bpw', 'linear bpw', 'model bpw', 'file KiB', ...texts.map((t) => `PPL ${t}`), 'quantize s', 'peak RSS MiB', 'decode tok/s', 'prefill tok/s'];
   const lines = [`| ${head.join(' | ')} |`, `|${head.map((_, i) => (i < 2 ? '---' : '---:')).join('|')}|`];
   for (const r of recs) {
     if (r.error) {
@@ -57,7 +57,7 @@ function modelTable(res: ResultsFile, model: string): string[] {
       continue;
     }
     lines.push(`| ${[
-      `\`${r.id}\``, r.method, num(r.linearBpw, 3), num(r.modelBpw, 3), num(r.fileBytes / 1024, 1),
+      `\`${r.id}\``, r.method, r.fileBpw === undefined ? '–' : num(r.fileBpw, 3), num(r.linearBpw, 3), num(r.modelBpw, 3), num(r.fileBytes / 1024, 1),
       ...texts.map((t) => pplCell(r, t, fpPpl(t))),
       num(r.quantizeSeconds, 1), num(r.peakRssMiB, 0), num(r.decodeTokensPerSecond, 1), num(r.prefillTokensPerSecond, 0),
     ].join(' | ')} |`);
@@ -115,9 +115,10 @@ export function resultsMarkdown(res: ResultsFile, plots: Plot[], o: MarkdownOpti
     ...res.models.map((s) => `| ${s.name} | ${s.role} | ${s.calibration} | ${s.groupSize} | ${s.eval.map((e) => `${e.text}, seqlen ${e.seqlen}${e.maxWindows === null ? '' : `, first ${e.maxWindows} windows`}`).join('; ')} |`),
     ...res.models.flatMap((s) => (s.notes ?? []).map((n) => `- ${s.name}: ${n}`)).reduce<string[]>((a, l) => (a.length ? [...a, l] : ['', l]), []),
     '',
-    'Every run is one `bitcrush quantize` command: the record\'s `flags` plus the model\'s calibration settings above. bpw counts every',
-    'stored byte of the quantized linears (codes, scales, zeros, bit maps, codebooks); "model bpw" is over all weights (embeddings and',
-    'norms stay float32, which dominates on these small models). PPL columns give the change against fp32 in parentheses.',
+    'Every run is one `bitcrush quantize` command: the record\'s `flags` plus the model\'s calibration settings above. "file bpw" is',
+    'the whole file (every byte, header included) over all the model\'s weights, a tied embedding/head counted once; "linear bpw"',
+    'counts every stored byte of the block linears (codes, scales, zeros, bit maps, codebooks); "model bpw" is the tensor data over',
+    'all weights (– : measured before files reported it). PPL columns give the change against fp32 in parentheses.',
   ];
   for (const model of models) {
     const recs = res.records.filter((r) => r.model === model);
@@ -165,17 +166,17 @@ export function readmeTable(res: ResultsFile, o: { resultsPath: string; resultsL
     `Perplexity of ${res.models[0]?.name ?? '?'} on ${text ? `${text.text} (${text.windows} windows of ${text.seqlen})` : '?'}, each method at its standard settings`,
     `(full tables, bench-llama, decode/prefill speeds and plots: [${o.resultsPage}](${o.resultsPage})):`,
     '',
-    '| method | setting | linear bpw | file KiB | perplexity | quantize s | record |',
-    '|---|---|---:|---:|---:|---:|---|',
+    '| method | setting | file bpw | linear bpw | file KiB | perplexity | quantize s | record |',
+    '|---|---|---:|---:|---:|---:|---:|---|',
   ];
   for (const r of quality) {
     const p = text ? r.perplexity.find((x) => x.text === text.text) : undefined;
     const setting = r.label.startsWith(`${r.method} `) ? r.label.slice(r.method.length + 1) : r.label;
     if (r.error) {
-      lines.push(`| ${r.method} | ${setting} | – | – | failed | – | \`${r.id}\` |`);
+      lines.push(`| ${r.method} | ${setting} | – | – | – | failed | – | \`${r.id}\` |`);
       continue;
     }
-    lines.push(`| ${r.method} | ${setting} | ${num(r.linearBpw, 2)} | ${num(r.fileBytes / 1024, 0)} | ${num(p?.ppl, 2)} | ${num(r.quantizeSeconds, 1)} | \`${r.id}\` |`);
+    lines.push(`| ${r.method} | ${setting} | ${r.fileBpw === undefined ? '–' : num(r.fileBpw, 2)} | ${num(r.linearBpw, 2)} | ${num(r.fileBytes / 1024, 0)} | ${num(p?.ppl, 2)} | ${num(r.quantizeSeconds, 1)} | \`${r.id}\` |`);
   }
   // in a merged file, the commands that measured these rows
   const sources = res.history?.filter((h) => quality.some((r) => h.ids.includes(r.id))) ?? [res];

@@ -37,7 +37,14 @@ export interface RunRecord {
   flags: string[];
   /** Method options as recorded in the packed header (resolved over the defaults). */
   options: Record<string, unknown>;
+  /**
+   * The whole file's bits over all the model's weights (header and alignment included): the
+   * honest size, first in the tables. Absent in records measured before it was reported.
+   */
+  fileBpw?: number;
+  /** Bits per weight of the block linears alone. */
   linearBpw: number;
+  /** Tensor data over all weights. */
   modelBpw: number;
   fileBytes: number;
   perplexity: PerplexityRecord[];
@@ -160,6 +167,7 @@ export function parseResults(file: string, text: string): ResultsFile {
     for (const k of ['linearBpw', 'modelBpw', 'fileBytes', 'decodeTokensPerSecond', 'prefillTokensPerSecond'] as const) {
       if (!isNum(rec[k])) fail(file, `${where}: ${k} is not a number`);
     }
+    if (rec.fileBpw !== undefined && !isNum(rec.fileBpw)) fail(file, `${where}: fileBpw is not a number`);
     for (const k of ['quantizeSeconds', 'wallSeconds', 'peakRssMiB'] as const) if (!numOrNull(rec[k])) fail(file, `${where}: ${k} is not a number or null`);
     if (!Array.isArray(rec.perplexity) || rec.perplexity.some((p) => typeof p?.text !== 'string' || !isNum(p.ppl) || !isNum(p.windows))) {
       fail(file, `${where}: perplexity entries need text, ppl and windows`);

@@ -37,7 +37,7 @@ export function forward(
   for (let t = 0; t < T; t++) {
     const token = tokens[t];
     if (!Number.isInteger(token) || token < 0 || token >= vocab) throw new RangeError(`token id ${token} outside 0..${vocab - 1}`);
-    x.set(w.embedding.subarray(token * dim, (token + 1) * dim), t * dim);
+    w.embedding.row(x.subarray(t * dim, (t + 1) * dim), token);
   }
 
   for (let l = 0; l < c.nLayers; l++) layerForward(backend, c, w.layers[l]!, s, l, T, startPos);

@@ -1,4 +1,6 @@
 import { UsageError } from '../io/errors.js';
+import { firstNonFinite } from '../io/finite.js';
+import { NonFiniteLogitsError } from './finite-logits.js';
 import type { Tokenizer } from '../io/tokenizer.js';
 import { renderChat, type ChatMessage } from './chat.js';
 import type { LlamaModel } from './model.js';
@@ -59,6 +61,7 @@ function* run(model: LlamaModel, tokenizer: Tokenizer, prompt: number[], sampler
   let generated = 0;
   let stop: GenerateStats['stop'];
   for (;;) {
+    if (firstNonFinite(logits) >= 0) throw new NonFiniteLogitsError(model.name, pos - 1);
     let t = performance.now();
     const next = sampler.sample(logits);
     decodeMs += performance.now() - t;

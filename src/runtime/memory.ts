@@ -22,7 +22,7 @@ export function backendBytes(source: ModelSource, maxRows: number, packedBytes?:
     const [out = 0, inDim = 0] = shapes.get(name) ?? [];
     const packed = packedBytes?.(name);
     if (packed !== undefined) bytes += packed;
-    else if (source.loadHalf !== undefined && ['F16', 'BF16'].includes(source.storedDtype?.(name) ?? '')) bytes += 4 << 20; // a tile and its product
+    else if (source.loadHalf !== undefined && ['F16', 'BF16'].includes(source.dtypeOf?.(name) ?? '')) bytes += 4 << 20; // a tile and its product
     else bytes += out * inDim * 4;
   }
   const positions = Math.min(c.seqLen, Math.max(1024, maxRows));

@@ -7,6 +7,7 @@ import type { Backend } from '../backend/types.js';
 import type { LlamaConfig } from '../model/config.js';
 import { BIASED, EMBED, FINAL_NORM, LM_HEAD, layerBias, layerTensor, type BiasedLinear, type ModelSource } from '../model/weights.js';
 import { denseLinears, type LinearFactory } from './dense.js';
+import { denseEmbedding, type Embedding } from './embedding.js';
 import { forward, type LogitsWanted } from './forward.js';
 import type { Linear } from './linear.js';
 import { allocScratch, freeScratch, type Scratch } from './scratch.js';
@@ -31,7 +32,7 @@ export interface LayerWeights {
 }
 
 export interface LlamaWeights {
-  embedding: Float32Array; // [vocab, dim]
+  embedding: Embedding; // [vocab, dim], one row per token
   layers: LayerWeights[];
   finalNorm: Float32Array; // [dim]
   classifier: Linear; // [vocab, dim]; the embedding when tied
@@ -75,7 +76,8 @@ export function loadWeights(source: ModelSource, linear: LinearFactory): LlamaWe
   const c = source.config;
   const layers = Array.from({ length: c.nLayers }, (_, l) => loadLayerWeights(source, l, linear));
   return {
-    embedding: source.load(EMBED),
+    // a packed file gathers token rows from its low-bit table; other sources hold the float table
+    embedding: source.rowGather?.(EMBED) ?? denseEmbedding(source.load(EMBED), c.vocabSize, c.dim),
     layers,
     finalNorm: source.load(FINAL_NORM),
     classifier: linear(c.tiedEmbeddings ? EMBED : LM_HEAD, source),
@@ -83,12 +85,15 @@ export function loadWeights(source: ModelSource, linear: LinearFactory): LlamaWe
 }
 
 export class LlamaModel {
+  /** The source's name (its file), for errors about what the weights compute. */
+  readonly name: string;
   readonly config: LlamaConfig;
   readonly weights: LlamaWeights;
   private readonly scratch: Scratch;
   private readonly backend: Backend;
 
   constructor(source: ModelSource, opts: ModelOptions) {
+    this.name = source.name;
     this.config = source.config;
     this.backend = opts.backend;
     this.weights = loadWeights(source, opts.linear ?? denseLinears(opts.backend));

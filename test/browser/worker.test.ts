@@ -79,6 +79,12 @@ describe('browser input files', () => {
     }
     assert.equal(card.formats.reduce((s, f) => s + f.tensors, 0), Object.keys(packed.header.tensors).length);
     assert.ok(!('source' in card.options) && !('calibration' in card.options), 'no local paths on the card');
+    // the honest size: the whole file over the model's parameters, the tied embedding/head low-bit by default
+    const params = packed.tensors().reduce((n, t) => n + t.shape.reduce((a, b) => a * b, 1), 0);
+    assert.equal(card.size.bpw, (bytes.byteLength * 8) / params);
+    assert.equal(card.size.tied, 'one tensor');
+    assert.ok(card.size.roles.embedding.bpw > 4 && card.size.roles.embedding.bpw < 5, `embedding ${card.size.roles.embedding.bpw} bpw`);
+    assert.ok(packed.rowGather('model.embed_tokens.weight') !== undefined, 'the browser runs the low-bit table row by row');
   });
 });
 
