@@ -61,7 +61,7 @@ function checkKernels(format: WeightFormat, t: PackedTensor, w: Float32Array, ra
   }
   // the wasm kernels of the mixed, binary and codebook formats serve every tensor on row-kernel backends;
   // record which of their paths the examples reach (checked by the last test below)
-  if (lin instanceof MixedLinear && lowbitKernelsOf(be) && nativeMixedFits(inDim, (t.params as MixedParams).groupSize)) {
+  if (lin instanceof MixedLinear && lowbitKernelsOf(be)?.mixedSimd && nativeMixedFits(inDim, (t.params as MixedParams).groupSize)) {
     assert.equal(lin.engine, 'native', `${label}: the native low-bit kernels serve this tensor`);
   } else if (lin instanceof MixedLinear && rowKernelsOf(be)) {
     assert.equal(lin.engine, 'wasm', `${label}: the wasm row kernels serve this tensor`);

@@ -24,6 +24,8 @@ export interface LowbitKernels {
   ): void;
   /** 3-bit file rows src [outDim, ceil(3·inDim/8)] into the kernel layout dst [outDim, ceil(inDim/128)·48]. */
   uniformRepack3(dst: Uint8Array, src: Uint8Array, outDim: number, inDim: number): void;
+  /** Whether the mixed kernels run SIMD code here (x86-64 today; elsewhere the wasm kernels are faster). */
+  readonly mixedSimd: boolean;
   /** Mixed widths (SliM-LLM, 128-column groups): the same three, with the tensor's blobs as `MixedNativeArgs`. */
   mixedMatvec(y: Float32Array, x: Float32Array, ...m: MixedNativeArgs): void;
   mixedDequant(w: Float32Array, ...m: [...MixedNativeArgs, number, number]): void;

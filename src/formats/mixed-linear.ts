@@ -20,7 +20,7 @@ import { unpackBits } from './bitpack.js';
 import type { MixedArrays } from './mixed.js';
 import { MixedWasmKernels } from './mixed-wasm.js';
 import { RowTiles } from './row-tiles.js';
-import { nativeMixedFits } from './lowbit-kernels.js';
+import { lowbitKernelsOf, nativeMixedFits } from './lowbit-kernels.js';
 import { MixedNativeKernels } from './mixed-native.js';
 
 /** Σ_k level_k · x[x0 + k] over n levels of width `bits` packed from q[o]. */
@@ -79,7 +79,7 @@ export class MixedLinear extends KernelChoice {
       backend,
       (rk) => new MixedWasmKernels(outDim, inDim, a, rk, backend),
       () => new MixedTsKernels(outDim, inDim, a, backend),
-      a.raw && nativeMixedFits(inDim, a.groupSize) ? (k) => new MixedNativeKernels(outDim, inDim, a, k, backend) : null,
+      a.raw && nativeMixedFits(inDim, a.groupSize) && lowbitKernelsOf(backend)?.mixedSimd ? (k) => new MixedNativeKernels(outDim, inDim, a, k, backend) : null,
     );
   }
 }

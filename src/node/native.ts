@@ -70,6 +70,9 @@ export function loadNativeBackend(
     get isa() {
       return addon.lowbitIsa();
     },
+    get mixedSimd() {
+      return ['vnni', 'avx2'].includes(addon.lowbitIsa());
+    },
     uniformMatvec: (...a) => addon.uniformMatvec(...a),
     uniformDequant: (...a) => addon.uniformDequant(...a),
     uniformRepack3: (...a) => addon.uniformRepack3(...a),
