@@ -99,6 +99,12 @@ describe('generate --chat and eval without BOS', () => {
     assert.ok(!r.stdout.includes('Hi'), 'the prompt is not echoed in chat mode');
   });
 
+  test('an empty prompt on a tokenizer without BOS: exit 2 naming tokenizer_config.json', () => {
+    const r = cli('generate', dir, '-n', '2', '--backend', 'reference');
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, new RegExp(`${join(dir, 'tokenizer_config.json').replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: bos_token is null`));
+  });
+
   test('--chat without a template, and --system without --chat: exit 2 with one line', () => {
     const noTemplate = cli('generate', STORIES, '--chat', '-p', 'Hi', '-n', '2');
     assert.equal(noTemplate.status, 2);

@@ -49,6 +49,7 @@ function checkTokenIds(path: string, json: Record<string, unknown>): void {
 export class HfTokenizer implements Tokenizer {
   readonly vocabSize: number;
   readonly bosId: number | null;
+  readonly noBosFile?: string;
   readonly eosIds: readonly number[];
   readonly chat?: ChatTemplateSource;
   private readonly impl: HfTokenizerImpl;
@@ -89,6 +90,7 @@ export class HfTokenizer implements Tokenizer {
     const bos = tokenText('bos_token', '<s>');
     const eos = tokenText('eos_token', '</s>');
     this.bosId = bos === null ? null : idOf('bos_token', bos);
+    if (bos === null) this.noBosFile = configPath;
     const eosIds = new Set<number>(eos === null ? [] : [idOf('eos_token', eos)]);
     for (const name of ['generation_config.json', 'config.json']) {
       const file = fs.join(fs.dirname(path), name);

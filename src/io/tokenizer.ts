@@ -3,6 +3,8 @@ export interface Tokenizer {
   readonly vocabSize: number;
   /** The id every sequence starts with; null when the model has none (Qwen2: `bos_token: null`). */
   readonly bosId: number | null;
+  /** When bosId is null: the file that says so (tokenizer_config.json), for error messages. */
+  readonly noBosFile?: string;
   /** The ids that end a text: EOS, and every id generation_config.json lists (often several). */
   readonly eosIds: readonly number[];
   /** The model's chat template (Jinja) and the special-token strings it refers to, when it has one. */

@@ -1,4 +1,4 @@
-import { UsageError } from '../io/errors.js';
+import { InputError, UsageError } from '../io/errors.js';
 import { firstNonFinite } from '../io/finite.js';
 import { NonFiniteLogitsError } from './finite-logits.js';
 import type { Tokenizer } from '../io/tokenizer.js';
@@ -39,7 +39,10 @@ export function generate(model: LlamaModel, tokenizer: Tokenizer, opts: Generate
   const { seqLen } = model.config;
   if (!Number.isInteger(opts.maxTokens) || opts.maxTokens < 1) throw new UsageError(`max tokens must be a positive integer, got ${opts.maxTokens}`);
   const prompt = opts.messages ? tokenizer.encode(renderChat(tokenizer, opts.messages), false) : tokenizer.encode(opts.prompt, true);
-  if (prompt.length === 0) throw new UsageError('the prompt is empty and the tokenizer has no BOS token to start from: give a prompt');
+  if (prompt.length === 0) {
+    const why = 'the prompt is empty and the tokenizer has no BOS token to start from: give a prompt';
+    throw tokenizer.noBosFile !== undefined ? new InputError(tokenizer.noBosFile, `bos_token is null; ${why}`) : new UsageError(why);
+  }
   if (prompt.length > seqLen) {
     // in chat mode the template makes part of the prompt: say which file it came from
     const via = opts.messages && tokenizer.chat ? ` (the conversation in the chat template of ${tokenizer.chat.file})` : '';
