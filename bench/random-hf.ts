@@ -48,7 +48,7 @@ export function randomHfDir(dir: string, configName: string, layers: number, tok
     const f32 = new Float32Array(1);
     const u32 = new Uint32Array(f32.buffer);
     const chunk = new Uint16Array(1 << 20);
-    for (const [name, shape] of shapes) {
+    for (const shape of shapes.values()) {
       const n = shape.reduce((a, b) => a * b, 1);
       const norm = shape.length === 1;
       const std = norm ? 0.1 : 1 / Math.sqrt(shape[1]!);
@@ -61,7 +61,6 @@ export function randomHfDir(dir: string, configName: string, layers: number, tok
         }
         writeSync(fd, chunk.subarray(0, m));
       }
-      void name;
     }
   } finally {
     closeSync(fd);
