@@ -140,7 +140,7 @@ test('bench --quick: quantize → pack → load → eval → report, every row a
     for (const rec of res.records) assert.ok(md.includes(`| \`${rec.id}\` |`), `results.md has the row of ${rec.id}`);
     assert.match(md, /Total runtime of the command: \d+/);
     const plots = [...md.matchAll(/!\[[^\]]*\]\(plots\/([^)]+\.svg)\)/g)].map((m) => m[1]!);
-    for (const want of ['ppl-bpw-stories260K.svg', 'decode-bpw-stories260K.svg', 'quantize-time.svg', 'bitmap-stories260K-slim_2-bit_g32.svg']) {
+    for (const want of ['ppl-bpw-stories260K.svg', 'ppl-filebpw-stories260K.svg', 'decode-bpw-stories260K.svg', 'quantize-time.svg', 'bitmap-stories260K-slim_2-bit_g32.svg']) {
       assert.ok(plots.includes(want), `results.md shows ${want}`);
     }
     for (const p of plots) {

@@ -1,6 +1,7 @@
 /**
  * The plots of the results report, drawn from a results file with src/report/svg.ts:
- * perplexity vs bits per weight with the Pareto front, quantize time per run, decode tokens/s
+ * perplexity vs bits per weight of the linears with the Pareto front, perplexity vs bits per
+ * weight of the whole file (runs that record it), quantize time per run, decode tokens/s
  * vs bits per weight, and the group bit maps of mixed-precision runs.
  */
 import { bitWidthColor, bitWidthLegend } from './bit-colors.js';
@@ -106,6 +107,21 @@ export function reportPlots(res: ResultsFile): Plot[] {
       title,
       svg: chart({ title, xLabel: 'bits per weight of the quantized linears (all metadata counted)', yLabel: 'perplexity (log scale)', logY: true, series }),
     });
+
+    // The whole file over all weights (embedding, head, norms, header): only runs whose file
+    // records it, so a run measured before files reported it never sits on the wrong axis.
+    const sized = runs.filter((r) => r.fileBpw !== undefined);
+    if (sized.length >= 2) {
+      const fileBpw = (r: RunRecord) => r.fileBpw ?? NaN;
+      const whole = methodSeries(sized, fileBpw, ppl);
+      if (fp32) whole.push(referenceLine(`fp32 ${ppl(fp32).toFixed(2)}`, ppl(fp32), sized, fileBpw));
+      const wholeTitle = `${model}: perplexity on ${text} vs bits per weight of the whole file (${sized.length} runs that record it)`;
+      plots.push({
+        name: `ppl-filebpw-${fileSafe(model)}.svg`,
+        title: wholeTitle,
+        svg: chart({ title: wholeTitle, xLabel: 'bits per weight of the whole file over all weights (every byte counted)', yLabel: 'perplexity (log scale)', logY: true, series: whole }),
+      });
+    }
 
     const dec = methodSeries(runs, bpw, (r) => r.decodeTokensPerSecond);
     if (fp32) dec.push(referenceLine(`fp32 ${fp32.decodeTokensPerSecond.toFixed(0)} tok/s`, fp32.decodeTokensPerSecond, runs, bpw));
