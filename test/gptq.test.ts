@@ -87,6 +87,30 @@ test('HessianAccumulator streams batches into 2XᵀX/n', () => {
   }
 });
 
+test('HessianAccumulator gives the same H across stage flushes and reads between batches', () => {
+  const k = 6;
+  const n = 9000; // more rows than one stage holds (4096)
+  const X = lowRankInputs(4, n, k);
+  const acc = new HessianAccumulator(backend, k);
+  const check = (rows: number) => {
+    assert.equal(acc.rows, rows);
+    const h = acc.h;
+    for (let i = 0; i < k; i++) {
+      for (let j = 0; j < k; j++) {
+        let s = 0;
+        for (let r = 0; r < rows; r++) s += X[r * k + i] * X[r * k + j];
+        const want = (2 * s) / rows;
+        assert.ok(Math.abs(h[i * k + j] - want) <= 1e-11 * Math.max(1, Math.abs(want)), `rows ${rows}: H[${i},${j}] = ${h[i * k + j]}, want ${want}`);
+      }
+    }
+  };
+  acc.add(X.subarray(0, 100 * k), 100);
+  check(100); // a read mid-stream sums what is staged
+  acc.add(X.subarray(100 * k, 5000 * k), 4900); // crosses a stage boundary
+  acc.add(X.subarray(5000 * k), n - 5000);
+  check(n);
+});
+
 test('upper Cholesky factor of H⁻¹ matches explicit inverse + factorization', () => {
   const k = 40;
   const H = hessianOf(lowRankInputs(5, 200, k), 200, k);

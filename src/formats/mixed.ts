@@ -169,8 +169,12 @@ export function mixedFormat(id: string, summary: string): WeightFormat<MixedPara
     for (let i = 0; i < g.scale.length; i++) {
       if (roundToF16(g.scale[i]!) !== g.scale[i]) return `scale[${i}] = ${g.scale[i]} is not a float16 value`;
     }
-    for (let i = 0; i < g.q.length; i++) {
-      if (g.q[i]! >= 2 ** g.bits[Math.floor((i % g.inDim) / g.groupSize)]!) return `level ${i} exceeds its group's width`;
+    for (let r = 0; r < g.outDim; r++) {
+      for (let j = 0; j < nGroups; j++) {
+        const limit = 2 ** g.bits[j]!;
+        const end = r * g.inDim + Math.min(g.inDim, (j + 1) * g.groupSize);
+        for (let i = r * g.inDim + j * g.groupSize; i < end; i++) if (g.q[i]! >= limit) return `level ${i} exceeds its group's width`;
+      }
     }
     return null;
   };

@@ -112,7 +112,7 @@ export function uniformFormat(id: string, symmetric: boolean, summary: string): 
     for (let i = 0; i < g.scale.length; i++) {
       if (roundToF16(g.scale[i]!) !== g.scale[i]) return `scale[${i}] = ${g.scale[i]} is not a float16 value`;
     }
-    if (g.q.some((v) => v > maxq)) return `a level exceeds ${maxq}`;
+    for (let i = 0; i < g.q.length; i++) if (g.q[i]! > maxq) return `a level exceeds ${maxq} (${g.q[i]} at ${i})`;
     if (g.perm && !isPermutation(g.perm, g.inDim)) return 'perm is not a permutation of the columns';
     return null;
   };

@@ -5,39 +5,75 @@
 import type { Backend } from '../backend/types.js';
 
 /**
- * Streams calibration batches into H = 2·XᵀX/n (float64), like gptq.py's `add_batch`: after
- * every batch `h` holds the Hessian of all rows seen so far, so the pipeline can stop at any
- * point. n counts rows (tokens), not sequences as gptq.py does; GPTQ does not depend on the
- * scale of H, and per-row normalisation keeps H comparable across calibration sizes.
+ * Streams calibration batches into H = 2·XᵀX/n (float64), like gptq.py's `add_batch`: reading
+ * `h` gives the Hessian of all rows added so far, so the pipeline can stop at any point. n
+ * counts rows (tokens), not sequences as gptq.py does; GPTQ does not depend on the scale of H,
+ * and per-row normalisation keeps H comparable across calibration sizes.
+ *
+ * Batches are staged (up to STAGE_BYTES of rows) and summed into H one stage at a time: the
+ * capture hands over a few hundred rows per forward chunk, and each xᵀx call costs passes over
+ * all k² entries of H besides its k²·rows products (for k = 5632 that is 254 MB per pass,
+ * most of the time a TinyLlama-sized capture took before staging).
  */
 export class HessianAccumulator {
-  /** [k, k] 2·XᵀX/n over the rows added so far (zero before the first batch). Free it with
-   * backend.free when done (methods may overwrite it). */
-  readonly h: Float64Array;
-  /** Rows added so far. */
-  rows = 0;
+  private readonly sum: Float64Array;
+  private readonly stage: Float32Array;
+  private staged = 0;
+  private summed = 0;
 
   constructor(
     private readonly backend: Backend,
     readonly k: number,
   ) {
     // in the backend's memory when it has its own, so Cholesky runs on it without a copy
-    this.h = backend.alloc64?.(k * k) ?? new Float64Array(k * k);
+    this.sum = backend.alloc64?.(k * k) ?? new Float64Array(k * k);
+    this.stage = new Float32Array(Math.max(1, Math.min(STAGE_ROWS, Math.floor(STAGE_BYTES / 4 / k))) * k);
+  }
+
+  /** Rows added so far. */
+  get rows(): number {
+    return this.summed + this.staged;
+  }
+
+  /** [k, k] 2·XᵀX/n over the rows added so far (zero before the first batch). Free it with
+   * backend.free when done (methods may overwrite it). */
+  get h(): Float64Array {
+    this.flush();
+    return this.sum;
   }
 
   /** Adds a batch x [rows, k] of layer inputs. */
   add(x: Float32Array, rows: number): void {
     if (rows <= 0) return;
     if (x.length < rows * this.k) throw new RangeError(`HessianAccumulator: batch has ${x.length} values, expected ${rows}×${this.k}`);
-    const h = this.h;
-    // Back to the raw sum XᵀX, add the batch, renormalise: exact in float64 and needs no
+    const k = this.k;
+    const capacity = this.stage.length / k;
+    for (let r = 0; r < rows; ) {
+      const n = Math.min(capacity - this.staged, rows - r);
+      this.stage.set(x.subarray(r * k, (r + n) * k), this.staged * k);
+      this.staged += n;
+      r += n;
+      if (this.staged === capacity) this.flush();
+    }
+  }
+
+  /** Sums the staged rows into H. */
+  private flush(): void {
+    if (this.staged === 0) return;
+    const h = this.sum;
+    // Back to the raw sum XᵀX, add the stage, renormalise: exact in float64 and needs no
     // scaled copy of x (gptq.py scales x by √(2/n) instead, in float32).
-    if (this.rows > 0) scale(h, this.rows / 2);
-    this.backend.xtxAccumulate(h, x, rows, this.k);
-    this.rows += rows;
-    scale(h, 2 / this.rows);
+    if (this.summed > 0) scale(h, this.summed / 2);
+    this.backend.xtxAccumulate(h, this.stage, this.staged, this.k);
+    this.summed += this.staged;
+    this.staged = 0;
+    scale(h, 2 / this.summed);
   }
 }
+
+/** A stage: up to 4096 rows and 64 MiB of float32 inputs (2979 rows at width 5632). */
+const STAGE_ROWS = 4096;
+const STAGE_BYTES = 64 << 20;
 
 function scale(a: Float64Array, s: number): void {
   for (let i = 0; i < a.length; i++) a[i] *= s;
