@@ -16,8 +16,9 @@ import { CodebookLinear } from '../src/formats/codebook-linear.js';
 import { MixedLinear } from '../src/formats/mixed-linear.js';
 import { BinaryLinear } from '../src/formats/binary-linear.js';
 import type { MixedParams } from '../src/formats/mixed.js';
+import type { CodebookParams } from '../src/formats/codebook.js';
 import { laneKernelFits } from '../src/formats/uniform-wasm.js';
-import { lowbitKernelsOf, nativeMixedFits, nativeUniformFits } from '../src/formats/lowbit-kernels.js';
+import { lowbitKernelsOf, nativeCodebookFits, nativeMixedFits, nativeUniformFits } from '../src/formats/lowbit-kernels.js';
 import { int8Activations } from '../src/formats/int8-activations.js';
 import type { UniformParams } from '../src/formats/uniform.js';
 import type { PackedTensor, WeightFormat } from '../src/formats/types.js';
@@ -71,7 +72,10 @@ function checkKernels(format: WeightFormat, t: PackedTensor, w: Float32Array, ra
   if (lin instanceof BinaryLinear && rowKernelsOf(be)) {
     assert.equal(lin.engine, 'wasm', `${label}: the wasm row kernels serve this tensor`);
   }
-  if (lin instanceof CodebookLinear && rowKernelsOf(be)) {
+  const cp = t.params as CodebookParams;
+  if (lin instanceof CodebookLinear && lowbitKernelsOf(be) && nativeCodebookFits(inDim, cp.M, cp.B, cp.g)) {
+    assert.equal(lin.engine, 'native', `${label}: the native codebook kernels serve this tensor`);
+  } else if (lin instanceof CodebookLinear && rowKernelsOf(be)) {
     assert.equal(lin.engine, 'wasm', `${label}: the wasm row kernels serve this tensor`);
     wasmPathsReached.add(`aqlm ${lin.kernel}`);
   }
@@ -97,6 +101,24 @@ function checkKernels(format: WeightFormat, t: PackedTensor, w: Float32Array, ra
     assertProduct(y, w, x8, 8, outDim, inDim, `${label} matmul, 8 rows`);
     lin.dispose?.();
     return;
+  }
+  if (lin instanceof CodebookLinear && lin.engine === 'native') {
+    // float32 activations: every instruction set and lookup kernel (scalar, AVX2 and AVX-512 gathers) computes W·x
+    for (const isa of nativeIsas) {
+      native!.setIsa(isa);
+      for (const gather of [0, 1, 2]) {
+        native!.setCodebookGather(gather);
+        y1.fill(NaN);
+        lin.matvec(y1, x.subarray(0, inDim));
+        assertProduct(y1, w, x, 1, outDim, inDim, `${label} ${isa} gather ${gather} matvec`);
+      }
+    }
+    native!.setIsa('auto');
+    native!.setCodebookGather(-1);
+    const y8 = new Float32Array(8 * outDim);
+    const x8 = Float32Array.from({ length: 8 * inDim }, () => rand() * 2 - 1);
+    lin.matmul(y8, x8, 8);
+    assertProduct(y8, w, x8, 8, outDim, inDim, `${label} matmul, 8 rows`);
   }
   lin.matvec(y1, x.subarray(0, inDim));
   assertProduct(y1, w, x, 1, outDim, inDim, `${label} matvec`);

@@ -25,6 +25,11 @@ interface Addon {
   mixedMatvec: LowbitKernels['mixedMatvec'];
   mixedDequant: LowbitKernels['mixedDequant'];
   mixedRepack3: LowbitKernels['mixedRepack3'];
+  codebookPrepare: LowbitKernels['codebookPrepare'];
+  codebookMatvec: LowbitKernels['codebookMatvec'];
+  codebookDequant: LowbitKernels['codebookDequant'];
+  /** Caps the codebook lookup kernel: 0 scalar, 1 AVX2 gathers, 2 AVX-512 gathers, −1 the instruction set's best. */
+  codebookSetGather(level: number): void;
   lowbitIsa(): string;
   /** Forces an instruction set the CPU has ('scalar', 'avx2', 'vnni', 'neon-dotprod', 'auto'); false when unavailable. */
   lowbitSetIsa(name: string): boolean;
@@ -36,6 +41,8 @@ export interface NativeExtras {
   streamSum(bytes: Uint8Array): number;
   /** See Addon.lowbitSetIsa; process-wide. */
   setIsa(name: string): boolean;
+  /** See Addon.codebookSetGather; process-wide. */
+  setCodebookGather(level: number): void;
 }
 
 let cached: { addon?: Addon; error?: string } | undefined;
@@ -79,6 +86,9 @@ export function loadNativeBackend(
     mixedMatvec: (...a) => addon.mixedMatvec(...a),
     mixedDequant: (...a) => addon.mixedDequant(...a),
     mixedRepack3: (...a) => addon.mixedRepack3(...a),
+    codebookPrepare: (...a) => addon.codebookPrepare(...a),
+    codebookMatvec: (...a) => addon.codebookMatvec(...a),
+    codebookDequant: (...a) => addon.codebookDequant(...a),
   };
   const backend: Backend & NativeExtras = {
     name: 'native',
@@ -86,6 +96,7 @@ export function loadNativeBackend(
     ...(opts.lowbit === false ? {} : { lowbit }),
     streamSum: (bytes) => addon.streamSum(bytes),
     setIsa: (name) => addon.lowbitSetIsa(name),
+    setCodebookGather: (level) => addon.codebookSetGather(level),
     threads,
     alloc: (length) => new Float32Array(length),
     alloc64: (length) => new Float64Array(length),
