@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "binary-napi.h"
 #include "codebook-napi.h"
 #include "lowbit-napi.h"
 #include "pool.h"
@@ -229,6 +230,7 @@ static napi_value init(napi_env env, napi_value exports) {
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
   lowbit_define(env, exports);
   codebook_define(env, exports);
+  binary_define(env, exports);
   return exports;
 }
 

@@ -17,8 +17,9 @@ import { MixedLinear } from '../src/formats/mixed-linear.js';
 import { BinaryLinear } from '../src/formats/binary-linear.js';
 import type { MixedParams } from '../src/formats/mixed.js';
 import type { CodebookParams } from '../src/formats/codebook.js';
+import type { BinaryParams, BinaryQuantized } from '../src/formats/binary.js';
 import { laneKernelFits } from '../src/formats/uniform-wasm.js';
-import { lowbitKernelsOf, nativeCodebookFits, nativeMixedFits, nativeUniformFits } from '../src/formats/lowbit-kernels.js';
+import { lowbitKernelsOf, nativeBinaryFits, nativeCodebookFits, nativeMixedFits, nativeUniformFits } from '../src/formats/lowbit-kernels.js';
 import { int8Activations } from '../src/formats/int8-activations.js';
 import type { UniformParams } from '../src/formats/uniform.js';
 import type { PackedTensor, WeightFormat } from '../src/formats/types.js';
@@ -69,7 +70,9 @@ function checkKernels(format: WeightFormat, t: PackedTensor, w: Float32Array, ra
     const p = t.params as MixedParams;
     p.groups.forEach((n, b) => n > 0 && wasmPathsReached.add(`mixed ${b + 1}-bit g${p.groupSize}`));
   }
-  if (lin instanceof BinaryLinear && rowKernelsOf(be)) {
+  if (lin instanceof BinaryLinear && lowbitKernelsOf(be)?.binarySimd && nativeBinaryFits((t.params as BinaryParams).blockSize)) {
+    assert.equal(lin.engine, 'native', `${label}: the native binary kernels serve this tensor`);
+  } else if (lin instanceof BinaryLinear && rowKernelsOf(be)) {
     assert.equal(lin.engine, 'wasm', `${label}: the wasm row kernels serve this tensor`);
   }
   const cp = t.params as CodebookParams;
@@ -81,10 +84,14 @@ function checkKernels(format: WeightFormat, t: PackedTensor, w: Float32Array, ra
   }
   const x = Float32Array.from({ length: rows * inDim }, () => rand() * 2 - 1);
   const y1 = new Float32Array(outDim);
-  if ((lin instanceof UniformLinear || lin instanceof MixedLinear) && lin.engine === 'native') {
-    // int8 activations: the kernels compute W·x̂ (int8-activations.ts), on every instruction set
-    const perm = (format.unpack(t) as GroupQuantized).perm;
-    const xhat = int8Activations(x, inDim, perm);
+  if ((lin instanceof UniformLinear || lin instanceof MixedLinear || lin instanceof BinaryLinear) && lin.engine === 'native') {
+    // int8 activations: the kernels compute W·x̂ (int8-activations.ts), on every instruction set;
+    // the binary kernels keep float x on the salient columns
+    const xhat = lin instanceof BinaryLinear ? int8Activations(x, inDim, null) : int8Activations(x, inDim, (format.unpack(t) as GroupQuantized).perm);
+    if (lin instanceof BinaryLinear) {
+      const salient = (format.unpack(t) as BinaryQuantized).salient;
+      for (let j = 0; j < inDim; j++) if (salient[j]) xhat[j] = x[j]!;
+    }
     for (const isa of nativeIsas) {
       native!.setIsa(isa);
       y1.fill(NaN);

@@ -37,6 +37,31 @@ export interface LowbitKernels {
   codebookMatvec(y: Float32Array, x: Float32Array, ...c: CodebookNativeArgs): void;
   /** Rows [r0, r1) of W as float32 into w [r1 − r0, inDim]. */
   codebookDequant(w: Float32Array, ...c: [...CodebookNativeArgs, number, number]): void;
+  /**
+   * binary-billm (blockSize % 128 == 0, native/binary.h): from the salient mask [ceil(in/8)] and
+   * the sign plane, salCol [nSal], salStart [nBlocks + 1] and sal1 [outDim, ceil(nSal/8)].
+   */
+  /** Whether the binary kernels run SIMD code here (AVX-512 VNNI; their scalar C is far slower than the wasm kernels). */
+  readonly binarySimd: boolean;
+  binaryPrepare(
+    salCol: Int32Array, salStart: Int32Array, sal1: Uint8Array, salient: Uint8Array, sign: Uint8Array,
+    outDim: number, inDim: number, blockSize: number, nSal: number,
+  ): void;
+  /** y [outDim] = W x̃: x on salient columns, int8 activations (int8-activations.ts) elsewhere. */
+  binaryMatvec(y: Float32Array, x: Float32Array, ...b: BinaryNativeArgs): void;
+  /** Rows [r0, r1) of W as float32 into w [r1 − r0, inDim]. */
+  binaryDequant(w: Float32Array, ...b: [...BinaryNativeArgs, number, number]): void;
+}
+
+/** A binary tensor for the native kernels: sign, split, sal1, residual (null without salient columns), scales float16 bits, salCol, salStart, outDim, inDim, blockSize, nSal. */
+export type BinaryNativeArgs = [
+  sign: Uint8Array, split: Uint8Array, sal1: Uint8Array | null, residual: Uint8Array | null, scales: Uint16Array,
+  salCol: Int32Array, salStart: Int32Array, outDim: number, inDim: number, blockSize: number, nSal: number,
+];
+
+/** Binary tensors the native kernels take: blocks of whole 128-column activation blocks. */
+export function nativeBinaryFits(blockSize: number): boolean {
+  return blockSize % 128 === 0;
 }
 
 /**

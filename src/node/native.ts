@@ -28,6 +28,9 @@ interface Addon {
   codebookPrepare: LowbitKernels['codebookPrepare'];
   codebookMatvec: LowbitKernels['codebookMatvec'];
   codebookDequant: LowbitKernels['codebookDequant'];
+  binaryPrepare: LowbitKernels['binaryPrepare'];
+  binaryMatvec: LowbitKernels['binaryMatvec'];
+  binaryDequant: LowbitKernels['binaryDequant'];
   /** Caps the codebook lookup kernel: 0 scalar, 1 AVX2 gathers, 2 AVX-512 gathers, −1 the instruction set's best. */
   codebookSetGather(level: number): void;
   lowbitIsa(): string;
@@ -77,6 +80,9 @@ export function loadNativeBackend(
     get isa() {
       return addon.lowbitIsa();
     },
+    get binarySimd() {
+      return addon.lowbitIsa() === 'vnni';
+    },
     get mixedSimd() {
       return ['vnni', 'avx2'].includes(addon.lowbitIsa());
     },
@@ -89,6 +95,9 @@ export function loadNativeBackend(
     codebookPrepare: (...a) => addon.codebookPrepare(...a),
     codebookMatvec: (...a) => addon.codebookMatvec(...a),
     codebookDequant: (...a) => addon.codebookDequant(...a),
+    binaryPrepare: (...a) => addon.binaryPrepare(...a),
+    binaryMatvec: (...a) => addon.binaryMatvec(...a),
+    binaryDequant: (...a) => addon.binaryDequant(...a),
   };
   const backend: Backend & NativeExtras = {
     name: 'native',
