@@ -104,3 +104,12 @@ export function nativeMixedFits(inDim: number, groupSize: number): boolean {
 export function nativeUniformFits(inDim: number, groupSize: number): boolean {
   return groupSize >= inDim || groupSize % 128 === 0;
 }
+
+/**
+ * Whether a backend asks for float activations everywhere (`floatActivations: true` on the backend
+ * object): the int8-activation wasm kernels then give way to the float ones (bench:int8-ppl's
+ * reference run). The native kernels are hidden separately (loadNativeBackend's `lowbit: false`).
+ */
+export function floatActivationsOf(backend: Backend): boolean {
+  return (backend as Backend & { floatActivations?: boolean }).floatActivations === true;
+}

@@ -25,7 +25,7 @@ import type { UniformArrays, UniformParams } from './uniform.js';
 import { laneKernelFits, UniformWasmKernels } from './uniform-wasm.js';
 import { int8WasmFits, UniformInt8WasmKernels } from './uniform-wasm-int8.js';
 import { RowTiles } from './row-tiles.js';
-import { nativeUniformFits } from './lowbit-kernels.js';
+import { floatActivationsOf, nativeUniformFits } from './lowbit-kernels.js';
 import { UniformNativeKernels } from './uniform-native.js';
 
 /** y = W x for a uniform tensor, on the fastest kernels the backend offers. */
@@ -33,7 +33,7 @@ export class UniformLinear extends KernelChoice {
   constructor(outDim: number, inDim: number, p: UniformParams, a: UniformArrays, backend: Backend) {
     super(
       backend,
-      int8WasmFits(inDim, p)
+      int8WasmFits(inDim, p) && !floatActivationsOf(backend)
         ? (rk) => new UniformInt8WasmKernels(outDim, inDim, p, a, rk, backend)
         : laneKernelFits(inDim, p)
           ? (rk) => new UniformWasmKernels(outDim, inDim, p, a, rk, backend)

@@ -61,7 +61,8 @@ function loadAddon(): { addon?: Addon; error?: string } {
 }
 
 /**
- * `opts.lowbit: false` hides the addon's own low-bit kernels (benchmarks compare both paths).
+ * `opts.lowbit: false` hides the addon's own low-bit kernels (benchmarks compare both paths);
+ * `opts.floatActivations` keeps the lent wasm kernels on float activations (formats/lowbit-kernels.ts).
  * `rowKernels`: a factory of the row kernels (a wasm backend) lent to the packed formats the
  * addon has no kernels for (mixed, codebook, binary, and uniform tensors whose groups are not
  * whole 128-column blocks), started on first use; omitted, those use TypeScript kernels.
@@ -69,7 +70,7 @@ function loadAddon(): { addon?: Addon; error?: string } {
 export function loadNativeBackend(
   threads: number,
   rowKernels?: () => RowKernels & { dispose(): void },
-  opts: { lowbit?: boolean } = {},
+  opts: { lowbit?: boolean; floatActivations?: boolean } = {},
 ): { backend?: Backend & NativeExtras; error?: string } {
   const { addon, error } = loadAddon();
   if (!addon) return { error };
@@ -103,6 +104,8 @@ export function loadNativeBackend(
     name: 'native',
     // lowbit: false leaves every packed format to the lent wasm kernels (the benchmarks' comparison)
     ...(opts.lowbit === false ? {} : { lowbit }),
+    // floatActivations: the lent wasm kernels run float activations too (bench:int8-ppl's reference)
+    ...(opts.floatActivations ? { floatActivations: true } : {}),
     streamSum: (bytes) => addon.streamSum(bytes),
     setIsa: (name) => addon.lowbitSetIsa(name),
     setCodebookGather: (level) => addon.codebookSetGather(level),
