@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "binary-napi.h"
+#include "codebook-napi.h"
 #include "lowbit-napi.h"
 #include "pool.h"
 #include "probe.h"
@@ -237,6 +239,8 @@ static napi_value init(napi_env env, napi_value exports) {
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
   lowbit_define(env, exports);
+  codebook_define(env, exports);
+  binary_define(env, exports);
   return exports;
 }
 

@@ -16,8 +16,11 @@ import { CodebookLinear } from '../src/formats/codebook-linear.js';
 import { MixedLinear } from '../src/formats/mixed-linear.js';
 import { BinaryLinear } from '../src/formats/binary-linear.js';
 import type { MixedParams } from '../src/formats/mixed.js';
+import type { CodebookParams } from '../src/formats/codebook.js';
+import type { BinaryParams, BinaryQuantized } from '../src/formats/binary.js';
 import { laneKernelFits } from '../src/formats/uniform-wasm.js';
-import { lowbitKernelsOf, nativeMixedFits, nativeUniformFits } from '../src/formats/lowbit-kernels.js';
+import { int8WasmFits } from '../src/formats/uniform-wasm-int8.js';
+import { lowbitKernelsOf, nativeBinaryFits, nativeCodebookFits, nativeMixedFits, nativeUniformFits } from '../src/formats/lowbit-kernels.js';
 import { int8Activations } from '../src/formats/int8-activations.js';
 import type { UniformParams } from '../src/formats/uniform.js';
 import type { PackedTensor, WeightFormat } from '../src/formats/types.js';
@@ -56,7 +59,7 @@ function checkKernels(format: WeightFormat, t: PackedTensor, w: Float32Array, ra
   assert.equal(lin.inDim, inDim);
   if (lin instanceof UniformLinear && lowbitKernelsOf(be) && nativeUniformFits(inDim, (t.params as UniformParams).groupSize)) {
     assert.equal(lin.engine, 'native', `${label}: the native low-bit kernels serve this tensor`);
-  } else if (lin instanceof UniformLinear && rowKernelsOf(be) && laneKernelFits(inDim, t.params as UniformParams)) {
+  } else if (lin instanceof UniformLinear && rowKernelsOf(be) && (int8WasmFits(inDim, t.params as UniformParams) || laneKernelFits(inDim, t.params as UniformParams))) {
     assert.equal(lin.engine, 'wasm', `${label}: the wasm row kernels serve this tensor`);
   }
   // the wasm kernels of the mixed, binary and codebook formats serve every tensor on row-kernel backends;
@@ -68,26 +71,37 @@ function checkKernels(format: WeightFormat, t: PackedTensor, w: Float32Array, ra
     const p = t.params as MixedParams;
     p.groups.forEach((n, b) => n > 0 && wasmPathsReached.add(`mixed ${b + 1}-bit g${p.groupSize}`));
   }
-  if (lin instanceof BinaryLinear && rowKernelsOf(be)) {
+  if (lin instanceof BinaryLinear && lowbitKernelsOf(be)?.binarySimd && nativeBinaryFits((t.params as BinaryParams).blockSize)) {
+    assert.equal(lin.engine, 'native', `${label}: the native binary kernels serve this tensor`);
+  } else if (lin instanceof BinaryLinear && rowKernelsOf(be)) {
     assert.equal(lin.engine, 'wasm', `${label}: the wasm row kernels serve this tensor`);
   }
-  if (lin instanceof CodebookLinear && rowKernelsOf(be)) {
+  const cp = t.params as CodebookParams;
+  if (lin instanceof CodebookLinear && lowbitKernelsOf(be) && nativeCodebookFits(inDim, cp.M, cp.B, cp.g)) {
+    assert.equal(lin.engine, 'native', `${label}: the native codebook kernels serve this tensor`);
+  } else if (lin instanceof CodebookLinear && rowKernelsOf(be)) {
     assert.equal(lin.engine, 'wasm', `${label}: the wasm row kernels serve this tensor`);
     wasmPathsReached.add(`aqlm ${lin.kernel}`);
   }
   const x = Float32Array.from({ length: rows * inDim }, () => rand() * 2 - 1);
   const y1 = new Float32Array(outDim);
-  if ((lin instanceof UniformLinear || lin instanceof MixedLinear) && lin.engine === 'native') {
-    // int8 activations: the kernels compute W·x̂ (int8-activations.ts), on every instruction set
-    const perm = (format.unpack(t) as GroupQuantized).perm;
-    const xhat = int8Activations(x, inDim, perm);
-    for (const isa of nativeIsas) {
-      native!.setIsa(isa);
+  const int8Wasm = lin instanceof UniformLinear && lin.engine === 'wasm' && int8WasmFits(inDim, t.params as UniformParams);
+  if (int8Wasm) wasmPathsReached.add(`uniform int8 ${(t.params as UniformParams).bits}-bit`);
+  if (((lin instanceof UniformLinear || lin instanceof MixedLinear || lin instanceof BinaryLinear) && lin.engine === 'native') || int8Wasm) {
+    // int8 activations: the kernels compute W·x̂ (int8-activations.ts), on every instruction set;
+    // the binary kernels keep float x on the salient columns
+    const xhat = lin instanceof BinaryLinear ? int8Activations(x, inDim, null) : int8Activations(x, inDim, (format.unpack(t) as GroupQuantized).perm);
+    if (lin instanceof BinaryLinear) {
+      const salient = (format.unpack(t) as BinaryQuantized).salient;
+      for (let j = 0; j < inDim; j++) if (salient[j]) xhat[j] = x[j]!;
+    }
+    for (const isa of lin.engine === 'native' ? nativeIsas : ['wasm simd128']) {
+      if (lin.engine === 'native') native!.setIsa(isa);
       y1.fill(NaN);
       lin.matvec(y1, x.subarray(0, inDim));
       assertProduct(y1, w, xhat, 1, outDim, inDim, `${label} ${isa} matvec (int8 activations)`);
     }
-    native!.setIsa('auto');
+    native?.setIsa('auto');
     lin.matmul(y1, x.subarray(0, inDim), 1);
     assertProduct(y1, w, xhat, 1, outDim, inDim, `${label} matmul, one row (int8 activations)`);
     // the dequantized tiles of prefill compute W·x exactly
@@ -95,8 +109,36 @@ function checkKernels(format: WeightFormat, t: PackedTensor, w: Float32Array, ra
     const x8 = Float32Array.from({ length: 8 * inDim }, () => rand() * 2 - 1);
     lin.matmul(y, x8, 8);
     assertProduct(y, w, x8, 8, outDim, inDim, `${label} matmul, 8 rows`);
+    if (int8Wasm) {
+      // activations and outputs in backend memory: no staging copies
+      const xb = be.alloc(inDim);
+      xb.set(x.subarray(0, inDim));
+      const yb = be.alloc(outDim);
+      lin.matvec(yb, xb);
+      assertProduct(yb, w, xhat, 1, outDim, inDim, `${label} matvec in backend memory (int8 activations)`);
+      be.free?.(xb);
+      be.free?.(yb);
+    }
     lin.dispose?.();
     return;
+  }
+  if (lin instanceof CodebookLinear && lin.engine === 'native') {
+    // float32 activations: every instruction set and lookup kernel (scalar, AVX2 and AVX-512 gathers) computes W·x
+    for (const isa of nativeIsas) {
+      native!.setIsa(isa);
+      for (const gather of [0, 1, 2]) {
+        native!.setCodebookGather(gather);
+        y1.fill(NaN);
+        lin.matvec(y1, x.subarray(0, inDim));
+        assertProduct(y1, w, x, 1, outDim, inDim, `${label} ${isa} gather ${gather} matvec`);
+      }
+    }
+    native!.setIsa('auto');
+    native!.setCodebookGather(-1);
+    const y8 = new Float32Array(8 * outDim);
+    const x8 = Float32Array.from({ length: 8 * inDim }, () => rand() * 2 - 1);
+    lin.matmul(y8, x8, 8);
+    assertProduct(y8, w, x8, 8, outDim, inDim, `${label} matmul, 8 rows`);
   }
   lin.matvec(y1, x.subarray(0, inDim));
   assertProduct(y1, w, x, 1, outDim, inDim, `${label} matvec`);
@@ -174,7 +216,7 @@ describe('packed weight formats (registry-driven)', () => {
     }
   }
   it('the examples reach every wasm path of the mixed and codebook kernels', () => {
-    const want = ['aqlm lut', 'aqlm direct'];
+    const want = ['aqlm lut', 'aqlm direct', 'uniform int8 2-bit', 'uniform int8 4-bit', 'uniform int8 8-bit'];
     for (const g of [32, 128]) for (let b = 1; b <= 4; b++) want.push(`mixed ${b}-bit g${g}`);
     for (const path of want) assert.ok(wasmPathsReached.has(path), `no example reaches ${path}`);
   });

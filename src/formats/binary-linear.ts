@@ -15,7 +15,9 @@
  * small float32 scratch (same values as dequantizeBinary) and handed to backend.matmul, as the
  * uniform formats do; memory holds one tile, never the whole matrix.
  *
- * On a backend with row kernels (wasm, or native lending a wasm pool's) the same algebra runs in
+ * On the native backend with AVX-512 VNNI, blocks of whole 128 columns run binary-native.ts (int8
+ * activations). On a
+ * backend with row kernels (wasm, or native lending a wasm pool's) the same algebra runs in
  * WebAssembly SIMD on the kernels' threads (binary-wasm.ts, csrc/binary.c); this TypeScript
  * kernel is their reference and serves the reference backend.
  */
@@ -23,7 +25,9 @@ import type { Backend } from '../backend/types.js';
 import type { Linear } from '../runtime/linear.js';
 import { bitstreamBytes, decodeF16 } from './bitpack.js';
 import { blockCount, NS, AC, MC, AS, MS, A1, A2, MSAL, type BinaryParams } from './binary.js';
+import { BinaryNativeKernels } from './binary-native.js';
 import { BinaryWasmKernels } from './binary-wasm.js';
+import { lowbitKernelsOf, nativeBinaryFits } from './lowbit-kernels.js';
 import { KernelChoice } from './kernel-choice.js';
 import { RowTiles } from './row-tiles.js';
 import type { PackedTensor } from './types.js';
@@ -37,7 +41,12 @@ const TILE_MIN_ROWS = 3;
 /** y = W x for a binary tensor, on the fastest kernels the backend offers. */
 export class BinaryLinear extends KernelChoice {
   constructor(t: PackedTensor<BinaryParams>, backend: Backend) {
-    super(backend, (rk) => new BinaryWasmKernels(t, rk, backend), () => new BinaryTsKernels(t, backend));
+    super(
+      backend,
+      (rk) => new BinaryWasmKernels(t, rk, backend),
+      () => new BinaryTsKernels(t, backend),
+      lowbitKernelsOf(backend)?.binarySimd && nativeBinaryFits(t.params.blockSize) ? (k) => new BinaryNativeKernels(t, k, backend) : null,
+    );
   }
 }
 

@@ -211,6 +211,9 @@ export const binaryFormat: WeightFormat<BinaryParams, BinaryQuantized> = {
       { outDim: 11, inDim: 384, params: { blockSize: 128, salientColumns: 200 } },
       { outDim: 16, inDim: 136, params: { blockSize: 8, salientColumns: 30 } }, // 17 blocks of 8
       { outDim: 5, inDim: 70, params: { blockSize: 32, salientColumns: 7 } }, // in not a multiple of 4
+      // native kernels (native/binary.c): 256-column blocks of two int8 activation blocks, a row
+      // ending inside a 64-column word, rows split over the pool's threads
+      { outDim: 130, inDim: 2100, params: { blockSize: 256, salientColumns: 90 } },
     ];
   },
 

@@ -19,17 +19,33 @@
 import type { Backend } from '../backend/types.js';
 import { KernelChoice } from './kernel-choice.js';
 import type { Linear } from '../runtime/linear.js';
-import type { CodebookQuantized } from './codebook.js';
+import type { CodebookParams, CodebookQuantized } from './codebook.js';
+import { CodebookNativeKernels } from './codebook-native.js';
 import { CodebookWasmKernels } from './codebook-wasm.js';
+import { nativeCodebookFits } from './lowbit-kernels.js';
+import type { PackedTensor } from './types.js';
 import { RowTiles } from './row-tiles.js';
 
 export type CodebookKernel = 'lut' | 'direct';
 
 /** y = W x for a codebook tensor, on the fastest kernels the backend offers. */
-export class CodebookLinear extends KernelChoice<CodebookWasmKernels | CodebookTsKernels> {
-  /** `force` picks the matvec algorithm (tests, benchmarks). */
-  constructor(q: CodebookQuantized, backend: Backend, force?: CodebookKernel) {
-    super(backend, (rk) => new CodebookWasmKernels(q, rk, backend, force), () => new CodebookTsKernels(q, backend, force));
+export class CodebookLinear extends KernelChoice<CodebookNativeKernels | CodebookWasmKernels | CodebookTsKernels> {
+  /**
+   * `q` (or a function unpacking it, called only when the wasm or TypeScript kernels run);
+   * `force` picks the matvec algorithm (tests, benchmarks); `packed`, the file's tensor, lets
+   * the native kernels (B ≤ 8, not forced) read its bytes in place.
+   */
+  constructor(q: CodebookQuantized | (() => CodebookQuantized), backend: Backend, force?: CodebookKernel, packed?: PackedTensor<CodebookParams>) {
+    const payload = typeof q === 'function' ? q : () => q;
+    const p = packed?.params;
+    const native =
+      packed && p && force === undefined && nativeCodebookFits(packed.inDim, p.M, p.B, p.g) ? packed : null;
+    super(
+      backend,
+      (rk) => new CodebookWasmKernels(payload(), rk, backend, force),
+      () => new CodebookTsKernels(payload(), backend, force),
+      native ? (k) => new CodebookNativeKernels(native, k, backend) : null,
+    );
   }
 
   /** Which matvec algorithm this layer runs. */

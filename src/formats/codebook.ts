@@ -186,7 +186,7 @@ export const codebookFormat: WeightFormat<CodebookParams, CodebookQuantized> = {
   unpack,
   payloadWeights: dequantizeCodebook,
   dequantize: (t) => dequantizeCodebook(unpack(t)),
-  makeLinear: (t, backend: Backend) => new CodebookLinear(unpack(t), backend),
+  makeLinear: (t, backend: Backend) => new CodebookLinear(() => unpack(t), backend, undefined, t),
 
   examples() {
     return [
@@ -204,6 +204,10 @@ export const codebookFormat: WeightFormat<CodebookParams, CodebookQuantized> = {
       { outDim: 65, inDim: 8, params: { M: 2, B: 1, g: 4 } }, // lookup table, 2 codewords
       { outDim: 301, inDim: 18, params: { M: 1, B: 8, g: 6 } }, // lookup table, g = 6
       { outDim: 5, inDim: 18, params: { M: 2, B: 8, g: 6 } }, // direct, g = 6
+      // native kernels (native/codebook.c): rows of several 256-code lookup passes, the last one
+      // partial (gather tails), row counts not a multiple of 4; table and lookups on the pool's threads
+      { outDim: 37, inDim: 2200, params: { M: 2, B: 8, g: 8 } },
+      { outDim: 261, inDim: 2048, params: { M: 2, B: 8, g: 8 } },
     ];
   },
 

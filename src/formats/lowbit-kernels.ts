@@ -3,7 +3,7 @@
  * formats' decode matvec with int8 activations and integer dot products, and their row
  * dequantization for prefill tiles. Declared here, in the core, so format files can use them
  * without importing Node code; src/node/native.ts attaches an implementation to the native
- * backend. Arrays are the file's own bytes: levels [outDim, rowBytes] (3-bit repacked by
+ * backend (AQLM codebooks: codebook-native.ts). Arrays are the file's own bytes: levels [outDim, rowBytes] (3-bit repacked by
  * `uniformRepack3`), float16 scale bits [outDim, nGroups], the b-bit zero bitstream
  * [outDim, zeroBytes] or null (symmetric), perm [inDim] stored → original column or null.
  */
@@ -31,6 +31,50 @@ export interface LowbitKernels {
   mixedDequant(w: Float32Array, ...m: [...MixedNativeArgs, number, number]): void;
   /** Repacks the 3-bit groups of q (a copy of the file's rows) in place. */
   mixedRepack3(...m: MixedNativeArgs): void;
+  /** AQLM codebooks (B ≤ 8, native/codebook.h): the file's float16 codebooks [M, 2^B, g] into cbt [M, g, 2^B] float32. */
+  codebookPrepare(cbt: Float32Array, cb16: Uint16Array, M: number, B: number, g: number): void;
+  /** y [outDim] = W x (lookup table, float32 activations). */
+  codebookMatvec(y: Float32Array, x: Float32Array, ...c: CodebookNativeArgs): void;
+  /** Rows [r0, r1) of W as float32 into w [r1 − r0, inDim]. */
+  codebookDequant(w: Float32Array, ...c: [...CodebookNativeArgs, number, number]): void;
+  /**
+   * binary-billm (blockSize % 128 == 0, native/binary.h): from the salient mask [ceil(in/8)] and
+   * the sign plane, salCol [nSal], salStart [nBlocks + 1] and sal1 [outDim, ceil(nSal/8)].
+   */
+  /** Whether the binary kernels run SIMD code here (AVX-512 VNNI; their scalar C is far slower than the wasm kernels). */
+  readonly binarySimd: boolean;
+  binaryPrepare(
+    salCol: Int32Array, salStart: Int32Array, sal1: Uint8Array, salient: Uint8Array, sign: Uint8Array,
+    outDim: number, inDim: number, blockSize: number, nSal: number,
+  ): void;
+  /** y [outDim] = W x̃: x on salient columns, int8 activations (int8-activations.ts) elsewhere. */
+  binaryMatvec(y: Float32Array, x: Float32Array, ...b: BinaryNativeArgs): void;
+  /** Rows [r0, r1) of W as float32 into w [r1 − r0, inDim]. */
+  binaryDequant(w: Float32Array, ...b: [...BinaryNativeArgs, number, number]): void;
+}
+
+/** A binary tensor for the native kernels: sign, split, sal1, residual (null without salient columns), scales float16 bits, salCol, salStart, outDim, inDim, blockSize, nSal. */
+export type BinaryNativeArgs = [
+  sign: Uint8Array, split: Uint8Array, sal1: Uint8Array | null, residual: Uint8Array | null, scales: Uint16Array,
+  salCol: Int32Array, salStart: Int32Array, outDim: number, inDim: number, blockSize: number, nSal: number,
+];
+
+/** Binary tensors the native kernels take: blocks of whole 128-column activation blocks. */
+export function nativeBinaryFits(blockSize: number): boolean {
+  return blockSize % 128 === 0;
+}
+
+/**
+ * A codebook tensor for the native kernels: codes [outDim, ceil(nG·M·B/8)] (the file's bitstream
+ * rows), cbt (codebookPrepare), scale float16 bits [outDim], outDim, inDim, M, B, g.
+ */
+export type CodebookNativeArgs = [
+  codes: Uint8Array, cbt: Float32Array, scale: Uint16Array, outDim: number, inDim: number, M: number, B: number, g: number,
+];
+
+/** Codebook tensors the native kernels take: codes of at most 8 bits, a table of at most 2^26 floats. */
+export function nativeCodebookFits(inDim: number, M: number, B: number, g: number): boolean {
+  return B <= 8 && (inDim / g) * M * 2 ** B <= 1 << 26;
 }
 
 /**
@@ -59,4 +103,13 @@ export function nativeMixedFits(inDim: number, groupSize: number): boolean {
 /** Groups the native kernels take: whole 128-column blocks, or one group per row. */
 export function nativeUniformFits(inDim: number, groupSize: number): boolean {
   return groupSize >= inDim || groupSize % 128 === 0;
+}
+
+/**
+ * Whether a backend asks for float activations everywhere (`floatActivations: true` on the backend
+ * object): the int8-activation wasm kernels then give way to the float ones (bench:int8-ppl's
+ * reference run). The native kernels are hidden separately (loadNativeBackend's `lowbit: false`).
+ */
+export function floatActivationsOf(backend: Backend): boolean {
+  return (backend as Backend & { floatActivations?: boolean }).floatActivations === true;
 }

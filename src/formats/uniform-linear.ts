@@ -11,8 +11,9 @@
  * each tile back in original column order.
  *
  * On the native backend the addon's int8-activation kernels run (uniform-native.ts,
- * native/lowbit.h); on a backend with row kernels (wasm) the same algorithms as here run in
- * WebAssembly SIMD on the backend's threads (uniform-wasm.ts, csrc/lowbit.c); this TypeScript
+ * native/lowbit.h); on a backend with row kernels (wasm) 2/4/8-bit tensors with whole
+ * 128-column groups run the same int8 kernels in WebAssembly SIMD (uniform-wasm-int8.ts,
+ * csrc/lowbit-int8.c), others the same algorithms as here (uniform-wasm.ts, csrc/lowbit.c); this TypeScript
  * kernel is their reference and serves the reference backend.
  */
 import type { Backend } from '../backend/types.js';
@@ -22,8 +23,9 @@ import { groupCount } from './quantized.js';
 import { unpackBits } from './bitpack.js';
 import type { UniformArrays, UniformParams } from './uniform.js';
 import { laneKernelFits, UniformWasmKernels } from './uniform-wasm.js';
+import { int8WasmFits, UniformInt8WasmKernels } from './uniform-wasm-int8.js';
 import { RowTiles } from './row-tiles.js';
-import { nativeUniformFits } from './lowbit-kernels.js';
+import { floatActivationsOf, nativeUniformFits } from './lowbit-kernels.js';
 import { UniformNativeKernels } from './uniform-native.js';
 
 /** y = W x for a uniform tensor, on the fastest kernels the backend offers. */
@@ -31,7 +33,11 @@ export class UniformLinear extends KernelChoice {
   constructor(outDim: number, inDim: number, p: UniformParams, a: UniformArrays, backend: Backend) {
     super(
       backend,
-      laneKernelFits(inDim, p) ? (rk) => new UniformWasmKernels(outDim, inDim, p, a, rk, backend) : null,
+      int8WasmFits(inDim, p) && !floatActivationsOf(backend)
+        ? (rk) => new UniformInt8WasmKernels(outDim, inDim, p, a, rk, backend)
+        : laneKernelFits(inDim, p)
+          ? (rk) => new UniformWasmKernels(outDim, inDim, p, a, rk, backend)
+          : null,
       () => new UniformTsKernels(outDim, inDim, p, a, backend),
       nativeUniformFits(inDim, p.groupSize) ? (k) => new UniformNativeKernels(outDim, inDim, p, a, k, backend) : null,
     );

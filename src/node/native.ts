@@ -25,6 +25,14 @@ interface Addon {
   mixedMatvec: LowbitKernels['mixedMatvec'];
   mixedDequant: LowbitKernels['mixedDequant'];
   mixedRepack3: LowbitKernels['mixedRepack3'];
+  codebookPrepare: LowbitKernels['codebookPrepare'];
+  codebookMatvec: LowbitKernels['codebookMatvec'];
+  codebookDequant: LowbitKernels['codebookDequant'];
+  binaryPrepare: LowbitKernels['binaryPrepare'];
+  binaryMatvec: LowbitKernels['binaryMatvec'];
+  binaryDequant: LowbitKernels['binaryDequant'];
+  /** Caps the codebook lookup kernel: 0 scalar, 1 AVX2 gathers, 2 AVX-512 gathers, −1 the instruction set's best. */
+  codebookSetGather(level: number): void;
   lowbitIsa(): string;
   /** Forces an instruction set the CPU has ('scalar', 'avx2', 'vnni', 'neon-dotprod', 'auto'); false when unavailable. */
   lowbitSetIsa(name: string): boolean;
@@ -36,6 +44,8 @@ export interface NativeExtras {
   streamSum(bytes: Uint8Array): number;
   /** See Addon.lowbitSetIsa; process-wide. */
   setIsa(name: string): boolean;
+  /** See Addon.codebookSetGather; process-wide. */
+  setCodebookGather(level: number): void;
 }
 
 let cached: { addon?: Addon; error?: string } | undefined;
@@ -51,7 +61,8 @@ function loadAddon(): { addon?: Addon; error?: string } {
 }
 
 /**
- * `opts.lowbit: false` hides the addon's own low-bit kernels (benchmarks compare both paths).
+ * `opts.lowbit: false` hides the addon's own low-bit kernels (benchmarks compare both paths);
+ * `opts.floatActivations` keeps the lent wasm kernels on float activations (formats/lowbit-kernels.ts).
  * `rowKernels`: a factory of the row kernels (a wasm backend) lent to the packed formats the
  * addon has no kernels for (mixed, codebook, binary, and uniform tensors whose groups are not
  * whole 128-column blocks), started on first use; omitted, those use TypeScript kernels.
@@ -59,7 +70,7 @@ function loadAddon(): { addon?: Addon; error?: string } {
 export function loadNativeBackend(
   threads: number,
   rowKernels?: () => RowKernels & { dispose(): void },
-  opts: { lowbit?: boolean } = {},
+  opts: { lowbit?: boolean; floatActivations?: boolean } = {},
 ): { backend?: Backend & NativeExtras; error?: string } {
   const { addon, error } = loadAddon();
   if (!addon) return { error };
@@ -70,6 +81,9 @@ export function loadNativeBackend(
     get isa() {
       return addon.lowbitIsa();
     },
+    get binarySimd() {
+      return addon.lowbitIsa() === 'vnni';
+    },
     get mixedSimd() {
       return ['vnni', 'avx2'].includes(addon.lowbitIsa());
     },
@@ -79,13 +93,22 @@ export function loadNativeBackend(
     mixedMatvec: (...a) => addon.mixedMatvec(...a),
     mixedDequant: (...a) => addon.mixedDequant(...a),
     mixedRepack3: (...a) => addon.mixedRepack3(...a),
+    codebookPrepare: (...a) => addon.codebookPrepare(...a),
+    codebookMatvec: (...a) => addon.codebookMatvec(...a),
+    codebookDequant: (...a) => addon.codebookDequant(...a),
+    binaryPrepare: (...a) => addon.binaryPrepare(...a),
+    binaryMatvec: (...a) => addon.binaryMatvec(...a),
+    binaryDequant: (...a) => addon.binaryDequant(...a),
   };
   const backend: Backend & NativeExtras = {
     name: 'native',
     // lowbit: false leaves every packed format to the lent wasm kernels (the benchmarks' comparison)
     ...(opts.lowbit === false ? {} : { lowbit }),
+    // floatActivations: the lent wasm kernels run float activations too (bench:int8-ppl's reference)
+    ...(opts.floatActivations ? { floatActivations: true } : {}),
     streamSum: (bytes) => addon.streamSum(bytes),
     setIsa: (name) => addon.lowbitSetIsa(name),
+    setCodebookGather: (level) => addon.codebookSetGather(level),
     threads,
     alloc: (length) => new Float32Array(length),
     alloc64: (length) => new Float64Array(length),

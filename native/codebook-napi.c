@@ -1,0 +1,87 @@
+/*
+ * N-API wrappers of the AQLM codebook kernels (codebook.h), shapes checked before any pointer
+ * is touched (napi-args.h):
+ *   codebookPrepare(cbt, cb16, M, B, g)   cbt Float32Array [M·g·2^B] from the file's float16 bits
+ *   codebookMatvec(y, x, C...)            y [out] = W·x
+ *   codebookDequant(w, C..., r0, r1)      rows [r0, r1) into w [(r1 − r0)·in]
+ *   codebookSetGather(level)              caps the lookup kernel (tests): 0 scalar, 1 AVX2, 2 AVX-512, −1 best
+ * with C = codes (Uint8Array, the file's bitstream rows), cbt, scale (Uint16Array float16 bits),
+ * out, in, M, B (1..8), g.
+ */
+#include "codebook-napi.h"
+
+#include "codebook.h"
+#include "napi-args.h"
+
+/* C at index i.. into w. */
+static int cb_args(call_t *c, int i, cb_tensor *w) {
+  w->out = int_arg(c, i + 3, 0, 2147483647.0);
+  w->in = int_arg(c, i + 4, 1, 2147483647.0);
+  w->M = int_arg(c, i + 5, 1, 16);
+  w->B = int_arg(c, i + 6, 1, 8);
+  w->g = int_arg(c, i + 7, 1, 64);
+  if (!c->ok) return 0;
+  if (w->in % w->g != 0) return fail(c, "bitcrush_native: g must divide in");
+  w->K = 1 << w->B;
+  w->nG = w->in / w->g;
+  double n = (double)w->nG * w->M;
+  if (n * w->K > 67108864.0) return fail(c, "bitcrush_native: codebook lookup table too large");
+  w->row_bytes = (size_t)((n * w->B + 7) / 8);
+  w->codes = typed(c, i, napi_uint8_array, (double)w->out * w->row_bytes, 0);
+  w->cbt = typed(c, i + 1, napi_float32_array, (double)w->M * w->K * w->g, 0);
+  w->scale = typed(c, i + 2, napi_uint16_array, w->out, 0);
+  return c->ok;
+}
+
+static napi_value prepare(napi_env env, napi_callback_info info) {
+  call_t c;
+  if (!begin(env, info, &c, 5)) return NULL;
+  int M = int_arg(&c, 2, 1, 16), B = int_arg(&c, 3, 1, 8), g = int_arg(&c, 4, 1, 64);
+  double n = (double)M * (1 << B) * g;
+  float *cbt = typed(&c, 0, napi_float32_array, n, 0);
+  const uint16_t *cb16 = typed(&c, 1, napi_uint16_array, n, 0);
+  if (!c.ok) return NULL;
+  cb_prepare(cbt, cb16, M, 1 << B, g);
+  return NULL;
+}
+
+static napi_value matvec(napi_env env, napi_callback_info info) {
+  call_t c;
+  cb_tensor w;
+  if (!begin(env, info, &c, 10) || !cb_args(&c, 2, &w)) return NULL;
+  float *y = typed(&c, 0, napi_float32_array, w.out, 0);
+  const float *x = typed(&c, 1, napi_float32_array, w.in, 0);
+  if (!c.ok || w.out == 0) return NULL;
+  if (!cb_gemv(&w, x, y)) napi_throw_error(env, NULL, "bitcrush_native: out of memory");
+  return NULL;
+}
+
+static napi_value dequant(napi_env env, napi_callback_info info) {
+  call_t c;
+  cb_tensor w;
+  if (!begin(env, info, &c, 11) || !cb_args(&c, 1, &w)) return NULL;
+  int r0 = int_arg(&c, 9, 0, w.out), r1 = int_arg(&c, 10, 0, w.out);
+  if (c.ok && r1 < r0) fail(&c, "bitcrush_native: r1 < r0");
+  float *dst = typed(&c, 0, napi_float32_array, (double)(r1 - r0) * w.in, 0);
+  if (!c.ok) return NULL;
+  cb_dequant(&w, dst, r0, r1);
+  return NULL;
+}
+
+static napi_value set_gather(napi_env env, napi_callback_info info) {
+  call_t c;
+  if (!begin(env, info, &c, 1)) return NULL;
+  int level = int_arg(&c, 0, -1, 2);
+  if (c.ok) cb_set_gather(level);
+  return NULL;
+}
+
+void codebook_define(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+      {"codebookPrepare", NULL, prepare, NULL, NULL, NULL, napi_default, NULL},
+      {"codebookMatvec", NULL, matvec, NULL, NULL, NULL, napi_default, NULL},
+      {"codebookDequant", NULL, dequant, NULL, NULL, NULL, napi_default, NULL},
+      {"codebookSetGather", NULL, set_gather, NULL, NULL, NULL, napi_default, NULL},
+  };
+  napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
+}

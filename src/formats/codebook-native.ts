@@ -1,0 +1,59 @@
+/**
+ * The AQLM codebook format on a backend with native kernels (lowbit-kernels.ts,
+ * native/codebook.c), codes of B ≤ 8 bits: the kernels read the file's code bitstream and
+ * float16 scales in place, plus a float32 copy of the codebooks (M·2^B·g values, made in C), so
+ * loading runs no JavaScript loop over the weights. matvec (decode) builds the lookup table of
+ * codeword · activation dot products per call and sums each row's entries (float32
+ * activations: W·x up to float32 accumulation); matmul (prefill) runs one matvec per row for a
+ * few rows, else dequantizes 1 MiB row tiles in C for backend.matmul (sgemm).
+ */
+import type { Backend } from '../backend/types.js';
+import type { Linear } from '../runtime/linear.js';
+import type { CodebookParams } from './codebook.js';
+import type { CodebookNativeArgs, LowbitKernels } from './lowbit-kernels.js';
+import { RowTiles } from './row-tiles.js';
+import type { PackedTensor } from './types.js';
+
+const TILE_FLOATS = 1 << 18;
+const MATVEC_ROWS = 4;
+
+/** A blob's bytes as a typed array view (a copy only when the bytes are not aligned for it). */
+function u16View(b: Uint8Array): Uint16Array {
+  if (b.byteOffset % 2 === 0) return new Uint16Array(b.buffer, b.byteOffset, b.byteLength >> 1);
+  return new Uint16Array(b.slice().buffer);
+}
+
+export class CodebookNativeKernels implements Linear {
+  readonly outDim: number;
+  readonly inDim: number;
+  readonly kernel = 'lut' as const;
+  private readonly args: CodebookNativeArgs;
+  private readonly tiles: RowTiles;
+
+  constructor(t: PackedTensor<CodebookParams>, private readonly k: LowbitKernels, backend: Backend) {
+    const { outDim, inDim, params: p } = t;
+    this.outDim = outDim;
+    this.inDim = inDim;
+    const cbt = new Float32Array(p.M * 2 ** p.B * p.g);
+    k.codebookPrepare(cbt, u16View(t.blobs.codebooks!.bytes), p.M, p.B, p.g);
+    this.args = [t.blobs.codes!.bytes, cbt, u16View(t.blobs.scale!.bytes), outDim, inDim, p.M, p.B, p.g];
+    this.tiles = new RowTiles(backend, outDim, inDim, TILE_FLOATS);
+  }
+
+  matvec(y: Float32Array, x: Float32Array): void {
+    this.k.codebookMatvec(y, x, ...this.args);
+  }
+
+  matmul(y: Float32Array, x: Float32Array, rows: number): void {
+    const { outDim, inDim } = this;
+    if (rows <= MATVEC_ROWS) {
+      for (let i = 0; i < rows; i++) this.matvec(y.subarray(i * outDim, (i + 1) * outDim), x.subarray(i * inDim, (i + 1) * inDim));
+      return;
+    }
+    this.tiles.matmul(y, x, rows, (r0, count, w) => this.k.codebookDequant(w, ...this.args, r0, r0 + count));
+  }
+
+  dispose(): void {
+    this.tiles.dispose();
+  }
+}
