@@ -171,7 +171,7 @@ export function globalKlProblem(ctx: ModelRefineContext, holdout: number) {
     for (let s = 0; s < W; s++) {
       forward(c, teacher, tokensOf(s), T, kernels, scratch);
       hidden.set(scratch.xn, s * T * dim);
-      ctx.onProgress?.(0, 0, train, `teacher window ${s + 1}/${W}`);
+      ctx.onProgress?.(0, 0, 1, `teacher window ${s + 1}/${W}`);
     }
     const teacherLogProbs = (s: number) => {
       backend.matmul(lp, hidden.subarray(s * T * dim, (s + 1) * T * dim), teacher.head, T, V, dim);
@@ -265,13 +265,13 @@ export function globalFinetune(ctx: ModelRefineContext, opts: AqlmGlobalOptions)
       for (let s = 0; s < train; s++) {
         sum += windowKl(s, true);
         opt.step(grads);
-        ctx.onProgress?.(e, s + 1, train, `epoch ${e + 1}/${opts.globalFinetuneEpochs}, train KL ${(sum / (s + 1)).toFixed(4)}`);
+        ctx.onProgress?.(e, e * train + s + 1, opts.globalFinetuneEpochs * train, `epoch ${e + 1}/${opts.globalFinetuneEpochs}, train KL ${(sum / (s + 1)).toFixed(4)}`);
       }
       epochs++;
       trainLast = sum / train;
       if (e === 0) trainFirst = trainLast;
       const kl = heldKl();
-      ctx.onProgress?.(e, train, train, `epoch ${e + 1}: held-out KL ${kl.toFixed(4)} (before ${before.toFixed(4)})`);
+      ctx.onProgress?.(e, (e + 1) * train, opts.globalFinetuneEpochs * train, `epoch ${e + 1}: held-out KL ${kl.toFixed(4)} (before ${before.toFixed(4)})`);
       if (!(kl < best)) break;
       best = kl;
       bestState = {

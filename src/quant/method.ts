@@ -110,7 +110,7 @@ export interface ModelRefineContext {
   tokens: Int32Array | Uint32Array | number[];
   windows: number;
   seqLen: number;
-  /** Called after every step (epoch, window done, windows per epoch) and after each held-out pass. */
+  /** Called after every step (epoch, training windows done over all epochs, of total) and after each held-out pass. */
   onProgress?: (epoch: number, done: number, total: number, note: string) => void;
 }
 
