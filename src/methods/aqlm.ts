@@ -76,7 +76,7 @@ export const aqlmDefaults: AqlmOptions = {
   finetuneHoldout: 0.1,
   finetuneWindows: 0,
   globalFinetuneEpochs: 0,
-  globalFinetuneLr: 1e-4,
+  globalFinetuneLr: 1e-3,
 };
 
 /** Adam's β2 and ε (β1 = 0 as in the official AQLM recipe: no momentum). */
