@@ -18,6 +18,8 @@ import { FileSource, nodeFs } from '../node/fs.js';
 import { calibrationFromText, type CalibrationSet } from '../pipeline/calibration.js';
 import { quantizeModel, type LayerReport } from '../pipeline/quantize.js';
 import { planPackedModel } from '../packed/writer.js';
+import type { ModelRefineContext, ModelRefineResult, QuantMethod } from '../quant/method.js';
+import type { ModelSource } from '../model/weights.js';
 import { describeSize, sizeReport, type SizeReport } from '../packed/size.js';
 import { expectedShapes, layerTensor, LINEARS } from '../model/weights.js';
 import { WorkDir } from './checkpoint.js';
@@ -188,8 +190,12 @@ function run(modelPath: string, opts: QuantizeCliOptions): void {
 
     const packed = new Map(resume?.resume.packed ?? []);
     for (const [name, t] of r.packed) packed.set(name, t);
+    // a model-level step after the last block (AQLM's global fine-tuning), on every packed tensor
+    const refined = method.refineModel && cal ? refineModel(method, methodOptions, { backend, float: source, student: r.source, packed, headTensor: r.layout.headTensor, tokens: cal.tokens, windows: cal.count, seqLen: cal.seqLen }, phases) : null;
+    for (const [name, t] of refined?.packed ?? []) packed.set(name, t);
     // r.source: the method's pre-transformed model (DBellQuant rescales norms) whose dense tensors the file stores
-    const plan = planPackedModel({ config: r.layout.config, method: { name: method.name, options: headerOptions }, source: r.source, packed, actBits: opts.actBits, modelWeights: parameterCount(c) });
+    const stored = refined && refined.dense.size > 0 ? withDense(r.source, refined.dense) : r.source;
+    const plan = planPackedModel({ config: r.layout.config, method: { name: method.name, options: headerOptions }, source: stored, packed, actBits: opts.actBits, modelWeights: parameterCount(c) });
     const size = phases.time('write', () => writeFileAtomic(opts.out, plan.chunks(), { expectedSize: plan.size }));
     work.remove();
     const quantizeSeconds = (performance.now() - t0) / 1000;
@@ -210,6 +216,7 @@ function run(modelPath: string, opts: QuantizeCliOptions): void {
       size: sized,
       layout: r.layout.note,
       quantizeSeconds,
+      ...(refined ? { globalFinetune: refined.stats } : {}),
       resumedBlocks,
       peakRssMiB: process.resourceUsage().maxRSS / 1024,
       phases: phases.toJSON(),
@@ -245,6 +252,19 @@ function printSummary(s: {
     lines.push(`perplexity ${e.ppl.toFixed(4)} on ${e.text}${fp32}; ${e.windows} windows of ${e.seqlen}`);
   }
   process.stdout.write(`${lines.join('\n')}\n`);
+}
+
+/** The method's model-level step with a progress line from its first window. */
+function refineModel(method: QuantMethod<object>, options: object, ctx: ModelRefineContext, phases: PhaseClock): ModelRefineResult | null {
+  const bar = createProgress(process.stderr, 'global fine-tuning', 'windows');
+  const r = phases.time('global-finetune', () => method.refineModel!({ ...ctx, onProgress: (_e, d, t, note) => bar.update(d, t, note) }, options));
+  bar.finish();
+  return r;
+}
+
+/** The source with some float tensors replaced (trained norms). */
+function withDense(source: ModelSource, dense: ReadonlyMap<string, Float32Array>): ModelSource {
+  return { name: source.name, config: source.config, tensors: () => source.tensors(), load: (name) => dense.get(name)?.slice() ?? source.load(name) };
 }
 
 /** The source model's parameters (a tied matrix once). */

@@ -35,6 +35,23 @@ export interface BeamSearchProblem {
   /** [out, in/g, M] on entry the current codes; on return the best codes found. */
   codes: Uint16Array;
   beamSize: number;
+  /**
+   * Order in which the search visits the positions: natural (groups 0..nG-1, codebooks 0..M-1 inside) when
+   * absent; otherwise `rand` shuffles the group order once and the codebook order anew for every group, as
+   * beam_search_xtx.py does with its `dim_rng` (the official engine passes a fresh seed every epoch).
+   */
+  rand?: () => number;
+}
+
+/** 0..n-1, Fisher–Yates shuffled by rand when given. */
+function visitOrder(n: number, rand: (() => number) | undefined): Int32Array {
+  const o = Int32Array.from({ length: n }, (_, i) => i);
+  if (rand === undefined) return o;
+  for (let i = n - 1; i > 0; i--) {
+    const j = Math.floor(rand() * (i + 1));
+    [o[i], o[j]] = [o[j]!, o[i]!];
+  }
+  return o;
 }
 
 /** Floats in the score buffer [rows·beam, K] per chunk (16 MB). */
@@ -113,9 +130,9 @@ export function beamSearchCodes(p: BeamSearchProblem): number {
     rowLosses(backend, R, H, G, out, inDim, loss);
     let nb = 1; // hypotheses per row so far
 
-    for (let j = 0; j < nG; j++) {
+    for (const j of visitOrder(nG, p.rand)) {
       const x0 = j * g;
-      for (let m = 0; m < M; m++) {
+      for (const m of visitOrder(M, p.rand)) {
         const cm = codebooks.subarray(m * K * g, (m + 1) * K * g); // [K, g]
         // CH = C_m H_jj and the quadratic terms
         for (let k = 0; k < K; k++) {

@@ -45,7 +45,7 @@ const FIELDS: ReadonlyArray<[string, keyof BlockParams]> = [
 ];
 
 /** One linear's trainable copy: float32 master codebooks and scales, fixed codes. */
-class Trainable {
+export class Trainable {
   readonly codebooks: Float32Array; // [M, K, g]
   readonly scale: Float32Array; // [out]
   readonly dC: Float32Array;

@@ -12,6 +12,8 @@ export interface KmeansOptions {
   iters: number;
   rand: () => number;
   backend: Backend;
+  /** Empty clusters keep their centroid (the official fit_kmeans) instead of taking over the worst-served point. */
+  keepEmpty?: boolean;
 }
 
 /** Score buffer cap: points per chunk × K ≤ this many floats (16 MB). */
@@ -100,6 +102,7 @@ export function kmeans(points: Float32Array, n: number, d: number, K: number, op
         for (let t = 0; t < d; t++) centroids[k * d + t] = sums[k * d + t]! / counts[k]!;
         continue;
       }
+      if (opts.keepEmpty) continue;
       // empty: take over the worst-served point (and stop it from being taken twice)
       let far = 0;
       for (let i = 1; i < n; i++) if (dist[i]! > dist[far]!) far = i;

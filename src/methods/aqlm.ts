@@ -21,10 +21,11 @@ import { UsageError } from '../io/errors.js';
 import { checkLayerShape, type LayerContext, type LayerResult, type QuantMethod } from '../quant/method.js';
 import { beamSearchCodes, reconstruct, rowLosses, sumCodewords } from './aqlm-beam.js';
 import { refineAqlmBlock, type AqlmFinetuneOptions } from './aqlm-finetune.js';
+import { globalFinetune, type AqlmGlobalOptions } from './aqlm-global.js';
 import { residualKmeans } from './aqlm-kmeans.js';
 import { mulberry32 as rng } from '../quant/random.js';
 
-export interface AqlmOptions extends AqlmFinetuneOptions {
+export interface AqlmOptions extends AqlmFinetuneOptions, AqlmGlobalOptions {
   /** "MxB": M codebooks of 2^B codewords (1x16, 2x8, 1x8, 4x8, 2x4, …). */
   scheme: string;
   /** g: input columns per codeword. */
@@ -40,8 +41,20 @@ export interface AqlmOptions extends AqlmFinetuneOptions {
   lr: number;
   /** Lloyd iterations of the k-means initialisation at most. */
   kmeansIters: number;
-  /** Seed of the k-means initialisation. */
+  /** Seed of the k-means initialisation (and of the shuffled beam order). */
   initSeed: number;
+  /**
+   * Precision of codebooks and scales while the epochs run: 'f16' rounds them before every beam
+   * search (codes chosen for the stored values); 'f32' keeps float32 masters throughout, as the
+   * official code, and rounds only when storing.
+   */
+  masterPrecision: 'f16' | 'f32';
+  /** 'adam' or 'amsgrad' (the official engine: torch.optim.Adam(amsgrad=True)): v̂ never decreases. */
+  adam: 'adam' | 'amsgrad';
+  /** Beam search order: 'natural', or 'shuffled' anew each epoch as the official engine (dim_rng). */
+  beamOrder: 'natural' | 'shuffled';
+  /** k-means empty clusters: 'reseed' with the worst-served point, or 'keep' their centroid (official fit_kmeans). */
+  kmeansEmpty: 'reseed' | 'keep';
 }
 
 export const aqlmDefaults: AqlmOptions = {
@@ -54,10 +67,16 @@ export const aqlmDefaults: AqlmOptions = {
   lr: 1e-4,
   kmeansIters: 25,
   initSeed: 0,
+  masterPrecision: 'f16',
+  adam: 'adam',
+  beamOrder: 'natural',
+  kmeansEmpty: 'reseed',
   finetuneEpochs: 0,
   finetuneLr: 1e-3,
   finetuneHoldout: 0.1,
   finetuneWindows: 0,
+  globalFinetuneEpochs: 0,
+  globalFinetuneLr: 1e-3,
 };
 
 /** Adam's β2 and ε (β1 = 0 as in the official AQLM recipe: no momentum). */
@@ -119,7 +138,7 @@ export function quantizeAqlmLayer(
       for (let c = 0; c < inDim; c++) groups[r * inDim + c] = W[r * inDim + c]! * inv;
     }
     const tInit = performance.now();
-    const init = residualKmeans(groups, outDim * nG, g, M, K, { iters: opts.kmeansIters, rand: rng(opts.initSeed), backend });
+    const init = residualKmeans(groups, outDim * nG, g, M, K, { iters: opts.kmeansIters, rand: rng(opts.initSeed), backend, keepEmpty: opts.kmeansEmpty === 'keep' });
     const codebooks = init.codebooks; // [M, K, g] float32 master copy (Adam's parameters)
     const codes = init.codes; // [out, nG, M]
     const cb16 = new Float32Array(codebooks.length);
@@ -128,13 +147,20 @@ export function quantizeAqlmLayer(
       for (let i = 0; i < codebooks.length; i++) cb16[i] = roundToF16(codebooks[i]!);
       for (let r = 0; r < outDim; r++) s16[r] = roundToF16(scale[r]!);
     };
+    // what the beam search and the epoch losses see: the stored (rounded) values or the float32 masters
+    const f32 = opts.masterPrecision === 'f32';
+    const cbSearch = f32 ? codebooks : cb16;
+    const sSearch = f32 ? scale : s16;
+    const beamRand = opts.beamOrder === 'shuffled' ? rng((opts.initSeed ^ 0x9e3779b9) >>> 0) : undefined;
     round();
     const initSeconds = (performance.now() - tInit) / 1000;
-    const initLoss = lossOf(codes, cb16, s16);
+    const initLoss = lossOf(codes, cbSearch, sSearch);
 
     // 2. alternate Adam on (C, s) and beam search on b
-    const adamC = { v: new Float64Array(codebooks.length), grad: new Float64Array(codebooks.length) };
-    const adamS = { v: new Float64Array(outDim), grad: new Float64Array(outDim) };
+    const ams = opts.adam === 'amsgrad';
+    const adamState = (n: number) => ({ v: new Float64Array(n), vmax: ams ? new Float64Array(n) : null, grad: new Float64Array(n) });
+    const adamC = adamState(codebooks.length);
+    const adamS = adamState(outDim);
     let step = 0;
     let loss = initLoss;
     let epochs = 0;
@@ -174,15 +200,18 @@ export function quantizeAqlmLayer(
       round();
       const tb = performance.now();
       adamSeconds += (tb - ta) / 1000;
-      beamSearchCodes({ backend, outDim, inDim, M, K, g, W, H, codebooks: cb16, scale: s16, codes, beamSize: opts.beamSize });
+      beamSearchCodes({ backend, outDim, inDim, M, K, g, W, H, codebooks: cbSearch, scale: sSearch, codes, beamSize: opts.beamSize, rand: beamRand });
       beamSeconds += (performance.now() - tb) / 1000;
-      const next = lossOf(codes, cb16, s16);
+      const next = lossOf(codes, cbSearch, sSearch);
       epochs++;
       const improvement = (loss - next) / loss;
       loss = next;
       if (!(improvement >= opts.relativeTolerance)) break; // also stops on a zero or non-finite loss
     }
 
+    round();
+    // the stored values' loss (with f16 masters it is the last epoch's)
+    if (f32) loss = lossOf(codes, cb16, s16);
     const dequantized = new Float32Array(n);
     reconstruct(dequantized, codes, cb16, s16, outDim, inDim, M, K, g);
     const data: CodebookQuantized = { outDim, inDim, M, B, g, codes, codebooks: cb16, scale: s16 };
@@ -205,13 +234,17 @@ export function quantizeAqlmLayer(
   }
 }
 
-/** One Adam step with β1 = 0: p −= lr · grad / (√v̂ + ε), v̂ the bias-corrected EMA of grad². */
-function adamStep(p: Float32Array, s: { v: Float64Array; grad: Float64Array }, lr: number, step: number): void {
+/** One Adam step with β1 = 0: p −= lr · grad / (√v̂ + ε), v̂ the bias-corrected EMA of grad² (AMSGrad: its running max). */
+function adamStep(p: Float32Array, s: { v: Float64Array; vmax: Float64Array | null; grad: Float64Array }, lr: number, step: number): void {
   const correction = 1 - BETA2 ** step;
+  const { v, vmax } = s;
   for (let i = 0; i < p.length; i++) {
     const gr = s.grad[i]!;
-    s.v[i] = BETA2 * s.v[i]! + (1 - BETA2) * gr * gr;
-    p[i] -= (lr * gr) / (Math.sqrt(s.v[i]! / correction) + ADAM_EPS);
+    v[i] = BETA2 * v[i]! + (1 - BETA2) * gr * gr;
+    // AMSGrad: the denominator uses the largest v seen so far (torch's max_exp_avg_sq)
+    let d = v[i]!;
+    if (vmax !== null) d = vmax[i] = Math.max(vmax[i]!, d);
+    p[i] -= (lr * gr) / (Math.sqrt(d / correction) + ADAM_EPS);
   }
 }
 
@@ -236,10 +269,16 @@ export const aqlm: QuantMethod<AqlmOptions> = {
     stepsPerEpoch: { kind: 'int', help: 'Adam steps on codebooks and scales per epoch', min: 0, max: 100000 },
     lr: { kind: 'number', help: 'Adam learning rate of codebooks and scales', min: 0, max: 1 },
     kmeansIters: { kind: 'int', help: 'k-means iterations of the initialisation at most', min: 1, max: 10000 },
-    initSeed: { kind: 'int', help: 'seed of the k-means initialisation', min: 0, max: 2 ** 32 - 1 },
+    initSeed: { kind: 'int', help: 'seed of the k-means initialisation (and of the shuffled beam order)', min: 0, max: 2 ** 32 - 1 },
+    masterPrecision: { kind: 'string', help: 'codebooks and scales during the epochs: f16 (rounded before every beam search) or f32 (official; rounded only when stored)', pattern: /^(f16|f32)$/ },
+    adam: { kind: 'string', help: 'optimizer of codebooks and scales: adam or amsgrad (official)', pattern: /^(adam|amsgrad)$/ },
+    beamOrder: { kind: 'string', help: 'beam search order of groups and codebooks: natural or shuffled (official, a new order each epoch)', pattern: /^(natural|shuffled)$/ },
+    kmeansEmpty: { kind: 'string', help: 'k-means empty clusters: reseed (worst-served point) or keep (official)', pattern: /^(reseed|keep)$/ },
     finetuneEpochs: { kind: 'int', help: 'block fine-tuning of codebooks, scales and norms: passes over the calibration windows at most (0 = off)', min: 0, max: 10000 },
     finetuneLr: { kind: 'number', help: 'block fine-tuning: Adam learning rate of codebooks, scales and norms', min: 0, max: 1 },
     finetuneHoldout: { kind: 'number', help: 'block fine-tuning: fraction of calibration windows held out for early stopping', min: 0, max: 0.9 },
+    globalFinetuneEpochs: { kind: 'int', help: 'global fine-tuning after all blocks: codebooks, scales and norms trained end to end on the KL to the float model\'s next-token distribution, codes fixed; passes over the calibration windows at most (0 = off)', min: 0, max: 10000 },
+    globalFinetuneLr: { kind: 'number', help: 'global fine-tuning: Adam learning rate (β = (0.9, 0.95))', min: 0, max: 1 },
     finetuneWindows: { kind: 'int', help: 'block fine-tuning: use the first N calibration windows only (0 = all)', min: 0, max: 1000000 },
   },
   requires: { hessian: true, inputs: false },
@@ -249,4 +288,5 @@ export const aqlm: QuantMethod<AqlmOptions> = {
     return quantizeAqlmLayer(W, outDim, inDim, H, opts, ctx.backend, ctx.name);
   },
   refineBlock: refineAqlmBlock,
+  refineModel: globalFinetune,
 };

@@ -95,6 +95,33 @@ export interface BlockRefineContext {
   floatInputs?: Float32Array;
 }
 
+/** What a model-level step (AQLM's global fine-tuning) sees, after every block is quantized. */
+export interface ModelRefineContext {
+  backend: Backend;
+  /** The float model (the teacher). */
+  float: import('../model/weights.js').ModelSource;
+  /** The model whose unquantized tensors the file stores (block fine-tuning's norms included). */
+  student: import('../model/weights.js').ModelSource;
+  /** Every packed tensor of the file, by canonical name (block linears in the codebook format). */
+  packed: ReadonlyMap<string, import('../formats/types.js').PackedTensor>;
+  /** Name of the head tensor in `student` / `packed`. */
+  headTensor: string;
+  /** [windows·seqLen] calibration tokens. */
+  tokens: Int32Array | Uint32Array | number[];
+  windows: number;
+  seqLen: number;
+  /** Called after every step (epoch, training windows done over all epochs, of total) and after each held-out pass. */
+  onProgress?: (epoch: number, done: number, total: number, note: string) => void;
+}
+
+export interface ModelRefineResult {
+  /** Replaced packed tensors (the codebook linears with trained codebooks and scales). */
+  packed: Map<string, import('../formats/types.js').PackedTensor>;
+  /** Replaced float tensors (norms). */
+  dense: Map<string, Float32Array>;
+  stats: { heldKlBefore: number; heldKlAfter: number; trainKlFirst: number; trainKlLast: number; epochs: number; seconds: number; trained: number };
+}
+
 /** One option of a method, enough for CLI parsing, validation and generated --help. */
 export type OptionSpec =
   | { kind: 'int'; help: string; min?: number; max?: number; choices?: readonly number[] }
@@ -129,6 +156,11 @@ export interface QuantMethod<O extends object> {
    * name); they are packed and used for the next block's inputs like quantizeLayer's.
    */
   refineBlock?(ctx: BlockRefineContext, opts: O): Map<string, LayerResult>;
+  /**
+   * Optional model-level step after every block is quantized (AQLM's global fine-tuning): the
+   * replaced packed tensors and float tensors, or null when it is off.
+   */
+  refineModel?(ctx: ModelRefineContext, opts: O): ModelRefineResult | null;
   /**
    * Optional model-level step run once before any layer is quantized (DBellQuant's LTDB rewrites
    * norm and weight tensors): returns the model the pipeline quantizes and whose unquantized
