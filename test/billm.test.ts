@@ -89,7 +89,7 @@ describe('BiLLM layer', () => {
   };
 
   it('beats per-row sign binarization in the output error, and stores exactly what it returns', () => {
-    const r = quantizeBillmLayer(W, out, inDim, hessian(), { blockSize: 32, maxSalient: 50, percdamp: 0.01 }, backend);
+    const r = quantizeBillmLayer(W, out, inDim, hessian(), { blockSize: 32, maxSalient: 50, percdamp: 0.01, searchOrder: 2 }, backend);
     assert.equal(r.payload.format, 'binary');
     const data = r.payload.data as Parameters<typeof binaryFormat.pack>[0];
     const t = binaryFormat.pack(data);

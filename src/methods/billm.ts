@@ -3,7 +3,8 @@
  * arXiv:2402.04291, §3.1–3.2, Algorithm 1). Per block of `blockSize` columns:
  *   1. salience of column j: Σ_rows w²/[H⁻¹]_jj² (H⁻¹ = UᵀU, d_j = U_jj as in GPTQ);
  *   2. the k most salient columns (k searched in 1..maxSalient for the least ‖W − Ŵ‖², the rest
- *      binarized with order 2 during this search, as the official code does) get residual
+ *      binarized at order `searchOrder` during this search: 2 in the official BiLLM code, 1 in
+ *      DBellQuant's) get residual
  *      binarization: ŵ = α1·sign(w − μ1) + μ1 + α2·sign(r − μ2) + μ2, r = w − first order;
  *   3. the other weights are split at a magnitude p (searched over the 10..90 % percentiles of
  *      their |w|, step 1 %) into a concentrated (|w| < p) and a sparse (|w| ≥ p) part, each
@@ -27,9 +28,15 @@ export interface BillmOptions {
   maxSalient: number;
   /** λ in H += λ·mean(diag H)·I. */
   percdamp: number;
+  /**
+   * Binarization order of the non-salient weights while the salient-column count is searched
+   * (the official BiLLM code: 2; the official DBellQuant code: 1). Only the search; the final
+   * binarization of those weights is order 1 either way.
+   */
+  searchOrder: number;
 }
 
-export const billmDefaults: BillmOptions = { blockSize: 128, maxSalient: 50, percdamp: 0.01 };
+export const billmDefaults: BillmOptions = { blockSize: 128, maxSalient: 50, percdamp: 0.01, searchOrder: 2 };
 
 /** Percentiles of |w| tried as the split point: 0.10, 0.11, …, 0.90 (81 values, the official grid). */
 const SPLIT_PERCENTILES = Array.from({ length: 81 }, (_, i) => 0.1 + i * 0.01);
@@ -49,6 +56,7 @@ export function quantizeBillmLayer(
   const Bs = opts.blockSize;
   const nB = blockCount(cols, Bs);
   const Wk = Float64Array.from(W); // [out, in] working copy, receives the error feedback
+  const searchOrder = opts.searchOrder === 1 ? 1 : 2;
   const dead = fixDeadInputs(H, cols);
   for (const j of dead) for (let r = 0; r < rows; r++) Wk[r * cols + j] = 0;
   const damp = dampen(H, cols, opts.percdamp);
@@ -95,7 +103,7 @@ export function quantizeBillmLayer(
           if (sal[i]) inSet[a++] = blk[r * n + i];
           else outSet[o++] = blk[r * n + i];
         }
-        err += binarizationError(inSet, a, 2) + binarizationError(outSet, o, 2);
+        err += binarizationError(inSet, a, 2) + binarizationError(outSet, o, searchOrder);
       }
       if (err < bestErr) [bestErr, bestK] = [err, k];
     }
@@ -260,6 +268,7 @@ export const billm: QuantMethod<BillmOptions> = {
     blockSize: { kind: 'int', help: 'columns per binarization block (multiple of 8)', min: 8, max: 4096 },
     maxSalient: { kind: 'int', help: 'most salient columns per block tried by the search', min: 0, max: 4096 },
     percdamp: { kind: 'number', help: 'dampening λ: H += λ·mean(diag H)·I', min: 0, max: 1 },
+    searchOrder: { kind: 'int', help: 'binarization order of the non-salient weights during the salient-column search', choices: [1, 2] },
   },
   requires: { hessian: true, inputs: false },
   quantizeLayer(W: Float32Array, outDim: number, inDim: number, H: Float64Array | null, opts: BillmOptions, ctx: LayerContext): LayerResult {
