@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { getFormat } from '../src/formats/registry.js';
-import { quantizeBillmLayer } from '../src/methods/billm.js';
+import { billmDefaults, quantizeBillmLayer } from '../src/methods/billm.js';
 import { dbellDefaults, optimizeBlock, proximityLoss } from '../src/methods/dbell.js';
 import { getMethod } from '../src/methods/registry.js';
 import { layerTensor } from '../src/model/weights.js';
@@ -58,9 +58,9 @@ describe('BiLLM salient-column search order', () => {
   const W = Float32Array.from({ length: out * inDim }, (_, i) => (1 + 3 * Math.exp(-(i % inDim) / 3)) * 0.05 * rand());
 
   /** The official structural_searching criterion: order-2 salient columns + order-`order` rest, least squared error. */
-  function referenceK(order: number, maxSalient: number): number {
+  function referenceK(order: number, maxSalient: number, metric = 'hessian'): number {
     const ranked = Array.from({ length: inDim }, (_, j) => j);
-    const sal = ranked.map((j) => { let s = 0; for (let r = 0; r < out; r++) s += W[r * inDim + j]! ** 2; return s; });
+    const sal = ranked.map((j) => { let s = 0; for (let r = 0; r < out; r++) s += metric === 'magnitude' ? Math.abs(W[r * inDim + j]!) : W[r * inDim + j]! ** 2; return s; });
     ranked.sort((a, b) => sal[b]! - sal[a]! || a - b);
     const err = (v: number[], o: number) => {
       for (let step = 0; step < o; step++) {
@@ -88,13 +88,60 @@ describe('BiLLM salient-column search order', () => {
     it(`searchOrder ${order} picks the count the reference criterion picks`, () => {
       const H = new Float64Array(inDim * inDim);
       for (let j = 0; j < inDim; j++) H[j * inDim + j] = 1;
-      const r = quantizeBillmLayer(W, out, inDim, H, { blockSize: inDim, maxSalient: 20, percdamp: 0.01, searchOrder: order }, backend);
+      const r = quantizeBillmLayer(W, out, inDim, H, { ...billmDefaults, blockSize: inDim, maxSalient: 20, searchOrder: order }, backend);
       const got = (r.payload.data as { salient: Uint8Array }).salient.reduce((a, b) => a + b, 0);
       assert.equal(got, referenceK(order, 20));
     });
   }
   it('the two orders choose different counts on this matrix (the option is not a no-op)', () => {
     assert.notEqual(referenceK(1, 20), referenceK(2, 20));
+  });
+
+  const identity = () => {
+    const H = new Float64Array(inDim * inDim);
+    for (let j = 0; j < inDim; j++) H[j * inDim + j] = 1;
+    return H;
+  };
+  it("salientMetric 'magnitude' ranks columns by Σ|w| (the count and the columns the reference picks)", () => {
+    const r = quantizeBillmLayer(W, out, inDim, identity(), { ...billmDefaults, blockSize: inDim, maxSalient: 20, salientMetric: 'magnitude' }, backend);
+    const salient = (r.payload.data as { salient: Uint8Array }).salient;
+    const k = referenceK(2, 20, 'magnitude');
+    assert.equal(salient.reduce((a, b) => a + b, 0), k);
+    const l1 = Array.from({ length: inDim }, (_, j) => { let s = 0; for (let x = 0; x < out; x++) s += Math.abs(W[x * inDim + j]!); return s; });
+    const top = Array.from({ length: inDim }, (_, j) => j).sort((a, b) => l1[b]! - l1[a]! || a - b).slice(0, k);
+    assert.deepEqual([...salient.keys()].filter((j) => salient[j]), top.sort((a, b) => a - b));
+  });
+
+  for (const mode of ['rest', 'block']) {
+    it(`splitPercentiles '${mode}': the split is the reference grid's best`, () => {
+      const r = quantizeBillmLayer(W, out, inDim, identity(), { ...billmDefaults, blockSize: inDim, maxSalient: 20, searchOrder: 1, splitPercentiles: mode }, backend);
+      const data = r.payload.data as { salient: Uint8Array; split: Uint8Array };
+      const sal = data.salient;
+      const mags: number[] = [];
+      for (let x = 0; x < out; x++) for (let j = 0; j < inDim; j++) if (!sal[j] || mode === 'block') mags.push(sal[j] ? 0 : Math.abs(W[x * inDim + j]!));
+      mags.sort((a, b) => a - b);
+      const q = (p: number) => { const pos = p * (mags.length - 1); const lo = Math.floor(pos); const hi = Math.min(lo + 1, mags.length - 1); return mags[lo]! + (mags[hi]! - mags[lo]!) * (pos - lo); };
+      const fit = (v: number[]) => { if (v.length === 0) return 0; const mu = v.reduce((a, b) => a + b, 0) / v.length; const al = v.reduce((a, b) => a + Math.abs(b - mu), 0) / v.length; return v.reduce((a, b) => a + (b - (b - mu >= 0 ? mu + al : mu - al)) ** 2, 0); };
+      let best = Infinity;
+      let bestP = 0;
+      for (let i = 0; i <= 80; i++) {
+        const p = q(0.1 + i * 0.01);
+        let e = 0;
+        for (let x = 0; x < out; x++) {
+          const row = Array.from({ length: inDim }, (_, j) => W[x * inDim + j]!).filter((_, j) => !sal[j]);
+          e += fit(row.filter((v) => Math.abs(v) < p)) + fit(row.filter((v) => Math.abs(v) >= p));
+        }
+        if (e < best) [best, bestP] = [e, p];
+      }
+      for (let x = 0; x < out; x++) for (let j = 0; j < inDim; j++) {
+        if (sal[j]) continue;
+        assert.equal(data.split[x * inDim + j], Math.abs(W[x * inDim + j]!) >= bestP ? 1 : 0, `split of w[${x}, ${j}]`);
+      }
+    });
+  }
+  it('the two split grids split this matrix differently (the option is not a no-op)', () => {
+    const split = (mode: string) => (quantizeBillmLayer(W, out, inDim, identity(), { ...billmDefaults, blockSize: inDim, maxSalient: 20, searchOrder: 1, splitPercentiles: mode }, backend).payload.data as { split: Uint8Array }).split;
+    assert.notDeepEqual(split('rest'), split('block'));
   });
 });
 

@@ -46,7 +46,8 @@ export interface DbellOptions extends BillmOptions {
   floatActCalib: boolean;
 }
 
-export const dbellDefaults: DbellOptions = { ...billmDefaults, searchOrder: 1, alpha: 0.85, epochs: 200, lr: 0.01, ltdbKeep: 'after', floatActCalib: false };
+// maxSalient 49, searchOrder 1: the released code tries 1..49 salient columns (range(1, 50)) with the rest at order 1
+export const dbellDefaults: DbellOptions = { ...billmDefaults, maxSalient: 49, searchOrder: 1, alpha: 0.85, epochs: 200, lr: 0.01, ltdbKeep: 'after', floatActCalib: false };
 
 const ATTN: readonly LinearName[] = ['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj'];
 const MLP: readonly LinearName[] = ['mlp.gate_proj', 'mlp.up_proj'];
