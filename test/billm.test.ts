@@ -16,7 +16,7 @@ import type { BinaryLinear } from '../src/formats/binary-linear.js';
 import { getFormat } from '../src/formats/registry.js';
 import type { PackedTensor } from '../src/formats/types.js';
 import { BufferSource } from '../src/io/bytes.js';
-import { quantizeBillmLayer } from '../src/methods/billm.js';
+import { billmDefaults, quantizeBillmLayer } from '../src/methods/billm.js';
 import { getMethod } from '../src/methods/registry.js';
 import type { ModelSource } from '../src/model/weights.js';
 import { createBackend } from '../src/node/backend.js';
@@ -89,7 +89,7 @@ describe('BiLLM layer', () => {
   };
 
   it('beats per-row sign binarization in the output error, and stores exactly what it returns', () => {
-    const r = quantizeBillmLayer(W, out, inDim, hessian(), { blockSize: 32, maxSalient: 50, percdamp: 0.01 }, backend);
+    const r = quantizeBillmLayer(W, out, inDim, hessian(), { ...billmDefaults, blockSize: 32 }, backend);
     assert.equal(r.payload.format, 'binary');
     const data = r.payload.data as Parameters<typeof binaryFormat.pack>[0];
     const t = binaryFormat.pack(data);

@@ -168,6 +168,7 @@ function run(modelPath: string, opts: QuantizeCliOptions): void {
       calibration: cal,
       trueSequential: opts.trueSequential,
       floatInputs: opts.floatInputs,
+      actBits: opts.actBits,
       whole,
       resume: resume ? { block: resumedBlocks, inputs: resume.resume.inputs, dense: resume.resume.dense } : undefined,
       phases,

@@ -1,12 +1,14 @@
 /**
  * BiLLM (Huang et al. 2024, "BiLLM: Pushing the Limit of Post-Training Quantization for LLMs",
  * arXiv:2402.04291, §3.1–3.2, Algorithm 1). Per block of `blockSize` columns:
- *   1. salience of column j: Σ_rows w²/[H⁻¹]_jj² (H⁻¹ = UᵀU, d_j = U_jj as in GPTQ);
+ *   1. salience of column j: Σ_rows w²/[H⁻¹]_jj² (H⁻¹ = UᵀU, d_j = U_jj as in GPTQ; `salientMetric`
+ *      'magnitude': Σ_rows |w|, the official code's default);
  *   2. the k most salient columns (k searched in 1..maxSalient for the least ‖W − Ŵ‖², the rest
- *      binarized with order 2 during this search, as the official code does) get residual
+ *      binarized at order `searchOrder` during this search: 2 in the official BiLLM code, 1 in
+ *      DBellQuant's) get residual
  *      binarization: ŵ = α1·sign(w − μ1) + μ1 + α2·sign(r − μ2) + μ2, r = w − first order;
  *   3. the other weights are split at a magnitude p (searched over the 10..90 % percentiles of
- *      their |w|, step 1 %) into a concentrated (|w| < p) and a sparse (|w| ≥ p) part, each
+ *      their |w|, step 1 %; `splitPercentiles` 'block': of the whole block's, salient entries as 0) into a concentrated (|w| < p) and a sparse (|w| ≥ p) part, each
  *      binarized with its own μ = mean, α = mean |w − μ| per row;
  *   4. GPTQ-style error feedback between blocks: E = (W_blk − Ŵ_blk)/diag(U), W[:, later] −= E·U[blk, later].
  * As in the official bigptq.py, the whole block is binarized at once (no feedback inside a block).
@@ -27,9 +29,22 @@ export interface BillmOptions {
   maxSalient: number;
   /** λ in H += λ·mean(diag H)·I. */
   percdamp: number;
+  /**
+   * Binarization order of the non-salient weights while the salient-column count is searched
+   * (the official BiLLM code: 2; the official DBellQuant code: 1). Only the search; the final
+   * binarization of those weights is order 1 either way.
+   */
+  searchOrder: number;
+  /** Column ranking: 'hessian' Σ_rows w²/[H⁻¹]_jj² (the paper), 'magnitude' Σ_rows |w| (the official code's default). */
+  salientMetric: string;
+  /**
+   * The split grid: percentiles of the non-salient |w| ('rest'), or of the whole block's |w| with
+   * the salient entries counted as 0 ('block', the official code).
+   */
+  splitPercentiles: string;
 }
 
-export const billmDefaults: BillmOptions = { blockSize: 128, maxSalient: 50, percdamp: 0.01 };
+export const billmDefaults: BillmOptions = { blockSize: 128, maxSalient: 50, percdamp: 0.01, searchOrder: 2, salientMetric: 'hessian', splitPercentiles: 'rest' };
 
 /** Percentiles of |w| tried as the split point: 0.10, 0.11, …, 0.90 (81 values, the official grid). */
 const SPLIT_PERCENTILES = Array.from({ length: 81 }, (_, i) => 0.1 + i * 0.01);
@@ -49,6 +64,7 @@ export function quantizeBillmLayer(
   const Bs = opts.blockSize;
   const nB = blockCount(cols, Bs);
   const Wk = Float64Array.from(W); // [out, in] working copy, receives the error feedback
+  const searchOrder = opts.searchOrder === 1 ? 1 : 2;
   const dead = fixDeadInputs(H, cols);
   for (const j of dead) for (let r = 0; r < rows; r++) Wk[r * cols + j] = 0;
   const damp = dampen(H, cols, opts.percdamp);
@@ -73,10 +89,11 @@ export function quantizeBillmLayer(
     const d = Float64Array.from({ length: n }, (_, i) => U[(c0 + i) * cols + c0 + i]);
 
     // 1–2: salient columns by Σ w²/d², their number searched
+    const magnitude = opts.salientMetric === 'magnitude';
     const salience = Array.from({ length: n }, (_, i) => {
       let s = 0;
-      for (let r = 0; r < rows; r++) s += blk[r * n + i] ** 2;
-      return s / (d[i] * d[i]);
+      for (let r = 0; r < rows; r++) s += magnitude ? Math.abs(blk[r * n + i]) : blk[r * n + i] ** 2;
+      return magnitude ? s : s / (d[i] * d[i]);
     });
     const order = Array.from({ length: n }, (_, i) => i).sort((a, c) => salience[c] - salience[a] || a - c);
     const sal = new Uint8Array(n);
@@ -95,7 +112,7 @@ export function quantizeBillmLayer(
           if (sal[i]) inSet[a++] = blk[r * n + i];
           else outSet[o++] = blk[r * n + i];
         }
-        err += binarizationError(inSet, a, 2) + binarizationError(outSet, o, 2);
+        err += binarizationError(inSet, a, 2) + binarizationError(outSet, o, searchOrder);
       }
       if (err < bestErr) [bestErr, bestK] = [err, k];
     }
@@ -104,7 +121,8 @@ export function quantizeBillmLayer(
 
     // 3: the split point of the other weights
     const mags: number[] = [];
-    for (let r = 0; r < rows; r++) for (let i = 0; i < n; i++) if (!sal[i]) mags.push(Math.abs(blk[r * n + i]));
+    const wholeBlock = opts.splitPercentiles === 'block';
+    for (let r = 0; r < rows; r++) for (let i = 0; i < n; i++) if (!sal[i] || wholeBlock) mags.push(sal[i] ? 0 : Math.abs(blk[r * n + i]));
     mags.sort((a, c) => a - c);
     let p = Infinity;
     bestErr = Infinity;
@@ -260,6 +278,9 @@ export const billm: QuantMethod<BillmOptions> = {
     blockSize: { kind: 'int', help: 'columns per binarization block (multiple of 8)', min: 8, max: 4096 },
     maxSalient: { kind: 'int', help: 'most salient columns per block tried by the search', min: 0, max: 4096 },
     percdamp: { kind: 'number', help: 'dampening λ: H += λ·mean(diag H)·I', min: 0, max: 1 },
+    searchOrder: { kind: 'int', help: 'binarization order of the non-salient weights during the salient-column search', choices: [1, 2] },
+    salientMetric: { kind: 'string', help: "salient-column ranking: 'hessian' Σw²/[H⁻¹]_jj² or 'magnitude' Σ|w| (official code default)", pattern: /^(hessian|magnitude)$/ },
+    splitPercentiles: { kind: 'string', help: "split grid: percentiles of the non-salient |w| ('rest') or of the whole block with salient entries as 0 ('block', official code)", pattern: /^(rest|block)$/ },
   },
   requires: { hessian: true, inputs: false },
   quantizeLayer(W: Float32Array, outDim: number, inDim: number, H: Float64Array | null, opts: BillmOptions, ctx: LayerContext): LayerResult {

@@ -14,8 +14,9 @@
  *        a_i = mean_j w'_ij,  b_i = mean_j |w'_ij − a_i|  (a, b recomputed from w' every step),
  *      stopping when the mean distance to the nearer target rises; the best-loss s is kept;
  *   3. projections sharing the norm take, per column, the s of largest |s|.
- * As in the released code, a and b are differentiated through. The released code keeps the scale
- * *after* the step that had the best loss; we keep the scale whose loss was measured (the paper's "best").
+ * As in the released code, a and b are differentiated through, and the scale kept is the one
+ * *after* the step that had the best loss (`ltdbKeep` 'measured': the scale whose loss it was).
+ * With activation bits < 16 the pipeline calibrates on quantized activations (calibrationActBits).
  */
 import type { Backend } from '../backend/types.js';
 import type { LlamaConfig } from '../model/config.js';
@@ -33,9 +34,20 @@ export interface DbellOptions extends BillmOptions {
   epochs: number;
   /** SGD learning rate. */
   lr: number;
+  /**
+   * Which scale LTDB keeps of the step with the best loss: 'after' (the released code: the scale
+   * that step produced) or 'measured' (the scale whose loss was measured, the paper's "best").
+   */
+  ltdbKeep: string;
+  /**
+   * With activation bits < 16: calibrate (Hessians, propagation) on float activations instead of
+   * the quantized ones the released code's in-place activation quantizer feeds its hooks.
+   */
+  floatActCalib: boolean;
 }
 
-export const dbellDefaults: DbellOptions = { ...billmDefaults, alpha: 0.85, epochs: 200, lr: 0.01 };
+// maxSalient 49, searchOrder 1: the released code tries 1..49 salient columns (range(1, 50)) with the rest at order 1
+export const dbellDefaults: DbellOptions = { ...billmDefaults, maxSalient: 49, searchOrder: 1, alpha: 0.85, epochs: 200, lr: 0.01, ltdbKeep: 'after', floatActCalib: false };
 
 const ATTN: readonly LinearName[] = ['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj'];
 const MLP: readonly LinearName[] = ['mlp.gate_proj', 'mlp.up_proj'];
@@ -145,8 +157,11 @@ export function proximityLoss(W: Float64Array, rows: number, n: number, s: Float
   return { loss: K * loss, distance: distance / (rows * n) };
 }
 
-/** SGD on one block of columns from s0; returns the scales of the best loss seen. */
-export function optimizeBlock(W: Float64Array, rows: number, n: number, s0: Float64Array, epochs: number, lr: number): Float64Array {
+/**
+ * SGD on one block of columns from s0; returns the scales of the best loss seen: those whose loss
+ * it was (`keepAfterStep` false), or those the step from them produced (true, the released code).
+ */
+export function optimizeBlock(W: Float64Array, rows: number, n: number, s0: Float64Array, epochs: number, lr: number, keepAfterStep = false): Float64Array {
   const s = Float64Array.from(s0);
   const grad = new Float64Array(n);
   let best = Infinity;
@@ -156,11 +171,13 @@ export function optimizeBlock(W: Float64Array, rows: number, n: number, s0: Floa
     const { loss, distance } = proximityLoss(W, rows, n, s, grad);
     if (!(distance <= lastDistance)) break; // early stop: the weights moved away from the targets
     lastDistance = distance;
-    if (loss < best) {
+    const improved = loss < best;
+    if (improved) {
       best = loss;
-      bestS = Float64Array.from(s);
+      if (!keepAfterStep) bestS = Float64Array.from(s);
     }
     for (let j = 0; j < n; j++) s[j] -= lr * grad[j]!;
+    if (improved && keepAfterStep) bestS = Float64Array.from(s);
   }
   return bestS;
 }
@@ -183,7 +200,7 @@ export function ltdbScales(source: ModelSource, l: number, linears: readonly Lin
       const n = Math.min(opts.blockSize, dim - c0);
       const blk = new Float64Array(rows * n);
       for (let r = 0; r < rows; r++) for (let i = 0; i < n; i++) blk[r * n + i] = W[r * dim + c0 + i]!;
-      const sb = optimizeBlock(blk, rows, n, s.subarray(c0, c0 + n), opts.epochs, opts.lr);
+      const sb = optimizeBlock(blk, rows, n, s.subarray(c0, c0 + n), opts.epochs, opts.lr, opts.ltdbKeep === 'after');
       for (let i = 0; i < n; i++) if (Math.abs(sb[i]!) > Math.abs(merged[c0 + i]!)) merged[c0 + i] = sb[i]!;
     }
   }
@@ -243,6 +260,9 @@ export const dbell: QuantMethod<DbellOptions> = {
     alpha: { kind: 'number', help: 'SmoothQuant migration strength of the initial LTDB scales', min: 0, max: 1 },
     epochs: { kind: 'int', help: 'most LTDB SGD steps per block of columns', min: 0, max: 100000 },
     lr: { kind: 'number', help: 'LTDB SGD learning rate', min: 0, max: 100 },
+    ltdbKeep: { kind: 'string', help: "LTDB keeps the scale after the best step ('after', released code) or the one whose loss was best ('measured')", pattern: /^(after|measured)$/ },
+    floatActCalib: { kind: 'boolean', help: 'with --act-bits < 16, calibrate on float activations (default: on the quantized ones, as the released code)' },
   },
+  calibrationActBits: (opts, actBits) => (opts.floatActCalib ? 16 : actBits),
   prepare: (source, opts, ctx) => ltdbTransform(source, opts, ctx).source,
 };

@@ -5,6 +5,7 @@
 import type { Backend } from '../backend/types.js';
 import { qDim, type LlamaConfig } from '../model/config.js';
 import type { LinearName } from '../model/weights.js';
+import { fakeQuantizeRows } from '../quant/act-quant.js';
 import { HessianAccumulator } from '../quant/hessian.js';
 import { layerForward } from '../runtime/forward.js';
 import { freeScratch, type LayerWeights, type Scratch } from '../runtime/model.js';
@@ -26,6 +27,9 @@ export interface Capture {
   filled: number;
 }
 
+/** The linear layerForward calls the hook for first on each shared input. */
+const FIRST_READERS: ReadonlySet<LinearName> = new Set(['self_attn.q_proj', 'self_attn.o_proj', 'mlp.gate_proj', 'mlp.down_proj']);
+
 /** Runs one block over every calibration window, chunked to the scratch's row count. */
 export class BlockRunner {
   readonly rows: number;
@@ -37,6 +41,12 @@ export class BlockRunner {
     private readonly cal: CalibrationSet,
     /** Called after each window of every pass (progress of the long capture passes). */
     private readonly onWindow?: (windowsDone: number, windows: number) => void,
+    /**
+     * < 16: every linear's input is fake-quantized per token in place before the linears read it
+     * (and before the capture sees it), as the activation quantizer of the packed file does;
+     * q/k/v (gate/up) share the one quantized input.
+     */
+    private readonly actBits = 16,
   ) {
     this.rows = cal.count * cal.seqLen;
   }
@@ -85,8 +95,14 @@ export class BlockRunner {
     return caps;
   }
 
-  private run(L: LayerWeights, X: Float32Array, writeBack: boolean, hook?: Parameters<typeof layerForward>[7]): void {
+  private run(L: LayerWeights, X: Float32Array, writeBack: boolean, inner?: Parameters<typeof layerForward>[7]): void {
     const { dim } = this.c;
+    const bits = this.actBits;
+    // the first reader of each input quantizes it in place; its siblings then read the same array
+    const hook: Parameters<typeof layerForward>[7] = bits >= 16 ? inner : (linear, x, rows) => {
+      if (FIRST_READERS.has(linear)) fakeQuantizeRows(x, x, rows, x.length / rows, bits);
+      inner?.(linear, x, rows);
+    };
     const { seqLen, count } = this.cal;
     const x = this.s.x;
     for (let w = 0; w < count; w++) {

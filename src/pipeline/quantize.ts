@@ -66,6 +66,11 @@ export interface PipelineOptions {
     /** Unquantized tensors that refineBlock replaced in the finished blocks (BlockResult.dense). */
     dense?: ReadonlyMap<string, Float32Array>;
   };
+  /**
+   * Activation bits the packed file runs with (16 = float). Calibration passes quantize the block
+   * linears' inputs to method.calibrationActBits(options, actBits) bits (float when absent).
+   */
+  actBits?: number;
   /** The embedding and the output head (whole-model.ts); absent = both kept float. */
   whole?: WholeModelOptions;
   onProgress?: (e: PipelineProgress) => void;
@@ -192,7 +197,9 @@ export function quantizeModel(input: ModelSource, opts: PipelineOptions): Pipeli
     // One block's scratch: a KV cache of one layer (the block runs as layer 0 of it).
     const blockConfig: LlamaConfig = { ...c, nLayers: 1 };
     const onWindow = opts.onCapture && ((d: number, t: number) => opts.onCapture!(blockNow, d, t));
-    runner = new BlockRunner(backend, blockConfig, allocScratch(blockConfig, backend, Math.min(cal.seqLen, 512)), cal, onWindow);
+    const actBits = opts.actBits ?? 16;
+    const calibBits = actBits < 16 && method.calibrationActBits ? method.calibrationActBits(opts.methodOptions, actBits) : 16;
+    runner = new BlockRunner(backend, blockConfig, allocScratch(blockConfig, backend, Math.min(cal.seqLen, 512)), cal, onWindow, calibBits);
   }
 
   // the float model's stream for block-level targets (OmniQuant); on resume, recomputed through the float blocks

@@ -168,6 +168,13 @@ export interface QuantMethod<O extends object> {
    * resumed run recomputes the same model.
    */
   prepare?(source: ModelSource, opts: O, ctx: PrepareContext): ModelSource;
+  /**
+   * Optional: the activation bits the calibration passes (Hessian capture and propagation) apply
+   * to every block linear's input when the model runs with `actBits` < 16; absent = 16 (float
+   * calibration). DBellQuant's released code quantizes the inputs in place, so its Hessians are
+   * of quantized activations.
+   */
+  calibrationActBits?(opts: O, actBits: number): number;
 }
 
 /**

@@ -60,6 +60,7 @@ export function forward(
  * Sees the input of each linear of a block just before it is applied (calibration: Hessian
  * statistics, captured inputs). q/k/v share one input and so do gate/up: the hook is called
  * once per linear all the same, with the same array. `x` is scratch: read it, do not keep it.
+ * A hook may rewrite it in place (calibration on quantized activations): the linears read what it wrote.
  */
 export type LinearInputHook = (linear: LinearName, x: Float32Array /* [rows, in] */, rows: number) => void;
 
