@@ -1,4 +1,3 @@
-import { statSync } from 'node:fs';
 import type { Command } from 'commander';
 import { headSize } from '../model/config.js';
 import { LINEARS } from '../model/weights.js';
@@ -53,7 +52,7 @@ function info(modelPath: string, opts: InfoOptions): void {
 
   // a packed file: how it was made and what it stores, as `inspect` totals it
   const h = runnable.packed?.header;
-  const size = h && sizeReport(h, statSync(modelPath).size);
+  const size = h && sizeReport(h, runnable.packed!.fileBytes);
   const packed = h && size && { method: h.method.name, actBits: h.actBits ?? 16, linearBpw: size.roles.blockLinears.bpw, modelBpw: size.bpw };
   if (opts.json) {
     const tensorList = [...kinds].map(([name, k]) => ({ name, shape: k.shape, count: k.count }));
@@ -61,7 +60,7 @@ function info(modelPath: string, opts: InfoOptions): void {
     return;
   }
   const lines = [
-    `model      ${modelPath} (${runnable.packed ? 'bitcrush packed file' : nodeFs.isDirectory(modelPath) ? 'Hugging Face directory' : 'llama2.c checkpoint'})`,
+    `model      ${modelPath} (${runnable.packed ? (nodeFs.isDirectory(modelPath) ? 'quantized Hugging Face directory, run as its packed file' : 'bitcrush packed file') : nodeFs.isDirectory(modelPath) ? 'Hugging Face directory' : 'llama2.c checkpoint'})`,
     `config     dim ${c.dim}, hidden ${c.hiddenDim}, ${c.nLayers} layers, ${c.nHeads} heads (${c.nKvHeads} kv heads, head size ${headSize(c)}), ` +
       `vocab ${c.vocabSize}, context ${c.seqLen}, norm eps ${c.normEps}, rope theta ${c.ropeTheta}${c.ropeScaling ? ` (${c.ropeScaling.type} scaling ×${c.ropeScaling.factor})` : ''}, ` +
       `${c.attentionBias ? `${c.attentionBias} biases, ` : ''}${c.tiedEmbeddings ? 'tied' : 'untied'} classifier`,

@@ -1,12 +1,12 @@
 /** `bitcrush inspect <packed>`: the format, params and bits per weight of every tensor of a packed file, with totals. */
-import { statSync } from 'node:fs';
 import { groupBitMap } from '../formats/mixed.js';
 import { writeFileAtomic } from '../node/atomic-write.js';
 import { bitWidthColor, bitWidthLegend } from '../report/bit-colors.js';
 import { heatmap } from '../report/svg.js';
 import type { Command } from 'commander';
 import { InputError } from '../io/errors.js';
-import { FileSource } from '../node/fs.js';
+import { FileSource, nodeFs } from '../node/fs.js';
+import { openRunnable } from '../node/packed-open.js';
 import { isPackedModel, PackedModel } from '../packed/reader.js';
 import { describeSize, roleOf, sizeReport } from '../packed/size.js';
 import { checkOutputFile } from './output-check.js';
@@ -21,7 +21,7 @@ export function registerInspect(program: Command): void {
   program
     .command('inspect')
     .description('show how a packed model file stores each tensor: format, params, bits per weight, totals')
-    .argument('<packed>', 'packed model file written by `bitcrush quantize`')
+    .argument('<packed>', 'packed model file written by `bitcrush quantize`, or a GPTQ Hugging Face directory')
     .option('--json', 'machine-readable output')
     .option('--plot <file.svg>', 'draw each layer\'s per-group bit-width map as an SVG')
     .action((path: string, opts: InspectOptions) => inspect(path, opts));
@@ -29,11 +29,9 @@ export function registerInspect(program: Command): void {
 
 function inspect(path: string, opts: InspectOptions): void {
   if (opts.plot !== undefined) checkOutputFile('--plot', opts.plot, [path]);
-  const file = new FileSource(path);
-  if (!isPackedModel(file)) throw new InputError(path, 'not a bitcrush packed model file');
-  const m = new PackedModel(file);
+  const m = openInspected(path);
   const h = m.header;
-  const fileBytes = statSync(path).size;
+  const fileBytes = m.fileBytes;
   const tensors = Object.entries(h.tensors).map(([name, t]) => ({
     name,
     role: roleOf(name),
@@ -67,6 +65,18 @@ function inspect(path: string, opts: InspectOptions): void {
     ...(plotted !== undefined ? [`plot     wrote ${opts.plot} (${plotted} tensors with a group bit map)`] : []),
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
+}
+
+/** A packed file, or a quantized Hugging Face directory as the packed file it converts to. */
+function openInspected(path: string): PackedModel {
+  if (nodeFs.isDirectory(path)) {
+    const packed = openRunnable(path).packed;
+    if (packed === undefined) throw new InputError(path, 'not a quantized Hugging Face directory (no quantization_config in config.json) nor a bitcrush packed file');
+    return packed;
+  }
+  const file = new FileSource(path);
+  if (!isPackedModel(file)) throw new InputError(path, 'not a bitcrush packed model file');
+  return new PackedModel(file);
 }
 
 /** Column groups per bit-width of a grid-format tensor ({ 1: n1, 2: n2, … }), else undefined. */

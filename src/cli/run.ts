@@ -8,6 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { InputError, UsageError } from '../io/errors.js';
+import { registerConvert } from './convert.js';
 import { registerEval } from './eval.js';
 import { registerGenerate } from './generate.js';
 import { registerInfo } from './info.js';
@@ -39,6 +40,7 @@ function buildProgram(): Command {
   registerEval(program);
   registerQuantize(program);
   registerInspect(program);
+  registerConvert(program);
   return program;
 }
 

@@ -16,10 +16,10 @@ import { expectedShapes, layerBias, LM_HEAD, type ModelSource, type SourceDtype,
 
 const SUPPORTED_TYPES = new Set(['llama', 'mistral', 'qwen2']);
 const SUPPORTED_ARCHS = new Set(['LlamaForCausalLM', 'MistralForCausalLM', 'Qwen2ForCausalLM']);
-const FLOAT_DTYPES = new Set(['F32', 'F16', 'BF16', 'F64']);
+export const FLOAT_DTYPES = new Set(['F32', 'F16', 'BF16', 'F64']);
 /** Buffers some old checkpoints saved; recomputed at run time. */
-const IGNORED_TENSOR = /\.rotary_emb\.inv_freq$/;
-const QK_PROJ = /^model\.layers\.\d+\.self_attn\.([qk])_proj\.(weight|bias)$/;
+export const IGNORED_TENSOR = /\.rotary_emb\.inv_freq$/;
+export const QK_PROJ = /^model\.layers\.\d+\.self_attn\.([qk])_proj\.(weight|bias)$/;
 
 /** `config.json` → LlamaConfig; `tiedEmbeddings` is the config's flag (the loader may override it). */
 export function parseHfConfig(file: string, json: unknown): LlamaConfig {
@@ -216,7 +216,7 @@ export function unpermuteRope<T extends Float32Array | Uint16Array>(w: T, nHeads
 }
 
 /** Every tensor of the directory's safetensors file(s), name → file. */
-function openWeights(dir: string, fs: FileSystemLike): Map<string, SafetensorsFile> {
+export function openWeights(dir: string, fs: FileSystemLike): Map<string, SafetensorsFile> {
   const single = fs.join(dir, 'model.safetensors');
   const indexPath = fs.join(dir, 'model.safetensors.index.json');
   const out = new Map<string, SafetensorsFile>();
@@ -256,4 +256,17 @@ export function parseJson(file: string, text: string): unknown {
   } catch (e) {
     throw new InputError(file, `bad JSON: ${(e as Error).message}`);
   }
+}
+
+/** `quantization_config` of a directory's config.json, or undefined for a float checkpoint. */
+export function quantizationConfig(dir: string, fs: FileSystemLike): { file: string; method: string; qc: Record<string, unknown> } | undefined {
+  const file = fs.join(dir, 'config.json');
+  if (!fs.exists(file)) return undefined;
+  const json = parseJson(file, readText(fs.open(file))) as Record<string, unknown> | null;
+  const qc = json?.['quantization_config'];
+  if (qc === undefined || qc === null) return undefined;
+  check(typeof qc === 'object' && !Array.isArray(qc), file, 'quantization_config is not an object');
+  const method = (qc as Record<string, unknown>)['quant_method'];
+  check(typeof method === 'string', file, `quantization_config.quant_method ${JSON.stringify(method)} is not a string`);
+  return { file, method, qc: qc as Record<string, unknown> };
 }

@@ -3,7 +3,7 @@
  */
 import type { ByteSource, FileSystemLike } from './bytes.js';
 import { InputError, NotFoundError } from './errors.js';
-import { HfModel } from './hf.js';
+import { HfModel, quantizationConfig } from './hf.js';
 import { HfTokenizer } from './hf-tokenizer.js';
 import { Llama2cModel } from './llama2c.js';
 import { Llama2cTokenizer } from './llama2c-tokenizer.js';
@@ -19,6 +19,10 @@ import type { ModelSource } from '../model/weights.js';
  */
 export function openModel(path: string, fs: FileSystemLike): ModelSource {
   if (fs.isDirectory(path)) {
+    const quantized = quantizationConfig(path, fs);
+    if (quantized !== undefined) {
+      throw new InputError(path, `is a ${quantized.method} checkpoint (already quantized): run it directly (info, eval, generate), or \`bitcrush convert\` it to a packed file; this needs a float model`);
+    }
     if (fs.exists(fs.join(path, 'config.json'))) return new HfModel(path, fs);
     throw new InputError(path, 'directory has no config.json (expected a Hugging Face model directory)');
   }

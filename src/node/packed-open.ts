@@ -5,7 +5,9 @@
  */
 import type { Backend } from '../backend/types.js';
 import { NotFoundError } from '../io/errors.js';
+import { quantizationConfig } from '../io/hf.js';
 import { findTokenizer, openModel } from '../io/load.js';
+import { openQuantizedHf } from '../interop/hf-quantized.js';
 import type { Tokenizer } from '../io/tokenizer.js';
 import type { ModelSource } from '../model/weights.js';
 import { isPackedModel, PackedModel } from '../packed/reader.js';
@@ -18,7 +20,7 @@ export interface RunnableSource {
   packed?: PackedModel;
 }
 
-/** A bitcrush packed file (any name; recognised by its header), else whatever openModel reads. */
+/** A bitcrush packed file (any name; recognised by its header), a quantized HF directory, else whatever openModel reads. */
 export function openRunnable(path: string): RunnableSource {
   if (nodeFs.exists(path) && !nodeFs.isDirectory(path)) {
     const file = new FileSource(path);
@@ -27,6 +29,11 @@ export function openRunnable(path: string): RunnableSource {
       return { source: packed, packed };
     }
     file.close();
+  }
+  // a quantized Hugging Face checkpoint (GPTQ): converted in memory to the packed file it is
+  if (nodeFs.isDirectory(path) && quantizationConfig(path, nodeFs) !== undefined) {
+    const packed = openQuantizedHf(path, nodeFs);
+    return { source: packed, packed };
   }
   return { source: openModel(path, nodeFs) };
 }

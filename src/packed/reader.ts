@@ -82,6 +82,11 @@ export class PackedModel implements ModelSource {
     return this.file.name;
   }
 
+  /** Bytes of the whole packed file (for an imported checkpoint, the file `bitcrush convert` writes). */
+  get fileBytes(): number {
+    return this.file.src.size;
+  }
+
   tensors(): TensorInfo[] {
     return [...this.shapes].map(([name, shape]) => ({ name, shape: [...shape] }));
   }

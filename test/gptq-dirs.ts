@@ -1,0 +1,70 @@
+/**
+ * Small random GPTQ Hugging Face directories for the interop tests: an architecture of
+ * test/hf-dirs.ts with every block linear replaced by random GPTQ levels, scales, zeros and
+ * (act-order) g_idx, written as AutoGPTQ/GPTQModel do (qweight/qzeros/scales/g_idx, config.json's
+ * quantization_config), next to the float directory of the same weights dequantized (the
+ * reference the import must equal). (Not a test file: compiled outside *.test.js.)
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { dequantizeGroups } from '../src/formats/quantized.js';
+import { getFormat } from '../src/formats/registry.js';
+import type { UniformParams } from '../src/formats/uniform.js';
+import { groupsToGptq, type GptqCheckpointFormat } from '../src/interop/gptq.js';
+import { LINEARS } from '../src/model/weights.js';
+import { mulberry32 } from '../src/quant/random.js';
+import { archTensors, safetensorsBytes, type ArchCase, type TestTensor } from './hf-dirs.js';
+
+export interface GptqCase {
+  arch: ArchCase;
+  bits: number;
+  /** -1: per-channel. */
+  groupSize: number;
+  descAct: boolean;
+  sym: boolean;
+  checkpointFormat: GptqCheckpointFormat;
+}
+
+const bytesOf = (a: Int32Array | Uint16Array | Float32Array) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+
+/** Writes `<root>/gptq` and `<root>/float`; returns their paths. */
+export function writeGptqDirs(root: string, k: GptqCase, seed = 7): { gptq: string; float: string } {
+  const rand = mulberry32(seed);
+  const floats: TestTensor[] = [];
+  const quant: TestTensor[] = [];
+  for (const t of archTensors(k.arch, seed)) {
+    const linear = LINEARS.some((l) => t.name.endsWith(`.${l}.weight`));
+    if (!linear) {
+      floats.push(t);
+      quant.push(t);
+      continue;
+    }
+    const [outDim, inDim] = t.shape as [number, number];
+    const groupSize = k.groupSize === -1 ? inDim : k.groupSize;
+    const p: UniformParams = { bits: k.bits, groupSize, actOrder: k.descAct };
+    const g = getFormat(k.sym ? 'uniform-sym' : 'uniform-asym').randomPayload(outDim, inDim, p, rand) as Parameters<typeof dequantizeGroups>[0];
+    if (k.checkpointFormat === 'gptq') for (let i = 0; i < g.zero.length; i++) g.zero[i] = Math.max(1, g.zero[i]!); // v1 has no zero 0
+    const w = dequantizeGroups(g);
+    floats.push({ name: t.name, dtype: 'F32', shape: t.shape, bytes: bytesOf(w) });
+    const { tensors: q } = groupsToGptq(g, k.checkpointFormat);
+    const base = t.name.replace(/\.weight$/, '');
+    quant.push(
+      { name: `${base}.qweight`, dtype: 'I32', shape: [(inDim / 32) * k.bits, outDim], bytes: bytesOf(q.qweight) },
+      { name: `${base}.qzeros`, dtype: 'I32', shape: [q.scales.length / outDim, (outDim / 32) * k.bits], bytes: bytesOf(q.qzeros) },
+      { name: `${base}.scales`, dtype: 'F16', shape: [q.scales.length / outDim, outDim], bytes: bytesOf(q.scales) },
+      { name: `${base}.g_idx`, dtype: 'I32', shape: [inDim], bytes: bytesOf(q.gIdx) },
+    );
+  }
+  const dirs = { gptq: join(root, 'gptq'), float: join(root, 'float') };
+  const quantization_config = {
+    quant_method: 'gptq', bits: k.bits, group_size: k.groupSize, desc_act: k.descAct, sym: k.sym,
+    checkpoint_format: k.checkpointFormat, damp_percent: 0.01, true_sequential: true, static_groups: false,
+  };
+  mkdirSync(dirs.gptq, { recursive: true });
+  mkdirSync(dirs.float, { recursive: true });
+  writeFileSync(join(dirs.gptq, 'config.json'), JSON.stringify({ ...k.arch.config, torch_dtype: 'float16', quantization_config }, null, 2));
+  writeFileSync(join(dirs.gptq, 'model.safetensors'), safetensorsBytes(quant, { format: 'pt' }));
+  writeFileSync(join(dirs.float, 'config.json'), JSON.stringify(k.arch.config, null, 2));
+  writeFileSync(join(dirs.float, 'model.safetensors'), safetensorsBytes(floats, { format: 'pt' }));
+  return dirs;
+}
