@@ -257,7 +257,8 @@ export const aqlm: QuantMethod<AqlmOptions> = {
     'both on the XᵀX-weighted output error, until an epoch gains less than relativeTolerance. ' +
     'Optional block fine-tuning (§3.4, --finetune-epochs, off by default): codes fixed, Adam ' +
     '(lr 1e-3, β = (0.9, 0.95)) on every linear\'s codebooks and scales and the block\'s norms against the float block\'s output ' +
-    '(MSE), early stopping on held-out calibration windows. ' +
+    '(MSE), early stopping on held-out calibration windows. Optional global fine-tuning (--global-finetune-epochs, off by default): ' +
+    'after the last block, codebooks, scales and all norms trained end to end on the KL to the float model\'s next-token distribution (codes fixed). ' +
     'Bits per weight count codes, float16 codebooks and scales.',
   defaults: aqlmDefaults,
   options: {
