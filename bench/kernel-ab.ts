@@ -1,0 +1,84 @@
+/**
+ * `node dist/bench/kernel-ab.js [--threads 1] [--reps 30] [--json]`: one matvec of each packed
+ * format family on TinyLlama-1.1B's two MLP shapes ([5632, 2048] and [2048, 5632]), every engine
+ * side by side in one run: native kernels per instruction set (and, for AQLM, per lookup kernel),
+ * the wasm kernels (int8 activations where they exist, then with `floatActivations`: the float
+ * kernels that ran before), with µs per call (best of --reps), the tensor's bytes and the GB/s
+ * that implies, and the time to build the Linear from the packed tensor (kernel setup at load).
+ * Random payloads packed by the registry: speed does not depend on the values. The load average
+ * is printed before and after (the machine is shared).
+ */
+import { loadavg } from 'node:os';
+import type { Backend } from '../src/backend/types.js';
+import { getFormat } from '../src/formats/registry.js';
+import { createWasmBackendNode } from '../src/node/backend.js';
+import { loadNativeBackend } from '../src/node/native.js';
+import { mulberry32 } from '../src/quant/random.js';
+
+const args = process.argv.slice(2);
+const arg = (name: string, fallback: string) => (args.includes(name) ? args[args.indexOf(name) + 1]! : fallback);
+const threads = Number(arg('--threads', '1'));
+const reps = Number(arg('--reps', '30'));
+const json = args.includes('--json');
+const log = (s: string) => (json ? process.stderr.write(`${s}\n`) : console.log(s));
+
+const native = loadNativeBackend(threads).backend;
+const wasm = createWasmBackendNode(threads);
+const wasmFloat: Backend = Object.assign(Object.create(wasm) as Backend, { floatActivations: true });
+const SHAPES: Array<[number, number]> = [[5632, 2048], [2048, 5632]];
+const CASES = [
+  { label: 'uniform 2-bit g128', format: 'uniform-asym', params: () => ({ bits: 2, groupSize: 128, actOrder: false }) },
+  { label: 'uniform 4-bit g128', format: 'uniform-asym', params: () => ({ bits: 4, groupSize: 128, actOrder: false }) },
+  { label: 'uniform 8-bit g128', format: 'uniform-asym', params: () => ({ bits: 8, groupSize: 128, actOrder: false }) },
+  { label: 'AQLM 2x8 g8', format: 'aqlm', params: () => ({ M: 2, B: 8, g: 8 }) },
+  { label: 'BiLLM b128', format: 'binary-billm', params: (inDim: number) => ({ blockSize: 128, salientColumns: Math.round(inDim / 32) }) },
+];
+
+log(`kernel-ab — ${threads} thread(s), best of ${reps}; load average ${loadavg().map((v) => v.toFixed(2)).join(' ')}`);
+const rows: Array<Record<string, unknown>> = [];
+for (const c of CASES) {
+  const f = getFormat(c.format);
+  for (const [out, inDim] of SHAPES) {
+    const t = f.pack(f.randomPayload(out, inDim, c.params(inDim) as never, mulberry32(1)));
+    let bytes = 0;
+    for (const b of Object.values(t.blobs)) bytes += b.bytes.byteLength;
+    const x = wasm.alloc(inDim);
+    for (let i = 0; i < inDim; i++) x[i] = Math.sin(i);
+    const y = wasm.alloc(out);
+    const run = (engine: string, be: Backend, setup?: () => void) => {
+      const t0 = performance.now();
+      const lin = f.makeLinear(t, be);
+      const loadMs = performance.now() - t0;
+      setup?.();
+      lin.matvec(y, x);
+      let best = Infinity;
+      for (let i = 0; i < reps; i++) {
+        const s = performance.now();
+        lin.matvec(y, x);
+        best = Math.min(best, performance.now() - s);
+      }
+      lin.dispose?.();
+      const us = best * 1000;
+      const row = { weights: c.label, shape: `${out}x${inDim}`, engine, ran: (lin as { engine?: string }).engine, us, MB: bytes / 1e6, GBs: bytes / us / 1e3, loadMs };
+      rows.push(row);
+      log(`  ${c.label.padEnd(20)} ${row.shape.padEnd(10)} ${engine.padEnd(22)} ${us.toFixed(0).padStart(6)} µs  ${row.GBs.toFixed(1).padStart(5)} GB/s  (${row.MB.toFixed(2)} MB, setup ${loadMs.toFixed(0)} ms)`);
+    };
+    if (native) {
+      for (const isa of ['scalar', 'avx2', 'vnni', 'neon-dotprod']) {
+        if (!native.setIsa(isa)) continue;
+        if (c.format === 'aqlm') for (const g of [0, 1, 2]) run(`native ${isa} gather${g}`, native, () => native.setCodebookGather(g));
+        else run(`native ${isa}`, native);
+      }
+      native.setIsa('auto');
+      native.setCodebookGather(-1);
+    }
+    run('wasm', wasm);
+    if (c.format.startsWith('uniform')) run('wasm float activations', wasmFloat);
+    wasm.free(x);
+    wasm.free(y);
+  }
+}
+log(`load average after ${loadavg().map((v) => v.toFixed(2)).join(' ')}`);
+if (json) console.log(JSON.stringify(rows, null, 2));
+wasm.dispose();
+process.exit(0);
