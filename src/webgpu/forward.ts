@@ -1,0 +1,196 @@
+/**
+ * The Llama forward pass on the GPU, the same structure as runtime/forward.ts (architecture as
+ * data: attention biases, grouped-query heads, head_dim, tied head): the packed linears run
+ * their format's WGSL kernel on the blobs uploaded once (linear.ts), every activation and the
+ * KV cache stay on the GPU, and only the token embeddings go up (gathered on the CPU from the
+ * file's table, packed or float: dim floats per token) and the logits [vocab] come back.
+ * The residual adds are fused into the o/down projections (accumulate), biases into their
+ * projection. A whole call is one command buffer.
+ */
+import { headSize as headSizeOf, kvDim as kvDimOf, qDim as qDimOf, type LlamaConfig } from '../model/config.js';
+import { ropeInvFrequencies } from '../model/rope.js';
+import { BIASED, EMBED, FINAL_NORM, LM_HEAD, layerBias, layerTensor, type LinearName, type RowGather } from '../model/weights.js';
+import type { PackedModel } from '../packed/reader.js';
+import { denseEmbedding } from '../runtime/embedding.js';
+import { type GpuContext } from './device.js';
+import { MAP_READ, BUFFER, type GpuBindGroup, type GpuBuffer, type GpuComputePass, type GpuComputePipeline } from './gpu-types.js';
+import { denseKernel, packedKernel } from './kernels/index.js';
+import { GpuLinear, LIN_ACCUMULATE, LIN_BIAS } from './linear.js';
+import { ATTENTION, KV_STORE, RMSNORM, ROPE, SWIGLU } from './ops.js';
+import { f32Bits } from './wgsl.js';
+
+export interface GpuModelOptions {
+  /** Most tokens per forward call (prefill chunk); default min(seqLen, 64). */
+  maxRows?: number;
+  /** Positions the KV cache holds (allocated up front); default min(seqLen, 2048). */
+  positions?: number;
+}
+
+type Op = (pass: GpuComputePass, T: number) => void;
+
+export class GpuModel {
+  readonly name: string;
+  readonly config: LlamaConfig;
+  readonly maxRows: number;
+  readonly positions: number;
+  /** Bytes of weights uploaded (packed blobs as stored, float tensors as float32). */
+  readonly weightBytes: number;
+  private readonly ctx: GpuContext;
+  private readonly embedding: RowGather;
+  private readonly linears: GpuLinear[] = [];
+  private readonly owned: GpuBuffer[] = [];
+  private readonly ops: Op[] = [];
+  private readonly step: GpuBuffer;
+  private readonly x: GpuBuffer;
+  private readonly logits: GpuBuffer;
+  private readonly readback: GpuBuffer;
+  private readonly embedRows: Float32Array;
+
+  constructor(ctx: GpuContext, packed: PackedModel, opts: GpuModelOptions = {}) {
+    const c = packed.config;
+    if ((packed.header.actBits ?? 16) < 16) throw new RangeError(`${packed.name}: activation quantization (A${packed.header.actBits}) has no WebGPU kernel yet`);
+    this.ctx = ctx;
+    this.name = packed.name;
+    this.config = c;
+    this.maxRows = Math.max(1, Math.min(opts.maxRows ?? 64, c.seqLen));
+    this.positions = Math.max(this.maxRows, Math.min(opts.positions ?? 2048, c.seqLen));
+    const { dim, hiddenDim: hidden, vocabSize: vocab, nLayers } = c;
+    const hs = headSizeOf(c);
+    const qDim = qDimOf(c);
+    const kvDim = kvDimOf(c);
+    const R = this.maxRows;
+    const P = this.positions;
+    const buf = (n: number, label: string) => this.own(ctx.floats(n, label));
+    const upload = (a: Float32Array, label: string) => this.own(ctx.storage(a, label));
+    const uni = (words: number[]) => this.own(ctx.uniform(Uint32Array.from(words)));
+
+    this.embedding = packed.rowGather(EMBED) ?? denseEmbedding(packed.load(EMBED), vocab, dim);
+    this.embedRows = new Float32Array(R * dim);
+    this.step = uni([0, 0, 0, 0]);
+    const stepOne = uni([1, 0, 0, 0]);
+    this.x = buf(R * dim, 'x');
+    const xb = buf(R * Math.max(dim, qDim), 'xb');
+    const q = buf(R * qDim, 'q');
+    const k = buf(R * kvDim, 'k');
+    const v = buf(R * kvDim, 'v');
+    const hb = buf(R * hidden, 'hb');
+    const hb2 = buf(R * hidden, 'hb2');
+    const att = buf(R * c.nHeads * P, 'att');
+    const kc = buf(nLayers * P * kvDim, 'key cache');
+    const vc = buf(nLayers * P * kvDim, 'value cache');
+    this.logits = buf(vocab, 'logits');
+    this.readback = this.own(ctx.device.createBuffer({ size: vocab * 4, usage: BUFFER.MAP_READ | BUFFER.COPY_DST, label: 'logits readback' }));
+    const zero = buf(1, 'no bias');
+    // interleaved RoPE tables [positions, hs / 2], as runtime/scratch.ts computes them
+    const inv = ropeInvFrequencies(c);
+    const half = hs / 2;
+    const cos = new Float32Array(P * half);
+    const sin = new Float32Array(P * half);
+    for (let pos = 0; pos < P; pos++) for (let i = 0; i < half; i++) {
+      cos[pos * half + i] = Math.cos(pos * inv[i]!);
+      sin[pos * half + i] = Math.sin(pos * inv[i]!);
+    }
+    const cosB = upload(cos, 'rope cos');
+    const sinB = upload(sin, 'rope sin');
+
+    const pipe = (wgsl: string, label: string) => ctx.pipeline(wgsl, label);
+    const pRms = pipe(RMSNORM, 'rmsnorm');
+    const pRope = pipe(ROPE, 'rope');
+    const pKv = pipe(KV_STORE, 'kv store');
+    const pAtt = pipe(ATTENTION, 'attention');
+    const pSwi = pipe(SWIGLU, 'swiglu');
+    const kernel = (p: GpuComputePipeline, buffers: GpuBuffer[], grid: (T: number) => [number, number, number]): Op => {
+      const g = ctx.bindGroup(p, buffers);
+      return (pass, T) => {
+        pass.setPipeline(p);
+        pass.setBindGroup(0, g);
+        pass.dispatchWorkgroups(...grid(T));
+      };
+    };
+    const rmsnorm = (src: GpuBuffer, dst: GpuBuffer, weight: string): Op =>
+      kernel(pRms, [this.step, uni([dim, f32Bits(c.normEps), 0, 0]), src, dst, upload(packed.load(weight), weight)], (T) => [T, 1, 1]);
+    // the final norm of the last row alone (row T − 1 of the call, written to row 0)
+    const rmsLast = (src: GpuBuffer, dst: GpuBuffer, weight: string): Op => kernel(pRms, [this.step, uni([dim, f32Bits(c.normEps), 1, 0]), src, dst, upload(packed.load(weight), weight)], () => [1, 1, 1]);
+    let weightBytes = 0;
+    const linear = (name: string, x: GpuBuffer, y: GpuBuffer, step: GpuBuffer, flags: number, bias?: Float32Array): Op => {
+      const shape = packed.tensors().find((t) => t.name === name)!.shape as [number, number];
+      const kern = packed.isPacked(name) ? packedKernel(packed.packed(name)) : denseKernel(packed.load(name), shape[0], shape[1], name);
+      const lin = new GpuLinear(ctx, shape[0], shape[1], kern, flags | (bias ? LIN_BIAS : 0));
+      this.linears.push(lin);
+      weightBytes += lin.bytes;
+      const groups: GpuBindGroup[] = lin.bind(step, x, y, bias ? upload(bias, `${name} bias`) : zero);
+      return (pass, T) => lin.dispatch(pass, groups, T);
+    };
+    const biasOf = (l: number, proj: LinearName): Float32Array | undefined =>
+      c.attentionBias && (BIASED[c.attentionBias] as readonly string[]).includes(proj) ? packed.load(layerBias(l, proj as never)) : undefined;
+    const rows64 = (n: number) => (T: number): [number, number, number] => [Math.ceil(n / 64), T, 1];
+
+    for (let l = 0; l < nLayers; l++) {
+      const t = (part: Parameters<typeof layerTensor>[1]) => layerTensor(l, part);
+      const layerBase = l * P * kvDim;
+      this.ops.push(
+        rmsnorm(this.x, xb, t('input_layernorm')),
+        linear(t('self_attn.q_proj'), xb, q, this.step, 0, biasOf(l, 'self_attn.q_proj')),
+        linear(t('self_attn.k_proj'), xb, k, this.step, 0, biasOf(l, 'self_attn.k_proj')),
+        linear(t('self_attn.v_proj'), xb, v, this.step, 0, biasOf(l, 'self_attn.v_proj')),
+        kernel(pRope, [this.step, uni([qDim, hs, 0, 0]), q, cosB, sinB], rows64(qDim / 2)),
+        kernel(pRope, [this.step, uni([kvDim, hs, 0, 0]), k, cosB, sinB], rows64(kvDim / 2)),
+        kernel(pKv, [this.step, uni([kvDim, layerBase, 0, 0]), k, kc], rows64(kvDim)),
+        kernel(pKv, [this.step, uni([kvDim, layerBase, 0, 0]), v, vc], rows64(kvDim)),
+        kernel(pAtt, [this.step, uni([c.nHeads, c.nHeads / c.nKvHeads, hs, kvDim, qDim, layerBase, P, f32Bits(1 / Math.sqrt(hs))]), q, kc, vc, att, xb], (T) => [c.nHeads, T, 1]),
+        linear(t('self_attn.o_proj'), xb, this.x, this.step, LIN_ACCUMULATE, biasOf(l, 'self_attn.o_proj')),
+        rmsnorm(this.x, xb, t('post_attention_layernorm')),
+        linear(t('mlp.gate_proj'), xb, hb, this.step, 0),
+        linear(t('mlp.up_proj'), xb, hb2, this.step, 0),
+        kernel(pSwi, [this.step, uni([hidden, 0, 0, 0]), hb, hb2], (T) => {
+          const groups = Math.ceil((T * hidden) / 64);
+          return groups <= 65535 ? [groups, 1, 1] : [65535, Math.ceil(groups / 65535), 1];
+        }),
+        linear(t('mlp.down_proj'), hb, this.x, this.step, LIN_ACCUMULATE),
+      );
+    }
+    this.ops.push(rmsLast(this.x, xb, FINAL_NORM), linear(c.tiedEmbeddings ? EMBED : LM_HEAD, xb, this.logits, stepOne, 0));
+    this.weightBytes = weightBytes;
+  }
+
+  private own(b: GpuBuffer): GpuBuffer {
+    this.owned.push(b);
+    return b;
+  }
+
+  /**
+   * Runs tokens at positions startPos.. (the KV cache must hold 0..startPos−1 of the same
+   * sequence) and returns the last token's logits [vocab] (a new array).
+   */
+  async forward(tokens: ArrayLike<number>, startPos: number): Promise<Float32Array> {
+    const T = tokens.length;
+    const { dim, vocabSize: vocab } = this.config;
+    if (T < 1 || T > this.maxRows) throw new RangeError(`forward takes 1..${this.maxRows} tokens, got ${T}`);
+    if (!Number.isInteger(startPos) || startPos < 0 || startPos + T > this.positions) {
+      throw new RangeError(`positions ${startPos}..${startPos + T - 1} exceed the ${this.positions} the GPU KV cache holds`);
+    }
+    for (let t = 0; t < T; t++) {
+      const token = tokens[t]!;
+      if (!Number.isInteger(token) || token < 0 || token >= vocab) throw new RangeError(`token id ${token} outside 0..${vocab - 1}`);
+      this.embedding.row(this.embedRows.subarray(t * dim, (t + 1) * dim), token);
+    }
+    const { device } = this.ctx;
+    device.queue.writeBuffer(this.step, 0, Uint32Array.from([T, startPos, 0, 0]));
+    device.queue.writeBuffer(this.x, 0, this.embedRows, 0, T * dim);
+    const enc = device.createCommandEncoder();
+    const pass = enc.beginComputePass();
+    for (const op of this.ops) op(pass, T);
+    pass.end();
+    enc.copyBufferToBuffer(this.logits, 0, this.readback, 0, vocab * 4);
+    device.queue.submit([enc.finish()]);
+    await this.readback.mapAsync(MAP_READ);
+    const out = new Float32Array(this.readback.getMappedRange().slice(0));
+    this.readback.unmap();
+    return out;
+  }
+
+  dispose(): void {
+    for (const l of this.linears) l.destroy();
+    for (const b of this.owned) b.destroy();
+  }
+}

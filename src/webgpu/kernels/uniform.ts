@@ -1,0 +1,57 @@
+/**
+ * WGSL kernel of the uniform group formats (uniform-asym, uniform-sym; layout in
+ * formats/registry.ts), reading the q, scale, zero and perm blobs as stored:
+ *   ŵ[r, j] = scale[r, j / gs] · (q[r, j] − zero[r, j / gs]), input column perm[j] (act-order).
+ */
+import { bitstreamBytes } from '../../formats/bitpack.js';
+import { groupCount } from '../../formats/quantized.js';
+import type { PackedTensor } from '../../formats/types.js';
+import type { UniformParams } from '../../formats/uniform.js';
+import type { LinearKernel } from '../linear.js';
+import { bitReader, f16Reader } from '../wgsl.js';
+
+export function uniformKernel(t: PackedTensor): LinearKernel {
+  const p = t.params as UniformParams;
+  const nG = groupCount(t.inDim, p.groupSize);
+  const sym = t.blobs.zero === undefined;
+  const perm = t.blobs.perm;
+  const empty = new Uint8Array(4);
+  const wgsl = `
+@group(0) @binding(5) var<storage, read> q: array<u32>;
+@group(0) @binding(6) var<storage, read> scale: array<u32>;
+@group(0) @binding(7) var<storage, read> zero: array<u32>;
+@group(0) @binding(8) var<storage, read> perm: array<u32>;
+${bitReader('q')}${bitReader('zero')}${bitReader('perm')}${f16Reader('scale')}
+// p0: bits, groupSize, nG, rowBytes; p1: zeroRowBytes, symmetric, permBits (0: none)
+fn partial(r: u32, xo: u32, lid: u32) -> f32 {
+  let b = lin.p0.x;
+  let gs = lin.p0.y;
+  let nG = lin.p0.z;
+  let qRow = r * lin.p0.w * 8u;
+  let zRow = r * lin.p1.x * 8u;
+  let mid = f32(1u << (b - 1u));
+  let permBits = lin.p1.z;
+  var acc = 0.0;
+  for (var j = lid; j < lin.inDim; j = j + 64u) {
+    let g = j / gs;
+    var z = mid;
+    if (lin.p1.y == 0u) { z = f32(bits_zero(zRow + g * b, b)); }
+    var c = j;
+    if (permBits == 16u) { c = bits_perm(j * 16u, 16u); } else if (permBits == 32u) { c = perm[j]; }
+    let w = f16_scale(r * nG + g) * (f32(bits_q(qRow + j * b, b)) - z);
+    acc = acc + w * x[xo + c];
+  }
+  return acc;
+}`;
+  return {
+    label: `${t.format} ${p.bits}-bit [${t.outDim}, ${t.inDim}]`,
+    wgsl,
+    buffers: [
+      { bytes: t.blobs.q!.bytes, perRow: true },
+      { bytes: t.blobs.scale!.bytes, perRow: true },
+      sym ? { bytes: empty, perRow: false } : { bytes: t.blobs.zero!.bytes, perRow: true },
+      perm ? { bytes: perm.bytes, perRow: false } : { bytes: empty, perRow: false },
+    ],
+    params: [p.bits, p.groupSize, nG, bitstreamBytes(t.inDim, p.bits), sym ? 0 : bitstreamBytes(nG, p.bits), sym ? 1 : 0, perm ? (perm.dtype === 'I16' ? 16 : 32) : 0],
+  };
+}

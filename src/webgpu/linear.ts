@@ -1,0 +1,134 @@
+/**
+ * A linear layer on the GPU: y[t, rowOff + r] (+)= Σ_j ŵ[r, j] · x[t, j] (+ bias), one
+ * workgroup of 64 invocations per (output row, token row), each invocation decoding the packed
+ * weights of columns lid, lid + 64, … straight from the uploaded blobs (kernels/*.ts: one per
+ * format family) and a workgroup sum at the end. The same kernel is the decode matvec (T = 1)
+ * and the prefill matmul (T rows, the grid's z).
+ *
+ * Weights are uploaded once, in their packed layout. A tensor whose largest per-row blob
+ * exceeds the device's storage binding limit is cut into row ranges, each with its own
+ * buffers and dispatch (shared blobs — perm, codebooks, masks — are bound to every part).
+ */
+import { grid2d, type GpuContext } from './device.js';
+import type { GpuBindGroup, GpuBuffer, GpuComputePass, GpuComputePipeline } from './gpu-types.js';
+import { REDUCE_64, STEP_STRUCT } from './wgsl.js';
+
+/** What a format family's kernel needs: its WGSL (bindings 5.., fn partial) and its blobs in binding order. */
+export interface LinearKernel {
+  /** Declares the format's buffers at @binding(5), (6), … in `buffers` order and `fn partial(r: u32, xo: u32, lid: u32) -> f32`. */
+  wgsl: string;
+  buffers: Array<{ bytes: Uint8Array; perRow: boolean }>;
+  /** Up to 8 format-specific u32 words, read in WGSL as lin.p0.xyzw, lin.p1.xyzw. */
+  params: number[];
+  label: string;
+}
+
+const SHELL = `${STEP_STRUCT}
+struct Lin { rows: u32, inDim: u32, outDim: u32, rowOff: u32, flags: u32, q0: u32, q1: u32, q2: u32, p0: vec4<u32>, p1: vec4<u32> }
+@group(0) @binding(1) var<uniform> lin: Lin;
+@group(0) @binding(2) var<storage, read> x: array<f32>;
+@group(0) @binding(3) var<storage, read_write> y: array<f32>;
+@group(0) @binding(4) var<storage, read> bias: array<f32>;
+${REDUCE_64}
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let r = wid.x + wid.y * nwg.x;
+  let t = wid.z;
+  if (r >= lin.rows || t >= step.T) { return; }
+  let total = reduceSum(partial(r, t * lin.inDim, lid), lid);
+  if (lid == 0u) {
+    let o = t * lin.outDim + lin.rowOff + r;
+    var v = total;
+    if ((lin.flags & 1u) != 0u) { v = v + bias[lin.rowOff + r]; }
+    if ((lin.flags & 2u) != 0u) { v = v + y[o]; }
+    y[o] = v;
+  }
+}
+`;
+
+export const LIN_BIAS = 1;
+export const LIN_ACCUMULATE = 2;
+
+interface Part {
+  rows: number;
+  rowOff: number;
+  buffers: GpuBuffer[];
+  meta: GpuBuffer;
+}
+
+export class GpuLinear {
+  readonly outDim: number;
+  readonly inDim: number;
+  readonly label: string;
+  /** Bytes uploaded for the weights (all parts). */
+  readonly bytes: number;
+  private readonly ctx: GpuContext;
+  private readonly pipeline: GpuComputePipeline;
+  private readonly parts: Part[] = [];
+
+  /** `maxBindingBytes` below the device's limit forces the row split (tests). */
+  constructor(ctx: GpuContext, outDim: number, inDim: number, k: LinearKernel, flags = 0, maxBindingBytes = ctx.info.maxBindingBytes) {
+    this.ctx = ctx;
+    this.outDim = outDim;
+    this.inDim = inDim;
+    this.label = k.label;
+    this.pipeline = ctx.pipeline(SHELL + k.wgsl, k.label);
+    const limit = Math.min(maxBindingBytes, ctx.info.maxBindingBytes);
+    let rowBytes = 0;
+    for (const b of k.buffers) {
+      if (b.perRow) rowBytes = Math.max(rowBytes, b.bytes.byteLength / outDim);
+      else if (b.bytes.byteLength > limit) throw new RangeError(`${k.label}: a shared blob of ${b.bytes.byteLength} bytes exceeds the storage binding limit ${limit}`);
+    }
+    // rows per part: whole words per part are not needed (each part is its own buffer)
+    const perPart = rowBytes === 0 ? outDim : Math.max(1, Math.min(outDim, Math.floor((limit - 4) / rowBytes)));
+    const shared = new Map<number, GpuBuffer>();
+    let bytes = 0;
+    for (let r0 = 0; r0 < outDim; r0 += perPart) {
+      const rows = Math.min(perPart, outDim - r0);
+      const buffers = k.buffers.map((b, i) => {
+        if (!b.perRow) {
+          let s = shared.get(i);
+          if (s === undefined) {
+            s = ctx.storage(b.bytes, `${k.label} shared ${i}`);
+            shared.set(i, s);
+            bytes += b.bytes.byteLength;
+          }
+          return s;
+        }
+        const per = b.bytes.byteLength / outDim;
+        bytes += rows * per;
+        return ctx.storage(b.bytes.subarray(r0 * per, (r0 + rows) * per), `${k.label} rows ${r0}..`);
+      });
+      const p = [...k.params, 0, 0, 0, 0, 0, 0, 0, 0].slice(0, 8);
+      const meta = ctx.uniform(Uint32Array.from([rows, inDim, outDim, r0, flags, 0, 0, 0, ...p]));
+      this.parts.push({ rows, rowOff: r0, buffers, meta });
+    }
+    this.bytes = bytes;
+  }
+
+  /** How many row ranges the weights were split into (1 unless a blob exceeds the binding limit). */
+  get partCount(): number {
+    return this.parts.length;
+  }
+
+  /** Bind groups for one (step, x, y, bias) binding: create once, dispatch every call. */
+  bind(step: GpuBuffer, x: GpuBuffer, y: GpuBuffer, bias: GpuBuffer): GpuBindGroup[] {
+    return this.parts.map((p) => this.ctx.bindGroup(this.pipeline, [step, p.meta, x, y, bias, ...p.buffers]));
+  }
+
+  /** Records the layer for `T` token rows with bind groups from `bind`. */
+  dispatch(pass: GpuComputePass, groups: GpuBindGroup[], T: number): void {
+    pass.setPipeline(this.pipeline);
+    for (let i = 0; i < this.parts.length; i++) {
+      const [gx, gy] = grid2d(this.parts[i]!.rows);
+      pass.setBindGroup(0, groups[i]!);
+      pass.dispatchWorkgroups(gx, gy, T);
+    }
+  }
+
+  destroy(): void {
+    const seen = new Set<GpuBuffer>();
+    for (const p of this.parts) for (const b of [...p.buffers, p.meta]) seen.add(b);
+    for (const b of seen) b.destroy();
+  }
+}

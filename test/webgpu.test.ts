@@ -1,0 +1,135 @@
+/**
+ * The WebGPU backend (src/webgpu) in headless chromium on SwiftShader's CPU adapter
+ * (--enable-unsafe-webgpu --use-webgpu-adapter=swiftshader on an http://127.0.0.1 page): every
+ * format's WGSL linear against its TypeScript reference on random tensors, and the GPU forward
+ * pass's greedy tokens on packed stories260K files (one per format family, made by
+ * `bitcrush quantize`) against the wasm backend in Node and the reference backend in the page.
+ * Skips with the reason when chromium or a WebGPU adapter is missing.
+ */
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import type { Browser, Page } from 'playwright-core';
+import { loadModel } from '../src/node/index.js';
+import { argmax } from '../src/runtime/sampler.js';
+import { makeFixtures, registeredFamilies, STORIES_TOKENIZER, type FixtureSet } from './browser/fixtures.js';
+import { serveStatic, type StaticServer } from './browser/server.js';
+import type { ForwardResult, KernelResult } from './browser/webgpu-page.js';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
+export const WEBGPU_FLAGS = ['--enable-unsafe-webgpu', '--use-webgpu-adapter=swiftshader', '--enable-features=Vulkan'];
+/** Kernel tolerance: max |gpu − ref| / max |ref| (float32 sums in another order than the float64 reference). */
+const KERNEL_TOL = 1e-5;
+/** Logit tolerance of the GPU forward against the reference backend, relative to the largest |logit|. */
+const LOGIT_TOL = 1e-4;
+const STEPS = 24;
+const PROMPT = 'Once upon a time';
+
+const skip = existsSync(CHROMIUM) ? false : `no chromium at ${CHROMIUM}: .ci/run installs Debian's chromium package (or set CHROMIUM_PATH)`;
+
+/** Greedy tokens of the wasm backend in Node: the prompt in chunks, then `steps` argmax tokens. */
+function wasmGreedy(file: string, steps: number, chunk: number): { prompt: number[]; tokens: number[]; decode: (ids: number[]) => string } {
+  const { model, tokenizer, dispose } = loadModel(file, { tokenizer: STORIES_TOKENIZER, backend: 'wasm', threads: 1 });
+  try {
+    const prompt = tokenizer.encode(PROMPT, true);
+    let logits: Float32Array = new Float32Array(0);
+    for (let s = 0; s < prompt.length; s += chunk) logits = model.forward(prompt.slice(s, s + chunk), s, 'last');
+    const tokens: number[] = [];
+    for (let i = 0; i < steps; i++) {
+      const next = argmax(logits);
+      tokens.push(next);
+      logits = model.forward([next], prompt.length + i, 'last');
+    }
+    const decode = (ids: number[]) => ids.map((id, i) => tokenizer.decodePiece(i === 0 ? prompt[prompt.length - 1]! : ids[i - 1]!, id)).join('');
+    return { prompt, tokens, decode };
+  } finally {
+    dispose();
+  }
+}
+
+describe('WebGPU backend in chromium (SwiftShader)', { skip }, () => {
+  let tmp: string;
+  let server: StaticServer;
+  let browser: Browser;
+  let page: Page;
+  let adapter: string | undefined;
+  let fixtures: Promise<FixtureSet>;
+
+  before(async () => {
+    tmp = mkdtempSync(join(tmpdir(), 'bitcrush-webgpu-'));
+    const dir = join(tmp, 'fixtures');
+    mkdirSync(dir);
+    fixtures = makeFixtures(dir);
+    fixtures.catch(() => undefined);
+    server = await serveStatic({ '/': join(ROOT, 'dist'), '/fixtures/': dir }, { isolate: false });
+    const { chromium } = await import('playwright-core');
+    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', ...WEBGPU_FLAGS] });
+    page = await browser.newPage();
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    await page.goto(`${server.url}test/browser/`); // a 404 page is enough: modules are imported by URL
+    adapter = await page.evaluate(async () => {
+      const gpu = (navigator as unknown as { gpu?: { requestAdapter(): Promise<unknown> } }).gpu;
+      return gpu && (await gpu.requestAdapter()) ? undefined : 'no WebGPU adapter in chromium (flags: --enable-unsafe-webgpu --use-webgpu-adapter=swiftshader)';
+    });
+  });
+
+  after(async () => {
+    await browser?.close();
+    await server?.close();
+    await fixtures?.catch(() => undefined);
+    if (tmp) rmSync(tmp, { recursive: true, force: true });
+  });
+
+  it('every format\'s WGSL linear equals its TypeScript reference (decode, prefill, bias + residual, row split)', async (t) => {
+    if (adapter) return t.skip(adapter);
+    const results = await page.evaluate(async (url) => {
+      const m = (await import(url)) as typeof import('./browser/webgpu-page.js');
+      return m.kernelChecks(7);
+    }, `${server.url}test/browser/webgpu-page.js`);
+    assert.ok(typeof results !== 'string', String(results));
+    const rs = results as KernelResult[];
+    for (const family of registeredFamilies()) assert.ok(rs.some((r) => r.family === family), `no ${family} case ran`);
+    const worst = new Map<string, number>();
+    for (const r of rs) {
+      const what = `${r.format} ${r.params} [${r.shape}]`;
+      for (const [k, v] of [['decode', r.decodeErr], ['prefill', r.prefillErr], ['bias+accumulate', r.fusedErr]] as const) {
+        assert.ok(v <= KERNEL_TOL, `${what} ${k}: relative error ${v} > ${KERNEL_TOL}`);
+      }
+      if (r.expectSplit) assert.ok(r.parts > 1, `${what}: the small binding limit did not split the tensor`);
+      assert.equal(r.splitDiff, 0, `${what}: split into ${r.parts} parts changes the output by ${r.splitDiff}`);
+      worst.set(r.format, Math.max(worst.get(r.format) ?? 0, r.decodeErr, r.prefillErr, r.fusedErr));
+    }
+    const split = rs.filter((r) => r.parts > 1).length;
+    t.diagnostic(`${rs.length} cases (${split} split into row parts); worst relative error per format: ${[...worst].map(([f, e]) => `${f} ${e.toExponential(1)}`).join(', ')}`);
+  });
+
+  for (const family of registeredFamilies()) {
+    it(`${family} family: greedy tokens of a packed stories260K on WebGPU equal the wasm backend's`, async (t) => {
+      if (adapter) return t.skip(adapter);
+      const fixture = (await fixtures).byFamily.get(family);
+      if (fixture === undefined) return t.skip(`no method produced a ${family} file from stories260K`);
+      const chunk = 4; // the prompt spans two prefill chunks
+      const wasm = wasmGreedy(fixture.file, STEPS, chunk);
+      const r = await page.evaluate(
+        async ([url, file, prompt, steps, c]) => {
+          const m = (await import(url as string)) as typeof import('./browser/webgpu-page.js');
+          return m.forwardCheck(file as string, prompt as number[], steps as number, c as number);
+        },
+        [`${server.url}test/browser/webgpu-page.js`, `${server.url}fixtures/${basename(fixture.file)}`, wasm.prompt, STEPS, chunk] as const,
+      );
+      assert.ok(typeof r !== 'string', String(r));
+      const f = r as ForwardResult;
+      assert.deepEqual(f.refTokens, wasm.tokens, 'the in-page reference backend agrees with wasm in Node');
+      assert.equal(wasm.decode(f.gpuTokens), wasm.decode(wasm.tokens));
+      assert.deepEqual(f.gpuTokens, wasm.tokens);
+      const rel = f.maxLogitDiff / f.maxLogit;
+      assert.ok(rel <= LOGIT_TOL, `logits differ by ${f.maxLogitDiff} (${rel.toExponential(2)} of the largest ${f.maxLogit})`);
+      t.diagnostic(`${family} (${fixture.method}) on ${f.adapter}: ${STEPS} greedy tokens equal; max |Δlogit| ${f.maxLogitDiff.toExponential(2)} (${rel.toExponential(2)} relative); ${f.weightBytes} weight bytes uploaded; upload ${f.uploadMs.toFixed(0)} ms, GPU forwards ${f.gpuMs.toFixed(0)} ms, reference ${f.refMs.toFixed(0)} ms`);
+    });
+  }
+});
