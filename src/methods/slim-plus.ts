@@ -17,7 +17,7 @@ import { AdamW } from '../autograd/optim.js';
 import { groupCount, type GroupQuantized } from '../formats/quantized.js';
 import { dequantizeLevel, fitGrid, groupWidth, maxLevel, quantizeLevel } from '../quant/grid.js';
 import { checkLayerShape, type BlockRefineContext, type LayerContext, type LayerResult, type QuantMethod } from '../quant/method.js';
-import { binaryGrid, groupSalience, inverseFactorDiagonal, searchBitAllocation, slim, slimDefaults, slimLevel, type SlimOptions } from './slim.js';
+import { addAbsoluteDamp, binaryGrid, groupSalience, inverseFactorDiagonal, searchBitAllocation, slim, slimDefaults, slimLevel, type SlimOptions } from './slim.js';
 
 export interface SlimPlusOptions extends SlimOptions {
   /** Passes over the calibration windows per block (the paper: ~50). */
@@ -264,6 +264,7 @@ export const slimPlus: QuantMethod<SlimPlusOptions> = {
     if (H === null) throw new RangeError(`${ctx.name}: SliM-LLM+ needs the layer Hessian`);
     const t0 = performance.now();
     const g = groupWidth(opts.groupSize, inDim);
+    addAbsoluteDamp(H, inDim, opts.absDamp);
     const salience = groupSalience(W, outDim, inDim, inverseFactorDiagonal(ctx.backend, H, inDim, opts.percdamp, ctx.name), g);
     const sba = searchBitAllocation(ctx.backend, W, outDim, inDim, salience, { ...opts, groupSize: g }, ctx.inputs);
     // the untrained starting point (refineBlock replaces it): LWC at its initial clipping
