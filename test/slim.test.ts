@@ -175,6 +175,20 @@ describe('SliM-LLM pieces', () => {
     assert.equal(t.widths[5], 4);
   });
 
+  it('SBA (unless sbaMixedOnly) also scores the all-b allocation and keeps it when it changes the output least', () => {
+    const [out, k, n, g] = [6, 64, 200, 8];
+    const X = inputs(7, n, k);
+    const W = gaussians(rng(8), out * k);
+    const sal = Float64Array.from({ length: k / g }, (_, i) => ((i * 3) % 8) + 1);
+    const base = { bits: 3, sbaMse: true, sbaRows: 0, groupSize: g };
+    const r1 = searchBitAllocation(ref, W, out, k, sal, { ...base, sbaMixedOnly: true }, { x: X, rows: n });
+    const r0 = searchBitAllocation(ref, W, out, k, sal, { ...base, sbaMixedOnly: false }, { x: X, rows: n });
+    assert.ok(r0.score <= r1.score);
+    assert.equal(r0.shift === 0, r0.score < r1.score);
+    if (r0.shift === 0) assert.ok(r0.widths.every((b) => b === 3));
+    else assert.deepEqual([...r0.widths], [...r1.widths]);
+  });
+
   it('the absolute dampening adds to the live diagonal only (dead inputs stay for GPTQ to find)', () => {
     const h = Float64Array.from([2, 0.5, 0, 0.5, 3, 0, 0, 0, 0]);
     addAbsoluteDamp(h, 3, 0.01);
@@ -215,7 +229,7 @@ describe('SliM-LLM layer', () => {
 
   for (const bits of [2, 3]) {
     it(`${bits}-bit: payload = fake-quantized weights, average exactly ${bits}, output error below GPTQ`, () => {
-      const r = quantizeSlimLayer(W, out, k, hessianOf(X, n, k), { ...slimDefaults, bits, groupSize: 16 }, ref, 'test', { x: X, rows: n });
+      const r = quantizeSlimLayer(W, out, k, hessianOf(X, n, k), { ...slimDefaults, bits, groupSize: 16, sbaMixedOnly: true }, ref, 'test', { x: X, rows: n });
       assert.equal(r.payload.format, 'groups');
       const p = r.payload.data as GroupQuantized;
       assert.deepStrictEqual(dequantizeGroups(p), r.dequantized);

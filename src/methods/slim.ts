@@ -4,17 +4,15 @@
  * whole column groups b−1, b or b+1 bits according to their salience, then quantize with GPTQ
  * whose group grids are fitted with the group's own width and a salience-weighted clipping search.
  *
- *   1. salience   δ_ij = w_ij² / U_jj², U the upper Cholesky factor of H⁻¹ (§3.2, Eq. 5);
- *                 group salience = Σ over the group's elements
- *   2. SBA        for i = 1 … ⌊n/2⌋ − 1: the i least salient groups b−1 bits, the i most salient
- *                 b+1, the rest b; score each candidate (groups min-max rounded, not GPTQ) by the
- *                 change of the layer output on the calibration inputs, KL(softmax(XŴᵀ) ‖
- *                 softmax(XWᵀ)) as the official code (MSE as an option); keep the best i (§3.2)
+ *   1. salience   δ_ij = w_ij² / U_jj², U the upper Cholesky factor of H⁻¹ (§3.2, Eq. 5), H dampened
+ *                 by 0.01·I and then GPTQ's relative λ (official); group salience = Σ over the group
+ *   2. SBA        for i = 1 … ⌊n/2⌋ − 1: the i least salient groups b−1 bits, the i most salient b+1;
+ *                 score each candidate (and the uniform i = 0, a bitcrush addition) by the change of
+ *                 the layer output, KL(softmax(XŴᵀ) ‖ softmax(XWᵀ)) on groups min-max rounded (§3.2)
  *   3. GPTQ       with per-group bit-widths (quantizeGptqLayer's hooks), error feedback unchanged
  *   4. SQC        each group's grid: clip factor p ∈ [0.9, 1.1] (101 values) on min/max minimising
- *                 Σ_non-salient |ŵ − w|^2.4 + λ_s Σ_salient |ŵ − w|^2.4, salient = z-score of δ
- *                 within the group > 2 (§3.3)
- *   5. 1-bit      zero = mean(w), scale = mean|w − zero|, ŵ = zero + scale·sign(w − zero)
+ *                 Σ_non-salient |ŵ − w|^2.4 + λ_s Σ_salient |ŵ − w|^2.4, salient: z-score of δ > 2 (§3.3)
+ *   5. 1-bit      zero = mean(w), scale = mean|w| (official; spec: mean|w − zero|), ŵ = zero ± scale
  * Where the official code (slim-llm/slim_gptq.py, utils/) and the paper differ, see docs/slim.md.
  */
 import type { Backend } from '../backend/types.js';
@@ -37,23 +35,16 @@ export interface SlimOptions {
   sbaMse: boolean;
   /** Calibration rows SBA scores on (evenly spaced); 0 = all. */
   sbaRows: number;
-  /**
-   * Absolute dampening added to diag(H) before GPTQ's relative one (the official get_salience
-   * adds 0.01 to the Hessian in place, which fasterquant then dampens again); 0 = relative only.
-   */
+  /** Absolute dampening added to diag(H) before the relative one (official get_salience: 0.01, in place). */
   absDamp: number;
-  /**
-   * Rank a partial last group with the full ones in SBA (the official code; its average width
-   * is then not exactly b). Off: the tail stays at b and the average is exactly b bits per weight.
-   */
+  /** Rank a partial last group in SBA (official; the average is then not exactly b bits per weight). */
   tailGroup: boolean;
-  /**
-   * SBA's candidate count: 'all' ⌊n/2⌋ − 1 over all n groups, as the official code (capped at
-   * ⌊full/2⌋ while the tail stays at b); 'full' ⌊full/2⌋ − 1 over the full groups only.
-   */
+  /** SBA candidates i ≤ 'all': ⌊n/2⌋ − 1 over all groups (official), capped at ⌊full/2⌋; 'full': ⌊full/2⌋ − 1. */
   sbaCount: string;
   /** 1-bit groups' scale: 'centered' mean|w − mean| (the spec), 'abs' mean|w| (official binary_scale). */
   binaryScale: string;
+  /** SBA scores only the mixed candidates i ≥ 1 (official); off, the uniform i = 0 competes too. */
+  sbaMixedOnly: boolean;
 }
 
 export const slimDefaults: SlimOptions = {
@@ -64,10 +55,11 @@ export const slimDefaults: SlimOptions = {
   minMaxGrids: false,
   sbaMse: false,
   sbaRows: 0,
-  absDamp: 0,
+  absDamp: 0.01,
   tailGroup: false,
   sbaCount: 'all',
-  binaryScale: 'centered',
+  binaryScale: 'abs',
+  sbaMixedOnly: false,
 };
 
 /** SQC's error norm and search grid (official utils/mixed_quantizer.py: norm 2.4, τ ±0.1, 50 steps a side). */
@@ -286,7 +278,7 @@ export function searchBitAllocation(
   outDim: number,
   inDim: number,
   salience: Float64Array, // [nGroups]
-  opts: Pick<SlimOptions, 'bits' | 'sbaMse' | 'sbaRows'> & Partial<Pick<SlimOptions, 'tailGroup' | 'sbaCount' | 'binaryScale'>> & { groupSize: number },
+  opts: Pick<SlimOptions, 'bits' | 'sbaMse' | 'sbaRows'> & Partial<Pick<SlimOptions, 'tailGroup' | 'sbaCount' | 'binaryScale' | 'sbaMixedOnly'>> & { groupSize: number },
   inputs: { x: Float32Array /* [rows, in] */; rows: number } | undefined,
 ): { widths: Uint8Array; shift: number; score: number } {
   const n = salience.length;
@@ -301,7 +293,7 @@ export function searchBitAllocation(
   const Y = new Float32Array(X.rows * outDim);
   backend.matmul(Y, X.x, W, X.rows, outDim, inDim);
   let best: { widths: Uint8Array; shift: number; score: number } = { widths: uniform.widths, shift: 0, score: Infinity };
-  for (let i = 1; i <= maxShift; i++) {
+  for (let i = opts.sbaMixedOnly === false ? 0 : 1; i <= maxShift; i++) {
     const widths = uniform.widths.slice();
     widths.set(allocateBits(salience.subarray(0, full), opts.bits, i));
     const score = outputChange(backend, X, Y, roundGroups(W, outDim, inDim, opts.groupSize, widths, opts.binaryScale === 'abs'), outDim, inDim, opts.sbaMse);
@@ -324,10 +316,7 @@ export function inverseFactorDiagonal(backend: Backend, H: Float64Array, n: numb
   }
 }
 
-/**
- * H += d·I on the live inputs, in place (the official get_salience's absolute 0.01, before GPTQ's
- * relative dampening); dead inputs (H_jj = 0) stay 0 so GPTQ still finds and zeroes them.
- */
+/** H += d·I on the live inputs, in place (official get_salience's 0.01); dead inputs stay 0 for GPTQ. */
 export function addAbsoluteDamp(H: Float64Array, n: number, d: number): void {
   if (d === 0) return;
   for (let j = 0; j < n; j++) if (H[j * n + j] !== 0) H[j * n + j] += d;
@@ -378,11 +367,13 @@ export const slim: QuantMethod<SlimOptions> = {
   describe:
     'SliM-LLM (Huang et al. 2024): salience-driven mixed precision per column group. Group salience ' +
     'Σ w²/U_jj² from the inverse-Hessian factor; SBA moves the i least/most salient groups to b−1/b+1 ' +
-    'bits (average exactly b), i chosen by the KL of the layer\'s softmax outputs on the calibration ' +
-    'inputs (official code; --sba-mse for output MSE); GPTQ with per-group widths, one block per group; ' +
+    'bits (average exactly b), i chosen by the KL of the layer\'s softmax outputs (official; --sba-mse: ' +
+    'output MSE) on the calibration inputs; GPTQ with per-group widths, one block per group; ' +
     'SQC clipping search p ∈ [0.9, 1.1] with salient errors weighted by --lambda-salience (default 1 as ' +
     'the official code, which makes the weighting a no-op; the paper\'s method is > 1); 1-bit groups: ' +
-    'mean ± mean|w − mean|.',
+    'mean ± mean|w| (official; --binary-scale centered: mean ± mean|w − mean|). H += 0.01·I before the relative dampening (--abs-damp, official); bitcrush: SBA ' +
+    'also scores the uniform allocation (--sba-mixed-only: official) and keeps a partial last group at b ' +
+    '(--tail-group: official, more bits). docs/slim.md has the ablation.',
   defaults: slimDefaults,
   options: {
     bits: { kind: 'int', help: 'average bits per weight b (groups get b−1, b, b+1)', choices: [2, 3] },
@@ -395,6 +386,7 @@ export const slim: QuantMethod<SlimOptions> = {
     absDamp: { kind: 'number', help: 'absolute dampening added to diag(H) before the relative one (official: 0.01)', min: 0 },
     tailGroup: { kind: 'boolean', help: 'rank a partial last group in SBA as the official code (average width then not exactly b)' },
     sbaCount: { kind: 'string', pattern: /^(all|full)$/, help: 'SBA candidates: all (⌊n/2⌋ − 1 over all groups, official) or full (⌊full/2⌋ − 1 over the full groups)' },
+    sbaMixedOnly: { kind: 'boolean', help: 'SBA scores only mixed candidates (official); default: the uniform allocation competes too' },
     binaryScale: { kind: 'string', pattern: /^(centered|abs)$/, help: '1-bit groups: zero = mean, scale = mean|w − mean| (centered) or mean|w| (abs, official binary_scale)' },
   },
   requires: { hessian: true, inputs: true },
