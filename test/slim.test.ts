@@ -12,7 +12,7 @@ import { getFormat, packGroups } from '../src/formats/registry.js';
 import type { PackedTensor } from '../src/formats/types.js';
 import { gptqDefaults, quantizeGptqLayer } from '../src/methods/gptq.js';
 import { getMethod } from '../src/methods/registry.js';
-import { allocateBits, binaryGrid, groupSalience, quantizeSlimLayer, searchBitAllocation, slimDefaults, slimLevel, sqcFitter } from '../src/methods/slim.js';
+import { addAbsoluteDamp, allocateBits, binaryGrid, groupSalience, quantizeSlimLayer, sbaShiftLimit, searchBitAllocation, slimDefaults, slimLevel, sqcFitter } from '../src/methods/slim.js';
 import { createBackend } from '../src/node/backend.js';
 import { quantizeModel } from '../src/pipeline/quantize.js';
 import { dequantizeLevel, fitGrid, maxLevel, quantizeLevel } from '../src/quant/grid.js';
@@ -137,6 +137,64 @@ describe('SliM-LLM pieces', () => {
     }
   });
 
+  it('1-bit groups with --binary-scale abs are mean ± mean|w| (official binary_scale)', () => {
+    const v = Float32Array.from([0.3, -0.1, 0.25, 0.9, -0.4, 0.05]);
+    const mean = v.reduce((a, b) => a + b, 0) / v.length;
+    const absMean = v.reduce((a, b) => a + Math.abs(b), 0) / v.length;
+    const gr = binaryGrid(v, 0, v.length, 1, true);
+    for (const w of v) {
+      const q = slimLevel(w, gr.scale, gr.zero, 1);
+      assert.equal(q, w >= mean ? 1 : 0);
+      assert.ok(Math.abs(dequantizeLevel(q, gr.scale, gr.zero) - (mean + (q ? absMean : -absMean))) < 2e-3);
+    }
+  });
+
+  it('SBA candidate count: the official ⌊n/2⌋ − 1 over all groups, capped so the tail can stay at b', () => {
+    assert.equal(sbaShiftLimit(6, 5, 'all'), 2); // stories260K down_proj at g32: 5 full groups + a 12-column tail
+    assert.equal(sbaShiftLimit(6, 5, 'full'), 1);
+    assert.equal(sbaShiftLimit(6, 6, 'all'), 2);
+    assert.equal(sbaShiftLimit(8, 8, 'all'), 3);
+    assert.equal(sbaShiftLimit(3, 2, 'all'), 0);
+    assert.equal(sbaShiftLimit(2, 2, 'full'), 0);
+  });
+
+  it('SBA keeps a partial last group at b (exactly b bits per weight) unless tailGroup ranks it', () => {
+    const [out, k, n, g] = [4, 44, 120, 8]; // 5 full groups + a 4-column tail
+    const X = inputs(5, n, k);
+    const W = gaussians(rng(6), out * k);
+    const sal = Float64Array.from([3, 1, 4, 2, 5, 100]); // the tail most salient
+    for (const sbaCount of ['all', 'full']) {
+      const r = searchBitAllocation(ref, W, out, k, sal, { bits: 3, sbaMse: false, sbaRows: 0, groupSize: g, sbaCount }, { x: X, rows: n });
+      assert.equal(r.widths[5], 3);
+      let bits = 0;
+      for (let gi = 0; gi < 6; gi++) bits += r.widths[gi]! * Math.min(g, k - gi * g);
+      assert.equal(bits, 3 * k);
+      assert.ok(r.shift >= 1 && r.shift <= (sbaCount === 'all' ? 2 : 1));
+    }
+    const t = searchBitAllocation(ref, W, out, k, sal, { bits: 3, sbaMse: false, sbaRows: 0, groupSize: g, tailGroup: true }, { x: X, rows: n });
+    assert.equal(t.widths[5], 4);
+  });
+
+  it('SBA (unless sbaMixedOnly) also scores the all-b allocation and keeps it when it changes the output least', () => {
+    const [out, k, n, g] = [6, 64, 200, 8];
+    const X = inputs(7, n, k);
+    const W = gaussians(rng(8), out * k);
+    const sal = Float64Array.from({ length: k / g }, (_, i) => ((i * 3) % 8) + 1);
+    const base = { bits: 3, sbaMse: true, sbaRows: 0, groupSize: g };
+    const r1 = searchBitAllocation(ref, W, out, k, sal, { ...base, sbaMixedOnly: true }, { x: X, rows: n });
+    const r0 = searchBitAllocation(ref, W, out, k, sal, { ...base, sbaMixedOnly: false }, { x: X, rows: n });
+    assert.ok(r0.score <= r1.score);
+    assert.equal(r0.shift === 0, r0.score < r1.score);
+    if (r0.shift === 0) assert.ok(r0.widths.every((b) => b === 3));
+    else assert.deepEqual([...r0.widths], [...r1.widths]);
+  });
+
+  it('the absolute dampening adds to the live diagonal only (dead inputs stay for GPTQ to find)', () => {
+    const h = Float64Array.from([2, 0.5, 0, 0.5, 3, 0, 0, 0, 0]);
+    addAbsoluteDamp(h, 3, 0.01);
+    assert.deepEqual([...h], [2.01, 0.5, 0, 0.5, 3.01, 0, 0, 0, 0]);
+  });
+
   it('SQC never does worse than min-max on its objective, and λ_s > 1 lowers the salient error', () => {
     const [rows, width] = [40, 32];
     const wt = gaussians(rng(5), rows * width); // [width, rows]
@@ -171,7 +229,7 @@ describe('SliM-LLM layer', () => {
 
   for (const bits of [2, 3]) {
     it(`${bits}-bit: payload = fake-quantized weights, average exactly ${bits}, output error below GPTQ`, () => {
-      const r = quantizeSlimLayer(W, out, k, hessianOf(X, n, k), { ...slimDefaults, bits, groupSize: 16 }, ref, 'test', { x: X, rows: n });
+      const r = quantizeSlimLayer(W, out, k, hessianOf(X, n, k), { ...slimDefaults, bits, groupSize: 16, sbaMixedOnly: true }, ref, 'test', { x: X, rows: n });
       assert.equal(r.payload.format, 'groups');
       const p = r.payload.data as GroupQuantized;
       assert.deepStrictEqual(dequantizeGroups(p), r.dequantized);

@@ -17,7 +17,7 @@ import { AdamW } from '../autograd/optim.js';
 import { groupCount, type GroupQuantized } from '../formats/quantized.js';
 import { dequantizeLevel, fitGrid, groupWidth, maxLevel, quantizeLevel } from '../quant/grid.js';
 import { checkLayerShape, type BlockRefineContext, type LayerContext, type LayerResult, type QuantMethod } from '../quant/method.js';
-import { binaryGrid, groupSalience, inverseFactorDiagonal, searchBitAllocation, slim, slimDefaults, slimLevel, type SlimOptions } from './slim.js';
+import { addAbsoluteDamp, binaryGrid, groupSalience, inverseFactorDiagonal, searchBitAllocation, slim, slimDefaults, slimLevel, type SlimOptions } from './slim.js';
 
 export interface SlimPlusOptions extends SlimOptions {
   /** Passes over the calibration windows per block (the paper: ~50). */
@@ -35,7 +35,7 @@ export interface SlimPlusOptions extends SlimOptions {
   lossTargets: string;
 }
 
-export const slimPlusDefaults: SlimPlusOptions = { ...slimDefaults, epochs: 50, lr: 1e-2, weightDecay: 0, init: 4, lossTargets: 'both' };
+export const slimPlusDefaults: SlimPlusOptions = { ...slimDefaults, binaryScale: 'centered', epochs: 50, lr: 1e-2, weightDecay: 0, init: 4, lossTargets: 'both' };
 
 const sigmoid = (x: number) => 1 / (1 + Math.exp(-x));
 const roundEven = (x: number) => {
@@ -60,6 +60,7 @@ class Lwc {
     readonly g: number,
     readonly widths: Uint8Array, // [nG]
     init: number,
+    readonly absScale = false, // 1-bit groups' scale mean|w| (SlimOptions.binaryScale 'abs')
   ) {
     this.nGroups = groupCount(inDim, g);
     const n = out * this.nGroups;
@@ -87,7 +88,7 @@ class Lwc {
         const k = r * nGroups + gi;
         if (bits === 1) {
           if (dwq) continue;
-          const b = binaryGrid(W, r * inDim + c0, n, 1);
+          const b = binaryGrid(W, r * inDim + c0, n, 1, this.absScale);
           for (let c = c0; c < c0 + n; c++) wq[r * inDim + c] = dequantizeLevel(slimLevel(W[r * inDim + c]!, b.scale, b.zero, 1), b.scale, b.zero);
           continue;
         }
@@ -127,7 +128,7 @@ class Lwc {
         const bits = this.widths[gi]!;
         const c0 = gi * g;
         const n = Math.min(g, inDim - c0);
-        const grid = bits === 1 ? binaryGrid(W, r * inDim + c0, n, 1) : fitGrid(sigmoid(this.l[k]!) * this.lo[k]!, sigmoid(this.u[k]!) * this.hi[k]!, bits, false);
+        const grid = bits === 1 ? binaryGrid(W, r * inDim + c0, n, 1, this.absScale) : fitGrid(sigmoid(this.l[k]!) * this.lo[k]!, sigmoid(this.u[k]!) * this.hi[k]!, bits, false);
         scale[k] = grid.scale;
         zero[k] = grid.zero;
         for (let c = c0; c < c0 + n; c++) {
@@ -169,7 +170,7 @@ function train(ctx: BlockRefineContext, opts: SlimPlusOptions, kernels: BlockKer
   for (const [name, field] of FIELDS) {
     const { w, out, in: inDim } = ctx.weights.get(name)!;
     const widths = (ctx.results.get(name)!.payload.data as GroupQuantized).bits;
-    lwc.set(name, new Lwc(w, out, inDim, groupWidth(opts.groupSize, inDim), widths, opts.init));
+    lwc.set(name, new Lwc(w, out, inDim, groupWidth(opts.groupSize, inDim), widths, opts.init, opts.binaryScale === 'abs'));
     floatP[field] = w;
     quantP[field] = kernels.slot(`lwc.${field}`, w.length);
     grads[field] = new Float32Array(w.length);
@@ -264,10 +265,11 @@ export const slimPlus: QuantMethod<SlimPlusOptions> = {
     if (H === null) throw new RangeError(`${ctx.name}: SliM-LLM+ needs the layer Hessian`);
     const t0 = performance.now();
     const g = groupWidth(opts.groupSize, inDim);
+    addAbsoluteDamp(H, inDim, opts.absDamp);
     const salience = groupSalience(W, outDim, inDim, inverseFactorDiagonal(ctx.backend, H, inDim, opts.percdamp, ctx.name), g);
     const sba = searchBitAllocation(ctx.backend, W, outDim, inDim, salience, { ...opts, groupSize: g }, ctx.inputs);
     // the untrained starting point (refineBlock replaces it): LWC at its initial clipping
-    const { payload, dequantized } = new Lwc(W, outDim, inDim, g, sba.widths, opts.init).finish();
+    const { payload, dequantized } = new Lwc(W, outDim, inDim, g, sba.widths, opts.init, opts.binaryScale === 'abs').finish();
     const count = (b: number) => sba.widths.filter((w) => w === b).length;
     return {
       payload: { format: 'groups', data: payload },

@@ -4,17 +4,15 @@
  * whole column groups b−1, b or b+1 bits according to their salience, then quantize with GPTQ
  * whose group grids are fitted with the group's own width and a salience-weighted clipping search.
  *
- *   1. salience   δ_ij = w_ij² / U_jj², U the upper Cholesky factor of H⁻¹ (§3.2, Eq. 5);
- *                 group salience = Σ over the group's elements
- *   2. SBA        for i = 1 … ⌊n/2⌋ − 1: the i least salient groups b−1 bits, the i most salient
- *                 b+1, the rest b; score each candidate (groups min-max rounded, not GPTQ) by the
- *                 change of the layer output on the calibration inputs, KL(softmax(XŴᵀ) ‖
- *                 softmax(XWᵀ)) as the official code (MSE as an option); keep the best i (§3.2)
+ *   1. salience   δ_ij = w_ij² / U_jj², U the upper Cholesky factor of H⁻¹ (§3.2, Eq. 5), H dampened
+ *                 by 0.01·I and then GPTQ's relative λ (official); group salience = Σ over the group
+ *   2. SBA        for i = 1 … ⌊n/2⌋ − 1: the i least salient groups b−1 bits, the i most salient b+1;
+ *                 score each candidate (and the uniform i = 0, a bitcrush addition) by the change of
+ *                 the layer output, KL(softmax(XŴᵀ) ‖ softmax(XWᵀ)) on groups min-max rounded (§3.2)
  *   3. GPTQ       with per-group bit-widths (quantizeGptqLayer's hooks), error feedback unchanged
  *   4. SQC        each group's grid: clip factor p ∈ [0.9, 1.1] (101 values) on min/max minimising
- *                 Σ_non-salient |ŵ − w|^2.4 + λ_s Σ_salient |ŵ − w|^2.4, salient = z-score of δ
- *                 within the group > 2 (§3.3)
- *   5. 1-bit      zero = mean(w), scale = mean|w − zero|, ŵ = zero + scale·sign(w − zero)
+ *                 Σ_non-salient |ŵ − w|^2.4 + λ_s Σ_salient |ŵ − w|^2.4, salient: z-score of δ > 2 (§3.3)
+ *   5. 1-bit      zero = mean(w), scale = mean|w| (official; spec: mean|w − zero|), ŵ = zero ± scale
  * Where the official code (slim-llm/slim_gptq.py, utils/) and the paper differ, see docs/slim.md.
  */
 import type { Backend } from '../backend/types.js';
@@ -37,6 +35,16 @@ export interface SlimOptions {
   sbaMse: boolean;
   /** Calibration rows SBA scores on (evenly spaced); 0 = all. */
   sbaRows: number;
+  /** Absolute dampening added to diag(H) before the relative one (official get_salience: 0.01, in place). */
+  absDamp: number;
+  /** Rank a partial last group in SBA (official; the average is then not exactly b bits per weight). */
+  tailGroup: boolean;
+  /** SBA candidates i ≤ 'all': ⌊n/2⌋ − 1 over all groups (official), capped at ⌊full/2⌋; 'full': ⌊full/2⌋ − 1. */
+  sbaCount: string;
+  /** 1-bit groups' scale: 'centered' mean|w − mean| (the spec), 'abs' mean|w| (official binary_scale). */
+  binaryScale: string;
+  /** SBA scores only the mixed candidates i ≥ 1 (official); off, the uniform i = 0 competes too. */
+  sbaMixedOnly: boolean;
 }
 
 export const slimDefaults: SlimOptions = {
@@ -47,6 +55,11 @@ export const slimDefaults: SlimOptions = {
   minMaxGrids: false,
   sbaMse: false,
   sbaRows: 0,
+  absDamp: 0.01,
+  tailGroup: false,
+  sbaCount: 'all',
+  binaryScale: 'abs',
+  sbaMixedOnly: false,
 };
 
 /** SQC's error norm and search grid (official utils/mixed_quantizer.py: norm 2.4, τ ±0.1, 50 steps a side). */
@@ -90,12 +103,13 @@ export function allocateBits(salience: Float64Array, bits: number, i: number): U
  * s = 2·scale and z = ½ − zero/s, both float16 so a packed file reproduces it exactly. s has a
  * floor relative to |zero| so a constant group keeps z within float16 range.
  */
-export function binaryGrid(values: ArrayLike<number>, start: number, count: number, stride: number): { scale: number; zero: number } {
+export function binaryGrid(values: ArrayLike<number>, start: number, count: number, stride: number, absScale = false): { scale: number; zero: number } {
   let mean = 0;
   for (let k = 0, p = start; k < count; k++, p += stride) mean += values[p]!;
   mean /= count;
   let spread = 0;
-  for (let k = 0, p = start; k < count; k++, p += stride) spread += Math.abs(values[p]! - mean);
+  const centre = absScale ? 0 : mean;
+  for (let k = 0, p = start; k < count; k++, p += stride) spread += Math.abs(values[p]! - centre);
   spread /= count;
   const s = roundToF16(Math.max(2 * spread, Math.abs(mean) * 2 ** -10, 2 ** -24));
   return { scale: s, zero: roundToF16(0.5 - mean / s) };
@@ -108,7 +122,7 @@ export function slimLevel(w: number, scale: number, zero: number, maxq: number):
 }
 
 /** SQC (§3.3) as a GPTQ group fitter: salience-weighted clipping search per row of the group. */
-export function sqcFitter(lambdaSalience: number, search: boolean): GroupGridFitter {
+export function sqcFitter(lambdaSalience: number, search: boolean, absScale = false): GroupGridFitter {
   const err = (e: number) => Math.pow(Math.abs(e), SQC_NORM);
   const factors = [1];
   for (let k = 1; k <= SQC_STEPS; k++) factors.push(1 + (SQC_RANGE * k) / SQC_STEPS);
@@ -117,7 +131,7 @@ export function sqcFitter(lambdaSalience: number, search: boolean): GroupGridFit
     level: slimLevel,
     fit(wt, width, rows, bits, hinvDiag, scale, zero) {
       if (bits === 1) {
-        for (let r = 0; r < rows; r++) ({ scale: scale[r], zero: zero[r] } = binaryGrid(wt, r, width, rows));
+        for (let r = 0; r < rows; r++) ({ scale: scale[r], zero: zero[r] } = binaryGrid(wt, r, width, rows, absScale));
         return;
       }
       const maxq = maxLevel(bits);
@@ -165,7 +179,7 @@ export function sqcFitter(lambdaSalience: number, search: boolean): GroupGridFit
 }
 
 /** Ŵ [out, in] with each row's group rounded on its own min-max (or 1-bit) grid: SBA's cheap proxy. */
-function roundGroups(W: Float32Array, outDim: number, inDim: number, groupSize: number, widths: Uint8Array): Float32Array {
+function roundGroups(W: Float32Array, outDim: number, inDim: number, groupSize: number, widths: Uint8Array, absScale: boolean): Float32Array {
   const out = new Float32Array(W.length);
   for (let r = 0; r < outDim; r++) {
     for (let gi = 0; gi < widths.length; gi++) {
@@ -173,7 +187,7 @@ function roundGroups(W: Float32Array, outDim: number, inDim: number, groupSize: 
       const n = Math.min(groupSize, inDim - c0);
       const bits = widths[gi]!;
       let g: { scale: number; zero: number };
-      if (bits === 1) g = binaryGrid(W, r * inDim + c0, n, 1);
+      if (bits === 1) g = binaryGrid(W, r * inDim + c0, n, 1, absScale);
       else {
         let lo = Infinity;
         let hi = -Infinity;
@@ -247,6 +261,14 @@ function outputChange(backend: Backend, X: { x: Float32Array; rows: number }, Y:
 }
 
 /**
+ * SBA's largest candidate i for n groups of which `full` are ranked: 'all' the official ⌊n/2⌋ − 1,
+ * at most ⌊full/2⌋ (the i lowest and i highest ranked groups distinct); 'full' ⌊full/2⌋ − 1.
+ */
+export function sbaShiftLimit(n: number, full: number, mode: string): number {
+  return mode === 'full' ? Math.floor(full / 2) - 1 : Math.min(Math.floor(n / 2) - 1, Math.floor(full / 2));
+}
+
+/**
  * SBA (§3.2): the widths [nGroups] of the best candidate, its index i and score (i = 0: no
  * candidate, every group b bits — a layer with fewer than 4 whole groups).
  */
@@ -256,24 +278,25 @@ export function searchBitAllocation(
   outDim: number,
   inDim: number,
   salience: Float64Array, // [nGroups]
-  opts: Pick<SlimOptions, 'bits' | 'sbaMse' | 'sbaRows'> & { groupSize: number },
+  opts: Pick<SlimOptions, 'bits' | 'sbaMse' | 'sbaRows'> & Partial<Pick<SlimOptions, 'tailGroup' | 'sbaCount' | 'binaryScale' | 'sbaMixedOnly'>> & { groupSize: number },
   inputs: { x: Float32Array /* [rows, in] */; rows: number } | undefined,
 ): { widths: Uint8Array; shift: number; score: number } {
   const n = salience.length;
   const uniform = { widths: new Uint8Array(n).fill(opts.bits), shift: 0, score: NaN };
-  // A partial last group stays at b and out of the search: moving whole groups up and down then
-  // keeps the average at exactly b bits per weight, not just per group.
-  const full = inDim % opts.groupSize === 0 ? n : n - 1;
-  if (Math.floor(full / 2) - 1 < 1) return uniform;
+  // A partial last group stays at b and out of the search (unless tailGroup, the official code):
+  // moving whole groups up and down then keeps the average at exactly b bits per weight.
+  const full = inDim % opts.groupSize === 0 || opts.tailGroup === true ? n : n - 1;
+  const maxShift = sbaShiftLimit(n, full, opts.sbaCount ?? 'all');
+  if (maxShift < 1) return uniform;
   if (inputs === undefined) throw new RangeError('SliM-LLM SBA needs the calibration inputs of the layer');
   const X = scoringRows(inputs.x, inputs.rows, inDim, opts.sbaRows);
   const Y = new Float32Array(X.rows * outDim);
   backend.matmul(Y, X.x, W, X.rows, outDim, inDim);
   let best: { widths: Uint8Array; shift: number; score: number } = { widths: uniform.widths, shift: 0, score: Infinity };
-  for (let i = 1; i <= Math.floor(full / 2) - 1; i++) {
+  for (let i = opts.sbaMixedOnly === false ? 0 : 1; i <= maxShift; i++) {
     const widths = uniform.widths.slice();
     widths.set(allocateBits(salience.subarray(0, full), opts.bits, i));
-    const score = outputChange(backend, X, Y, roundGroups(W, outDim, inDim, opts.groupSize, widths), outDim, inDim, opts.sbaMse);
+    const score = outputChange(backend, X, Y, roundGroups(W, outDim, inDim, opts.groupSize, widths, opts.binaryScale === 'abs'), outDim, inDim, opts.sbaMse);
     if (score < best.score) best = { widths, shift: i, score };
   }
   return best;
@@ -293,6 +316,12 @@ export function inverseFactorDiagonal(backend: Backend, H: Float64Array, n: numb
   }
 }
 
+/** H += d·I on the live inputs, in place (official get_salience's 0.01); dead inputs stay 0 for GPTQ. */
+export function addAbsoluteDamp(H: Float64Array, n: number, d: number): void {
+  if (d === 0) return;
+  for (let j = 0; j < n; j++) if (H[j * n + j] !== 0) H[j * n + j] += d;
+}
+
 export function quantizeSlimLayer(
   W: Float32Array, // [out, in]
   outDim: number,
@@ -306,11 +335,12 @@ export function quantizeSlimLayer(
   const t0 = performance.now();
   const g = groupWidth(opts.groupSize, inDim);
   // 1. salience, on W with dead inputs zeroed (as the official fasterquant)
-  const hinvDiag = inverseFactorDiagonal(backend, H, inDim, opts.percdamp, name);
   const Wlive = W.slice();
   for (let j = 0; j < inDim; j++) {
     if (H[j * inDim + j] === 0) for (let r = 0; r < outDim; r++) Wlive[r * inDim + j] = 0;
   }
+  addAbsoluteDamp(H, inDim, opts.absDamp);
+  const hinvDiag = inverseFactorDiagonal(backend, H, inDim, opts.percdamp, name);
   const salience = groupSalience(Wlive, outDim, inDim, hinvDiag, g);
   // 2. SBA
   const sba = searchBitAllocation(backend, Wlive, outDim, inDim, salience, { ...opts, groupSize: g }, inputs);
@@ -320,7 +350,7 @@ export function quantizeSlimLayer(
     W, outDim, inDim, H,
     { ...gptqDefaults, bits: opts.bits, groupSize: g, percdamp: opts.percdamp, blockSize: g },
     backend, name,
-    { groupBits: sba.widths, fitter: sqcFitter(opts.lambdaSalience, !opts.minMaxGrids) },
+    { groupBits: sba.widths, fitter: sqcFitter(opts.lambdaSalience, !opts.minMaxGrids, opts.binaryScale === 'abs') },
   );
   const count = (b: number) => sba.widths.filter((w) => w === b).length;
   r.stats = {
@@ -337,11 +367,13 @@ export const slim: QuantMethod<SlimOptions> = {
   describe:
     'SliM-LLM (Huang et al. 2024): salience-driven mixed precision per column group. Group salience ' +
     'Σ w²/U_jj² from the inverse-Hessian factor; SBA moves the i least/most salient groups to b−1/b+1 ' +
-    'bits (average exactly b), i chosen by the KL of the layer\'s softmax outputs on the calibration ' +
-    'inputs (official code; --sba-mse for output MSE); GPTQ with per-group widths, one block per group; ' +
+    'bits (average exactly b), i chosen by the KL of the layer\'s softmax outputs (official; --sba-mse: ' +
+    'output MSE) on the calibration inputs; GPTQ with per-group widths, one block per group; ' +
     'SQC clipping search p ∈ [0.9, 1.1] with salient errors weighted by --lambda-salience (default 1 as ' +
     'the official code, which makes the weighting a no-op; the paper\'s method is > 1); 1-bit groups: ' +
-    'mean ± mean|w − mean|.',
+    'mean ± mean|w| (official; --binary-scale centered: mean ± mean|w − mean|). H += 0.01·I before the relative dampening (--abs-damp, official); bitcrush: SBA ' +
+    'also scores the uniform allocation (--sba-mixed-only: official) and keeps a partial last group at b ' +
+    '(--tail-group: official, more bits). docs/slim.md has the ablation.',
   defaults: slimDefaults,
   options: {
     bits: { kind: 'int', help: 'average bits per weight b (groups get b−1, b, b+1)', choices: [2, 3] },
@@ -351,6 +383,11 @@ export const slim: QuantMethod<SlimOptions> = {
     minMaxGrids: { kind: 'boolean', help: 'skip the SQC clipping search: min-max grids (ablation)' },
     sbaMse: { kind: 'boolean', help: 'score SBA candidates by output MSE instead of KL' },
     sbaRows: { kind: 'int', help: 'calibration rows SBA scores on (0 = all)', min: 0 },
+    absDamp: { kind: 'number', help: 'absolute dampening added to diag(H) before the relative one (official: 0.01)', min: 0 },
+    tailGroup: { kind: 'boolean', help: 'rank a partial last group in SBA as the official code (average width then not exactly b)' },
+    sbaCount: { kind: 'string', pattern: /^(all|full)$/, help: 'SBA candidates: all (⌊n/2⌋ − 1 over all groups, official) or full (⌊full/2⌋ − 1 over the full groups)' },
+    sbaMixedOnly: { kind: 'boolean', help: 'SBA scores only mixed candidates (official); default: the uniform allocation competes too' },
+    binaryScale: { kind: 'string', pattern: /^(centered|abs)$/, help: '1-bit groups: zero = mean, scale = mean|w − mean| (centered) or mean|w| (abs, official binary_scale)' },
   },
   requires: { hessian: true, inputs: true },
   quantizeLayer(W, outDim, inDim, H, opts, ctx: LayerContext): LayerResult {
