@@ -1,5 +1,5 @@
 /**
- * Small random GPTQ Hugging Face directories for the interop tests: an architecture of
+ * Small random GPTQ and AQLM Hugging Face directories for the interop tests: an architecture of
  * test/hf-dirs.ts with every block linear replaced by random GPTQ levels, scales, zeros and
  * (act-order) g_idx, written as AutoGPTQ/GPTQModel do (qweight/qzeros/scales/g_idx, config.json's
  * quantization_config), next to the float directory of the same weights dequantized (the
@@ -11,6 +11,9 @@ import { dequantizeGroups } from '../src/formats/quantized.js';
 import { getFormat } from '../src/formats/registry.js';
 import type { UniformParams } from '../src/formats/uniform.js';
 import { groupsToGptq, type GptqCheckpointFormat } from '../src/interop/gptq.js';
+import { codebookToAqlm } from '../src/interop/aqlm.js';
+import { codebookFormat, dequantizeCodebook } from '../src/formats/codebook.js';
+import { numberToF16Bits } from '../src/io/safetensors.js';
 import { LINEARS } from '../src/model/weights.js';
 import { mulberry32 } from '../src/quant/random.js';
 import { archTensors, safetensorsBytes, type ArchCase, type TestTensor } from './hf-dirs.js';
@@ -64,6 +67,52 @@ export function writeGptqDirs(root: string, k: GptqCase, seed = 7): { gptq: stri
   mkdirSync(dirs.float, { recursive: true });
   writeFileSync(join(dirs.gptq, 'config.json'), JSON.stringify({ ...k.arch.config, torch_dtype: 'float16', quantization_config }, null, 2));
   writeFileSync(join(dirs.gptq, 'model.safetensors'), safetensorsBytes(quant, { format: 'pt' }));
+  writeFileSync(join(dirs.float, 'config.json'), JSON.stringify(k.arch.config, null, 2));
+  writeFileSync(join(dirs.float, 'model.safetensors'), safetensorsBytes(floats, { format: 'pt' }));
+  return dirs;
+}
+
+export interface AqlmCase {
+  arch: ArchCase;
+  numCodebooks: number;
+  nbits: number;
+  inGroupSize: number;
+}
+
+/** An AQLM directory (codes/codebooks/scales as transformers' aqlm integration loads them) and its float twin. */
+export function writeAqlmDirs(root: string, k: AqlmCase, seed = 9): { aqlm: string; float: string } {
+  const rand = mulberry32(seed);
+  const floats: TestTensor[] = [];
+  const quant: TestTensor[] = [];
+  const notQuantized: string[] = [];
+  for (const t of archTensors(k.arch, seed)) {
+    if (!LINEARS.some((l) => t.name.endsWith(`.${l}.weight`))) {
+      floats.push(t);
+      quant.push(t);
+      notQuantized.push(t.name);
+      continue;
+    }
+    const [outDim, inDim] = t.shape as [number, number];
+    const p = { M: k.numCodebooks, B: k.nbits, g: k.inGroupSize };
+    const q = codebookFormat.randomPayload(outDim, inDim, p, rand);
+    floats.push({ name: t.name, dtype: 'F32', shape: t.shape, bytes: bytesOf(dequantizeCodebook(q)) });
+    const { codes } = codebookToAqlm(q);
+    const base = t.name.replace(/\.weight$/, '');
+    quant.push(
+      { name: `${base}.codes`, dtype: k.nbits <= 8 ? 'I8' : 'I16', shape: [outDim, inDim / k.inGroupSize, k.numCodebooks], bytes: new Uint8Array(codes.buffer) },
+      { name: `${base}.codebooks`, dtype: 'F16', shape: [k.numCodebooks, 2 ** k.nbits, 1, k.inGroupSize], bytes: bytesOf(Uint16Array.from(q.codebooks, numberToF16Bits)) },
+      { name: `${base}.scales`, dtype: 'F16', shape: [outDim, 1, 1, 1], bytes: bytesOf(Uint16Array.from(q.scale, numberToF16Bits)) },
+    );
+  }
+  const dirs = { aqlm: join(root, 'aqlm'), float: join(root, 'float') };
+  const quantization_config = {
+    quant_method: 'aqlm', in_group_size: k.inGroupSize, out_group_size: 1, num_codebooks: k.numCodebooks,
+    nbits_per_codebook: k.nbits, linear_weights_not_to_quantize: notQuantized,
+  };
+  mkdirSync(dirs.aqlm, { recursive: true });
+  mkdirSync(dirs.float, { recursive: true });
+  writeFileSync(join(dirs.aqlm, 'config.json'), JSON.stringify({ ...k.arch.config, torch_dtype: 'float16', quantization_config }, null, 2));
+  writeFileSync(join(dirs.aqlm, 'model.safetensors'), safetensorsBytes(quant, { format: 'pt' }));
   writeFileSync(join(dirs.float, 'config.json'), JSON.stringify(k.arch.config, null, 2));
   writeFileSync(join(dirs.float, 'model.safetensors'), safetensorsBytes(floats, { format: 'pt' }));
   return dirs;

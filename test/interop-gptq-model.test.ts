@@ -1,5 +1,5 @@
 /**
- * GPTQ Hugging Face directories as models (src/interop/gptq-source.ts, hf-quantized.ts): each
+ * GPTQ Hugging Face directories as models (src/interop/quantized-source.ts, gptq-import.ts, hf-quantized.ts): each
  * imported linear dequantizes to exactly the checkpoint's weights, the imported model's logits
  * (on the packed kernels) equal those of the same weights as a float directory, `convert` writes
  * that packed file, and bad checkpoints are one-line exit-2 errors.

@@ -10,6 +10,7 @@ import { Command, CommanderError } from 'commander';
 import { InputError, UsageError } from '../io/errors.js';
 import { registerConvert } from './convert.js';
 import { registerEval } from './eval.js';
+import { registerExport } from './export.js';
 import { registerGenerate } from './generate.js';
 import { registerInfo } from './info.js';
 import { registerInspect } from './inspect.js';
@@ -41,6 +42,7 @@ function buildProgram(): Command {
   registerQuantize(program);
   registerInspect(program);
   registerConvert(program);
+  registerExport(program);
   return program;
 }
 

@@ -9,9 +9,11 @@ import { check, InputError } from '../io/errors.js';
 import { parseHfConfig, parseJson, quantizationConfig } from '../io/hf.js';
 import { planPackedModel, type PackedFilePlan } from '../packed/writer.js';
 import { PackedModel } from '../packed/reader.js';
-import { GptqHfModel, parseGptqConfig } from './gptq-source.js';
+import { gptqImporter, parseGptqConfig } from './gptq-import.js';
+import { aqlmImporter, parseAqlmConfig } from './aqlm.js';
+import { QuantizedHfModel, type LinearImporter } from './quantized-source.js';
 
-export const IMPORTED_QUANT_METHODS = ['gptq'] as const;
+export const IMPORTED_QUANT_METHODS = ['gptq', 'aqlm'] as const;
 
 /**
  * The packed file a quantized directory is, without requantizing: `source` is recorded in the
@@ -20,15 +22,15 @@ export const IMPORTED_QUANT_METHODS = ['gptq'] as const;
 export function quantizedHfPlan(dir: string, fs: FileSystemLike, source: { model: string }): PackedFilePlan {
   const q = quantizationConfig(dir, fs);
   check(q !== undefined, dir, 'config.json has no quantization_config (a float model: use `bitcrush quantize`)');
-  if (q.method !== 'gptq') {
-    throw new InputError(q.file, `quantization_config.quant_method ${JSON.stringify(q.method)} is not supported (supported: ${IMPORTED_QUANT_METHODS.join(', ')})`);
-  }
-  const gptq = parseGptqConfig(q.file, q.qc);
+  let importer: LinearImporter;
+  if (q.method === 'gptq') importer = gptqImporter(parseGptqConfig(q.file, q.qc));
+  else if (q.method === 'aqlm') importer = aqlmImporter(parseAqlmConfig(q.file, q.qc));
+  else throw new InputError(q.file, `quantization_config.quant_method ${JSON.stringify(q.method)} is not supported (supported: ${IMPORTED_QUANT_METHODS.join(', ')})`);
   const config = parseHfConfig(q.file, parseJson(q.file, readText(fs.open(q.file))));
-  const model = new GptqHfModel(dir, fs, config, gptq);
+  const model = new QuantizedHfModel(dir, fs, config, importer);
   return planPackedModel({
     config: model.config,
-    method: { name: 'gptq', options: { imported: { from: 'huggingface', quantization_config: q.qc }, source } },
+    method: { name: q.method, options: { imported: { from: 'huggingface', quantization_config: q.qc }, source } },
     source: model,
     packed: model.packedTensors(),
   });

@@ -1,0 +1,92 @@
+/**
+ * AQLM Hugging Face directories as models (src/interop/aqlm.ts): codes (int8 / int16, two's
+ * complement as AQLM packs them), fp16 codebooks [M, 2^B, 1, g] and scales [out, 1, 1, 1] become
+ * bitcrush's codebook format with the same numbers; the imported model's logits equal those of
+ * its float weights; out_group_size > 1 and bad shapes are one-line exit-2 errors.
+ */
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createReferenceBackend } from '../src/backend/reference.js';
+import { aqlmToCodebook, codebookToAqlm } from '../src/interop/aqlm.js';
+import { openModel } from '../src/io/load.js';
+import { FileSource, nodeFs } from '../src/node/fs.js';
+import { openRunnable } from '../src/node/packed-open.js';
+import { PackedModel } from '../src/packed/reader.js';
+import { LlamaModel } from '../src/runtime/model.js';
+import { ARCH_CASES } from './hf-dirs.js';
+import { writeAqlmDirs, type AqlmCase } from './gptq-dirs.js';
+
+const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
+const tmp = mkdtempSync(join(tmpdir(), 'bitcrush-aqlm-'));
+after(() => rmSync(tmp, { recursive: true, force: true }));
+const backend = createReferenceBackend();
+const run = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 120_000 });
+const arch = (name: string) => ARCH_CASES.find((k) => k.name === name)!;
+
+test('AQLM codes: two\'s complement as AQLM packs them (codes ≥ 2^(b−1) stored minus 2^b)', () => {
+  const c = { inGroupSize: 2, outGroupSize: 1, numCodebooks: 1, nbitsPerCodebook: 12 };
+  const codes = Int16Array.of(0, 2047, -2048, -1); // = 0, 2047, 2048, 4095
+  const q = aqlmToCodebook(new Uint8Array(codes.buffer), new Uint16Array(4096 * 2), Uint16Array.of(0x3c00, 0x3c00), c, 2, 4);
+  assert.deepEqual([...q.codes], [0, 2047, 2048, 4095]);
+  assert.deepEqual([...codebookToAqlm(q).codes], [...codes]);
+  const bad = Int16Array.of(0, 5000, 0, 0);
+  assert.throws(() => aqlmToCodebook(new Uint8Array(bad.buffer), new Uint16Array(4096 * 2), Uint16Array.of(0, 0), c, 2, 4), /codes\[1\] = 5000 is not a 12-bit code/);
+});
+
+const cases: AqlmCase[] = [
+  { arch: arch('llama32-rope-llama3'), numCodebooks: 2, nbits: 8, inGroupSize: 8 },
+  { arch: arch('qwen25-bias'), numCodebooks: 1, nbits: 12, inGroupSize: 16 },
+];
+
+cases.forEach((k, i) => {
+  test(`AQLM ${k.numCodebooks}x${k.nbits} g${k.inGroupSize} ${k.arch.name}: exact weights, logits of its float weights, convert`, () => {
+    const dirs = writeAqlmDirs(join(tmp, `c${i}`), k, 3 + i);
+    const packed = openRunnable(dirs.aqlm).packed!;
+    const float = openModel(dirs.float, nodeFs);
+    let n = 0;
+    for (const { name } of float.tensors()) {
+      if (packed.isPacked(name)) {
+        n++;
+        assert.equal(packed.header.tensors[name]!.format, 'aqlm', name);
+      }
+      assert.deepEqual(packed.load(name), float.load(name), `${name}: identical weights`);
+    }
+    assert.equal(n, 7 * float.config.nLayers);
+    const want = new LlamaModel(float, { backend }).forward(k.arch.tokens, 0, 'all');
+    const got = new LlamaModel(packed, { backend, linear: packed.linears(backend) }).forward(k.arch.tokens, 0, 'all');
+    let d = 0;
+    for (let j = 0; j < want.length; j++) d = Math.max(d, Math.abs(got[j]! - want[j]!));
+    assert.ok(d < 1e-4, `logits max |Δ| ${d}`);
+    const out = join(tmp, `c${i}.bcq`);
+    const c = run('convert', dirs.aqlm, '--out', out);
+    assert.equal(c.status, 0, c.stderr);
+    const file = new PackedModel(new FileSource(out));
+    assert.equal(file.header.method.name, 'aqlm');
+    for (const { name } of float.tensors()) assert.deepEqual(file.load(name), packed.load(name), name);
+  });
+});
+
+test('AQLM directory: unsupported configs and bad tensors are one-line exit-2 errors', () => {
+  const dirs = writeAqlmDirs(join(tmp, 'bad'), cases[0]!);
+  const config = JSON.parse(readFileSync(join(dirs.aqlm, 'config.json'), 'utf8'));
+  const expectFail = (why: RegExp) => {
+    const r = run('inspect', dirs.aqlm);
+    assert.equal(r.status, 2, r.stderr);
+    assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+    assert.match(r.stderr, why);
+  };
+  const withConfig = (qc: Record<string, unknown>) => writeFileSync(join(dirs.aqlm, 'config.json'), JSON.stringify({ ...config, quantization_config: { ...config.quantization_config, ...qc } }));
+  withConfig({ out_group_size: 8 });
+  expectFail(/out_group_size 8 is not supported/);
+  withConfig({ num_codebooks: 1 });
+  expectFail(/codes is I8 \[.*\], expected I8 \[.*\]/);
+  withConfig({ nbits_per_codebook: 16 });
+  expectFail(/codes is I8 \[.*\], expected I16/);
+  withConfig({ in_group_size: 'eight' });
+  expectFail(/in_group_size "eight" is not supported/);
+});
