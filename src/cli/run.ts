@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { InputError, UsageError } from '../io/errors.js';
 import { registerEval } from './eval.js';
+import { registerExport } from './export.js';
 import { registerGenerate } from './generate.js';
 import { registerInfo } from './info.js';
 import { registerInspect } from './inspect.js';
@@ -39,6 +40,7 @@ function buildProgram(): Command {
   registerEval(program);
   registerQuantize(program);
   registerInspect(program);
+  registerExport(program);
   return program;
 }
 

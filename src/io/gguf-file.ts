@@ -197,7 +197,10 @@ export interface GgufTensorOut {
   name: string;
   ne: number[];
   type: GgmlType;
-  bytes: Uint8Array;
+  /** Byte length of the data. */
+  size: number;
+  /** The data, produced when it is written (one tensor in memory at a time). */
+  bytes(): Uint8Array;
 }
 
 /** A GGUF v3 file as chunks (header, then each tensor padded to the alignment). */
@@ -225,14 +228,16 @@ export function* ggufChunks(kvs: readonly GgufKv[], tensors: readonly GgufTensor
     for (const n of t.ne) w.u64(n);
     w.u32(t.type.id);
     w.u64(rel);
-    rel += t.bytes.length + pad(t.bytes.length);
+    rel += t.size + pad(t.size);
   }
   const header = w.bytes();
   yield header;
   yield new Uint8Array(pad(header.length));
   for (const t of tensors) {
-    yield t.bytes;
-    yield new Uint8Array(pad(t.bytes.length));
+    const b = t.bytes();
+    if (b.length !== t.size) throw new Error(`GGUF tensor ${t.name}: ${b.length} bytes, planned ${t.size}`);
+    yield b;
+    yield new Uint8Array(pad(t.size));
   }
 }
 

@@ -24,11 +24,39 @@ const PRE_REGEX: Readonly<Record<string, string>> = {
   qwen2: "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
 };
 
+/** What a GGUF file says about its tokenizer, the form the GGUF writer takes too. */
+export interface GgufVocab {
+  model: 'llama' | 'gpt2';
+  tokens: string[];
+  scores?: number[];
+  types?: number[];
+  merges?: string[];
+  pre?: string;
+  bosId?: number;
+  eosId: number;
+  addBos: boolean;
+  addSpacePrefix?: boolean;
+  chatTemplate?: string;
+}
+
+const VOCABS = new WeakMap<Tokenizer, GgufVocab>();
+
+/** The GGUF vocabulary a tokenizer made by `ggufTokenizer` came from. */
+export function ggufVocabOf(t: Tokenizer): GgufVocab | undefined {
+  return VOCABS.get(t);
+}
+
 export function hasGgufTokenizer(g: GgufFile): boolean {
   return g.metadata.has('tokenizer.ggml.model');
 }
 
 export function ggufTokenizer(g: GgufFile): Tokenizer {
+  const { tokenizer, vocab } = readGgufTokenizer(g);
+  VOCABS.set(tokenizer, vocab);
+  return tokenizer;
+}
+
+function readGgufTokenizer(g: GgufFile): { tokenizer: Tokenizer; vocab: GgufVocab } {
   const file = g.name;
   const model = g.metadata.get('tokenizer.ggml.model');
   const tokens = stringArray(g, 'tokenizer.ggml.tokens');
@@ -56,14 +84,17 @@ export function ggufTokenizer(g: GgufFile): Tokenizer {
   if (model === 'llama') {
     const addBos = flag('tokenizer.ggml.add_bos_token', true);
     const scores = numberArray(g, 'tokenizer.ggml.scores', tokens.length) ?? new Array<number>(tokens.length).fill(0);
-    return new GgufSpmTokenizer(file, tokens, scores, types, addBos ? (bos ?? 1) : null, eosIds, flag('tokenizer.ggml.add_space_prefix', true), template);
+    const space = flag('tokenizer.ggml.add_space_prefix', true);
+    const tokenizer = new GgufSpmTokenizer(file, tokens, scores, types, addBos ? (bos ?? 1) : null, eosIds, space, template);
+    return { tokenizer, vocab: { model, tokens, scores, types, bosId: bos ?? 1, eosId: eosIds[0]!, addBos, addSpacePrefix: space, chatTemplate: template } };
   }
   if (model === 'gpt2') {
     const merges = stringArray(g, 'tokenizer.ggml.merges');
     const pre = g.metadata.get('tokenizer.ggml.pre') ?? 'default';
     check(typeof pre === 'string', file, 'bad tokenizer.ggml.pre');
     const addBos = flag('tokenizer.ggml.add_bos_token', false);
-    return bpeTokenizer(file, tokens, merges, types, pre, addBos && bos !== undefined ? tokens[bos]! : null, eosIds, template);
+    const tokenizer = bpeTokenizer(file, tokens, merges, types, pre, addBos && bos !== undefined ? tokens[bos]! : null, eosIds, template);
+    return { tokenizer, vocab: { model, tokens, merges, types, pre, bosId: bos, eosId: eosIds[0]!, addBos, chatTemplate: template } };
   }
   throw new InputError(file, `tokenizer.ggml.model ${JSON.stringify(model)} is not supported (supported: llama, gpt2)`);
 }

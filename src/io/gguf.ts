@@ -84,14 +84,27 @@ export function parseGgufConfig(g: GgufFile): { arch: (typeof GGUF_ARCHS)[number
     nKvHeads,
     vocabSize: vocab,
     seqLen: int('context_length', 1 << 24),
-    normEps: num('attention.layer_norm_rms_epsilon'),
-    ropeTheta: num('rope.freq_base', 10000),
+    normEps: shortestDecimal(num('attention.layer_norm_rms_epsilon')),
+    ropeTheta: shortestDecimal(num('rope.freq_base', 10000)),
     tiedEmbeddings: !g.tensors.has('output.weight'),
     ...(hs !== dim / nHeads ? { headDim: hs } : {}),
     ...(bias !== undefined ? { attentionBias: bias } : {}),
     ...ropeScaling(g, arch),
   };
   return { arch: arch as (typeof GGUF_ARCHS)[number], config };
+}
+
+/**
+ * GGUF stores these as float32: 1e-5 arrives as 9.99999974e-6. The shortest decimal that
+ * rounds to the same float32 is what the model's config said (config.json: 1e-5), and what an
+ * HF copy of the model computes with.
+ */
+function shortestDecimal(v: number): number {
+  for (let p = 1; p <= 9; p++) {
+    const d = Number(v.toPrecision(p));
+    if (Math.fround(d) === v) return d;
+  }
+  return v;
 }
 
 function ropeScaling(g: GgufFile, arch: string): { ropeScaling?: RopeScaling } {
