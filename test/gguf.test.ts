@@ -18,10 +18,10 @@ import { getFormat } from '../src/formats/registry.js';
 import type { GroupQuantized } from '../src/formats/quantized.js';
 import { BufferSource } from '../src/io/bytes.js';
 import { InputError } from '../src/io/errors.js';
-import { ggufChunks } from '../src/io/gguf-file.js';
+import { GgufFile, ggufChunks, GgufValueType as T } from '../src/io/gguf-file.js';
 import { ggmlType } from '../src/io/gguf-quants.js';
 import { GgufModel } from '../src/io/gguf.js';
-import type { GgufVocab } from '../src/io/gguf-tokenizer.js';
+import { ggufTokenizer, TOKEN_TYPE, type GgufVocab } from '../src/io/gguf-tokenizer.js';
 import { openModel } from '../src/io/load.js';
 import { encodePacked, GgufExportError, ggufMetadata, ggufTensors } from '../src/interop/gguf-write.js';
 import { FileSource, nodeFs } from '../src/node/fs.js';
@@ -245,5 +245,60 @@ describe('malformed GGUF input', () => {
     const r = spawnSync(process.execPath, [CLI, 'info', bad], { encoding: 'utf8' });
     assert.equal(r.status, 2);
     assert.match(r.stderr, new RegExp(`^bitcrush: ${bad}: .+\\n$`));
+  });
+});
+
+describe('tokenizer.ggml.* as a tokenizer', () => {
+  /** GPT-2's byte → printable character map (bytes_to_unicode). */
+  const byteChars = (): string[] => {
+    const keep = (b: number) => (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || b >= 174;
+    let n = 0;
+    return Array.from({ length: 256 }, (_, b) => String.fromCodePoint(keep(b) ? b : 256 + n++));
+  };
+  const fileOf = (kvs: Parameters<typeof ggufChunks>[0]) => new GgufFile(new BufferSource('tok.gguf', concat(ggufChunks(kvs, []))));
+
+  test('gpt2 byte-level BPE: merges apply, text round-trips, EOS from the file', () => {
+    const chars = byteChars();
+    const sp = chars[32]!; // Ġ
+    const tokens = [...chars, 'he', 'll', 'hell', 'hello', `${sp}w`, '<|endoftext|>'];
+    const merges = ['h e', 'l l', 'he ll', 'hell o', `${sp} w`];
+    const types = tokens.map((t) => (t === '<|endoftext|>' ? TOKEN_TYPE.CONTROL : TOKEN_TYPE.NORMAL));
+    const eos = tokens.length - 1;
+    const g = fileOf([
+      { key: 'tokenizer.ggml.model', type: T.STRING, value: 'gpt2' },
+      { key: 'tokenizer.ggml.pre', type: T.STRING, value: 'qwen2' },
+      { key: 'tokenizer.ggml.tokens', type: T.ARRAY, elem: T.STRING, value: tokens },
+      { key: 'tokenizer.ggml.token_type', type: T.ARRAY, elem: T.INT32, value: types },
+      { key: 'tokenizer.ggml.merges', type: T.ARRAY, elem: T.STRING, value: merges },
+      { key: 'tokenizer.ggml.eos_token_id', type: T.UINT32, value: eos },
+      { key: 'tokenizer.ggml.add_bos_token', type: T.BOOL, value: false },
+    ]);
+    const t = ggufTokenizer(g);
+    const ids = t.encode('hello world', true);
+    assert.deepEqual(ids.slice(0, 2), [tokens.indexOf('hello'), tokens.indexOf(`${sp}w`)]);
+    assert.equal(t.bosId, null);
+    assert.deepEqual(t.eosIds, [eos]);
+    assert.equal(t.decode(ids), 'hello world');
+    assert.equal(t.decode([...ids, eos]), 'hello world');
+  });
+
+  test('llama SentencePiece: ▁ pieces merge by score, bytes fall back, BOS/EOS from the file', () => {
+    const bytes = Array.from({ length: 256 }, (_, b) => `<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`);
+    const tokens = ['<unk>', '<s>', '</s>', ...bytes, '\u2581', 'a', 'b', '\u2581a', '\u2581ab', 'ab'];
+    const scores = tokens.map((t) => (t === '\u2581ab' ? -1 : t === '\u2581a' ? -2 : t === 'ab' ? -3 : -10));
+    const types = tokens.map((_, i) => (i === 0 ? 2 : i < 3 ? 3 : i < 259 ? 6 : 1));
+    const g = fileOf([
+      { key: 'tokenizer.ggml.model', type: T.STRING, value: 'llama' },
+      { key: 'tokenizer.ggml.tokens', type: T.ARRAY, elem: T.STRING, value: tokens },
+      { key: 'tokenizer.ggml.scores', type: T.ARRAY, elem: T.FLOAT32, value: scores },
+      { key: 'tokenizer.ggml.token_type', type: T.ARRAY, elem: T.INT32, value: types },
+      { key: 'tokenizer.ggml.bos_token_id', type: T.UINT32, value: 1 },
+      { key: 'tokenizer.ggml.eos_token_id', type: T.UINT32, value: 2 },
+    ]);
+    const t = ggufTokenizer(g);
+    const ids = t.encode('ab\u00e9', true);
+    // "▁ab" merges first (−2 then −1); é has no piece: its two UTF-8 bytes fall back to <0xC3><0xA9>
+    assert.deepEqual(ids, [1, tokens.indexOf('\u2581ab'), 3 + 0xc3, 3 + 0xa9]);
+    assert.equal(t.decode(ids), 'ab\u00e9');
   });
 });

@@ -157,7 +157,8 @@ class GgufSpmTokenizer implements Tokenizer {
   }
 
   decode(tokens: number[]): string {
-    return this.inner.decode(tokens.filter((t) => t !== this.bosId && !this.eosIds.includes(t)));
+    // as ids 1 and 2 the llama2.c decoder prints them as nothing and strips the space after BOS
+    return this.inner.decode(tokens.map((t) => (t === this.bosId ? 1 : this.eosIds.includes(t) ? 2 : t)));
   }
 }
 
