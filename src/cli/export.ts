@@ -5,6 +5,7 @@
  */
 import type { Command } from 'commander';
 import { UsageError } from '../io/errors.js';
+import { exportGguf } from './export-gguf.js';
 import { exportGptq } from './export-gptq.js';
 
 export interface ExportOptions {
@@ -29,6 +30,7 @@ export interface ExportTarget {
 
 /** Export targets by --to name. */
 export const EXPORT_TARGETS: Record<string, ExportTarget> = {
+  gguf: { summary: 'GGUF for llama.cpp / Ollama (uniform grids as Q8_0, Q4_0, Q4_1 or Q5_0, exactly)', out: 'file', run: exportGguf },
   gptq: { summary: 'Hugging Face GPTQ checkpoint for transformers / AutoGPTQ / GPTQModel / vLLM (uniform RTN/GPTQ grids, exactly)', out: 'directory', run: exportGptq },
 };
 
@@ -36,7 +38,7 @@ export function registerExport(program: Command): void {
   program
     .command('export')
     .description(`write a packed model in another runtime's format (${Object.entries(EXPORT_TARGETS).map(([k, t]) => `${k}: ${t.summary}`).join('; ')})`)
-    .argument('<model>', 'packed model file from quantize (or a quantized Hugging Face directory)')
+    .argument('<model>', 'packed model file from quantize (or a quantized Hugging Face directory, or a float model for gguf)')
     .requiredOption('--to <target>', `target format: ${Object.keys(EXPORT_TARGETS).join(', ')}`)
     .requiredOption('--out <path>', 'output file or directory')
     .option('--tokenizer <file>', 'tokenizer file (default: found beside the model, or the one quantize recorded)')

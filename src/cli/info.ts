@@ -3,6 +3,7 @@ import { headSize } from '../model/config.js';
 import { LINEARS } from '../model/weights.js';
 import { NotFoundError } from '../io/errors.js';
 import { nodeFs } from '../node/fs.js';
+import { GgufModel } from '../io/gguf.js';
 import { sizeReport } from '../packed/size.js';
 import { findRunnableTokenizer, openRunnable } from '../node/packed-open.js';
 
@@ -60,7 +61,7 @@ function info(modelPath: string, opts: InfoOptions): void {
     return;
   }
   const lines = [
-    `model      ${modelPath} (${runnable.packed ? (nodeFs.isDirectory(modelPath) ? 'quantized Hugging Face directory, run as its packed file' : 'bitcrush packed file') : nodeFs.isDirectory(modelPath) ? 'Hugging Face directory' : 'llama2.c checkpoint'})`,
+    `model      ${modelPath} (${runnable.packed ? (nodeFs.isDirectory(modelPath) ? 'quantized Hugging Face directory, run as its packed file' : 'bitcrush packed file') : nodeFs.isDirectory(modelPath) ? 'Hugging Face directory' : source instanceof GgufModel ? `GGUF ${source.arch}, ${ggmlTypeSummary(source)}` : 'llama2.c checkpoint'})`,
     `config     dim ${c.dim}, hidden ${c.hiddenDim}, ${c.nLayers} layers, ${c.nHeads} heads (${c.nKvHeads} kv heads, head size ${headSize(c)}), ` +
       `vocab ${c.vocabSize}, context ${c.seqLen}, norm eps ${c.normEps}, rope theta ${c.ropeTheta}${c.ropeScaling ? ` (${c.ropeScaling.type} scaling ×${c.ropeScaling.factor})` : ''}, ` +
       `${c.attentionBias ? `${c.attentionBias} biases, ` : ''}${c.tiedEmbeddings ? 'tied' : 'untied'} classifier`,
@@ -78,4 +79,11 @@ function info(modelPath: string, opts: InfoOptions): void {
 
 function millions(n: number): string {
   return n >= 1e6 ? `${(n / 1e6).toFixed(2)} M` : `${(n / 1e3).toFixed(1)} K`;
+}
+
+/** "Q4_K ×154, F32 ×45": how many tensors of each llama.cpp type a GGUF model holds. */
+function ggmlTypeSummary(m: GgufModel): string {
+  const counts = new Map<string, number>();
+  for (const t of m.tensors()) counts.set(m.ggmlTypeOf(t.name), (counts.get(m.ggmlTypeOf(t.name)) ?? 0) + 1);
+  return [...counts].map(([k, n]) => `${k} ×${n}`).join(', ');
 }

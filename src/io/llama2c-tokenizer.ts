@@ -75,6 +75,11 @@ export class Llama2cTokenizer implements Tokenizer {
     this.spaceId = this.ids.get(' ') ?? -1;
   }
 
+  /** The pieces (bytes), their scores and the normalizer, for writers of other tokenizer formats (GGUF). */
+  vocabulary(): { pieces: readonly Uint8Array[]; scores: Float32Array; normalizer: SpmNormalizer } {
+    return { pieces: this.pieces, scores: this.scores, normalizer: this.normalizer };
+  }
+
   encode(text: string, bos: boolean): number[] {
     if (this.normalizer.removeExtraWhitespaces) text = removeExtraWhitespaces(text);
     const tokens: number[] = [];

@@ -3,6 +3,9 @@
  */
 import type { ByteSource, FileSystemLike } from './bytes.js';
 import { InputError, NotFoundError } from './errors.js';
+import { GgufFile } from './gguf-file.js';
+import { GgufModel, looksLikeGguf } from './gguf.js';
+import { ggufTokenizer, hasGgufTokenizer } from './gguf-tokenizer.js';
 import { HfModel, quantizationConfig } from './hf.js';
 import { HfTokenizer } from './hf-tokenizer.js';
 import { Llama2cModel } from './llama2c.js';
@@ -13,7 +16,7 @@ import type { Tokenizer } from './tokenizer.js';
 import type { ModelSource } from '../model/weights.js';
 
 /**
- * A Hugging Face directory with `config.json`, or a llama2.c checkpoint. Files are told apart
+ * A Hugging Face directory with `config.json`, a GGUF file (magic "GGUF"), or a llama2.c checkpoint. Files are told apart
  * by content, never by name: a safetensors container (u64 header length, then `{`) is not a
  * llama2.c file whatever its extension; llama2.c has no magic, so it is what remains.
  */
@@ -28,6 +31,7 @@ export function openModel(path: string, fs: FileSystemLike): ModelSource {
   }
   if (!fs.exists(path)) throw new InputError(path, 'no such file or directory');
   const src = fs.open(path);
+  if (looksLikeGguf(src)) return new GgufModel(src);
   if (looksLikeSafetensors(src)) {
     // its own error first (truncated, bad header), else why it cannot be run as a model here
     const st = new SafetensorsFile(src);
@@ -74,6 +78,15 @@ export function findTokenizer(modelPath: string, fs: FileSystemLike, explicitPat
     return openTokenizer(inside, fs);
   }
   const isDir = fs.isDirectory(modelPath);
+  // a GGUF file carries its tokenizer
+  if (!isDir && fs.exists(modelPath)) {
+    const src = fs.open(modelPath);
+    if (looksLikeGguf(src)) {
+      const g = new GgufFile(src);
+      if (!hasGgufTokenizer(g)) throw new NotFoundError(modelPath, 'the GGUF file has no tokenizer (no tokenizer.ggml.model); pass --tokenizer <file>');
+      return ggufTokenizer(g);
+    }
+  }
   const dir = isDir ? modelPath : fs.dirname(modelPath);
   const named = [...(isDir ? ['tokenizer.json'] : []), 'tokenizer.bin'].map((n) => fs.join(dir, n));
   const found = named.find((p) => fs.exists(p));
