@@ -122,6 +122,7 @@ function showStats(r: GenerateResult): void {
   stats.dataset.tokensPerSecond = String(r.tokensPerSecond);
   stats.dataset.generatedTokens = String(r.generatedTokens);
   stats.dataset.wallSeconds = String(r.wallSeconds);
+  stats.dataset.prefillTokensPerSecond = String(r.promptTokens / r.prefillSeconds);
 }
 
 async function readFiles(list: FileList | null): Promise<NamedBytes[]> {
