@@ -9,6 +9,11 @@
  * browser's timer resolution (100 µs without isolation, where one stories260K step takes
  * ~0.5 ms). Printed side by side, never asserted; a shared machine is noisy.
  *
+ * In the browser, `--backend wasm|webgpu|both` (default both) picks the page's backend: the
+ * WebGPU row runs chromium with the WebGPU flags (SwiftShader's CPU adapter where no GPU is
+ * there, a real GPU's otherwise: the adapter is printed); prefill tok/s is the page's prompt
+ * rate (one chunk: the prompt is short).
+ *
  * Options: --model stories260K|bench-llama, --tokens N (default 200), and quantize flags after
  * `--` (default: --method rtn --bits 2 --group-size 128).
  */
@@ -41,6 +46,9 @@ const tokens = Number(opt('--tokens', '200'));
 const spec = MODELS[which];
 if (spec === undefined) throw new Error(`--model must be one of ${Object.keys(MODELS).join(', ')}`);
 const threads = availableParallelism();
+const backendOpt = opt('--backend', 'both');
+if (!['wasm', 'webgpu', 'both'].includes(backendOpt)) throw new Error('--backend must be wasm, webgpu or both');
+const WEBGPU_FLAGS = ['--enable-unsafe-webgpu', '--use-webgpu-adapter=swiftshader', '--enable-features=Vulkan'];
 
 const dir = mkdtempSync(join(tmpdir(), 'bitcrush-bench-web-'));
 try {
@@ -53,17 +61,17 @@ try {
   const rows: Row[] = [];
   for (const [kind, n] of [['wasm', 1], ['wasm', threads], ['native', threads]] as [BackendKind, number][]) {
     const r = nodeRate(file, spec.tokenizer, kind, n);
-    if (r !== undefined) rows.push([`node ${kind}`, n, ...r]);
+    if (r !== undefined) rows.push([`node ${kind}`, n, r[0], r[1], NaN]);
   }
   for (const row of await browserRates(file, basename(spec.tokenizer))) rows.push(row);
-  console.log('\nruntime                          threads   decode tok/s   wall tok/s');
-  for (const [name, n, rate, wall] of rows) console.log(`${name.padEnd(32)} ${String(n).padStart(7)}   ${rate.toFixed(1).padStart(12)}   ${wall.toFixed(1).padStart(10)}`);
+  console.log('\nruntime                          threads   decode tok/s   wall tok/s   prefill tok/s');
+  for (const [name, n, rate, wall, pre] of rows) console.log(`${name.padEnd(32)} ${String(n).padStart(7)}   ${rate.toFixed(1).padStart(12)}   ${wall.toFixed(1).padStart(10)}   ${Number.isFinite(pre) ? pre.toFixed(1).padStart(13) : '            -'}`);
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }
 
-/** name, threads, decode tok/s, wall tok/s */
-type Row = [string, number, number, number];
+/** name, threads, decode tok/s, wall tok/s, prefill tok/s (NaN: not measured) */
+type Row = [string, number, number, number, number];
 
 function nodeRate(file: string, tokenizer: string, backend: BackendKind, n: number): [number, number] | undefined {
   let loaded;
@@ -107,16 +115,21 @@ async function browserRates(file: string, tokenizer: string): Promise<Row[]> {
   const context = await chromium.launchPersistentContext(join(dir, 'profile'), {
     executablePath: CHROMIUM,
     headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    args: ['--no-sandbox', ...(backendOpt === 'wasm' ? ['--disable-gpu'] : WEBGPU_FLAGS), '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
   });
   const out: Row[] = [];
   try {
     const query = `model=fixtures/${basename(file)}&tokenizer=fixtures/${tokenizer}`;
-    for (const [name, url] of [
-      ['chromium, isolated', `${isolated.url}?${query}`],
-      ['chromium, isolated, 1 thread', `${isolated.url}?${query}&threads=1`],
-      ['chromium, not isolated', `${plain.url}?${query}`],
-    ] as const) {
+    const pages: Array<readonly [string, string]> = [];
+    if (backendOpt !== 'webgpu') {
+      pages.push(
+        ['chromium wasm, isolated', `${isolated.url}?${query}&backend=wasm`],
+        ['chromium wasm, isolated, 1 thread', `${isolated.url}?${query}&threads=1&backend=wasm`],
+        ['chromium wasm, not isolated', `${plain.url}?${query}&backend=wasm`],
+      );
+    }
+    if (backendOpt !== 'wasm') pages.push(['chromium webgpu', `${isolated.url}?${query}&backend=webgpu`]);
+    for (const [name, url] of pages) {
       const page = await context.newPage();
       await page.goto(url);
       await page.waitForFunction(() => ['ready', 'error'].includes(document.body.dataset.state ?? ''), undefined, { timeout: 60_000 });
@@ -126,15 +139,18 @@ async function browserRates(file: string, tokenizer: string): Promise<Row[]> {
       await page.fill('#temperature', '0');
       const rates: number[] = [];
       const walls: number[] = [];
+      const prefills: number[] = [];
       for (let i = 0; i < 3; i++) {
         await page.click('#generate');
         await page.waitForFunction(() => ['done', 'error'].includes(document.body.dataset.state ?? ''), undefined, { timeout: 120_000 });
         const attr = async (a: string) => Number(await page.getAttribute('#stats', a));
         rates.push(await attr('data-tokens-per-second'));
         walls.push((await attr('data-generated-tokens')) / (await attr('data-wall-seconds')));
+        prefills.push(await attr('data-prefill-tokens-per-second'));
       }
       const threadsUsed = Number(await page.getAttribute('#runtime', 'data-threads'));
-      out.push([name, threadsUsed, Math.max(rates[1]!, rates[2]!), Math.max(walls[1]!, walls[2]!)]);
+      const label = name.includes('webgpu') ? `${name} (${await page.textContent('#runtime')})` : name;
+      out.push([label, threadsUsed, Math.max(rates[1]!, rates[2]!), Math.max(walls[1]!, walls[2]!), Math.max(prefills[1]!, prefills[2]!)]);
       await page.close();
     }
   } finally {

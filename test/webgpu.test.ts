@@ -7,13 +7,14 @@
  * Skips with the reason when chromium or a WebGPU adapter is missing.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { Browser, Page } from 'playwright-core';
 import { loadModel } from '../src/node/index.js';
+import { generate } from '../src/runtime/generate.js';
 import { argmax } from '../src/runtime/sampler.js';
 import { makeFixtures, registeredFamilies, STORIES_TOKENIZER, type FixtureSet } from './browser/fixtures.js';
 import { serveStatic, type StaticServer } from './browser/server.js';
@@ -63,9 +64,10 @@ describe('WebGPU backend in chromium (SwiftShader)', { skip }, () => {
     tmp = mkdtempSync(join(tmpdir(), 'bitcrush-webgpu-'));
     const dir = join(tmp, 'fixtures');
     mkdirSync(dir);
+    copyFileSync(STORIES_TOKENIZER, join(dir, basename(STORIES_TOKENIZER)));
     fixtures = makeFixtures(dir);
     fixtures.catch(() => undefined);
-    server = await serveStatic({ '/': join(ROOT, 'dist'), '/fixtures/': dir }, { isolate: false });
+    server = await serveStatic({ '/web/': join(ROOT, 'dist/web'), '/': join(ROOT, 'dist'), '/fixtures/': dir }, { isolate: false });
     const { chromium } = await import('playwright-core');
     browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', ...WEBGPU_FLAGS] });
     page = await browser.newPage();
@@ -132,4 +134,46 @@ describe('WebGPU backend in chromium (SwiftShader)', { skip }, () => {
       t.diagnostic(`${family} (${fixture.method}) on ${f.adapter}: ${STEPS} greedy tokens equal; max |Δlogit| ${f.maxLogitDiff.toExponential(2)} (${rel.toExponential(2)} relative); ${f.weightBytes} weight bytes uploaded; upload ${f.uploadMs.toFixed(0)} ms, GPU forwards ${f.gpuMs.toFixed(0)} ms, reference ${f.refMs.toFixed(0)} ms`);
     });
   }
+
+  it('the page picks WebGPU when an adapter exists, shows it, and switches to wasm on request: same greedy text', async (t) => {
+    if (adapter) return t.skip(adapter);
+    const { build } = await import('vite');
+    await build({ configFile: join(ROOT, 'web/vite.config.ts'), logLevel: 'error' });
+    const fixture = (await fixtures).byFamily.get('uniform');
+    assert.ok(fixture !== undefined, 'no uniform fixture');
+    const { model, tokenizer, dispose } = loadModel(fixture.file, { tokenizer: STORIES_TOKENIZER, backend: 'wasm', threads: 1 });
+    let expected = '';
+    try {
+      for (const piece of generate(model, tokenizer, { prompt: PROMPT, maxTokens: STEPS, temperature: 0, topP: 1, seed: 1 })) expected += piece;
+    } finally {
+      dispose();
+    }
+    const p = await browser.newPage();
+    const errors: string[] = [];
+    p.on('pageerror', (e) => errors.push(e.message));
+    const state = async (want: string) => {
+      const h = await p.waitForFunction((w) => ['error', w].includes(document.body.dataset.state ?? '') && document.body.dataset.state, want, { timeout: 120_000 });
+      const got = await h.jsonValue();
+      if (got !== want) assert.fail(`page error: ${await p.textContent('#error')} ${errors.join(' | ')}`);
+    };
+    const greedy = async () => {
+      await p.fill('#prompt', PROMPT);
+      await p.fill('#max-tokens', String(STEPS));
+      await p.fill('#temperature', '0');
+      await p.click('#generate');
+      await state('done');
+      return (await p.textContent('#continuation')) ?? '';
+    };
+    await p.goto(`${server.url}web/?model=../fixtures/${basename(fixture.file)}&tokenizer=../fixtures/${basename(STORIES_TOKENIZER)}`);
+    await state('ready');
+    assert.equal(await p.getAttribute('#runtime', 'data-backend'), 'webgpu');
+    assert.match((await p.textContent('#runtime')) ?? '', /^webgpu · .*swiftshader/);
+    assert.equal(await greedy(), expected);
+    await p.selectOption('#backend', 'wasm');
+    await state('ready');
+    assert.equal(await p.getAttribute('#runtime', 'data-backend'), 'wasm');
+    assert.equal(await greedy(), expected);
+    assert.deepEqual(errors, []);
+    await p.close();
+  });
 });

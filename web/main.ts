@@ -1,6 +1,6 @@
 /**
  * The page: gathers the input files (picker, drop, or URLs — also from the query string:
- * ?model=…&tokenizer=…[&threads=N]), hands them to the model worker, shows the model card and
+ * ?model=…&tokenizer=…[&threads=N][&backend=auto|webgpu|wasm]), hands them to the model worker, shows the model card and
  * streams generated text; with a model whose tokenizer has a chat template (tokenizer_config.json
  * dropped with it), a chat mode formats the prompt as the user's message (?chat=1 turns it on).
  * `body[data-state]` tells tests and scripts where the page is:
@@ -8,7 +8,7 @@
  */
 import { ModelWorkerClient } from '../src/browser/client.js';
 import { fetchBytes, type NamedBytes } from '../src/browser/fetch.js';
-import type { GenerateResult, RuntimeInfo } from '../src/browser/protocol.js';
+import { BACKEND_CHOICES, type BackendChoice, type GenerateResult, type RuntimeInfo } from '../src/browser/protocol.js';
 import { renderCard } from './card-view.js';
 import { byId } from './dom.js';
 
@@ -18,6 +18,11 @@ const params = new URLSearchParams(location.search);
 const threadsParam = params.has('threads') ? Number(params.get('threads')) : undefined;
 const client = new ModelWorkerClient(new Worker(new URL('./model-worker.ts', import.meta.url), { type: 'module' }));
 let loaded = false;
+/** Reads the last opened files again (their bytes go to the worker): switching the backend reloads them. */
+let reopen: (() => Promise<NamedBytes[]>) | undefined;
+const backendSelect = byId<HTMLSelectElement>('backend');
+const asked = params.get('backend') as BackendChoice | null;
+if (asked !== null && BACKEND_CHOICES.includes(asked)) backendSelect.value = asked;
 
 function setState(s: State): void {
   document.body.dataset.state = s;
@@ -33,13 +38,15 @@ function showError(e: unknown): void {
   setState('error');
 }
 
-async function load(files: Promise<NamedBytes[]>): Promise<void> {
+async function load(source: () => Promise<NamedBytes[]>): Promise<void> {
+  reopen = source;
+  const files = source();
   setState('loading');
   byId('error').hidden = true;
   byId('status').textContent = 'loading…';
   try {
     const given = await files;
-    const { card, runtime, chat } = await client.load(given, threadsParam);
+    const { card, runtime, chat } = await client.load(given, threadsParam, backendSelect.value as BackendChoice);
     const chatBox = byId<HTMLInputElement>('chat');
     chatBox.disabled = !chat;
     chatBox.checked = chat && (params.get('chat') ?? '1') !== '0';
@@ -60,8 +67,15 @@ async function load(files: Promise<NamedBytes[]>): Promise<void> {
 function showRuntime(r: RuntimeInfo): void {
   const badge = byId('runtime');
   const threads = `${r.threads} thread${r.threads === 1 ? '' : 's'}`;
-  badge.textContent = `${r.backend} · ${threads} · ${r.isolated ? 'cross-origin isolated' : 'not isolated: single-threaded'}`;
+  badge.dataset.backend = r.backend;
   badge.dataset.threads = String(r.threads);
+  if (r.backend === 'webgpu') {
+    badge.textContent = `webgpu · ${r.adapter || 'adapter'}`;
+    badge.title = '';
+    return;
+  }
+  badge.textContent = `${r.backend} · ${threads} · ${r.isolated ? 'cross-origin isolated' : 'not isolated: single-threaded'}`;
+  badge.title = r.webgpuUnavailable ? `WebGPU not used: ${r.webgpuUnavailable}` : '';
 }
 
 async function run(): Promise<void> {
@@ -108,6 +122,7 @@ function showStats(r: GenerateResult): void {
   stats.dataset.tokensPerSecond = String(r.tokensPerSecond);
   stats.dataset.generatedTokens = String(r.generatedTokens);
   stats.dataset.wallSeconds = String(r.wallSeconds);
+  stats.dataset.prefillTokensPerSecond = String(r.promptTokens / r.prefillSeconds);
 }
 
 async function readFiles(list: FileList | null): Promise<NamedBytes[]> {
@@ -119,7 +134,14 @@ function fetchAll(urls: string[]): Promise<NamedBytes[]> {
 }
 
 // file picker and drag-and-drop
-byId<HTMLInputElement>('files').addEventListener('change', (e) => void load(readFiles((e.target as HTMLInputElement).files)));
+byId<HTMLInputElement>('files').addEventListener('change', (e) => {
+  const list = (e.target as HTMLInputElement).files;
+  void load(() => readFiles(list));
+});
+// a File can be read again: switching the backend reopens the same files
+backendSelect.addEventListener('change', () => {
+  if (reopen !== undefined) void load(reopen);
+});
 const drop = byId('drop');
 for (const type of ['dragenter', 'dragover']) {
   document.addEventListener(type, (e) => {
@@ -131,13 +153,15 @@ document.addEventListener('dragleave', () => drop.classList.remove('over'));
 document.addEventListener('drop', (e) => {
   e.preventDefault();
   drop.classList.remove('over');
-  void load(readFiles(e.dataTransfer?.files ?? null));
+  const list = e.dataTransfer?.files ?? null;
+  void load(() => readFiles(list));
 });
 
 // URLs, typed or from the query string
 byId('url-form').addEventListener('submit', (e) => {
   e.preventDefault();
-  void load(fetchAll([byId<HTMLInputElement>('model-url').value, byId<HTMLInputElement>('tokenizer-url').value]));
+  const urls = [byId<HTMLInputElement>('model-url').value, ...byId<HTMLInputElement>('tokenizer-url').value.split(' ')];
+  void load(() => fetchAll(urls));
 });
 byId('generate').addEventListener('click', () => void run());
 byId('stop').addEventListener('click', () => client.stop());
@@ -146,7 +170,8 @@ if (params.has('prompt')) byId<HTMLTextAreaElement>('prompt').value = params.get
 if (params.has('model')) {
   byId<HTMLInputElement>('model-url').value = params.get('model')!;
   byId<HTMLInputElement>('tokenizer-url').value = params.getAll('tokenizer').join(' ');
-  void load(fetchAll([params.get('model')!, ...params.getAll('tokenizer')]));
+  const urls = [params.get('model')!, ...params.getAll('tokenizer')];
+  void load(() => fetchAll(urls));
 } else {
   setState('idle');
 }

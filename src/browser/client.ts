@@ -5,7 +5,7 @@
  */
 import type { ModelCard } from './card.js';
 import type { NamedBytes } from './files.js';
-import type { FromWorker, GenerateRequest, GenerateResult, RuntimeInfo, ToWorker } from './protocol.js';
+import type { BackendChoice, FromWorker, GenerateRequest, GenerateResult, RuntimeInfo, ToWorker } from './protocol.js';
 
 /** A failure reported by the worker; `file` names the input file at fault, if any. */
 export class ModelWorkerError extends Error {
@@ -37,9 +37,9 @@ export class ModelWorkerClient {
    * Opens a packed model with its tokenizer (and companions such as tokenizer_config.json).
    * `threads` counts only on the first load, which starts the backend.
    */
-  async load(files: NamedBytes[], threads?: number): Promise<{ card: ModelCard; runtime: RuntimeInfo; chat: boolean }> {
+  async load(files: NamedBytes[], threads?: number, backend?: BackendChoice): Promise<{ card: ModelCard; runtime: RuntimeInfo; chat: boolean }> {
     const transfer = files.map((f) => f.bytes.buffer).filter((b): b is ArrayBuffer => b instanceof ArrayBuffer);
-    const m = await this.request({ id: 0, type: 'load', files, threads }, transfer);
+    const m = await this.request({ id: 0, type: 'load', files, threads, backend }, transfer);
     if (m.type !== 'loaded') throw new Error(`model worker: unexpected reply ${m.type}`);
     return { card: m.card, runtime: m.runtime, chat: m.chat };
   }

@@ -7,13 +7,15 @@ import { InputError, UsageError } from '../io/errors.js';
 import type { Tokenizer } from '../io/tokenizer.js';
 import { BufferSource } from '../io/bytes.js';
 import { PackedModel } from '../packed/reader.js';
-import { generate, type GenerateStats } from '../runtime/generate.js';
+import { generate, generateAsync, type GenerateStats } from '../runtime/generate.js';
 import { backendBytes, formatBytes, WASM_MAX_BYTES } from '../runtime/memory.js';
 import { LlamaModel } from '../runtime/model.js';
 import { createBrowserBackend, type BrowserBackend } from './backend.js';
 import { modelCard } from './card.js';
 import { openTokenizerBytes, sortModelFiles, type NamedBytes } from './files.js';
-import type { FromWorker, GenerateRequest, ToWorker } from './protocol.js';
+import type { BackendChoice, FromWorker, GenerateRequest, ToWorker } from './protocol.js';
+import { acquireGpu, type GpuContext } from '../webgpu/device.js';
+import { GpuModel } from '../webgpu/forward.js';
 
 export interface ModelWorkerOptions {
   /** The kernels (wasm/kernels.wasm): fetched once, on the first load. */
@@ -32,11 +34,12 @@ const YIELD_MS = 20;
 
 export function serveModelWorker(opts: ModelWorkerOptions, scope: WorkerScope = globalThis as never): void {
   let runtime: Promise<BrowserBackend> | undefined;
-  let loaded: { model: LlamaModel; tokenizer: Tokenizer } | undefined;
+  let loaded: { model: LlamaModel | GpuModel; tokenizer: Tokenizer } | undefined;
+  let gpu: Promise<GpuContext | string> | undefined;
   let stopRequested = false;
   const post = (m: FromWorker) => scope.postMessage(m);
 
-  async function load(id: number, files: NamedBytes[], threads: number | undefined): Promise<void> {
+  async function load(id: number, files: NamedBytes[], threads: number | undefined, choice: BackendChoice = 'auto'): Promise<void> {
     const t0 = performance.now();
     // files first: a bad input fails before any thread starts
     const { model: file, tokenizer: tokFile, others } = sortModelFiles(files);
@@ -44,6 +47,27 @@ export function serveModelWorker(opts: ModelWorkerOptions, scope: WorkerScope = 
     const tokenizer = openTokenizerBytes(tokFile, others);
     if (tokenizer.vocabSize > packed.config.vocabSize) {
       throw new InputError(tokFile.name, `the tokenizer has ${tokenizer.vocabSize} tokens but the model only ${packed.config.vocabSize}: they do not belong together`);
+    }
+    let webgpuUnavailable: string | undefined;
+    if (choice !== 'wasm') {
+      gpu ??= acquireGpu();
+      const ctx = await gpu;
+      if (typeof ctx === 'string') webgpuUnavailable = ctx;
+      else {
+        try {
+          loaded?.model.dispose();
+          loaded = undefined;
+          const model = await ctx.checked('model upload', () => new GpuModel(ctx, packed));
+          loaded = { model, tokenizer };
+          const adapter = [ctx.info.vendor, ctx.info.architecture, ctx.info.description].filter((x) => x !== '').join(' ');
+          const info = { backend: 'webgpu', adapter, threads: 1, isolated: false, loadMs: performance.now() - t0 };
+          post({ id, type: 'loaded', card: modelCard(packed, file.bytes.byteLength), runtime: info, chat: tokenizer.chat !== undefined });
+          return;
+        } catch (e) {
+          webgpuUnavailable = e instanceof Error ? e.message : String(e);
+        }
+      }
+      if (choice === 'webgpu') throw new UsageError(`WebGPU cannot run this model: ${webgpuUnavailable}`);
     }
     runtime ??= opts.wasm().then((wasm) => createBrowserBackend({ wasm, threads, spawnWorker: opts.spawnPoolWorker }));
     let backend: BrowserBackend['backend'];
@@ -60,7 +84,7 @@ export function serveModelWorker(opts: ModelWorkerOptions, scope: WorkerScope = 
     loaded = undefined;
     const model = new LlamaModel(packed, { backend, linear: packed.linears(backend) });
     loaded = { model, tokenizer };
-    const info = { backend: backend.name, threads: backend.threads, isolated, loadMs: performance.now() - t0 };
+    const info = { backend: backend.name, threads: backend.threads, isolated, loadMs: performance.now() - t0, webgpuUnavailable };
     post({ id, type: 'loaded', card: modelCard(packed, file.bytes.byteLength), runtime: info, chat: tokenizer.chat !== undefined });
   }
 
@@ -70,12 +94,13 @@ export function serveModelWorker(opts: ModelWorkerOptions, scope: WorkerScope = 
     const t0 = performance.now();
     const { prompt, maxTokens, temperature, topP, seed, chat } = req;
     const messages = chat ? [...(chat.system ? [{ role: 'system' as const, content: chat.system }] : []), { role: 'user' as const, content: prompt }] : undefined;
-    const gen = generate(loaded.model, loaded.tokenizer, { prompt, messages, maxTokens, temperature, topP, seed });
+    const gopts = { prompt, messages, maxTokens, temperature, topP, seed };
+    const gen = loaded.model instanceof GpuModel ? generateAsync(loaded.model, loaded.tokenizer, gopts) : generate(loaded.model, loaded.tokenizer, gopts);
     let pieces = 0;
     let lastYield = t0;
     let stats: GenerateStats | undefined;
     for (;;) {
-      const r = gen.next();
+      const r = await gen.next();
       if (r.done) {
         stats = r.value;
         break;
@@ -86,7 +111,7 @@ export function serveModelWorker(opts: ModelWorkerOptions, scope: WorkerScope = 
         await new Promise((resolve) => setTimeout(resolve, 0));
         lastYield = performance.now();
         if (stopRequested) {
-          gen.return(undefined as never);
+          await gen.return(undefined as never);
           break;
         }
       }
@@ -108,7 +133,7 @@ export function serveModelWorker(opts: ModelWorkerOptions, scope: WorkerScope = 
     }
     queue = queue.then(async () => {
       try {
-        if (m.type === 'load') await load(m.id, m.files, m.threads);
+        if (m.type === 'load') await load(m.id, m.files, m.threads, m.backend);
         else await run(m.id, m);
       } catch (err) {
         const file = err instanceof InputError ? err.file : undefined;

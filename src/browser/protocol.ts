@@ -19,12 +19,21 @@ export interface GenerateRequest {
 
 export type ToWorker =
   /** `threads` (default: all cores when isolated) applies when the first load starts the backend. */
-  | { id: number; type: 'load'; files: NamedBytes[]; threads?: number }
+  | { id: number; type: 'load'; files: NamedBytes[]; threads?: number; backend?: BackendChoice }
   | ({ id: number; type: 'generate' } & GenerateRequest)
   | { type: 'stop' };
 
+/** Which backend runs the model: WebGPU when an adapter exists (auto), or the one asked for. */
+export type BackendChoice = 'auto' | 'webgpu' | 'wasm';
+export const BACKEND_CHOICES: readonly BackendChoice[] = ['auto', 'webgpu', 'wasm'];
+
 export interface RuntimeInfo {
+  /** 'webgpu' or the wasm backend's name. */
   backend: string;
+  /** The WebGPU adapter (vendor, architecture) when the backend is webgpu. */
+  adapter?: string;
+  /** Why WebGPU is not running this model (no adapter, a format without a kernel…), when it is not. */
+  webgpuUnavailable?: string;
   threads: number;
   /** Whether the page was cross-origin isolated (threads possible). */
   isolated: boolean;

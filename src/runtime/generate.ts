@@ -36,7 +36,12 @@ export interface GenerateStats {
  * longer than the context throw here, before anything is generated.
  */
 export function generate(model: LlamaModel, tokenizer: Tokenizer, opts: GenerateOptions): Generator<string, GenerateStats> {
-  const { seqLen } = model.config;
+  const prompt = promptTokens(model.config.seqLen, tokenizer, opts);
+  return run(model, tokenizer, prompt, new Sampler(model.config.vocabSize, opts), opts.maxTokens);
+}
+
+/** The prompt's tokens, after the checks every generation makes before running anything. */
+function promptTokens(seqLen: number, tokenizer: Tokenizer, opts: GenerateOptions): number[] {
   if (!Number.isInteger(opts.maxTokens) || opts.maxTokens < 1) throw new UsageError(`max tokens must be a positive integer, got ${opts.maxTokens}`);
   const prompt = opts.messages ? tokenizer.encode(renderChat(tokenizer, opts.messages), false) : tokenizer.encode(opts.prompt, true);
   if (prompt.length === 0) {
@@ -48,7 +53,62 @@ export function generate(model: LlamaModel, tokenizer: Tokenizer, opts: Generate
     const via = opts.messages && tokenizer.chat ? ` (the conversation in the chat template of ${tokenizer.chat.file})` : '';
     throw new UsageError(`the prompt${via} has ${prompt.length} tokens, more than the model's context of ${seqLen}`);
   }
-  return run(model, tokenizer, prompt, new Sampler(model.config.vocabSize, opts), opts.maxTokens);
+  return prompt;
+}
+
+/** A model whose forward pass completes later (the WebGPU backend: logits come back from the GPU). */
+export interface AsyncForwardModel {
+  readonly name: string;
+  readonly config: { seqLen: number; vocabSize: number };
+  readonly maxRows: number;
+  /** Positions the model can hold (≤ seqLen). */
+  readonly positions: number;
+  /** Logits [vocab] of the last of `tokens` at positions startPos... */
+  forward(tokens: number[], startPos: number): Promise<Float32Array>;
+}
+
+/** `generate` for a model with an asynchronous forward pass: the same prompt, sampling, stops and stats. */
+export async function* generateAsync(model: AsyncForwardModel, tokenizer: Tokenizer, opts: GenerateOptions): AsyncGenerator<string, GenerateStats> {
+  const seqLen = Math.min(model.config.seqLen, model.positions);
+  const prompt = promptTokens(seqLen, tokenizer, opts);
+  const sampler = new Sampler(model.config.vocabSize, opts);
+  const t0 = performance.now();
+  let logits: Float32Array = new Float32Array(0);
+  for (let start = 0; start < prompt.length; start += model.maxRows) logits = await model.forward(prompt.slice(start, start + model.maxRows), start);
+  const prefillSeconds = (performance.now() - t0) / 1000;
+  let decodeMs = 0;
+  let decodeSteps = 0;
+  let pos = prompt.length;
+  let prev = prompt[prompt.length - 1]!;
+  let generated = 0;
+  let stop: GenerateStats['stop'];
+  for (;;) {
+    if (firstNonFinite(logits) >= 0) throw new NonFiniteLogitsError(model.name, pos - 1);
+    let t = performance.now();
+    const next = sampler.sample(logits);
+    decodeMs += performance.now() - t;
+    if (!Number.isInteger(next) || next < 0 || next >= model.config.vocabSize) throw new NonFiniteLogitsError(model.name, pos - 1);
+    if (next === tokenizer.bosId || tokenizer.eosIds.includes(next)) {
+      stop = 'end-of-text';
+      break;
+    }
+    yield tokenizer.decodePiece(prev, next);
+    generated++;
+    prev = next;
+    if (generated >= opts.maxTokens) {
+      stop = 'max-tokens';
+      break;
+    }
+    if (pos >= seqLen) {
+      stop = 'context';
+      break;
+    }
+    t = performance.now();
+    logits = await model.forward([next], pos++);
+    decodeMs += performance.now() - t;
+    decodeSteps++;
+  }
+  return { promptTokens: prompt.length, generatedTokens: generated, stop, prefillSeconds, tokensPerSecond: decodeSteps > 0 ? decodeSteps / (decodeMs / 1000) : NaN };
 }
 
 function* run(model: LlamaModel, tokenizer: Tokenizer, prompt: number[], sampler: Sampler, maxTokens: number): Generator<string, GenerateStats> {
