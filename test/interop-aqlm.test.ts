@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { createReferenceBackend } from '../src/backend/reference.js';
 import { aqlmToCodebook, codebookToAqlm } from '../src/interop/aqlm.js';
 import { openModel } from '../src/io/load.js';
+import { SafetensorsFile } from '../src/io/safetensors.js';
 import { FileSource, nodeFs } from '../src/node/fs.js';
 import { openRunnable } from '../src/node/packed-open.js';
 import { PackedModel } from '../src/packed/reader.js';
@@ -89,4 +90,28 @@ test('AQLM directory: unsupported configs and bad tensors are one-line exit-2 er
   expectFail(/codes is I8 \[.*\], expected I16/);
   withConfig({ in_group_size: 'eight' });
   expectFail(/in_group_size "eight" is not supported/);
+});
+
+test('AQLM → bitcrush → export --to aqlm: the checkpoint\'s tensors back byte for byte; other files refused', () => {
+  cases.forEach((k, i) => {
+    const dirs = writeAqlmDirs(join(tmp, `rt${i}`), k, 21 + i);
+    const bcq = join(tmp, `rt${i}.bcq`);
+    assert.equal(run('convert', dirs.aqlm, '--out', bcq).status, 0);
+    const out = join(tmp, `rt${i}-aqlm`);
+    const r = run('export', bcq, '--to', 'aqlm', '--out', out);
+    assert.equal(r.status, 0, r.stderr);
+    const a = new SafetensorsFile(new FileSource(join(dirs.aqlm, 'model.safetensors')));
+    const b = new SafetensorsFile(new FileSource(join(out, 'model.safetensors')));
+    assert.deepEqual(b.entries().map((e) => e.name).sort(), a.entries().map((e) => e.name).sort());
+    for (const e of a.entries()) {
+      assert.deepEqual(b.entry(e.name), e, e.name);
+      assert.ok(Buffer.from(b.raw(e.name)).equals(Buffer.from(a.raw(e.name))), `${e.name}: same bytes`);
+    }
+    const qa = JSON.parse(readFileSync(join(dirs.aqlm, 'config.json'), 'utf8')).quantization_config;
+    const qb = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')).quantization_config;
+    assert.deepEqual({ ...qb, linear_weights_not_to_quantize: [...qb.linear_weights_not_to_quantize].sort() }, { ...qa, linear_weights_not_to_quantize: [...qa.linear_weights_not_to_quantize].sort() });
+  });
+  const r = run('export', join(tmp, 'rt0.bcq'), '--to', 'aqlm', '--out', join(tmp, 'again'), '--checkpoint-format', 'gptq');
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /--checkpoint-format is a gptq option/);
 });

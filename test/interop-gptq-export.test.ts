@@ -125,6 +125,7 @@ test('export --to gptq: what GPTQ cannot hold is a one-line exit-2 error, and no
   assert.ok(!existsSync(out));
   oneLineExit2(run('export', bcq, '--to', 'gptq', '--out', out, '--checkpoint-format', 'v9'), /--checkpoint-format v9: expected gptq or gptq_v2/);
   oneLineExit2(run('export', bcq, '--to', 'onnx', '--out', out), /--to onnx: unknown target/);
+  oneLineExit2(run('export', bcq, '--to', 'aqlm', '--out', out), /cannot export to AQLM: model\.layers\.0\.self_attn\.q_proj\.weight is stored as uniform-asym/);
   oneLineExit2(run('export', src, '--to', 'gptq', '--out', out), /is not a packed model/);
   writeFileSync(join(tmp, 'exists'), '');
   oneLineExit2(run('export', bcq, '--to', 'gptq', '--out', join(tmp, 'exists')), /already exists/);

@@ -1,10 +1,12 @@
-/** `bitcrush export <packed> --to gptq --out <dir>`: the export target of src/interop/gptq-export.ts, written to a temp directory and renamed into place. */
+/** `bitcrush export <packed> --to gptq|aqlm --out <dir>`: the Hugging Face export targets (src/interop/gptq-export.ts, aqlm-export.ts), written to a temp directory and renamed into place. */
 import { copyFileSync, existsSync, mkdirSync, renameSync, rmSync, statSync, writeFileSync, accessSync, constants } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { InputError, UsageError } from '../io/errors.js';
 import { parseJson } from '../io/hf.js';
 import { readText } from '../io/bytes.js';
-import { ExportError, gptqCheckpoint, hfConfigJson } from '../interop/gptq-export.js';
+import { ExportError, gptqCheckpoint, hfConfigJson, type HfQuantizedCheckpoint } from '../interop/gptq-export.js';
+import { aqlmCheckpoint } from '../interop/aqlm-export.js';
+import type { PackedModel } from '../packed/reader.js';
 import { GPTQ_CHECKPOINT_FORMATS, type GptqCheckpointFormat } from '../interop/gptq.js';
 import { safetensorsChunks } from '../interop/safetensors-write.js';
 import { writeFileAtomic } from '../node/atomic-write.js';
@@ -32,6 +34,15 @@ export function checkOutputDir(flag: string, out: string): void {
 export function exportGptq(modelPath: string, opts: ExportOptions): Record<string, unknown> {
   const fmt = (opts.checkpointFormat ?? 'gptq') as GptqCheckpointFormat;
   if (!GPTQ_CHECKPOINT_FORMATS.includes(fmt)) throw new UsageError(`--checkpoint-format ${opts.checkpointFormat}: expected ${GPTQ_CHECKPOINT_FORMATS.join(' or ')}`);
+  return exportHfQuantized(modelPath, opts, 'gptq', (m) => gptqCheckpoint(m, fmt));
+}
+
+export function exportAqlm(modelPath: string, opts: ExportOptions): Record<string, unknown> {
+  if (opts.checkpointFormat !== undefined) throw new UsageError('--checkpoint-format is a gptq option');
+  return exportHfQuantized(modelPath, opts, 'aqlm', aqlmCheckpoint);
+}
+
+function exportHfQuantized(modelPath: string, opts: ExportOptions, to: 'gptq' | 'aqlm', build: (m: PackedModel) => HfQuantizedCheckpoint): Record<string, unknown> {
   checkOutputDir('--out', opts.out);
   if (opts.tokenizerFrom !== undefined && !nodeFs.isDirectory(opts.tokenizerFrom)) throw new UsageError(`--tokenizer-from ${opts.tokenizerFrom} is not a directory`);
   const runnable = openRunnable(modelPath);
@@ -39,9 +50,9 @@ export function exportGptq(modelPath: string, opts: ExportOptions): Record<strin
   if (m === undefined) throw new InputError(modelPath, 'is not a packed model: quantize it first (`bitcrush quantize --method gptq|rtn`)');
   let ckpt;
   try {
-    ckpt = gptqCheckpoint(m, fmt);
+    ckpt = build(m);
   } catch (e) {
-    if (e instanceof ExportError) throw new InputError(modelPath, `cannot export to GPTQ: ${e.message}`);
+    if (e instanceof ExportError) throw new InputError(modelPath, `cannot export to ${to.toUpperCase()}: ${e.message}`);
     throw e;
   }
   const sourceDir = opts.tokenizerFrom ?? recordedSourceDir(modelPath, m.header.method.options);
@@ -54,7 +65,7 @@ export function exportGptq(modelPath: string, opts: ExportOptions): Record<strin
   const copied: string[] = [];
   let bytes = 0;
   try {
-    const progress = createProgress(process.stderr, 'export gptq', 'tensors');
+    const progress = createProgress(process.stderr, `export ${to}`, 'tensors');
     let done = 0;
     const n = ckpt.tensors.length;
     const counted = ckpt.tensors.map((t) => ({ ...t, bytes: () => (progress.update(done++, n, t.name), t.bytes()) }));
@@ -64,7 +75,7 @@ export function exportGptq(modelPath: string, opts: ExportOptions): Record<strin
     progress.finish();
     writeFileSync(join(tmp, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
     // AutoGPTQ reads its options from quantize_config.json, transformers from config.json
-    writeFileSync(join(tmp, 'quantize_config.json'), `${JSON.stringify(ckpt.quantizationConfig, null, 2)}\n`);
+    if (to === 'gptq') writeFileSync(join(tmp, 'quantize_config.json'), `${JSON.stringify(ckpt.quantizationConfig, null, 2)}\n`);
     for (const f of sourceDir ? TOKENIZER_FILES : []) {
       const from = join(sourceDir!, f);
       if (existsSync(from) && statSync(from).isFile()) {
@@ -78,10 +89,10 @@ export function exportGptq(modelPath: string, opts: ExportOptions): Record<strin
     throw e;
   }
   const q = ckpt.quantizationConfig;
-  const summary = { model: modelPath, out: opts.out, to: 'gptq', modelBytes: bytes, quantizationConfig: q, tokenizerFiles: copied, expandedToF32: ckpt.expanded };
+  const summary = { model: modelPath, out: opts.out, to, modelBytes: bytes, quantizationConfig: q, tokenizerFiles: copied, expandedToF32: ckpt.expanded };
   if (!opts.json) {
     process.stderr.write(
-      `wrote ${opts.out}/: model.safetensors ${bytes} bytes (${q.bits}-bit, group_size ${q.group_size}, desc_act ${q.desc_act}, sym ${q.sym}, ${q.checkpoint_format}), config.json, quantize_config.json` +
+      `wrote ${opts.out}/: model.safetensors ${bytes} bytes (${Object.entries(q).filter(([k, v]) => k !== 'quant_method' && !Array.isArray(v)).map(([k, v]) => `${k} ${String(v)}`).join(', ')}), config.json${to === 'gptq' ? ', quantize_config.json' : ''}` +
         `${copied.length ? `, ${copied.join(', ')}` : ' — no tokenizer files (pass --tokenizer-from <hf dir>)'}` +
         `${ckpt.expanded.length ? `; ${ckpt.expanded.join(', ')} written as float32 (exact dequantized values)` : ''}\n`,
     );

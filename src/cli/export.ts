@@ -6,7 +6,7 @@
 import type { Command } from 'commander';
 import { UsageError } from '../io/errors.js';
 import { exportGguf } from './export-gguf.js';
-import { exportGptq } from './export-gptq.js';
+import { exportAqlm, exportGptq } from './export-gptq.js';
 
 export interface ExportOptions {
   to: string;
@@ -32,6 +32,7 @@ export interface ExportTarget {
 export const EXPORT_TARGETS: Record<string, ExportTarget> = {
   gguf: { summary: 'GGUF for llama.cpp / Ollama (uniform grids as Q8_0, Q4_0, Q4_1 or Q5_0, exactly)', out: 'file', run: exportGguf },
   gptq: { summary: 'Hugging Face GPTQ checkpoint for transformers / AutoGPTQ / GPTQModel / vLLM (uniform RTN/GPTQ grids, exactly)', out: 'directory', run: exportGptq },
+  aqlm: { summary: 'Hugging Face AQLM checkpoint for transformers + aqlm (codebook files with one MxB scheme, exactly)', out: 'directory', run: exportAqlm },
 };
 
 export function registerExport(program: Command): void {

@@ -19,15 +19,22 @@ import type { OutTensor } from './safetensors-write.js';
 
 export class ExportError extends Error {}
 
-export interface GptqCheckpoint {
+export interface HfQuantizedCheckpoint {
+  quantizationConfig: { quant_method: string; [k: string]: unknown };
+  tensors: OutTensor[];
+  /** Packed tensors outside the block linears written as float32 (their exact dequantized values). */
+  expanded: string[];
+}
+
+export interface GptqCheckpoint extends HfQuantizedCheckpoint {
   quantizationConfig: { quant_method: 'gptq'; bits: number; group_size: number; desc_act: boolean; sym: boolean; checkpoint_format: GptqCheckpointFormat; [k: string]: unknown };
   tensors: OutTensor[];
   /** Packed tensors outside the block linears written as float32 (their exact dequantized values). */
   expanded: string[];
 }
 
-const isBlockLinear = (name: string) => LINEARS.some((l) => name.endsWith(`.${l}.weight`));
-const bytesOf = (a: Int32Array | Uint16Array | Float32Array) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+export const isBlockLinear = (name: string) => LINEARS.some((l) => name.endsWith(`.${l}.weight`));
+export const bytesOf = (a: Int32Array | Uint16Array | Float32Array) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
 
 export function gptqCheckpoint(m: PackedModel, checkpointFormat: GptqCheckpointFormat): GptqCheckpoint {
   const h = m.header;
@@ -100,7 +107,7 @@ function convert(m: PackedModel, name: string, c: LlamaConfig, checkpointFormat:
 }
 
 /** q/k weights and biases from bitcrush's interleaved rows to HF's rotate-half rows. */
-function hfRows(w: Float32Array, name: string, c: LlamaConfig): Float32Array {
+export function hfRows(w: Float32Array, name: string, c: LlamaConfig): Float32Array {
   const qk = QK_PROJ.exec(name);
   if (qk === null) return w;
   const heads = qk[1] === 'q' ? c.nHeads : c.nKvHeads;
@@ -111,7 +118,7 @@ function hfRows(w: Float32Array, name: string, c: LlamaConfig): Float32Array {
   return out;
 }
 
-function encode(v: Float32Array, dtype: 'F32' | 'F16' | 'BF16'): Uint8Array {
+export function encode(v: Float32Array, dtype: 'F32' | 'F16' | 'BF16'): Uint8Array {
   if (dtype === 'F32') return bytesOf(v);
   const toBits = dtype === 'F16' ? numberToF16Bits : numberToBf16Bits;
   return bytesOf(Uint16Array.from(v, toBits));
