@@ -46,8 +46,9 @@ export interface DbellOptions extends BillmOptions {
   floatActCalib: boolean;
 }
 
-// maxSalient 49, searchOrder 1: the released code tries 1..49 salient columns (range(1, 50)) with the rest at order 1
-export const dbellDefaults: DbellOptions = { ...billmDefaults, maxSalient: 49, searchOrder: 1, alpha: 0.85, epochs: 200, lr: 0.01, ltdbKeep: 'after', floatActCalib: false };
+// as the released code: 1..49 salient columns tried (range(1, 50)), the rest binarized at order 1
+// meanwhile, columns ranked by Σ|w| (its default salient_metric 'magnitude')
+export const dbellDefaults: DbellOptions = { ...billmDefaults, maxSalient: 49, searchOrder: 1, salientMetric: 'magnitude', alpha: 0.85, epochs: 200, lr: 0.01, ltdbKeep: 'after', floatActCalib: false };
 
 const ATTN: readonly LinearName[] = ['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj'];
 const MLP: readonly LinearName[] = ['mlp.gate_proj', 'mlp.up_proj'];
@@ -253,7 +254,9 @@ export const dbell: QuantMethod<DbellOptions> = {
   describe:
     'DBellQuant (Ye et al. 2025): LTDB, a per-column scale per RMSNorm (SmoothQuant init α, SGD on the ' +
     'dual-bell proximity loss per block, early stop, merged by largest |s| over q/k/v and gate/up) folded ' +
-    'into the norm weights, then BiLLM binarization of the transformed weights.',
+    'into the norm weights, then BiLLM binarization of the transformed weights; as the released code, the ' +
+    'salient count is searched over 1..49 columns ranked by Σ|w| with the rest at order 1, the LTDB scale ' +
+    'is the one after the best step, and with --act-bits < 16 calibration runs on quantized activations.',
   defaults: dbellDefaults,
   options: {
     ...billm.options,
