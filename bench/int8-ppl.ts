@@ -7,7 +7,7 @@
  * activations (`floatActivations`: the reference kernels' arithmetic). Prints both perplexities and the change.
  * Also a BiLLM file of stories260K (binary-billm, whose native kernels use int8 activations too).
  * Options: --windows N (bench-llama windows, default 40; stories260K scores all 386), --only
- * MODEL (runs of that model only, e.g. stories260K), --json.
+ * PREFIX (runs whose `model-methodBITS` starts with it: stories260K, stories260K-billm, bench-llama-rtn2), --json.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
@@ -38,7 +38,7 @@ const RUNS: Array<{ model: string; bits: number; group: number; seqlen: number; 
   { model: 'bench-llama', bits: 2, group: 128, seqlen: 256, windows: benchWindows },
   // BiLLM (binary-billm, block 128): the native kernels' int8 activations on non-salient columns
   { model: 'stories260K/stories260K.bin', bits: 1, group: 128, seqlen: 256, windows: undefined, method: 'billm' },
-].filter((r) => !only || r.model.startsWith(only));
+].filter((r) => !only || `${r.model.split('/')[0]}-${r.method ?? 'rtn'}${r.bits}`.startsWith(only));
 
 mkdirSync(dir, { recursive: true });
 const text = readFileSync(shared('data/tinystories/heldout.txt'), 'utf8');
