@@ -48,7 +48,8 @@ for (const r of RUNS) {
   const name = `${r.model.split('/')[0]}-${method}${r.bits}-g${r.group}.bcq`;
   const out = join(dir, name);
   if (!existsSync(out)) {
-    const how = method === 'rtn' ? ['--bits', String(r.bits), '--group-size', String(r.group)] : ['--block-size', String(r.group)];
+    // BiLLM calibrates on the TinyStories calibration text (its default window settings)
+    const how = method === 'rtn' ? ['--bits', String(r.bits), '--group-size', String(r.group)] : ['--block-size', String(r.group), '--calib', shared('data/tinystories/calib.txt')];
     const q = spawnSync(process.execPath, [CLI, 'quantize', shared(`models/${r.model}`), '--method', method, ...how, '--out', out], { encoding: 'utf8' });
     if (q.status !== 0) throw new Error(`quantize ${name} failed:\n${q.stderr}`);
   }
