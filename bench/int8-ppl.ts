@@ -7,7 +7,7 @@
  * activations (`floatActivations`: the reference kernels' arithmetic). Prints both perplexities and the change.
  * Also a BiLLM file of stories260K (binary-billm, whose native kernels use int8 activations too).
  * Options: --windows N (bench-llama windows, default 40; stories260K scores all 386), --only
- * MODEL (runs of that model only, e.g. stories260K), --json.
+ * PREFIX (runs whose `model-methodBITS` starts with it: stories260K, stories260K-billm, bench-llama-rtn2), --json.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
@@ -38,7 +38,7 @@ const RUNS: Array<{ model: string; bits: number; group: number; seqlen: number; 
   { model: 'bench-llama', bits: 2, group: 128, seqlen: 256, windows: benchWindows },
   // BiLLM (binary-billm, block 128): the native kernels' int8 activations on non-salient columns
   { model: 'stories260K/stories260K.bin', bits: 1, group: 128, seqlen: 256, windows: undefined, method: 'billm' },
-].filter((r) => !only || r.model.startsWith(only));
+].filter((r) => !only || `${r.model.split('/')[0]}-${r.method ?? 'rtn'}${r.bits}`.startsWith(only));
 
 mkdirSync(dir, { recursive: true });
 const text = readFileSync(shared('data/tinystories/heldout.txt'), 'utf8');
@@ -48,7 +48,8 @@ for (const r of RUNS) {
   const name = `${r.model.split('/')[0]}-${method}${r.bits}-g${r.group}.bcq`;
   const out = join(dir, name);
   if (!existsSync(out)) {
-    const how = method === 'rtn' ? ['--bits', String(r.bits), '--group-size', String(r.group)] : ['--block-size', String(r.group)];
+    // BiLLM calibrates on the TinyStories calibration text (its default window settings)
+    const how = method === 'rtn' ? ['--bits', String(r.bits), '--group-size', String(r.group)] : ['--block-size', String(r.group), '--calib', shared('data/tinystories/calib.txt')];
     const q = spawnSync(process.execPath, [CLI, 'quantize', shared(`models/${r.model}`), '--method', method, ...how, '--out', out], { encoding: 'utf8' });
     if (q.status !== 0) throw new Error(`quantize ${name} failed:\n${q.stderr}`);
   }

@@ -1,7 +1,7 @@
 /*
  * N-API wrappers of the AQLM codebook kernels (codebook.h), shapes checked before any pointer
  * is touched (napi-args.h):
- *   codebookPrepare(cbt, cb16, M, B, g)   cbt Float32Array [M·g·2^B] from the file's float16 bits
+ *   codebookPrepare(cbt, cb16, M, B, g)   cbt Float32Array [2·M·g·2^B] from the file's float16 bits
  *   codebookMatvec(y, x, C...)            y [out] = W·x
  *   codebookDequant(w, C..., r0, r1)      rows [r0, r1) into w [(r1 − r0)·in]
  *   codebookSetGather(level)              caps the lookup kernel (tests): 0 scalar, 1 AVX2, 2 AVX-512, −1 best
@@ -28,7 +28,7 @@ static int cb_args(call_t *c, int i, cb_tensor *w) {
   if (n * w->K > 67108864.0) return fail(c, "bitcrush_native: codebook lookup table too large");
   w->row_bytes = (size_t)((n * w->B + 7) / 8);
   w->codes = typed(c, i, napi_uint8_array, (double)w->out * w->row_bytes, 0);
-  w->cbt = typed(c, i + 1, napi_float32_array, (double)w->M * w->K * w->g, 0);
+  w->cbt = typed(c, i + 1, napi_float32_array, 2.0 * w->M * w->K * w->g, 0);
   w->scale = typed(c, i + 2, napi_uint16_array, w->out, 0);
   return c->ok;
 }
@@ -38,7 +38,7 @@ static napi_value prepare(napi_env env, napi_callback_info info) {
   if (!begin(env, info, &c, 5)) return NULL;
   int M = int_arg(&c, 2, 1, 16), B = int_arg(&c, 3, 1, 8), g = int_arg(&c, 4, 1, 64);
   double n = (double)M * (1 << B) * g;
-  float *cbt = typed(&c, 0, napi_float32_array, n, 0);
+  float *cbt = typed(&c, 0, napi_float32_array, 2 * n, 0);
   const uint16_t *cb16 = typed(&c, 1, napi_uint16_array, n, 0);
   if (!c.ok) return NULL;
   cb_prepare(cbt, cb16, M, 1 << B, g);

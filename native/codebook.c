@@ -12,7 +12,8 @@
  * The codes are walked in passes whose table slice is CB_SLICE bytes, so the slice stays in L2
  * while the codes stream past (a 2x8 g8 table of a 5632-wide layer is 1.4 MiB, L2 1 MiB here).
  * The table is per-thread scratch (grown on demand): kernel memory is the file's codes, its
- * float16 scales, and a float32 copy of the codebooks (M·K·g values, a few KiB).
+ * float16 scales, and two float32 copies of the codebooks (transposed for the table, as stored for
+ * dequantization: 2·M·K·g values, 32 KiB at 2x8 g8).
  * Dequantization (prefill tiles): ŵ = s_r · Σ_m C_m[b] summed in float32 in order m, exactly as
  * dequantizeCodebook (codebook.ts) does.
  */
@@ -42,9 +43,14 @@ static inline int code_at(const cb_tensor *w, const uint8_t *row, int i) {
 }
 
 void cb_prepare(float *cbt, const uint16_t *cb16, int M, int K, int g) {
+  float *cb = cbt + (size_t)M * K * g; /* then [M, K, g], for dequantization */
   for (int m = 0; m < M; m++)
     for (int k = 0; k < K; k++)
-      for (int t = 0; t < g; t++) cbt[((size_t)m * g + t) * K + k] = lb_f16(cb16[((size_t)m * K + k) * g + t]);
+      for (int t = 0; t < g; t++) {
+        float v = lb_f16(cb16[((size_t)m * K + k) * g + t]);
+        cbt[((size_t)m * g + t) * K + k] = v;
+        cb[((size_t)m * K + k) * g + t] = v;
+      }
 }
 
 /* ---- table build ---- */
@@ -264,8 +270,8 @@ static void dq_range(void *ctx, int i0, int i1) {
       for (int t = 0; t < g; t++) acc[t] = 0;
       for (int m = 0; m < M; m++) {
         int b = code_at(w, row, jg * M + m);
-        const float *c = w->cbt + (size_t)m * g * K + b;
-        for (int t = 0; t < g; t++) acc[t] += c[(size_t)t * K];
+        const float *c = w->cbt + (size_t)M * K * g + ((size_t)m * K + b) * g; /* [M, K, g] copy: contiguous codeword */
+        for (int t = 0; t < g; t++) acc[t] += c[t];
       }
       for (int t = 0; t < g; t++) out[jg * g + t] = s * acc[t];
     }

@@ -11,12 +11,12 @@
 typedef struct {
   const uint8_t *codes;  /* [out, row_bytes] bitstream of nG·M codes per row */
   size_t row_bytes;      /* ceil(nG·M·B / 8) */
-  const float *cbt;      /* [M, g, K] float32 codebooks, transposed (cb_prepare) */
+  const float *cbt;      /* [M, g, K] float32 codebooks, transposed, then [M, K, g] as stored (cb_prepare) */
   const uint16_t *scale; /* [out] float16 bits */
   int out, in, M, B, K, g, nG;
 } cb_tensor;
 
-/* The file's float16 codebooks [M, K, g] into cbt [M, g, K] float32. */
+/* The file's float16 codebooks [M, K, g] into cbt [2·M·K·g] float32: [M, g, K], then [M, K, g]. */
 void cb_prepare(float *cbt, const uint16_t *cb16, int M, int K, int g);
 /* y [out] = W·x on the pool's threads; 0 when the table cannot be allocated. */
 int cb_gemv(const cb_tensor *w, const float *x, float *y);

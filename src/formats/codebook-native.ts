@@ -1,7 +1,7 @@
 /**
  * The AQLM codebook format on a backend with native kernels (lowbit-kernels.ts,
  * native/codebook.c), codes of B ≤ 8 bits: the kernels read the file's code bitstream and
- * float16 scales in place, plus a float32 copy of the codebooks (M·2^B·g values, made in C), so
+ * float16 scales in place, plus two float32 copies of the codebooks (2·M·2^B·g values, made in C), so
  * loading runs no JavaScript loop over the weights. matvec (decode) builds the lookup table of
  * codeword · activation dot products per call and sums each row's entries (float32
  * activations: W·x up to float32 accumulation); matmul (prefill) runs one matvec per row for a
@@ -34,7 +34,7 @@ export class CodebookNativeKernels implements Linear {
     const { outDim, inDim, params: p } = t;
     this.outDim = outDim;
     this.inDim = inDim;
-    const cbt = new Float32Array(p.M * 2 ** p.B * p.g);
+    const cbt = new Float32Array(2 * p.M * 2 ** p.B * p.g); // transposed for the table, then as stored
     k.codebookPrepare(cbt, u16View(t.blobs.codebooks!.bytes), p.M, p.B, p.g);
     this.args = [t.blobs.codes!.bytes, cbt, u16View(t.blobs.scale!.bytes), outDim, inDim, p.M, p.B, p.g];
     this.tiles = new RowTiles(backend, outDim, inDim, TILE_FLOATS);

@@ -31,7 +31,7 @@ export interface LowbitKernels {
   mixedDequant(w: Float32Array, ...m: [...MixedNativeArgs, number, number]): void;
   /** Repacks the 3-bit groups of q (a copy of the file's rows) in place. */
   mixedRepack3(...m: MixedNativeArgs): void;
-  /** AQLM codebooks (B ≤ 8, native/codebook.h): the file's float16 codebooks [M, 2^B, g] into cbt [M, g, 2^B] float32. */
+  /** AQLM codebooks (B ≤ 8, native/codebook.h): the file's float16 codebooks [M, 2^B, g] into cbt [2·M·2^B·g] float32 ([M, g, 2^B], then [M, 2^B, g]). */
   codebookPrepare(cbt: Float32Array, cb16: Uint16Array, M: number, B: number, g: number): void;
   /** y [outDim] = W x (lookup table, float32 activations). */
   codebookMatvec(y: Float32Array, x: Float32Array, ...c: CodebookNativeArgs): void;
