@@ -61,3 +61,21 @@ export class KernelRowTiles {
     this.wTile = this.yTile = this.xRows = null;
   }
 }
+
+/**
+ * x [rows, inDim] with its columns in stored order (act-order: xs[r, j] = x[r, perm[j]]) in
+ * kernel memory: `held` when it is large enough, else a new buffer (`held` freed). The caller
+ * keeps what this returns for the next call and frees it on dispose.
+ */
+export function permutedRows(be: RowKernels, held: Float32Array | null, x: Float32Array, rows: number, inDim: number, perm: Int32Array): Float32Array {
+  let xs = held;
+  if (xs === null || xs.length < rows * inDim) {
+    if (xs) be.free(xs);
+    xs = be.alloc(rows * inDim);
+  }
+  for (let i = 0; i < rows; i++) {
+    const o = i * inDim;
+    for (let j = 0; j < inDim; j++) xs[o + j] = x[o + perm[j]!]!;
+  }
+  return xs;
+}

@@ -11,7 +11,7 @@
 import type { Backend, RowKernels } from '../backend/types.js';
 import type { Linear } from '../runtime/linear.js';
 import { groupCount } from './quantized.js';
-import { KernelRowTiles } from './kernel-tiles.js';
+import { KernelRowTiles, permutedRows } from './kernel-tiles.js';
 import type { UniformArrays, UniformParams } from './uniform.js';
 
 /** Tensors these kernels take. */
@@ -88,15 +88,8 @@ export class UniformInt8WasmKernels implements Linear {
     }
     let xs = x;
     if (perm) {
-      if (this.xPerm === null || this.xPerm.length < rows * inDim) {
-        if (this.xPerm) be.free(this.xPerm);
-        this.xPerm = be.alloc(rows * inDim);
-      }
+      this.xPerm = permutedRows(be, this.xPerm, x, rows, inDim, perm);
       xs = this.xPerm;
-      for (let i = 0; i < rows; i++) {
-        const o = i * inDim;
-        for (let j = 0; j < inDim; j++) xs[o + j] = x[o + perm[j]!]!;
-      }
     }
     const desc = be.address(this.desc)!;
     this.tiles.matmul(y, xs, rows, (tile, r0, t) => be.runRows('lowbit_i8_dequant', [desc, tile, r0], t, { work: t * inDim, align: 4 }));

@@ -10,7 +10,7 @@
 import type { Backend, RowKernels } from '../backend/types.js';
 import { groupCount } from './quantized.js';
 import { unpackBits } from './bitpack.js';
-import { KernelRowTiles } from './kernel-tiles.js';
+import { KernelRowTiles, permutedRows } from './kernel-tiles.js';
 import type { UniformArrays, UniformParams } from './uniform.js';
 
 /** Columns per kernel block and its bytes (csrc/lowbit.c's layout comment). */
@@ -144,15 +144,8 @@ export class UniformWasmKernels {
     let xs = x;
     if (perm) {
       // stored column order, so the tiles stay in stored order
-      if (this.xPerm === null || this.xPerm.length < rows * inDim) {
-        if (this.xPerm) be.free(this.xPerm);
-        this.xPerm = be.alloc(rows * inDim);
-      }
+      this.xPerm = permutedRows(be, this.xPerm, x, rows, inDim, perm);
       xs = this.xPerm;
-      for (let i = 0; i < rows; i++) {
-        const o = i * inDim;
-        for (let j = 0; j < inDim; j++) xs[o + j] = x[o + perm[j]!]!;
-      }
     }
     const q = be.address(this.q)!;
     const scale = be.address(this.scale)!;

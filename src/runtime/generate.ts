@@ -76,39 +76,15 @@ export async function* generateAsync(model: AsyncForwardModel, tokenizer: Tokeni
   let logits: Float32Array = new Float32Array(0);
   for (let start = 0; start < prompt.length; start += model.maxRows) logits = await model.forward(prompt.slice(start, start + model.maxRows), start);
   const prefillSeconds = (performance.now() - t0) / 1000;
-  let decodeMs = 0;
-  let decodeSteps = 0;
-  let pos = prompt.length;
-  let prev = prompt[prompt.length - 1]!;
-  let generated = 0;
-  let stop: GenerateStats['stop'];
-  for (;;) {
-    if (firstNonFinite(logits) >= 0) throw new NonFiniteLogitsError(model.name, pos - 1);
-    let t = performance.now();
-    const next = sampler.sample(logits);
-    decodeMs += performance.now() - t;
-    if (!Number.isInteger(next) || next < 0 || next >= model.config.vocabSize) throw new NonFiniteLogitsError(model.name, pos - 1);
-    if (next === tokenizer.bosId || tokenizer.eosIds.includes(next)) {
-      stop = 'end-of-text';
-      break;
-    }
-    yield tokenizer.decodePiece(prev, next);
-    generated++;
-    prev = next;
-    if (generated >= opts.maxTokens) {
-      stop = 'max-tokens';
-      break;
-    }
-    if (pos >= seqLen) {
-      stop = 'context';
-      break;
-    }
-    t = performance.now();
-    logits = await model.forward([next], pos++);
-    decodeMs += performance.now() - t;
-    decodeSteps++;
+  const d = new DecodeLoop(model.name, model.config.vocabSize, seqLen, tokenizer, sampler, prompt, opts.maxTokens);
+  for (let out = d.next(logits); out !== null; out = d.next(logits)) {
+    yield out.piece;
+    if (!d.continues()) break;
+    const t = performance.now();
+    logits = await model.forward([out.token], d.pos++);
+    d.decoded(performance.now() - t);
   }
-  return { promptTokens: prompt.length, generatedTokens: generated, stop, prefillSeconds, tokensPerSecond: decodeSteps > 0 ? decodeSteps / (decodeMs / 1000) : NaN };
+  return d.stats(prefillSeconds);
 }
 
 function* run(model: LlamaModel, tokenizer: Tokenizer, prompt: number[], sampler: Sampler, maxTokens: number): Generator<string, GenerateStats> {
@@ -120,45 +96,83 @@ function* run(model: LlamaModel, tokenizer: Tokenizer, prompt: number[], sampler
     logits = model.forward(prompt.slice(start, start + model.maxRows), start, 'last');
   }
   const prefillSeconds = (performance.now() - t0) / 1000;
-
-  let decodeMs = 0;
-  let decodeSteps = 0;
-  let pos = prompt.length; // position of the next token fed to the model
-  let prev = prompt[prompt.length - 1]!;
-  let generated = 0;
-  let stop: GenerateStats['stop'];
-  for (;;) {
-    if (firstNonFinite(logits) >= 0) throw new NonFiniteLogitsError(model.name, pos - 1);
-    let t = performance.now();
-    const next = sampler.sample(logits);
-    decodeMs += performance.now() - t;
-    // finite logits near float32's limit overflow the softmax: no token can be drawn
-    if (!Number.isInteger(next) || next < 0 || next >= model.config.vocabSize) throw new NonFiniteLogitsError(model.name, pos - 1);
-    if (next === tokenizer.bosId || tokenizer.eosIds.includes(next)) {
-      stop = 'end-of-text';
-      break;
-    }
-    yield tokenizer.decodePiece(prev, next);
-    generated++;
-    prev = next;
-    if (generated >= maxTokens) {
-      stop = 'max-tokens';
-      break;
-    }
-    if (pos >= seqLen) {
-      stop = 'context';
-      break;
-    }
-    t = performance.now();
-    logits = model.forward([next], pos++, 'last');
-    decodeMs += performance.now() - t;
-    decodeSteps++;
+  const d = new DecodeLoop(model.name, model.config.vocabSize, seqLen, tokenizer, sampler, prompt, maxTokens);
+  for (let out = d.next(logits); out !== null; out = d.next(logits)) {
+    yield out.piece;
+    if (!d.continues()) break;
+    const t = performance.now();
+    logits = model.forward([out.token], d.pos++, 'last');
+    d.decoded(performance.now() - t);
   }
-  return {
-    promptTokens: prompt.length,
-    generatedTokens: generated,
-    stop,
-    prefillSeconds,
-    tokensPerSecond: decodeSteps > 0 ? decodeSteps / (decodeMs / 1000) : NaN,
-  };
+  return d.stats(prefillSeconds);
+}
+
+/**
+ * The decode loop's bookkeeping, shared by the synchronous and the asynchronous forward pass:
+ * sampling with its checks, the stops (BOS/EOS, maxTokens, a full context) and the timing.
+ */
+class DecodeLoop {
+  /** Position of the next token fed to the model. */
+  pos: number;
+  private prev: number;
+  private generated = 0;
+  private decodeMs = 0;
+  private decodeSteps = 0;
+  private stop: GenerateStats['stop'] = 'end-of-text';
+
+  constructor(
+    private readonly modelName: string,
+    private readonly vocabSize: number,
+    private readonly seqLen: number,
+    private readonly tokenizer: Tokenizer,
+    private readonly sampler: Sampler,
+    private readonly prompt: readonly number[],
+    private readonly maxTokens: number,
+  ) {
+    this.pos = prompt.length;
+    this.prev = prompt[prompt.length - 1]!;
+  }
+
+  /** The token sampled from `logits` and its printable piece; null when the model ended the text. */
+  next(logits: Float32Array): { token: number; piece: string } | null {
+    if (firstNonFinite(logits) >= 0) throw new NonFiniteLogitsError(this.modelName, this.pos - 1);
+    const t = performance.now();
+    const token = this.sampler.sample(logits);
+    this.decodeMs += performance.now() - t;
+    // finite logits near float32's limit overflow the softmax: no token can be drawn
+    if (!Number.isInteger(token) || token < 0 || token >= this.vocabSize) throw new NonFiniteLogitsError(this.modelName, this.pos - 1);
+    if (token === this.tokenizer.bosId || this.tokenizer.eosIds.includes(token)) {
+      this.stop = 'end-of-text';
+      return null;
+    }
+    const piece = this.tokenizer.decodePiece(this.prev, token);
+    this.generated++;
+    this.prev = token;
+    return { token, piece };
+  }
+
+  /** Whether the token just emitted is fed back: not once maxTokens are out or the context is full. */
+  continues(): boolean {
+    if (this.generated >= this.maxTokens) this.stop = 'max-tokens';
+    else if (this.pos >= this.seqLen) this.stop = 'context';
+    else return true;
+    return false;
+  }
+
+  /** One decode step's forward pass took `ms`. */
+  decoded(ms: number): void {
+    this.decodeMs += ms;
+    this.decodeSteps++;
+  }
+
+  stats(prefillSeconds: number): GenerateStats {
+    const { decodeSteps, decodeMs } = this;
+    return {
+      promptTokens: this.prompt.length,
+      generatedTokens: this.generated,
+      stop: this.stop,
+      prefillSeconds,
+      tokensPerSecond: decodeSteps > 0 ? decodeSteps / (decodeMs / 1000) : NaN,
+    };
+  }
 }
