@@ -8,7 +8,7 @@
  */
 import type { FileSystemLike } from '../io/bytes.js';
 import { check, InputError } from '../io/errors.js';
-import { FLOAT_DTYPES, IGNORED_TENSOR, openWeights, QK_PROJ, unpermuteRope } from '../io/hf.js';
+import { canonicalRows, FLOAT_DTYPES, IGNORED_TENSOR, openWeights, QK_PROJ } from '../io/hf.js';
 import type { SafetensorsFile } from '../io/safetensors.js';
 import { headSize, type LlamaConfig } from '../model/config.js';
 import { expectedShapes, layerBias, LM_HEAD, type ModelSource, type SourceDtype, type TensorInfo } from '../model/weights.js';
@@ -151,10 +151,6 @@ export class QuantizedHfModel implements ModelSource {
   }
 
   private canonical<T extends Float32Array | Uint16Array>(name: string, w: T): T {
-    const qk = QK_PROJ.exec(name);
-    if (qk === null) return w;
-    const c = this.config;
-    const heads = qk[1] === 'q' ? c.nHeads : c.nKvHeads;
-    return unpermuteRope(w, heads, headSize(c), w.length / (heads * headSize(c)));
+    return canonicalRows(this.config, name, w);
   }
 }

@@ -182,18 +182,21 @@ export class HfModel implements ModelSource {
     return file;
   }
 
-  /** q/k rows (weights and biases) from HF's rotate-half order into the canonical interleaved one. */
   private canonical<T extends Float32Array | Uint16Array>(name: string, w: T): T {
-    const qk = QK_PROJ.exec(name);
-    if (qk === null) return w;
-    const c = this.config;
-    const heads = qk[1] === 'q' ? c.nHeads : c.nKvHeads;
-    return unpermuteRope(w, heads, headSize(c), w.length / (heads * headSize(c))); // a bias is one column
+    return canonicalRows(this.config, name, w);
   }
 
   dtypeOf(name: string): SourceDtype {
     return this.file(name).entry(name).dtype as SourceDtype; // one of FLOAT_DTYPES, checked when opened
   }
+}
+
+/** Tensor `name` of an HF checkpoint with its q/k rows (weights and biases) from HF's rotate-half order in the canonical interleaved one. */
+export function canonicalRows<T extends Float32Array | Uint16Array>(c: LlamaConfig, name: string, w: T): T {
+  const qk = QK_PROJ.exec(name);
+  if (qk === null) return w;
+  const heads = qk[1] === 'q' ? c.nHeads : c.nKvHeads;
+  return unpermuteRope(w, heads, headSize(c), w.length / (heads * headSize(c))); // a bias is one column
 }
 
 /**
