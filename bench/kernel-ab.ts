@@ -1,5 +1,5 @@
 /**
- * `node dist/bench/kernel-ab.js [--threads 1] [--reps 30] [--json]`: one matvec of each packed
+ * `node dist/bench/kernel-ab.js [--threads 1] [--reps 30] [--prefill 128] [--only-prefill] [--json]`: one matvec of each packed
  * format family on TinyLlama-1.1B's two MLP shapes ([5632, 2048] and [2048, 5632]), every engine
  * side by side in one run: native kernels per instruction set (and, for AQLM, per lookup kernel),
  * the wasm kernels (int8 activations where they exist, then with `floatActivations`: the float
@@ -7,6 +7,12 @@
  * that implies, and the time to build the Linear from the packed tensor (kernel setup at load).
  * Random payloads packed by the registry: speed does not depend on the values. The load average
  * is printed before and after (the machine is shared).
+ *
+ * Then prefill (`--prefill` rows, 0 skips): one matmul of the uniform and mixed tensors on the
+ * native backend, the int8 GEMM next to the dequantized tiles + sgemm that ran before
+ * (`int8Prefill` off), per instruction set, interleaved; best of --reps by wall clock and by the
+ * process's CPU time (user + system, all threads: what a loaded machine can still measure), and
+ * the tokens/s each implies for this one layer.
  */
 import { loadavg } from 'node:os';
 import type { Backend } from '../src/backend/types.js';
@@ -20,6 +26,8 @@ const arg = (name: string, fallback: string) => (args.includes(name) ? args[args
 const threads = Number(arg('--threads', '1'));
 const reps = Number(arg('--reps', '30'));
 const json = args.includes('--json');
+const prefillRows = Number(arg('--prefill', '128'));
+const onlyPrefill = args.includes('--only-prefill');
 const log = (s: string) => (json ? process.stderr.write(`${s}\n`) : console.log(s));
 
 const native = loadNativeBackend(threads).backend;
@@ -36,7 +44,7 @@ const CASES = [
 
 log(`kernel-ab — ${threads} thread(s), best of ${reps}; load average ${loadavg().map((v) => v.toFixed(2)).join(' ')}`);
 const rows: Array<Record<string, unknown>> = [];
-for (const c of CASES) {
+for (const c of onlyPrefill ? [] : CASES) {
   const f = getFormat(c.format);
   for (const [out, inDim] of SHAPES) {
     const t = f.pack(f.randomPayload(out, inDim, c.params(inDim) as never, mulberry32(1)));
@@ -76,6 +84,59 @@ for (const c of CASES) {
     if (c.format.startsWith('uniform')) run('wasm float activations', wasmFloat);
     wasm.free(x);
     wasm.free(y);
+  }
+}
+const PREFILL_CASES = [
+  ...[2, 3, 4, 8].map((bits) => ({ label: `uniform ${bits}-bit g128`, format: 'uniform-asym', params: () => ({ bits, groupSize: 128, actOrder: false }) })),
+  {
+    label: 'mixed 1/2/3-bit g128',
+    format: 'mixed-asym',
+    params: (inDim: number) => {
+      const nG = inDim / 128, k = Math.round(nG / 3);
+      return { groupSize: 128, groups: [k, nG - 2 * k, k, 0], lastBits: 2 };
+    },
+  },
+];
+if (native?.lowbit && prefillRows > 0) {
+  const k = native.lowbit;
+  log(`prefill, ${prefillRows} rows: int8 GEMM vs dequantized tiles + sgemm (native, ${threads} thread(s))`);
+  for (const c of PREFILL_CASES) {
+    const f = getFormat(c.format);
+    for (const [out, inDim] of SHAPES) {
+      const t = f.pack(f.randomPayload(out, inDim, c.params(inDim) as never, mulberry32(2)));
+      const lin = f.makeLinear(t, native);
+      const x = new Float32Array(prefillRows * inDim);
+      for (let i = 0; i < x.length; i++) x[i] = Math.sin(i * 0.37);
+      const y = new Float32Array(prefillRows * out);
+      const time = (int8: boolean) => {
+        k.int8Prefill = int8;
+        let wall = Infinity, cpu = Infinity;
+        for (let i = 0; i < reps; i++) {
+          const c0 = process.cpuUsage(), w0 = performance.now();
+          lin.matmul(y, x, prefillRows);
+          const w1 = performance.now(), c1 = process.cpuUsage(c0);
+          wall = Math.min(wall, w1 - w0);
+          cpu = Math.min(cpu, (c1.user + c1.system) / 1000);
+        }
+        return { wall, cpu };
+      };
+      for (const isa of ['avx2', 'vnni', 'neon-dotprod']) {
+        if (!native.setIsa(isa)) continue;
+        time(true); // warm-up: the first call grows the tiles and the pool
+        time(false);
+        const tiles = time(false), gemm = time(true);
+        const row = {
+          weights: c.label, shape: `${out}x${inDim}`, engine: `native ${isa} prefill`, rows: prefillRows,
+          tilesMs: tiles.wall, tilesCpuMs: tiles.cpu, gemmMs: gemm.wall, gemmCpuMs: gemm.cpu,
+          speedupCpu: tiles.cpu / gemm.cpu, speedupWall: tiles.wall / gemm.wall,
+        };
+        rows.push(row);
+        log(`  ${c.label.padEnd(20)} ${row.shape.padEnd(10)} ${isa.padEnd(6)} tiles+sgemm ${tiles.wall.toFixed(1).padStart(7)} ms (cpu ${tiles.cpu.toFixed(1).padStart(7)})  int8 GEMM ${gemm.wall.toFixed(1).padStart(7)} ms (cpu ${gemm.cpu.toFixed(1).padStart(7)})  ${row.speedupCpu.toFixed(2)}x cpu, ${row.speedupWall.toFixed(2)}x wall; int8 ${((prefillRows / gemm.wall) * 1000).toFixed(0)} tok/s this layer`);
+      }
+      native.setIsa('auto');
+      k.int8Prefill = true;
+      lin.dispose?.();
+    }
   }
 }
 log(`load average after ${loadavg().map((v) => v.toFixed(2)).join(' ')}`);

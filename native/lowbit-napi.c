@@ -5,6 +5,8 @@
  *   uniformMatvec(y, x, q, scale, zero, perm, out, in, groupSize, bits)
  *   uniformDequant(w, q, scale, zero, perm, out, in, groupSize, bits, r0, r1)
  *   uniformRepack3(dst, src, out, in)
+ *   uniformGemm(y, x, rows, q, scale, zero, perm, out, in, groupSize, bits): y [rows, out] = x [rows, in] · Wᵀ
+ *     (int8 activations, lb_gemm); mixedGemm(y, x, rows, M...) the same for a mixed tensor
  *   mixedMatvec(y, x, M...), mixedDequant(w, M..., r0, r1), mixedRepack3(M...) with
  *     M = q, scale, zero, zero1, widths, goff, zbit, out, in, rowStride, zbytes, n1 (lowbit.h lb_mixed)
  *   lowbitIsa() -> string, lowbitSetIsa(name) -> boolean
@@ -88,6 +90,19 @@ static napi_value uniform_dequant(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+static napi_value uniform_gemm(napi_env env, napi_callback_info info) {
+  call_t c;
+  lb_uniform w;
+  if (!begin(env, info, &c, 11)) return NULL;
+  int rows = int_arg(&c, 2, 0, 2147483647.0);
+  const int32_t *perm = uniform_args(&c, 3, &w);
+  float *y = typed(&c, 0, napi_float32_array, (double)rows * w.out, 0);
+  const float *x = typed(&c, 1, napi_float32_array, (double)rows * w.in, 0);
+  if (!c.ok || w.out == 0 || rows == 0) return NULL;
+  if (!lb_gemm(&w, perm, x, rows, y)) napi_throw_error(env, NULL, "bitcrush_native: out of memory");
+  return NULL;
+}
+
 static napi_value uniform_repack3(napi_env env, napi_callback_info info) {
   call_t c;
   if (!begin(env, info, &c, 4)) return NULL;
@@ -152,6 +167,20 @@ static napi_value mixed_matvec(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* mixedGemm(y, x, rows, q, scale, zero, zero1, widths, goff, zbit, out, in, rowStride, zbytes, n1) */
+static napi_value mixed_gemm(napi_env env, napi_callback_info info) {
+  call_t c;
+  lb_mixed w;
+  if (!begin(env, info, &c, 15)) return NULL;
+  int rows = int_arg(&c, 2, 0, 2147483647.0);
+  if (!mixed_args(&c, 3, &w)) return NULL;
+  float *y = typed(&c, 0, napi_float32_array, (double)rows * w.out, 0);
+  const float *x = typed(&c, 1, napi_float32_array, (double)rows * w.in, 0);
+  if (!c.ok || w.out == 0 || rows == 0) return NULL;
+  if (!lb_gemm_mixed(&w, x, rows, y)) napi_throw_error(env, NULL, "bitcrush_native: out of memory");
+  return NULL;
+}
+
 /* mixedDequant(w, q, scale, zero, zero1, widths, goff, zbit, out, in, rowStride, zbytes, n1, r0, r1) */
 static napi_value mixed_dequant(napi_env env, napi_callback_info info) {
   call_t c;
@@ -202,6 +231,8 @@ void lowbit_define(napi_env env, napi_value exports) {
       {"uniformMatvec", NULL, uniform_matvec, NULL, NULL, NULL, napi_default, NULL},
       {"uniformDequant", NULL, uniform_dequant, NULL, NULL, NULL, napi_default, NULL},
       {"uniformRepack3", NULL, uniform_repack3, NULL, NULL, NULL, napi_default, NULL},
+      {"uniformGemm", NULL, uniform_gemm, NULL, NULL, NULL, napi_default, NULL},
+      {"mixedGemm", NULL, mixed_gemm, NULL, NULL, NULL, napi_default, NULL},
       {"lowbitIsa", NULL, isa, NULL, NULL, NULL, napi_default, NULL},
       {"mixedMatvec", NULL, mixed_matvec, NULL, NULL, NULL, napi_default, NULL},
       {"mixedDequant", NULL, mixed_dequant, NULL, NULL, NULL, napi_default, NULL},

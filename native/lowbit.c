@@ -265,3 +265,48 @@ void lb_repack_mixed3(uint8_t *q, const lb_mixed *w) {
     }
   }
 }
+
+/* ---- prefill (lowbit.h lb_gemm) ---- */
+
+void lb_unpack_scalar(const uint8_t *blk, int bits, uint8_t *dst) {
+  for (int l = 0; l < LB_BLOCK; l++) dst[l] = (uint8_t)level_at(blk, l, bits);
+}
+
+/* The specification of the panel kernels: the same sums in the same order per block. */
+void lb_gemm_panel_scalar(const uint8_t *wu, const float *sw, const float *szw, const lb_gact *a, float *y, int out, int r0, int nr) {
+  const int blocks = a->blocks, ng = a->n_groups;
+  const size_t ws = (size_t)blocks * LB_BLOCK;
+  for (int t = 0; t < a->rows; t++) {
+    const int tile = t >> 4, lane = t & 15;
+    for (int i = 0; i < nr; i++) {
+      float acc = 0;
+      for (int b = 0; b < blocks; b++) {
+        const int8_t *xp = a->xp + ((size_t)tile * blocks + b) * 2048 + 4 * lane;
+        const uint8_t *q = wu + i * ws + (size_t)b * LB_BLOCK;
+        int32_t d = 0;
+        for (int k = 0; k < 32; k++)
+          for (int e = 0; e < 4; e++) d += q[4 * k + e] * xp[64 * k + e];
+        acc += (float)d * (a->xs[((size_t)tile * blocks + b) * 16 + lane] * sw[(size_t)i * ng + b / a->group_blocks]);
+      }
+      for (int g = 0; g < ng; g++) acc -= szw[(size_t)i * ng + g] * a->gx[((size_t)tile * ng + g) * 16 + lane];
+      y[(size_t)t * out + r0 + i] = acc;
+    }
+  }
+}
+
+lb_gemm_panel_fn lb_gemm_panel(void) {
+  lb_isa();
+#if defined(__x86_64__)
+  if (rows_fn == lb_rows_vnni) return lb_gemm_panel_vnni;
+  if (rows_fn == lb_rows_avx2) return lb_gemm_panel_avx2;
+#endif
+  return lb_gemm_panel_scalar;
+}
+
+lb_unpack_fn lb_unpack(void) {
+  lb_isa();
+#if defined(__x86_64__)
+  if (rows_fn == lb_rows_vnni || rows_fn == lb_rows_avx2) return lb_unpack_avx2;
+#endif
+  return lb_unpack_scalar;
+}

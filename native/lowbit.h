@@ -95,6 +95,46 @@ void lb_dequant_rows(const lb_uniform *w, const int32_t *perm, float *dst, int r
 /* 3-bit file rows src [out, ceil(in·3/8)] into the kernel layout dst [out, blocks · 48]. */
 void lb_repack3(uint8_t *dst, const uint8_t *src, int out, int in);
 
+/*
+ * Prefill (lowbit-gemm.c): Y [rows, out] = X [rows, in] · Wᵀ with int8 activations, each row of X
+ * quantized per 128-column block exactly as the matvec does (lb_quantize_act, so every row of Y
+ * equals the matvec of that row up to float32 accumulation order). The rows of X are packed in
+ * tiles of 16 rows: for block b and column quad k (kernel-order lanes 4k..4k+3) a tile holds
+ * 16 × 4 bytes, row i at bytes 4i..4i+3 — the operand of one vpdpbusd against the four u8 levels
+ * of one weight row broadcast to every lane. Weight rows are unpacked per panel of LB_GEMM_RB
+ * rows into u8 levels in the same kernel order (lowbit.h layout), so the integer products need
+ * no shuffle on either side:
+ *   Y[t, r] = Σ_b s_w[r, g(b)] · s_x[t, b] · Σ_{j∈b} q[r, j] · xq[t, j] − Σ_g s_w[r, g] · z[r, g] · gx[t, g]
+ * with gx[t, g] = Σ_{b∈g} s_x[t, b] · Σ xq[t, b].
+ */
+#define LB_GEMM_RB 4
+typedef struct {
+  int rows, tiles;  /* activation rows; tiles of 16 rows (the last padded with zero rows) */
+  int blocks, n_groups, group_blocks;
+  int eight;        /* levels may exceed 15 (8-bit): the AVX2 panel splits them into nibbles */
+  int8_t *xp;       /* [tiles][blocks][32][16][4] */
+  float *xs;        /* [tiles][blocks][16] s_x */
+  float *gx;        /* [tiles][n_groups][16] */
+} lb_gact;
+/* Rows [r0, r0 + nr) (nr ≤ LB_GEMM_RB) of Y from their unpacked levels wu [LB_GEMM_RB][blocks·128]
+ * (kernel order), float scales sw and s·z szw [LB_GEMM_RB][n_groups]; Y is [rows, out]. */
+typedef void (*lb_gemm_panel_fn)(const uint8_t *wu, const float *sw, const float *szw, const lb_gact *a, float *y, int out, int r0, int nr);
+/* One 128-column block of `bits`-bit levels (lowbit.h layout) into 128 u8 levels in kernel order. */
+typedef void (*lb_unpack_fn)(const uint8_t *blk, int bits, uint8_t *dst);
+/* Y = X·Wᵀ on the pool's threads (perm: stored → original column of X, or NULL). Returns 0 when out of memory. */
+int lb_gemm(const lb_uniform *w, const int32_t *perm, const float *x, int rows, float *y);
+int lb_gemm_mixed(const lb_mixed *w, const float *x, int rows, float *y);
+void lb_gemm_panel_scalar(const uint8_t *wu, const float *sw, const float *szw, const lb_gact *a, float *y, int out, int r0, int nr);
+#if defined(__x86_64__)
+void lb_gemm_panel_avx2(const uint8_t *wu, const float *sw, const float *szw, const lb_gact *a, float *y, int out, int r0, int nr);
+void lb_gemm_panel_vnni(const uint8_t *wu, const float *sw, const float *szw, const lb_gact *a, float *y, int out, int r0, int nr);
+void lb_unpack_avx2(const uint8_t *blk, int bits, uint8_t *dst);
+#endif
+/* The kernels lb_gemm uses with the selected instruction set (lowbit.c). */
+lb_gemm_panel_fn lb_gemm_panel(void);
+lb_unpack_fn lb_unpack(void);
+void lb_unpack_scalar(const uint8_t *blk, int bits, uint8_t *dst);
+
 /* The instruction set in use ("vnni", "avx2", "neon-dotprod", "scalar"); lb_set_isa picks one
  * the CPU has (tests run every path) and returns 0 when it is unavailable. */
 const char *lb_isa(void);

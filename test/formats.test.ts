@@ -104,11 +104,32 @@ function checkKernels(format: WeightFormat, t: PackedTensor, w: Float32Array, ra
     native?.setIsa('auto');
     lin.matmul(y1, x.subarray(0, inDim), 1);
     assertProduct(y1, w, xhat, 1, outDim, inDim, `${label} matmul, one row (int8 activations)`);
-    // the dequantized tiles of prefill compute W·x exactly
-    const y = new Float32Array(8 * outDim);
-    const x8 = Float32Array.from({ length: 8 * inDim }, () => rand() * 2 - 1);
-    lin.matmul(y, x8, 8);
-    assertProduct(y, w, x8, 8, outDim, inDim, `${label} matmul, 8 rows`);
+    const k = lowbitKernelsOf(be);
+    const gemm = (lin instanceof UniformLinear || lin instanceof MixedLinear) && lin.engine === 'native';
+    // prefill: the native uniform and mixed kernels run the int8 GEMM (each row quantized as the
+    // matvec does: W·x̂ row by row, on every instruction set, with a part-filled 16-row tile and
+    // two tiles); the binary kernels and int8Prefill off dequantize tiles for sgemm (W·x exactly)
+    for (const n of gemm ? [8, 37] : [8]) {
+      const y = new Float32Array(n * outDim);
+      const xn = Float32Array.from({ length: n * inDim }, () => rand() * 2 - 1);
+      if (gemm) {
+        const perm = (format.unpack(t) as GroupQuantized).perm ?? null;
+        const xhatN = new Float32Array(n * inDim);
+        for (let i = 0; i < n; i++) xhatN.set(int8Activations(xn.subarray(i * inDim, (i + 1) * inDim), inDim, perm), i * inDim);
+        for (const isa of nativeIsas) {
+          native!.setIsa(isa);
+          y.fill(NaN);
+          lin.matmul(y, xn, n);
+          assertProduct(y, w, xhatN, n, outDim, inDim, `${label} ${isa} matmul, ${n} rows (int8 GEMM)`);
+        }
+        native!.setIsa('auto');
+        k!.int8Prefill = false;
+      }
+      y.fill(NaN);
+      lin.matmul(y, xn, n);
+      if (k) k.int8Prefill = true;
+      assertProduct(y, w, xn, n, outDim, inDim, `${label} matmul, ${n} rows (dequantized tiles)`);
+    }
     if (int8Wasm) {
       // activations and outputs in backend memory: no staging copies
       const xb = be.alloc(inDim);

@@ -22,6 +22,21 @@ export interface LowbitKernels {
     w: Float32Array, q: Uint8Array, scale: Uint16Array, zero: Uint8Array | null, perm: Int32Array | null,
     outDim: number, inDim: number, groupSize: number, bits: number, r0: number, r1: number,
   ): void;
+  /**
+   * y [rows, outDim] = x [rows, inDim] · Wᵀ (prefill), every row of x quantized to int8 as the
+   * matvec does it (native/lowbit.h lb_gemm): each output row equals that row's matvec up to
+   * float32 accumulation order.
+   */
+  uniformGemm(
+    y: Float32Array, x: Float32Array, rows: number, q: Uint8Array, scale: Uint16Array, zero: Uint8Array | null, perm: Int32Array | null,
+    outDim: number, inDim: number, groupSize: number, bits: number,
+  ): void;
+  /**
+   * Whether matmul (more than a few rows) runs the int8 GEMM (true, the default) or dequantizes
+   * float32 row tiles for sgemm, which computes W·x exactly (what ran before; benchmarks compare).
+   * Process-wide, like the instruction set.
+   */
+  int8Prefill: boolean;
   /** 3-bit file rows src [outDim, ceil(3·inDim/8)] into the kernel layout dst [outDim, ceil(inDim/128)·48]. */
   uniformRepack3(dst: Uint8Array, src: Uint8Array, outDim: number, inDim: number): void;
   /** Whether the mixed kernels run SIMD code here (x86-64 today; elsewhere the wasm kernels are faster). */
@@ -29,6 +44,7 @@ export interface LowbitKernels {
   /** Mixed widths (SliM-LLM, 128-column groups): the same three, with the tensor's blobs as `MixedNativeArgs`. */
   mixedMatvec(y: Float32Array, x: Float32Array, ...m: MixedNativeArgs): void;
   mixedDequant(w: Float32Array, ...m: [...MixedNativeArgs, number, number]): void;
+  mixedGemm(y: Float32Array, x: Float32Array, rows: number, ...m: MixedNativeArgs): void;
   /** Repacks the 3-bit groups of q (a copy of the file's rows) in place. */
   mixedRepack3(...m: MixedNativeArgs): void;
   /** AQLM codebooks (B ≤ 8, native/codebook.h): the file's float16 codebooks [M, 2^B, g] into cbt [2·M·2^B·g] float32 ([M, g, 2^B], then [M, 2^B, g]). */

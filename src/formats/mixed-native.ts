@@ -4,7 +4,8 @@
  * in C, to the same size), float16 scales, the zero bitstream and the 1-bit groups' float16
  * zeros — so kernel memory is the file's payload. matvec quantizes x to int8 per 128-column
  * group (int8-activations.ts) and runs integer dot products (native/lowbit.h lb_mixed); matmul
- * runs one matvec per row for a few rows, else dequantizes row tiles in C for backend.matmul.
+ * runs one matvec per row for a few rows, else the int8 GEMM (lb_gemm_mixed), or with
+ * `int8Prefill` off dequantizes row tiles in C for backend.matmul.
  */
 import type { Backend } from '../backend/types.js';
 import type { Linear } from '../runtime/linear.js';
@@ -53,6 +54,10 @@ export class MixedNativeKernels implements Linear {
     const { outDim, inDim } = this;
     if (rows <= MATVEC_ROWS) {
       for (let i = 0; i < rows; i++) this.matvec(y.subarray(i * outDim, (i + 1) * outDim), x.subarray(i * inDim, (i + 1) * inDim));
+      return;
+    }
+    if (this.k.int8Prefill) {
+      this.k.mixedGemm(y, x, rows, ...this.args);
       return;
     }
     this.tiles.matmul(y, x, rows, (r0, count, w) => this.k.mixedDequant(w, ...this.args, r0, r0 + count));

@@ -4,7 +4,8 @@
  * size), float16 scales and the b-bit zero bitstream — so kernel memory is the file's payload
  * and loading runs no JavaScript loop over the weights. matvec (decode) quantizes x to int8
  * per 128 columns and runs integer dot products (native/lowbit.h); matmul (prefill) runs one
- * matvec per row for a few rows, else dequantizes row tiles in C (on the addon's threads) for
+ * matvec per row for a few rows, else the int8 GEMM (every row quantized as the matvec does,
+ * lb_gemm), or with `int8Prefill` off dequantizes row tiles in C (on the addon's threads) for
  * backend.matmul (sgemm).
  */
 import type { Backend } from '../backend/types.js';
@@ -57,6 +58,10 @@ export class UniformNativeKernels implements Linear {
     const { outDim, inDim, a, p } = this;
     if (rows <= MATVEC_ROWS) {
       for (let i = 0; i < rows; i++) this.matvec(y.subarray(i * outDim, (i + 1) * outDim), x.subarray(i * inDim, (i + 1) * inDim));
+      return;
+    }
+    if (this.k.int8Prefill) {
+      this.k.uniformGemm(y, x, rows, this.q, a.scaleBits, a.zeroBits, a.perm, outDim, inDim, p.groupSize, p.bits);
       return;
     }
     this.tiles.matmul(y, x, rows, (r0, count, w) =>

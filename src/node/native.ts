@@ -22,6 +22,8 @@ interface Addon {
   uniformMatvec: LowbitKernels['uniformMatvec'];
   uniformDequant: LowbitKernels['uniformDequant'];
   uniformRepack3: LowbitKernels['uniformRepack3'];
+  uniformGemm: LowbitKernels['uniformGemm'];
+  mixedGemm: LowbitKernels['mixedGemm'];
   mixedMatvec: LowbitKernels['mixedMatvec'];
   mixedDequant: LowbitKernels['mixedDequant'];
   mixedRepack3: LowbitKernels['mixedRepack3'];
@@ -67,6 +69,9 @@ function loadAddon(): { addon?: Addon; error?: string } {
  * addon has no kernels for (mixed, codebook, binary, and uniform tensors whose groups are not
  * whole 128-column blocks), started on first use; omitted, those use TypeScript kernels.
  */
+/** The native backends' lowbit.int8Prefill: shared, as the addon's instruction set is (lowbit-kernels.ts). */
+let int8Prefill = true;
+
 export function loadNativeBackend(
   threads: number,
   rowKernels?: () => RowKernels & { dispose(): void },
@@ -90,6 +95,14 @@ export function loadNativeBackend(
     uniformMatvec: (...a) => addon.uniformMatvec(...a),
     uniformDequant: (...a) => addon.uniformDequant(...a),
     uniformRepack3: (...a) => addon.uniformRepack3(...a),
+    uniformGemm: (...a) => addon.uniformGemm(...a),
+    get int8Prefill() {
+      return int8Prefill;
+    },
+    set int8Prefill(on: boolean) {
+      int8Prefill = on;
+    },
+    mixedGemm: (...a) => addon.mixedGemm(...a),
     mixedMatvec: (...a) => addon.mixedMatvec(...a),
     mixedDequant: (...a) => addon.mixedDequant(...a),
     mixedRepack3: (...a) => addon.mixedRepack3(...a),
