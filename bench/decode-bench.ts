@@ -2,14 +2,15 @@
  * `npm run bench:decode`: decode and prefill speed against the machine's read bandwidth, one run,
  * side by side. A random-weight model with TinyLlama-1.1B's shapes (../shared/models/configs/
  * tinyllama.json; 8 of its 22 layers unless --full) runs as fp32 and as one packed file per format
- * family (random payloads packed by the registry: speed does not depend on the values), at 1 and 2
+ * family (random payloads packed by the registry: speed does not depend on the values; head and
+ * embedding as the whole-model default of `bitcrush quantize`, uniform 4-bit g128, src/cli/whole-flags.ts), at 1 and 2
  * threads, on the native backend's own kernels and, for comparison, with the packed layers on the
  * wasm kernels the native backend lends (`native+wasm`, what ran before the native low-bit kernels).
  *
  * Per row: load seconds (packed files; '-' for fp32, generated in memory) and the part of it
  * spent on the packed block linears ("lin load": blob reads, checks, kernel setup), decode tok/s (best of --reps runs of --tokens tokens from position 0),
  * prefill tok/s (best of --reps forwards of --prefill tokens), weight bytes read per decoded token
- * (every linear's packed bytes, the float32 head, one embedding row; the KV cache at these short
+ * (every linear's packed bytes, the head, one embedding row; the KV cache at these short
  * positions is < 1 %), the bandwidth that implies, and its % of the streaming-sum probe at the
  * same thread count (the "bandwidth limit"); then the block linears alone (one matvec each, the
  * packed kernels without the float32 head): ms per token and % of the limit. The machine is shared: the load average is printed
@@ -27,7 +28,8 @@ import { getFormat, packedBytes } from '../src/formats/registry.js';
 import type { PackedTensor } from '../src/formats/types.js';
 import { parseHfConfig } from '../src/io/hf.js';
 import type { LlamaConfig } from '../src/model/config.js';
-import { expectedShapes, LINEARS, layerTensor, type ModelSource, type TensorInfo } from '../src/model/weights.js';
+import { DEFAULT_EMBED_BITS, DEFAULT_HEAD_BITS, DEFAULT_WHOLE_GROUP } from '../src/cli/whole-flags.js';
+import { EMBED, expectedShapes, LINEARS, LM_HEAD, layerTensor, type ModelSource, type TensorInfo } from '../src/model/weights.js';
 import { createWasmBackendNode } from '../src/node/backend.js';
 import { writeFileAtomic } from '../src/node/atomic-write.js';
 import { FileSource } from '../src/node/fs.js';
@@ -131,7 +133,7 @@ function linearNames(c: LlamaConfig): string[] {
 /** The packed file of `spec` in the cache dir, made (random payloads, atomic write) unless present. */
 function packedFile(spec: FileSpec, c: LlamaConfig, source: RandomSource): string {
   mkdirSync(cache, { recursive: true });
-  const path = join(cache, `${spec.label.replace(/[^a-z0-9]+/gi, '-')}-L${c.nLayers}-v1.bcq`);
+  const path = join(cache, `${spec.label.replace(/[^a-z0-9]+/gi, '-')}-L${c.nLayers}-v2.bcq`);
   if (existsSync(path)) return path;
   const t0 = performance.now();
   const format = getFormat(spec.format);
@@ -144,15 +146,23 @@ function packedFile(spec: FileSpec, c: LlamaConfig, source: RandomSource): strin
     packed.set(name, format.pack(format.randomPayload(outDim, inDim, params, lcg(nameSeed(name)))));
     if (i % 7 === 6) log(`  making ${spec.label}: ${i + 1}/${names.length} tensors, ${((performance.now() - t0) / 1000).toFixed(0)} s`);
   }
+  // head and embedding: the whole-model default (RTN uniform 4-bit g128 rows, random payloads here)
+  const uniform = getFormat('uniform-asym');
+  for (const [name, bits] of [[LM_HEAD, DEFAULT_HEAD_BITS], [EMBED, DEFAULT_EMBED_BITS]] as const) {
+    packed.set(name, uniform.pack(uniform.randomPayload(c.vocabSize, c.dim, { bits, groupSize: DEFAULT_WHOLE_GROUP, actOrder: false } as never, lcg(nameSeed(name)))));
+  }
   const plan = planPackedModel({ config: c, method: { name: 'random', options: { bench: 'bench:decode' } }, source, packed });
   writeFileAtomic(path, plan.chunks(), { expectedSize: plan.size });
   log(`  made ${path} (${(plan.size / 1e6).toFixed(0)} MB) in ${((performance.now() - t0) / 1000).toFixed(0)} s`);
   return path;
 }
 
-/** Weight bytes one decoded token reads: every linear, the head, one embedding row. */
-function bytesPerToken(c: LlamaConfig, linearBytes: number): number {
-  return linearBytes + c.vocabSize * c.dim * 4 + c.dim * 4;
+/** Weight bytes one decoded token reads: every linear, the head, one embedding row (packed files: the 4-bit defaults; fp32: float32). */
+function bytesPerToken(c: LlamaConfig, linearBytes: number, packed: boolean): number {
+  if (!packed) return linearBytes + c.vocabSize * c.dim * 4 + c.dim * 4;
+  const uniform = getFormat('uniform-asym');
+  const bytes = (bits: number) => packedBytes(uniform, c.vocabSize, c.dim, { bits, groupSize: DEFAULT_WHOLE_GROUP, actOrder: false } as never);
+  return linearBytes + bytes(DEFAULT_HEAD_BITS) + bytes(DEFAULT_EMBED_BITS) / c.vocabSize;
 }
 
 interface Row {
@@ -285,7 +295,7 @@ function main(): void {
             return new LlamaModel(packed, { backend: b, linear, maxRows: prefill });
           };
           const m = measure(c, open, be);
-          const bpt = bytesPerToken(c, f.linearBytes);
+          const bpt = bytesPerToken(c, f.linearBytes, f.path !== null);
           const gbs = (bpt * m.decode) / 1e9;
           const row: Row = {
             weights: f.label, engine: e.name, threads: t, loadSeconds: m.load, linearLoadSeconds: packedLoad, decodeTokS: m.decode, prefillTokS: m.prefill,

@@ -36,6 +36,7 @@ const wasmFloat: Backend = Object.assign(Object.create(wasm) as Backend, { float
 const SHAPES: Array<[number, number]> = [[5632, 2048], [2048, 5632]];
 const CASES = [
   { label: 'uniform 2-bit g128', format: 'uniform-asym', params: () => ({ bits: 2, groupSize: 128, actOrder: false }) },
+  { label: 'uniform 3-bit g128', format: 'uniform-asym', params: () => ({ bits: 3, groupSize: 128, actOrder: false }) },
   { label: 'uniform 4-bit g128', format: 'uniform-asym', params: () => ({ bits: 4, groupSize: 128, actOrder: false }) },
   { label: 'uniform 8-bit g128', format: 'uniform-asym', params: () => ({ bits: 8, groupSize: 128, actOrder: false }) },
   { label: 'AQLM 2x8 g8', format: 'aqlm', params: () => ({ M: 2, B: 8, g: 8 }) },

@@ -157,21 +157,42 @@ void lb_dequant_rows(const lb_uniform *w, const int32_t *perm, float *dst, int r
   pool_run(dequant_range, &j, r1 - r0, 1);
 }
 
+/* One 128-column block of 3-bit levels: the file's bitstream (48 bytes, columns past n zeroed)
+ * into the kernel layout (lowbit.h): the low two bits are the 2-bit bitstream of the same
+ * columns, bit 2 of column c is bit 2·(c & 3) + (c >> 6) of byte 32 + ((c >> 2) & 15). */
+static void repack3_block(const uint8_t *src, int n, uint8_t *dst) {
+  uint8_t lv[LB_BLOCK];
+  for (int e = 0; e < 16; e++) { /* eight levels per three bytes */
+    uint32_t v = src[3 * e] | (uint32_t)src[3 * e + 1] << 8 | (uint32_t)src[3 * e + 2] << 16;
+    for (int j = 0; j < 8; j++) lv[8 * e + j] = (uint8_t)((v >> (3 * j)) & 7);
+  }
+  for (int c = n; c < LB_BLOCK; c++) lv[c] = 0;
+  for (int i = 0; i < 32; i++)
+    dst[i] = (uint8_t)((lv[4 * i] & 3) | (lv[4 * i + 1] & 3) << 2 | (lv[4 * i + 2] & 3) << 4 | (lv[4 * i + 3] & 3) << 6);
+  for (int j = 0; j < 16; j++) {
+    unsigned h = 0;
+    for (int k = 0; k < 4; k++) h |= (unsigned)(lv[4 * j + k] >> 2) << (2 * k) | (unsigned)(lv[4 * (j + 16) + k] >> 2) << (2 * k + 1);
+    dst[32 + j] = (uint8_t)h;
+  }
+}
+
 void lb_repack3(uint8_t *dst, const uint8_t *src, int out, int in) {
   size_t src_stride = ((size_t)in * 3 + 7) / 8;
   int blocks = (in + LB_BLOCK - 1) / LB_BLOCK;
+  uint8_t tmp[48];
   for (int r = 0; r < out; r++) {
     const uint8_t *s = src + (size_t)r * src_stride;
     uint8_t *d = dst + (size_t)r * blocks * 48;
-    memset(d, 0, (size_t)blocks * 48);
-    for (int c = 0; c < in; c++) {
-      size_t bit = (size_t)c * 3;
-      unsigned v = s[bit >> 3] | ((bit >> 3) + 1 < src_stride ? (unsigned)s[(bit >> 3) + 1] << 8 : 0u);
-      v = (v >> (bit & 7)) & 7;
-      uint8_t *blk = d + (size_t)(c / LB_BLOCK) * 48;
-      int l = lane_of(c % LB_BLOCK, 3), k = l >> 5, i = l & 31;
-      blk[i] |= (uint8_t)((v & 3) << (2 * k));
-      blk[32 + (i & 15)] |= (uint8_t)((v >> 2) << (2 * k + (i >> 4)));
+    for (int b = 0; b < blocks; b++) {
+      size_t off = (size_t)b * 48; /* a block's 384 bits start on a byte */
+      int n = in - b * LB_BLOCK < LB_BLOCK ? in - b * LB_BLOCK : LB_BLOCK;
+      const uint8_t *bs = s + off;
+      if (off + 48 > src_stride) { /* the short last block: its bytes into a zeroed copy */
+        memset(tmp, 0, sizeof tmp);
+        memcpy(tmp, bs, src_stride - off);
+        bs = tmp;
+      }
+      repack3_block(bs, n, d + off);
     }
   }
 }
@@ -251,16 +272,7 @@ void lb_repack_mixed3(uint8_t *q, const lb_mixed *w) {
     uint8_t *row = q + (size_t)r * w->row_stride;
     for (int g = 0; g < w->n_groups; g++) {
       if (w->widths[g] != 3) continue;
-      const uint8_t *s = row + w->goff[g];
-      memset(blk, 0, sizeof blk);
-      for (int c = 0; c < LB_BLOCK; c++) {
-        int bit = c * 3;
-        unsigned v = s[bit >> 3] | ((bit >> 3) + 1 < 48 ? (unsigned)s[(bit >> 3) + 1] << 8 : 0u);
-        v = (v >> (bit & 7)) & 7;
-        int l = lane_of(c, 3), k = l >> 5, i = l & 31;
-        blk[i] |= (uint8_t)((v & 3) << (2 * k));
-        blk[32 + (i & 15)] |= (uint8_t)((v >> 2) << (2 * k + (i >> 4)));
-      }
+      repack3_block(row + w->goff[g], LB_BLOCK, blk);
       memcpy(row + w->goff[g], blk, sizeof blk);
     }
   }

@@ -52,26 +52,37 @@ export function uniformFormat(id: string, symmetric: boolean, summary: string): 
     return specs;
   };
 
-  /** Blobs → arrays, zeros decoded from their bitstream (or the implicit midpoint). */
+  /**
+   * Blobs → arrays, zeros decoded from their bitstream (or the implicit midpoint). The float
+   * scale and zero arrays are decoded on first use: the native kernels read the float16 bits and
+   * the zero bitstream as stored, so loading for them decodes nothing.
+   */
   const arrays = (t: PackedTensor<UniformParams>): UniformArrays => {
     const { outDim, inDim, params: p } = t;
     const nGroups = groupCount(inDim, p.groupSize);
-    const zero = new Float32Array(outDim * nGroups);
-    if (symmetric) zero.fill(midpoint(p.bits));
-    else {
+    const decodeZero = (): Float32Array => {
+      const zero = new Float32Array(outDim * nGroups);
+      if (symmetric) return zero.fill(midpoint(p.bits));
       const zBytes = bitstreamBytes(nGroups, p.bits);
       const row = new Uint8Array(nGroups);
       for (let r = 0; r < outDim; r++) {
         unpackBits(t.blobs.zero!.bytes, r * zBytes, row, nGroups, p.bits);
         zero.set(row, r * nGroups);
       }
-    }
+      return zero;
+    };
     const perm = t.blobs.perm;
+    let scale: Float32Array | undefined;
+    let zero: Float32Array | undefined;
     return {
       q: t.blobs.q!.bytes,
       rowBytes: bitstreamBytes(inDim, p.bits),
-      scale: decodeF16(t.blobs.scale!.bytes),
-      zero,
+      get scale() {
+        return (scale ??= decodeF16(t.blobs.scale!.bytes));
+      },
+      get zero() {
+        return (zero ??= decodeZero());
+      },
       perm: perm ? decodeInts(perm.bytes, perm.dtype as 'I16' | 'I32') : null,
       scaleBits: f16Bits(t.blobs.scale!.bytes),
       zeroBits: symmetric ? null : t.blobs.zero!.bytes,
@@ -139,8 +150,9 @@ export function uniformFormat(id: string, symmetric: boolean, summary: string): 
     blobs,
 
     validate(t) {
-      const { scale, perm } = arrays(t);
-      const bad = scale.findIndex((s) => !Number.isFinite(s));
+      const { scaleBits, perm } = arrays(t);
+      // float16 infinities and NaNs: exponent bits all ones
+      const bad = scaleBits.findIndex((h) => (h & 0x7c00) === 0x7c00);
       if (bad >= 0) return `scale[${bad}] is not finite`;
       if (perm && !isPermutation(perm, t.inDim)) return 'perm is not a permutation of the columns';
       return null;
