@@ -13,7 +13,10 @@
  * (the "vnni" instruction set) a 64-bit word of a plane is a byte mask: vpdpbusd adds the masked
  * bytes (0/1) × x̂ into int32 lanes, so 64 columns cost three mask moves and three dot products
  * per row, and the row's three coefficient-weighted sums are kept as vectors (one reduction per
- * row); the salient sums are masked float adds over 16 compact columns. Scalar C otherwise.
+ * row); the salient sums are masked float adds over 16 compact columns. On AVX2 a 32-bit word
+ * becomes a 0/1 byte vector (broadcast, byte shuffle, bit test) and vpmaddubsw adds its products
+ * with x̂ into int16 pairs (at most 8 per lane per 128 columns: |sum| ≤ 1016), widened once per
+ * 128 columns; salient sums take the same bit test on floats. Scalar C otherwise.
  */
 #include "binary.h"
 
@@ -26,6 +29,7 @@
 #if defined(__x86_64__)
 #include <immintrin.h>
 #define T_512 __attribute__((target("avx2,fma,f16c,avx512f,avx512vl,avx512vnni,avx512bw,avx512dq")))
+#define T_AVX2 __attribute__((target("avx2,fma,f16c")))
 #endif
 
 #define BN_NS 7
@@ -162,6 +166,75 @@ T_512 static void rows_512(const bn_tensor *w, const bn_act *a, float *y, int r0
     y[r] = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc, accR), _mm512_add_ps(accQ, accS))) + tail;
   }
 }
+/* The 32 bits of v as 32 bytes 0/1 (byte i = bit i). */
+T_AVX2 static inline __m256i bytes01(uint32_t v) {
+  const __m256i pick = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
+  const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ull);
+  __m256i b = _mm256_shuffle_epi8(_mm256_set1_epi32((int)v), pick);
+  return _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(b, bit), bit), _mm256_set1_epi8(1));
+}
+
+T_AVX2 static inline __m256 sal_sum_avx2(const uint8_t *row, size_t bytes, const float *xsal, int k0, int k1) {
+  const __m256i bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+  __m256 v = _mm256_setzero_ps();
+  for (int k = k0; k < k1; k += 8) {
+    int n = k1 - k < 8 ? k1 - k : 8;
+    __m256i m = _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32((int)bits_at(row, bytes, (size_t)k, n)), bit), bit);
+    v = _mm256_add_ps(v, _mm256_and_ps(_mm256_castsi256_ps(m), _mm256_loadu_ps(xsal + k)));
+  }
+  return v;
+}
+
+T_AVX2 static inline float hsum256(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+  return _mm_cvtss_f32(s);
+}
+
+T_AVX2 static void rows_avx2(const bn_tensor *w, const bn_act *a, float *y, int r0, int r1) {
+  const __m256i ones16 = _mm256_set1_epi16(1);
+  int cpb = w->block_size / 128, chunks = (w->in + 127) / 128;
+  for (int r = r0; r < r1; r++) {
+    const uint8_t *sg = w->sign + (size_t)r * w->rb, *sp = w->split + (size_t)r * w->rb;
+    __m256 acc = _mm256_setzero_ps(), accR = acc, accQ = acc, accS = acc;
+    float tail = 0;
+    for (int b = 0; b < w->n_blocks; b++) {
+      float s[BN_NS];
+      const uint16_t *h = w->scales + ((size_t)r * w->n_blocks + b) * BN_NS;
+      if ((size_t)(h - w->scales) + 8 <= w->scales_len) _mm256_storeu_ps(s, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)h)));
+      else scales_of(w, r, b, s);
+      __m256 cP = _mm256_set1_ps(2 * s[0]), cR = _mm256_set1_ps(2 * (s[2] - s[0])), cQ = _mm256_set1_ps(s[0] - s[1] - s[2] + s[3]);
+      int c1 = (b + 1) * cpb < chunks ? (b + 1) * cpb : chunks;
+      for (int c = b * cpb; c < c1; c++) {
+        __m256i p = _mm256_setzero_si256(), q = p, rr = p;
+        for (int q32 = 0; q32 < 4; q32++) {
+          size_t bit = (size_t)c * 128 + 32 * q32;
+          if (bit >= (size_t)w->in) break;
+          __m256i ms = bytes01((uint32_t)bits_at(sg, w->rb, bit, 32)), mp = bytes01((uint32_t)bits_at(sp, w->rb, bit, 32));
+          __m256i xv = _mm256_loadu_si256((const __m256i *)(a->xq + bit));
+          p = _mm256_add_epi16(p, _mm256_maddubs_epi16(ms, xv));
+          q = _mm256_add_epi16(q, _mm256_maddubs_epi16(mp, xv));
+          rr = _mm256_add_epi16(rr, _mm256_maddubs_epi16(_mm256_and_si256(ms, mp), xv));
+        }
+        __m256 sx = _mm256_set1_ps(a->xs[c]);
+        acc = _mm256_fmadd_ps(_mm256_mul_ps(cP, sx), _mm256_cvtepi32_ps(_mm256_madd_epi16(p, ones16)), acc);
+        accR = _mm256_fmadd_ps(_mm256_mul_ps(cR, sx), _mm256_cvtepi32_ps(_mm256_madd_epi16(rr, ones16)), accR);
+        accQ = _mm256_fmadd_ps(_mm256_mul_ps(cQ, sx), _mm256_cvtepi32_ps(_mm256_madd_epi16(q, ones16)), accQ);
+      }
+      tail += (s[1] - s[0]) * a->tsum[b];
+      int k0 = w->sal_start[b], k1 = w->sal_start[b + 1];
+      if (k1 > k0) {
+        __m256 v1 = sal_sum_avx2(w->sal1 + (size_t)r * w->sal_rb, w->sal_rb, a->xsal, k0, k1);
+        __m256 v2 = sal_sum_avx2(w->res + (size_t)r * w->sal_rb, w->sal_rb, a->xsal, k0, k1);
+        accS = _mm256_fmadd_ps(_mm256_set1_ps(2 * s[4]), v1, accS);
+        accS = _mm256_fmadd_ps(_mm256_set1_ps(2 * s[5]), v2, accS);
+        tail += (s[6] - s[4] - s[5]) * a->ssum[b];
+      }
+    }
+    y[r] = hsum256(_mm256_add_ps(_mm256_add_ps(acc, accR), _mm256_add_ps(accQ, accS))) + tail;
+  }
+}
 #endif
 
 typedef struct {
@@ -174,8 +247,12 @@ typedef struct {
 static void gemv_range(void *ctx, int r0, int r1) {
   bn_job *j = ctx;
 #if defined(__x86_64__)
-  if (j->simd) {
+  if (j->simd == 2) {
     rows_512(j->w, j->a, j->y, r0, r1);
+    return;
+  }
+  if (j->simd == 1) {
+    rows_avx2(j->w, j->a, j->y, r0, r1);
     return;
   }
 #endif
@@ -210,7 +287,7 @@ int bn_gemv(const bn_tensor *w, const float *x, float *y) {
     a.tsum[b] = t, a.ssum[b] = ss;
   }
   const char *isa = lb_isa();
-  bn_job j = {w, &a, y, !strcmp(isa, "vnni")};
+  bn_job j = {w, &a, y, !strcmp(isa, "vnni") ? 2 : !strcmp(isa, "avx2") ? 1 : 0};
   if ((double)w->out * w->in < 262144.0) gemv_range(&j, 0, w->out);
   else pool_run(gemv_range, &j, w->out, 4);
   free(m);

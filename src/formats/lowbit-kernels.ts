@@ -57,7 +57,7 @@ export interface LowbitKernels {
    * binary-billm (blockSize % 128 == 0, native/binary.h): from the salient mask [ceil(in/8)] and
    * the sign plane, salCol [nSal], salStart [nBlocks + 1] and sal1 [outDim, ceil(nSal/8)].
    */
-  /** Whether the binary kernels run SIMD code here (AVX-512 VNNI; their scalar C is far slower than the wasm kernels). */
+  /** Whether the binary kernels run SIMD code here (AVX-512 VNNI or AVX2; their scalar C is far slower than the wasm kernels). */
   readonly binarySimd: boolean;
   binaryPrepare(
     salCol: Int32Array, salStart: Int32Array, sal1: Uint8Array, salient: Uint8Array, sign: Uint8Array,

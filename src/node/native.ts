@@ -87,7 +87,7 @@ export function loadNativeBackend(
       return addon.lowbitIsa();
     },
     get binarySimd() {
-      return addon.lowbitIsa() === 'vnni';
+      return ['vnni', 'avx2'].includes(addon.lowbitIsa());
     },
     get mixedSimd() {
       return ['vnni', 'avx2'].includes(addon.lowbitIsa());
