@@ -9,7 +9,9 @@
  *
  * Per row: load seconds (packed files; '-' for fp32, generated in memory) and the part of it
  * spent on the packed block linears ("lin load": blob reads, checks, kernel setup), decode tok/s (best of --reps runs of --tokens tokens from position 0),
- * prefill tok/s (best of --reps forwards of --prefill tokens), weight bytes read per decoded token
+ * prefill tok/s (best of --reps forwards of --prefill tokens; for the uniform and mixed files on
+ * `native` also "tiles": the same prefill with lowbit.int8Prefill off, the dequantized float32
+ * tiles + sgemm that ran before the int8 GEMM), weight bytes read per decoded token
  * (every linear's packed bytes, the head, one embedding row; the KV cache at these short
  * positions is < 1 %), the bandwidth that implies, and its % of the streaming-sum probe at the
  * same thread count (the "bandwidth limit"); then the block linears alone (one matvec each, the
@@ -24,6 +26,7 @@ import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Backend } from '../src/backend/types.js';
+import { lowbitKernelsOf } from '../src/formats/lowbit-kernels.js';
 import { getFormat, packedBytes } from '../src/formats/registry.js';
 import type { PackedTensor } from '../src/formats/types.js';
 import { parseHfConfig } from '../src/io/hf.js';
@@ -174,6 +177,8 @@ interface Row {
   linearLoadSeconds: number;
   decodeTokS: number;
   prefillTokS: number;
+  /** The same prefill on dequantized tiles + sgemm (int8Prefill off), where the int8 GEMM serves the file. */
+  prefillTilesTokS: number | null;
   bytesPerToken: number;
   gbPerS: number;
   bandwidthPct: number;
@@ -202,7 +207,9 @@ function linearSeconds(model: LlamaModel, be: Backend): number {
   return best;
 }
 
-function measure(c: LlamaConfig, open: (be: Backend) => LlamaModel, be: Backend): { load: number; decode: number; prefill: number; linear: number } {
+function measure(
+  c: LlamaConfig, open: (be: Backend) => LlamaModel, be: Backend, tilesToo: boolean,
+): { load: number; decode: number; prefill: number; prefillTiles: number | null; linear: number } {
   const t0 = performance.now();
   const model = open(be);
   const load = (performance.now() - t0) / 1000;
@@ -219,14 +226,28 @@ function measure(c: LlamaConfig, open: (be: Backend) => LlamaModel, be: Backend)
       best = Math.min(best, (performance.now() - t) / 1000);
     }
     const prompt = Array.from({ length: prefill }, (_, i) => tok(i));
-    model.forward(prompt, 0, 'last');
-    let bestP = Infinity;
-    for (let r = 0; r < reps; r++) {
-      const t = performance.now();
+    const prefillSeconds = () => {
       model.forward(prompt, 0, 'last');
-      bestP = Math.min(bestP, (performance.now() - t) / 1000);
+      let bestP = Infinity;
+      for (let r = 0; r < reps; r++) {
+        const t = performance.now();
+        model.forward(prompt, 0, 'last');
+        bestP = Math.min(bestP, (performance.now() - t) / 1000);
+      }
+      return bestP;
+    };
+    const bestP = prefillSeconds();
+    const lowbit = lowbitKernelsOf(be);
+    let tiles: number | null = null;
+    if (tilesToo && lowbit) {
+      lowbit.int8Prefill = false;
+      try {
+        tiles = prefill / prefillSeconds();
+      } finally {
+        lowbit.int8Prefill = true;
+      }
     }
-    return { load, decode: tokens / best, prefill: prefill / bestP, linear: linearSeconds(model, be) };
+    return { load, decode: tokens / best, prefill: prefill / bestP, prefillTiles: tiles, linear: linearSeconds(model, be) };
   } finally {
     model.dispose();
   }
@@ -254,12 +275,12 @@ function main(): void {
 
   const rows: Row[] = [];
   const bandwidthAt = new Map<Row, number>(); // the limit each row was first printed against
-  const head = ['weights', 'engine', 'thr', 'load s', 'lin load', 'decode tok/s', 'prefill tok/s', 'MB/token', 'GB/s', '% of bw', 'linears ms', 'lin % bw'];
-  const widths = [31, 11, 3, 6, 8, 12, 13, 8, 6, 7, 10, 8];
+  const head = ['weights', 'engine', 'thr', 'load s', 'lin load', 'decode tok/s', 'prefill tok/s', 'tiles', 'MB/token', 'GB/s', '% of bw', 'linears ms', 'lin % bw'];
+  const widths = [31, 11, 3, 6, 8, 12, 13, 6, 8, 6, 7, 10, 8];
   const line = (cells: string[]) => log('  ' + cells.map((x, i) => (i < 2 ? x.padEnd(widths[i]!) : x.padStart(widths[i]!))).join(' '));
-  const files: Array<{ label: string; path: string | null; linearBytes: number }> = [];
+  const files: Array<{ label: string; path: string | null; linearBytes: number; gemm: boolean }> = [];
   const shapes = expectedShapes(c);
-  files.push({ label: 'fp32', path: null, linearBytes: linearNames(c).reduce((s, n) => s + shapes.get(n)!.reduce((a, b) => a * b, 1) * 4, 0) });
+  files.push({ label: 'fp32', path: null, linearBytes: linearNames(c).reduce((s, n) => s + shapes.get(n)!.reduce((a, b) => a * b, 1) * 4, 0), gemm: false });
   for (const spec of FILES.filter((f) => wanted.includes(f.label))) {
     const path = packedFile(spec, c, source);
     const format = getFormat(spec.format);
@@ -267,7 +288,9 @@ function main(): void {
       const [o, i] = shapes.get(n)! as [number, number];
       return s + packedBytes(format, o, i, spec.params(o, i) as never);
     }, 0);
-    files.push({ label: `${spec.label} (${(statSync(path).size / 1e9).toFixed(2)} GB)`, path, linearBytes });
+    // the int8 GEMM serves the uniform and mixed families (128-column groups here)
+    const gemm = spec.format.startsWith('uniform') || spec.format.startsWith('mixed');
+    files.push({ label: `${spec.label} (${(statSync(path).size / 1e9).toFixed(2)} GB)`, path, linearBytes, gemm });
   }
   log('');
   line(head);
@@ -294,18 +317,18 @@ function main(): void {
             };
             return new LlamaModel(packed, { backend: b, linear, maxRows: prefill });
           };
-          const m = measure(c, open, be);
+          const m = measure(c, open, be, e.lowbit && f.gemm);
           const bpt = bytesPerToken(c, f.linearBytes, f.path !== null);
           const gbs = (bpt * m.decode) / 1e9;
           const row: Row = {
-            weights: f.label, engine: e.name, threads: t, loadSeconds: m.load, linearLoadSeconds: packedLoad, decodeTokS: m.decode, prefillTokS: m.prefill,
+            weights: f.label, engine: e.name, threads: t, loadSeconds: m.load, linearLoadSeconds: packedLoad, decodeTokS: m.decode, prefillTokS: m.prefill, prefillTilesTokS: m.prefillTiles,
             bytesPerToken: bpt, gbPerS: gbs, bandwidthPct: (100 * gbs * 1e9) / bandwidth.get(t)!,
             linearSeconds: m.linear, linearBandwidthPct: (100 * f.linearBytes) / m.linear / bandwidth.get(t)!,
           };
           rows.push(row);
           bandwidthAt.set(row, bandwidth.get(t)!);
           line([
-            f.label, e.name, String(t), f.path === null ? '-' : m.load.toFixed(2), f.path === null ? '-' : packedLoad.toFixed(2), m.decode.toFixed(1), m.prefill.toFixed(1), (bpt / 1e6).toFixed(0),
+            f.label, e.name, String(t), f.path === null ? '-' : m.load.toFixed(2), f.path === null ? '-' : packedLoad.toFixed(2), m.decode.toFixed(1), m.prefill.toFixed(1), m.prefillTiles === null ? '-' : m.prefillTiles.toFixed(1), (bpt / 1e6).toFixed(0),
             gbs.toFixed(1), row.bandwidthPct.toFixed(0), (m.linear * 1000).toFixed(2), row.linearBandwidthPct.toFixed(0),
           ]);
         } finally {
@@ -323,7 +346,7 @@ function main(): void {
     r.linearBandwidthPct = (100 * (r.linearBandwidthPct / 100) * bandwidthAt.get(r)!) / bw;
     line([
       r.weights, r.engine, String(r.threads), r.weights === 'fp32' ? '-' : r.loadSeconds.toFixed(2), r.weights === 'fp32' ? '-' : r.linearLoadSeconds.toFixed(2), r.decodeTokS.toFixed(1), r.prefillTokS.toFixed(1),
-      (r.bytesPerToken / 1e6).toFixed(0), r.gbPerS.toFixed(1), r.bandwidthPct.toFixed(0), (r.linearSeconds * 1000).toFixed(2), r.linearBandwidthPct.toFixed(0),
+      r.prefillTilesTokS === null ? '-' : r.prefillTilesTokS.toFixed(1), (r.bytesPerToken / 1e6).toFixed(0), r.gbPerS.toFixed(1), r.bandwidthPct.toFixed(0), (r.linearSeconds * 1000).toFixed(2), r.linearBandwidthPct.toFixed(0),
     ]);
   }
   log(`load average after: ${la1.map((v) => v.toFixed(2)).join(' ')}`);
