@@ -13,13 +13,16 @@ import { expectedShapes } from '../src/model/weights.js';
 
 export const shared = (p: string) => fileURLToPath(new URL(`../../../shared/${p}`, import.meta.url));
 
-/** Writes (once: an existing complete directory is reused) the config's model with `layers` blocks into `dir`. */
-export function randomHfDir(dir: string, configName: string, layers: number, tokenizer = shared('models/bench-llama/tokenizer.json')): string {
+/**
+ * Writes (once: an existing complete directory is reused) the config's model with `layers` blocks
+ * into `dir`; `overrides` replace config.json fields (a narrower model of the same family).
+ */
+export function randomHfDir(dir: string, configName: string, layers: number, tokenizer = shared('models/bench-llama/tokenizer.json'), overrides: Record<string, unknown> = {}): string {
   const done = join(dir, '.complete');
   if (existsSync(done)) return dir;
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
-  const cfg = { ...(JSON.parse(readFileSync(shared(`models/configs/${configName}.json`), 'utf8')) as Record<string, unknown>), num_hidden_layers: layers };
+  const cfg = { ...(JSON.parse(readFileSync(shared(`models/configs/${configName}.json`), 'utf8')) as Record<string, unknown>), num_hidden_layers: layers, ...overrides };
   writeFileSync(join(dir, 'config.json'), JSON.stringify(cfg, null, 2));
   copyFileSync(tokenizer, join(dir, 'tokenizer.json'));
   const shapes = expectedShapes(parseHfConfig(configName, cfg));

@@ -81,12 +81,32 @@ describe('GGUF as a model source', () => {
     });
   }
 
-  test('llama3 RoPE scaling is refused on export with the reason', () => {
+  test('llama3 RoPE scaling is written as llama.cpp\'s rope_freqs tensor (factors of transformers\' llama3 frequencies), no rope.scaling keys', () => {
     const k = ARCH_CASES.find((c) => c.name === 'llama32-rope-llama3')!;
     const dir = join(tmp, k.name);
     writeArchDir(dir, k);
     const hf = openModel(dir, nodeFs);
-    assert.throws(() => ggufMetadata(hf.config, tinyVocab(hf.config.vocabSize), 'x'), (e: Error) => e instanceof GgufExportError && /rope_freqs/.test(e.message));
+    const kvs = ggufMetadata(hf.config, tinyVocab(hf.config.vocabSize), 'x');
+    assert.ok(!kvs.some((kv) => kv.key.startsWith('llama.rope.scaling')), 'llama.cpp would apply a rope.scaling.factor as linear scaling');
+    const tensors = ggufTensors(hf);
+    const rope = tensors.find((t) => t.name === 'rope_freqs.weight')!;
+    assert.deepEqual([rope.ne, rope.type.name], [[8], 'F32']);
+    const got = new Float32Array(rope.bytes().slice().buffer);
+    // transformers' _compute_llama3_parameters, written out: factor = old / new frequency
+    const { factor, low_freq_factor: lf, high_freq_factor: hfac, original_max_position_embeddings: orig } = (k.config as { rope_scaling: Record<string, number> }).rope_scaling as Record<string, number>;
+    const want = Array.from({ length: 8 }, (_, i) => {
+      const f = 1 / 500000 ** ((2 * i) / 16);
+      const wavelen = (2 * Math.PI) / f;
+      if (wavelen < orig! / hfac!) return 1;
+      if (wavelen > orig! / lf!) return factor!;
+      const smooth = (orig! / wavelen - lf!) / (hfac! - lf!);
+      return f / ((1 - smooth) * (f / factor!) + smooth * f);
+    });
+    assert.deepEqual(new Set(want.map((w) => (w === 1 ? 'kept' : w === factor ? 'stretched' : 'interpolated'))).size, 3, 'the fixture covers all three bands');
+    for (let i = 0; i < 8; i++) assert.ok(Math.abs(got[i]! - want[i]!) <= 1e-6 * want[i]!, `factor ${i}: ${got[i]} vs ${want[i]}`);
+    // bitcrush reads rope_freqs only once it can represent per-pair factors: refused by name
+    const bytes = concat(ggufChunks(kvs, tensors));
+    assert.throws(() => new GgufModel(new BufferSource('l3.gguf', bytes)), /rope_freqs\.weight/);
   });
 });
 
@@ -190,6 +210,27 @@ describe('bitcrush export --to gguf', () => {
     assert.ok(Math.abs(pa.ppl - pb.ppl) < 1e-3 * pb.ppl, `ppl ${pa.ppl} vs ${pb.ppl}`);
     const gen = (m: string, extra: string[] = []) => spawnSync(process.execPath, [CLI, 'generate', m, '-t', '0', '-n', '24', '-p', 'Once upon a time', ...extra], { encoding: 'utf8' }).stdout;
     assert.equal(gen(out), gen(join(tmp, 'rtn-4bit-asym-g32.bcq'), ['--tokenizer', join(BENCH, 'tokenizer.bin')]));
+  });
+
+  test('--float-fallback: stories260K (w2 has 172 columns, no llama.cpp block fits) goes out with w2 as F32 of its dequantized values', async () => {
+    const stories = shared('models/stories260K/stories260K.bin');
+    const tok512 = shared('models/stories260K/tok512.bin');
+    const packedPath = join(tmp, 'stories-rtn4.bcq');
+    const out = join(tmp, 'stories-rtn4.gguf');
+    assert.equal(await runCli(['node', 'bitcrush', 'quantize', stories, '--method', 'rtn', '--bits', '4', '--sym', '--group-size', '32', '--out', packedPath]), 0);
+    const refused = spawnSync(process.execPath, [CLI, 'export', packedPath, '--to', 'gguf', '--out', out, '--tokenizer', tok512], { encoding: 'utf8' });
+    assert.equal(refused.status, 2);
+    assert.match(refused.stderr, /tensor model\.layers\.0\.mlp\.down_proj\.weight: 172 columns is not a multiple of llama\.cpp's block of 32 \(--float-fallback/);
+    assert.equal(await runCli(['node', 'bitcrush', 'export', packedPath, '--to', 'gguf', '--out', out, '--tokenizer', tok512, '--float-fallback']), 0);
+    const packed = new PackedModel(new FileSource(packedPath));
+    const g = new GgufModel(new FileSource(out));
+    const types = new Map<string, string>();
+    for (const t of packed.tensors()) {
+      assert.deepEqual(g.load(t.name), packed.load(t.name), t.name);
+      if (packed.isPacked(t.name)) types.set(t.name.replace(/\d+/, 'N'), g.ggmlTypeOf(t.name));
+    }
+    assert.equal(types.get('model.layers.N.mlp.down_proj.weight'), 'F32');
+    assert.equal(types.get('model.layers.N.mlp.gate_proj.weight'), 'Q4_0');
   });
 
   test('an output path that is the input is refused before any work', () => {

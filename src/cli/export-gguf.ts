@@ -1,8 +1,12 @@
 /** `bitcrush export --to gguf`: a packed (or float) model as a GGUF file for llama.cpp / Ollama. */
+import { readFileSync } from 'node:fs';
 import { InputError } from '../io/errors.js';
 import { ggufChunks } from '../io/gguf-file.js';
 import { ggufVocabOf, TOKEN_TYPE, type GgufVocab } from '../io/gguf-tokenizer.js';
+import { parseJson } from '../io/hf.js';
+import { HfTokenizer } from '../io/hf-tokenizer.js';
 import { Llama2cTokenizer } from '../io/llama2c-tokenizer.js';
+import { hfVocabForGguf } from '../interop/gguf-vocab.js';
 import type { Tokenizer } from '../io/tokenizer.js';
 import { writeFileAtomic } from '../node/atomic-write.js';
 import { findRunnableTokenizer, openRunnable } from '../node/packed-open.js';
@@ -20,9 +24,9 @@ export function exportGguf(modelPath: string, opts: ExportOptions): Record<strin
   let tensors;
   try {
     kvs = ggufMetadata(source.config, vocab, modelPath.split(/[\\/]/).pop() ?? 'model');
-    tensors = ggufTensors(source, runnable.packed);
+    tensors = ggufTensors(source, runnable.packed, { floatFallback: opts.floatFallback === true });
   } catch (e) {
-    if (e instanceof GgufExportError) throw new InputError(modelPath, `cannot export to GGUF: ${e.message}`);
+    if (e instanceof GgufExportError) throw new InputError(modelPath, `cannot export to GGUF: ${e.message}${opts.floatFallback ? '' : ' (--float-fallback writes tensors without an exact llama.cpp type as F32)'}`);
     throw e;
   }
   const progress = createProgress(process.stderr, 'export gguf', 'tensors');
@@ -47,10 +51,15 @@ export function exportGguf(modelPath: string, opts: ExportOptions): Record<strin
   return summary;
 }
 
-/** The model's tokenizer as tokenizer.ggml.* (a GGUF one as it was; a llama2.c tokenizer.bin as SentencePiece "llama"). */
+/** The model's tokenizer as tokenizer.ggml.* (a GGUF one as it was; a llama2.c tokenizer.bin as SentencePiece "llama"; an HF tokenizer.json by src/interop/gguf-vocab.ts). */
 export function vocabForGguf(t: Tokenizer, file: string): GgufVocab {
   const fromGguf = ggufVocabOf(t);
   if (fromGguf) return fromGguf;
+  if (t instanceof HfTokenizer) {
+    const json = parseJson(t.path, readFileSync(t.path, 'utf8'));
+    if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new InputError(t.path, 'not a JSON object');
+    return hfVocabForGguf(t.path, json as Record<string, unknown>, { bosId: t.bosId, eosIds: t.eosIds, chatTemplate: t.chat?.template });
+  }
   if (t instanceof Llama2cTokenizer) {
     const { pieces, scores, normalizer } = t.vocabulary();
     const dec = new TextDecoder('utf-8', { fatal: true });
@@ -66,5 +75,5 @@ export function vocabForGguf(t: Tokenizer, file: string): GgufVocab {
     const types = tokens.map((_, i) => (i === 0 ? TOKEN_TYPE.UNKNOWN : i < 3 ? TOKEN_TYPE.CONTROL : i < 259 ? TOKEN_TYPE.BYTE : TOKEN_TYPE.NORMAL));
     return { model: 'llama', tokens, scores: [...scores], types, bosId: 1, eosId: 2, addBos: true, addSpacePrefix: normalizer.addDummyPrefix };
   }
-  throw new InputError(file, 'exporting this tokenizer to GGUF is not supported yet (supported: llama2.c tokenizer.bin, a GGUF file\'s own)');
+  throw new InputError(file, 'exporting this tokenizer to GGUF is not supported yet (supported: llama2.c tokenizer.bin, HF tokenizer.json BPE, a GGUF file\'s own)');
 }

@@ -16,6 +16,8 @@ export interface ExportOptions {
   tokenizerFrom?: string;
   /** GPTQ: 'gptq' (v1, zero − 1 stored) or 'gptq_v2'. */
   checkpointFormat?: string;
+  /** GGUF: tensors with no exact llama.cpp type as F32 of their dequantized values instead of an error. */
+  floatFallback?: boolean;
   json?: boolean;
 }
 
@@ -45,6 +47,7 @@ export function registerExport(program: Command): void {
     .option('--tokenizer <file>', 'tokenizer file (default: found beside the model, or the one quantize recorded)')
     .option('--tokenizer-from <dir>', 'Hugging Face directory to copy tokenizer files and config fields from (default: the source model quantize recorded)')
     .option('--checkpoint-format <f>', 'gptq: gptq (v1, the default) or gptq_v2')
+    .option('--float-fallback', 'gguf: write tensors that have no exact llama.cpp type (e.g. widths not a multiple of 32) as F32 of their dequantized values instead of stopping')
     .option('--json', 'machine-readable summary')
     .action((model: string, opts: ExportOptions) => {
       const target = EXPORT_TARGETS[opts.to];

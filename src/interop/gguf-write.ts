@@ -13,7 +13,12 @@
  *   asymmetric 4-bit                    → Q4_1 when every block's −s·z is a float16 (m = −s·z,
  *                                         llama.cpp's d·q + m is then exact in float32), else
  *                                         Q5_0 (d = s, q5 = q − z + 16; q − z ∈ [−15, 15])
- * Anything else is a GgufExportError naming the tensor and the reason.
+ * Anything else is a GgufExportError naming the tensor and the reason, unless `floatFallback`
+ * asks for such tensors as F32 of their dequantized values (the same numbers, not smaller).
+ *
+ * Llama 3 RoPE scaling is written as llama.cpp's converter writes it: a `rope_freqs.weight`
+ * F32 tensor [headSize/2] of per-pair factors that llama.cpp divides each frequency by, here
+ * plain/scaled of bitcrush's own frequencies (src/model/rope.ts), and no rope.scaling keys.
  */
 import type { LlamaConfig } from '../model/config.js';
 import { headSize } from '../model/config.js';
@@ -24,6 +29,7 @@ import type { PackedTensor } from '../formats/types.js';
 import { GgufValueType as T, type GgufKv, type GgufTensorOut } from '../io/gguf-file.js';
 import { ggmlType, packBlock32, type GgmlType } from '../io/gguf-quants.js';
 import { ggufTensorNames } from '../io/gguf.js';
+import { ropeInvFrequencies } from '../model/rope.js';
 import type { GgufVocab } from '../io/gguf-tokenizer.js';
 import { numberToBf16Bits, numberToF16Bits } from '../io/safetensors.js';
 
@@ -41,7 +47,6 @@ export interface PackedTensors {
 }
 
 export function ggufMetadata(c: LlamaConfig, vocab: GgufVocab, name: string): GgufKv[] {
-  if (c.ropeScaling?.type === 'llama3') throw new GgufExportError('(config)', 'llama3 RoPE scaling would need a rope_freqs tensor, not written yet');
   const u32 = (key: string, value: number): GgufKv => ({ key, type: T.UINT32, value });
   const f32 = (key: string, value: number): GgufKv => ({ key, type: T.FLOAT32, value });
   const hs = headSize(c);
@@ -75,22 +80,43 @@ export function ggufMetadata(c: LlamaConfig, vocab: GgufVocab, name: string): Gg
   return kvs;
 }
 
+/** llama.cpp's `rope_freqs.weight` for a llama3-scaled config: factor i = plain / scaled frequency of pair i. */
+export function ropeFreqFactors(c: LlamaConfig): Float32Array | undefined {
+  if (c.ropeScaling?.type !== 'llama3') return undefined;
+  const scaled = ropeInvFrequencies(c);
+  const plain = ropeInvFrequencies({ ...c, ropeScaling: undefined });
+  return Float32Array.from(plain, (f, i) => f / scaled[i]!);
+}
+
+export interface GgufTensorOptions {
+  /** Tensors with no exact llama.cpp type go out as F32 of their dequantized values instead of failing. */
+  floatFallback?: boolean;
+}
+
 /** Every tensor of `model` as llama.cpp names and types; data is produced lazily, one tensor at a time. */
-export function ggufTensors(model: ModelSource, packed?: PackedTensors): GgufTensorOut[] {
+export function ggufTensors(model: ModelSource, packed?: PackedTensors, opts: GgufTensorOptions = {}): GgufTensorOut[] {
   const names = ggufTensorNames(model.config);
-  return model.tensors().map((t) => {
+  const factors = ropeFreqFactors(model.config);
+  const rope: GgufTensorOut[] = factors === undefined ? [] : [{ name: 'rope_freqs.weight', ne: [factors.length], type: ggmlType('F32'), size: factors.byteLength, bytes: () => new Uint8Array(factors.buffer) }];
+  return [...rope, ...model.tensors().map((t) => {
     const ne = [...t.shape].reverse();
     const gg = names.get(t.name);
     if (gg === undefined) throw new GgufExportError(t.name, 'has no llama.cpp name');
+    const count = t.shape.reduce((a, b) => a * b, 1);
     if (packed?.isPacked(t.name)) {
-      const enc = encodePacked(t.name, packed.packed(t.name));
-      return { name: gg, ne, type: enc.type, size: enc.bytes.length, bytes: () => enc.bytes };
+      try {
+        const enc = encodePacked(t.name, packed.packed(t.name));
+        return { name: gg, ne, type: enc.type, size: enc.bytes.length, bytes: () => enc.bytes };
+      } catch (e) {
+        if (!(e instanceof GgufExportError) || !opts.floatFallback) throw e;
+        const f32 = ggmlType('F32');
+        return { name: gg, ne, type: f32, size: count * 4, bytes: () => floatBytes(model, t.name, f32) };
+      }
     }
     const dtype = t.shape.length === 1 ? 'F32' : (model.dtypeOf?.(t.name) ?? 'F32');
     const type = ggmlType(dtype === 'F64' ? 'F32' : dtype);
-    const count = t.shape.reduce((a, b) => a * b, 1);
     return { name: gg, ne, type, size: count * type.blockBytes, bytes: () => floatBytes(model, t.name, type) };
-  });
+  })];
 }
 
 function floatBytes(model: ModelSource, name: string, type: GgmlType): Uint8Array {

@@ -19,7 +19,7 @@ import type { ChatTemplateSource, Tokenizer } from './tokenizer.js';
 export const TOKEN_TYPE = { NORMAL: 1, UNKNOWN: 2, CONTROL: 3, USER_DEFINED: 4, UNUSED: 5, BYTE: 6 } as const;
 
 /** Pre-tokenizer regexes of `tokenizer.ggml.pre` values (as transformers' tokenizer.json files for those models hold them). */
-const PRE_REGEX: Readonly<Record<string, string>> = {
+export const GGUF_PRE_REGEX: Readonly<Record<string, string>> = {
   'llama-bpe': "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
   qwen2: "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
 };
@@ -170,7 +170,7 @@ function bpeTokenizer(file: string, tokens: string[], merges: string[], types: n
   });
   const special = (i: number) => types?.[i] === TOKEN_TYPE.CONTROL || types?.[i] === TOKEN_TYPE.USER_DEFINED;
   const added = tokens.flatMap((content, id) => (special(id) ? [{ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: types?.[id] === TOKEN_TYPE.CONTROL }] : []));
-  const regex = PRE_REGEX[pre];
+  const regex = GGUF_PRE_REGEX[pre];
   const byteLevel = { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: regex === undefined };
   const json = {
     version: '1.0',

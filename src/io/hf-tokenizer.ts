@@ -56,7 +56,7 @@ export class HfTokenizer implements Tokenizer {
 
   /** `path` is the tokenizer.json; a tokenizer_config.json beside it is read when present. */
   constructor(
-    private readonly path: string,
+    readonly path: string,
     fs: FileSystemLike,
   ) {
     const json = parseJson(path, readText(fs.open(path)));
