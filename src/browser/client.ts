@@ -4,7 +4,9 @@
  * are detached afterwards).
  */
 import type { ModelCard } from './card.js';
+import type { DownloadProgress } from './download.js';
 import type { NamedBytes } from './files.js';
+import type { CacheEntry } from './model-cache.js';
 import type { BackendChoice, FromWorker, GenerateRequest, GenerateResult, RuntimeInfo, ToWorker } from './protocol.js';
 
 /** A failure reported by the worker; `file` names the input file at fault, if any. */
@@ -22,7 +24,18 @@ interface Pending {
   resolve(m: FromWorker): void;
   reject(e: Error): void;
   onPiece?(text: string): void;
+  onProgress?(p: DownloadProgress): void;
 }
+
+export interface LoadOptions {
+  /** Counts only on the first load, which starts the wasm backend. */
+  threads?: number;
+  backend?: BackendChoice;
+  /** KV positions on WebGPU (default min(2048, the model's context, what the device binds)). */
+  ctx?: number;
+}
+
+export type Loaded = { card: ModelCard; runtime: RuntimeInfo; chat: boolean };
 
 export class ModelWorkerClient {
   private nextId = 1;
@@ -37,11 +50,37 @@ export class ModelWorkerClient {
    * Opens a packed model with its tokenizer (and companions such as tokenizer_config.json).
    * `threads` counts only on the first load, which starts the backend.
    */
-  async load(files: NamedBytes[], threads?: number, backend?: BackendChoice): Promise<{ card: ModelCard; runtime: RuntimeInfo; chat: boolean }> {
+  async load(files: NamedBytes[], threads?: number, backend?: BackendChoice, ctx?: number): Promise<Loaded> {
     const transfer = files.map((f) => f.bytes.buffer).filter((b): b is ArrayBuffer => b instanceof ArrayBuffer);
-    const m = await this.request({ id: 0, type: 'load', files, threads, backend }, transfer);
+    const m = await this.request({ id: 0, type: 'load', files, threads, backend, ctx }, transfer);
     if (m.type !== 'loaded') throw new Error(`model worker: unexpected reply ${m.type}`);
     return { card: m.card, runtime: m.runtime, chat: m.chat };
+  }
+
+  /**
+   * Loads the packed model at urls[0] with its tokenizer files (the rest): streamed download
+   * with progress, kept in the browser's cache (`cache`, default true) so the next load of the
+   * same URLs needs no network; the model's header is checked against the memory budget as soon
+   * as it arrives.
+   */
+  async loadUrls(urls: string[], opts: LoadOptions & { cache?: boolean } = {}, onProgress?: (p: DownloadProgress) => void): Promise<Loaded> {
+    const m = await this.request({ id: 0, type: 'load-urls', urls, ...opts }, [], undefined, onProgress);
+    if (m.type !== 'loaded') throw new Error(`model worker: unexpected reply ${m.type}`);
+    return { card: m.card, runtime: m.runtime, chat: m.chat };
+  }
+
+  /** The cached files (newest first), and whether this browser caches at all. */
+  async cacheList(): Promise<{ entries: CacheEntry[]; available: boolean }> {
+    const m = await this.request({ id: 0, type: 'cache-list' }, []);
+    if (m.type !== 'cache') throw new Error(`model worker: unexpected reply ${m.type}`);
+    return { entries: m.entries, available: m.available };
+  }
+
+  /** Deletes one URL's cached file (or all); resolves with what is left. */
+  async cacheDelete(url?: string): Promise<{ entries: CacheEntry[]; available: boolean }> {
+    const m = await this.request({ id: 0, type: 'cache-delete', url }, []);
+    if (m.type !== 'cache') throw new Error(`model worker: unexpected reply ${m.type}`);
+    return { entries: m.entries, available: m.available };
   }
 
   /** Generates, calling onPiece for every piece of text as it arrives. */
@@ -61,10 +100,10 @@ export class ModelWorkerClient {
     this.failAll(new ModelWorkerError('model worker terminated'));
   }
 
-  private request(m: Exclude<ToWorker, { type: 'stop' }>, transfer: Transferable[], onPiece?: (text: string) => void): Promise<FromWorker> {
+  private request(m: Exclude<ToWorker, { type: 'stop' }>, transfer: Transferable[], onPiece?: (text: string) => void, onProgress?: (p: DownloadProgress) => void): Promise<FromWorker> {
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject, onPiece });
+      this.pending.set(id, { resolve, reject, onPiece, onProgress });
       this.post({ ...m, id }, transfer);
     });
   }
@@ -78,6 +117,10 @@ export class ModelWorkerClient {
     if (p === undefined) return;
     if (m.type === 'piece') {
       p.onPiece?.(m.text);
+      return;
+    }
+    if (m.type === 'progress') {
+      p.onProgress?.(m.progress);
       return;
     }
     this.pending.delete(m.id);

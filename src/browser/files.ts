@@ -70,15 +70,19 @@ export function sortModelFiles(files: NamedBytes[]): { model: NamedBytes; tokeni
     throw new InputError(names, models.length === 0 ? 'none of these is a bitcrush packed model' : 'more than one packed model given');
   }
   const model = models[0]!;
-  const rest = files.filter((f) => f !== model);
+  return { model, ...sortTokenizerFiles(model.name, files.filter((f) => f !== model)) };
+}
+
+/** Which of a model's companion files is the tokenizer proper (a tokenizer.json or llama2.c tok*.bin), and the rest. */
+export function sortTokenizerFiles(modelName: string, rest: NamedBytes[]): { tokenizer: NamedBytes; others: NamedBytes[] } {
   // the tokenizer proper, not its companions (tokenizer_config.json, generation_config.json, chat_template.jinja, tok512.model)
   const tokenizers = rest.filter((f) => /\.bin$/i.test(f.name) || (/\.json$/i.test(f.name) && !COMPANIONS.test(baseName(f.name))));
   if (tokenizers.length !== 1) {
     const why = tokenizers.length === 0 ? 'no tokenizer given (a tokenizer.json or llama2.c tok*.bin)' : `several tokenizers given (${tokenizers.map((f) => f.name).join(', ')})`;
-    throw new InputError(model.name, why);
+    throw new InputError(modelName, why);
   }
   const tokenizer = tokenizers[0]!;
-  return { model, tokenizer, others: rest.filter((f) => f !== tokenizer) };
+  return { tokenizer, others: rest.filter((f) => f !== tokenizer) };
 }
 
 /** The tokenizer in `main`, reading companions (tokenizer_config.json, the .model) from `others`. */

@@ -4,6 +4,8 @@
  */
 import type { GenerateStats } from '../runtime/generate.js';
 import type { ModelCard } from './card.js';
+import type { DownloadProgress } from './download.js';
+import type { CacheEntry } from './model-cache.js';
 import type { NamedBytes } from './files.js';
 
 export interface GenerateRequest {
@@ -19,7 +21,12 @@ export interface GenerateRequest {
 
 export type ToWorker =
   /** `threads` (default: all cores when isolated) applies when the first load starts the backend. */
-  | { id: number; type: 'load'; files: NamedBytes[]; threads?: number; backend?: BackendChoice }
+  | { id: number; type: 'load'; files: NamedBytes[]; threads?: number; backend?: BackendChoice; ctx?: number }
+  /** Downloads (or reads from the cache) the packed model at urls[0] and its tokenizer files at the rest. */
+  | { id: number; type: 'load-urls'; urls: string[]; threads?: number; backend?: BackendChoice; ctx?: number; cache?: boolean }
+  | { id: number; type: 'cache-list' }
+  /** Deletes one URL's cached file, or all of them (url absent). */
+  | { id: number; type: 'cache-delete'; url?: string }
   | ({ id: number; type: 'generate' } & GenerateRequest)
   | { type: 'stop' };
 
@@ -39,6 +46,16 @@ export interface RuntimeInfo {
   isolated: boolean;
   /** Wall time of parsing the file and building the model, in ms. */
   loadMs: number;
+  /** KV positions of the WebGPU backend (the context it can run). */
+  positions?: number;
+  /** Memory the model needs on the backend that runs it, bytes. */
+  needBytes?: number;
+  /** The model likely exceeds the device's memory (navigator.deviceMemory). */
+  warning?: string;
+  /** Where each URL's bytes came from (load-urls only). */
+  sources?: { url: string; name: string; bytes: number; fromCache: boolean }[];
+  /** Whether downloaded files are kept in the browser's storage (OPFS). */
+  cached?: boolean;
 }
 
 export interface GenerateResult extends GenerateStats {
@@ -52,6 +69,9 @@ export type FromWorker =
   /** `chat`: the tokenizer has a chat template, so chat mode is available. */
   | { id: number; type: 'loaded'; card: ModelCard; runtime: RuntimeInfo; chat: boolean }
   | { id: number; type: 'piece'; text: string }
+  | { id: number; type: 'progress'; progress: DownloadProgress }
+  /** `available`: false where the browser gives no OPFS to a worker (nothing is cached then). */
+  | { id: number; type: 'cache'; entries: CacheEntry[]; available: boolean }
   | { id: number; type: 'done'; result: GenerateResult }
   /** `file` is set for problems with an input file (InputError). */
   | { id: number; type: 'error'; message: string; file?: string };

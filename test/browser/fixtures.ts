@@ -15,6 +15,9 @@ import type { FormatFamily } from '../../src/formats/types.js';
 import { methodNames } from '../../src/methods/registry.js';
 import { FileSource } from '../../src/node/fs.js';
 import { PackedModel } from '../../src/packed/reader.js';
+import { planPackedModel } from '../../src/packed/writer.js';
+import { parseHfConfig } from '../../src/io/hf.js';
+import { expectedShapes, type ModelSource } from '../../src/model/weights.js';
 
 const shared = (p: string) => fileURLToPath(new URL(`../../../../shared/${p}`, import.meta.url));
 export const STORIES = shared('models/stories260K/stories260K.bin');
@@ -103,4 +106,27 @@ async function quantize(method: string, file: string, calib: string): Promise<Pa
   } finally {
     source.close();
   }
+}
+
+/**
+ * The header of a packed file for a real model's shape (../shared/models/configs/<name>.json)
+ * with every tensor stored dense in F16, and the size the whole file would have: the header is
+ * true to that size, but no weights exist (the planner's first chunk is the header alone).
+ */
+export function headerOnlyPackedFile(config: string): { header: Uint8Array; size: number } {
+  const c = parseHfConfig(config, JSON.parse(readFileSync(shared(`models/configs/${config}.json`), 'utf8')));
+  const shapes = expectedShapes(c);
+  const source: ModelSource = {
+    name: `${config}-shape-only`,
+    config: c,
+    tensors: () => [...shapes].map(([name, shape]) => ({ name, shape })),
+    load: () => {
+      throw new Error('no weights: header only');
+    },
+    dtypeOf: () => 'F16',
+  };
+  const plan = planPackedModel({ config: c, method: { name: 'rtn', options: {} }, source, packed: new Map() });
+  const first = plan.chunks()[Symbol.iterator]().next();
+  if (first.done) throw new Error('the planner yielded no header');
+  return { header: first.value, size: plan.size };
 }
