@@ -7,7 +7,7 @@
  * threads, on the native backend's own kernels and, for comparison, with the packed layers on the
  * wasm kernels the native backend lends (`native+wasm`, what ran before the native low-bit kernels).
  *
- * Per row: load seconds (packed files; '-' for fp32, generated in memory) and the part of it
+ * Per row: load seconds (packed files; '-' for fp32, generated in memory), its CPU time, and the part of it
  * spent on the packed block linears ("lin load": blob reads, checks, kernel setup), decode tok/s (best of --reps runs of --tokens tokens from position 0),
  * prefill tok/s (best of --reps forwards of --prefill tokens; for the uniform and mixed files on
  * `native` also "tiles": the same prefill with lowbit.int8Prefill off, the dequantized float32
@@ -173,6 +173,8 @@ interface Row {
   engine: string;
   threads: number;
   loadSeconds: number;
+  /** CPU time (user + system, all threads) of the load: what a busy machine can still measure. */
+  loadCpuSeconds: number;
   /** Of loadSeconds, the packed block linears (reading their blobs, checks, kernel setup). */
   linearLoadSeconds: number;
   decodeTokS: number;
@@ -209,10 +211,13 @@ function linearSeconds(model: LlamaModel, be: Backend): number {
 
 function measure(
   c: LlamaConfig, open: (be: Backend) => LlamaModel, be: Backend, tilesToo: boolean,
-): { load: number; decode: number; prefill: number; prefillTiles: number | null; linear: number } {
+): { load: number; loadCpu: number; decode: number; prefill: number; prefillTiles: number | null; linear: number } {
   const t0 = performance.now();
+  const cpu0 = process.cpuUsage();
   const model = open(be);
   const load = (performance.now() - t0) / 1000;
+  const cpu = process.cpuUsage(cpu0);
+  const loadCpu = (cpu.user + cpu.system) / 1e6;
   try {
     const tok = (i: number) => (i * 7919 + 1) % c.vocabSize;
     const decodeRun = (n: number) => {
@@ -247,7 +252,7 @@ function measure(
         lowbit.int8Prefill = true;
       }
     }
-    return { load, decode: tokens / best, prefill: prefill / bestP, prefillTiles: tiles, linear: linearSeconds(model, be) };
+    return { load, loadCpu, decode: tokens / best, prefill: prefill / bestP, prefillTiles: tiles, linear: linearSeconds(model, be) };
   } finally {
     model.dispose();
   }
@@ -275,8 +280,8 @@ function main(): void {
 
   const rows: Row[] = [];
   const bandwidthAt = new Map<Row, number>(); // the limit each row was first printed against
-  const head = ['weights', 'engine', 'thr', 'load s', 'lin load', 'decode tok/s', 'prefill tok/s', 'tiles', 'MB/token', 'GB/s', '% of bw', 'linears ms', 'lin % bw'];
-  const widths = [31, 11, 3, 6, 8, 12, 13, 6, 8, 6, 7, 10, 8];
+  const head = ['weights', 'engine', 'thr', 'load s', 'load cpu', 'lin load', 'decode tok/s', 'prefill tok/s', 'tiles', 'MB/token', 'GB/s', '% of bw', 'linears ms', 'lin % bw'];
+  const widths = [31, 11, 3, 6, 8, 8, 12, 13, 6, 8, 6, 7, 10, 8];
   const line = (cells: string[]) => log('  ' + cells.map((x, i) => (i < 2 ? x.padEnd(widths[i]!) : x.padStart(widths[i]!))).join(' '));
   const files: Array<{ label: string; path: string | null; linearBytes: number; gemm: boolean }> = [];
   const shapes = expectedShapes(c);
@@ -321,14 +326,14 @@ function main(): void {
           const bpt = bytesPerToken(c, f.linearBytes, f.path !== null);
           const gbs = (bpt * m.decode) / 1e9;
           const row: Row = {
-            weights: f.label, engine: e.name, threads: t, loadSeconds: m.load, linearLoadSeconds: packedLoad, decodeTokS: m.decode, prefillTokS: m.prefill, prefillTilesTokS: m.prefillTiles,
+            weights: f.label, engine: e.name, threads: t, loadSeconds: m.load, loadCpuSeconds: m.loadCpu, linearLoadSeconds: packedLoad, decodeTokS: m.decode, prefillTokS: m.prefill, prefillTilesTokS: m.prefillTiles,
             bytesPerToken: bpt, gbPerS: gbs, bandwidthPct: (100 * gbs * 1e9) / bandwidth.get(t)!,
             linearSeconds: m.linear, linearBandwidthPct: (100 * f.linearBytes) / m.linear / bandwidth.get(t)!,
           };
           rows.push(row);
           bandwidthAt.set(row, bandwidth.get(t)!);
           line([
-            f.label, e.name, String(t), f.path === null ? '-' : m.load.toFixed(2), f.path === null ? '-' : packedLoad.toFixed(2), m.decode.toFixed(1), m.prefill.toFixed(1), m.prefillTiles === null ? '-' : m.prefillTiles.toFixed(1), (bpt / 1e6).toFixed(0),
+            f.label, e.name, String(t), f.path === null ? '-' : m.load.toFixed(2), f.path === null ? '-' : m.loadCpu.toFixed(2), f.path === null ? '-' : packedLoad.toFixed(2), m.decode.toFixed(1), m.prefill.toFixed(1), m.prefillTiles === null ? '-' : m.prefillTiles.toFixed(1), (bpt / 1e6).toFixed(0),
             gbs.toFixed(1), row.bandwidthPct.toFixed(0), (m.linear * 1000).toFixed(2), row.linearBandwidthPct.toFixed(0),
           ]);
         } finally {
@@ -345,7 +350,7 @@ function main(): void {
     r.bandwidthPct = (100 * r.gbPerS * 1e9) / bw;
     r.linearBandwidthPct = (100 * (r.linearBandwidthPct / 100) * bandwidthAt.get(r)!) / bw;
     line([
-      r.weights, r.engine, String(r.threads), r.weights === 'fp32' ? '-' : r.loadSeconds.toFixed(2), r.weights === 'fp32' ? '-' : r.linearLoadSeconds.toFixed(2), r.decodeTokS.toFixed(1), r.prefillTokS.toFixed(1),
+      r.weights, r.engine, String(r.threads), r.weights === 'fp32' ? '-' : r.loadSeconds.toFixed(2), r.weights === 'fp32' ? '-' : r.loadCpuSeconds.toFixed(2), r.weights === 'fp32' ? '-' : r.linearLoadSeconds.toFixed(2), r.decodeTokS.toFixed(1), r.prefillTokS.toFixed(1),
       r.prefillTilesTokS === null ? '-' : r.prefillTilesTokS.toFixed(1), (r.bytesPerToken / 1e6).toFixed(0), r.gbPerS.toFixed(1), r.bandwidthPct.toFixed(0), (r.linearSeconds * 1000).toFixed(2), r.linearBandwidthPct.toFixed(0),
     ]);
   }

@@ -6,6 +6,9 @@
  * backend's int8-activation kernels and with the packed layers on the wasm kernels with float
  * activations (`floatActivations`: the reference kernels' arithmetic). Prints both perplexities and the change.
  * Also a BiLLM file of stories260K (binary-billm, whose native kernels use int8 activations too).
+ * `--prefill`: score whole windows instead (maxRows = window length, so the linears run matmul:
+ * the native int8 GEMM of the uniform files) against the same backend with `int8Prefill` off
+ * (dequantized tiles + sgemm: W·x exactly); the BiLLM run has no int8 GEMM and is skipped.
  * Options: --windows N (bench-llama windows, default 40; stories260K scores all 386), --only
  * PREFIX (runs whose `model-methodBITS` starts with it: stories260K, stories260K-billm, bench-llama-rtn2), --json.
  */
@@ -28,6 +31,7 @@ const benchWindows = wi >= 0 ? Number(args[wi + 1]) : 40;
 const dir = join(tmpdir(), 'bitcrush-int8-ppl');
 const log = (s: string) => (json ? process.stderr.write(`${s}\n`) : console.log(s));
 
+const prefillMode = args.includes('--prefill');
 const only = args.includes('--only') ? args[args.indexOf('--only') + 1]! : undefined;
 const RUNS: Array<{ model: string; bits: number; group: number; seqlen: number; windows: number | undefined; method?: string }> = [
   { model: 'stories260K/stories260K.bin', bits: 8, group: 0, seqlen: 256, windows: undefined as number | undefined },
@@ -38,7 +42,7 @@ const RUNS: Array<{ model: string; bits: number; group: number; seqlen: number; 
   { model: 'bench-llama', bits: 2, group: 128, seqlen: 256, windows: benchWindows },
   // BiLLM (binary-billm, block 128): the native kernels' int8 activations on non-salient columns
   { model: 'stories260K/stories260K.bin', bits: 1, group: 128, seqlen: 256, windows: undefined, method: 'billm' },
-].filter((r) => !only || `${r.model.split('/')[0]}-${r.method ?? 'rtn'}${r.bits}`.startsWith(only));
+].filter((r) => (!only || `${r.model.split('/')[0]}-${r.method ?? 'rtn'}${r.bits}`.startsWith(only)) && !(prefillMode && r.method === 'billm'));
 
 mkdirSync(dir, { recursive: true });
 const text = readFileSync(shared('data/tinystories/heldout.txt'), 'utf8');
@@ -54,18 +58,23 @@ for (const r of RUNS) {
     if (q.status !== 0) throw new Error(`quantize ${name} failed:\n${q.stderr}`);
   }
   const ppl = (lowbit: boolean) => {
-    const be = loadNativeBackend(1, () => createWasmBackendNode(1), { lowbit, floatActivations: !lowbit }).backend!;
-    const { model, tokenizer, dispose } = loadModel(out, { backend: be, maxRows: 1 });
+    // --prefill: both runs on the native kernels, the reference with int8Prefill off (exact tiles)
+    const be = prefillMode
+      ? loadNativeBackend(1, () => createWasmBackendNode(1)).backend!
+      : loadNativeBackend(1, () => createWasmBackendNode(1), { lowbit, floatActivations: !lowbit }).backend!;
+    if (prefillMode) be.lowbit!.int8Prefill = lowbit;
+    const { model, tokenizer, dispose } = loadModel(out, { backend: be, maxRows: prefillMode ? r.seqlen : 1 });
     try {
       return perplexityOfText(model, tokenizer, text, { seqLen: r.seqlen, maxWindows: r.windows }).ppl;
     } finally {
+      if (prefillMode) be.lowbit!.int8Prefill = true;
       dispose();
       be.dispose();
     }
   };
   const int8 = ppl(true);
   const float = ppl(false);
-  const row = { model: r.model.split('/')[0], method, bits: r.bits, group: r.group || 'channel', windows: r.windows ?? 'all', floatPpl: float, int8Ppl: int8, changePct: (100 * (int8 - float)) / float };
+  const row = { path: prefillMode ? 'prefill (matmul)' : 'decode (matvec)', model: r.model.split('/')[0], method, bits: r.bits, group: r.group || 'channel', windows: r.windows ?? 'all', floatPpl: float, int8Ppl: int8, changePct: (100 * (int8 - float)) / float };
   rows.push(row);
   log(`${row.model} ${method.toUpperCase()} ${r.bits}-bit g${row.group}, ${row.windows} windows: float activations ${float.toFixed(4)}, int8 activations ${int8.toFixed(4)} (${row.changePct >= 0 ? '+' : ''}${row.changePct.toFixed(3)} %)`);
 }

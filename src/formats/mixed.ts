@@ -106,20 +106,24 @@ export function mixedFormat(id: string, summary: string): WeightFormat<MixedPara
     const layout = layoutOf(inDim, p.groupSize, decodeWidths(t.blobs.widths!.bytes, nGroups));
     const { zeroBits } = rowSizes(inDim, p);
     const zBytes = Math.ceil(zeroBits / 8);
-    const zero1 = t.blobs.zero1 ? decodeF16(t.blobs.zero1.bytes) : new Float32Array(0);
-    const zero = new Float32Array(outDim * nGroups);
-    for (let r = 0; r < outDim; r++) {
-      let bit = r * zBytes * 8;
-      let k1 = r * p.groups[0]!;
-      for (let g = 0; g < nGroups; g++) {
-        const b = layout.widths[g]!;
-        if (b === 1) zero[r * nGroups + g] = zero1[k1++]!;
-        else {
-          zero[r * nGroups + g] = getBits(t.blobs.zero!.bytes, bit, b);
-          bit += b;
+    // the float arrays are decoded on first use: the native kernels read the blobs as stored
+    const decodeZero = (): Float32Array => {
+      const zero1 = t.blobs.zero1 ? decodeF16(t.blobs.zero1.bytes) : new Float32Array(0);
+      const zero = new Float32Array(outDim * nGroups);
+      for (let r = 0; r < outDim; r++) {
+        let bit = r * zBytes * 8;
+        let k1 = r * p.groups[0]!;
+        for (let g = 0; g < nGroups; g++) {
+          const b = layout.widths[g]!;
+          if (b === 1) zero[r * nGroups + g] = zero1[k1++]!;
+          else {
+            zero[r * nGroups + g] = getBits(t.blobs.zero!.bytes, bit, b);
+            bit += b;
+          }
         }
       }
-    }
+      return zero;
+    };
     const raw = {
       scaleBits: f16Bits(t.blobs.scale!.bytes),
       zeroBits: t.blobs.zero ? t.blobs.zero.bytes : null,
@@ -127,7 +131,19 @@ export function mixedFormat(id: string, summary: string): WeightFormat<MixedPara
       zeroBytes: zBytes,
       n1: p.groups[0]!,
     };
-    return { ...layout, q: t.blobs.q!.bytes, scale: decodeF16(t.blobs.scale!.bytes), zero, raw };
+    let scale: Float32Array | undefined;
+    let zero: Float32Array | undefined;
+    return {
+      ...layout,
+      q: t.blobs.q!.bytes,
+      get scale() {
+        return (scale ??= decodeF16(t.blobs.scale!.bytes));
+      },
+      get zero() {
+        return (zero ??= decodeZero());
+      },
+      raw,
+    };
   };
 
   const unpack = (t: PackedTensor<MixedParams>): GroupQuantized => {
@@ -215,11 +231,13 @@ export function mixedFormat(id: string, summary: string): WeightFormat<MixedPara
         if (n !== p.groups[b - 1]) return `the width map has ${n} ${b}-bit groups, the header says ${p.groups[b - 1]}`;
       }
       if (widths[nGroups - 1] !== p.lastBits) return `the last group has ${widths[nGroups - 1]} bits, the header says ${p.lastBits}`;
-      const { scale, zero } = arrays(t);
-      const bad = scale.findIndex((s) => !Number.isFinite(s));
+      // on the float16 bits (exponent all ones: infinite or NaN); the ≥2-bit groups' zeros are integers
+      const { raw } = arrays(t);
+      const inf = (h: number) => (h & 0x7c00) === 0x7c00;
+      const bad = raw!.scaleBits.findIndex(inf);
       if (bad >= 0) return `scale[${bad}] is not finite`;
-      const badZero = zero.findIndex((z) => !Number.isFinite(z));
-      if (badZero >= 0) return `zero[${badZero}] is not finite`;
+      const badZero = raw!.zero1Bits ? raw!.zero1Bits.findIndex(inf) : -1;
+      if (badZero >= 0) return `zero1[${badZero}] is not finite`;
       return null;
     },
 
