@@ -113,6 +113,15 @@ static void rows_scalar(const bn_tensor *w, const bn_act *a, float *y, int r0, i
 }
 
 #if defined(__x86_64__)
+/* Block b's seven scales of row r into s [8] (F16C: eight at once, one at a time at the blob's
+ * very end) and the P, R, Q coefficients of the header's algebra into cf [3]. */
+T_AVX2 static inline void block_coeffs(const bn_tensor *w, int r, int b, float *s, float *cf) {
+  const uint16_t *h = w->scales + ((size_t)r * w->n_blocks + b) * BN_NS;
+  if ((size_t)(h - w->scales) + 8 <= w->scales_len) _mm256_storeu_ps(s, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)h)));
+  else scales_of(w, r, b, s);
+  cf[0] = 2 * s[0], cf[1] = 2 * (s[2] - s[0]), cf[2] = s[0] - s[1] - s[2] + s[3];
+}
+
 T_512 static inline __m512 sal_sum_512(const uint8_t *row, size_t bytes, const float *xsal, int k0, int k1) {
   __m512 v = _mm512_setzero_ps();
   for (int k = k0; k < k1; k += 16) {
@@ -131,11 +140,9 @@ T_512 static void rows_512(const bn_tensor *w, const bn_act *a, float *y, int r0
     __m512 acc = _mm512_setzero_ps(), accR = acc, accQ = acc, accS = acc; /* four chains: FMA latency */
     float tail = 0;
     for (int b = 0; b < w->n_blocks; b++) {
-      float s[BN_NS];
-      const uint16_t *h = w->scales + ((size_t)r * w->n_blocks + b) * BN_NS;
-      if ((size_t)(h - w->scales) + 8 <= w->scales_len) _mm256_storeu_ps(s, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)h)));
-      else scales_of(w, r, b, s);
-      __m512 cP = _mm512_set1_ps(2 * s[0]), cR = _mm512_set1_ps(2 * (s[2] - s[0])), cQ = _mm512_set1_ps(s[0] - s[1] - s[2] + s[3]);
+      float s[8], cf[3];
+      block_coeffs(w, r, b, s, cf);
+      __m512 cP = _mm512_set1_ps(cf[0]), cR = _mm512_set1_ps(cf[1]), cQ = _mm512_set1_ps(cf[2]);
       int c1 = (b + 1) * cpb < chunks ? (b + 1) * cpb : chunks;
       for (int c = b * cpb; c < c1; c++) {
         __m512i p = _mm512_setzero_si512(), q = p, rr = p;
@@ -200,11 +207,9 @@ T_AVX2 static void rows_avx2(const bn_tensor *w, const bn_act *a, float *y, int 
     __m256 acc = _mm256_setzero_ps(), accR = acc, accQ = acc, accS = acc;
     float tail = 0;
     for (int b = 0; b < w->n_blocks; b++) {
-      float s[BN_NS];
-      const uint16_t *h = w->scales + ((size_t)r * w->n_blocks + b) * BN_NS;
-      if ((size_t)(h - w->scales) + 8 <= w->scales_len) _mm256_storeu_ps(s, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)h)));
-      else scales_of(w, r, b, s);
-      __m256 cP = _mm256_set1_ps(2 * s[0]), cR = _mm256_set1_ps(2 * (s[2] - s[0])), cQ = _mm256_set1_ps(s[0] - s[1] - s[2] + s[3]);
+      float s[8], cf[3];
+      block_coeffs(w, r, b, s, cf);
+      __m256 cP = _mm256_set1_ps(cf[0]), cR = _mm256_set1_ps(cf[1]), cQ = _mm256_set1_ps(cf[2]);
       int c1 = (b + 1) * cpb < chunks ? (b + 1) * cpb : chunks;
       for (int c = b * cpb; c < c1; c++) {
         __m256i p = _mm256_setzero_si256(), q = p, rr = p;
