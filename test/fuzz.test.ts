@@ -1,5 +1,5 @@
 /**
- * The fuzz suite inside `npm test`: 480 seeded cases (40 per input type) over every loader and
+ * The fuzz suite inside `npm test`: 480 seeded cases (30 per input type) over every loader and
  * every command that reads a file; every 16th also runs as a real process. `npm run fuzz`
  * runs more (see test/fuzz/runner.ts for what a case must do to behave).
  */

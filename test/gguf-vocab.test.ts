@@ -21,7 +21,9 @@ import { ggufTokenizer, TOKEN_TYPE, type GgufVocab } from '../src/io/gguf-tokeni
 import { HfTokenizer } from '../src/io/hf-tokenizer.js';
 import { hfVocabForGguf } from '../src/interop/gguf-vocab.js';
 import { ggufMetadata } from '../src/interop/gguf-write.js';
-import { nodeFs } from '../src/node/fs.js';
+import { FileSource, nodeFs } from '../src/node/fs.js';
+import { Llama2cTokenizer } from '../src/io/llama2c-tokenizer.js';
+import { vocabForGguf } from '../src/cli/export-gguf.js';
 import type { LlamaConfig } from '../src/model/config.js';
 
 const shared = (p: string) => fileURLToPath(new URL(`../../../shared/${p}`, import.meta.url));
@@ -63,6 +65,17 @@ describe('HF tokenizer.json as GGUF tokenizer metadata', () => {
     const want = hf.encode(TEXT, true);
     assert.deepEqual(back.encode(TEXT, true), want);
     assert.equal(back.decode(want.slice(0, 200)), hf.decode(want.slice(0, 200)));
+  });
+
+  test('a token that is a byte-order mark (Llama 2\'s 30143, U+FEFF) survives, from tokenizer.json and from tokenizer.bin, through a GGUF file', () => {
+    const { vocab } = vocabOf(shared('models/bench-llama'));
+    const bin = vocabForGguf(new Llama2cTokenizer(new FileSource(shared('models/bench-llama/tokenizer.bin'))), 'tokenizer.bin');
+    for (const v of [vocab, bin]) {
+      assert.equal(v.tokens[30143], '\ufeff');
+      const c = { dim: 32, hiddenDim: 64, nLayers: 1, nHeads: 2, nKvHeads: 2, vocabSize: v.tokens.length, seqLen: 64, normEps: 1e-5, ropeTheta: 10000, tiedEmbeddings: true } as LlamaConfig;
+      const g = new GgufFile(new BufferSource('t.gguf', concat(ggufChunks(ggufMetadata(c, v, 't'), []))));
+      assert.equal((g.metadata.get('tokenizer.ggml.tokens') as string[])[30143], '\ufeff');
+    }
   });
 
   test('byte-level BPE (Llama 3 style): model gpt2, pre llama-bpe, merges and special tokens; encodes as HF', () => {

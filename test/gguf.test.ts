@@ -81,7 +81,7 @@ describe('GGUF as a model source', () => {
     });
   }
 
-  test('llama3 RoPE scaling is written as llama.cpp\'s rope_freqs tensor (factors of transformers\' llama3 frequencies), no rope.scaling keys', () => {
+  test('llama3 RoPE scaling is written as llama.cpp\'s rope_freqs tensor (factors of transformers\' llama3 frequencies), no rope.scaling keys, and read back', () => {
     const k = ARCH_CASES.find((c) => c.name === 'llama32-rope-llama3')!;
     const dir = join(tmp, k.name);
     writeArchDir(dir, k);
@@ -104,9 +104,32 @@ describe('GGUF as a model source', () => {
     });
     assert.deepEqual(new Set(want.map((w) => (w === 1 ? 'kept' : w === factor ? 'stretched' : 'interpolated'))).size, 3, 'the fixture covers all three bands');
     for (let i = 0; i < 8; i++) assert.ok(Math.abs(got[i]! - want[i]!) <= 1e-6 * want[i]!, `factor ${i}: ${got[i]} vs ${want[i]}`);
-    // bitcrush reads rope_freqs only once it can represent per-pair factors: refused by name
+    // read back: the factors as RoPE scaling, logits of the HF model up to the factors' float32 rounding
     const bytes = concat(ggufChunks(kvs, tensors));
-    assert.throws(() => new GgufModel(new BufferSource('l3.gguf', bytes)), /rope_freqs\.weight/);
+    const g = new GgufModel(new BufferSource('l3.gguf', bytes));
+    assert.deepEqual(g.config.ropeScaling, { type: 'factors', factors: [...got] });
+    const hfLogits = new LlamaModel(hf, { backend }).forward(k.tokens, 0, 'all');
+    const logits = new LlamaModel(g, { backend }).forward(k.tokens, 0, 'all');
+    assert.ok(maxAbsDiff(logits, hfLogits) < 1e-4, `logits max |Δ| ${maxAbsDiff(logits, hfLogits)}`);
+    const plain = new GgufModel(new BufferSource('l3-plain.gguf', concat(ggufChunks(kvs, tensors.filter((t) => t.name !== 'rope_freqs.weight')))));
+    assert.ok(maxAbsDiff(new LlamaModel(plain, { backend }).forward(k.tokens, 0, 'all'), hfLogits) > 1e-3, 'without rope_freqs the logits differ');
+    // quantized from the GGUF (a 260-token byte-level vocabulary, so it has a real tokenizer), the packed file keeps the factors; exported again, the same tensor
+    const k260 = { ...k, name: 'l3-260', config: { ...k.config, vocab_size: 260 } };
+    writeArchDir(join(tmp, 'l3-260'), k260);
+    const hf260 = openModel(join(tmp, 'l3-260'), nodeFs);
+    const bytesChars = Array.from({ length: 256 }, (_, b) => String.fromCodePoint((b >= 33 && b <= 126) || (b >= 161 && b <= 172) || b >= 174 ? b : 256 + b));
+    const vocab260: GgufVocab = { model: 'gpt2', pre: 'llama-bpe', tokens: [...bytesChars, '<s>', '</s>', '<x>', '<y>'], merges: [], types: [...bytesChars.map(() => 1), 3, 3, 3, 3], bosId: 256, eosId: 257, addBos: true };
+    const l3 = join(tmp, 'l3.gguf');
+    writeFileSync(l3, concat(ggufChunks(ggufMetadata(hf260.config, vocab260, 'l3'), ggufTensors(hf260))));
+    const packedPath = join(tmp, 'l3.bcq');
+    const q = spawnSync(process.execPath, [CLI, 'quantize', l3, '--method', 'rtn', '--bits', '4', '--group-size', '16', '--out', packedPath], { encoding: 'utf8' });
+    assert.equal(q.status, 0, q.stderr);
+    const packed = new PackedModel(new FileSource(packedPath));
+    assert.deepEqual(packed.config.ropeScaling, new GgufModel(new FileSource(l3)).config.ropeScaling);
+    assert.deepEqual(ggufTensors(packed).find((t) => t.name === 'rope_freqs.weight')!.bytes(), rope.bytes());
+    // a malformed rope_freqs is refused by name
+    const bad = tensors.map((t) => (t.name === 'rope_freqs.weight' ? { ...t, bytes: () => new Uint8Array(new Float32Array(8).fill(-1).buffer) } : t));
+    assert.throws(() => new GgufModel(new BufferSource('bad.gguf', concat(ggufChunks(kvs, bad)))), /rope_freqs\.weight holds a factor that is not a positive finite number/);
   });
 });
 

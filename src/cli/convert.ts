@@ -25,8 +25,9 @@ export function registerConvert(program: Command): void {
 function convert(dir: string, opts: ConvertOptions): void {
   if (!nodeFs.isDirectory(dir)) throw new InputError(dir, 'not a directory (expected a quantized Hugging Face model directory)');
   checkOutputFile('--out', opts.out, inputFiles(dir));
-  process.stderr.write(`converting ${dir} …\n`);
   const plan = quantizedHfPlan(dir, nodeFs, { model: relative(dirname(resolve(opts.out)), resolve(dir)) || '.' });
+  // after the headers are checked, and not with --json: a refused input gets its one error line only
+  if (!opts.json) process.stderr.write(`converting ${dir} …\n`);
   const bytes = writeFileAtomic(opts.out, plan.chunks(), { expectedSize: plan.size });
   const t = plan.header.totals;
   const packedTensors = Object.values(plan.header.tensors).filter((r) => r.format !== 'dense').length;

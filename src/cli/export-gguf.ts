@@ -62,7 +62,8 @@ export function vocabForGguf(t: Tokenizer, file: string): GgufVocab {
   }
   if (t instanceof Llama2cTokenizer) {
     const { pieces, scores, normalizer } = t.vocabulary();
-    const dec = new TextDecoder('utf-8', { fatal: true });
+    // ignoreBOM: keep a leading U+FEFF (Llama 2's token 30143 is that one character)
+    const dec = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
     const special = ['<unk>', '<s>', '</s>'];
     const tokens = pieces.map((p, i) => {
       if (i < 3) return special[i]!;

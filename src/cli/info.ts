@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { headSize } from '../model/config.js';
+import { headSize, type LlamaConfig } from '../model/config.js';
 import { LINEARS } from '../model/weights.js';
 import { NotFoundError } from '../io/errors.js';
 import { nodeFs } from '../node/fs.js';
@@ -63,7 +63,7 @@ function info(modelPath: string, opts: InfoOptions): void {
   const lines = [
     `model      ${modelPath} (${runnable.packed ? (nodeFs.isDirectory(modelPath) ? 'quantized Hugging Face directory, run as its packed file' : 'bitcrush packed file') : nodeFs.isDirectory(modelPath) ? 'Hugging Face directory' : source instanceof GgufModel ? `GGUF ${source.arch}, ${ggmlTypeSummary(source)}` : 'llama2.c checkpoint'})`,
     `config     dim ${c.dim}, hidden ${c.hiddenDim}, ${c.nLayers} layers, ${c.nHeads} heads (${c.nKvHeads} kv heads, head size ${headSize(c)}), ` +
-      `vocab ${c.vocabSize}, context ${c.seqLen}, norm eps ${c.normEps}, rope theta ${c.ropeTheta}${c.ropeScaling ? ` (${c.ropeScaling.type} scaling ×${c.ropeScaling.factor})` : ''}, ` +
+      `vocab ${c.vocabSize}, context ${c.seqLen}, norm eps ${c.normEps}, rope theta ${c.ropeTheta}${ropeText(c.ropeScaling)}, ` +
       `${c.attentionBias ? `${c.attentionBias} biases, ` : ''}${c.tiedEmbeddings ? 'tied' : 'untied'} classifier`,
     `params     ${millions(params)} (${millions(linearParams)} in ${linears.length} linear layers)`,
     ...(packed
@@ -86,4 +86,10 @@ function ggmlTypeSummary(m: GgufModel): string {
   const counts = new Map<string, number>();
   for (const t of m.tensors()) counts.set(m.ggmlTypeOf(t.name), (counts.get(m.ggmlTypeOf(t.name)) ?? 0) + 1);
   return [...counts].map(([k, n]) => `${k} ×${n}`).join(', ');
+}
+
+function ropeText(r: LlamaConfig['ropeScaling']): string {
+  if (r === undefined) return '';
+  if (r.type === 'factors') return ` (rope_freqs: per-pair factors ${Math.min(...r.factors)}–${Math.max(...r.factors)})`;
+  return ` (${r.type} scaling ×${r.factor})`;
 }

@@ -82,6 +82,7 @@ export function ggufMetadata(c: LlamaConfig, vocab: GgufVocab, name: string): Gg
 
 /** llama.cpp's `rope_freqs.weight` for a llama3-scaled config: factor i = plain / scaled frequency of pair i. */
 export function ropeFreqFactors(c: LlamaConfig): Float32Array | undefined {
+  if (c.ropeScaling?.type === 'factors') return Float32Array.from(c.ropeScaling.factors);
   if (c.ropeScaling?.type !== 'llama3') return undefined;
   const scaled = ropeInvFrequencies(c);
   const plain = ropeInvFrequencies({ ...c, ropeScaling: undefined });

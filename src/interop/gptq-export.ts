@@ -155,5 +155,6 @@ export function hfConfigJson(c: LlamaConfig, quantizationConfig: Record<string, 
 function ropeScalingJson(c: LlamaConfig): Record<string, unknown> {
   const r = c.ropeScaling!;
   if (r.type === 'linear') return { rope_type: 'linear', factor: r.factor };
+  if (r.type === 'factors') throw new ExportError('RoPE is scaled by per-pair factors (a GGUF rope_freqs tensor), which config.json\'s rope_scaling cannot say');
   return { rope_type: 'llama3', factor: r.factor, low_freq_factor: r.lowFreqFactor, high_freq_factor: r.highFreqFactor, original_max_position_embeddings: r.originalMaxPositions };
 }

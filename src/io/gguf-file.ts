@@ -145,7 +145,7 @@ export class GgufFile {
     check(n <= this.src.size - this.offset, this.src.name, `truncated: ${what} is ${n} bytes long, past the end of the file`);
     const v = this.take(n);
     try {
-      return new TextDecoder('utf-8', { fatal: true }).decode(new Uint8Array(v.buffer, v.byteOffset, n));
+      return new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(new Uint8Array(v.buffer, v.byteOffset, n));
     } catch {
       throw new InputError(this.src.name, `bad GGUF header: ${what} is not UTF-8`);
     }

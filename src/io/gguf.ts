@@ -89,7 +89,7 @@ export function parseGgufConfig(g: GgufFile): { arch: (typeof GGUF_ARCHS)[number
     tiedEmbeddings: !g.tensors.has('output.weight'),
     ...(hs !== dim / nHeads ? { headDim: hs } : {}),
     ...(bias !== undefined ? { attentionBias: bias } : {}),
-    ...ropeScaling(g, arch),
+    ...ropeScaling(g, arch, hs),
   };
   return { arch: arch as (typeof GGUF_ARCHS)[number], config };
 }
@@ -107,10 +107,21 @@ function shortestDecimal(v: number): number {
   return v;
 }
 
-function ropeScaling(g: GgufFile, arch: string): { ropeScaling?: RopeScaling } {
+/** A llama3-scaled model's `rope_freqs.weight`: F32 [headSize / 2], each pair's frequency divisor. */
+export const ROPE_FREQS = 'rope_freqs.weight';
+
+function ropeScaling(g: GgufFile, arch: string, hs: number): { ropeScaling?: RopeScaling } {
   const file = g.name;
-  check(!g.tensors.has('rope_freqs.weight'), file, 'rope_freqs.weight (per-frequency RoPE factors, Llama 3.1 style) is not supported yet');
   const type = g.metadata.get(`${arch}.rope.scaling.type`);
+  const freqs = g.tensors.get(ROPE_FREQS);
+  if (freqs !== undefined) {
+    check(type === undefined || type === 'none', file, `${ROPE_FREQS} together with ${arch}.rope.scaling.type ${JSON.stringify(type)}: two RoPE scalings`);
+    check(freqs.type.name === 'F32' && freqs.ne.length === 1 && freqs.ne[0] === hs / 2, file, `${ROPE_FREQS} is ${freqs.type.name} [${freqs.ne.join(', ')}], expected F32 [${hs / 2}] (one factor per rotated pair)`);
+    const f = new Float32Array(hs / 2);
+    freqs.type.dequantize(g.raw(freqs), f);
+    check(f.every((x) => Number.isFinite(x) && x > 0), file, `${ROPE_FREQS} holds a factor that is not a positive finite number`);
+    return { ropeScaling: { type: 'factors', factors: [...f] } };
+  }
   if (type === undefined || type === 'none') return {};
   const factor = g.metadata.get(`${arch}.rope.scaling.factor`);
   check(type === 'linear', file, `${arch}.rope.scaling.type ${JSON.stringify(type)} is not supported (supported: none, linear)`);
@@ -135,6 +146,7 @@ export class GgufModel implements ModelSource {
     this.shapes = expectedShapes(config);
     const names = ggufTensorNames(config);
     const known = new Set(names.values());
+    if (config.ropeScaling?.type === 'factors') known.add(ROPE_FREQS);
     for (const t of this.gguf.tensors.keys()) check(known.has(t), file, `unexpected tensor ${t}: not a ${arch} model of this config`);
     for (const [name, gg] of names) {
       const t = this.gguf.tensors.get(gg);

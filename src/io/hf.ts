@@ -257,7 +257,8 @@ export function parseJson(file: string, text: string): unknown {
   try {
     return JSON.parse(text);
   } catch (e) {
-    throw new InputError(file, `bad JSON: ${(e as Error).message}`);
+    // V8 quotes the text around the error, newlines included: one line for the message
+    throw new InputError(file, `bad JSON: ${(e as Error).message.replace(/\s*[\r\n]+\s*/g, ' ')}`);
   }
 }
 

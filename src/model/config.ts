@@ -30,7 +30,9 @@ export interface LlamaConfig {
  */
 export type RopeScaling =
   | { type: 'linear'; factor: number }
-  | { type: 'llama3'; factor: number; lowFreqFactor: number; highFreqFactor: number; originalMaxPositions: number };
+  | { type: 'llama3'; factor: number; lowFreqFactor: number; highFreqFactor: number; originalMaxPositions: number }
+  /** llama.cpp's `rope_freqs.weight` (how a GGUF stores llama3 scaling): pair i's frequency divided by factors[i]. */
+  | { type: 'factors'; factors: number[] };
 
 export const ATTENTION_BIASES = ['qkv', 'qkvo'] as const;
 export type AttentionBias = (typeof ATTENTION_BIASES)[number];

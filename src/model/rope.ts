@@ -14,6 +14,7 @@ export function ropeInvFrequencies(c: LlamaConfig): Float64Array {
   const s = c.ropeScaling;
   if (s === undefined) return inv;
   if (s.type === 'linear') return inv.map((f) => f / s.factor);
+  if (s.type === 'factors') return inv.map((f, i) => f / s.factors[i]!);
   // llama3: wavelengths longer than the original context / lowFreqFactor are stretched by
   // `factor`, shorter than original / highFreqFactor kept, the band between interpolated
   const lowWavelen = s.originalMaxPositions / s.lowFreqFactor;

@@ -138,13 +138,18 @@ function parseConfig(file: string, c: unknown): LlamaConfig {
     tiedEmbeddings: c.tiedEmbeddings,
     ...(headDim !== undefined ? { headDim } : {}),
     ...(bias !== undefined ? { attentionBias: bias as LlamaConfig['attentionBias'] } : {}),
-    ...(c.ropeScaling !== undefined ? { ropeScaling: parseRopeScaling(file, c.ropeScaling) } : {}),
+    ...(c.ropeScaling !== undefined ? { ropeScaling: parseRopeScaling(file, c.ropeScaling, hs / 2) } : {}),
   };
 }
 
-function parseRopeScaling(file: string, r: unknown): RopeScaling {
-  const bad = `packed model header: config ropeScaling ${JSON.stringify(r)} is not linear or llama3 with positive factors`;
+function parseRopeScaling(file: string, r: unknown, pairs: number): RopeScaling {
+  const bad = `packed model header: config ropeScaling ${JSON.stringify(r)?.slice(0, 200)} is not linear, llama3 or ${pairs} per-pair factors, all positive`;
   check(isObject(r), file, bad);
+  if (r.type === 'factors') {
+    const f = r.factors;
+    check(Array.isArray(f) && f.length === pairs && f.every((x) => typeof x === 'number' && Number.isFinite(x) && x > 0), file, bad);
+    return { type: 'factors', factors: f as number[] };
+  }
   const positive = (k: string) => typeof r[k] === 'number' && Number.isFinite(r[k]) && (r[k] as number) > 0;
   if (r.type === 'linear' && positive('factor')) return { type: 'linear', factor: r.factor as number };
   const llama3 = ['factor', 'lowFreqFactor', 'highFreqFactor', 'originalMaxPositions'];

@@ -2,13 +2,17 @@
  * What the fuzz suite mutates and runs: every input file type bitcrush reads, each with the
  * CLI commands that read it. `buildCorpus` writes the unmutated files once (stories260K as
  * llama2.c and as a Hugging Face directory with a 512-token tokenizer.json, and packed files
- * of three format families quantized from it); `caseFiles` lays out one case's directory:
+ * of three format families quantized from it, the RTN one also exported as GGUF, and small
+ * random GPTQ (4-bit act-order v1) and AQLM (2x8) Hugging Face directories with the 512-token
+ * tokenizer); `caseFiles` lays out one case's directory:
  * the mutated file written, every other file a symlink to the corpus.
  */
 import { copyFileSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { smallTokenizerJson, writeHfStories, STORIES_BIN } from '../hf-fixture.js';
+import { ARCH_CASES } from '../hf-dirs.js';
+import { writeAqlmDirs, writeGptqDirs } from '../gptq-dirs.js';
 import type { FileKind } from './mutate.js';
 
 const SHARED = process.env['BITCRUSH_SHARED'] ?? fileURLToPath(new URL('../../../../shared/', import.meta.url));
@@ -63,6 +67,14 @@ export async function buildCorpus(dir: string, quantize: (argv: string[]) => Pro
     if (code !== 0) throw new Error(`fuzz corpus: quantize ${m.name} failed with exit code ${code}`);
   }
 
+  if ((await quantize(['export', f('rtn.bcq'), '--to', 'gguf', '--out', f('rtn.gguf'), '--tokenizer', f('llama2c/tok512.bin'), '--float-fallback'])) !== 0) throw new Error('fuzz corpus: export --to gguf failed');
+  // quantized HF checkpoints of a tiny Llama 3.2 shaped model, vocabulary widened to the tokenizer's 512
+  const l3 = ARCH_CASES.find((c) => c.name === 'llama32-rope-llama3')!;
+  const arch = { ...l3, config: { ...l3.config, vocab_size: 512 } };
+  const gptqDir = writeGptqDirs(f('gptq-src'), { arch, bits: 4, groupSize: 32, descAct: true, sym: false, checkpointFormat: 'gptq' }).gptq;
+  const aqlmDir = writeAqlmDirs(f('aqlm-src'), { arch, numCodebooks: 2, nbits: 8, inGroupSize: 8 }).aqlm;
+  for (const dir of [gptqDir, aqlmDir]) for (const name of ['tokenizer.json', 'tokenizer_config.json']) copyFileSync(f(`hf/${name}`), join(dir, name));
+
   // a resume work directory: a GPTQ run stopped after 2 of 5 blocks. Its options hash records the
   // model's path relative to the output's directory, which is the same from every case directory
   // (siblings of this one), so each case's --resume continues it
@@ -102,6 +114,17 @@ export async function buildCorpus(dir: string, quantize: (argv: string[]) => Pro
   const forAll = (model: (d: string) => string): Array<(d: string) => string[]> =>
     Array.from({ length: 6 }, (_, i) => (d: string) => run(model(d), d)[i]!);
 
+  /** A quantized HF directory's files under `name/`, `first` the one mutated; its commands. */
+  const quantDir = (name: string, src: string, first: string): Pick<Target, 'files' | 'commands'> => {
+    const names = [first, ...['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json'].filter((n) => n !== first)];
+    const m = (d: string) => join(d, name);
+    return {
+      files: names.map((n): [string, string] => [`${name}/${n}`, join(src, n)]),
+      commands: [...forAll(m).slice(0, 4), (d) => ['inspect', m(d), '--json'], (d) => ['convert', m(d), '--out', join(d, 'c.bcq'), '--json']],
+    };
+  };
+  const gguf = (d: string) => join(d, 'rtn.gguf');
+
   const targets: Target[] = [
     {
       id: 'llama2c-model',
@@ -124,6 +147,10 @@ export async function buildCorpus(dir: string, quantize: (argv: string[]) => Pro
       files: first('hf/tokenizer_config.json'),
       commands: [...forAll(hf).slice(0, 4), (d) => ['generate', hf(d), '--chat', '-p', 'Tell me a story.', '--system', 'Be brief.', '-n', '8', '-t', '0', '--json']],
     },
+    { id: 'gguf', kind: 'gguf', files: [['rtn.gguf', f('rtn.gguf')]], commands: [...forAll(gguf).slice(0, 5), (d) => ['export', gguf(d), '--to', 'gguf', '--out', join(d, 'again.gguf'), '--float-fallback']] },
+    { id: 'gptq-safetensors', kind: 'safetensors', ...quantDir('gptq', gptqDir, 'model.safetensors') },
+    { id: 'gptq-config.json', kind: 'json', ...quantDir('gptq', gptqDir, 'config.json') },
+    { id: 'aqlm-safetensors', kind: 'safetensors', ...quantDir('aqlm', aqlmDir, 'model.safetensors') },
     resumeTarget('manifest.json', 'json'),
     resumeTarget('inputs-2.f32', 'raw'),
     resumeTarget('block-1.bin', 'raw'),

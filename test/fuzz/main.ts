@@ -17,7 +17,7 @@ const program = new Command('fuzz')
   .option('--seed <n>', 'seed of the mutations', int(0), 1)
   .option('--workers <n>', 'worker processes running cases in parallel', int(1), 2)
   .option('--spawn-every <n>', 'also run every n-th case as a real process and compare (0: never)', int(0), 25)
-  .option('--target <ids...>', 'only these inputs (llama2c-model, llama2c-tokenizer, config.json, model.safetensors, tokenizer.json, tokenizer_config.json, resume-manifest.json, resume-inputs-2.f32, resume-block-1.bin, packed-rtn, packed-slim, packed-billm)')
+  .option('--target <ids...>', 'only these inputs (llama2c-model, llama2c-tokenizer, config.json, model.safetensors, tokenizer.json, tokenizer_config.json, resume-manifest.json, resume-inputs-2.f32, resume-block-1.bin, packed-rtn, packed-slim, packed-billm, gguf, gptq-safetensors, gptq-config.json, aqlm-safetensors)')
   .option('--json', 'print the summary as JSON')
   .parse();
 const o = program.opts<{ cases: number; seed: number; workers: number; spawnEvery: number; target?: string[]; json?: boolean }>();

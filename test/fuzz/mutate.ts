@@ -9,12 +9,14 @@
  *                 header inside it) set to a wrong type, a huge or negative value, or deleted
  *   nan-payload   NaN / ±Inf / ±3e38 (or f16 Inf/NaN/65504) written into tensor data
  *   shift         a safetensors header length or an entry's data_offsets moved by a few bytes
+ * GGUF files: header-int picks one of the header's counts, string lengths, array types and
+ * lengths, tensor dims, types or offsets (found by walking the header) and sets it.
  */
 import { mulberry32 } from '../../src/quant/random.js';
 
 /** How a file is laid out, which decides where its header is and which mutations apply. */
 /** `raw`: headerless bytes (a resume directory's float32 inputs and packed blocks). */
-export type FileKind = 'llama2c-model' | 'llama2c-tokenizer' | 'json' | 'safetensors' | 'raw';
+export type FileKind = 'llama2c-model' | 'llama2c-tokenizer' | 'json' | 'safetensors' | 'gguf' | 'raw';
 
 export const MUTATIONS = ['truncate', 'bitflip', 'header-int', 'json-field', 'nan-payload', 'shift'] as const;
 export type MutationKind = (typeof MUTATIONS)[number];
@@ -47,6 +49,8 @@ export function mutationsFor(kind: FileKind): MutationKind[] {
       return ['truncate', 'bitflip', 'header-int', 'header-int', 'nan-payload'];
     case 'llama2c-tokenizer':
       return ['truncate', 'bitflip', 'header-int', 'header-int', 'nan-payload'];
+    case 'gguf':
+      return ['truncate', 'bitflip', 'header-int', 'header-int', 'header-int'];
     case 'raw':
       return ['truncate', 'bitflip', 'nan-payload'];
   }
@@ -60,7 +64,7 @@ export function mutate(kind: FileKind, base: Uint8Array, r: Rand): Mutation {
     case 'bitflip':
       return bitflip(kind, base, r);
     case 'header-int':
-      return kind === 'safetensors' ? headerLength(base, r) : kind === 'llama2c-model' ? llama2cHeader(base, r) : tokenizerInt(base, r);
+      return kind === 'safetensors' ? headerLength(base, r) : kind === 'llama2c-model' ? llama2cHeader(base, r) : kind === 'gguf' ? ggufField(base, r) : tokenizerInt(base, r);
     case 'json-field':
       return kind === 'json' ? jsonText(base, r) : safetensorsJson(base, r);
     case 'nan-payload':
@@ -75,6 +79,7 @@ function headerEnd(kind: FileKind, b: Uint8Array): number {
   if (kind === 'llama2c-model') return 28;
   if (kind === 'llama2c-tokenizer' || kind === 'raw') return Math.min(b.length, 256);
   if (kind === 'safetensors') return Math.min(b.length, 8 + Number(new DataView(b.buffer, b.byteOffset).getBigUint64(0, true)));
+  if (kind === 'gguf') return ggufFields(b).end;
   return b.length;
 }
 
@@ -322,4 +327,80 @@ function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
   out.set(a);
   out.set(b, a.length);
   return out;
+}
+
+interface GgufField {
+  at: number;
+  bytes: 4 | 8;
+  what: string;
+}
+
+/** The integer fields of a (valid) GGUF header, by walking it as gguf.md lays it out; `end`: where the header ends. */
+function ggufFields(b: Uint8Array): { fields: GgufField[]; end: number } {
+  const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  const fields: GgufField[] = [];
+  let at = 8;
+  const u32 = (what: string): number => {
+    fields.push({ at, bytes: 4, what });
+    at += 4;
+    return v.getUint32(at - 4, true);
+  };
+  const u64 = (what: string): number => {
+    fields.push({ at, bytes: 8, what });
+    at += 8;
+    return Number(v.getBigUint64(at - 8, true));
+  };
+  const str = (what: string): void => {
+    const n = u64(`${what} length`);
+    at += n;
+  };
+  const SIZES: Record<number, number> = { 0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8 };
+  const value = (type: number, what: string): void => {
+    if (type === 8) str(what);
+    else if (type === 9) {
+      const elem = u32(`${what} element type`);
+      const n = u64(`${what} count`);
+      // long arrays: their first elements' fields only (the rest are alike)
+      for (let i = 0; i < n && at <= b.length; i++) {
+        if (elem === 8) {
+          if (i < 64) str(`${what}[${i}]`);
+          else at += 8 + Number(v.getBigUint64(at, true));
+        } else if (elem === 9) throw new Error('nested arrays in the fuzz corpus');
+        else at += SIZES[elem]!;
+      }
+    } else at += SIZES[type]!;
+  };
+  try {
+    const nTensors = u64('tensor count');
+    const nKv = u64('kv count');
+    for (let k = 0; k < nKv; k++) {
+      const len = Number(v.getBigUint64(at, true));
+      const key = new TextDecoder().decode(b.subarray(at + 8, at + 8 + len));
+      str(`key ${k}`);
+      const type = u32(`${key} type`);
+      value(type, key);
+    }
+    for (let t = 0; t < nTensors; t++) {
+      str(`tensor ${t} name`);
+      const dims = u32(`tensor ${t} n_dims`);
+      for (let d = 0; d < dims; d++) u64(`tensor ${t} ne[${d}]`);
+      u32(`tensor ${t} type`);
+      u64(`tensor ${t} offset`);
+    }
+  } catch {
+    // a header this walker cannot follow: the fields found so far
+  }
+  return { fields, end: Math.min(b.length, at) };
+}
+
+function ggufField(b: Uint8Array, r: Rand): Mutation {
+  const out = b.slice();
+  const v = new DataView(out.buffer);
+  const { fields } = ggufFields(b);
+  const f = pick(r, fields);
+  const old = f.bytes === 4 ? v.getUint32(f.at, true) : Number(v.getBigUint64(f.at, true));
+  const value = r() < 0.2 && f.bytes === 8 ? 2n ** 63n + BigInt(int(r, 1000)) : BigInt(nastyInt(r, old));
+  if (f.bytes === 4) v.setUint32(f.at, Number(BigInt.asUintN(32, value)), true);
+  else v.setBigUint64(f.at, BigInt.asUintN(64, value), true);
+  return { kind: 'header-int', what: `${f.what} = ${value}`, bytes: out };
 }
