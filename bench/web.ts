@@ -118,6 +118,7 @@ async function browserRates(file: string, tokenizer: string): Promise<Row[]> {
     args: ['--no-sandbox', ...(backendOpt === 'wasm' ? ['--disable-gpu'] : WEBGPU_FLAGS), '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
   });
   const out: Row[] = [];
+  const loads: string[] = [];
   try {
     const query = `model=fixtures/${basename(file)}&tokenizer=fixtures/${tokenizer}`;
     const pages: Array<readonly [string, string]> = [];
@@ -134,6 +135,10 @@ async function browserRates(file: string, tokenizer: string): Promise<Row[]> {
       await page.goto(url);
       await page.waitForFunction(() => ['ready', 'error'].includes(document.body.dataset.state ?? ''), undefined, { timeout: 60_000 });
       if ((await page.getAttribute('body', 'data-state')) === 'error') throw new Error(`page: ${await page.textContent('#error')}`);
+      // the first page downloads the files (streamed into OPFS), the others read them from the cache
+      const loadMs = Number(await page.getAttribute('#status', 'data-load-ms'));
+      const fromCache = (await page.getAttribute('#status', 'data-from-cache')) === 'true';
+      loads.push(`${name}: ${loadMs.toFixed(0)} ms ${fromCache ? 'from cache (OPFS)' : 'downloaded over http://127.0.0.1'}`);
       await page.fill('#prompt', PROMPT);
       await page.fill('#max-tokens', String(tokens));
       await page.fill('#temperature', '0');
@@ -158,5 +163,6 @@ async function browserRates(file: string, tokenizer: string): Promise<Row[]> {
     await isolated.close();
     await plain.close();
   }
+  console.log(`page load (parse, budget check, model build; download on the first visit of an origin):\n  ${loads.join('\n  ')}`);
   return out;
 }
