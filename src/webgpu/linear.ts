@@ -30,13 +30,16 @@ export interface LinearKernel {
   label: string;
 }
 
-const SHELL = `${STEP_STRUCT}
+/** Bindings 0–3 of both shells: the call, the part's meta, the input x, the output y. */
+const LIN_HEAD = `${STEP_STRUCT}
 struct Lin { rows: u32, inDim: u32, outDim: u32, rowOff: u32, flags: u32, q0: u32, q1: u32, q2: u32, p0: vec4<u32>, p1: vec4<u32> }
 @group(0) @binding(1) var<uniform> lin: Lin;
 @group(0) @binding(2) var<storage, read> x: array<f32>;
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
+${REDUCE_64}`;
+
+const SHELL = `${LIN_HEAD}
 @group(0) @binding(4) var<storage, read> bias: array<f32>;
-${REDUCE_64}
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let r = wid.x + wid.y * nwg.x;
@@ -54,13 +57,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 `;
 
 /** Row gather: y[t, j] = ŵ[tokens[t], j] for the rows of this part (other parts hold the other rows). */
-const GATHER_SHELL = `${STEP_STRUCT}
-struct Lin { rows: u32, inDim: u32, outDim: u32, rowOff: u32, flags: u32, q0: u32, q1: u32, q2: u32, p0: vec4<u32>, p1: vec4<u32> }
-@group(0) @binding(1) var<uniform> lin: Lin;
-@group(0) @binding(2) var<storage, read> x: array<f32>;
-@group(0) @binding(3) var<storage, read_write> y: array<f32>;
+const GATHER_SHELL = `${LIN_HEAD}
 @group(0) @binding(4) var<storage, read> tokens: array<u32>;
-${REDUCE_64}
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let j = wid.x + wid.y * nwg.x;

@@ -145,7 +145,7 @@ export const ACT_QUANT = `${STEP_STRUCT}
 struct Meta { n: u32, qmax: u32, pad0: u32, pad1: u32 }
 @group(0) @binding(1) var<uniform> cfg: Meta;
 @group(0) @binding(2) var<storage, read_write> v: array<f32>;
-var<workgroup> red: array<f32, 64>;
+${REDUCE_64}
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let row = wid.x;
@@ -153,13 +153,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let n = cfg.n;
   var m = 0.0;
   for (var i = lid; i < n; i = i + 64u) { m = max(m, abs(v[row * n + i])); }
-  red[lid] = m;
-  workgroupBarrier();
-  for (var s = 32u; s > 0u; s = s >> 1u) {
-    if (lid < s) { red[lid] = max(red[lid], red[lid + s]); }
-    workgroupBarrier();
-  }
-  let top = red[0];
+  let top = reduceMax(m, lid);
   if (top == 0.0) { return; }
   let s = top / f32(cfg.qmax);
   for (var i = lid; i < n; i = i + 64u) { v[row * n + i] = s * round(v[row * n + i] / s); }
