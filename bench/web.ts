@@ -14,6 +14,8 @@
  * there, a real GPU's otherwise: the adapter is printed); prefill tok/s is the page's prompt
  * rate (one chunk: the prompt is short).
  *
+ * The greedy text of every row is compared with Node wasm's (printed: "identical" or the text).
+ *
  * Options: --model stories260K|bench-llama, --tokens N (default 200), and quantize flags after
  * `--` (default: --method rtn --bits 2 --group-size 128).
  */
@@ -50,6 +52,9 @@ const backendOpt = opt('--backend', 'both');
 if (!['wasm', 'webgpu', 'both'].includes(backendOpt)) throw new Error('--backend must be wasm, webgpu or both');
 const WEBGPU_FLAGS = ['--enable-unsafe-webgpu', '--use-webgpu-adapter=swiftshader', '--enable-features=Vulkan'];
 
+/** The greedy text of every runtime: the WebGPU page's must equal Node wasm's (printed, not asserted). */
+const texts = new Map<string, string>();
+
 const dir = mkdtempSync(join(tmpdir(), 'bitcrush-bench-web-'));
 try {
   const file = join(dir, `${which}.bcq`);
@@ -66,6 +71,11 @@ try {
   for (const row of await browserRates(file, basename(spec.tokenizer))) rows.push(row);
   console.log('\nruntime                          threads   decode tok/s   wall tok/s   prefill tok/s');
   for (const [name, n, rate, wall, pre] of rows) console.log(`${name.padEnd(32)} ${String(n).padStart(7)}   ${rate.toFixed(1).padStart(12)}   ${wall.toFixed(1).padStart(10)}   ${Number.isFinite(pre) ? pre.toFixed(1).padStart(13) : '            -'}`);
+  const ref = texts.get('node wasm, 1 threads');
+  if (ref !== undefined) {
+    console.log(`\ngreedy text (${tokens} tokens) against node wasm, 1 thread: ${JSON.stringify(ref.slice(0, 80))}${ref.length > 80 ? '…' : ''}`);
+    for (const [name, text] of texts) if (!name.startsWith('node wasm, 1 ')) console.log(`  ${name}: ${text === ref ? 'identical' : `DIFFERS: ${JSON.stringify(text.slice(0, 80))}`}`);
+  }
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }
@@ -118,6 +128,7 @@ async function browserRates(file: string, tokenizer: string): Promise<Row[]> {
     args: ['--no-sandbox', ...(backendOpt === 'wasm' ? ['--disable-gpu'] : WEBGPU_FLAGS), '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
   });
   const out: Row[] = [];
+  const loads: string[] = [];
   try {
     const query = `model=fixtures/${basename(file)}&tokenizer=fixtures/${tokenizer}`;
     const pages: Array<readonly [string, string]> = [];
@@ -134,6 +145,10 @@ async function browserRates(file: string, tokenizer: string): Promise<Row[]> {
       await page.goto(url);
       await page.waitForFunction(() => ['ready', 'error'].includes(document.body.dataset.state ?? ''), undefined, { timeout: 60_000 });
       if ((await page.getAttribute('body', 'data-state')) === 'error') throw new Error(`page: ${await page.textContent('#error')}`);
+      // the first page downloads the files (streamed into OPFS), the others read them from the cache
+      const loadMs = Number(await page.getAttribute('#status', 'data-load-ms'));
+      const fromCache = (await page.getAttribute('#status', 'data-from-cache')) === 'true';
+      loads.push(`${name}: ${loadMs.toFixed(0)} ms ${fromCache ? 'from cache (OPFS)' : 'downloaded over http://127.0.0.1'}`);
       await page.fill('#prompt', PROMPT);
       await page.fill('#max-tokens', String(tokens));
       await page.fill('#temperature', '0');
@@ -148,6 +163,7 @@ async function browserRates(file: string, tokenizer: string): Promise<Row[]> {
         walls.push((await attr('data-generated-tokens')) / (await attr('data-wall-seconds')));
         prefills.push(await attr('data-prefill-tokens-per-second'));
       }
+      texts.set(name, (await page.textContent('#continuation')) ?? '');
       const threadsUsed = Number(await page.getAttribute('#runtime', 'data-threads'));
       const label = name.includes('webgpu') ? `${name} (${await page.textContent('#runtime')})` : name;
       out.push([label, threadsUsed, Math.max(rates[1]!, rates[2]!), Math.max(walls[1]!, walls[2]!), Math.max(prefills[1]!, prefills[2]!)]);
@@ -158,5 +174,6 @@ async function browserRates(file: string, tokenizer: string): Promise<Row[]> {
     await isolated.close();
     await plain.close();
   }
+  console.log(`page load (parse, budget check, model build; download on the first visit of an origin):\n  ${loads.join('\n  ')}`);
   return out;
 }

@@ -1,22 +1,24 @@
 /**
  * The WebGPU backend (src/webgpu) in headless chromium on SwiftShader's CPU adapter
  * (--enable-unsafe-webgpu --use-webgpu-adapter=swiftshader on an http://127.0.0.1 page): every
- * format's WGSL linear against its TypeScript reference on random tensors, and the GPU forward
- * pass's greedy tokens on packed stories260K files (one per format family, made by
- * `bitcrush quantize`) against the wasm backend in Node and the reference backend in the page.
+ * format's WGSL linear (and its row gather, the packed embedding's path) against its TypeScript
+ * reference on random tensors, and the GPU forward pass's greedy tokens on packed stories260K
+ * files (one per format family, made by `bitcrush quantize`, plus a DBellQuant W1A8 file for
+ * the activation quantization) against the wasm backend in Node and the reference backend in the page.
  * Skips with the reason when chromium or a WebGPU adapter is missing.
  */
 import assert from 'node:assert/strict';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { after, before, describe, it, type TestContext } from 'node:test';
+import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { Browser, Page } from 'playwright-core';
 import { loadModel } from '../src/node/index.js';
 import { generate } from '../src/runtime/generate.js';
 import { argmax } from '../src/runtime/sampler.js';
-import { makeFixtures, registeredFamilies, STORIES_TOKENIZER, type FixtureSet } from './browser/fixtures.js';
+import { makeFixtures, registeredFamilies, STORIES, STORIES_TOKENIZER, type FixtureSet } from './browser/fixtures.js';
 import { serveStatic, type StaticServer } from './browser/server.js';
 import type { ForwardResult, KernelResult } from './browser/webgpu-page.js';
 
@@ -28,6 +30,8 @@ const KERNEL_TOL = 1e-5;
 /** Logit tolerance of the GPU forward against the reference backend, relative to the largest |logit|. */
 const LOGIT_TOL = 1e-4;
 const STEPS = 24;
+const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
+const CALIB = fileURLToPath(new URL('../../../shared/data/tinystories/calib.txt', import.meta.url));
 const PROMPT = 'Once upon a time';
 
 const skip = existsSync(CHROMIUM) ? false : `no chromium at ${CHROMIUM}: .ci/run installs Debian's chromium package (or set CHROMIUM_PATH)`;
@@ -52,6 +56,20 @@ function wasmGreedy(file: string, steps: number, chunk: number): { prompt: numbe
   }
 }
 
+/** A DBellQuant W1A8 stories260K file (`bitcrush quantize --act-bits 8`), made beside the fixtures. */
+async function quantizeA8(dir: string): Promise<string> {
+  const out = join(dir, 'stories260K-dbell-a8.bcq');
+  const calib = join(dir, 'calib-a8.txt');
+  writeFileSync(calib, readFileSync(CALIB).subarray(0, 40_000));
+  const args = [CLI, 'quantize', STORIES, '--method', 'dbell', '--act-bits', '8', '--out', out, '--calib', calib, '--nsamples', '8', '--seqlen', '64', '--threads', '1'];
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+  if (code !== 0) throw new Error(`dbell --act-bits 8: ${stderr.trim().split('\n').slice(0, 4).join(' | ')}`);
+  return out;
+}
+
 describe('WebGPU backend in chromium (SwiftShader)', { skip }, () => {
   let tmp: string;
   let server: StaticServer;
@@ -59,6 +77,7 @@ describe('WebGPU backend in chromium (SwiftShader)', { skip }, () => {
   let page: Page;
   let adapter: string | undefined;
   let fixtures: Promise<FixtureSet>;
+  let a8File: Promise<string>;
 
   before(async () => {
     tmp = mkdtempSync(join(tmpdir(), 'bitcrush-webgpu-'));
@@ -67,6 +86,8 @@ describe('WebGPU backend in chromium (SwiftShader)', { skip }, () => {
     copyFileSync(STORIES_TOKENIZER, join(dir, basename(STORIES_TOKENIZER)));
     fixtures = makeFixtures(dir);
     fixtures.catch(() => undefined);
+    a8File = quantizeA8(dir);
+    a8File.catch(() => undefined);
     server = await serveStatic({ '/web/': join(ROOT, 'dist/web'), '/': join(ROOT, 'dist'), '/fixtures/': dir }, { isolate: false });
     const { chromium } = await import('playwright-core');
     browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', ...WEBGPU_FLAGS] });
@@ -87,7 +108,7 @@ describe('WebGPU backend in chromium (SwiftShader)', { skip }, () => {
     if (tmp) rmSync(tmp, { recursive: true, force: true });
   });
 
-  it('every format\'s WGSL linear equals its TypeScript reference (decode, prefill, bias + residual, row split)', async (t) => {
+  it('every format\'s WGSL linear equals its TypeScript reference (decode, prefill, bias + residual, row split, row gather)', async (t) => {
     if (adapter) return t.skip(adapter);
     const results = await page.evaluate(async (url) => {
       const m = (await import(url)) as typeof import('./browser/webgpu-page.js');
@@ -99,41 +120,55 @@ describe('WebGPU backend in chromium (SwiftShader)', { skip }, () => {
     const worst = new Map<string, number>();
     for (const r of rs) {
       const what = `${r.format} ${r.params} [${r.shape}]`;
-      for (const [k, v] of [['decode', r.decodeErr], ['prefill', r.prefillErr], ['bias+accumulate', r.fusedErr]] as const) {
+      for (const [k, v] of [['decode', r.decodeErr], ['prefill', r.prefillErr], ['bias+accumulate', r.fusedErr], ['row gather', r.gatherErr ?? 0], ['row gather, split', r.gatherSplitErr ?? 0]] as const) {
         assert.ok(v <= KERNEL_TOL, `${what} ${k}: relative error ${v} > ${KERNEL_TOL}`);
       }
       if (r.expectSplit) assert.ok(r.parts > 1, `${what}: the small binding limit did not split the tensor`);
       assert.equal(r.splitDiff, 0, `${what}: split into ${r.parts} parts changes the output by ${r.splitDiff}`);
-      worst.set(r.format, Math.max(worst.get(r.format) ?? 0, r.decodeErr, r.prefillErr, r.fusedErr));
+      worst.set(r.format, Math.max(worst.get(r.format) ?? 0, r.decodeErr, r.prefillErr, r.fusedErr, r.gatherErr ?? 0, r.gatherSplitErr ?? 0));
     }
+    // the part selection of the gather is the same code for every family: split cases of some families suffice
+    for (const family of registeredFamilies()) assert.ok(rs.some((r) => r.family === family && r.gatherErr !== null), `no ${family} case checked the row gather`);
+    const splitGathers = rs.filter((r) => r.gatherSplitErr !== null && r.parts > 1).length;
+    assert.ok(splitGathers > 0, 'no row gather over split parts was checked');
     const split = rs.filter((r) => r.parts > 1).length;
-    t.diagnostic(`${rs.length} cases (${split} split into row parts); worst relative error per format: ${[...worst].map(([f, e]) => `${f} ${e.toExponential(1)}`).join(', ')}`);
+    t.diagnostic(`${rs.length} cases (${split} split into row parts; ${rs.filter((r) => r.gatherErr !== null).length} row gathers, ${splitGathers} split); worst relative error per format: ${[...worst].map(([f, e]) => `${f} ${e.toExponential(1)}`).join(', ')}`);
   });
+
+  /** The GPU forward's greedy tokens and logits on `file` against the wasm backend in Node. */
+  async function checkGreedy(t: TestContext, file: string, what: string): Promise<void> {
+    const chunk = 4; // the prompt spans two prefill chunks
+    const wasm = wasmGreedy(file, STEPS, chunk);
+    const r = await page.evaluate(
+      async ([url, f, prompt, steps, c]) => {
+        const m = (await import(url as string)) as typeof import('./browser/webgpu-page.js');
+        return m.forwardCheck(f as string, prompt as number[], steps as number, c as number);
+      },
+      [`${server.url}test/browser/webgpu-page.js`, `${server.url}fixtures/${basename(file)}`, wasm.prompt, STEPS, chunk] as const,
+    );
+    assert.ok(typeof r !== 'string', String(r));
+    const f = r as ForwardResult;
+    assert.deepEqual(f.refTokens, wasm.tokens, 'the in-page reference backend agrees with wasm in Node');
+    assert.equal(wasm.decode(f.gpuTokens), wasm.decode(wasm.tokens));
+    assert.deepEqual(f.gpuTokens, wasm.tokens);
+    const rel = f.maxLogitDiff / f.maxLogit;
+    assert.ok(rel <= LOGIT_TOL, `logits differ by ${f.maxLogitDiff} (${rel.toExponential(2)} of the largest ${f.maxLogit})`);
+    t.diagnostic(`${what} on ${f.adapter}: ${STEPS} greedy tokens equal; max |Δlogit| ${f.maxLogitDiff.toExponential(2)} (${rel.toExponential(2)} relative); ${f.weightBytes} weight bytes uploaded; upload ${f.uploadMs.toFixed(0)} ms, GPU forwards ${f.gpuMs.toFixed(0)} ms, reference ${f.refMs.toFixed(0)} ms`);
+  }
 
   for (const family of registeredFamilies()) {
     it(`${family} family: greedy tokens of a packed stories260K on WebGPU equal the wasm backend's`, async (t) => {
       if (adapter) return t.skip(adapter);
       const fixture = (await fixtures).byFamily.get(family);
       if (fixture === undefined) return t.skip(`no method produced a ${family} file from stories260K`);
-      const chunk = 4; // the prompt spans two prefill chunks
-      const wasm = wasmGreedy(fixture.file, STEPS, chunk);
-      const r = await page.evaluate(
-        async ([url, file, prompt, steps, c]) => {
-          const m = (await import(url as string)) as typeof import('./browser/webgpu-page.js');
-          return m.forwardCheck(file as string, prompt as number[], steps as number, c as number);
-        },
-        [`${server.url}test/browser/webgpu-page.js`, `${server.url}fixtures/${basename(fixture.file)}`, wasm.prompt, STEPS, chunk] as const,
-      );
-      assert.ok(typeof r !== 'string', String(r));
-      const f = r as ForwardResult;
-      assert.deepEqual(f.refTokens, wasm.tokens, 'the in-page reference backend agrees with wasm in Node');
-      assert.equal(wasm.decode(f.gpuTokens), wasm.decode(wasm.tokens));
-      assert.deepEqual(f.gpuTokens, wasm.tokens);
-      const rel = f.maxLogitDiff / f.maxLogit;
-      assert.ok(rel <= LOGIT_TOL, `logits differ by ${f.maxLogitDiff} (${rel.toExponential(2)} of the largest ${f.maxLogit})`);
-      t.diagnostic(`${family} (${fixture.method}) on ${f.adapter}: ${STEPS} greedy tokens equal; max |Δlogit| ${f.maxLogitDiff.toExponential(2)} (${rel.toExponential(2)} relative); ${f.weightBytes} weight bytes uploaded; upload ${f.uploadMs.toFixed(0)} ms, GPU forwards ${f.gpuMs.toFixed(0)} ms, reference ${f.refMs.toFixed(0)} ms`);
+      await checkGreedy(t, fixture.file, `${family} (${fixture.method})`);
     });
   }
+
+  it('activation quantization: a DBellQuant W1A8 stories260K file on WebGPU gives the wasm backend\'s greedy tokens', async (t) => {
+    if (adapter) return t.skip(adapter);
+    await checkGreedy(t, await a8File, 'dbell --act-bits 8');
+  });
 
   it('the page picks WebGPU when an adapter exists, shows it, and switches to wasm on request: same greedy text', async (t) => {
     if (adapter) return t.skip(adapter);

@@ -70,6 +70,7 @@ async function load(what: () => Promise<Loaded>, again: () => Promise<void>): Pr
     const ctx = runtime.positions !== undefined ? ` · context ${runtime.positions}` : '';
     byId('status').textContent = `loaded ${from} in ${runtime.loadMs.toFixed(0)} ms${need}${ctx}${runtime.warning ? ` · warning: ${runtime.warning}` : ''}`;
     byId('status').dataset.fromCache = String(runtime.sources?.every((s) => s.fromCache) ?? false);
+    byId('status').dataset.loadMs = String(runtime.loadMs);
     loaded = true;
     setState('ready');
   } catch (e) {

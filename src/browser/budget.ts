@@ -73,7 +73,7 @@ export function gpuBytes(packed: PackedModel, positions: number, rows = GPU_ROWS
   const c = packed.config;
   let bytes = 0;
   for (const t of packed.tensors()) {
-    if (t.name === EMBED && !c.tiedEmbeddings) continue; // gathered on the CPU
+    if (t.name === EMBED && !c.tiedEmbeddings && !packed.isPacked(EMBED)) continue; // a float table is gathered on the CPU
     const n = t.shape.reduce((a, b) => a * b, 1);
     bytes += packed.packedBytes(t.name) ?? n * 4;
   }
@@ -115,7 +115,6 @@ export function memoryBudget(packed: PackedModel, limits: BudgetLimits): Budget 
       (bitsFit >= 1 ? `, or this model packed at ≤ ${bitsFit.toFixed(1)} bits per weight` : ', and this model does not fit at any bit width');
   }
 
-  const actBits = packed.header.actBits ?? 16;
   let webgpu: Budget['webgpu'];
   if (typeof limits.gpu === 'string') {
     webgpu = { fits: false, needBytes: 0, positions: 0, why: `WebGPU: ${limits.gpu}` };
@@ -124,8 +123,7 @@ export function memoryBudget(packed: PackedModel, limits: BudgetLimits): Budget 
     const positions = limits.positions ?? Math.min(GPU_DEFAULT_POSITIONS, c.seqLen, maxPos);
     const needBytes = gpuBytes(packed, Math.max(positions, 1));
     webgpu = { fits: true, needBytes, positions };
-    if (actBits < 16) webgpu = { ...webgpu, fits: false, why: `WebGPU: activation quantization (A${actBits}) has no WebGPU kernel (it runs on wasm)` };
-    else if (positions > c.seqLen) webgpu = { ...webgpu, fits: false, why: `WebGPU: a context of ${positions} positions exceeds the model's ${c.seqLen}` };
+    if (positions > c.seqLen) webgpu = { ...webgpu, fits: false, why: `WebGPU: a context of ${positions} positions exceeds the model's ${c.seqLen}` };
     else if (positions > maxPos || positions < 1) {
       const kv = 4 * c.nLayers * positions * kvDim(c);
       webgpu = { ...webgpu, fits: false, why: `WebGPU: the KV cache of ${positions} positions needs ${formatBytes(kv)} in one buffer, the device binds ${formatBytes(limits.gpu.maxBindingBytes)}: a context of ${maxPos} positions fits` };

@@ -2,8 +2,10 @@
  * The Llama forward pass on the GPU, the same structure as runtime/forward.ts (architecture as
  * data: attention biases, grouped-query heads, head_dim, tied head): the packed linears run
  * their format's WGSL kernel on the blobs uploaded once (linear.ts), every activation and the
- * KV cache stay on the GPU, and only the token embeddings go up (gathered on the CPU from the
- * file's table, packed or float: dim floats per token) and the logits [vocab] come back.
+ * KV cache stay on the GPU, and only the token ids go up and the logits [vocab] come back. A
+ * packed embedding is gathered on the GPU from its blobs (GpuLinear.gather; a tied model's
+ * table is the head's, uploaded once for both); a float embedding is gathered on the CPU and
+ * its rows (dim floats per token) go up.
  * The residual adds are fused into the o/down projections (accumulate), biases into their
  * projection. A whole call is one command buffer.
  */
@@ -16,7 +18,7 @@ import { type GpuContext } from './device.js';
 import { MAP_READ, BUFFER, type GpuBindGroup, type GpuBuffer, type GpuComputePass, type GpuComputePipeline } from './gpu-types.js';
 import { denseKernel, packedKernel } from './kernels/index.js';
 import { GpuLinear, LIN_ACCUMULATE, LIN_BIAS } from './linear.js';
-import { ATTENTION, KV_STORE, RMSNORM, ROPE, SWIGLU } from './ops.js';
+import { ACT_QUANT, ATTENTION, KV_STORE, RMSNORM, ROPE, SWIGLU } from './ops.js';
 import { f32Bits } from './wgsl.js';
 
 export interface GpuModelOptions {
@@ -36,7 +38,11 @@ export class GpuModel {
   /** Bytes of weights uploaded (packed blobs as stored, float tensors as float32). */
   readonly weightBytes: number;
   private readonly ctx: GpuContext;
-  private readonly embedding: RowGather;
+  /** The CPU row table of a float embedding; undefined when the GPU gathers a packed one. */
+  private readonly embedding: RowGather | undefined;
+  private readonly tokenIds: GpuBuffer;
+  /** The token ids of the call being recorded (the gather dispatches only the row parts holding them). */
+  private callTokens: ArrayLike<number> = [];
   private readonly linears: GpuLinear[] = [];
   private readonly owned: GpuBuffer[] = [];
   private readonly ops: Op[] = [];
@@ -48,7 +54,6 @@ export class GpuModel {
 
   constructor(ctx: GpuContext, packed: PackedModel, opts: GpuModelOptions = {}) {
     const c = packed.config;
-    if ((packed.header.actBits ?? 16) < 16) throw new RangeError(`${packed.name}: activation quantization (A${packed.header.actBits}) has no WebGPU kernel yet`);
     this.ctx = ctx;
     this.name = packed.name;
     this.config = c;
@@ -64,8 +69,9 @@ export class GpuModel {
     const upload = (a: Float32Array, label: string) => this.own(ctx.storage(a, label));
     const uni = (words: number[]) => this.own(ctx.uniform(Uint32Array.from(words)));
 
-    this.embedding = packed.rowGather(EMBED) ?? denseEmbedding(packed.load(EMBED), vocab, dim);
-    this.embedRows = new Float32Array(R * dim);
+    this.embedding = packed.isPacked(EMBED) ? undefined : denseEmbedding(packed.load(EMBED), vocab, dim);
+    this.embedRows = new Float32Array(this.embedding ? R * dim : 0);
+    this.tokenIds = this.own(ctx.storage(new Uint32Array(R), 'token ids'));
     this.step = uni([0, 0, 0, 0]);
     const stepOne = uni([1, 0, 0, 0]);
     this.x = buf(R * dim, 'x');
@@ -112,17 +118,31 @@ export class GpuModel {
     // the final norm of the last row alone (row T − 1 of the call, written to row 0)
     const rmsLast = (src: GpuBuffer, dst: GpuBuffer, weight: string): Op => kernel(pRms, [this.step, uni([dim, f32Bits(c.normEps), 1, 0]), src, dst, upload(packed.load(weight), weight)], () => [1, 1, 1]);
     let weightBytes = 0;
-    const linear = (name: string, x: GpuBuffer, y: GpuBuffer, step: GpuBuffer, flags: number, bias?: Float32Array): Op => {
+    const upLinear = (name: string, flags: number): GpuLinear => {
       const shape = packed.tensors().find((t) => t.name === name)!.shape as [number, number];
       const kern = packed.isPacked(name) ? packedKernel(packed.packed(name)) : denseKernel(packed.load(name), shape[0], shape[1], name);
-      const lin = new GpuLinear(ctx, shape[0], shape[1], kern, flags | (bias ? LIN_BIAS : 0));
+      const lin = new GpuLinear(ctx, shape[0], shape[1], kern, flags);
       this.linears.push(lin);
       weightBytes += lin.bytes;
+      return lin;
+    };
+    const linear = (name: string, x: GpuBuffer, y: GpuBuffer, step: GpuBuffer, flags: number, bias?: Float32Array, lin = upLinear(name, flags | (bias ? LIN_BIAS : 0))): Op => {
       const groups: GpuBindGroup[] = lin.bind(step, x, y, bias ? upload(bias, `${name} bias`) : zero);
       return (pass, T) => lin.dispatch(pass, groups, T);
     };
+    // a packed embedding: its rows gathered on the GPU straight into x
+    const table = this.embedding === undefined ? upLinear(EMBED, 0) : undefined;
+    if (table !== undefined) {
+      const run = table.gather(this.step, this.tokenIds, this.x);
+      this.ops.push((pass) => run(pass, this.callTokens));
+    }
     const biasOf = (l: number, proj: LinearName): Float32Array | undefined =>
       c.attentionBias && (BIASED[c.attentionBias] as readonly string[]).includes(proj) ? packed.load(layerBias(l, proj as never)) : undefined;
+    // a file's activation quantization: every block linear's input fake-quantized per token (in
+    // place: each quantized buffer feeds only block linears), the head's input left alone
+    const actBits = packed.header.actBits ?? 16;
+    const pAq = actBits < 16 ? pipe(ACT_QUANT, 'act quant') : undefined;
+    const actQuant = (v: GpuBuffer, n: number): Op[] => (pAq ? [kernel(pAq, [this.step, uni([n, 2 ** (actBits - 1) - 1, 0, 0]), v], (T) => [T, 1, 1])] : []);
     const rows64 = (n: number) => (T: number): [number, number, number] => [Math.ceil(n / 64), T, 1];
 
     for (let l = 0; l < nLayers; l++) {
@@ -130,6 +150,7 @@ export class GpuModel {
       const layerBase = l * P * kvDim;
       this.ops.push(
         rmsnorm(this.x, xb, t('input_layernorm')),
+        ...actQuant(xb, dim),
         linear(t('self_attn.q_proj'), xb, q, this.step, 0, biasOf(l, 'self_attn.q_proj')),
         linear(t('self_attn.k_proj'), xb, k, this.step, 0, biasOf(l, 'self_attn.k_proj')),
         linear(t('self_attn.v_proj'), xb, v, this.step, 0, biasOf(l, 'self_attn.v_proj')),
@@ -138,18 +159,22 @@ export class GpuModel {
         kernel(pKv, [this.step, uni([kvDim, layerBase, 0, 0]), k, kc], rows64(kvDim)),
         kernel(pKv, [this.step, uni([kvDim, layerBase, 0, 0]), v, vc], rows64(kvDim)),
         kernel(pAtt, [this.step, uni([c.nHeads, c.nHeads / c.nKvHeads, hs, kvDim, qDim, layerBase, P, f32Bits(1 / Math.sqrt(hs))]), q, kc, vc, att, xb], (T) => [c.nHeads, T, 1]),
+        ...actQuant(xb, qDim),
         linear(t('self_attn.o_proj'), xb, this.x, this.step, LIN_ACCUMULATE, biasOf(l, 'self_attn.o_proj')),
         rmsnorm(this.x, xb, t('post_attention_layernorm')),
+        ...actQuant(xb, dim),
         linear(t('mlp.gate_proj'), xb, hb, this.step, 0),
         linear(t('mlp.up_proj'), xb, hb2, this.step, 0),
         kernel(pSwi, [this.step, uni([hidden, 0, 0, 0]), hb, hb2], (T) => {
           const groups = Math.ceil((T * hidden) / 64);
           return groups <= 65535 ? [groups, 1, 1] : [65535, Math.ceil(groups / 65535), 1];
         }),
+        ...actQuant(hb, hidden),
         linear(t('mlp.down_proj'), hb, this.x, this.step, LIN_ACCUMULATE),
       );
     }
-    this.ops.push(rmsLast(this.x, xb, FINAL_NORM), linear(c.tiedEmbeddings ? EMBED : LM_HEAD, xb, this.logits, stepOne, 0));
+    const head = c.tiedEmbeddings ? EMBED : LM_HEAD;
+    this.ops.push(rmsLast(this.x, xb, FINAL_NORM), linear(head, xb, this.logits, stepOne, 0, undefined, c.tiedEmbeddings && table !== undefined ? table : undefined));
     this.weightBytes = weightBytes;
   }
 
@@ -172,11 +197,13 @@ export class GpuModel {
     for (let t = 0; t < T; t++) {
       const token = tokens[t]!;
       if (!Number.isInteger(token) || token < 0 || token >= vocab) throw new RangeError(`token id ${token} outside 0..${vocab - 1}`);
-      this.embedding.row(this.embedRows.subarray(t * dim, (t + 1) * dim), token);
+      this.embedding?.row(this.embedRows.subarray(t * dim, (t + 1) * dim), token);
     }
     const { device } = this.ctx;
     device.queue.writeBuffer(this.step, 0, Uint32Array.from([T, startPos, 0, 0]));
-    device.queue.writeBuffer(this.x, 0, this.embedRows, 0, T * dim);
+    if (this.embedding !== undefined) device.queue.writeBuffer(this.x, 0, this.embedRows, 0, T * dim);
+    else device.queue.writeBuffer(this.tokenIds, 0, Uint32Array.from(tokens));
+    this.callTokens = tokens;
     const enc = device.createCommandEncoder();
     const pass = enc.beginComputePass();
     for (const op of this.ops) op(pass, T);

@@ -8,6 +8,13 @@
  * Weights are uploaded once, in their packed layout. A tensor whose largest per-row blob
  * exceeds the device's storage binding limit is cut into row ranges, each with its own
  * buffers and dispatch (shared blobs — perm, codebooks, masks — are bound to every part).
+ *
+ * The same blobs also serve as a row table (`gather`: the token embedding of a packed file, and
+ * the head of a tied model read both ways): row r, column j is the format's own `partial` of
+ * row r against a one-hot x = e_j, so every format family gathers with no code of its own. The
+ * one-hot input is a window into [0…0, 1, 0…0] (2·inDim − 1 floats, the 1 at inDim − 1): x
+ * starting at inDim − 1 − j has its 1 at column j. One gathered row costs one row's decode per
+ * column (inDim² weight decodes, the work of an [inDim, inDim] matvec: small beside a layer).
  */
 import { grid2d, type GpuContext } from './device.js';
 import type { GpuBindGroup, GpuBuffer, GpuComputePass, GpuComputePipeline } from './gpu-types.js';
@@ -23,13 +30,16 @@ export interface LinearKernel {
   label: string;
 }
 
-const SHELL = `${STEP_STRUCT}
+/** Bindings 0–3 of both shells: the call, the part's meta, the input x, the output y. */
+const LIN_HEAD = `${STEP_STRUCT}
 struct Lin { rows: u32, inDim: u32, outDim: u32, rowOff: u32, flags: u32, q0: u32, q1: u32, q2: u32, p0: vec4<u32>, p1: vec4<u32> }
 @group(0) @binding(1) var<uniform> lin: Lin;
 @group(0) @binding(2) var<storage, read> x: array<f32>;
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
+${REDUCE_64}`;
+
+const SHELL = `${LIN_HEAD}
 @group(0) @binding(4) var<storage, read> bias: array<f32>;
-${REDUCE_64}
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let r = wid.x + wid.y * nwg.x;
@@ -43,6 +53,21 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     if ((lin.flags & 2u) != 0u) { v = v + y[o]; }
     y[o] = v;
   }
+}
+`;
+
+/** Row gather: y[t, j] = ŵ[tokens[t], j] for the rows of this part (other parts hold the other rows). */
+const GATHER_SHELL = `${LIN_HEAD}
+@group(0) @binding(4) var<storage, read> tokens: array<u32>;
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let j = wid.x + wid.y * nwg.x;
+  let t = wid.z;
+  if (j >= lin.inDim || t >= step.T) { return; }
+  let token = tokens[t];
+  if (token < lin.rowOff || token >= lin.rowOff + lin.rows) { return; }
+  let v = reduceSum(partial(token - lin.rowOff, lin.inDim - 1u - j, lid), lid);
+  if (lid == 0u) { y[t * lin.inDim + j] = v; }
 }
 `;
 
@@ -65,6 +90,8 @@ export class GpuLinear {
   private readonly ctx: GpuContext;
   private readonly pipeline: GpuComputePipeline;
   private readonly parts: Part[] = [];
+  private readonly wgsl: string;
+  private oneHot: GpuBuffer | undefined;
 
   /** `maxBindingBytes` below the device's limit forces the row split (tests). */
   constructor(ctx: GpuContext, outDim: number, inDim: number, k: LinearKernel, flags = 0, maxBindingBytes = ctx.info.maxBindingBytes) {
@@ -73,6 +100,7 @@ export class GpuLinear {
     this.inDim = inDim;
     this.label = k.label;
     this.pipeline = ctx.pipeline(SHELL + k.wgsl, k.label);
+    this.wgsl = k.wgsl;
     const limit = Math.min(maxBindingBytes, ctx.info.maxBindingBytes);
     let rowBytes = 0;
     for (const b of k.buffers) {
@@ -126,9 +154,35 @@ export class GpuLinear {
     }
   }
 
+  /**
+   * A row gather of this layer's weights: `run(pass, ids)` writes rows ids[0..T−1] (ids < outDim,
+   * the caller checks; the same ids already written to `tokens` as u32) as y[T, inDim] float32.
+   * Only the row parts holding some id are dispatched.
+   */
+  gather(step: GpuBuffer, tokens: GpuBuffer, y: GpuBuffer): (pass: GpuComputePass, ids: ArrayLike<number>) => void {
+    const pipeline = this.ctx.pipeline(GATHER_SHELL + this.wgsl, `${this.label} gather`);
+    if (this.oneHot === undefined) {
+      const window = new Float32Array(2 * this.inDim - 1);
+      window[this.inDim - 1] = 1;
+      this.oneHot = this.ctx.storage(window, `${this.label} one-hot`);
+    }
+    const groups = this.parts.map((p) => this.ctx.bindGroup(pipeline, [step, p.meta, this.oneHot!, y, tokens, ...p.buffers]));
+    const [gx, gy] = grid2d(this.inDim);
+    return (pass, ids) => {
+      pass.setPipeline(pipeline);
+      for (let i = 0; i < this.parts.length; i++) {
+        const { rowOff, rows } = this.parts[i]!;
+        if (!Array.prototype.some.call(ids, (id: number) => id >= rowOff && id < rowOff + rows)) continue;
+        pass.setBindGroup(0, groups[i]!);
+        pass.dispatchWorkgroups(gx, gy, ids.length);
+      }
+    };
+  }
+
   destroy(): void {
     const seen = new Set<GpuBuffer>();
     for (const p of this.parts) for (const b of [...p.buffers, p.meta]) seen.add(b);
+    if (this.oneHot !== undefined) seen.add(this.oneHot);
     for (const b of seen) b.destroy();
   }
 }

@@ -135,3 +135,27 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   g[i] = (a / (1.0 + exp(-a))) * u[i];
 }
 `;
+
+/**
+ * In place, per row of v [T, n]: symmetric absmax fake quantization to b bits (quant/act-quant.ts,
+ * the A8/A6/A4 of BiLLM/DBellQuant files): s = max|v| / (2^(b−1) − 1), v = s · round(v / s)
+ * (WGSL's round is ties-to-even, as torch.round); a zero row stays zero. meta: n, qmax.
+ */
+export const ACT_QUANT = `${STEP_STRUCT}
+struct Meta { n: u32, qmax: u32, pad0: u32, pad1: u32 }
+@group(0) @binding(1) var<uniform> cfg: Meta;
+@group(0) @binding(2) var<storage, read_write> v: array<f32>;
+${REDUCE_64}
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let row = wid.x;
+  if (row >= step.T) { return; }
+  let n = cfg.n;
+  var m = 0.0;
+  for (var i = lid; i < n; i = i + 64u) { m = max(m, abs(v[row * n + i])); }
+  let top = reduceMax(m, lid);
+  if (top == 0.0) { return; }
+  let s = top / f32(cfg.qmax);
+  for (var i = lid; i < n; i = i + 64u) { v[row * n + i] = s * round(v[row * n + i] / s); }
+}
+`;

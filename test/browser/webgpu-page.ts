@@ -3,7 +3,8 @@
  * ES modules) with a WebGPU adapter, and returns plain JSON the Node test asserts on.
  *   kernelChecks: every registered format's WGSL linear against its TypeScript reference
  *     (`dequantize`, then a float64 dot) on random tensors, decode (T = 1) and prefill (T = 3),
- *     with bias and accumulate, and the row split forced by a small binding limit.
+ *     with bias and accumulate, and the row split forced by a small binding limit; and the
+ *     row gather (a packed embedding's rows) against the dequantized rows, unsplit and split.
  *   forwardCheck: a packed file's greedy tokens on the GPU forward pass and on the reference
  *     backend (runtime/model.ts in the page), with the largest logit difference along the way.
  */
@@ -43,6 +44,38 @@ export interface KernelResult {
   parts: number;
   /** Whether that limit is below the tensor's per-row bytes (so parts must be > 1). */
   expectSplit: boolean;
+  /**
+   * Row gather (embedding use) of rows first, last, middle: max |gpu − ref| / max |ref|,
+   * unsplit and split; null for inDim > 128 (a gathered row is inDim workgroups: slow on SwiftShader).
+   */
+  gatherErr: number | null;
+  gatherSplitErr: number | null;
+}
+
+const GATHER_MAX_IN = 128;
+
+/** Rows `rows` of t gathered on the GPU (GpuLinear.gather), [rows.length, inDim]. */
+async function gather(ctx: GpuContext, t: PackedTensor, rows: number[], limit?: number): Promise<Float32Array> {
+  const { device } = ctx;
+  const lin = new GpuLinear(ctx, t.outDim, t.inDim, packedKernel(t), 0, limit);
+  const T = rows.length;
+  const step = ctx.uniform(Uint32Array.from([T, 0, 0, 0]));
+  const ids = ctx.storage(Uint32Array.from(rows));
+  const yb = ctx.storage(new Float32Array(T * t.inDim));
+  const read = device.createBuffer({ size: T * t.inDim * 4, usage: BUFFER.MAP_READ | BUFFER.COPY_DST });
+  const op = await ctx.checked(`gather ${lin.label}`, () => lin.gather(step, ids, yb));
+  const enc = device.createCommandEncoder();
+  const pass = enc.beginComputePass();
+  op(pass, rows);
+  pass.end();
+  enc.copyBufferToBuffer(yb, 0, read, 0, T * t.inDim * 4);
+  await ctx.checked(`run gather ${lin.label}`, () => device.queue.submit([enc.finish()]));
+  await read.mapAsync(MAP_READ);
+  const y = new Float32Array(read.getMappedRange().slice(0));
+  read.unmap();
+  for (const b of [step, ids, yb, read]) b.destroy();
+  lin.destroy();
+  return y;
 }
 
 async function run(ctx: GpuContext, t: PackedTensor, x: Float32Array, T: number, flags = 0, bias?: Float32Array, y0?: Float32Array, limit?: number): Promise<{ y: Float32Array; parts: number }> {
@@ -117,6 +150,8 @@ export async function kernelChecks(seed = 1): Promise<KernelResult[] | string> {
       const limit = Math.max(Math.ceil(2 * perRow) + 8, shared);
       const split = await run(ctx, t, x, 3, 0, undefined, undefined, limit);
       const splitDiff = Math.max(...Array.from(split.y, (v, i) => Math.abs(v - pre.y[i]!)));
+      const rows = [0, ex.outDim - 1, ex.outDim >> 1];
+      const refRows = Float32Array.from(rows.flatMap((r) => Array.from(w.subarray(r * ex.inDim, (r + 1) * ex.inDim))));
       out.push({
         format: id,
         family: f.family,
@@ -128,6 +163,8 @@ export async function kernelChecks(seed = 1): Promise<KernelResult[] | string> {
         splitDiff,
         parts: split.parts,
         expectSplit: limit < perRow * ex.outDim,
+        gatherErr: ex.inDim <= GATHER_MAX_IN ? relErr(await gather(ctx, t, rows), refRows) : null,
+        gatherSplitErr: ex.inDim <= GATHER_MAX_IN ? relErr(await gather(ctx, t, rows, limit), refRows) : null,
       });
     }
   }
