@@ -5,7 +5,9 @@
  * one whose figures are extrapolated to 32 layers; `bitcrush eval` (fp32 reference mode, BF16
  * weights kept 16-bit) on the 7B-shaped one. Per phase (tokenize, capture, quantize, write):
  * wall and CPU seconds and RSS, from the command's --json; peak RSS sampled from /proc every
- * 100 ms. Options: --tiny-layers N (22), --big-layers N (4), --skip-tiny, --skip-7b, --json.
+ * 100 ms; 'other' is what no phase covers (start-up, opening the model). Options: --tiny-layers N
+ * (22), --big-layers N (4), --nsamples N (32: the issue's figure; fewer for a quick look),
+ * --skip-tiny, --skip-7b, --json.
  * Models are written once into $TMPDIR/bitcrush-bench-models (about 4.3 GB).
  */
 import { spawn } from 'node:child_process';
@@ -22,7 +24,7 @@ const flag = (f: string) => argv.includes(f);
 const num = (f: string, d: number) => (argv.includes(f) ? Number(argv[argv.indexOf(f) + 1]) : d);
 
 interface Phase { wallSeconds: number; cpuSeconds: number; rssMiB: number; calls: number }
-interface Run { wallSeconds: number; peakRssMiB: number; out: Record<string, unknown> }
+interface Run { wallSeconds: number; cpuSeconds?: number; peakRssMiB: number; out: Record<string, unknown> }
 
 /** Runs the CLI, sampling the child's RSS; returns its parsed --json line. */
 function runCli(args: string[]): Promise<Run> {
@@ -32,10 +34,15 @@ function runCli(args: string[]): Promise<Run> {
     let stdout = '';
     let stderr = '';
     let peak = 0;
+    let cpu = 0; // the child's CPU seconds at the last sample
     const sample = () => {
       try {
         const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'));
         if (m) peak = Math.max(peak, Number(m[1]) / 1024);
+        // utime + stime (fields 14, 15 after the parenthesised name), in clock ticks of 1/100 s
+        const stat = readFileSync(`/proc/${child.pid}/stat`, 'utf8');
+        const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+        cpu = Math.max(cpu, (Number(f[11]) + Number(f[12])) / 100);
       } catch {
         // the child has exited
       }
@@ -50,17 +57,22 @@ function runCli(args: string[]): Promise<Run> {
       clearInterval(timer);
       if (code !== 0) return reject(new Error(`bitcrush ${args.join(' ')} exited ${code}: ${stderr.trim().split('\n').at(-1)}`));
       const out = JSON.parse(stdout.trim().split('\n').at(-1)!) as Record<string, unknown>;
-      resolve({ wallSeconds: (performance.now() - t0) / 1000, peakRssMiB: Math.max(peak, Number(out['peakRssMiB'] ?? 0)), out });
+      resolve({ wallSeconds: (performance.now() - t0) / 1000, cpuSeconds: cpu, peakRssMiB: Math.max(peak, Number(out['peakRssMiB'] ?? 0)), out });
     });
   });
 }
 
 function quantizeArgs(dir: string, out: string): string[] {
-  return ['quantize', dir, '--method', 'gptq', '--bits', '2', '--group-size', '128', '--calib', shared('data/wikitext2/test.txt'), '--nsamples', '32', '--seqlen', '512', '--out', out];
+  return ['quantize', dir, '--method', 'gptq', '--bits', '2', '--group-size', '128', '--calib', shared('data/wikitext2/test.txt'), '--nsamples', String(num('--nsamples', 32)), '--seqlen', '512', '--out', out];
 }
 
-function phaseTable(phases: Record<string, Phase>): string[] {
-  return Object.entries(phases).map(([name, p]) => `  ${name.padEnd(9)} ${p.wallSeconds.toFixed(1).padStart(8)} s wall ${p.cpuSeconds.toFixed(1).padStart(8)} s CPU   RSS ${p.rssMiB.toFixed(0).padStart(6)} MiB`);
+/** One line per phase, then what no phase covers (process start, opening the model, the summary). */
+function phaseTable(phases: Record<string, Phase>, r: Run): string[] {
+  const line = (name: string, wall: number, cpu: string, rss: string) => `  ${name.padEnd(9)} ${wall.toFixed(1).padStart(8)} s wall ${cpu.padStart(8)} s CPU   RSS ${rss.padStart(6)} MiB`;
+  const rows = Object.entries(phases).map(([name, p]) => line(name, p.wallSeconds, p.cpuSeconds.toFixed(1), p.rssMiB.toFixed(0)));
+  const covered = Object.values(phases).reduce((s, p) => s + p.wallSeconds, 0);
+  rows.push(line('other', r.wallSeconds - covered, r.cpuSeconds === undefined ? '' : (r.cpuSeconds - Object.values(phases).reduce((s, p) => s + p.cpuSeconds, 0)).toFixed(1), ''));
+  return rows;
 }
 
 async function main(): Promise<void> {
@@ -77,9 +89,9 @@ async function main(): Promise<void> {
     rmSync(out, { force: true });
     report['tinyllama'] = { layers, modelWriteSeconds: writeSeconds, ...r };
     lines.push(
-      `TinyLlama-1.1B shape, ${layers} layers, BF16: GPTQ 2-bit g128, 32 × 512 calibration tokens`,
-      `  total     ${r.wallSeconds.toFixed(1).padStart(8)} s wall (target ≤ 900)   peak RSS ${r.peakRssMiB.toFixed(0)} MiB (target ≤ 3072)   file ${(Number(r.out['fileBytes']) / 1e6).toFixed(1)} MB`,
-      ...phaseTable(r.out['phases'] as Record<string, Phase>),
+      `TinyLlama-1.1B shape, ${layers} layers, BF16: GPTQ 2-bit g128, ${num('--nsamples', 32)} × 512 calibration tokens`,
+      `  total     ${r.wallSeconds.toFixed(1).padStart(8)} s wall (target ≤ 900) ${r.cpuSeconds!.toFixed(1).padStart(8)} s CPU   peak RSS ${r.peakRssMiB.toFixed(0)} MiB (target ≤ 3072)   file ${(Number(r.out['fileBytes']) / 1e6).toFixed(1)} MB`,
+      ...phaseTable(r.out['phases'] as Record<string, Phase>, r),
     );
   }
 
@@ -102,9 +114,9 @@ async function main(): Promise<void> {
     const eval32 = e.peakRssMiB + ((32 - layers) * blockBf16) / 2 ** 20;
     report['llama2-7b'] = { layers, quantize: q, eval: e, extrapolated32: { quantizeWallSeconds: perBlock * 32, quantizePeakRssMiB: rss32, evalPeakRssMiB: eval32 } };
     lines.push(
-      `Llama-2-7B shape, ${layers} layers, BF16: GPTQ 2-bit g128, 32 × 512 calibration tokens`,
+      `Llama-2-7B shape, ${layers} layers, BF16: GPTQ 2-bit g128, ${num('--nsamples', 32)} × 512 calibration tokens`,
       `  total     ${q.wallSeconds.toFixed(1).padStart(8)} s wall   peak RSS ${q.peakRssMiB.toFixed(0)} MiB`,
-      ...phaseTable(phases),
+      ...phaseTable(phases, q),
       `  → 32 layers: about ${(perBlock * 32 / 60).toFixed(0)} min of capture + quantize, peak RSS about ${rss32.toFixed(0)} MiB (target ≤ 12288)`,
       `fp32 eval (BF16 weights kept 16-bit), ${layers} layers, 2 windows of 128: peak RSS ${e.peakRssMiB.toFixed(0)} MiB, ${e.wallSeconds.toFixed(1)} s` +
         ` → 32 layers: about ${eval32.toFixed(0)} MiB (target ≤ 16384)`,

@@ -142,12 +142,37 @@ static napi_value sgemv(napi_env env, napi_callback_info info) {
 }
 
 /*
+ * h[k,k] += delta's lower triangle mirrored to both triangles (delta: k×k, float or double). In
+ * 64×64 tiles so the transposed writes stay in cache (row-by-row, they missed it on every
+ * element: seconds per call at k = 5632). Adding to both triangles keeps a non-symmetric h
+ * accumulating exactly like the reference.
+ */
+#define MIRROR_ADD(NAME, T)                                                              \
+  static void NAME(double *h, const T *delta, int k) {                                   \
+    const int TILE = 64;                                                                 \
+    for (int i0 = 0; i0 < k; i0 += TILE) {                                               \
+      int i1 = i0 + TILE < k ? i0 + TILE : k;                                            \
+      for (int j0 = 0; j0 <= i0; j0 += TILE) {                                           \
+        for (int i = i0; i < i1; i++) {                                                  \
+          int j1 = j0 + TILE < i ? j0 + TILE : i; /* strictly below the diagonal */      \
+          for (int j = j0; j < j1; j++) {                                                \
+            double d = (double)delta[(size_t)i * k + j];                                 \
+            h[(size_t)i * k + j] += d;                                                   \
+            h[(size_t)j * k + i] += d;                                                   \
+          }                                                                              \
+        }                                                                                \
+      }                                                                                  \
+      for (int i = i0; i < i1; i++) h[(size_t)i * k + i] += (double)delta[(size_t)i * k + i]; \
+    }                                                                                    \
+  }
+MIRROR_ADD(mirror_add_d, double)
+MIRROR_ADD(mirror_add_f, float)
+
+/*
  * xtx(h, x, rows, k): h[k,k] += xᵀx in float64. x is widened in chunks (float32 products are
- * exact in float64); dsyrk writes the lower triangle of a delta, which is added to both
- * triangles of h so a non-symmetric h accumulates exactly like the reference. The mirror add
- * goes in 64×64 tiles so the transposed writes stay in cache (row-by-row, they missed it on
- * every element: seconds per call at k = 5632). Callers batch rows (HessianAccumulator), as
- * each call costs a few passes over k² doubles on top of its k²·rows products.
+ * exact in float64); dsyrk writes the lower triangle of a delta, mirrored into h. Callers
+ * batch rows (HessianAccumulator), as each call costs a few passes over k² doubles on top of
+ * its k²·rows products.
  */
 static napi_value xtx(napi_env env, napi_callback_info info) {
   args_t a;
@@ -173,22 +198,32 @@ static napi_value xtx(napi_env env, napi_callback_info info) {
     for (size_t i = 0; i < (size_t)rr * k; i++) wide[i] = src[i];
     cblas_dsyrk(CblasRowMajor, CblasLower, CblasTrans, k, rr, 1.0, wide, k, r0 == 0 ? 0.0 : 1.0, delta, k);
   }
-  const int T = 64;
-  for (int i0 = 0; i0 < k; i0 += T) {
-    int i1 = i0 + T < k ? i0 + T : k;
-    for (int j0 = 0; j0 <= i0; j0 += T) {
-      for (int i = i0; i < i1; i++) {
-        int j1 = j0 + T < i ? j0 + T : i; /* strictly below the diagonal */
-        for (int j = j0; j < j1; j++) {
-          double d = delta[(size_t)i * k + j];
-          h[(size_t)i * k + j] += d;
-          h[(size_t)j * k + i] += d;
-        }
-      }
-    }
-    for (int i = i0; i < i1; i++) h[(size_t)i * k + i] += delta[(size_t)i * k + i];
-  }
+  mirror_add_d(h, delta, k);
   free(wide);
+  free(delta);
+  return NULL;
+}
+
+/*
+ * xtx32(h, x, rows, k): h[k,k] += xᵀx with the products summed in float32 (ssyrk straight on
+ * x: no widening, twice dsyrk's rate), the float32 sum then added into the float64 h. The
+ * official GPTQ keeps all of H in float32; callers sum a few thousand rows per call, so only
+ * one stage's sum is float32.
+ */
+static napi_value xtx32(napi_env env, napi_callback_info info) {
+  args_t a;
+  if (!get_args(env, info, &a, 4)) return NULL;
+  int rows = dim(&a, 2), k = dim(&a, 3);
+  double *h = array(&a, 0, 1, (double)k * k);
+  float *x = array(&a, 1, 0, (double)rows * k);
+  if (!a.ok || rows == 0 || k == 0) return NULL;
+  float *delta = malloc(sizeof(float) * (size_t)k * k); /* ssyrk's beta = 0 writes it first */
+  if (!delta) {
+    napi_throw_error(env, NULL, "bitcrush_native: out of memory");
+    return NULL;
+  }
+  cblas_ssyrk(CblasRowMajor, CblasLower, CblasTrans, k, rows, 1.0f, x, k, 0.0f, delta, k);
+  mirror_add_f(h, delta, k);
   free(delta);
   return NULL;
 }
@@ -233,6 +268,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"sgemm", NULL, sgemm, NULL, NULL, NULL, napi_default, NULL},
       {"sgemv", NULL, sgemv, NULL, NULL, NULL, napi_default, NULL},
       {"xtx", NULL, xtx, NULL, NULL, NULL, napi_default, NULL},
+      {"xtx32", NULL, xtx32, NULL, NULL, NULL, napi_default, NULL},
       {"potrf", NULL, potrf, NULL, NULL, NULL, napi_default, NULL},
       {"trtri", NULL, trtri, NULL, NULL, NULL, napi_default, NULL},
       {"streamSum", NULL, stream_sum, NULL, NULL, NULL, napi_default, NULL},

@@ -124,6 +124,34 @@ for (const { label, be } of backends) {
       }
     });
 
+    test('xtxAccumulate32 sums each call in float32 into float64 h (when the backend has it)', (t) => {
+      if (!be.xtxAccumulate32) return t.skip('no xtxAccumulate32');
+      const rand = rng(5);
+      for (const k of [1, 5, 13, 70, 130]) {
+        for (const inside of [true, false]) {
+          const want = new Float64Array(k * k);
+          const bound = new Float64Array(k * k); // Σ over calls of rows·ε32·Σ|x_i·x_j|: float32 summation's error bound
+          const h = place(be, new Float64Array(k * k), inside);
+          for (const rows of [1, 7, 600, 3000]) {
+            const x = randomF32(rows * k, rand);
+            referenceXtx(want, x, rows, k);
+            const abs = new Float64Array(k * k);
+            referenceXtx(abs, x.map(Math.abs), rows, k);
+            for (let i = 0; i < abs.length; i++) bound[i] += rows * EPS32 * abs[i];
+            be.xtxAccumulate32(h, place(be, x, inside), rows, k);
+          }
+          for (let i = 0; i < k * k; i++) {
+            const err = Math.abs(h[i] - want[i]);
+            assert.ok(err <= bound[i], `k=${k} inside=${inside}: h[${i}] = ${h[i]}, float64 sum ${want[i]}, error ${err} > ${bound[i]}`);
+          }
+          // symmetric to the bit: both triangles get the same float32 sum
+          for (let i = 0; i < k; i++) for (let j = 0; j < i; j++) assert.equal(h[i * k + j], h[j * k + i]);
+          // and not the float64 kernel under another name: some entry shows float32 rounding
+          if (k >= 13) assert.ok(maxAbsDiff(h, want) > 1e-9, `k=${k}: no float32 rounding visible`);
+        }
+      }
+    });
+
     test('cholesky factors SPD matrices and triInverse inverts the factor', () => {
       const rand = rng(4);
       for (const n of [1, 5, 64, 65, 130, 200]) {

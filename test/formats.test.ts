@@ -274,6 +274,27 @@ describe('format choice for grid payloads', () => {
     assert.equal(packGroups(sym).format, 'uniform-sym');
   });
 
+  it('paramsFor gives the params and byte count pack writes (the choice packs only the winner)', () => {
+    let checked = 0;
+    for (const id of formatIds()) {
+      const f = getFormat(id);
+      if (!f.paramsFor) continue;
+      for (const { outDim, inDim, params } of f.examples()) {
+        const g = f.randomPayload(outDim, inDim, params, rng(outDim * 31 + inDim));
+        if (!f.accepts!(g)) continue;
+        const t = f.pack(g);
+        assert.deepEqual(f.paramsFor(g), t.params, `${id} [${outDim}, ${inDim}]`);
+        const bytes = Object.values(t.blobs).reduce((s, b) => s + b.bytes.byteLength, 0);
+        assert.equal(bitsPerWeight(f, outDim, inDim, f.paramsFor(g)), (bytes * 8) / (outDim * inDim), `${id} [${outDim}, ${inDim}] bytes`);
+        checked++;
+      }
+    }
+    assert.ok(checked >= 4, `${checked} payloads checked`);
+    // a uniform-width payload that the mixed format also accepts goes to the smaller uniform file
+    assert.equal(getFormat('mixed-asym').accepts!(base), true);
+    assert.equal(packGroups(base).format, 'uniform-asym');
+  });
+
   it('refuses what no format stores exactly', () => {
     const mixed = { ...base, bits: Uint8Array.from([3, 2, 3]) };
     assert.throws(() => packGroups(mixed), /bit-widths differ/);

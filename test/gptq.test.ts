@@ -9,6 +9,7 @@ import { quantizeRtnLayer } from '../src/methods/rtn.js';
 import { HessianAccumulator, dampen, fixDeadInputs, upperCholeskyOfInverse } from '../src/quant/hessian.js';
 import type { LayerResult } from '../src/quant/method.js';
 import { mulberry32 as rng, gaussians } from '../src/quant/random.js';
+import { loadNativeBackend } from '../src/node/native.js';
 
 const backend = createReferenceBackend();
 
@@ -109,6 +110,35 @@ test('HessianAccumulator gives the same H across stage flushes and reads between
   acc.add(X.subarray(100 * k, 5000 * k), 4900); // crosses a stage boundary
   acc.add(X.subarray(5000 * k), n - 5000);
   check(n);
+});
+
+test('HessianAccumulator on a backend with float32 stage sums (native) stays within float32 stage error of float64 H', (t) => {
+  const native = loadNativeBackend(2).backend;
+  if (!native) return t.skip('native backend not built');
+  const k = 70;
+  const n = 9000; // three stages of up to 4096 rows
+  const X = lowRankInputs(6, n, k);
+  const acc = new HessianAccumulator(native, k);
+  acc.add(X.subarray(0, 500 * k), 500);
+  acc.add(X.subarray(500 * k), n - 500);
+  const h = acc.h;
+  let worst = 0;
+  for (let i = 0; i < k; i++) {
+    for (let j = 0; j < k; j++) {
+      let s = 0;
+      let abs = 0;
+      for (let r = 0; r < n; r++) {
+        s += X[r * k + i] * X[r * k + j];
+        abs += Math.abs(X[r * k + i] * X[r * k + j]);
+      }
+      // float32 summation over one stage (≤ 4096 rows): |error| ≤ 4096·ε32·Σ|x_i·x_j|
+      const err = Math.abs(h[i * k + j] - (2 * s) / n);
+      assert.ok(err <= (4096 * 1.2e-7 * 2 * abs) / n, `H[${i},${j}] = ${h[i * k + j]}, want ${(2 * s) / n}`);
+      worst = Math.max(worst, err / ((2 * abs) / n));
+    }
+  }
+  assert.ok(worst > 0, 'float32 stage sums leave some rounding');
+  native.dispose();
 });
 
 test('upper Cholesky factor of H⁻¹ matches explicit inverse + factorization', () => {

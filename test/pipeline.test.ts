@@ -24,7 +24,9 @@ import { planPackedModel } from '../src/packed/writer.js';
 import { calibrationFromText, sampleWindows, type CalibrationSet } from '../src/pipeline/calibration.js';
 import { quantizeModel, type PipelineOptions } from '../src/pipeline/quantize.js';
 import { DenseLinear } from '../src/runtime/dense.js';
-import { LlamaModel } from '../src/runtime/model.js';
+import { allocScratch, LlamaModel, loadLayerWeights } from '../src/runtime/model.js';
+import { BlockRunner } from '../src/pipeline/block-runner.js';
+import { embedWindows } from '../src/pipeline/quantize.js';
 
 const shared = (p: string) => fileURLToPath(new URL(`../../../shared/${p}`, import.meta.url));
 const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
@@ -138,6 +140,26 @@ describe('pipeline on stories260K', () => {
     const eq = (n: (typeof LINEARS)[number]) => bytesEqual(a.packed.get(layerTensor(0, n))!, b.packed.get(layerTensor(0, n))!);
     assert.ok(eq('self_attn.q_proj') && eq('self_attn.k_proj') && eq('self_attn.v_proj'));
     assert.ok(!eq('self_attn.o_proj') && !eq('mlp.down_proj'));
+  });
+
+  it('a capture without write-back stops after the last input it needs: same Hessians, stream untouched', () => {
+    const c = { ...source.config, nLayers: 1 };
+    const cal = calibration();
+    const runner = new BlockRunner(backend, c, allocScratch(c, backend, 32), cal); // 64-token windows in two chunks
+    const L = loadLayerWeights(source, 0, (name, src) => {
+      const [out, inDim] = src.tensors().find((x) => x.name === name)!.shape as [number, number];
+      return new DenseLinear(backend, src.load(name), out, inDim);
+    });
+    const X = embedWindows(source, cal);
+    const before = X.slice();
+    const need = { hessian: true, inputs: false };
+    for (const group of [['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj'], ['self_attn.o_proj'], ['mlp.gate_proj', 'mlp.up_proj'], ['mlp.down_proj']] as const) {
+      const early = runner.capture(L, X, group, need, false);
+      assert.deepEqual(X, before, 'no write-back');
+      const full = runner.capture(L, X.slice(), group, need, true);
+      for (const [id, cap] of early) assert.deepEqual(cap.hessian!.h, full.get(id)!.hessian!.h, `${group.join(',')}: H of ${id}`);
+    }
+    runner.dispose();
   });
 
   it('GPTQ beats RTN at 3 bits, group 32', () => {

@@ -28,6 +28,13 @@ export interface Backend {
   xtxAccumulate(h: Float64Array, x: Float32Array, rows: number, k: number): void;
 
   /**
+   * h[k,k] += x[rows,k]ᵀ · x[rows,k] with the products summed in float32 (as the official GPTQ
+   * keeps H) and that sum added into the float64 h: about twice xtxAccumulate's rate. For
+   * batches of a few thousand rows (HessianAccumulator's stages); optional.
+   */
+  xtxAccumulate32?(h: Float64Array, x: Float32Array, rows: number, k: number): void;
+
+  /**
    * In-place Cholesky factor of a symmetric positive definite a[n,n]: on return the lower
    * triangle holds L with a = L·Lᵀ and the strict upper triangle is zero.
    * Returns false (a left unspecified) when a is not positive definite.

@@ -185,12 +185,14 @@ export function mixedFormat(id: string, summary: string): WeightFormat<MixedPara
     for (let i = 0; i < g.scale.length; i++) {
       if (roundToF16(g.scale[i]!) !== g.scale[i]) return `scale[${i}] = ${g.scale[i]} is not a float16 value`;
     }
-    for (let r = 0; r < g.outDim; r++) {
-      for (let j = 0; j < nGroups; j++) {
-        const limit = 2 ** g.bits[j]!;
-        const end = r * g.inDim + Math.min(g.inDim, (j + 1) * g.groupSize);
-        for (let i = r * g.inDim + j * g.groupSize; i < end; i++) if (g.q[i]! >= limit) return `level ${i} exceeds its group's width`;
-      }
+    // one pass over the levels: each column's limit from its group, compared row by row
+    const limit = new Uint8Array(g.inDim);
+    for (let j = 0; j < nGroups; j++) limit.fill(2 ** g.bits[j]! - 1, j * g.groupSize, Math.min(g.inDim, (j + 1) * g.groupSize));
+    const q = g.q;
+    for (let r = 0, o = 0; r < g.outDim; r++, o += g.inDim) {
+      let over = 0;
+      for (let c = 0; c < g.inDim; c++) over |= q[o + c]! > limit[c]! ? 1 : 0;
+      if (over !== 0) for (let c = 0; c < g.inDim; c++) if (q[o + c]! > limit[c]!) return `level ${o + c} exceeds its group's width`;
     }
     return null;
   };
@@ -242,6 +244,7 @@ export function mixedFormat(id: string, summary: string): WeightFormat<MixedPara
     },
 
     accepts: (g) => misfit(g) === null,
+    paramsFor: (g) => paramsOf(g),
 
     pack(g) {
       const why = misfit(g);

@@ -130,17 +130,18 @@ export interface GroupPackOptions {
 /** Packs a grid method's output into the registered format that stores it exactly in the fewest bytes. */
 export function packGroups(g: GroupQuantized, opts: GroupPackOptions = {}): PackedTensor {
   if (opts.format !== undefined) return getFormat(opts.format).pack(g);
-  let best: { t: PackedTensor; bytes: number } | undefined;
+  // sizes follow from the params: only the smallest candidate is packed
+  let best: { f: WeightFormat; t?: PackedTensor; bytes: number } | undefined;
   for (const f of table.values()) {
     if (f.accepts === undefined || !f.accepts(g)) continue;
-    const t = f.pack(g) as PackedTensor;
-    const bytes = Object.values(t.blobs).reduce((s, b) => s + b.bytes.byteLength, 0);
-    if (best === undefined || bytes < best.bytes) best = { t, bytes };
+    const t = f.paramsFor ? undefined : (f.pack(g) as PackedTensor);
+    const bytes = t ? Object.values(t.blobs).reduce((s, b) => s + b.bytes.byteLength, 0) : packedBytes(f, g.outDim, g.inDim, f.paramsFor!(g));
+    if (best === undefined || bytes < best.bytes) best = { f, t, bytes };
   }
   if (best === undefined) {
     // let the most general grid format explain why it does not fit
     getFormat('uniform-asym').pack(g);
     throw new RangeError('no registered format stores this tensor');
   }
-  return best.t;
+  return best.t ?? (best.f.pack(g) as PackedTensor);
 }

@@ -81,6 +81,8 @@ export interface WeightFormat<P extends FormatParams = FormatParams, Payload = u
 
   /** Grid payloads only: whether this format stores `payload` exactly (for automatic choice). */
   accepts?(payload: Payload): boolean;
+  /** With accepts: the params pack would write for an accepted payload (sizes compared without packing). */
+  paramsFor?(payload: Payload): P;
 
   /** Test support: shapes and params the registry-driven test covers, and random payloads. */
   examples(): Array<{ outDim: number; inDim: number; params: P }>;

@@ -159,6 +159,7 @@ export function uniformFormat(id: string, symmetric: boolean, summary: string): 
     },
 
     accepts: (g) => misfit(g) === null,
+    paramsFor: (g) => paramsOf(g) as UniformParams,
 
     pack(g) {
       const why = misfit(g);

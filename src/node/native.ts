@@ -15,6 +15,7 @@ interface Addon {
   sgemm(c: Float32Array, a: Float32Array, b: Float32Array, m: number, n: number, k: number): void;
   sgemv(y: Float32Array, w: Float32Array, x: Float32Array, n: number, k: number): void;
   xtx(h: Float64Array, x: Float32Array, rows: number, k: number): void;
+  xtx32(h: Float64Array, x: Float32Array, rows: number, k: number): void;
   potrf(a: Float64Array, n: number): boolean;
   trtri(a: Float64Array, n: number): void;
   /** The bandwidth probe: sums whole 4 KiB pages on the addon's threads (returns a checksum). */
@@ -129,6 +130,7 @@ export function loadNativeBackend(
     matmul: (c, a, b, m, n, k) => addon.sgemm(c, a, b, m, n, k),
     gemv: (y, w, x, n, k) => addon.sgemv(y, w, x, n, k),
     xtxAccumulate: (h, x, rows, k) => addon.xtx(h, x, rows, k),
+    xtxAccumulate32: (h, x, rows, k) => addon.xtx32(h, x, rows, k),
     cholesky: (a, n) => addon.potrf(a, n),
     triInverse: (l, n) => addon.trtri(l, n),
     get rowKernels() {

@@ -27,6 +27,12 @@ export interface Capture {
   filled: number;
 }
 
+/** The order layerForward applies the linears in (and calls the hook in). */
+const FORWARD_ORDER: readonly LinearName[] = [
+  'self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj', 'self_attn.o_proj',
+  'mlp.gate_proj', 'mlp.up_proj', 'mlp.down_proj',
+];
+
 /** The linear layerForward calls the hook for first on each shared input. */
 const FIRST_READERS: ReadonlySet<LinearName> = new Set(['self_attn.q_proj', 'self_attn.o_proj', 'mlp.gate_proj', 'mlp.down_proj']);
 
@@ -57,7 +63,7 @@ export class BlockRunner {
 
   /** X ← block(X). */
   propagate(L: LayerWeights, X: Float32Array): void {
-    this.run(L, X, true);
+    this.run(L, X, true, undefined);
   }
 
   /** Statistics of the inputs of `linears` over all windows; X is updated only when `writeBack`. */
@@ -81,7 +87,9 @@ export class BlockRunner {
         filled: 0,
       });
     }
-    this.run(L, X, writeBack, (linear, x, rows) => {
+    // without write-back nothing after the last captured input is used: the forward stops there
+    const stopAfter = writeBack ? undefined : [...FORWARD_ORDER].reverse().find((linear) => linears.includes(linear));
+    this.run(L, X, writeBack, stopAfter, (linear, x, rows) => {
       const id = INPUT_OF[linear];
       if (firstReader.get(id) !== linear) return; // siblings see the same array
       const cap = caps.get(id)!;
@@ -95,7 +103,7 @@ export class BlockRunner {
     return caps;
   }
 
-  private run(L: LayerWeights, X: Float32Array, writeBack: boolean, inner?: Parameters<typeof layerForward>[7]): void {
+  private run(L: LayerWeights, X: Float32Array, writeBack: boolean, stopAfter: LinearName | undefined, inner?: Parameters<typeof layerForward>[7]): void {
     const { dim } = this.c;
     const bits = this.actBits;
     // the first reader of each input quantizes it in place; its siblings then read the same array
@@ -111,7 +119,7 @@ export class BlockRunner {
         const T = Math.min(this.s.maxRows, seqLen - start);
         const off = (w * seqLen + start) * dim;
         x.set(X.subarray(off, off + T * dim));
-        layerForward(this.backend, this.c, L, this.s, 0, T, start, hook);
+        layerForward(this.backend, this.c, L, this.s, 0, T, start, hook, stopAfter);
         if (writeBack) X.set(x.subarray(0, T * dim), off);
       }
       this.onWindow?.(w + 1, count);

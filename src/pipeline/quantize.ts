@@ -81,7 +81,10 @@ export interface PipelineOptions {
    * block overwrites: save, do not keep). Return false to stop here (the caller checkpoints).
    */
   onBlockDone?: (b: BlockResult) => boolean | void;
-  /** Times the pipeline's phases ('capture': block forwards over the windows, Hessians; 'quantize': the method; 'refine'). */
+  /**
+   * Times the pipeline's phases: 'load' (a block's weights), 'capture' (block forwards over the
+   * windows, Hessians), 'quantize' (the method, its checks, packing), 'refine', 'embedding', 'head'.
+   */
   phases?: PhaseTimer;
 }
 
@@ -175,8 +178,10 @@ export function quantizeModel(input: ModelSource, opts: PipelineOptions): Pipeli
   // the embedding first (data-free, recomputed on resume): the blocks are calibrated on the table the file stores
   let table: Float32Array | undefined; // [vocab, dim]
   if (whole.embed && !layout.shared) {
-    const r = quantizeEmbedding(source, whole.embed, backend);
-    const t = packPayload(EMBED, r.payload, r.dequantized);
+    const { r, t } = (opts.phases ?? untimed).time('embedding', () => {
+      const r = quantizeEmbedding(source, whole.embed!, backend);
+      return { r, t: packPayload(EMBED, r.payload, r.dequantized) };
+    });
     result.packed.set(EMBED, t);
     result.layers.push(reportOf(EMBED, c.vocabSize, c.dim, t, r));
     table = r.dequantized;
@@ -239,8 +244,10 @@ export function quantizeModel(input: ModelSource, opts: PipelineOptions): Pipeli
   runner?.dispose();
   if (whole.head && result.blocksDone === c.nLayers) {
     // X is now the residual stream after the last block: the final norm of it is the head's input
-    const r = quantizeHead(result.source, whole.head, X, backend);
-    const t = packPayload(layout.headTensor, r.payload, r.dequantized);
+    const { r, t } = (opts.phases ?? untimed).time('head', () => {
+      const r = quantizeHead(result.source, whole.head!, X, backend);
+      return { r, t: packPayload(layout.headTensor, r.payload, r.dequantized) };
+    });
     result.packed.set(layout.headTensor, t);
     result.layers.push(reportOf(layout.headTensor, c.vocabSize, c.dim, t, r));
     progress(c.nLayers - 1, 'lm_head', headWeights);
@@ -268,14 +275,14 @@ function quantizeBlock(
   const clock = opts.phases ?? untimed;
   // the float block; its weight matrices kept for the method
   const W = new Map<string, { w: Float32Array; out: number; in: number }>();
-  const float = loadLayerWeights(source, l, (name, src) => {
+  const float = clock.time('load', () => loadLayerWeights(source, l, (name, src) => {
     const info = src.tensors().find((t) => t.name === name);
     if (info === undefined || info.shape.length !== 2) throw new RangeError(`${src.name}: no 2-D tensor ${name}`);
     const [out, inDim] = info.shape as [number, number];
     const w = src.load(name);
     W.set(name, { w, out, in: inDim });
     return new DenseLinear(backend, w, out, inDim);
-  });
+  }));
   const current: LayerWeights = { ...float };
   const packed = new Map<string, PackedTensor>();
   const layers: LayerReport[] = [];
@@ -298,11 +305,14 @@ function quantizeBlock(
         H.set(cap!.hessian!.h); // the method may overwrite its H; siblings need the original
       }
       const inputs = method.requires.inputs ? { x: cap!.inputs!, rows: runner!.rows } : undefined;
-      checkQuantizable(source.name, name, w, H);
-      const r = clock.time('quantize', () => method.quantizeLayer(w, out, inDim, H, opts.methodOptions, { backend, name, inputs }));
-      if (H !== null) backend.free?.(H);
-      checkQuantizedFinite(source.name, name, w, r.dequantized);
-      const t = packPayload(name, r.payload, r.dequantized);
+      // the method, its checks and the packing (with its bit-for-bit check) are the 'quantize' phase
+      const { r, t } = clock.time('quantize', () => {
+        checkQuantizable(source.name, name, w, H);
+        const r = method.quantizeLayer(w, out, inDim, H, opts.methodOptions, { backend, name, inputs });
+        if (H !== null) backend.free?.(H);
+        checkQuantizedFinite(source.name, name, w, r.dequantized);
+        return { r, t: packPayload(name, r.payload, r.dequantized) };
+      });
       packed.set(name, t);
       const bpw = bitsPerWeight(getFormat(t.format), out, inDim, t.params);
       layers.push({ name, outDim: out, inDim, format: t.format, bpw, stats: r.stats });

@@ -13,13 +13,21 @@ import type { Backend } from '../backend/types.js';
  * Batches are staged (up to STAGE_BYTES of rows) and summed into H one stage at a time: the
  * capture hands over a few hundred rows per forward chunk, and each xᵀx call costs passes over
  * all k² entries of H besides its k²·rows products (for k = 5632 that is 254 MB per pass,
- * most of the time a TinyLlama-sized capture took before staging).
+ * most of the time a TinyLlama-sized capture took before staging). A backend with
+ * xtxAccumulate32 (native) sums each stage's products in float32 — the precision the official
+ * GPTQ keeps all of H in — and adds the stage into the float64 H: float32 error over at most
+ * one stage of rows, half the time of float64 products.
+ *
+ * `sum` holds the raw XᵀX while batches arrive and is scaled to 2/n only when read (and back
+ * when more rows come), not on every stage.
  */
 export class HessianAccumulator {
   private readonly sum: Float64Array;
   private readonly stage: Float32Array;
   private staged = 0;
   private summed = 0;
+  /** Whether `sum` currently holds 2·XᵀX/summed (after a read) rather than XᵀX. */
+  private normalized = false;
 
   constructor(
     private readonly backend: Backend,
@@ -39,6 +47,10 @@ export class HessianAccumulator {
    * backend.free when done (methods may overwrite it). */
   get h(): Float64Array {
     this.flush();
+    if (!this.normalized && this.summed > 0) {
+      scale(this.sum, 2 / this.summed);
+      this.normalized = true;
+    }
     return this.sum;
   }
 
@@ -57,17 +69,19 @@ export class HessianAccumulator {
     }
   }
 
-  /** Sums the staged rows into H. */
+  /** Sums the staged rows into the raw XᵀX. */
   private flush(): void {
     if (this.staged === 0) return;
     const h = this.sum;
-    // Back to the raw sum XᵀX, add the stage, renormalise: exact in float64 and needs no
-    // scaled copy of x (gptq.py scales x by √(2/n) instead, in float32).
-    if (this.summed > 0) scale(h, this.summed / 2);
-    this.backend.xtxAccumulate(h, this.stage, this.staged, this.k);
+    // back to the raw sum after a read (gptq.py scales x by √(2/n) instead, in float32)
+    if (this.normalized) {
+      scale(h, this.summed / 2);
+      this.normalized = false;
+    }
+    if (this.backend.xtxAccumulate32) this.backend.xtxAccumulate32(h, this.stage, this.staged, this.k);
+    else this.backend.xtxAccumulate(h, this.stage, this.staged, this.k);
     this.summed += this.staged;
     this.staged = 0;
-    scale(h, 2 / this.summed);
   }
 }
 

@@ -78,6 +78,11 @@ export function layerForward(
   T: number,
   startPos: number,
   hook?: LinearInputHook,
+  /**
+   * Return right after the hook has seen this linear's input (a capture pass that only needs
+   * the inputs: the rest of the block, and the residual stream s.x, are left undone).
+   */
+  stopAfter?: LinearName,
 ): void {
   const { dim, hiddenDim: hidden } = c;
   const kvDim = kvDimOf(c);
@@ -101,6 +106,7 @@ export function layerForward(
   hook?.('self_attn.q_proj', xb, T);
   hook?.('self_attn.k_proj', xb, T);
   hook?.('self_attn.v_proj', xb, T);
+  if (stopAfter === 'self_attn.q_proj' || stopAfter === 'self_attn.k_proj' || stopAfter === 'self_attn.v_proj') return;
   apply(L.wq, q, xb, T, L.bq);
   apply(L.wk, k, xb, T, L.bk);
   apply(L.wv, v, xb, T, L.bv);
@@ -111,6 +117,7 @@ export function layerForward(
   attention(backend, att, q, s, c, l, T, startPos);
   // output projection, then residual
   hook?.('self_attn.o_proj', att, T);
+  if (stopAfter === 'self_attn.o_proj') return;
   apply(L.wo, xb2, att, T, L.bo);
   for (let i = 0; i < x.length; i++) x[i] += xb2[i];
 
@@ -119,6 +126,7 @@ export function layerForward(
   // gate (w1) and up (w3) projections
   hook?.('mlp.gate_proj', xb, T);
   hook?.('mlp.up_proj', xb, T);
+  if (stopAfter === 'mlp.gate_proj' || stopAfter === 'mlp.up_proj') return;
   apply(L.w1, hb, xb, T);
   apply(L.w3, hb2, xb, T);
   // SwiGLU: silu(gate) * up
@@ -128,6 +136,7 @@ export function layerForward(
   }
   // down projection (w2), then residual
   hook?.('mlp.down_proj', hb, T);
+  if (stopAfter === 'mlp.down_proj') return;
   apply(L.w2, xb2, hb, T);
   for (let i = 0; i < x.length; i++) x[i] += xb2[i];
 }
