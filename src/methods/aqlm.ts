@@ -55,6 +55,12 @@ export interface AqlmOptions extends AqlmFinetuneOptions, AqlmGlobalOptions {
   beamOrder: 'natural' | 'shuffled';
   /** k-means empty clusters: 'reseed' with the worst-served point, or 'keep' their centroid (official fit_kmeans). */
   kmeansEmpty: 'reseed' | 'keep';
+  /**
+   * Blend α of the asymmetric calibration target (pipeline/asymmetric.ts): each linear is fitted
+   * to W + α(W* − W), W* undoing the error the earlier quantized blocks left in its inputs;
+   * 0 = the layer's own weights on the quantized inputs (the official objective).
+   */
+  asymmetric: number;
 }
 
 export const aqlmDefaults: AqlmOptions = {
@@ -71,6 +77,7 @@ export const aqlmDefaults: AqlmOptions = {
   adam: 'adam',
   beamOrder: 'natural',
   kmeansEmpty: 'reseed',
+  asymmetric: 0.5,
   finetuneEpochs: 0,
   finetuneLr: 1e-3,
   finetuneHoldout: 0.1,
@@ -274,6 +281,7 @@ export const aqlm: QuantMethod<AqlmOptions> = {
     masterPrecision: { kind: 'string', help: 'codebooks and scales during the epochs: f16 (rounded before every beam search) or f32 (official; rounded only when stored)', pattern: /^(f16|f32)$/ },
     adam: { kind: 'string', help: 'optimizer of codebooks and scales: adam or amsgrad (official)', pattern: /^(adam|amsgrad)$/ },
     beamOrder: { kind: 'string', help: 'beam search order of groups and codebooks: natural or shuffled (official, a new order each epoch)', pattern: /^(natural|shuffled)$/ },
+    asymmetric: { kind: 'number', help: 'blend of the asymmetric calibration target: fit W + a(W* − W), W* the weights that map the quantized model\'s inputs to the float model\'s outputs (0 = official: W on the quantized inputs)', min: 0, max: 1 },
     kmeansEmpty: { kind: 'string', help: 'k-means empty clusters: reseed (worst-served point) or keep (official)', pattern: /^(reseed|keep)$/ },
     finetuneEpochs: { kind: 'int', help: 'block fine-tuning of codebooks, scales and norms: passes over the calibration windows at most (0 = off)', min: 0, max: 10000 },
     finetuneLr: { kind: 'number', help: 'block fine-tuning: Adam learning rate of codebooks, scales and norms', min: 0, max: 1 },
@@ -288,6 +296,7 @@ export const aqlm: QuantMethod<AqlmOptions> = {
     if (H === null) throw new RangeError(`${ctx.name}: AQLM needs the layer Hessian`);
     return quantizeAqlmLayer(W, outDim, inDim, H, opts, ctx.backend, ctx.name);
   },
+  asymmetricAlpha: (opts: AqlmOptions) => opts.asymmetric,
   refineBlock: refineAqlmBlock,
   refineModel: globalFinetune,
 };

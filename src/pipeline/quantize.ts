@@ -19,6 +19,7 @@ import { quantizeEmbedding, quantizeHead, sourceForLayout, wholeModelLayout, typ
 import type { LayerPayload, LayerResult, LayerStats, QuantMethod } from '../quant/method.js';
 import { DenseLinear } from '../runtime/dense.js';
 import { allocScratch, loadLayerWeights, type LayerWeights } from '../runtime/model.js';
+import { asymmetricTarget, crossMoment } from './asymmetric.js';
 import { BlockRunner, INPUT_OF } from './block-runner.js';
 import type { CalibrationSet } from './calibration.js';
 
@@ -209,7 +210,8 @@ export function quantizeModel(input: ModelSource, opts: PipelineOptions): Pipeli
 
   // the float model's stream for block-level targets (OmniQuant); on resume, recomputed through the float blocks
   let XF: Float32Array | undefined;
-  if (runner && method.requires.floatStream && method.refineBlock && !opts.floatInputs) {
+  const alpha = asymmetricAlphaOf(opts);
+  if (runner && ((method.requires.floatStream && method.refineBlock) || alpha > 0) && !opts.floatInputs) {
     XF = embedWindows(source, opts.calibration!);
     for (let l = 0; l < first; l++) propagateFloat(source, l, runner, backend, XF);
   }
@@ -290,11 +292,17 @@ function quantizeBlock(
   // float inputs without re-capture: the one capture pass already yields the float block's output
   // (not when a block-level step still needs the block's inputs)
   const captureIsOutput = methodNeedsData && opts.floatInputs === true && groups.length === 1 && method.refineBlock === undefined;
+  const floatPassAdvances = groups.length === 1 && !method.requires.floatStream;
   const results = new Map<string, LayerResult>();
 
   for (const group of groups) {
     // a data-free method run only to carry the stream to the head captures nothing
-    const capture = methodNeedsData ? clock.time('capture', () => runner?.capture(current, X, group, method.requires, captureIsOutput)) : undefined;
+    // asymmetric targets: the linears' inputs in both models; the float pass also carries XF to
+    // the next block when it is the block's only pass and no block step needs XF unchanged
+    const asym = asymmetricAlphaOf(opts) > 0 && XF !== undefined && runner !== undefined && method.requires.hessian;
+    const capture = methodNeedsData ? clock.time('capture', () => runner?.capture(current, X, group, asym ? { ...method.requires, inputs: true } : method.requires, captureIsOutput)) : undefined;
+    const floatCapture = asym ? clock.time('capture', () => runner!.capture(float, XF!, group, { hessian: false, inputs: true }, floatPassAdvances)) : undefined;
+    const crosses = new Map<string, Float64Array>();
     for (const linear of group) {
       const name = layerTensor(l, linear);
       const { w, out, in: inDim } = W.get(name)!;
@@ -306,9 +314,19 @@ function quantizeBlock(
       }
       const inputs = method.requires.inputs ? { x: cap!.inputs!, rows: runner!.rows } : undefined;
       // the method, its checks and the packing (with its bit-for-bit check) are the 'quantize' phase
+      clock.time('quantize', () => checkQuantizable(source.name, name, w, H));
+      let target = w;
+      if (floatCapture && H !== null) {
+        const id = INPUT_OF[linear];
+        let C = crosses.get(id);
+        if (C === undefined) {
+          C = clock.time('capture', () => crossMoment(backend, floatCapture.get(id)!.inputs!, cap!.inputs!, runner!.rows, inDim));
+          crosses.set(id, C);
+        }
+        target = clock.time('quantize', () => asymmetricTarget(backend, w, out, inDim, H!, C!, asymmetricAlphaOf(opts)));
+      }
       const { r, t } = clock.time('quantize', () => {
-        checkQuantizable(source.name, name, w, H);
-        const r = method.quantizeLayer(w, out, inDim, H, opts.methodOptions, { backend, name, inputs });
+        const r = method.quantizeLayer(target, out, inDim, H, opts.methodOptions, { backend, name, inputs });
         if (H !== null) backend.free?.(H);
         checkQuantizedFinite(source.name, name, w, r.dequantized);
         return { r, t: packPayload(name, r.payload, r.dequantized) };
@@ -356,7 +374,7 @@ function quantizeBlock(
   // the inputs of the next block
   clock.time('capture', () => {
     if (!captureIsOutput) runner?.propagate(opts.floatInputs ? float : current, X);
-    if (XF) runner?.propagate(float, XF);
+    if (XF && !(floatPassAdvances && asymmetricAlphaOf(opts) > 0 && method.requires.hessian)) runner?.propagate(float, XF);
   });
   for (const linear of QUANT_ORDER) {
     const f = FIELD_OF[linear];
@@ -364,6 +382,13 @@ function quantizeBlock(
     if (current[f] !== float[f]) current[f].dispose?.();
   }
   return { block: l, packed, layers, nextInputs: X, ...(dense.size > 0 ? { dense } : {}) };
+}
+
+/** The method's asymmetric-target blend (0: off; always off on float inputs, where X̃ = X). */
+function asymmetricAlphaOf(opts: PipelineOptions): number {
+  if (opts.floatInputs) return 0;
+  const a = opts.method.asymmetricAlpha?.(opts.methodOptions) ?? 0;
+  return Number.isFinite(a) && a > 0 ? Math.min(1, a) : 0;
 }
 
 /** XF ← float block l (XF): the float stream of the blocks a resumed run skips. */

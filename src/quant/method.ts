@@ -169,6 +169,13 @@ export interface QuantMethod<O extends object> {
    */
   prepare?(source: ModelSource, opts: O, ctx: PrepareContext): ModelSource;
   /**
+   * Optional: the blend α ∈ [0, 1] of the asymmetric calibration target (pipeline/asymmetric.ts):
+   * each linear is quantized towards W + α(W* − W), W* the minimiser of ‖W*X̃ᵀ − WXᵀ‖² (X̃ its
+   * inputs in the partly quantized model, X in the float model), instead of towards W. 0 or
+   * absent: the layer's own weights (the usual objective).
+   */
+  asymmetricAlpha?(opts: O): number;
+  /**
    * Optional: the activation bits the calibration passes (Hessian capture and propagation) apply
    * to every block linear's input when the model runs with `actBits` < 16; absent = 16 (float
    * calibration). DBellQuant's released code quantizes the inputs in place, so its Hessians are
