@@ -244,7 +244,7 @@ function measure(
     const bestP = prefillSeconds();
     const lowbit = lowbitKernelsOf(be);
     let tiles: number | null = null;
-    if (tilesToo && lowbit) {
+    if (tilesToo && lowbit?.int8Prefill) {
       lowbit.int8Prefill = false;
       try {
         tiles = prefill / prefillSeconds();

@@ -100,6 +100,7 @@ const PREFILL_CASES = [
 ];
 if (native?.lowbit && prefillRows > 0) {
   const k = native.lowbit;
+  const int8Default = k.int8Prefill;
   log(`prefill, ${prefillRows} rows: int8 GEMM vs dequantized tiles + sgemm (native, ${threads} thread(s))`);
   for (const c of PREFILL_CASES) {
     const f = getFormat(c.format);
@@ -135,7 +136,7 @@ if (native?.lowbit && prefillRows > 0) {
         log(`  ${c.label.padEnd(20)} ${row.shape.padEnd(10)} ${isa.padEnd(6)} tiles+sgemm ${tiles.wall.toFixed(1).padStart(7)} ms (cpu ${tiles.cpu.toFixed(1).padStart(7)})  int8 GEMM ${gemm.wall.toFixed(1).padStart(7)} ms (cpu ${gemm.cpu.toFixed(1).padStart(7)})  ${row.speedupCpu.toFixed(2)}x cpu, ${row.speedupWall.toFixed(2)}x wall; int8 ${((prefillRows / gemm.wall) * 1000).toFixed(0)} tok/s this layer`);
       }
       native.setIsa('auto');
-      k.int8Prefill = true;
+      k.int8Prefill = int8Default;
       lin.dispose?.();
     }
   }

@@ -105,7 +105,7 @@ function checkKernels(format: WeightFormat, t: PackedTensor, w: Float32Array, ra
     lin.matmul(y1, x.subarray(0, inDim), 1);
     assertProduct(y1, w, xhat, 1, outDim, inDim, `${label} matmul, one row (int8 activations)`);
     const k = lowbitKernelsOf(be);
-    const gemm = (lin instanceof UniformLinear || lin instanceof MixedLinear) && lin.engine === 'native';
+    const gemm = (lin instanceof UniformLinear || lin instanceof MixedLinear) && lin.engine === 'native' && k!.int8Prefill;
     // prefill: the native uniform and mixed kernels run the int8 GEMM (each row quantized as the
     // matvec does: W·x̂ row by row, on every instruction set, with a part-filled 16-row tile and
     // two tiles); the binary kernels and int8Prefill off dequantize tiles for sgemm (W·x exactly)
@@ -127,7 +127,7 @@ function checkKernels(format: WeightFormat, t: PackedTensor, w: Float32Array, ra
       }
       y.fill(NaN);
       lin.matmul(y, xn, n);
-      if (k) k.int8Prefill = true;
+      if (gemm) k!.int8Prefill = true;
       assertProduct(y, w, xn, n, outDim, inDim, `${label} matmul, ${n} rows (dequantized tiles)`);
     }
     if (int8Wasm) {

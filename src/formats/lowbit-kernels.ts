@@ -32,9 +32,10 @@ export interface LowbitKernels {
     outDim: number, inDim: number, groupSize: number, bits: number,
   ): void;
   /**
-   * Whether matmul (more than a few rows) runs the int8 GEMM (true, the default) or dequantizes
-   * float32 row tiles for sgemm, which computes W·x exactly (what ran before; benchmarks compare).
-   * Process-wide, like the instruction set.
+   * Whether matmul (more than a few rows) runs the int8 GEMM or dequantizes float32 row tiles
+   * for sgemm, which computes W·x exactly (what ran before; benchmarks compare). Default: on
+   * where the GEMM has SIMD panels (x86-64 with AVX2 or AVX-512 VNNI), off elsewhere (arm64:
+   * no NEON panel yet). Process-wide, like the instruction set.
    */
   int8Prefill: boolean;
   /** 3-bit file rows src [outDim, ceil(3·inDim/8)] into the kernel layout dst [outDim, ceil(inDim/128)·48]. */

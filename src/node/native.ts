@@ -70,8 +70,12 @@ function loadAddon(): { addon?: Addon; error?: string } {
  * addon has no kernels for (mixed, codebook, binary, and uniform tensors whose groups are not
  * whole 128-column blocks), started on first use; omitted, those use TypeScript kernels.
  */
-/** The native backends' lowbit.int8Prefill: shared, as the addon's instruction set is (lowbit-kernels.ts). */
-let int8Prefill = true;
+/**
+ * The native backends' lowbit.int8Prefill: shared, as the addon's instruction set is
+ * (lowbit-kernels.ts). On by default where the GEMM has SIMD panels (AVX-512 VNNI, AVX2); on
+ * arm64 and other CPUs its scalar panel would be slower than the tiles + sgemm, so off there.
+ */
+let int8Prefill: boolean | undefined;
 
 export function loadNativeBackend(
   threads: number,
@@ -83,6 +87,7 @@ export function loadNativeBackend(
   // OpenBLAS keeps one global thread count; the latest backend created sets it.
   addon.setThreads(threads);
   let lent: (RowKernels & { dispose(): void }) | undefined;
+  int8Prefill ??= ['vnni', 'avx2'].includes(addon.lowbitIsa());
   const lowbit: LowbitKernels = {
     get isa() {
       return addon.lowbitIsa();
@@ -98,7 +103,7 @@ export function loadNativeBackend(
     uniformRepack3: (...a) => addon.uniformRepack3(...a),
     uniformGemm: (...a) => addon.uniformGemm(...a),
     get int8Prefill() {
-      return int8Prefill;
+      return int8Prefill!;
     },
     set int8Prefill(on: boolean) {
       int8Prefill = on;
