@@ -68,7 +68,8 @@ function quantizeArgs(dir: string, out: string): string[] {
 
 /** One line per phase, then what no phase covers (process start, opening the model, the summary). */
 function phaseTable(phases: Record<string, Phase>, r: Run): string[] {
-  const line = (name: string, wall: number, cpu: string, rss: string) => `  ${name.padEnd(9)} ${wall.toFixed(1).padStart(8)} s wall ${cpu.padStart(8)} s CPU   RSS ${rss.padStart(6)} MiB`;
+  const line = (name: string, wall: number, cpu: string, rss: string) =>
+    `  ${name.padEnd(9)} ${wall.toFixed(1).padStart(8)} s wall ${cpu.padStart(8)} s CPU${rss ? `   RSS ${rss.padStart(6)} MiB` : ''}`;
   const rows = Object.entries(phases).map(([name, p]) => line(name, p.wallSeconds, p.cpuSeconds.toFixed(1), p.rssMiB.toFixed(0)));
   const covered = Object.values(phases).reduce((s, p) => s + p.wallSeconds, 0);
   rows.push(line('other', r.wallSeconds - covered, r.cpuSeconds === undefined ? '' : (r.cpuSeconds - Object.values(phases).reduce((s, p) => s + p.cpuSeconds, 0)).toFixed(1), ''));
