@@ -262,6 +262,8 @@ export const aqlm: QuantMethod<AqlmOptions> = {
     'from M codebooks of 2^B entries ("MxB"), times a per-row scale; residual k-means init, then ' +
     'epochs of Adam on codebooks and scales (lr 1e-4, β = (0, 0.95)) and beam search on the codes, ' +
     'both on the XᵀX-weighted output error, until an epoch gains less than relativeTolerance. ' +
+    'Each linear fits the asymmetric target W + a(W* − W) (--asymmetric, default 0.5; 0 = official): W* maps the ' +
+    'quantized model\'s inputs to the float model\'s outputs. ' +
     'Optional block fine-tuning (§3.4, --finetune-epochs, off by default): codes fixed, Adam ' +
     '(lr 1e-3, β = (0.9, 0.95)) on every linear\'s codebooks and scales and the block\'s norms against the float block\'s output ' +
     '(MSE), early stopping on held-out calibration windows. Optional global fine-tuning (--global-finetune-epochs, off by default): ' +
