@@ -83,6 +83,10 @@ export class GpuModel {
     const R = this.maxRows;
     const P = this.positions;
     this.cap = Math.max(1, Math.min(P, opts.initialPositions ?? 256));
+    // the cache grows up to P positions: refuse at load, not mid-generation, a P whose buffers the device cannot bind
+    for (const [floats, what] of [[nLayers * P * kvDim, 'key/value cache'], [R * c.nHeads * P, 'attention scores']] as const) {
+      if (floats * 4 > ctx.info.maxBindingBytes) throw new RangeError(`${what} of ${P} positions: ${floats * 4} bytes exceed the device's storage binding limit of ${ctx.info.maxBindingBytes}`);
+    }
     const buf = (n: number, label: string) => this.own(ctx.floats(n, label));
     const upload = (a: Float32Array, label: string) => this.own(ctx.storage(a, label));
     const uni = (words: number[]) => this.own(ctx.uniform(Uint32Array.from(words)));
