@@ -4,7 +4,8 @@
  * format's WGSL linear (and its row gather, the packed embedding's path) against its TypeScript
  * reference on random tensors, and the GPU forward pass's greedy tokens on packed stories260K
  * files (one per format family, made by `bitcrush quantize`, plus a DBellQuant W1A8 file for
- * the activation quantization) against the wasm backend in Node and the reference backend in the page.
+ * the activation quantization) against the wasm backend in Node and the reference backend in the page,
+ * and a KV cache grown from 3 positions against the wasm backend and a cache allocated at full size.
  * Skips with the reason when chromium or a WebGPU adapter is missing.
  */
 import assert from 'node:assert/strict';
@@ -136,15 +137,15 @@ describe('WebGPU backend in chromium (SwiftShader)', { skip }, () => {
   });
 
   /** The GPU forward's greedy tokens and logits on `file` against the wasm backend in Node. */
-  async function checkGreedy(t: TestContext, file: string, what: string): Promise<void> {
+  async function checkGreedy(t: TestContext, file: string, what: string, opts: { initialPositions?: number } = {}): Promise<ForwardResult> {
     const chunk = 4; // the prompt spans two prefill chunks
     const wasm = wasmGreedy(file, STEPS, chunk);
     const r = await page.evaluate(
-      async ([url, f, prompt, steps, c]) => {
+      async ([url, f, prompt, steps, c, o]) => {
         const m = (await import(url as string)) as typeof import('./browser/webgpu-page.js');
-        return m.forwardCheck(f as string, prompt as number[], steps as number, c as number);
+        return m.forwardCheck(f as string, prompt as number[], steps as number, c as number, o as { initialPositions?: number });
       },
-      [`${server.url}test/browser/webgpu-page.js`, `${server.url}fixtures/${basename(file)}`, wasm.prompt, STEPS, chunk] as const,
+      [`${server.url}test/browser/webgpu-page.js`, `${server.url}fixtures/${basename(file)}`, wasm.prompt, STEPS, chunk, opts] as const,
     );
     assert.ok(typeof r !== 'string', String(r));
     const f = r as ForwardResult;
@@ -154,6 +155,7 @@ describe('WebGPU backend in chromium (SwiftShader)', { skip }, () => {
     const rel = f.maxLogitDiff / f.maxLogit;
     assert.ok(rel <= LOGIT_TOL, `logits differ by ${f.maxLogitDiff} (${rel.toExponential(2)} of the largest ${f.maxLogit})`);
     t.diagnostic(`${what} on ${f.adapter}: ${STEPS} greedy tokens equal; max |Δlogit| ${f.maxLogitDiff.toExponential(2)} (${rel.toExponential(2)} relative); ${f.weightBytes} weight bytes uploaded; upload ${f.uploadMs.toFixed(0)} ms, GPU forwards ${f.gpuMs.toFixed(0)} ms, reference ${f.refMs.toFixed(0)} ms`);
+    return f;
   }
 
   for (const family of registeredFamilies()) {
@@ -164,6 +166,18 @@ describe('WebGPU backend in chromium (SwiftShader)', { skip }, () => {
       await checkGreedy(t, fixture.file, `${family} (${fixture.method})`);
     });
   }
+
+  it('a KV cache growing from 3 positions (prefill and decode cross growth points) gives the wasm backend\'s greedy tokens and the full-size cache\'s logits', async (t) => {
+    if (adapter) return t.skip(adapter);
+    const fixture = (await fixtures).byFamily.get('uniform');
+    assert.ok(fixture !== undefined, 'no uniform fixture');
+    const f = await checkGreedy(t, fixture.file, `uniform (${fixture.method}), KV cache from 3 positions`, { initialPositions: 3 });
+    const caps = [...new Set(f.capacities)];
+    // the first prefill chunk (4 tokens) grows 3 → 6 with nothing to copy; decode then grows with copies
+    assert.deepEqual(caps.slice(0, 4), [6, 12, 24, 48], `capacities ${caps.join(' → ')}`);
+    assert.equal(f.growDiff, 0, 'a grown cache changes the logits against one allocated at full size');
+    t.diagnostic(`capacities ${caps.join(' → ')}; logits identical to the full-size cache's`);
+  });
 
   it('activation quantization: a DBellQuant W1A8 stories260K file on WebGPU gives the wasm backend\'s greedy tokens', async (t) => {
     if (adapter) return t.skip(adapter);

@@ -8,6 +8,10 @@
  * its rows (dim floats per token) go up.
  * The residual adds are fused into the o/down projections (accumulate), biases into their
  * projection. A whole call is one command buffer.
+ * The KV cache (and the attention scores) grow with the sequence: they start at
+ * `initialPositions` and, when a call would write past them, are reallocated at double size
+ * (capped at `positions`), the cached K/V copied layer by layer on the GPU, the bind groups
+ * that view them rebuilt and the old buffers destroyed.
  */
 import { headSize as headSizeOf, kvDim as kvDimOf, qDim as qDimOf, type LlamaConfig } from '../model/config.js';
 import { ropeInvFrequencies } from '../model/rope.js';
@@ -24,8 +28,10 @@ import { f32Bits } from './wgsl.js';
 export interface GpuModelOptions {
   /** Most tokens per forward call (prefill chunk); default min(seqLen, 64). */
   maxRows?: number;
-  /** Positions the KV cache holds (allocated up front); default min(seqLen, 2048). */
+  /** Most positions the KV cache holds (the context); default min(seqLen, 2048). */
   positions?: number;
+  /** Positions the KV cache is allocated for at first (it doubles as the sequence grows, up to `positions`); default min(positions, 256). */
+  initialPositions?: number;
 }
 
 type Op = (pass: GpuComputePass, T: number) => void;
@@ -35,6 +41,10 @@ export class GpuModel {
   readonly config: LlamaConfig;
   readonly maxRows: number;
   readonly positions: number;
+  /** Positions the KV cache holds now (initialPositions ≤ capacity ≤ positions). */
+  get capacity(): number {
+    return this.cap;
+  }
   /** Bytes of weights uploaded (packed blobs as stored, float tensors as float32). */
   readonly weightBytes: number;
   private readonly ctx: GpuContext;
@@ -51,6 +61,13 @@ export class GpuModel {
   private readonly logits: GpuBuffer;
   private readonly readback: GpuBuffer;
   private readonly embedRows: Float32Array;
+  private cap: number;
+  /** The buffers sized by the capacity: key cache, value cache (nLayers × cap × kvDim), attention scores (maxRows × nHeads × cap). */
+  private kc: GpuBuffer;
+  private vc: GpuBuffer;
+  private att: GpuBuffer;
+  /** Run after a growth: rewrite the capacity-dependent uniforms, rebuild the bind groups viewing kc, vc, att. */
+  private readonly regrow: (() => void)[] = [];
 
   constructor(ctx: GpuContext, packed: PackedModel, opts: GpuModelOptions = {}) {
     const c = packed.config;
@@ -65,6 +82,11 @@ export class GpuModel {
     const kvDim = kvDimOf(c);
     const R = this.maxRows;
     const P = this.positions;
+    this.cap = Math.max(1, Math.min(P, opts.initialPositions ?? 256));
+    // the cache grows up to P positions: refuse at load, not mid-generation, a P whose buffers the device cannot bind
+    for (const [floats, what] of [[nLayers * P * kvDim, 'key/value cache'], [R * c.nHeads * P, 'attention scores']] as const) {
+      if (floats * 4 > ctx.info.maxBindingBytes) throw new RangeError(`${what} of ${P} positions: ${floats * 4} bytes exceed the device's storage binding limit of ${ctx.info.maxBindingBytes}`);
+    }
     const buf = (n: number, label: string) => this.own(ctx.floats(n, label));
     const upload = (a: Float32Array, label: string) => this.own(ctx.storage(a, label));
     const uni = (words: number[]) => this.own(ctx.uniform(Uint32Array.from(words)));
@@ -81,9 +103,9 @@ export class GpuModel {
     const v = buf(R * kvDim, 'v');
     const hb = buf(R * hidden, 'hb');
     const hb2 = buf(R * hidden, 'hb2');
-    const att = buf(R * c.nHeads * P, 'att');
-    const kc = buf(nLayers * P * kvDim, 'key cache');
-    const vc = buf(nLayers * P * kvDim, 'value cache');
+    this.att = ctx.floats(R * c.nHeads * this.cap, 'att');
+    this.kc = ctx.floats(nLayers * this.cap * kvDim, 'key cache');
+    this.vc = ctx.floats(nLayers * this.cap * kvDim, 'value cache');
     this.logits = buf(vocab, 'logits');
     this.readback = this.own(ctx.device.createBuffer({ size: vocab * 4, usage: BUFFER.MAP_READ | BUFFER.COPY_DST, label: 'logits readback' }));
     const zero = buf(1, 'no bias');
@@ -105,8 +127,9 @@ export class GpuModel {
     const pKv = pipe(KV_STORE, 'kv store');
     const pAtt = pipe(ATTENTION, 'attention');
     const pSwi = pipe(SWIGLU, 'swiglu');
-    const kernel = (p: GpuComputePipeline, buffers: GpuBuffer[], grid: (T: number) => [number, number, number]): Op => {
-      const g = ctx.bindGroup(p, buffers);
+    const kernel = (p: GpuComputePipeline, buffers: GpuBuffer[] | (() => GpuBuffer[]), grid: (T: number) => [number, number, number]): Op => {
+      let g = ctx.bindGroup(p, typeof buffers === 'function' ? buffers() : buffers);
+      if (typeof buffers === 'function') this.regrow.push(() => (g = ctx.bindGroup(p, buffers())));
       return (pass, T) => {
         pass.setPipeline(p);
         pass.setBindGroup(0, g);
@@ -144,10 +167,17 @@ export class GpuModel {
     const pAq = actBits < 16 ? pipe(ACT_QUANT, 'act quant') : undefined;
     const actQuant = (v: GpuBuffer, n: number): Op[] => (pAq ? [kernel(pAq, [this.step, uni([n, 2 ** (actBits - 1) - 1, 0, 0]), v], (T) => [T, 1, 1])] : []);
     const rows64 = (n: number) => (T: number): [number, number, number] => [Math.ceil(n / 64), T, 1];
+    // a uniform whose words depend on the capacity (layer offsets in the cache, the scores' stride)
+    const capUni = (words: (cap: number) => number[]): GpuBuffer => {
+      const b = uni(words(this.cap));
+      this.regrow.push(() => ctx.device.queue.writeBuffer(b, 0, Uint32Array.from(words(this.cap))));
+      return b;
+    };
 
     for (let l = 0; l < nLayers; l++) {
       const t = (part: Parameters<typeof layerTensor>[1]) => layerTensor(l, part);
-      const layerBase = l * P * kvDim;
+      const kvMeta = capUni((cap) => [kvDim, l * cap * kvDim, 0, 0]);
+      const attMeta = capUni((cap) => [c.nHeads, c.nHeads / c.nKvHeads, hs, kvDim, qDim, l * cap * kvDim, cap, f32Bits(1 / Math.sqrt(hs))]);
       this.ops.push(
         rmsnorm(this.x, xb, t('input_layernorm')),
         ...actQuant(xb, dim),
@@ -156,9 +186,9 @@ export class GpuModel {
         linear(t('self_attn.v_proj'), xb, v, this.step, 0, biasOf(l, 'self_attn.v_proj')),
         kernel(pRope, [this.step, uni([qDim, hs, 0, 0]), q, cosB, sinB], rows64(qDim / 2)),
         kernel(pRope, [this.step, uni([kvDim, hs, 0, 0]), k, cosB, sinB], rows64(kvDim / 2)),
-        kernel(pKv, [this.step, uni([kvDim, layerBase, 0, 0]), k, kc], rows64(kvDim)),
-        kernel(pKv, [this.step, uni([kvDim, layerBase, 0, 0]), v, vc], rows64(kvDim)),
-        kernel(pAtt, [this.step, uni([c.nHeads, c.nHeads / c.nKvHeads, hs, kvDim, qDim, layerBase, P, f32Bits(1 / Math.sqrt(hs))]), q, kc, vc, att, xb], (T) => [c.nHeads, T, 1]),
+        kernel(pKv, () => [this.step, kvMeta, k, this.kc], rows64(kvDim)),
+        kernel(pKv, () => [this.step, kvMeta, v, this.vc], rows64(kvDim)),
+        kernel(pAtt, () => [this.step, attMeta, q, this.kc, this.vc, this.att, xb], (T) => [c.nHeads, T, 1]),
         ...actQuant(xb, qDim),
         linear(t('self_attn.o_proj'), xb, this.x, this.step, LIN_ACCUMULATE, biasOf(l, 'self_attn.o_proj')),
         rmsnorm(this.x, xb, t('post_attention_layernorm')),
@@ -176,6 +206,36 @@ export class GpuModel {
     const head = c.tiedEmbeddings ? EMBED : LM_HEAD;
     this.ops.push(rmsLast(this.x, xb, FINAL_NORM), linear(head, xb, this.logits, stepOne, 0, undefined, c.tiedEmbeddings && table !== undefined ? table : undefined));
     this.weightBytes = weightBytes;
+  }
+
+  /**
+   * Reallocates the capacity-sized buffers for at least `need` positions (doubling, capped at
+   * `positions`), copies each layer's cached K/V rows 0..`filled`−1 to its new offset, rebuilds
+   * what views them and destroys the old buffers (after the copy is submitted).
+   */
+  private grow(need: number, filled: number): void {
+    let cap = this.cap;
+    while (cap < need) cap = Math.min(this.positions, cap * 2);
+    const { nLayers, nHeads } = this.config;
+    const kvDim = kvDimOf(this.config);
+    const kc = this.ctx.floats(nLayers * cap * kvDim, 'key cache');
+    const vc = this.ctx.floats(nLayers * cap * kvDim, 'value cache');
+    const att = this.ctx.floats(this.maxRows * nHeads * cap, 'att');
+    const rows = Math.min(filled, this.cap) * kvDim * 4;
+    const enc = this.ctx.device.createCommandEncoder();
+    if (rows > 0) for (let l = 0; l < nLayers; l++) {
+      enc.copyBufferToBuffer(this.kc, l * this.cap * kvDim * 4, kc, l * cap * kvDim * 4, rows);
+      enc.copyBufferToBuffer(this.vc, l * this.cap * kvDim * 4, vc, l * cap * kvDim * 4, rows);
+    }
+    this.ctx.device.queue.submit([enc.finish()]);
+    const oldBytes = 4 * (2 * nLayers * this.cap * kvDim + this.maxRows * nHeads * this.cap);
+    for (const b of [this.kc, this.vc, this.att]) b.destroy();
+    this.ctx.allocatedBytes -= oldBytes;
+    this.kc = kc;
+    this.vc = vc;
+    this.att = att;
+    this.cap = cap;
+    for (const f of this.regrow) f();
   }
 
   private own(b: GpuBuffer): GpuBuffer {
@@ -199,6 +259,7 @@ export class GpuModel {
       if (!Number.isInteger(token) || token < 0 || token >= vocab) throw new RangeError(`token id ${token} outside 0..${vocab - 1}`);
       this.embedding?.row(this.embedRows.subarray(t * dim, (t + 1) * dim), token);
     }
+    if (startPos + T > this.cap) this.grow(startPos + T, startPos);
     const { device } = this.ctx;
     device.queue.writeBuffer(this.step, 0, Uint32Array.from([T, startPos, 0, 0]));
     if (this.embedding !== undefined) device.queue.writeBuffer(this.x, 0, this.embedRows, 0, T * dim);
@@ -219,5 +280,6 @@ export class GpuModel {
   dispose(): void {
     for (const l of this.linears) l.destroy();
     for (const b of this.owned) b.destroy();
+    for (const b of [this.kc, this.vc, this.att]) b.destroy();
   }
 }

@@ -17,7 +17,7 @@ import { PackedModel } from '../../src/packed/reader.js';
 import { LlamaModel } from '../../src/runtime/model.js';
 import { argmax } from '../../src/runtime/sampler.js';
 import { acquireGpu, type GpuContext } from '../../src/webgpu/device.js';
-import { GpuModel } from '../../src/webgpu/forward.js';
+import { GpuModel, type GpuModelOptions } from '../../src/webgpu/forward.js';
 import { BUFFER, MAP_READ } from '../../src/webgpu/gpu-types.js';
 import { packedKernel } from '../../src/webgpu/kernels/index.js';
 import { GpuLinear, LIN_ACCUMULATE, LIN_BIAS } from '../../src/webgpu/linear.js';
@@ -183,18 +183,38 @@ export interface ForwardResult {
   uploadMs: number;
   gpuMs: number;
   refMs: number;
+  /** With a growing KV cache (opts.initialPositions): the capacities it held, call by call, and the largest |Δlogit| against a cache allocated at full size up front. */
+  capacities?: number[];
+  growDiff?: number;
 }
 
-/** Greedy continuation of `prompt` (token ids) for `steps` tokens on the GPU and on the reference backend. */
-export async function forwardCheck(url: string, prompt: number[], steps: number, chunk: number): Promise<ForwardResult | string> {
+/**
+ * Greedy continuation of `prompt` (token ids) for `steps` tokens on the GPU and on the reference
+ * backend. With opts.initialPositions, a second GPU model with its KV cache at full size from the
+ * start runs the same calls, and its logits are compared with the growing one's.
+ */
+export async function forwardCheck(url: string, prompt: number[], steps: number, chunk: number, opts: GpuModelOptions = {}): Promise<ForwardResult | string> {
   const ctx = await device();
   if (typeof ctx === 'string') return ctx;
   const res = await fetch(url);
   if (!res.ok) return `${url}: HTTP ${res.status}`;
   const packed = new PackedModel(new BufferSource(url, new Uint8Array(await res.arrayBuffer())));
   const t0 = performance.now();
-  const gpu = await ctx.checked('model upload', () => new GpuModel(ctx, packed, { maxRows: chunk }));
+  const gpu = await ctx.checked('model upload', () => new GpuModel(ctx, packed, { maxRows: chunk, ...opts }));
   const uploadMs = performance.now() - t0;
+  const full = opts.initialPositions === undefined ? undefined : new GpuModel(ctx, packed, { maxRows: chunk, ...opts, initialPositions: gpu.positions });
+  const capacities: number[] = [];
+  let growDiff = 0;
+  const gpuForward = async (tokens: number[], pos: number): Promise<Float32Array> => {
+    const g = await ctx.checked('forward', () => gpu.forward(tokens, pos));
+    const logits = await g;
+    capacities.push(gpu.capacity);
+    if (full !== undefined) {
+      const f = await full.forward(tokens, pos);
+      for (let v = 0; v < f.length; v++) growDiff = Math.max(growDiff, Math.abs(f[v]! - logits[v]!));
+    }
+    return logits;
+  };
   let gpuMs = 0;
   let refMs = 0;
   const timed = async <T>(fn: () => T | Promise<T>, add: (ms: number) => void): Promise<T> => {
@@ -213,7 +233,7 @@ export async function forwardCheck(url: string, prompt: number[], steps: number,
   let rl: Float32Array = new Float32Array(0);
   for (let s = 0; s < prompt.length; s += chunk) {
     const part = prompt.slice(s, s + chunk);
-    gl = await timed(() => gpu.forward(part, s), (ms) => (gpuMs += ms));
+    gl = await timed(() => gpuForward(part, s), (ms) => (gpuMs += ms));
     rl = await timed(() => ref.forward(part, s, 'last').slice(), (ms) => (refMs += ms));
   }
   let same = true;
@@ -229,12 +249,14 @@ export async function forwardCheck(url: string, prompt: number[], steps: number,
     same &&= g === r;
     const pos = prompt.length + i;
     if (pos >= Math.min(packed.config.seqLen, gpu.positions)) break;
-    gl = await timed(() => gpu.forward([g], pos), (ms) => (gpuMs += ms));
+    gl = await timed(() => gpuForward([g], pos), (ms) => (gpuMs += ms));
     rl = await timed(() => ref.forward([r], pos, 'last').slice(), (ms) => (refMs += ms));
   }
   const a = ctx.info;
-  const out = { gpuTokens, refTokens, maxLogitDiff, maxLogit, adapter: `${a.vendor} ${a.architecture}`.trim(), weightBytes: gpu.weightBytes, uploadMs, gpuMs, refMs };
+  const out: ForwardResult = { gpuTokens, refTokens, maxLogitDiff, maxLogit, adapter: `${a.vendor} ${a.architecture}`.trim(), weightBytes: gpu.weightBytes, uploadMs, gpuMs, refMs };
+  if (full !== undefined) Object.assign(out, { capacities, growDiff });
   gpu.dispose();
+  full?.dispose();
   ref.dispose();
   return out;
 }
