@@ -17,6 +17,7 @@ import { byteBpeTokenizerJson } from '../bench/byte-bpe.js';
 import { BufferSource } from '../src/io/bytes.js';
 import { InputError } from '../src/io/errors.js';
 import { GgufFile, ggufChunks } from '../src/io/gguf-file.js';
+import { concatBytes as concat } from './hf-dirs.js';
 import { ggufTokenizer, TOKEN_TYPE, type GgufVocab } from '../src/io/gguf-tokenizer.js';
 import { HfTokenizer } from '../src/io/hf-tokenizer.js';
 import { hfVocabForGguf } from '../src/interop/gguf-vocab.js';
@@ -30,17 +31,6 @@ const shared = (p: string) => fileURLToPath(new URL(`../../../shared/${p}`, impo
 const tmp = mkdtempSync(join(tmpdir(), 'bitcrush-gguf-vocab-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
 const TEXT = readFileSync(shared('data/tinystories/heldout.txt'), 'utf8').slice(0, 30_000) + '\nCafé über 12345 ünïcødé — “quotes” 🙂 tabs\there  spaces   end.';
-
-function concat(chunks: Iterable<Uint8Array>): Uint8Array {
-  const parts = [...chunks];
-  const out = new Uint8Array(parts.reduce((a, p) => a + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
 
 function vocabOf(dir: string): { hf: HfTokenizer; vocab: GgufVocab } {
   const hf = new HfTokenizer(join(dir, 'tokenizer.json'), nodeFs);

@@ -28,7 +28,7 @@ import { FileSource, nodeFs } from '../src/node/fs.js';
 import { PackedModel } from '../src/packed/reader.js';
 import { LlamaModel } from '../src/runtime/model.js';
 import { runCli } from '../src/cli/run.js';
-import { ARCH_CASES, writeArchDir } from './hf-dirs.js';
+import { ARCH_CASES, concatBytes as concat, writeArchDir } from './hf-dirs.js';
 import { mutate, rng } from './fuzz/mutate.js';
 
 const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
@@ -49,17 +49,6 @@ function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
 function tinyVocab(n: number): GgufVocab {
   const tokens = Array.from({ length: n }, (_, i) => (i === 0 ? '<unk>' : i === 1 ? '<s>' : i === 2 ? '</s>' : `t${i}`));
   return { model: 'llama', tokens, scores: tokens.map((_, i) => -i), types: tokens.map((_, i) => (i === 0 ? 2 : i < 3 ? 3 : 1)), bosId: 1, eosId: 2, addBos: true };
-}
-
-function concat(chunks: Iterable<Uint8Array>): Uint8Array {
-  const parts = [...chunks];
-  const out = new Uint8Array(parts.reduce((a, p) => a + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 }
 
 describe('GGUF as a model source', () => {

@@ -228,3 +228,15 @@ export const CHATML_TEMPLATE =
 export const LLAMA3_TEMPLATE =
   "{{- bos_token }}{%- for message in messages %}{{- '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n' + message['content'] | trim + '<|eot_id|>' }}{%- endfor %}" +
   "{%- if add_generation_prompt %}{{- '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}{%- endif %}";
+
+/** The chunks (e.g. ggufChunks' output) joined into one array. */
+export function concatBytes(chunks: Iterable<Uint8Array>): Uint8Array {
+  const parts = [...chunks];
+  const out = new Uint8Array(parts.reduce((a, p) => a + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
