@@ -4,7 +4,7 @@ import { readText } from '../io/bytes.js';
 import { FileSource } from '../node/fs.js';
 import { DEFAULT_WINDOW, defaultWindow, perplexityOfText, TextTooShortError } from '../eval/perplexity.js';
 import { describeBackend, withModel } from './load.js';
-import { backendArg, intArg, type RunOptions } from './options.js';
+import { backendArg, intArg, FLOAT_ACTIVATIONS_HELP, type RunOptions } from './options.js';
 import { createProgress } from './progress.js';
 
 interface EvalCliOptions extends RunOptions {
@@ -26,6 +26,7 @@ export function registerEval(program: Command): void {
     .option('--tokenizer <file>', 'tokenizer file (default: found beside the model)')
     .option('--backend <kind>', 'compute backend: auto, native, wasm or reference', backendArg, 'auto')
     .option('--threads <n>', 'threads (default: all cores)', intArg(1, 1024))
+    .option('--float-activations', FLOAT_ACTIVATIONS_HELP)
     .action((modelPath: string, opts: EvalCliOptions, cmd: Command) => run(modelPath, opts, cmd.optsWithGlobals().verbose === true));
 }
 

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { UsageError } from '../io/errors.js';
 import { generate } from '../runtime/generate.js';
 import { describeBackend, withModel } from './load.js';
-import { backendArg, floatArg, intArg, seedArg, type RunOptions } from './options.js';
+import { backendArg, floatArg, intArg, seedArg, FLOAT_ACTIVATIONS_HELP, type RunOptions } from './options.js';
 
 interface GenerateCliOptions extends RunOptions {
   prompt: string;
@@ -31,6 +31,7 @@ export function registerGenerate(program: Command): void {
     .option('--tokenizer <file>', 'tokenizer file (default: found beside the model)')
     .option('--backend <kind>', 'compute backend: auto, native, wasm or reference', backendArg, 'auto')
     .option('--threads <n>', 'threads (default: all cores)', intArg(1, 1024))
+    .option('--float-activations', FLOAT_ACTIVATIONS_HELP)
     .action((modelPath: string, opts: GenerateCliOptions, cmd: Command) => run(modelPath, opts, cmd.optsWithGlobals().verbose === true));
 }
 

@@ -1,5 +1,6 @@
 /** Opening what a command runs: a compute backend, then the model and its tokenizer. */
 import type { Backend } from '../backend/types.js';
+import { floatActivationsOf } from '../formats/lowbit-kernels.js';
 import { UsageError } from '../io/errors.js';
 import { createBackend } from '../node/backend.js';
 import { loadModel, type LoadedModel } from '../node/index.js';
@@ -7,7 +8,7 @@ import type { RunOptions } from './options.js';
 
 export function openBackend(opts: RunOptions): Backend {
   try {
-    return createBackend({ kind: opts.backend, threads: opts.threads });
+    return createBackend({ kind: opts.backend, threads: opts.threads, floatActivations: opts.floatActivations });
   } catch (e) {
     // an unavailable or misnamed backend is the user's choice, not a bug
     throw new UsageError((e as Error).message);
@@ -31,5 +32,5 @@ export function withModel<T>(modelPath: string, opts: RunOptions, body: (loaded:
 }
 
 export function describeBackend(b: Backend): string {
-  return `${b.name}, ${b.threads} thread${b.threads > 1 ? 's' : ''}`;
+  return `${b.name}, ${b.threads} thread${b.threads > 1 ? 's' : ''}${floatActivationsOf(b) ? ', float activations' : ''}`;
 }

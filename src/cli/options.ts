@@ -41,4 +41,10 @@ export interface RunOptions {
   tokenizer?: string;
   backend: BackendKind;
   threads?: number;
+  /** --float-activations: packed layers on float32 activations (no int8 rounding). */
+  floatActivations?: boolean;
 }
+
+/** Help of --float-activations (eval, generate, quantize). */
+export const FLOAT_ACTIVATIONS_HELP =
+  'packed layers multiply float32 activations (exact W·x, as the reference kernels; slower) instead of int8-quantized ones';

@@ -26,7 +26,7 @@ import { WorkDir } from './checkpoint.js';
 import { addMethodFlags, givenMethodOptions, methodHelp } from './method-flags.js';
 import { addWholeFlags, describeWhole, wholeOptions, type WholeFlags } from './whole-flags.js';
 import { describeBackend, openBackend } from './load.js';
-import { backendArg, intArg, seedArg, type RunOptions } from './options.js';
+import { backendArg, intArg, seedArg, FLOAT_ACTIVATIONS_HELP, type RunOptions } from './options.js';
 import { PhaseClock, type PhaseFigures } from '../node/phase-clock.js';
 import { createProgress, formatDuration } from './progress.js';
 import { evaluateFiles, type EvalReport } from './quantize-eval.js';
@@ -76,6 +76,7 @@ export function registerQuantize(program: Command): void {
     .option('--tokenizer <file>', 'tokenizer file (default: found beside the model)')
     .option('--backend <kind>', 'compute backend: auto, native, wasm or reference', backendArg, 'auto')
     .option('--threads <n>', 'threads (default: all cores)', intArg(1, 1024))
+    .option('--float-activations', FLOAT_ACTIVATIONS_HELP)
     // for tests of --resume: stop as if killed after this block was checkpointed
     .addOption(new Option('--stop-after-block <n>').argParser(intArg(0)).hideHelp())
     .addHelpText('after', `\nMethods:\n${methodHelp()}`)

@@ -19,6 +19,12 @@ export interface BackendOptions {
   kind?: BackendKind;
   /** Threads including the caller; default os.availableParallelism(). */
   threads?: number;
+  /**
+   * Packed layers multiply float32 activations (W·x as the reference kernels compute it) instead
+   * of int8-quantized ones: the addon's int8 kernels are hidden, the wasm ones give way to the
+   * float kernels. Slower; for evaluations that must not carry the int8 rounding.
+   */
+  floatActivations?: boolean;
 }
 
 const WASM_URL = new URL('../../../wasm/kernels.wasm', import.meta.url);
@@ -46,10 +52,12 @@ export function createBackend(opts: BackendOptions = {}): Backend {
   const threads = opts.threads ?? availableParallelism();
   if (!Number.isInteger(threads) || threads < 1) throw new RangeError(`threads must be a positive integer (got ${threads})`);
   if (kind === 'reference') return createReferenceBackend();
-  if (kind === 'wasm') return createWasmBackendNode(threads);
-  // packed low-bit layers on native run the wasm kernels (the addon has none of its own)
-  const native = loadNativeBackend(threads, () => createWasmBackendNode(threads));
+  const float = opts.floatActivations === true;
+  const wasm = () => (float ? Object.assign(createWasmBackendNode(threads), { floatActivations: true }) : createWasmBackendNode(threads));
+  if (kind === 'wasm') return wasm();
+  // packed formats and shapes the addon has no kernels for run the lent wasm kernels
+  const native = loadNativeBackend(threads, () => createWasmBackendNode(threads), float ? { lowbit: false, floatActivations: true } : {});
   if (native.backend) return native.backend;
   if (kind === 'native') throw new Error(`native backend unavailable: ${native.error}`);
-  return createWasmBackendNode(threads);
+  return wasm();
 }
