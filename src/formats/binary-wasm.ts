@@ -13,6 +13,7 @@ import type { Linear } from '../runtime/linear.js';
 import { bitstreamBytes } from './bitpack.js';
 import { blockCount, type BinaryParams } from './binary.js';
 import type { PackedTensor } from './types.js';
+import { matvecEachRow } from './kernel-tiles.js';
 
 /** Float32 values per dequantized tile, at most (256 KB, as RowTiles in row-tiles.ts). */
 const TILE_FLOATS = 1 << 16;
@@ -164,7 +165,7 @@ export class BinaryWasmKernels implements Linear {
   matmul(y: Float32Array, x: Float32Array, rows: number): void {
     const { outDim, inDim, tileRows, rk } = this;
     if (rows <= MATVEC_ROWS) {
-      for (let i = 0; i < rows; i++) this.matvec(y.subarray(i * outDim, (i + 1) * outDim), x.subarray(i * inDim, (i + 1) * inDim));
+      matvecEachRow(this, y, x, rows, outDim, inDim);
       return;
     }
     let xs = x;

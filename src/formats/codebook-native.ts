@@ -13,6 +13,7 @@ import type { CodebookParams } from './codebook.js';
 import type { CodebookNativeArgs, LowbitKernels } from './lowbit-kernels.js';
 import { RowTiles } from './row-tiles.js';
 import type { PackedTensor } from './types.js';
+import { matvecEachRow } from './kernel-tiles.js';
 
 const TILE_FLOATS = 1 << 18;
 const MATVEC_ROWS = 4;
@@ -47,7 +48,7 @@ export class CodebookNativeKernels implements Linear {
   matmul(y: Float32Array, x: Float32Array, rows: number): void {
     const { outDim, inDim } = this;
     if (rows <= MATVEC_ROWS) {
-      for (let i = 0; i < rows; i++) this.matvec(y.subarray(i * outDim, (i + 1) * outDim), x.subarray(i * inDim, (i + 1) * inDim));
+      matvecEachRow(this, y, x, rows, outDim, inDim);
       return;
     }
     this.tiles.matmul(y, x, rows, (r0, count, w) => this.k.codebookDequant(w, ...this.args, r0, r0 + count));

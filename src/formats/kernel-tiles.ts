@@ -79,3 +79,10 @@ export function permutedRows(be: RowKernels, held: Float32Array | null, x: Float
   }
   return xs;
 }
+
+/** y[rows, outDim] = x[rows, inDim]·Wᵀ as one matvec per row: the kernels' path for the few-row matmuls of decode. */
+export function matvecEachRow(
+  lin: { matvec(y: Float32Array, x: Float32Array): void }, y: Float32Array, x: Float32Array, rows: number, outDim: number, inDim: number,
+): void {
+  for (let i = 0; i < rows; i++) lin.matvec(y.subarray(i * outDim, (i + 1) * outDim), x.subarray(i * inDim, (i + 1) * inDim));
+}

@@ -12,6 +12,7 @@ import type { Linear } from '../runtime/linear.js';
 import type { LowbitKernels, MixedNativeArgs } from './lowbit-kernels.js';
 import type { MixedArrays } from './mixed.js';
 import { RowTiles } from './row-tiles.js';
+import { matvecEachRow } from './kernel-tiles.js';
 
 const TILE_FLOATS = 1 << 18; // as uniform-native.ts
 const MATVEC_ROWS = 4;
@@ -53,7 +54,7 @@ export class MixedNativeKernels implements Linear {
   matmul(y: Float32Array, x: Float32Array, rows: number): void {
     const { outDim, inDim } = this;
     if (rows <= MATVEC_ROWS) {
-      for (let i = 0; i < rows; i++) this.matvec(y.subarray(i * outDim, (i + 1) * outDim), x.subarray(i * inDim, (i + 1) * inDim));
+      matvecEachRow(this, y, x, rows, outDim, inDim);
       return;
     }
     if (this.k.int8Prefill) {

@@ -13,6 +13,7 @@ import type { Linear } from '../runtime/linear.js';
 import type { LowbitKernels } from './lowbit-kernels.js';
 import { RowTiles } from './row-tiles.js';
 import type { UniformParams } from './uniform.js';
+import { matvecEachRow } from './kernel-tiles.js';
 
 /** The file's blobs of one uniform tensor, as the native kernels take them. */
 export interface UniformFileArrays {
@@ -57,7 +58,7 @@ export class UniformNativeKernels implements Linear {
   matmul(y: Float32Array, x: Float32Array, rows: number): void {
     const { outDim, inDim, a, p } = this;
     if (rows <= MATVEC_ROWS) {
-      for (let i = 0; i < rows; i++) this.matvec(y.subarray(i * outDim, (i + 1) * outDim), x.subarray(i * inDim, (i + 1) * inDim));
+      matvecEachRow(this, y, x, rows, outDim, inDim);
       return;
     }
     if (this.k.int8Prefill) {

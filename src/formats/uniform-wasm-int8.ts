@@ -11,7 +11,7 @@
 import type { Backend, RowKernels } from '../backend/types.js';
 import type { Linear } from '../runtime/linear.js';
 import { groupCount } from './quantized.js';
-import { KernelRowTiles, permutedRows } from './kernel-tiles.js';
+import { KernelRowTiles, matvecEachRow, permutedRows } from './kernel-tiles.js';
 import type { UniformArrays, UniformParams } from './uniform.js';
 
 /** Tensors these kernels take. */
@@ -83,7 +83,7 @@ export class UniformInt8WasmKernels implements Linear {
   matmul(y: Float32Array, x: Float32Array, rows: number): void {
     const { outDim, inDim, perm, be } = this;
     if (rows <= MATVEC_ROWS) {
-      for (let i = 0; i < rows; i++) this.matvec(y.subarray(i * outDim, (i + 1) * outDim), x.subarray(i * inDim, (i + 1) * inDim));
+      matvecEachRow(this, y, x, rows, outDim, inDim);
       return;
     }
     let xs = x;

@@ -127,8 +127,8 @@ export function encode(v: Float32Array, dtype: 'F32' | 'F16' | 'BF16'): Uint8Arr
 /** config.json for the checkpoint: `base` (the source model's, when known) with the architecture bitcrush ran and the quantization_config. */
 export function hfConfigJson(c: LlamaConfig, quantizationConfig: Record<string, unknown>, base: Record<string, unknown> = {}): Record<string, unknown> {
   const qwen = c.attentionBias === 'qkv';
-  const { quantization_config: _drop, ...rest } = base;
-  void _drop;
+  const rest = { ...base };
+  delete rest['quantization_config'];
   return {
     architectures: [qwen ? 'Qwen2ForCausalLM' : 'LlamaForCausalLM'],
     model_type: qwen ? 'qwen2' : 'llama',
