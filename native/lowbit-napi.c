@@ -63,14 +63,14 @@ static napi_value uniform_matvec(napi_env env, napi_callback_info info) {
   const float *x = typed(&c, 1, napi_float32_array, w.in, 0);
   if (!c.ok || w.out == 0) return NULL;
   /* one allocation per call: the addon may be called from several JS threads */
-  size_t nb = (size_t)w.blocks;
-  void *mem = malloc(nb * LB_BLOCK + nb * 12 + 64);
+  size_t nb = (size_t)w.blocks, nxq = (nb + 1) / 2 * 256; /* room for pair order (lowbit.h) */
+  void *mem = malloc(nxq + nb * 12 + 64);
   if (!mem) {
     napi_throw_error(env, NULL, "bitcrush_native: out of memory");
     return NULL;
   }
   char *m = mem;
-  lb_act a = {(int8_t *)m, (float *)(m + nb * LB_BLOCK), (int32_t *)(m + nb * LB_BLOCK + nb * 4), (float *)(m + nb * LB_BLOCK + nb * 8)};
+  lb_act a = {(int8_t *)m, (float *)(m + nxq), (int32_t *)(m + nxq + nb * 4), (float *)(m + nxq + nb * 8), lb_pairs(w.bits)};
   lb_quantize_act(x, perm, w.in, w.blocks, w.bits, NULL, &a);
   lb_gemv(&w, &a, y);
   free(mem);

@@ -221,7 +221,6 @@ T_AVX2 void lb_quantize_act_avx2(const float *x, const int32_t *perm, int in, in
 }
 
 ROWS(lb_rows_avx2, T_AVX2, block_avx2)
-ROWS(lb_rows_vnni, T_VNNI, block_vnni)
 
 /*
  * Mixed widths (lowbit.h lb_mixed): one 128-column group per block, four rows at a time; the
