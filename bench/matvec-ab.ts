@@ -1,5 +1,5 @@
 /**
- * `node dist/bench/matvec-ab.js [--other PATH/bitcrush_native.node] [--reps 7] [--ms 150]`: the
+ * `node dist/bench/matvec-ab.js [--other PATH/bitcrush_native.node] [--isa vnni|avx2|scalar] [--shapes 5632x2048,…] [--reps 7] [--ms 150]`: the
  * native uniform and mixed decode matvecs of this build against another build of the addon (e.g.
  * main's, built in a second worktree) in one process, on the same arrays, interleaved: per
  * TinyLlama-1.1B layer shape and width, µs per call by the process's CPU time (one thread:
@@ -25,6 +25,8 @@ if (!be?.lowbit) throw new Error('matvec-ab needs the native addon (npm run buil
 type AddonLike = { setThreads(t: number): void } & Record<string, (...a: unknown[]) => void>;
 const other = otherPath ? (createRequire(import.meta.url)(otherPath) as AddonLike) : undefined;
 other?.setThreads(1);
+const isa = arg('--isa', 'auto');
+if (!be.setIsa(isa) || (other && !(other.lowbitSetIsa as unknown as (n: string) => boolean)(isa))) throw new Error(`instruction set ${isa} unavailable here`);
 
 /** CPU µs per call of fn: best of reps batches of at least minMs. */
 function cpuUs(fn: () => void): number {

@@ -146,6 +146,33 @@ T_VNNI INL __m256i block_vnni(const uint8_t *blk, const int8_t *xq, int bits) {
  * below), so the block body has no branches. A row whose last block is short reads it from a
  * zero-padded copy (lb_block).
  */
+/*
+ * Σ_g s_w·z·gx[g] of row r (asymmetric): zeros unpacked from the b-bit bitstream 8 groups at a
+ * time (one 8-byte load; copied only at the end of the tensor) — one scalar extraction per
+ * group cost about as much as the row's dot products.
+ */
+T_AVX2 INL float uniform_zero_term(const lb_uniform *w, int r, const float *f, const float *gx) {
+  const int ng = w->n_groups, bits = w->bits;
+  const uint8_t *z = w->zero + (size_t)r * w->zbytes;
+  const size_t end = (size_t)(w->out - r) * w->zbytes; /* bytes from z to the end of the tensor's zeros */
+  const __m256i sh = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(bits));
+  const __m256i mask = _mm256_set1_epi32((1 << bits) - 1);
+  __m256 v = _mm256_setzero_ps();
+  int g = 0;
+  for (; g + 8 <= ng; g += 8) {
+    const size_t off = (size_t)g * bits / 8; /* g is a multiple of 8: a whole byte */
+    uint64_t u = 0;
+    if (off + 8 <= end) memcpy(&u, z + off, 8);
+    else memcpy(&u, z + off, end - off);
+    __m256i zi = bits == 8 ? _mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)u))
+                           : _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32((int)(uint32_t)u), sh), mask);
+    v = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_loadu_ps(f + g), _mm256_cvtepi32_ps(zi)), _mm256_loadu_ps(gx + g), v);
+  }
+  float o = 0;
+  for (; g < ng; g++) o += f[g] * (float)lb_zero(w, r, g) * gx[g];
+  return o + hsum_ps(v);
+}
+
 /* Bytes of a block, and how far ahead of it each row stream is prefetched (measured: the weight
  * loads stalled without it, four row streams being too many for the hardware prefetcher alone). */
 #define BB(bits) ((bits) == 3 ? 48 : 16 * (bits))
@@ -175,10 +202,8 @@ T_VNNI INL __m256i block_vnni(const uint8_t *blk, const int8_t *xq, int bits) {
           for (g = 0; g + 8 <= ng; g += 8) v = _mm256_fmadd_ps(_mm256_loadu_ps(f + g), _mm256_loadu_ps(a->gx + g), v); \
           for (; g < ng; g++) o += f[g] * a->gx[g];                                                    \
           o = (o + hsum_ps(v)) * (float)(1 << (bits - 1));                                             \
-        } else { /* four partial sums: one chain would serialise on the add latency */                \
-          float o4[4] = {0, 0, 0, 0};                                                                  \
-          for (g = 0; g < ng; g++) o4[g & 3] += f[g] * (float)lb_zero(w, rr[i], g) * a->gx[g];         \
-          o = (o4[0] + o4[1]) + (o4[2] + o4[3]);                                                       \
+        } else {                                                                                       \
+          o = uniform_zero_term(w, rr[i], f, a->gx);                                                   \
         }                                                                                              \
         off[i] = o;                                                                                    \
         rp[i] = w->q + (size_t)rr[i] * w->row_stride;                                                  \
