@@ -25,7 +25,7 @@
 
 #define T_VNNI __attribute__((target("avx2,fma,f16c,avx512f,avx512vl,avx512vnni,avx512bw,avx512dq")))
 #define INL static inline __attribute__((always_inline))
-#define PREFETCH 4096
+#define PREFETCH 8192
 
 /* Σ_g s_w[g]·z[g]·gx[g] of one row as 8 float lanes (the row's sum subtracts them): zeros unpacked
  * from the b-bit bitstream 8 groups at a time, by one 8-byte load (the row's bytes, or the rows
