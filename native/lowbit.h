@@ -199,6 +199,8 @@ void lb_rows_avx2(const lb_uniform *w, const lb_act *a, float *y, int r0, int r1
 void lb_rows_vnni(const lb_uniform *w, const lb_act *a, float *y, int r0, int r1);
 void lb_mixed_rows_avx2(const lb_mixed *w, const lb_act *a, float *y, int r0, int r1);
 void lb_mixed_rows_vnni(const lb_mixed *w, const lb_act *a, float *y, int r0, int r1);
+/* Σ_g s_w·z·gx[g] of row r of a mixed tensor (f [n_groups] its scales as float; AVX2 gathers). */
+float lb_mixed_zero_term_avx2(const lb_mixed *w, int r, const float *f, const float *gx);
 int lb_cpu_avx2(void);
 int lb_cpu_vnni(void);
 #endif
