@@ -160,7 +160,7 @@ static napi_value mixed_matvec(napi_env env, napi_callback_info info) {
     napi_throw_error(env, NULL, "bitcrush_native: out of memory");
     return NULL;
   }
-  lb_act a = {(int8_t *)m, (float *)(m + nb * LB_BLOCK), (int32_t *)(m + nb * LB_BLOCK + nb * 4), (float *)(m + nb * LB_BLOCK + nb * 8)};
+  lb_act a = {(int8_t *)m, (float *)(m + nb * LB_BLOCK), (int32_t *)(m + nb * LB_BLOCK + nb * 4), (float *)(m + nb * LB_BLOCK + nb * 8), 0};
   lb_quantize_act(x, NULL, w.in, w.n_groups, 0, w.widths, &a);
   lb_gemv_mixed(&w, &a, y);
   free(m);
