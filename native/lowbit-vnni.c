@@ -282,17 +282,8 @@ T_VNNI void lb_mixed_rows_vnni(const lb_mixed *w, const lb_act *a, float *y, int
   float *fs = malloc(sizeof(float) * 5 * (size_t)ng + sizeof(int) * (size_t)ng);
   if (!fs) { lb_mixed_rows_scalar(w, a, y, r0, r1); return; }
   float *cs = fs + ng; /* [4][ng] */
-  /* the groups by width (every row has the same widths): one loop per width, no branch per group
-   * (a switch on the width per group mispredicted on the tensors' mixed patterns) */
-  int *order = (int *)(cs + 4 * (size_t)ng), start[5] = {0, 0, 0, 0, 0};
-  for (int g = 0; g < ng; g++) start[w->widths[g] > 4 ? 4 : w->widths[g]]++;
-  for (int b = 4, n = ng; b >= 1; b--) n -= start[b], start[b] = n;
-  {
-    int fill[5];
-    memcpy(fill, start, sizeof fill);
-    for (int g = 0; g < ng; g++) order[fill[w->widths[g] > 4 ? 4 : w->widths[g]]++] = g;
-  }
-  const int end[5] = {0, start[2], start[3], start[4], ng};
+  int *order = (int *)(cs + 4 * (size_t)ng), start[6];
+  lb_mixed_order(w, order, start);
   for (int r = r0; r < r1; r += 4) {
     int rr[4];
     for (int i = 0; i < 4; i++) rr[i] = r + i < r1 ? r + i : r1 - 1; /* short tails repeat a row */
@@ -313,7 +304,7 @@ T_VNNI void lb_mixed_rows_vnni(const lb_mixed *w, const lb_act *a, float *y, int
       acc[i] = _mm512_setzero_ps();
     }
 #define WIDTH_LOOP(bits)                                                                               \
-  for (int o = start[bits]; o < end[bits]; o++) {                                                      \
+  for (int o = start[bits]; o < start[(bits) + 1]; o++) {                                                    \
     const int g = order[o];                                                                            \
     const int8_t *xq = a->xq + (size_t)g * LB_BLOCK;                                                   \
     const __m512i x0 = _mm512_loadu_si512(xq), x1 = _mm512_loadu_si512(xq + 64);                       \

@@ -183,6 +183,18 @@ static inline float lb_mixed_zero(const lb_mixed *w, int r, int g) {
   return (float)((v >> (zb & 7)) & ((1u << b) - 1));
 }
 
+/* The groups of a mixed tensor by width (every row has the same widths): order [n_groups] lists
+ * width 1's groups, then 2's, 3's, 4's; width b's run is order[start[b] .. start[b + 1]) (start[5]
+ * = n_groups). The SIMD kernels loop width by width: a switch per group mispredicted. */
+static inline void lb_mixed_order(const lb_mixed *w, int *order, int start[6]) {
+  int fill[6] = {0, 0, 0, 0, 0, 0};
+  for (int g = 0; g < w->n_groups; g++) fill[w->widths[g] > 4 ? 4 : w->widths[g]]++;
+  start[0] = start[1] = 0;
+  for (int b = 1; b <= 4; b++) start[b + 1] = start[b] + fill[b];
+  memcpy(fill, start, sizeof fill);
+  for (int g = 0; g < w->n_groups; g++) order[fill[w->widths[g] > 4 ? 4 : w->widths[g]]++] = g;
+}
+
 /* Block b of row r, or a zero-padded copy in tmp [16·bits] when the row ends inside it. */
 static inline const uint8_t *lb_block(const lb_uniform *w, int r, int b, uint8_t *tmp) {
   size_t bb = (size_t)lb_block_bytes(w->bits), off = (size_t)b * bb;
