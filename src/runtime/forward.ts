@@ -9,7 +9,7 @@ import type { Backend } from '../backend/types.js';
 import { attention } from './attention.js';
 import type { Linear } from './linear.js';
 import type { LayerWeights, LlamaWeights } from './model.js';
-import { layerOpsOf, rmsnorm } from './layer-ops.js';
+import { layerOpsOf, referenceLayerOps, rmsnorm } from './layer-ops.js';
 import { growScratch, type Scratch } from './scratch.js';
 import type { LinearName } from '../model/weights.js';
 
@@ -103,7 +103,9 @@ export function layerForward(
   const k = s.keyCache.subarray(cacheRows, cacheRows + T * kvDim);
   const v = s.valueCache.subarray(cacheRows, cacheRows + T * kvDim);
 
-  const ops = layerOpsOf(backend);
+  // the backend's own layer ops for decode; chunks (prefill, evaluation, calibration through the
+  // hook) keep the reference arithmetic, so quantization statistics do not change with the backend
+  const ops = T === 1 ? layerOpsOf(backend) : referenceLayerOps;
   // attention RMSNorm
   for (let t = 0; t < T; t++) ops.addRmsnorm(xb.subarray(t * dim, (t + 1) * dim), x.subarray(t * dim, (t + 1) * dim), null, L.attnNorm, dim, c.normEps);
   // q, k, v projections
