@@ -138,7 +138,8 @@ console.log(`load average before ${la0.map((v) => v.toFixed(2)).join(' ')}, afte
 for (const [i, e] of engines.entries()) {
   const b = best[i]!;
   const gbs = (bytes * tokens) / b.cpu / 1e6;
-  console.log(`${e.name}: ${(bytes / 1e6).toFixed(1)} MB/token over CPU time ${gbs.toFixed(1)} GB/s = ${((100 * gbs) / probeCpu).toFixed(0)} % of the CPU-time probe (${probeCpu.toFixed(1)} GB/s)`);
+  const vsProbe = threads === 1 ? ` = ${((100 * gbs) / probeCpu).toFixed(0)} % of the CPU-time probe (${probeCpu.toFixed(1)} GB/s)` : ' (CPU time of all threads: no probe)';
+  console.log(`${e.name}: ${(bytes / 1e6).toFixed(1)} MB/token over CPU time ${gbs.toFixed(1)} GB/s${vsProbe}; wall ${((bytes * tokens) / b.wall / 1e6).toFixed(1)} GB/s`);
   console.log(`  per token CPU ${per(b.cpu)} ms = block linears ${per(b.blockCpu)} + head ${per(b.headCpu)} + rest ${per(b.cpu - b.blockCpu - b.headCpu)}; wall ${per(b.wall)} ms (${(1000 * tokens / b.wall).toFixed(1)} tok/s) = ${per(b.block)} + ${per(b.head)} + ${per(b.wall - b.block - b.head)}`);
 }
 for (const m of models) m.dispose();
