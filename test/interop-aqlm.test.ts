@@ -1,8 +1,10 @@
 /**
  * AQLM Hugging Face directories as models (src/interop/aqlm.ts): codes (int8 / int16, two's
- * complement as AQLM packs them), fp16 codebooks [M, 2^B, 1, g] and scales [out, 1, 1, 1] become
- * bitcrush's codebook format with the same numbers; the imported model's logits equal those of
- * its float weights; out_group_size > 1 and bad shapes are one-line exit-2 errors.
+ * complement as AQLM packs them), fp16 codebooks [M, 2^B, og, g] and scales [out/og, 1, 1, 1]
+ * become bitcrush's codebook format with the same numbers, for out_group_size 1 and > 1 (q/k
+ * groups in the interleaved RoPE order); the imported model's logits equal those of its float
+ * weights (AQLM's reconstruction, test/gptq-dirs.ts); bad configs and shapes are one-line
+ * exit-2 errors.
  */
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -42,10 +44,14 @@ test('AQLM codes: two\'s complement as AQLM packs them (codes ≥ 2^(b−1) stor
 const cases: AqlmCase[] = [
   { arch: arch('llama32-rope-llama3'), numCodebooks: 2, nbits: 8, inGroupSize: 8 },
   { arch: arch('qwen25-bias'), numCodebooks: 1, nbits: 12, inGroupSize: 16 },
+  // out_group_size > 1: codewords [og, g], one scale per og rows (head size 16: og | 8)
+  { arch: arch('llama32-rope-llama3'), numCodebooks: 2, nbits: 6, inGroupSize: 4, outGroupSize: 4 },
+  { arch: arch('qwen25-bias'), numCodebooks: 1, nbits: 10, inGroupSize: 8, outGroupSize: 2 },
 ];
+const say = (k: AqlmCase) => `${k.numCodebooks}x${k.nbits} g${k.inGroupSize}${k.outGroupSize ? ` out_group ${k.outGroupSize}` : ''}`;
 
 cases.forEach((k, i) => {
-  test(`AQLM ${k.numCodebooks}x${k.nbits} g${k.inGroupSize} ${k.arch.name}: exact weights, logits of its float weights, convert`, () => {
+  test(`AQLM ${say(k)} ${k.arch.name}: exact weights, logits of its float weights, convert`, () => {
     const dirs = writeAqlmDirs(join(tmp, `c${i}`), k, 3 + i);
     const packed = openRunnable(dirs.aqlm).packed!;
     const float = openModel(dirs.float, nodeFs);
@@ -53,7 +59,11 @@ cases.forEach((k, i) => {
     for (const { name } of float.tensors()) {
       if (packed.isPacked(name)) {
         n++;
-        assert.equal(packed.header.tensors[name]!.format, 'aqlm', name);
+        const rec = packed.header.tensors[name] as unknown as { format: string; params: Record<string, unknown> };
+        assert.equal(rec.format, 'aqlm', name);
+        assert.equal(rec.params.og, k.outGroupSize, `${name}: og`);
+        // q/k groups pair up in the interleaved RoPE rows
+        assert.equal(rec.params.il, k.outGroupSize && /\.(q|k)_proj\./.test(name) ? 2 : undefined, `${name}: il`);
       }
       assert.deepEqual(packed.load(name), float.load(name), `${name}: identical weights`);
     }
@@ -62,7 +72,16 @@ cases.forEach((k, i) => {
     const got = new LlamaModel(packed, { backend, linear: packed.linears(backend) }).forward(k.arch.tokens, 0, 'all');
     let d = 0;
     for (let j = 0; j < want.length; j++) d = Math.max(d, Math.abs(got[j]! - want[j]!));
-    assert.ok(d < 1e-4, `logits max |Δ| ${d}`);
+    assert.ok(d < 1e-4, `prefill (matmul) logits max |Δ| ${d}`);
+    // decode: the last token alone runs every linear's matvec
+    const nTok = k.arch.tokens.length;
+    const decoder = new LlamaModel(packed, { backend, linear: packed.linears(backend) });
+    decoder.forward(k.arch.tokens.slice(0, nTok - 1), 0);
+    const last = decoder.forward(k.arch.tokens.slice(nTok - 1), nTok - 1);
+    const vocab = last.length;
+    d = 0;
+    for (let j = 0; j < vocab; j++) d = Math.max(d, Math.abs(last[j]! - want[(nTok - 1) * vocab + j]!));
+    assert.ok(d < 1e-4, `decode (matvec) logits max |Δ| ${d}`);
     const out = join(tmp, `c${i}.bcq`);
     const c = run('convert', dirs.aqlm, '--out', out);
     assert.equal(c.status, 0, c.stderr);
@@ -83,13 +102,25 @@ test('AQLM directory: unsupported configs and bad tensors are one-line exit-2 er
   };
   const withConfig = (qc: Record<string, unknown>) => writeFileSync(join(dirs.aqlm, 'config.json'), JSON.stringify({ ...config, quantization_config: { ...config.quantization_config, ...qc } }));
   withConfig({ out_group_size: 8 });
-  expectFail(/out_group_size 8 is not supported/);
+  expectFail(/q_proj.codes is I8 \[64,8,2\], expected I8 \[8,8,2\] for \[64,64\]/);
+  withConfig({ out_group_size: 5 });
+  expectFail(/out_group_size 5 does not divide the 64 output rows/);
+  withConfig({ out_group_size: 65 });
+  expectFail(/out_group_size 65 is not supported \(an integer in \[1, 64\]\)/);
   withConfig({ num_codebooks: 1 });
   expectFail(/codes is I8 \[.*\], expected I8 \[.*\]/);
   withConfig({ nbits_per_codebook: 16 });
   expectFail(/codes is I8 \[.*\], expected I16/);
   withConfig({ in_group_size: 'eight' });
   expectFail(/in_group_size "eight" is not supported/);
+});
+
+test('AQLM out_group_size that does not divide half the head size: the q/k groups cannot take RoPE rows, one-line exit 2', () => {
+  const dirs = writeAqlmDirs(join(tmp, 'og16'), { arch: arch('llama32-rope-llama3'), numCodebooks: 1, nbits: 2, inGroupSize: 4, outGroupSize: 16 });
+  const r = run('inspect', dirs.aqlm);
+  assert.equal(r.status, 2, r.stderr);
+  assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+  assert.match(r.stderr, /q_proj: the 16 rows of output group 0 do not stay one group .*out_group_size 16 must divide half the head size/);
 });
 
 test('AQLM → bitcrush → export --to aqlm: the checkpoint\'s tensors back byte for byte; other files refused', () => {
