@@ -2,7 +2,7 @@
  * What `bitcrush export --to gptq|aqlm` writes, dequantized by an independent numpy reader of
  * the published layouts (scripts/hf-dequant.py), equals bitcrush's own dequantized weights:
  * RTN files quantized here at 2, 3, 4 and 8 bits (sym and asym, v1 and v2), a GPTQ act-order
- * checkpoint converted and exported again, and an AQLM 2x8 and 1x16 checkpoint. The HF row order
+ * checkpoint converted and exported again, and AQLM 2x8, 1x16 and out_group_size 2 / 4 checkpoints. The HF row order
  * of q/k (rotate-half) is mapped back to bitcrush's interleaved one with the float loader's
  * canonicalRows. Skipped where /usr/bin/python3 with numpy is not installed.
  */
@@ -77,10 +77,10 @@ describe('GPTQ / AQLM exports read by an independent numpy dequantizer', { skip:
     checkExport(bcq, 'gptq');
   });
 
-  for (const [M, B, g] of [[2, 8, 8], [1, 16, 8]] as const) {
-    test(`AQLM ${M}x${B} g${g} checkpoint → convert → export → numpy`, () => {
-      const dirs = writeAqlmDirs(join(tmp, `aq${M}x${B}`), { arch: arch('llama32-rope-llama3'), numCodebooks: M, nbits: B, inGroupSize: g }, 3);
-      const bcq = join(tmp, `aq${M}x${B}.bcq`);
+  for (const [M, B, g, og] of [[2, 8, 8, 1], [1, 16, 8, 1], [2, 8, 4, 4], [1, 12, 8, 2]] as const) {
+    test(`AQLM ${M}x${B} g${g} out_group ${og} checkpoint → convert → export → numpy`, () => {
+      const dirs = writeAqlmDirs(join(tmp, `aq${M}x${B}o${og}`), { arch: arch('llama32-rope-llama3'), numCodebooks: M, nbits: B, inGroupSize: g, outGroupSize: og }, 3);
+      const bcq = join(tmp, `aq${M}x${B}o${og}.bcq`);
       const c = run('convert', dirs.aqlm, '--out', bcq);
       assert.equal(c.status, 0, c.stderr);
       checkExport(bcq, 'aqlm');
