@@ -21,7 +21,7 @@ import { FileSource, nodeFs } from '../src/node/fs.js';
 import { openRunnable } from '../src/node/packed-open.js';
 import { PackedModel } from '../src/packed/reader.js';
 import { LlamaModel } from '../src/runtime/model.js';
-import { ARCH_CASES } from './hf-dirs.js';
+import { ARCH_CASES, writeChatTokenizer } from './hf-dirs.js';
 import { writeAqlmDirs, type AqlmCase } from './gptq-dirs.js';
 
 const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
@@ -121,6 +121,29 @@ test('AQLM out_group_size that does not divide half the head size: the q/k group
   assert.equal(r.status, 2, r.stderr);
   assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
   assert.match(r.stderr, /q_proj: the 16 rows of output group 0 do not stay one group .*out_group_size 16 must divide half the head size/);
+});
+
+test('AQLM out_group_size 4 directory on the CLI: inspect shows og (and il on q/k), eval on reference and wasm gives the float twin\'s nll', () => {
+  const a0 = arch('llama32-rope-llama3');
+  const k: AqlmCase = { arch: { ...a0, config: { ...a0.config, vocab_size: 260 } }, numCodebooks: 2, nbits: 6, inGroupSize: 4, outGroupSize: 4 };
+  const dirs = writeAqlmDirs(join(tmp, 'cli'), k, 5);
+  for (const d of [dirs.aqlm, dirs.float]) writeChatTokenizer(d, { special: ['<s>', '</s>'], config: { bos_token: '<s>', eos_token: '</s>' } });
+  const ins = run('inspect', dirs.aqlm);
+  assert.equal(ins.status, 0, ins.stderr);
+  assert.match(ins.stdout, /q_proj\.weight +\[64, 64\] +aqlm M=2 B=6 g=4 og=4 il=2 /);
+  assert.match(ins.stdout, /v_proj\.weight +\[32, 64\] +aqlm M=2 B=6 g=4 og=4 /);
+  const text = join(tmp, 'cli.txt');
+  writeFileSync(text, 'the quick brown fox jumps over the lazy dog again and again until the end of the story');
+  const nll = (dir: string, be: string) => {
+    const r = run('eval', dir, '--text', text, '--seqlen', '16', '--json', '--backend', be);
+    assert.equal(r.status, 0, r.stderr);
+    return JSON.parse(r.stdout).nll as number;
+  };
+  const want = nll(dirs.float, 'reference');
+  for (const be of ['reference', 'wasm']) {
+    const got = nll(dirs.aqlm, be);
+    assert.ok(Math.abs(got - want) <= 1e-6 * Math.abs(want), `${be}: nll ${got} vs the float weights' ${want}`);
+  }
 });
 
 test('AQLM → bitcrush → export --to aqlm: the checkpoint\'s tensors back byte for byte; other files refused', () => {
