@@ -63,7 +63,12 @@ export class CodebookLinear extends KernelChoice<CodebookNativeKernels | Codeboo
       backend,
       (rk) => {
         const q1 = payload();
-        return new CodebookSplitKernels(q1, backend, (a) => new CodebookWasmKernels(memberPayload(q1, a), rk, backend, force));
+        let codes: Uint8Array | undefined; // the members share one copy of the codes in kernel memory
+        return new CodebookSplitKernels(q1, backend, (a) => {
+          const k = new CodebookWasmKernels(memberPayload(q1, a), rk, backend, force, codes);
+          codes ??= k.codes;
+          return k;
+        });
       },
       () => new CodebookTsKernels(payload(), backend, force),
       native ? (k) => new CodebookSplitKernels(native, backend, (a) => new CodebookNativeKernels(memberPacked(native, a), k, backend)) : null,

@@ -6,7 +6,8 @@
  * exactly, with the arithmetic of the og = 1 kernel on W_a. Each member runs its own og = 1
  * kernels (lookup table or direct, their own cost rule on [out/og, in]); the outputs are
  * scattered to the rows. The table work per member is that of og = 1, so a whole matvec builds
- * og tables: the og dot products per codeword the format needs.
+ * og tables: the og dot products per codeword the format needs. The wasm members share one copy
+ * of the codes in kernel memory; the native ones read the file's codes in place.
  */
 import type { Backend } from '../backend/types.js';
 import type { Linear } from '../runtime/linear.js';
