@@ -146,6 +146,35 @@ test('AQLM out_group_size 4 directory on the CLI: inspect shows og (and il on q/
   }
 });
 
+test('packed og/il header values the layout does not allow: one-line exit-2 errors naming the file', () => {
+  const dirs = writeAqlmDirs(join(tmp, 'hdr'), { arch: arch('llama32-rope-llama3'), numCodebooks: 2, nbits: 6, inGroupSize: 4, outGroupSize: 4 }, 8);
+  const bcq = join(tmp, 'hdr.bcq');
+  assert.equal(run('convert', dirs.aqlm, '--out', bcq).status, 0);
+  const bytes = readFileSync(bcq);
+  // same-length edits of the first q_proj params ({"M":2,"B":6,"g":4,"og":4,"il":2}) inside the JSON header
+  const at = bytes.indexOf('\\"og\\":4,\\"il\\":2');
+  assert.ok(at > 0);
+  const cases: Array<[string, RegExp]> = [
+    ['\\"og\\":1,\\"il\\":2', /og 1 is not an integer in \[2, 64\] \(absent for 1\)/],
+    ['\\"og\\":0,\\"il\\":2', /og 0 is not an integer in \[2, 64\]/],
+    ['\\"og\\":3,\\"il\\":2', /og 3 × il 2 does not divide the 64 output rows/],
+    ['\\"og\\":4,\\"il\\":3', /il 3 is not 2 with og > 1/],
+    ['\\"og\\":8,\\"il\\":2', /q_proj.weight.codes is U8 \[16,24\], expected U8 \[8,24\]/],
+    ['\\"xx\\":4,\\"il\\":2', /unknown params xx/],
+  ];
+  for (const [edit, why] of cases) {
+    const f = join(tmp, 'hdr-bad.bcq');
+    const b = Buffer.from(bytes);
+    b.write(edit, at, 'latin1');
+    writeFileSync(f, b);
+    const r = run('inspect', f);
+    assert.equal(r.status, 2, `${edit}: ${r.stderr}`);
+    assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+    assert.ok(r.stderr.includes(f), r.stderr);
+    assert.match(r.stderr, why, edit);
+  }
+});
+
 test('AQLM → bitcrush → export --to aqlm: the checkpoint\'s tensors back byte for byte; other files refused', () => {
   cases.forEach((k, i) => {
     const dirs = writeAqlmDirs(join(tmp, `rt${i}`), k, 21 + i);
