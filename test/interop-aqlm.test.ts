@@ -123,7 +123,7 @@ test('AQLM out_group_size that does not divide half the head size: the q/k group
   assert.match(r.stderr, /q_proj: the 16 rows of output group 0 do not stay one group .*out_group_size 16 must divide half the head size/);
 });
 
-test('AQLM out_group_size 4 directory on the CLI: inspect shows og (and il on q/k), eval on reference and wasm gives the float twin\'s nll', () => {
+test('AQLM out_group_size 4 directory on the CLI: inspect shows og (and il on q/k), eval on reference and wasm gives the float twin\'s nll, generate its greedy text', () => {
   const a0 = arch('llama32-rope-llama3');
   const k: AqlmCase = { arch: { ...a0, config: { ...a0.config, vocab_size: 260 } }, numCodebooks: 2, nbits: 6, inGroupSize: 4, outGroupSize: 4 };
   const dirs = writeAqlmDirs(join(tmp, 'cli'), k, 5);
@@ -144,6 +144,13 @@ test('AQLM out_group_size 4 directory on the CLI: inspect shows og (and il on q/
     const got = nll(dirs.aqlm, be);
     assert.ok(Math.abs(got - want) <= 1e-6 * Math.abs(want), `${be}: nll ${got} vs the float weights' ${want}`);
   }
+  // greedy generation (prefill, then one decode matvec per token) gives the float twin's text
+  const gen = (dir: string, be: string) => {
+    const r = run('generate', dir, '-p', 'once upon', '-n', '12', '-t', '0', '--json', '--backend', be);
+    assert.equal(r.status, 0, r.stderr);
+    return JSON.parse(r.stdout).text as string;
+  };
+  assert.equal(gen(dirs.aqlm, 'wasm'), gen(dirs.float, 'reference'));
 });
 
 test('packed og/il header values the layout does not allow: one-line exit-2 errors naming the file', () => {
