@@ -21,7 +21,7 @@ import { FileSource, nodeFs } from '../src/node/fs.js';
 import { openRunnable } from '../src/node/packed-open.js';
 import { PackedModel } from '../src/packed/reader.js';
 import { LlamaModel } from '../src/runtime/model.js';
-import { ARCH_CASES, writeChatTokenizer } from './hf-dirs.js';
+import { ARCH_CASES, writeArchDir, writeChatTokenizer } from './hf-dirs.js';
 import { writeAqlmDirs, type AqlmCase } from './gptq-dirs.js';
 
 const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
@@ -180,6 +180,38 @@ test('packed og/il header values the layout does not allow: one-line exit-2 erro
     assert.ok(r.stderr.includes(f), r.stderr);
     assert.match(r.stderr, why, edit);
   }
+});
+
+test('quantize --method aqlm --out-group-size 2 → export --to aqlm → convert: the same weights, out_group_size 2, q/k paired', () => {
+  const a0 = arch('llama32-rope-llama3');
+  const src = join(tmp, 'm-src');
+  writeArchDir(src, { ...a0, config: { ...a0.config, vocab_size: 260 } });
+  writeChatTokenizer(src, { special: ['<s>', '</s>'], config: { bos_token: '<s>', eos_token: '</s>' } });
+  const calib = join(tmp, 'm-calib.txt');
+  writeFileSync(calib, 'once upon a time there was a little fox who liked to run in the woods with her friends every day. '.repeat(4));
+  const bcq = join(tmp, 'm.bcq');
+  const q = run('quantize', src, '--method', 'aqlm', '--scheme', '1x6', '--group-size', '4', '--out-group-size', '2', '--max-epochs', '1', '--steps-per-epoch', '2',
+    '--kmeans-iters', '2', '--beam-size', '1', '--calib', calib, '--nsamples', '2', '--seqlen', '16', '--embed-bits', '16', '--head-bits', '16', '--out', bcq);
+  assert.equal(q.status, 0, q.stderr);
+  const packed = new PackedModel(new FileSource(bcq));
+  const params = (name: string) => (packed.header.tensors[name] as unknown as { params: Record<string, unknown> }).params;
+  assert.deepEqual(params('model.layers.0.self_attn.k_proj.weight'), { M: 1, B: 6, g: 4, og: 2, il: 2 });
+  assert.deepEqual(params('model.layers.1.mlp.down_proj.weight'), { M: 1, B: 6, g: 4, og: 2 });
+  const out = join(tmp, 'm-aqlm');
+  const e = run('export', bcq, '--to', 'aqlm', '--out', out);
+  assert.equal(e.status, 0, e.stderr);
+  assert.equal(JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')).quantization_config.out_group_size, 2);
+  const back = join(tmp, 'm-back.bcq');
+  assert.equal(run('convert', out, '--out', back).status, 0);
+  const file = new PackedModel(new FileSource(back));
+  let n = 0;
+  for (const { name } of packed.tensors()) {
+    if (!packed.isPacked(name)) continue;
+    assert.deepEqual(file.header.tensors[name], packed.header.tensors[name], name);
+    assert.deepEqual(file.load(name), packed.load(name), name);
+    n++;
+  }
+  assert.equal(n, 14);
 });
 
 test('AQLM → bitcrush → export --to aqlm: the checkpoint\'s tensors back byte for byte; other files refused', () => {
