@@ -14,9 +14,10 @@
  * instruction (instead of two extending multiplies). Its second operand must fit 7 bits for the
  * result to be defined on every engine (x86 engines use pmaddubsw, unsigned × signed): the levels
  * (≤ 15) are that operand, the int8 activations ([−127, 127]) the first, and a pair of products
- * (≤ 2 · 127 · 15) cannot saturate, so both builds give the same integer block sums (grouped into
- * int32 lanes differently, so float results differ by rounding). 8-bit levels (to 255) do not
- * fit: the relaxed build splits them into nibbles (Σ lo·x + 16 · Σ hi·x).
+ * (≤ 2 · 127 · 15) cannot saturate. Both builds return the same int32 lanes (lane i: bytes 4i..4i+3
+ * of every plane; the SIMD128 build regroups its pair sums with two shuffles per block), so the
+ * two modules give the same float results bit for bit. 8-bit levels (to 255) do not fit 7 bits:
+ * the relaxed build splits them into nibbles (Σ lo·x + 16 · Σ hi·x).
  */
 #ifndef BITCRUSH_LOWBIT_INT8_H
 #define BITCRUSH_LOWBIT_INT8_H
@@ -82,7 +83,7 @@ typedef signed char i8x16_ __attribute__((vector_size(16)));
 #define I8_PLANE(acc16, lv, xp) \
   (acc16 = wasm_i16x8_add(acc16, (v128_t)__builtin_wasm_relaxed_dot_i8x16_i7x16_s_i16x8((i8x16_)wasm_v128_load(xp), (i8x16_)(lv))))
 
-/* Σ q·xq over one 128-column block as int32 lanes. */
+/* Σ q·xq over one 128-column block as int32 lanes, lane i the bytes 4i..4i+3 of every plane. */
 I8_INLINE v128_t block_dot(const u8 *blk, const signed char *xq, int bits) {
   v128_t acc = wasm_i16x8_splat(0);
   if (bits == 1) {
@@ -125,7 +126,13 @@ I8_INLINE v128_t block_dot(const u8 *blk, const signed char *xq, int bits) {
     acc_hi = wasm_i16x8_add(acc_hi, wasm_i16x8_extmul_high_i8x16(lv, xv_));      \
   } while (0)
 
-/* Σ q·xq over one 128-column block as int32 lanes. */
+/* From the sums of byte pairs 0-1, 2-3, …, 14-15 (lo: pairs 0-3, hi: pairs 4-7) the sums of byte
+ * quads 0-3, …, 12-15: the int32 lanes relaxed_dot gives, so both builds scale the same integers. */
+I8_INLINE v128_t quad_sums(v128_t lo, v128_t hi) {
+  return wasm_i32x4_add(wasm_i32x4_shuffle(lo, hi, 0, 2, 4, 6), wasm_i32x4_shuffle(lo, hi, 1, 3, 5, 7));
+}
+
+/* Σ q·xq over one 128-column block as int32 lanes, lane i the bytes 4i..4i+3 of every plane. */
 I8_INLINE v128_t block_dot(const u8 *blk, const signed char *xq, int bits) {
   v128_t lo = wasm_i16x8_splat(0), hi = lo;
   if (bits == 1) {
@@ -149,15 +156,15 @@ I8_INLINE v128_t block_dot(const u8 *blk, const signed char *xq, int bits) {
     }
   } else {
     /* 8-bit levels (to 255) widened to int16 and multiplied with i32x4.dot_i16x8_s */
-    v128_t acc = wasm_i32x4_splat(0);
+    v128_t dlo = wasm_i32x4_splat(0), dhi = dlo;
     for (int h = 0; h < 8; h++) {
       v128_t w = wasm_v128_load(blk + 16 * h), xv = wasm_v128_load(xq + 16 * h);
-      acc = wasm_i32x4_add(acc, wasm_i32x4_dot_i16x8(wasm_u16x8_extend_low_u8x16(w), wasm_i16x8_extend_low_i8x16(xv)));
-      acc = wasm_i32x4_add(acc, wasm_i32x4_dot_i16x8(wasm_u16x8_extend_high_u8x16(w), wasm_i16x8_extend_high_i8x16(xv)));
+      dlo = wasm_i32x4_add(dlo, wasm_i32x4_dot_i16x8(wasm_u16x8_extend_low_u8x16(w), wasm_i16x8_extend_low_i8x16(xv)));
+      dhi = wasm_i32x4_add(dhi, wasm_i32x4_dot_i16x8(wasm_u16x8_extend_high_u8x16(w), wasm_i16x8_extend_high_i8x16(xv)));
     }
-    return acc;
+    return quad_sums(dlo, dhi);
   }
-  return wasm_i32x4_add(wasm_i32x4_extadd_pairwise_i16x8(lo), wasm_i32x4_extadd_pairwise_i16x8(hi));
+  return quad_sums(wasm_i32x4_extadd_pairwise_i16x8(lo), wasm_i32x4_extadd_pairwise_i16x8(hi));
 }
 #endif
 

@@ -48,6 +48,40 @@ describe('relaxed-SIMD kernels in Node', () => {
     }
   });
 
+  it('the two modules give the same outputs bit for bit (int8 kernels of the grid formats, float kernels, sgemm)', () => {
+    // one child with relaxed SIMD runs both modules on the registry examples and prints the first difference
+    const script = `
+      import { createWasmBackend } from '${join(DIST, 'src/backend/wasm.js')}';
+      import { wasmKernelBytes } from '${join(DIST, 'src/node/backend.js')}';
+      import { getFormat } from '${join(DIST, 'src/formats/registry.js')}';
+      import { mulberry32 } from '${join(DIST, 'src/quant/random.js')}';
+      const bes = ['simd128', 'relaxed'].map((k) => createWasmBackend({ wasm: wasmKernelBytes(k), threads: 1 }));
+      let n = 0;
+      for (const id of ['uniform-asym', 'uniform-sym', 'mixed-asym', 'aqlm', 'binary-billm']) {
+        const f = getFormat(id);
+        for (const [i, ex] of f.examples().entries()) {
+          const rand = mulberry32(7 + i);
+          const t = f.pack(f.randomPayload(ex.outDim, ex.inDim, ex.params, rand));
+          const x = Float32Array.from({ length: 5 * ex.inDim }, () => rand() * 2 - 1);
+          const ys = bes.map((be) => {
+            const lin = f.makeLinear(t, be);
+            const y = new Float32Array(6 * ex.outDim);
+            lin.matvec(y, x.subarray(0, ex.inDim));
+            lin.matmul(y.subarray(ex.outDim), x, 5);
+            lin.dispose?.();
+            return y;
+          });
+          const k = ys[0].findIndex((v, j) => !Object.is(v, ys[1][j]));
+          if (k >= 0) { console.log('differ', id, JSON.stringify(ex.params), ex.outDim, ex.inDim, k, ys[0][k], ys[1][k]); process.exit(1); }
+          n++;
+        }
+      }
+      console.log('same', n);`;
+    const r = nodeEval(FLAG, {}, script);
+    assert.equal(r.status, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, /^same [1-9]/);
+  });
+
   it('formats.test.ts passes on the relaxed module', () => {
     const r = spawnSync(process.execPath, [...FLAG, '--test', '--test-concurrency=1', join(DIST, 'test/formats.test.js')], {
       cwd: ROOT,

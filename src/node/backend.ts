@@ -56,8 +56,8 @@ export const spawnNodeWorker: SpawnWasmWorker = (init) => {
   return { terminate: () => void worker.terminate() };
 };
 
-export function createWasmBackendNode(threads: number): WasmBackend {
-  const kind = wasmKernelsKind();
+/** The wasm backend on `kind`'s module (default: wasmKernelsKind()). */
+export function createWasmBackendNode(threads: number, kind: WasmKernelsKind = wasmKernelsKind()): WasmBackend {
   let module = wasmModules.get(kind);
   if (module === undefined) wasmModules.set(kind, (module = new WebAssembly.Module(wasmKernelBytes(kind))));
   return createWasmBackend({ wasm: module, threads, spawn: spawnNodeWorker });
