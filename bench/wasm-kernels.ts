@@ -1,5 +1,5 @@
 /**
- * `node --experimental-wasm-relaxed-simd dist/bench/wasm-kernels.js [--reps 9] [--calls 20] [--module LABEL=PATH] [--json]`:
+ * `node --experimental-wasm-relaxed-simd dist/bench/wasm-kernels.js [--reps 9] [--calls 20] [--module LABEL=PATH] [--only LABEL-PART] [--json]`:
  * one matvec of the grid formats on TinyLlama-1.1B's MLP shapes ([5632, 2048] and [2048, 5632])
  * on one wasm thread, every kernel module side by side: `simd128` (wasm/kernels.wasm, int8
  * activations), `relaxed` (wasm/kernels-relaxed.wasm; needs an engine with relaxed SIMD), the
@@ -27,6 +27,7 @@ const arg = (name: string, fallback: string) => (args.includes(name) ? args[args
 const reps = Number(arg('--reps', '9'));
 const calls = Number(arg('--calls', '20'));
 const json = args.includes('--json');
+const only = arg('--only', ''); // run only the weights whose label contains this
 const log = (s: string) => (json ? process.stderr.write(`${s}\n`) : console.log(s));
 
 const modules: Array<{ label: string; be: WasmBackend }> = [{ label: 'simd128', be: createWasmBackend({ wasm: wasmKernelBytes('simd128'), threads: 1 }) }];
@@ -67,7 +68,7 @@ const rows: Array<{ weights: string; shape: string; engine: string; ran: string;
 for (const [out, inDim] of SHAPES) {
   // dense fp32 gemv on each module (the same C; both compilers)
   const engines: Array<{ weights: string; engine: string; ran: string; run: () => void; dispose: () => void }> = [];
-  for (const m of modules) {
+  for (const m of only ? [] : modules) {
     const w = m.be.alloc(out * inDim);
     const rand = mulberry32(3);
     for (let i = 0; i < w.length; i++) w[i] = rand() - 0.5;
@@ -79,7 +80,7 @@ for (const [out, inDim] of SHAPES) {
     const yr = m.be.alloc(SGEMM_ROWS * out);
     engines.push({ weights: `fp32 sgemm ${SGEMM_ROWS} rows`, engine: m.label, ran: 'sgemm', run: () => m.be.matmul(yr, xr, w, SGEMM_ROWS, out, inDim), dispose: () => [w, xr, yr].forEach((b) => m.be.free(b)) });
   }
-  for (const c of CASES) {
+  for (const c of CASES.filter((k) => k.label.includes(only))) {
     const f = getFormat(c.format);
     const t = f.pack(f.randomPayload(out, inDim, c.params(inDim) as never, mulberry32(1)));
     for (const m of modules) {

@@ -8,7 +8,9 @@
  * at byte goff[g], its blocks of 128 columns in order, each the plain bitstream of its levels at
  * the group's kernel width kw = 1, 2, 4 (3-bit groups as 4-bit fields: one shift and mask per
  * plane instead of two planes, a third more kernel memory for those groups), zero levels past
- * the row's last column. The 1-, 2- and 4-bit blocks are the file's own bytes.
+ * the row's last column. The 1-, 2- and 4-bit blocks are the file's own bytes. The groups of a
+ * row lie in the order the matvec visits them, by kernel width (order[]): three loops at constant
+ * width instead of a width switch per group (random width maps mispredict it).
  *   y_r = Σ_b s_w[r, g(b)] · s_x[b] · Σ_{j∈b} q[r, j] · xq[j]  −  Σ_g s_w[r, g] · z[r, g] · gx[g]
  * as lowbit-int8.c, with each block's activation lanes in the order of its group's kernel width.
  * Zeros: the file's bitstream of the integer zeros (group g at bit zbit[g] of the row's zbytes,
@@ -34,6 +36,8 @@ typedef struct {
   float *xs;           /* [blocks] */
   int *xsum;           /* [blocks] */
   float *gx;           /* [n_groups] */
+  const int *order;    /* [n_groups] the groups by kernel width: n_w1 of width 1, then n_w2 of 2, then 4 */
+  int n_w1, n_w2;
 } i8m_desc;
 
 static inline int kernel_bits(int bits) { return bits == 3 ? 4 : bits; }
@@ -96,25 +100,29 @@ I8_INLINE v128_t group_dot(v128_t acc, const u8 *blk, const i8m_desc *d, int b0,
   return acc;
 }
 
+/* The groups order[i0..i1) of row r at kernel width kw into acc and *zterm. */
+I8_INLINE v128_t groups_at(v128_t acc, float *zterm, const i8m_desc *d, const u8 *row, const u16 *sc, int r, int i0, int i1, int kw) {
+  for (int i = i0; i < i1; i++) {
+    int g = d->order[i];
+    float sw = f16_to_f32(sc[g]);
+    *zterm += sw * zero_at(d, r, g) * d->gx[g];
+    int b0 = g * d->group_blocks, b1 = min_i(d->blocks, b0 + d->group_blocks);
+    acc = group_dot(acc, row + d->goff[g], d, b0, b1, sw, kw);
+  }
+  return acc;
+}
+
 /* Rows [r0, r1) of y = W·x from the activation lowbit_i8m_act prepared. */
 EXPORT(lowbit_i8m_gemv) void lowbit_i8m_gemv(const i8m_desc *d, float *y, int r0, int r1) {
+  const int e1 = d->n_w1, e2 = d->n_w1 + d->n_w2;
   for (int r = r0; r < r1; r++) {
     const u8 *row = d->q + (size_t)r * d->row_stride;
     const u16 *sc = d->scale + (size_t)r * d->n_groups;
     v128_t acc = wasm_f32x4_splat(0);
     float zterm = 0;
-    for (int g = 0; g < d->n_groups; g++) {
-      float sw = f16_to_f32(sc[g]);
-      zterm += sw * zero_at(d, r, g) * d->gx[g];
-      int b0 = g * d->group_blocks, b1 = min_i(d->blocks, b0 + d->group_blocks);
-      const u8 *blk = row + d->goff[g];
-      /* the same width map in every row: this branch is predicted */
-      switch (d->widths[g]) {
-        case 1: acc = group_dot(acc, blk, d, b0, b1, sw, 1); break;
-        case 2: acc = group_dot(acc, blk, d, b0, b1, sw, 2); break;
-        default: acc = group_dot(acc, blk, d, b0, b1, sw, 4); break;
-      }
-    }
+    acc = groups_at(acc, &zterm, d, row, sc, r, 0, e1, 1);
+    acc = groups_at(acc, &zterm, d, row, sc, r, e1, e2, 2);
+    acc = groups_at(acc, &zterm, d, row, sc, r, e2, d->n_groups, 4);
     float s = wasm_f32x4_extract_lane(acc, 0) + wasm_f32x4_extract_lane(acc, 1) + wasm_f32x4_extract_lane(acc, 2) + wasm_f32x4_extract_lane(acc, 3);
     y[r] = s - zterm;
   }

@@ -72,7 +72,7 @@ export function uniformInt8Spec(inDim: number, p: UniformParams, a: UniformArray
 }
 
 const MATVEC_ROWS = 2;
-const DESC_FIELDS = 18; // csrc/lowbit-int8-mixed.c i8m_desc
+const DESC_FIELDS = 21; // csrc/lowbit-int8-mixed.c i8m_desc
 const STAGE_BYTES = 1 << 20; // file rows staged per pack call
 const kernelBits = (b: number) => (b === 3 ? 4 : b);
 
@@ -101,9 +101,12 @@ export class MixedInt8WasmKernels implements Linear {
       dst.set(bytes(src));
       return dst;
     };
+    // groups by kernel width (the matvec's three constant-width loops), laid out in that order
+    const order = Int32Array.from({ length: ng }, (_, g) => g).sort((a, b) => kernelBits(s.widths[a]!) - kernelBits(s.widths[b]!) || a - b);
+    const count = (kw: number) => order.filter((g) => kernelBits(s.widths[g]!) === kw).length;
     const goff = new Int32Array(ng);
     let stride = 0;
-    for (let g = 0; g < ng; g++) {
+    for (const g of order) {
       goff[g] = stride;
       stride += Math.min(groupBlocks, blocks - g * groupBlocks) * 16 * kernelBits(s.widths[g]!);
     }
@@ -114,6 +117,7 @@ export class MixedInt8WasmKernels implements Linear {
     const zero = s.zeroBits ? copy(s.zeroBits) : null;
     const zero1 = s.zero1Bits ? copy(s.zero1Bits) : null;
     const zbit = copy(s.zbit);
+    const orderK = copy(order);
     const xq = be.allocBytes(blocks * 128);
     const xsF = be.alloc(blocks);
     const xsum = be.alloc(blocks); // int32 lanes (same size)
@@ -125,9 +129,9 @@ export class MixedInt8WasmKernels implements Linear {
     const at = (v: ArrayBufferView) => be.address(v)!;
     this.desc.set([
       at(q), stride, at(goffK), at(widths), at(scale), zero ? at(zero) : 0, s.zbytes, zero1 ? at(zero1) : 0, s.n1, at(zbit),
-      inDim, blocks, groupBlocks, ng, at(xq), at(xsF), at(xsum), at(gx),
+      inDim, blocks, groupBlocks, ng, at(xq), at(xsF), at(xsum), at(gx), at(orderK), count(1), count(2),
     ]);
-    this.bufs = [q, goffK, widths, scale, ...(zero ? [zero] : []), ...(zero1 ? [zero1] : []), zbit, xq, xsF, xsum, gx, this.xs, this.yOut, descBytes];
+    this.bufs = [q, goffK, widths, scale, ...(zero ? [zero] : []), ...(zero1 ? [zero1] : []), zbit, orderK, xq, xsF, xsum, gx, this.xs, this.yOut, descBytes];
     this.pack(s);
     this.perm = s.perm;
     this.tiles = new KernelRowTiles(be, backend, outDim, inDim);
