@@ -12,7 +12,7 @@
 import type { Backend, RowKernels } from '../backend/types.js';
 import type { Linear } from '../runtime/linear.js';
 import { groupCount } from './quantized.js';
-import { KernelRowTiles, matvecEachRow, permutedRows } from './kernel-tiles.js';
+import { KernelRowTiles, matvecEachRow, packRowsInKernel, permutedRows } from './kernel-tiles.js';
 import type { MixedArrays } from './mixed.js';
 import type { UniformArrays, UniformParams } from './uniform.js';
 
@@ -73,7 +73,6 @@ export function uniformInt8Spec(inDim: number, p: UniformParams, a: UniformArray
 
 const MATVEC_ROWS = 2;
 const DESC_FIELDS = 21; // csrc/lowbit-int8-mixed.c i8m_desc
-const STAGE_BYTES = 1 << 20; // file rows staged per pack call
 const kernelBits = (b: number) => (b === 3 ? 4 : b);
 
 export class MixedInt8WasmKernels implements Linear {
@@ -140,17 +139,11 @@ export class MixedInt8WasmKernels implements Linear {
   /** The file's rows into the kernel layout, in C, a stage of rows at a time. */
   private pack(s: GridInt8Spec): void {
     const { be, outDim, inDim } = this;
-    const stageRows = Math.max(1, Math.min(outDim, Math.floor(STAGE_BYTES / Math.max(1, s.srcStride))));
-    const stage = be.allocBytes(Math.max(1, stageRows * s.srcStride));
     const srcGoff = be.allocBytes(4 * Math.max(1, s.srcGoff.length));
     new Int32Array(srcGoff.buffer, srcGoff.byteOffset, s.srcGoff.length).set(s.srcGoff);
     const desc = be.address(this.desc)!;
-    for (let r0 = 0; r0 < outDim; r0 += stageRows) {
-      const n = Math.min(stageRows, outDim - r0);
-      stage.set(s.q.subarray(r0 * s.srcStride, (r0 + n) * s.srcStride));
-      be.runRows('lowbit_i8m_pack', [desc, be.address(stage)!, s.srcStride, be.address(srcGoff)!, r0], n, { work: n * inDim });
-    }
-    be.free(stage);
+    packRowsInKernel(be, s.q, s.srcStride, outDim, (stage, r0, n) =>
+      be.runRows('lowbit_i8m_pack', [desc, stage, s.srcStride, be.address(srcGoff)!, r0], n, { work: n * inDim }));
     be.free(srcGoff);
   }
 
