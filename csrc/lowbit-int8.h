@@ -7,7 +7,9 @@
  * A block of b-bit levels (b = 1, 2, 4, 8) is the plain bitstream of its 128 columns, 16·b bytes;
  * plane k of 16 bytes is (bytes >> k·b) & mask, so the activation is stored in "kernel order"
  * (native/lowbit.h): b = 1: lane 16k + i = column 8i + k; b = 2: lane 32k + i = column 4i + k;
- * b = 4: lane 64m + i = column 2i + m; b = 8: lane i = column i.
+ * b = 4: lane 64m + i = column 2i + m; b = 8: lane i = column i. The shift is a 16-bit one
+ * (i16x8.shr_u is one x86 instruction, i8x16.shr_u an emulation); the byte mask that follows drops
+ * the bits it brings in from the neighbouring byte. 1-bit planes are a mask and an unsigned min.
  *
  * Two builds (scripts/build-wasm.sh): SIMD128, and relaxed SIMD (__wasm_relaxed_simd__), where
  * i16x8.relaxed_dot_i8x16_i7x16_s does a plane's 16 products and their pairwise sums in one
@@ -81,6 +83,12 @@ I8_INLINE v128_t quad_sums(v128_t lo, v128_t hi) {
   return wasm_i32x4_add(wasm_i32x4_shuffle(lo, hi, 0, 2, 4, 6), wasm_i32x4_shuffle(lo, hi, 1, 3, 5, 7));
 }
 
+/* Bit k of each byte of w as 0 or 1: a mask and an unsigned min (i8x16.shr_u has no x86
+ * instruction; engines emulate it with a 16-bit shift and a mask). */
+I8_INLINE v128_t bit_plane(v128_t w, int k, v128_t one) {
+  return wasm_u8x16_min(wasm_v128_and(w, wasm_i8x16_splat((signed char)(1 << k))), one);
+}
+
 /* Σ q·xq over a block of 8-bit levels (to 255: wider than the relaxed dot's 7 bits), both builds:
  * widened to int16 and multiplied with i32x4.dot_i16x8_s. */
 I8_INLINE v128_t block_dot8(const u8 *blk, const signed char *xq) {
@@ -106,23 +114,23 @@ typedef signed char i8x16_ __attribute__((vector_size(16)));
 I8_INLINE v128_t block_dot(const u8 *blk, const signed char *xq, int bits) {
   v128_t acc = wasm_i16x8_splat(0);
   if (bits == 1) {
-    const v128_t m = wasm_i8x16_splat(1), w = wasm_v128_load(blk);
-    for (int k = 0; k < 8; k++) I8_PLANE(acc, wasm_v128_and(wasm_u8x16_shr(w, k), m), xq + 16 * k);
+    const v128_t one = wasm_i8x16_splat(1), w = wasm_v128_load(blk);
+    for (int k = 0; k < 8; k++) I8_PLANE(acc, bit_plane(w, k, one), xq + 16 * k);
   } else if (bits == 2) {
     const v128_t m = wasm_i8x16_splat(3);
     for (int h = 0; h < 2; h++) {
       v128_t w = wasm_v128_load(blk + 16 * h);
       I8_PLANE(acc, wasm_v128_and(w, m), xq + 16 * h);
-      I8_PLANE(acc, wasm_v128_and(wasm_u8x16_shr(w, 2), m), xq + 32 + 16 * h);
-      I8_PLANE(acc, wasm_v128_and(wasm_u8x16_shr(w, 4), m), xq + 64 + 16 * h);
-      I8_PLANE(acc, wasm_u8x16_shr(w, 6), xq + 96 + 16 * h);
+      I8_PLANE(acc, wasm_v128_and(wasm_u16x8_shr(w, 2), m), xq + 32 + 16 * h);
+      I8_PLANE(acc, wasm_v128_and(wasm_u16x8_shr(w, 4), m), xq + 64 + 16 * h);
+      I8_PLANE(acc, wasm_v128_and(wasm_u16x8_shr(w, 6), m), xq + 96 + 16 * h);
     }
   } else if (bits == 4) {
     const v128_t m = wasm_i8x16_splat(15);
     for (int h = 0; h < 4; h++) {
       v128_t w = wasm_v128_load(blk + 16 * h);
       I8_PLANE(acc, wasm_v128_and(w, m), xq + 16 * h);
-      I8_PLANE(acc, wasm_u8x16_shr(w, 4), xq + 64 + 16 * h);
+      I8_PLANE(acc, wasm_v128_and(wasm_u16x8_shr(w, 4), m), xq + 64 + 16 * h);
     }
   } else {
     return block_dot8(blk, xq); /* nibble-split relaxed dots measured no faster (741-761 vs 717-757 µs) */
@@ -142,23 +150,23 @@ I8_INLINE v128_t block_dot(const u8 *blk, const signed char *xq, int bits) {
 I8_INLINE v128_t block_dot(const u8 *blk, const signed char *xq, int bits) {
   v128_t lo = wasm_i16x8_splat(0), hi = lo;
   if (bits == 1) {
-    const v128_t m = wasm_i8x16_splat(1), w = wasm_v128_load(blk);
-    for (int k = 0; k < 8; k++) I8_PLANE16(lo, hi, wasm_v128_and(wasm_u8x16_shr(w, k), m), xq + 16 * k);
+    const v128_t one = wasm_i8x16_splat(1), w = wasm_v128_load(blk);
+    for (int k = 0; k < 8; k++) I8_PLANE16(lo, hi, bit_plane(w, k, one), xq + 16 * k);
   } else if (bits == 2) {
     const v128_t m = wasm_i8x16_splat(3);
     for (int h = 0; h < 2; h++) {
       v128_t w = wasm_v128_load(blk + 16 * h);
       I8_PLANE16(lo, hi, wasm_v128_and(w, m), xq + 16 * h);
-      I8_PLANE16(lo, hi, wasm_v128_and(wasm_u8x16_shr(w, 2), m), xq + 32 + 16 * h);
-      I8_PLANE16(lo, hi, wasm_v128_and(wasm_u8x16_shr(w, 4), m), xq + 64 + 16 * h);
-      I8_PLANE16(lo, hi, wasm_u8x16_shr(w, 6), xq + 96 + 16 * h);
+      I8_PLANE16(lo, hi, wasm_v128_and(wasm_u16x8_shr(w, 2), m), xq + 32 + 16 * h);
+      I8_PLANE16(lo, hi, wasm_v128_and(wasm_u16x8_shr(w, 4), m), xq + 64 + 16 * h);
+      I8_PLANE16(lo, hi, wasm_v128_and(wasm_u16x8_shr(w, 6), m), xq + 96 + 16 * h);
     }
   } else if (bits == 4) {
     const v128_t m = wasm_i8x16_splat(15);
     for (int h = 0; h < 4; h++) {
       v128_t w = wasm_v128_load(blk + 16 * h);
       I8_PLANE16(lo, hi, wasm_v128_and(w, m), xq + 16 * h);
-      I8_PLANE16(lo, hi, wasm_u8x16_shr(w, 4), xq + 64 + 16 * h);
+      I8_PLANE16(lo, hi, wasm_v128_and(wasm_u16x8_shr(w, 4), m), xq + 64 + 16 * h);
     }
   } else {
     return block_dot8(blk, xq);
