@@ -21,7 +21,7 @@ import { GpuModel } from '../webgpu/forward.js';
 import { baseName } from './fetch.js';
 
 export interface ModelWorkerOptions {
-  /** The kernels (wasm/kernels.wasm): fetched once, on the first load. */
+  /** The kernels (wasm/kernels.wasm, or kernels-relaxed.wasm where chooseWasmKernels() says so): fetched once, on the first load. */
   wasm: () => Promise<WebAssembly.Module | ArrayBuffer>;
   /** Starts one wasm pool thread (see createBrowserBackend); omit for single-threaded. */
   spawnPoolWorker?: () => Worker;
@@ -145,7 +145,7 @@ export function serveModelWorker(opts: ModelWorkerOptions, scope: WorkerScope = 
     loaded = undefined;
     const model = new LlamaModel(packed, { backend, linear: packed.linears(backend) });
     loaded = { model, tokenizer };
-    const info = { backend: backend.name, threads: backend.threads, isolated, loadMs: performance.now() - t0, webgpuUnavailable, needBytes: budget.wasm.needBytes, ...common };
+    const info = { backend: backend.name, kernels: backend.kernels, threads: backend.threads, isolated, loadMs: performance.now() - t0, webgpuUnavailable, needBytes: budget.wasm.needBytes, ...common };
     post({ id, type: 'loaded', card, runtime: info, chat: tokenizer.chat !== undefined });
   }
 

@@ -42,6 +42,8 @@ export interface RuntimeInfo {
   /** Why WebGPU is not running this model (no adapter, a format without a kernel…), when it is not. */
   webgpuUnavailable?: string;
   threads: number;
+  /** The wasm kernel module running (backend/wasm-kernels.ts): relaxed SIMD where the browser has it. */
+  kernels?: 'simd128' | 'relaxed';
   /** Whether the page was cross-origin isolated (threads possible). */
   isolated: boolean;
   /** Wall time of parsing the file and building the model, in ms. */
