@@ -11,6 +11,7 @@ import { EMBED, LINEARS, LM_HEAD, layerTensor } from '../model/weights.js';
 import { checkRange, type ByteSource } from '../io/bytes.js';
 import { MAX_HEADER_BYTES } from '../io/safetensors.js';
 import { PackedModel } from '../packed/reader.js';
+import { GPU_INITIAL_POSITIONS, growthPeakPositions } from '../webgpu/forward.js';
 import { backendBytes, formatBytes, WASM_MAX_BYTES } from '../runtime/memory.js';
 
 /** Rows of one wasm forward call the budget counts (the prompt chunk). */
@@ -68,8 +69,13 @@ function kernelWeights(packed: PackedModel): { params: number; bytes: number } {
   return { params, bytes };
 }
 
-/** Bytes of the GPU buffers GpuModel creates (webgpu/forward.ts), float tensors uploaded as float32. */
-export function gpuBytes(packed: PackedModel, positions: number, rows = GPU_ROWS): number {
+/**
+ * Bytes of the GPU buffers GpuModel creates (webgpu/forward.ts), float tensors uploaded as
+ * float32, at their peak: the KV caches and attention scores grow from `initialPositions` to
+ * `positions`, and while a growth copies, the old and new buffers are both alive (up to 1.5×
+ * their full-context size, growthPeakPositions).
+ */
+export function gpuBytes(packed: PackedModel, positions: number, rows = GPU_ROWS, initialPositions = GPU_INITIAL_POSITIONS): number {
   const c = packed.config;
   let bytes = 0;
   for (const t of packed.tensors()) {
@@ -78,10 +84,11 @@ export function gpuBytes(packed: PackedModel, positions: number, rows = GPU_ROWS
     bytes += packed.packedBytes(t.name) ?? n * 4;
   }
   const R = Math.min(rows, c.seqLen);
-  const acts = R * (c.dim + Math.max(c.dim, qDim(c)) + qDim(c) + 2 * kvDim(c) + 2 * c.hiddenDim + c.nHeads * positions) + 2 * c.vocabSize;
-  const cache = 2 * c.nLayers * positions * kvDim(c);
+  const peak = growthPeakPositions(initialPositions, positions);
+  const acts = R * (c.dim + Math.max(c.dim, qDim(c)) + qDim(c) + 2 * kvDim(c) + 2 * c.hiddenDim) + 2 * c.vocabSize;
+  const grown = peak * (R * c.nHeads + 2 * c.nLayers * kvDim(c));
   const rope = positions * headSize(c);
-  return bytes + 4 * (acts + cache + rope);
+  return bytes + 4 * (acts + grown + rope);
 }
 
 /** The largest KV positions whose per-buffer allocations fit the binding limit (0: none). */

@@ -36,6 +36,32 @@ export interface GpuModelOptions {
 
 type Op = (pass: GpuComputePass, T: number) => void;
 
+/** Positions the KV cache is allocated for at first (GpuModelOptions.initialPositions' default). */
+export const GPU_INITIAL_POSITIONS = 256;
+
+/** The capacity a cache of `cap` positions grows to for `need` positions: doubled until it holds them, capped at `positions`. */
+export function grownCapacity(cap: number, need: number, positions: number): number {
+  while (cap < need) cap = Math.min(positions, cap * 2);
+  return cap;
+}
+
+/**
+ * The most positions the capacity-sized buffers (K/V caches, attention scores) hold at once on
+ * the way from `initial` to `positions`: during a growth the old buffers live until the copy is
+ * recorded, so the peak is the last growth, `positions` plus the capacity before it (1.5× the
+ * full context when positions is initial × a power of two; 1× when no growth happens). A
+ * growth that jumps several doublings at once copies from a smaller buffer, so it is no higher.
+ */
+export function growthPeakPositions(initial: number, positions: number): number {
+  let cap = Math.max(1, Math.min(initial, positions));
+  let before = 0;
+  while (cap < positions) {
+    before = cap;
+    cap = grownCapacity(cap, cap + 1, positions);
+  }
+  return positions + before;
+}
+
 export class GpuModel {
   readonly name: string;
   readonly config: LlamaConfig;
@@ -82,7 +108,7 @@ export class GpuModel {
     const kvDim = kvDimOf(c);
     const R = this.maxRows;
     const P = this.positions;
-    this.cap = Math.max(1, Math.min(P, opts.initialPositions ?? 256));
+    this.cap = Math.max(1, Math.min(P, opts.initialPositions ?? GPU_INITIAL_POSITIONS));
     // the cache grows up to P positions: refuse at load, not mid-generation, a P whose buffers the device cannot bind
     for (const [floats, what] of [[nLayers * P * kvDim, 'key/value cache'], [R * c.nHeads * P, 'attention scores']] as const) {
       if (floats * 4 > ctx.info.maxBindingBytes) throw new RangeError(`${what} of ${P} positions: ${floats * 4} bytes exceed the device's storage binding limit of ${ctx.info.maxBindingBytes}`);
@@ -214,8 +240,7 @@ export class GpuModel {
    * what views them and destroys the old buffers (after the copy is submitted).
    */
   private grow(need: number, filled: number): void {
-    let cap = this.cap;
-    while (cap < need) cap = Math.min(this.positions, cap * 2);
+    const cap = grownCapacity(this.cap, need, this.positions);
     const { nLayers, nHeads } = this.config;
     const kvDim = kvDimOf(this.config);
     const kc = this.ctx.floats(nLayers * cap * kvDim, 'key cache');
