@@ -38,15 +38,40 @@ struct Lin { rows: u32, inDim: u32, outDim: u32, rowOff: u32, flags: u32, q0: u3
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
 ${REDUCE_64}`;
 
-const SHELL = `${LIN_HEAD}
+/**
+ * The lanes of one output row: a workgroup of 64 invocations computes 64 / LANES rows, each
+ * row's lanes splitting its columns (kernels loop j = lane, lane + LANES, …) and summing their
+ * partials in workgroup memory. Out-of-range rows still take part in the barriers.
+ */
+function laneHead(lanes: number): string {
+  return `${LIN_HEAD}
+const LANES: u32 = ${lanes}u;
+const ROWS: u32 = ${64 / lanes}u;
+fn reduceLanes(v: f32, lid: u32) -> f32 {
+  if (LANES == 1u) { return v; }
+  let lane = lid % LANES;
+  red[lid] = v;
+  workgroupBarrier();
+  for (var s = LANES / 2u; s > 0u; s = s >> 1u) {
+    if (lane < s) { red[lid] = red[lid] + red[lid + s]; }
+    workgroupBarrier();
+  }
+  return red[lid - lane];
+}`;
+}
+
+const shell = (lanes: number) => `${laneHead(lanes)}
 @group(0) @binding(4) var<storage, read> bias: array<f32>;
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let r = wid.x + wid.y * nwg.x;
+  let r = (wid.x + wid.y * nwg.x) * ROWS + lid / LANES;
+  let lane = lid % LANES;
   let t = wid.z;
-  if (r >= lin.rows || t >= step.T) { return; }
-  let total = reduceSum(partial(r, t * lin.inDim, lid), lid);
-  if (lid == 0u) {
+  if (t >= step.T) { return; }
+  var p = 0.0;
+  if (r < lin.rows) { p = partial(r, t * lin.inDim, lane); }
+  let total = reduceLanes(p, lid);
+  if (lane == 0u && r < lin.rows) {
     let o = t * lin.outDim + lin.rowOff + r;
     var v = total;
     if ((lin.flags & 1u) != 0u) { v = v + bias[lin.rowOff + r]; }
@@ -56,20 +81,26 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 }
 `;
 
-/** Row gather: y[t, j] = ŵ[tokens[t], j] for the rows of this part (other parts hold the other rows). */
-const GATHER_SHELL = `${LIN_HEAD}
+/** Row gather: y[t, j] = ŵ[tokens[t], j] for the rows of this part (other parts hold the other rows); ROWS columns j per workgroup. */
+const gatherShell = (lanes: number) => `${laneHead(lanes)}
 @group(0) @binding(4) var<storage, read> tokens: array<u32>;
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let j = wid.x + wid.y * nwg.x;
+  let j = (wid.x + wid.y * nwg.x) * ROWS + lid / LANES;
+  let lane = lid % LANES;
   let t = wid.z;
-  if (j >= lin.inDim || t >= step.T) { return; }
+  if (t >= step.T) { return; }
   let token = tokens[t];
   if (token < lin.rowOff || token >= lin.rowOff + lin.rows) { return; }
-  let v = reduceSum(partial(token - lin.rowOff, lin.inDim - 1u - j, lid), lid);
-  if (lid == 0u) { y[t * lin.inDim + j] = v; }
+  var p = 0.0;
+  if (j < lin.inDim) { p = partial(token - lin.rowOff, lin.inDim - 1u - j, lane); }
+  let v = reduceLanes(p, lid);
+  if (lane == 0u && j < lin.inDim) { y[t * lin.inDim + j] = v; }
 }
 `;
+
+/** Lane counts a linear may use (powers of two dividing the workgroup of 64). */
+export const LANE_COUNTS = [1, 2, 4, 8, 16, 32, 64] as const;
 
 export const LIN_BIAS = 1;
 export const LIN_ACCUMULATE = 2;
@@ -91,15 +122,19 @@ export class GpuLinear {
   private readonly pipeline: GpuComputePipeline;
   private readonly parts: Part[] = [];
   private readonly wgsl: string;
+  /** Invocations per output row (LANE_COUNTS); 64 / lanes rows per workgroup. */
+  readonly lanes: number;
   private oneHot: GpuBuffer | undefined;
 
-  /** `maxBindingBytes` below the device's limit forces the row split (tests). */
-  constructor(ctx: GpuContext, outDim: number, inDim: number, k: LinearKernel, flags = 0, maxBindingBytes = ctx.info.maxBindingBytes) {
+  /** `maxBindingBytes` below the device's limit forces the row split (tests); `lanes` overrides the device's choice (tests of every lane count). */
+  constructor(ctx: GpuContext, outDim: number, inDim: number, k: LinearKernel, flags = 0, maxBindingBytes = ctx.info.maxBindingBytes, lanes = ctx.lanesFor(inDim)) {
+    if (!(LANE_COUNTS as readonly number[]).includes(lanes)) throw new RangeError(`lanes must be one of ${LANE_COUNTS.join(', ')}, got ${lanes}`);
     this.ctx = ctx;
     this.outDim = outDim;
     this.inDim = inDim;
     this.label = k.label;
-    this.pipeline = ctx.pipeline(SHELL + k.wgsl, k.label);
+    this.lanes = lanes;
+    this.pipeline = ctx.pipeline(shell(lanes) + k.wgsl, `${k.label} lanes ${lanes}`);
     this.wgsl = k.wgsl;
     const limit = Math.min(maxBindingBytes, ctx.info.maxBindingBytes);
     let rowBytes = 0;
@@ -148,7 +183,7 @@ export class GpuLinear {
   dispatch(pass: GpuComputePass, groups: GpuBindGroup[], T: number): void {
     pass.setPipeline(this.pipeline);
     for (let i = 0; i < this.parts.length; i++) {
-      const [gx, gy] = grid2d(this.parts[i]!.rows);
+      const [gx, gy] = grid2d(Math.ceil(this.parts[i]!.rows / (64 / this.lanes)));
       pass.setBindGroup(0, groups[i]!);
       pass.dispatchWorkgroups(gx, gy, T);
     }
@@ -160,14 +195,14 @@ export class GpuLinear {
    * Only the row parts holding some id are dispatched.
    */
   gather(step: GpuBuffer, tokens: GpuBuffer, y: GpuBuffer): (pass: GpuComputePass, ids: ArrayLike<number>) => void {
-    const pipeline = this.ctx.pipeline(GATHER_SHELL + this.wgsl, `${this.label} gather`);
+    const pipeline = this.ctx.pipeline(gatherShell(this.lanes) + this.wgsl, `${this.label} gather lanes ${this.lanes}`);
     if (this.oneHot === undefined) {
       const window = new Float32Array(2 * this.inDim - 1);
       window[this.inDim - 1] = 1;
       this.oneHot = this.ctx.storage(window, `${this.label} one-hot`);
     }
     const groups = this.parts.map((p) => this.ctx.bindGroup(pipeline, [step, p.meta, this.oneHot!, y, tokens, ...p.buffers]));
-    const [gx, gy] = grid2d(this.inDim);
+    const [gx, gy] = grid2d(Math.ceil(this.inDim / (64 / this.lanes)));
     return (pass, ids) => {
       pass.setPipeline(pipeline);
       for (let i = 0; i < this.parts.length; i++) {

@@ -3,8 +3,9 @@
  * ES modules) with a WebGPU adapter, and returns plain JSON the Node test asserts on.
  *   kernelChecks: every registered format's WGSL linear against its TypeScript reference
  *     (`dequantize`, then a float64 dot) on random tensors, decode (T = 1) and prefill (T = 3),
- *     with bias and accumulate, and the row split forced by a small binding limit; and the
- *     row gather (a packed embedding's rows) against the dequantized rows, unsplit and split.
+ *     with bias and accumulate, and the row split forced by a small binding limit (run with
+ *     another lane count per row, cycling through all of them); and the row gather (a packed
+ *     embedding's rows) against the dequantized rows, unsplit and split.
  *   forwardCheck: a packed file's greedy tokens on the GPU forward pass and on the reference
  *     backend (runtime/model.ts in the page), with the largest logit difference along the way.
  */
@@ -20,7 +21,7 @@ import { acquireGpu, type GpuContext } from '../../src/webgpu/device.js';
 import { GpuModel, type GpuModelOptions } from '../../src/webgpu/forward.js';
 import { BUFFER, MAP_READ } from '../../src/webgpu/gpu-types.js';
 import { packedKernel } from '../../src/webgpu/kernels/index.js';
-import { GpuLinear, LIN_ACCUMULATE, LIN_BIAS } from '../../src/webgpu/linear.js';
+import { GpuLinear, LANE_COUNTS, LIN_ACCUMULATE, LIN_BIAS } from '../../src/webgpu/linear.js';
 
 /** One device for every check of the page (pipelines compile once per device). */
 let shared: Promise<GpuContext | string> | undefined;
@@ -50,14 +51,19 @@ export interface KernelResult {
    */
   gatherErr: number | null;
   gatherSplitErr: number | null;
+  /** The device's lanes per row (GpuContext.lanesFor), used above but for the split runs. */
+  lanes: number;
+  /** The split runs' lanes per row (cycling through LANE_COUNTS case by case), and the split prefill's error against the reference. */
+  splitLanes: number;
+  splitErr: number;
 }
 
 const GATHER_MAX_IN = 128;
 
 /** Rows `rows` of t gathered on the GPU (GpuLinear.gather), [rows.length, inDim]. */
-async function gather(ctx: GpuContext, t: PackedTensor, rows: number[], limit?: number): Promise<Float32Array> {
+async function gather(ctx: GpuContext, t: PackedTensor, rows: number[], limit?: number, lanes?: number): Promise<Float32Array> {
   const { device } = ctx;
-  const lin = new GpuLinear(ctx, t.outDim, t.inDim, packedKernel(t), 0, limit);
+  const lin = new GpuLinear(ctx, t.outDim, t.inDim, packedKernel(t), 0, limit, lanes);
   const T = rows.length;
   const step = ctx.uniform(Uint32Array.from([T, 0, 0, 0]));
   const ids = ctx.storage(Uint32Array.from(rows));
@@ -78,9 +84,9 @@ async function gather(ctx: GpuContext, t: PackedTensor, rows: number[], limit?: 
   return y;
 }
 
-async function run(ctx: GpuContext, t: PackedTensor, x: Float32Array, T: number, flags = 0, bias?: Float32Array, y0?: Float32Array, limit?: number): Promise<{ y: Float32Array; parts: number }> {
+async function run(ctx: GpuContext, t: PackedTensor, x: Float32Array, T: number, flags = 0, bias?: Float32Array, y0?: Float32Array, limit?: number, lanes?: number): Promise<{ y: Float32Array; parts: number }> {
   const { device } = ctx;
-  const lin = new GpuLinear(ctx, t.outDim, t.inDim, packedKernel(t), flags, limit);
+  const lin = new GpuLinear(ctx, t.outDim, t.inDim, packedKernel(t), flags, limit, lanes);
   const step = ctx.uniform(Uint32Array.from([T, 0, 0, 0]));
   const xb = ctx.storage(x);
   const yb = ctx.storage(y0 ?? new Float32Array(T * t.outDim));
@@ -128,6 +134,7 @@ export async function kernelChecks(seed = 1): Promise<KernelResult[] | string> {
   if (typeof ctx === 'string') return ctx;
   const out: KernelResult[] = [];
   const rand = mulberry32(seed);
+  let n = 0;
   for (const id of formatIds()) {
     const f = getFormat(id);
     for (const ex of f.examples()) {
@@ -148,7 +155,8 @@ export async function kernelChecks(seed = 1): Promise<KernelResult[] | string> {
       const perRow = Math.max(...bufs.filter((b) => b.perRow).map((b) => b.bytes.byteLength / ex.outDim));
       const shared = Math.max(0, ...bufs.filter((b) => !b.perRow).map((b) => b.bytes.byteLength));
       const limit = Math.max(Math.ceil(2 * perRow) + 8, shared);
-      const split = await run(ctx, t, x, 3, 0, undefined, undefined, limit);
+      const splitLanes = LANE_COUNTS[n++ % LANE_COUNTS.length]!;
+      const split = await run(ctx, t, x, 3, 0, undefined, undefined, limit, splitLanes);
       const splitDiff = Math.max(...Array.from(split.y, (v, i) => Math.abs(v - pre.y[i]!)));
       const rows = [0, ex.outDim - 1, ex.outDim >> 1];
       const refRows = Float32Array.from(rows.flatMap((r) => Array.from(w.subarray(r * ex.inDim, (r + 1) * ex.inDim))));
@@ -164,7 +172,10 @@ export async function kernelChecks(seed = 1): Promise<KernelResult[] | string> {
         parts: split.parts,
         expectSplit: limit < perRow * ex.outDim,
         gatherErr: ex.inDim <= GATHER_MAX_IN ? relErr(await gather(ctx, t, rows), refRows) : null,
-        gatherSplitErr: ex.inDim <= GATHER_MAX_IN ? relErr(await gather(ctx, t, rows, limit), refRows) : null,
+        gatherSplitErr: ex.inDim <= GATHER_MAX_IN ? relErr(await gather(ctx, t, rows, limit, splitLanes), refRows) : null,
+        lanes: ctx.lanesFor(ex.inDim),
+        splitLanes,
+        splitErr: relErr(split.y, ref3),
       });
     }
   }
