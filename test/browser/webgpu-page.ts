@@ -271,3 +271,37 @@ export async function forwardCheck(url: string, prompt: number[], steps: number,
   ref.dispose();
   return out;
 }
+
+export interface LogitsResult {
+  /** The last token's logits of each call, as plain arrays. */
+  logits: number[][];
+  adapter: string;
+  lanes: number;
+  weightBytes: number;
+  uploadMs: number;
+  /** Wall ms of each forward call (the first compiles the pipelines). */
+  callMs: number[];
+}
+
+/** The GPU forward's logits for `calls` (tokens at positions pos.., one sequence) of the packed file at `url`. */
+export async function logitsCheck(url: string, calls: Array<{ tokens: number[]; pos: number }>, maxRows: number): Promise<LogitsResult | string> {
+  const ctx = await device();
+  if (typeof ctx === 'string') return ctx;
+  const res = await fetch(url);
+  if (!res.ok) return `${url}: HTTP ${res.status}`;
+  const packed = new PackedModel(new BufferSource(url, new Uint8Array(await res.arrayBuffer())));
+  const t0 = performance.now();
+  const gpu = await ctx.checked('model upload', () => new GpuModel(ctx, packed, { maxRows }));
+  const uploadMs = performance.now() - t0;
+  const logits: number[][] = [];
+  const callMs: number[] = [];
+  for (const c of calls) {
+    const s = performance.now();
+    logits.push(Array.from(await (await ctx.checked('forward', () => gpu.forward(c.tokens, c.pos)))));
+    callMs.push(performance.now() - s);
+  }
+  const a = ctx.info;
+  const out = { logits, adapter: `${a.vendor} ${a.architecture}`.trim(), lanes: ctx.lanesFor(packed.config.dim), weightBytes: gpu.weightBytes, uploadMs, callMs };
+  gpu.dispose();
+  return out;
+}
