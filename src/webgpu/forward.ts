@@ -200,6 +200,7 @@ export class GpuModel {
       return b;
     };
 
+    const ropeMeta = uni([qDim, kvDim, hs, 0]);
     for (let l = 0; l < nLayers; l++) {
       const t = (part: Parameters<typeof layerTensor>[1]) => layerTensor(l, part);
       const kvMeta = capUni((cap) => [kvDim, l * cap * kvDim, 0, 0]);
@@ -210,10 +211,8 @@ export class GpuModel {
         linear(t('self_attn.q_proj'), xb, q, this.step, 0, biasOf(l, 'self_attn.q_proj')),
         linear(t('self_attn.k_proj'), xb, k, this.step, 0, biasOf(l, 'self_attn.k_proj')),
         linear(t('self_attn.v_proj'), xb, v, this.step, 0, biasOf(l, 'self_attn.v_proj')),
-        kernel(pRope, [this.step, uni([qDim, hs, 0, 0]), q, cosB, sinB], rows64(qDim / 2)),
-        kernel(pRope, [this.step, uni([kvDim, hs, 0, 0]), k, cosB, sinB], rows64(kvDim / 2)),
-        kernel(pKv, () => [this.step, kvMeta, k, this.kc], rows64(kvDim)),
-        kernel(pKv, () => [this.step, kvMeta, v, this.vc], rows64(kvDim)),
+        kernel(pRope, [this.step, ropeMeta, q, k, cosB, sinB], rows64((qDim + kvDim) / 2)),
+        kernel(pKv, () => [this.step, kvMeta, k, v, this.kc, this.vc], rows64(kvDim)),
         kernel(pAtt, () => [this.step, attMeta, q, this.kc, this.vc, this.att, xb], (T) => [c.nHeads, T, 1]),
         ...actQuant(xb, qDim),
         linear(t('self_attn.o_proj'), xb, this.x, this.step, LIN_ACCUMULATE, biasOf(l, 'self_attn.o_proj')),

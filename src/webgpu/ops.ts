@@ -28,44 +28,59 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 }
 `;
 
-/** Rotates pairs (2i, 2i+1) of every head of v [T, width] by the angles of position startPos + t; meta: width, headSize. */
+/**
+ * Rotates pairs (2i, 2i+1) of every head of q [T, qDim] and k [T, kvDim] by the angles of
+ * position startPos + t (one dispatch for both: pairs 0..qDim/2−1 are q's, the rest k's);
+ * meta: qDim, kvDim, headSize.
+ */
 export const ROPE = `${STEP_STRUCT}
-struct Meta { width: u32, hs: u32, pad0: u32, pad1: u32 }
+struct Meta { qDim: u32, kvDim: u32, hs: u32, pad0: u32 }
 @group(0) @binding(1) var<uniform> cfg: Meta;
-@group(0) @binding(2) var<storage, read_write> v: array<f32>;
-@group(0) @binding(3) var<storage, read> cosT: array<f32>;
-@group(0) @binding(4) var<storage, read> sinT: array<f32>;
+@group(0) @binding(2) var<storage, read_write> q: array<f32>;
+@group(0) @binding(3) var<storage, read_write> k: array<f32>;
+@group(0) @binding(4) var<storage, read> cosT: array<f32>;
+@group(0) @binding(5) var<storage, read> sinT: array<f32>;
+fn turn(a: f32, b: f32, c: f32, s: f32) -> vec2<f32> { return vec2<f32>(a * c - b * s, a * s + b * c); }
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let pairs = cfg.width / 2u;
+  let qPairs = cfg.qDim / 2u;
   let t = gid.y;
   let p = gid.x;
-  if (t >= step.T || p >= pairs) { return; }
+  if (t >= step.T || p >= qPairs + cfg.kvDim / 2u) { return; }
   let half = cfg.hs / 2u;
-  let i = p % half;
-  let table = (step.startPos + t) * half + i;
-  let c = cosT[table];
-  let s = sinT[table];
-  let base = t * cfg.width + 2u * p;
-  let a = v[base];
-  let b = v[base + 1u];
-  v[base] = a * c - b * s;
-  v[base + 1u] = a * s + b * c;
+  if (p < qPairs) {
+    let table = (step.startPos + t) * half + p % half;
+    let base = t * cfg.qDim + 2u * p;
+    let r = turn(q[base], q[base + 1u], cosT[table], sinT[table]);
+    q[base] = r.x;
+    q[base + 1u] = r.y;
+  } else {
+    let pk = p - qPairs;
+    let table = (step.startPos + t) * half + pk % half;
+    let base = t * cfg.kvDim + 2u * pk;
+    let r = turn(k[base], k[base + 1u], cosT[table], sinT[table]);
+    k[base] = r.x;
+    k[base + 1u] = r.y;
+  }
 }
 `;
 
-/** cache[layerBase + (startPos + t)·kvDim + i] = src[t·kvDim + i]; meta: kvDim, layerBase. */
+/** kc[layerBase + (startPos + t)·kvDim + i] = k[t·kvDim + i], and vc from v likewise (one dispatch); meta: kvDim, layerBase. */
 export const KV_STORE = `${STEP_STRUCT}
 struct Meta { kvDim: u32, layerBase: u32, pad0: u32, pad1: u32 }
 @group(0) @binding(1) var<uniform> cfg: Meta;
-@group(0) @binding(2) var<storage, read> src: array<f32>;
-@group(0) @binding(3) var<storage, read_write> cache: array<f32>;
+@group(0) @binding(2) var<storage, read> k: array<f32>;
+@group(0) @binding(3) var<storage, read> v: array<f32>;
+@group(0) @binding(4) var<storage, read_write> kc: array<f32>;
+@group(0) @binding(5) var<storage, read_write> vc: array<f32>;
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let i = gid.x;
   let t = gid.y;
   if (t >= step.T || i >= cfg.kvDim) { return; }
-  cache[cfg.layerBase + (step.startPos + t) * cfg.kvDim + i] = src[t * cfg.kvDim + i];
+  let o = cfg.layerBase + (step.startPos + t) * cfg.kvDim + i;
+  kc[o] = k[t * cfg.kvDim + i];
+  vc[o] = v[t * cfg.kvDim + i];
 }
 `;
 
