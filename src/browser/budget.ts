@@ -85,7 +85,7 @@ export function gpuBytes(packed: PackedModel, positions: number, rows = GPU_ROWS
   }
   const R = Math.min(rows, c.seqLen);
   const peak = growthPeakPositions(initialPositions, positions);
-  const acts = R * (c.dim + Math.max(c.dim, qDim(c)) + qDim(c) + 2 * kvDim(c) + 2 * c.hiddenDim) + 2 * c.vocabSize;
+  const acts = R * (c.dim + Math.max(c.dim, qDim(c)) + qDim(c) + 2 * kvDim(c) + 3 * c.hiddenDim) + 2 * c.vocabSize;
   const grown = peak * (R * c.nHeads + 2 * c.nLayers * kvDim(c));
   const rope = positions * headSize(c);
   return bytes + 4 * (acts + grown + rope);

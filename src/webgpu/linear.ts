@@ -112,6 +112,39 @@ interface Part {
   meta: GpuBuffer;
 }
 
+/**
+ * One kernel for linears of the same input stacked by rows (q, k, v; gate, up): one dispatch
+ * instead of several, where their WGSL, parameters and shared blobs are the same (same format
+ * and options, no act-order perm or codebook of their own); undefined otherwise. Per-row blobs
+ * are concatenated in order.
+ */
+export function stackKernels(layers: Array<{ kernel: LinearKernel; outDim: number }>): LinearKernel | undefined {
+  const [first] = layers;
+  if (first === undefined) return undefined;
+  const k0 = first.kernel;
+  const same = (a: Uint8Array, b: Uint8Array) => a.byteLength === b.byteLength && a.every((v, i) => v === b[i]);
+  for (const { kernel: k } of layers) {
+    if (k.wgsl !== k0.wgsl || k.params.length !== k0.params.length || k.params.some((v, i) => v !== k0.params[i])) return undefined;
+    if (k.buffers.length !== k0.buffers.length) return undefined;
+    for (let i = 0; i < k.buffers.length; i++) {
+      const [a, b] = [k.buffers[i]!, k0.buffers[i]!];
+      if (a.perRow !== b.perRow || (!a.perRow && !same(a.bytes, b.bytes))) return undefined;
+    }
+  }
+  const buffers = k0.buffers.map((b, i) => {
+    if (!b.perRow) return b;
+    const parts = layers.map((l) => l.kernel.buffers[i]!.bytes);
+    const bytes = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
+    let at = 0;
+    for (const p of parts) {
+      bytes.set(p, at);
+      at += p.byteLength;
+    }
+    return { bytes, perRow: true };
+  });
+  return { wgsl: k0.wgsl, params: k0.params, buffers, label: `${layers.map((l) => l.kernel.label).join(' + ')}` };
+}
+
 export class GpuLinear {
   readonly outDim: number;
   readonly inDim: number;
@@ -126,8 +159,13 @@ export class GpuLinear {
   readonly lanes: number;
   private oneHot: GpuBuffer | undefined;
 
-  /** `maxBindingBytes` below the device's limit forces the row split (tests); `lanes` overrides the device's choice (tests of every lane count). */
-  constructor(ctx: GpuContext, outDim: number, inDim: number, k: LinearKernel, flags = 0, maxBindingBytes = ctx.info.maxBindingBytes, lanes = ctx.lanesFor(inDim)) {
+  /**
+   * `maxBindingBytes` below the device's limit forces the row split (tests); `lanes` overrides
+   * the device's choice (tests of every lane count); `out` places the rows in a wider output
+   * (y[t, offset + r] of rows of `stride` floats, and the bias at offset + r: several linears of
+   * one input into one buffer), default the layer's own [T, outDim] (a row gather needs that).
+   */
+  constructor(ctx: GpuContext, outDim: number, inDim: number, k: LinearKernel, flags = 0, maxBindingBytes = ctx.info.maxBindingBytes, lanes = ctx.lanesFor(inDim), out = { stride: outDim, offset: 0 }) {
     if (!(LANE_COUNTS as readonly number[]).includes(lanes)) throw new RangeError(`lanes must be one of ${LANE_COUNTS.join(', ')}, got ${lanes}`);
     this.ctx = ctx;
     this.outDim = outDim;
@@ -163,7 +201,7 @@ export class GpuLinear {
         return ctx.storage(b.bytes.subarray(r0 * per, (r0 + rows) * per), `${k.label} rows ${r0}..`);
       });
       const p = [...k.params, 0, 0, 0, 0, 0, 0, 0, 0].slice(0, 8);
-      const meta = ctx.uniform(Uint32Array.from([rows, inDim, outDim, r0, flags, 0, 0, 0, ...p]));
+      const meta = ctx.uniform(Uint32Array.from([rows, inDim, out.stride, out.offset + r0, flags, 0, 0, 0, ...p]));
       this.parts.push({ rows, rowOff: r0, buffers, meta });
     }
     this.bytes = bytes;
