@@ -10,8 +10,8 @@
  * ~0.5 ms). Printed side by side, never asserted; a shared machine is noisy.
  *
  * In the browser, `--backend wasm|webgpu|both` (default both) picks the page's backend: the
- * WebGPU row runs chromium with the WebGPU flags (SwiftShader's CPU adapter where no GPU is
- * there, a real GPU's otherwise: the adapter is printed); prefill tok/s is the page's prompt
+ * WebGPU row runs chromium with the WebGPU flags (SwiftShader's CPU adapter, or with
+ * `--adapter gpu` the machine's GPU: the adapter is printed); prefill tok/s is the page's prompt
  * rate (one chunk: the prompt is short).
  *
  * The greedy text of every row is compared with Node wasm's (printed: "identical" or the text).
@@ -22,8 +22,9 @@
  * implies; with `--bandwidth GBps` (the memory bandwidth of the GPU or CPU it ran on, from its
  * data sheet: no API tells) also the percentage of it. The WebGPU row names the adapter.
  *
- * Options: --model stories260K|bench-llama, --tokens N (default 200), --bandwidth GBps, and
- * quantize flags after `--` (default: --method rtn --bits 2 --group-size 128).
+ * Options: --model stories260K|bench-llama, --tokens N (default 200), --bandwidth GBps,
+ * --adapter swiftshader|gpu (the WebGPU row's adapter: SwiftShader's CPU one, the default, or
+ * the machine's GPU), and quantize flags after `--` (default: --method rtn --bits 2 --group-size 128).
  */
 import { spawnSync } from 'node:child_process';
 import { availableParallelism, tmpdir } from 'node:os';
@@ -63,7 +64,11 @@ const backendOpt = opt('--backend', 'both');
 const bandwidth = own.includes('--bandwidth') ? Number(opt('--bandwidth', '')) : undefined;
 if (bandwidth !== undefined && !(bandwidth > 0)) throw new Error('--bandwidth takes the memory bandwidth in GB/s, e.g. --bandwidth 1008');
 if (!['wasm', 'webgpu', 'both'].includes(backendOpt)) throw new Error('--backend must be wasm, webgpu or both');
-const WEBGPU_FLAGS = ['--enable-unsafe-webgpu', '--use-webgpu-adapter=swiftshader', '--enable-features=Vulkan'];
+// --adapter swiftshader (default): the CPU adapter every machine has; --adapter gpu: the machine's
+// GPU through Vulkan (headless chromium blocklists most GPUs unless told not to)
+const adapterOpt = opt('--adapter', 'swiftshader');
+if (!['swiftshader', 'gpu'].includes(adapterOpt)) throw new Error('--adapter must be swiftshader or gpu');
+const WEBGPU_FLAGS = ['--enable-unsafe-webgpu', '--enable-features=Vulkan', ...(adapterOpt === 'gpu' ? ['--ignore-gpu-blocklist', '--use-angle=vulkan'] : ['--use-webgpu-adapter=swiftshader'])];
 
 /** The WebGPU adapters the pages ran on (vendor, architecture, description). */
 const adapters = new Set<string>();
