@@ -1,9 +1,10 @@
 /**
- * A linear layer on the GPU: y[t, rowOff + r] (+)= Σ_j ŵ[r, j] · x[t, j] (+ bias), one
- * workgroup of 64 invocations per (output row, token row), each invocation decoding the packed
- * weights of columns lid, lid + 64, … straight from the uploaded blobs (kernels/*.ts: one per
- * format family) and a workgroup sum at the end. The same kernel is the decode matvec (T = 1)
- * and the prefill matmul (T rows, the grid's z).
+ * A linear layer on the GPU: y[t, rowOff + r] (+)= Σ_j ŵ[r, j] · x[t, j] (+ bias), a
+ * workgroup of 64 invocations per (64 / lanes output rows, token row), each of a row's lanes
+ * decoding the packed weights of columns lane, lane + lanes, … straight from the uploaded blobs
+ * (kernels/*.ts: one per format family) and a sum over the lanes at the end (the device picks
+ * the lanes: GpuContext.lanesFor). The same kernel is the decode matvec (T = 1) and the
+ * prefill matmul (T rows, the grid's z).
  *
  * Weights are uploaded once, in their packed layout. A tensor whose largest per-row blob
  * exceeds the device's storage binding limit is cut into row ranges, each with its own
