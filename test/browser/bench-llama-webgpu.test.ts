@@ -38,7 +38,7 @@ const PROMPT = 'It is a truth universally acknowledged';
 
 const FILES: Record<string, string[]> = {
   'rtn-2bit-g128': ['--method', 'rtn', '--bits', '2', '--group-size', '128'],
-  'aqlm-1x8-g8': ['--method', 'aqlm', '--scheme', '1x8', '--group-size', '8', '--nsamples', '1', '--seqlen', '32', '--max-epochs', '1', '--steps-per-epoch', '1', '--kmeans-iters', '1', '--beam-size', '1'],
+  'aqlm-1x8-g8': ['--method', 'aqlm', '--scheme', '1x8', '--group-size', '8', '--nsamples', '1', '--seqlen', '32', '--max-epochs', '1', '--steps-per-epoch', '1', '--kmeans-iters', '1', '--beam-size', '1', '--head-method', 'rtn'],
 };
 
 const skip = existsOr(CHROMIUM, `no chromium at ${CHROMIUM}: .ci/run installs Debian's chromium package (or set CHROMIUM_PATH)`) ?? existsOr(join(BENCH, 'model.safetensors'), `no bench-llama at ${BENCH}`) ?? false;
