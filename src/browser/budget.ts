@@ -12,7 +12,7 @@ import { checkRange, type ByteSource } from '../io/bytes.js';
 import { MAX_HEADER_BYTES } from '../io/safetensors.js';
 import { PackedModel } from '../packed/reader.js';
 import { GPU_INITIAL_POSITIONS, growthPeakPositions } from '../webgpu/forward.js';
-import { backendBytes, formatBytes, WASM_MAX_BYTES } from '../runtime/memory.js';
+import { backendBytes, FIRST_KV_POSITIONS, formatBytes, WASM_MAX_BYTES } from '../runtime/memory.js';
 
 /** Rows of one wasm forward call the budget counts (the prompt chunk). */
 export const WASM_ROWS = 512;
@@ -31,7 +31,7 @@ export interface BudgetLimits {
   gpu: GpuLimitsInfo | string;
   /** navigator.deviceMemory (GiB), when the browser tells. */
   deviceMemoryGiB?: number;
-  /** KV positions asked for on WebGPU (?ctx=N); default min(2048, seqLen, what fits). */
+  /** KV positions asked for (?ctx=N); default on WebGPU min(2048, seqLen, what fits), on wasm min(1024, seqLen) (its first KV allocation: no growth). */
   positions?: number;
 }
 
@@ -44,7 +44,8 @@ export interface BackendFit {
 }
 
 export interface Budget {
-  wasm: BackendFit;
+  /** positions: the context on wasm (the KV cache grows to it, counted with its growth; generation stops there). */
+  wasm: BackendFit & { positions: number };
   webgpu: BackendFit & { positions: number };
   /** A note when the model likely exceeds the device's memory (navigator.deviceMemory). */
   warning?: string;
@@ -106,9 +107,13 @@ function gpuMaxPositions(c: LlamaConfig, limit: number): number {
 export function memoryBudget(packed: PackedModel, limits: BudgetLimits): Budget {
   const c = packed.config;
   const cap = limits.wasmBytes ?? WASM_MAX_BYTES;
-  const wasmNeed = backendBytes(packed, Math.min(c.seqLen, WASM_ROWS), (n) => packed.packedBytes(n));
-  const wasm: BackendFit = { fits: wasmNeed <= cap, needBytes: wasmNeed };
-  if (!wasm.fits) {
+  const wasmPositions = limits.positions ?? Math.min(c.seqLen, FIRST_KV_POSITIONS);
+  const wasmNeed = backendBytes(packed, Math.min(c.seqLen, WASM_ROWS), (n) => packed.packedBytes(n), Math.min(wasmPositions, c.seqLen));
+  const wasm: Budget['wasm'] = { fits: wasmNeed <= cap, needBytes: wasmNeed, positions: wasmPositions };
+  if (wasmPositions > c.seqLen || wasmPositions < 1) {
+    wasm.fits = false;
+    wasm.why = `wasm: a context of ${wasmPositions} positions exceeds the model's ${c.seqLen}`;
+  } else if (!wasm.fits) {
     // weights scale with the parameters; activations and the KV cache are what is left
     const w = kernelWeights(packed);
     const room = cap - Math.max(0, wasmNeed - w.bytes);
@@ -119,7 +124,8 @@ export function memoryBudget(packed: PackedModel, limits: BudgetLimits): Budget 
     wasm.why =
       `wasm needs ${formatBytes(wasmNeed)} of kernel memory and holds ${formatBytes(cap)}: at this file's ${bpw.toFixed(2)} bits per weight in kernel memory ` +
       `(float tensors run as float32) about ${formatParams(maxParams)} parameters fit (this model has ${formatParams(total)})` +
-      (bitsFit >= 1 ? `, or this model packed at ≤ ${bitsFit.toFixed(1)} bits per weight` : ', and this model does not fit at any bit width');
+      (bitsFit >= 1 ? `, or this model packed at ≤ ${bitsFit.toFixed(1)} bits per weight` : ', and this model does not fit at any bit width') +
+      ` (with a context of ${wasmPositions} positions)`;
   }
 
   let webgpu: Budget['webgpu'];
