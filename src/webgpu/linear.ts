@@ -1,5 +1,5 @@
 /**
- * A linear layer on the GPU: y[t, rowOff + r] (+)= Σ_j ŵ[r, j] · x[t, j] (+ bias), a
+ * A linear layer on the GPU: y[t, yOff + r] (+)= Σ_j ŵ[r, j] · x[t, j] (+ bias), a
  * workgroup of 64 invocations per (64 / lanes output rows, token row), each of a row's lanes
  * decoding the packed weights of columns lane, lane + lanes, … straight from the uploaded blobs
  * (kernels/*.ts: one per format family) and a sum over the lanes at the end (the device picks
@@ -33,7 +33,8 @@ export interface LinearKernel {
 
 /** Bindings 0–3 of both shells: the call, the part's meta, the input x, the output y. */
 const LIN_HEAD = `${STEP_STRUCT}
-struct Lin { rows: u32, inDim: u32, outDim: u32, rowOff: u32, flags: u32, q0: u32, q1: u32, q2: u32, p0: vec4<u32>, p1: vec4<u32> }
+// outDim: floats per row of y; rowOff: the part's first row in the tensor; yOff: the tensor's first column in y
+struct Lin { rows: u32, inDim: u32, outDim: u32, rowOff: u32, flags: u32, yOff: u32, q1: u32, q2: u32, p0: vec4<u32>, p1: vec4<u32> }
 @group(0) @binding(1) var<uniform> lin: Lin;
 @group(0) @binding(2) var<storage, read> x: array<f32>;
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
@@ -73,9 +74,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   if (r < lin.rows) { p = partial(r, t * lin.inDim, lane); }
   let total = reduceLanes(p, lid);
   if (lane == 0u && r < lin.rows) {
-    let o = t * lin.outDim + lin.rowOff + r;
+    let col = lin.yOff + lin.rowOff + r;
+    let o = t * lin.outDim + col;
     var v = total;
-    if ((lin.flags & 1u) != 0u) { v = v + bias[lin.rowOff + r]; }
+    if ((lin.flags & 1u) != 0u) { v = v + bias[col]; }
     if ((lin.flags & 2u) != 0u) { v = v + y[o]; }
     y[o] = v;
   }
@@ -164,7 +166,7 @@ export class GpuLinear {
    * `maxBindingBytes` below the device's limit forces the row split (tests); `lanes` overrides
    * the device's choice (tests of every lane count); `out` places the rows in a wider output
    * (y[t, offset + r] of rows of `stride` floats, and the bias at offset + r: several linears of
-   * one input into one buffer), default the layer's own [T, outDim] (a row gather needs that).
+   * one input into one buffer), default the layer's own [T, outDim].
    */
   constructor(ctx: GpuContext, outDim: number, inDim: number, k: LinearKernel, flags = 0, maxBindingBytes = ctx.info.maxBindingBytes, lanes = ctx.lanesFor(inDim), out = { stride: outDim, offset: 0 }) {
     if (!(LANE_COUNTS as readonly number[]).includes(lanes)) throw new RangeError(`lanes must be one of ${LANE_COUNTS.join(', ')}, got ${lanes}`);
@@ -202,7 +204,7 @@ export class GpuLinear {
         return ctx.storage(b.bytes.subarray(r0 * per, (r0 + rows) * per), `${k.label} rows ${r0}..`);
       });
       const p = [...k.params, 0, 0, 0, 0, 0, 0, 0, 0].slice(0, 8);
-      const meta = ctx.uniform(Uint32Array.from([rows, inDim, out.stride, out.offset + r0, flags, 0, 0, 0, ...p]));
+      const meta = ctx.uniform(Uint32Array.from([rows, inDim, out.stride, r0, flags, out.offset, 0, 0, ...p]));
       this.parts.push({ rows, rowOff: r0, buffers, meta });
     }
     this.bytes = bytes;

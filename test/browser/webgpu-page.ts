@@ -40,6 +40,8 @@ export interface KernelResult {
   prefillErr: number;
   /** With bias and accumulate flags, T = 2. */
   fusedErr: number;
+  /** The same written at columns 3.. of wider rows, split into parts (Infinity: a column outside its own was written). */
+  placedErr: number;
   /** Largest |unsplit − split| with a binding limit of about two rows of the largest per-row blob. */
   splitDiff: number;
   parts: number;
@@ -84,20 +86,21 @@ async function gather(ctx: GpuContext, t: PackedTensor, rows: number[], limit?: 
   return y;
 }
 
-async function run(ctx: GpuContext, t: PackedTensor, x: Float32Array, T: number, flags = 0, bias?: Float32Array, y0?: Float32Array, limit?: number, lanes?: number): Promise<{ y: Float32Array; parts: number }> {
+async function run(ctx: GpuContext, t: PackedTensor, x: Float32Array, T: number, flags = 0, bias?: Float32Array, y0?: Float32Array, limit?: number, lanes?: number, out?: { stride: number; offset: number }): Promise<{ y: Float32Array; parts: number }> {
   const { device } = ctx;
-  const lin = new GpuLinear(ctx, t.outDim, t.inDim, packedKernel(t), flags, limit, lanes);
+  const lin = new GpuLinear(ctx, t.outDim, t.inDim, packedKernel(t), flags, limit, lanes, out);
+  const width = out?.stride ?? t.outDim;
   const step = ctx.uniform(Uint32Array.from([T, 0, 0, 0]));
   const xb = ctx.storage(x);
-  const yb = ctx.storage(y0 ?? new Float32Array(T * t.outDim));
+  const yb = ctx.storage(y0 ?? new Float32Array(T * width));
   const bb = ctx.storage(bias ?? new Float32Array(1));
-  const read = device.createBuffer({ size: T * t.outDim * 4, usage: BUFFER.MAP_READ | BUFFER.COPY_DST });
+  const read = device.createBuffer({ size: T * width * 4, usage: BUFFER.MAP_READ | BUFFER.COPY_DST });
   const groups = await ctx.checked(`bind ${lin.label}`, () => lin.bind(step, xb, yb, bb));
   const enc = device.createCommandEncoder();
   const pass = enc.beginComputePass();
   lin.dispatch(pass, groups, T);
   pass.end();
-  enc.copyBufferToBuffer(yb, 0, read, 0, T * t.outDim * 4);
+  enc.copyBufferToBuffer(yb, 0, read, 0, T * width * 4);
   await ctx.checked(`run ${lin.label}`, () => device.queue.submit([enc.finish()]));
   await read.mapAsync(MAP_READ);
   const y = new Float32Array(read.getMappedRange().slice(0));
@@ -155,6 +158,13 @@ export async function kernelChecks(seed = 1): Promise<KernelResult[] | string> {
       const perRow = Math.max(...bufs.filter((b) => b.perRow).map((b) => b.bytes.byteLength / ex.outDim));
       const shared = Math.max(0, ...bufs.filter((b) => !b.perRow).map((b) => b.bytes.byteLength));
       const limit = Math.max(Math.ceil(2 * perRow) + 8, shared);
+      // the same, placed at columns 3.. of rows of outDim + 5 (q, k, v side by side in the forward pass), bias read at 3 + r
+      const stride = ex.outDim + 5;
+      const wideBias = Float32Array.from({ length: stride }, (_, c) => (c >= 3 && c < 3 + ex.outDim ? bias[c - 3]! : 1e3));
+      const wideY0 = Float32Array.from({ length: 2 * stride }, (_, i) => { const c = i % stride; return c >= 3 && c < 3 + ex.outDim ? y0[Math.floor(i / stride) * ex.outDim + c - 3]! : 7; });
+      const placed = await run(ctx, t, x.subarray(0, 2 * ex.inDim), 2, LIN_BIAS | LIN_ACCUMULATE, wideBias, wideY0, limit, undefined, { stride, offset: 3 });
+      const placedCols = Float32Array.from({ length: 2 * ex.outDim }, (_, i) => placed.y[Math.floor(i / ex.outDim) * stride + 3 + (i % ex.outDim)]!);
+      const untouched = Array.from(placed.y).every((v, i) => { const c = i % stride; return (c >= 3 && c < 3 + ex.outDim) || v === 7; });
       const splitLanes = LANE_COUNTS[n++ % LANE_COUNTS.length]!;
       const split = await run(ctx, t, x, 3, 0, undefined, undefined, limit, splitLanes);
       const splitDiff = Math.max(...Array.from(split.y, (v, i) => Math.abs(v - pre.y[i]!)));
@@ -168,6 +178,7 @@ export async function kernelChecks(seed = 1): Promise<KernelResult[] | string> {
         decodeErr: relErr(dec.y, ref3.subarray(0, ex.outDim)),
         prefillErr: relErr(pre.y, ref3),
         fusedErr: relErr(fused.y, refFused),
+        placedErr: untouched ? relErr(placedCols, refFused) : Infinity,
         splitDiff,
         parts: split.parts,
         expectSplit: limit < perRow * ex.outDim,
