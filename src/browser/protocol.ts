@@ -48,7 +48,7 @@ export interface RuntimeInfo {
   isolated: boolean;
   /** Wall time of parsing the file and building the model, in ms. */
   loadMs: number;
-  /** KV positions of the WebGPU backend (the context it can run). */
+  /** KV positions the model holds (the context it can run, counted by the budget). */
   positions?: number;
   /** Memory the model needs on the backend that runs it, bytes. */
   needBytes?: number;

@@ -2,7 +2,7 @@
  * WGSL kernel of the AQLM additive-codebook format (aqlm; layout in formats/registry.ts),
  * reading codes (B-bit bitstream, or U16 for B > 8), codebooks and scale as stored:
  *   y[r] = scale[r] · Σ_j Σ_t (Σ_m codebooks[m, code(r, j, m), t]) · x[j·g + t]
- * Each invocation takes whole groups j = lid, lid + 64, …
+ * Each lane takes whole groups j = lane, lane + LANES, …
  * Output groups (og > 1): row r is member a of group o (codebook.ts codebookRow), its codes and
  * scale those of group o, its codeword values row a of each [og, g] codeword. The code and scale
  * blobs then hold a row per group, not per output row: they are bound whole to every part (row
@@ -26,14 +26,14 @@ export function codebookKernel(t: PackedTensor): LinearKernel {
 @group(0) @binding(7) var<storage, read> scale: array<u32>;
 ${bitReader('codes')}${f16Reader('codebooks')}${f16Reader('scale')}
 // p0: M, B (or 16 when stored as U16), g, rowBits; p1: nG
-fn partial(r: u32, xo: u32, lid: u32) -> f32 {
+fn partial(r: u32, xo: u32, lane: u32) -> f32 {
   let M = lin.p0.x;
   let B = lin.p0.y;
   let g = lin.p0.z;
   let K = 1u << B;
   let nG = lin.p1.x;
   var acc = 0.0;
-  for (var j = lid; j < nG; j = j + 64u) {
+  for (var j = lane; j < nG; j = j + LANES) {
     var base: array<u32, 16>;
     for (var m = 0u; m < M; m = m + 1u) {
       base[m] = (m * K + bits_codes(r * lin.p0.w + (j * M + m) * B, B)) * g;
