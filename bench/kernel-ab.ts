@@ -75,11 +75,11 @@ for (const c of onlyPrefill ? [] : CASES) {
     if (native) {
       for (const isa of ['scalar', 'avx2', 'vnni', 'neon-dotprod']) {
         if (!native.setIsa(isa)) continue;
-        if (c.format === 'aqlm') for (const g of [0, 1, 2]) run(`native ${isa} gather${g}`, native, () => native.setCodebookGather(g));
+        if (c.format === 'aqlm') for (const g of [0, 1, 2]) run(`native ${isa} lut${g}`, native, () => native.setCodebookKernel(g));
         else run(`native ${isa}`, native);
       }
       native.setIsa('auto');
-      native.setCodebookGather(-1);
+      native.setCodebookKernel(-1);
     }
     run('wasm', wasm);
     if (c.format.startsWith('uniform')) run('wasm float activations', wasmFloat);

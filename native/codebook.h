@@ -1,6 +1,7 @@
 /*
- * Native kernels of the AQLM codebook format (codebook.c): lookup-table matvec with float32
- * activations, and row dequantization for prefill tiles. Codes B ≤ 8 bits, the file's bitstream rows.
+ * Native kernels of the AQLM codebook format: B = 8 (Kx8 schemes), int8 lookup tables over codes
+ * tiled at load (codebook-lut8.c, SIMD in codebook-x86.c / codebook-arm.c); B < 8, float32
+ * lookup table over the file's bitstream rows (codebook.c); row dequantization for prefill tiles.
  */
 #ifndef BITCRUSH_CODEBOOK_H
 #define BITCRUSH_CODEBOOK_H
@@ -8,8 +9,24 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/*
+ * Tiled codes (B = 8, cb_tile_codes; the same bytes as the file): the first ⌊out/64⌋·64 rows as
+ * tiles of 64 rows, tile t = [n][64] with n = nG·M, byte [i][l] the code i of row
+ * 64t + CB_LANE_ROW(l); the rows after the last whole tile follow as the file's rows [n]. The lane
+ * order puts rows 0-31 in the even bytes and 32-63 in the odd ones, so a kernel widening bytes to
+ * int16 by even/odd lanes gets two runs of consecutive rows.
+ */
+#define CB_TILE 64
+#define CB_LANE_ROW(l) (((l) & 1) * 32 + ((l) >> 1))
+/*
+ * Table indices per int8 scale: an int16 lane adds at most CB_SLICE entries of |q| ≤ 127
+ * (32·127 < 2^15), and a smaller slice follows the activations' range more closely (each slice
+ * spans CB_SLICE/M groups of g inputs: 128 inputs at 2x8 g8, like int8 activation blocks).
+ */
+#define CB_SLICE 32
+
 typedef struct {
-  const uint8_t *codes;  /* [out, row_bytes] bitstream of nG·M codes per row */
+  const uint8_t *codes;  /* B < 8: [out, row_bytes] bitstream of nG·M codes per row; B = 8: tiled (above) */
   size_t row_bytes;      /* ceil(nG·M·B / 8) */
   const float *cbt;      /* [M, g, K] float32 codebooks, transposed, then [M, K, g] as stored (cb_prepare) */
   const uint16_t *scale; /* [out] float16 bits */
@@ -22,7 +39,48 @@ void cb_prepare(float *cbt, const uint16_t *cb16, int M, int K, int g);
 int cb_gemv(const cb_tensor *w, const float *x, float *y);
 /* Rows [r0, r1) of W as float32 into dst [r1 − r0, in]. */
 void cb_dequant(const cb_tensor *w, float *dst, int r0, int r1);
-/* Caps the lookup kernel (0 scalar, 1 AVX2 gathers, 2 AVX-512 gathers, −1 the ISA's best): tests, benchmarks. */
-void cb_set_gather(int level);
+/* Caps the B = 8 lookup kernel (0 scalar, 1 AVX2 vpshufb, 2 AVX-512 VBMI vpermi2b / NEON on arm64,
+ * −1 the best the CPU and lb_isa allow): tests, benchmarks. */
+void cb_set_kernel(int level);
+
+/* The file's B = 8 code rows [out, n] into the tiled layout dst (same size). */
+void cb_tile_codes(uint8_t *dst, const uint8_t *codes, int out, int n);
+/* Code i of row r of a tiled B = 8 tensor. */
+int cb_code_tiled(const cb_tensor *w, int r, int i);
+/*
+ * B = 8: y [rows, out] = W·x per activation row of x [rows, in], through int8 tables: per row and
+ * slice s of CB_SLICE table indices, q[i, k] = round(T[i, k] / Δ_s) with T[i, k] = C_m[k]·x_j
+ * (i = j·M + m) and Δ_s = max_{i∈s,k} |T[i, k]| / 127; y_r = s_r · Σ_s Δ_s · Σ_{i∈s} q[i, b_{r,i}].
+ * |y_r − (W·x)_r| ≤ |s_r| · Σ_s n_s·Δ_s / 2 (each entry rounds by at most half a step), plus
+ * float32 rounding. 0 when scratch cannot be allocated. Codes read once per 16 activation rows.
+ */
+int cb_gemm8(const cb_tensor *w, const float *x, float *y, int rows);
+
+/* Per-ISA parts of cb_gemm8 (codebook-lut8.c has the scalar spec they follow). */
+typedef struct {
+  const cb_tensor *w;
+  const int8_t *q;  /* [A, n, 256] */
+  const float *d;   /* [A, nsl] Δ_s */
+  float *y;         /* [A, out], accumulated into */
+  int A, n, nsl;
+} cb_look;
+/* Table rows [i0, i1) of activation row x into t [i1 − i0, 256] float32. */
+typedef void (*cb_table_fn)(const cb_tensor *w, const float *x, float *t, int i0, int i1);
+/* y[a, rows of tiles [t0, t1)] += Σ over slices [s0, s1). */
+typedef void (*cb_tiles_fn)(const cb_look *L, int t0, int t1, int s0, int s1);
+/* q = round(t · inv) for count values (|t · inv| ≤ 127). */
+typedef void (*cb_quant_fn)(int8_t *q, const float *t, float inv, int count);
+/* max |t| over count values. */
+typedef float (*cb_absmax_fn)(const float *t, int count);
+typedef struct {
+  cb_table_fn table;
+  cb_absmax_fn absmax;
+  cb_quant_fn quant;
+  cb_tiles_fn tiles;
+} cb_kernels;
+int cb_x86_level(void); /* 2 AVX-512 VBMI, 1 AVX2, 0 none */
+void cb_x86_kernels(int level, cb_kernels *k);
+int cb_arm_level(void); /* 2 NEON, 0 none */
+void cb_arm_kernels(cb_kernels *k);
 
 #endif

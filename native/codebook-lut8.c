@@ -1,0 +1,226 @@
+/*
+ * B = 8 AQLM kernels (codebook.h cb_gemm8): int8 lookup tables over codes tiled at load. The
+ * float32 table of the float path (codebook.c) is looked up with gathers, about one code per
+ * cycle; an int8 table of 256 codewords is four 64-byte registers, so one AVX-512 VBMI
+ * vpermi2b pair looks up 64 rows' codes at once (AVX2: sixteen vpshufb over 16-entry
+ * sub-tables; NEON: vqtbl4/vqtbx4), as T-MAC and llama.cpp's IQ kernels do for 16-entry tables.
+ * This file: the tiling, the driver (threads, activation blocks, table chunks that stay in L2),
+ * and the scalar kernels, which are the specification the SIMD files follow.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codebook.h"
+#include "lowbit.h"
+#include "pool.h"
+
+/* Activation rows whose tables are built before one pass over the codes (prefill). */
+#define ACT_BLOCK 16
+/* Bytes of int8 table one pass over a run of tiles indexes: stays in L2 (1 MiB here). */
+#define TABLE_CHUNK (512 * 1024)
+
+void cb_tile_codes(uint8_t *dst, const uint8_t *codes, int out, int n) {
+  int tiles = out / CB_TILE;
+  for (int t = 0; t < tiles; t++) {
+    uint8_t *d = dst + (size_t)t * CB_TILE * n;
+    const uint8_t *src = codes + (size_t)t * CB_TILE * n;
+    /* 64 indices at a time: the 64 rows' cache lines are read once, the 4 KiB block written once */
+    for (int i0 = 0; i0 < n; i0 += 64) {
+      int i1 = i0 + 64 < n ? i0 + 64 : n;
+      for (int l = 0; l < CB_TILE; l++) {
+        const uint8_t *row = src + (size_t)CB_LANE_ROW(l) * n;
+        for (int i = i0; i < i1; i++) d[(size_t)i * CB_TILE + l] = row[i];
+      }
+    }
+  }
+  size_t done = (size_t)tiles * CB_TILE * n;
+  memcpy(dst + done, codes + done, (size_t)(out - tiles * CB_TILE) * n);
+}
+
+int cb_code_tiled(const cb_tensor *w, int r, int i) {
+  int n = w->nG * w->M, full = w->out / CB_TILE * CB_TILE;
+  if (r >= full) return w->codes[(size_t)full * n + (size_t)(r - full) * n + i];
+  int rr = r % CB_TILE, lane = rr < 32 ? 2 * rr : 2 * (rr - 32) + 1;
+  return w->codes[((size_t)(r / CB_TILE) * n + i) * CB_TILE + lane];
+}
+
+/* ---- scalar kernels (the specification) ---- */
+
+static void table_scalar(const cb_tensor *w, const float *x, float *t, int i0, int i1) {
+  int g = w->g, M = w->M;
+  for (int i = i0; i < i1; i++) {
+    const float *c = w->cbt + (size_t)(i % M) * g * 256; /* [g, 256] of codebook m = i mod M */
+    const float *xj = x + (size_t)(i / M) * g;
+    float *ti = t + (size_t)(i - i0) * 256;
+    for (int k = 0; k < 256; k++) ti[k] = 0;
+    for (int u = 0; u < g; u++)
+      for (int k = 0; k < 256; k++) ti[k] += c[(size_t)u * 256 + k] * xj[u];
+  }
+}
+
+static float absmax_scalar(const float *t, int count) {
+  float m = 0;
+  for (int i = 0; i < count; i++) m = fabsf(t[i]) > m ? fabsf(t[i]) : m;
+  return m;
+}
+
+/* Round to nearest, ties to even (the SIMD conversions' mode). */
+static void quant_scalar(int8_t *q, const float *t, float inv, int count) {
+  for (int i = 0; i < count; i++) q[i] = (int8_t)lrintf(t[i] * inv);
+}
+
+static void tiles_scalar(const cb_look *L, int t0, int t1, int s0, int s1) {
+  const cb_tensor *w = L->w;
+  int n = L->n;
+  int32_t acc[CB_TILE];
+  for (int t = t0; t < t1; t++) {
+    const uint8_t *c = w->codes + (size_t)t * n * CB_TILE;
+    for (int s = s0; s < s1; s++) {
+      int i0 = s * CB_SLICE, i1 = i0 + CB_SLICE < n ? i0 + CB_SLICE : n;
+      for (int a = 0; a < L->A; a++) {
+        const int8_t *q = L->q + (size_t)a * n * 256;
+        for (int l = 0; l < CB_TILE; l++) acc[l] = 0;
+        for (int i = i0; i < i1; i++)
+          for (int l = 0; l < CB_TILE; l++) acc[l] += q[(size_t)i * 256 + c[(size_t)i * CB_TILE + l]];
+        float d = L->d[(size_t)a * L->nsl + s];
+        float *y = L->y + (size_t)a * w->out + (size_t)t * CB_TILE;
+        for (int l = 0; l < CB_TILE; l++) y[CB_LANE_ROW(l)] += d * (float)acc[l];
+      }
+    }
+  }
+}
+
+/* Rows [r0, r1) after the last whole tile (the file's row order), every instruction set. */
+static void tail_rows(const cb_look *L, int r0, int r1, int s0, int s1) {
+  const cb_tensor *w = L->w;
+  int n = L->n, full = w->out / CB_TILE * CB_TILE;
+  for (int r = r0; r < r1; r++) {
+    const uint8_t *c = w->codes + (size_t)full * n + (size_t)(r - full) * n;
+    for (int a = 0; a < L->A; a++) {
+      const int8_t *q = L->q + (size_t)a * n * 256;
+      float yr = 0;
+      for (int s = s0; s < s1; s++) {
+        int i1 = (s + 1) * CB_SLICE < n ? (s + 1) * CB_SLICE : n;
+        int32_t sum = 0;
+        for (int i = s * CB_SLICE; i < i1; i++) sum += q[(size_t)i * 256 + c[i]];
+        yr += L->d[(size_t)a * L->nsl + s] * (float)sum;
+      }
+      L->y[(size_t)a * w->out + r] += yr;
+    }
+  }
+}
+
+/* ---- dispatch ---- */
+
+static int kernel_cap = -1;
+
+void cb_set_kernel(int level) { kernel_cap = level; }
+
+/* lb_isa "scalar" (forced or the CPU's best) forces the scalar kernels here too, "avx2" at most AVX2. */
+static void pick(cb_kernels *k) {
+  *k = (cb_kernels){table_scalar, absmax_scalar, quant_scalar, tiles_scalar};
+  const char *isa = lb_isa();
+  int level = 0;
+#if defined(__x86_64__)
+  level = !strcmp(isa, "scalar") ? 0 : !strcmp(isa, "avx2") ? 1 : cb_x86_level();
+#elif defined(__aarch64__)
+  level = !strcmp(isa, "scalar") ? 0 : cb_arm_level();
+#endif
+  if (kernel_cap >= 0 && kernel_cap < level) level = kernel_cap;
+#if defined(__x86_64__)
+  if (level > 0) cb_x86_kernels(level, k);
+#elif defined(__aarch64__)
+  if (level > 0) cb_arm_kernels(k);
+#endif
+  (void)isa;
+}
+
+/* ---- driver ---- */
+
+typedef struct {
+  cb_look L;
+  const float *x; /* [A, in] */
+  int8_t *q;      /* L.q and L.d, written by build_range */
+  float *d;
+  cb_kernels k;
+} gemm_job;
+
+static __thread float *tls_float;  /* [CB_SLICE, 256] float table of one slice */
+static __thread int8_t *tls_q;     /* [A, n, 256] the calling thread's int8 tables */
+static __thread float *tls_d;      /* [A, nsl] */
+static __thread size_t tls_qcap, tls_dcap;
+
+/* Units u = a·nsl + s: the float table of slice s of activation row a, its Δ_s and int8 entries. */
+static void build_range(void *ctx, int u0, int u1) {
+  gemm_job *j = ctx;
+  cb_look *L = &j->L;
+  if (!tls_float) tls_float = malloc(sizeof(float) * CB_SLICE * 256);
+  if (!tls_float) { /* cannot happen in practice (32 KiB); leave zero tables rather than crash */
+    for (int u = u0; u < u1; u++) j->d[u] = 0;
+    return;
+  }
+  for (int u = u0; u < u1; u++) {
+    int a = u / L->nsl, s = u % L->nsl;
+    int i0 = s * CB_SLICE, i1 = i0 + CB_SLICE < L->n ? i0 + CB_SLICE : L->n, count = (i1 - i0) * 256;
+    j->k.table(L->w, j->x + (size_t)a * L->w->in, tls_float, i0, i1);
+    float mx = j->k.absmax(tls_float, count);
+    j->d[u] = mx / 127.0f;
+    j->k.quant(j->q + ((size_t)a * L->n + i0) * 256, tls_float, mx > 0 ? 127.0f / mx : 0.0f, count);
+  }
+}
+
+/* Rows [r0, r1) (r0 a multiple of CB_TILE): every activation row, table chunks outermost. */
+static void look_range(void *ctx, int r0, int r1) {
+  gemm_job *j = ctx;
+  const cb_look *L = &j->L;
+  const cb_tensor *w = L->w;
+  int full = w->out / CB_TILE * CB_TILE;
+  for (int a = 0; a < L->A; a++)
+    for (int r = r0; r < r1; r++) L->y[(size_t)a * w->out + r] = 0;
+  int chunk = TABLE_CHUNK / (L->A * CB_SLICE * 256);
+  if (chunk < 1) chunk = 1;
+  int t0 = r0 / CB_TILE, t1 = (r1 < full ? r1 : full) / CB_TILE, tail0 = r0 > full ? r0 : full;
+  for (int s0 = 0; s0 < L->nsl; s0 += chunk) {
+    int s1 = s0 + chunk < L->nsl ? s0 + chunk : L->nsl;
+    if (t1 > t0) j->k.tiles(L, t0, t1, s0, s1);
+    if (r1 > tail0) tail_rows(L, tail0, r1, s0, s1);
+  }
+  for (int r = r0; r < r1; r++) {
+    float sr = lb_f16(w->scale[r]);
+    for (int a = 0; a < L->A; a++) L->y[(size_t)a * w->out + r] *= sr;
+  }
+}
+
+int cb_gemm8(const cb_tensor *w, const float *x, float *y, int rows) {
+  int n = w->nG * w->M, nsl = (n + CB_SLICE - 1) / CB_SLICE;
+  int block = rows < ACT_BLOCK ? rows : ACT_BLOCK;
+  size_t qneed = (size_t)block * n * 256, dneed = (size_t)block * nsl;
+  if (qneed > tls_qcap) {
+    free(tls_q);
+    tls_q = malloc(qneed);
+    tls_qcap = tls_q ? qneed : 0;
+    if (!tls_q) return 0;
+  }
+  if (dneed > tls_dcap) {
+    free(tls_d);
+    tls_d = malloc(dneed * sizeof(float));
+    tls_dcap = tls_d ? dneed : 0;
+    if (!tls_d) return 0;
+  }
+  gemm_job j;
+  pick(&j.k);
+  for (int a0 = 0; a0 < rows; a0 += block) {
+    int A = rows - a0 < block ? rows - a0 : block;
+    j.L = (cb_look){w, tls_q, tls_d, y + (size_t)a0 * w->out, A, n, nsl};
+    j.x = x + (size_t)a0 * w->in;
+    j.q = tls_q, j.d = tls_d;
+    /* small layers on the caller alone: waking the pool costs more than the work */
+    double build = (double)A * n * 256 * w->g, look = (double)A * w->out * n;
+    if (build < 262144.0) build_range(&j, 0, A * nsl);
+    else pool_run(build_range, &j, A * nsl, 1);
+    if (look < 262144.0) look_range(&j, 0, w->out);
+    else pool_run(look_range, &j, w->out, CB_TILE);
+  }
+  return 1;
+}

@@ -1,0 +1,211 @@
+/*
+ * x86-64 kernels of cb_gemm8 (codebook.h; the scalar spec is codebook-lut8.c), compiled for any
+ * x86-64 through per-function target attributes and picked at run time:
+ *   AVX2: the 256 int8 entries of a table row as sixteen 16-byte sub-tables; vpshufb looks the
+ *     low nibble of 32 codes up in each, and a tree of 15 vpblendvb on code bits 4-7 keeps the
+ *     right sub-table's byte (35 instructions per 32 lookups, no gathers);
+ *   AVX-512 VBMI: the table row is four 64-byte registers; vpermi2b looks 64 codes up in
+ *     entries 0-127 and again in 128-255, code bit 7 picks one (4 instructions per 64 lookups).
+ * Both add the looked-up bytes into int16 lanes by even and odd byte (two shifts), which the tile
+ * lane order (CB_LANE_ROW) makes runs of consecutive rows, and convert to float once per slice.
+ */
+#include "codebook.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+#define T_AVX2 __attribute__((target("avx2,fma,f16c")))
+#define T_VBMI __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vbmi")))
+#define INL static inline __attribute__((always_inline))
+
+int cb_x86_level(void) {
+  if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) return 0;
+  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vbmi") ? 2 : 1;
+}
+
+/* ---- float tables and their int8 conversion ---- */
+
+T_AVX2 static void table_avx2(const cb_tensor *w, const float *x, float *t, int i0, int i1) {
+  int g = w->g, M = w->M;
+  for (int i = i0; i < i1; i++) {
+    const float *c = w->cbt + (size_t)(i % M) * g * 256;
+    const float *xj = x + (size_t)(i / M) * g;
+    float *ti = t + (size_t)(i - i0) * 256;
+    for (int k = 0; k < 256; k += 32) {
+      __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+      for (int u = 0; u < g; u++) {
+        const float *cu = c + (size_t)u * 256 + k;
+        __m256 xv = _mm256_set1_ps(xj[u]);
+        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(cu), xv, a0);
+        a1 = _mm256_fmadd_ps(_mm256_loadu_ps(cu + 8), xv, a1);
+        a2 = _mm256_fmadd_ps(_mm256_loadu_ps(cu + 16), xv, a2);
+        a3 = _mm256_fmadd_ps(_mm256_loadu_ps(cu + 24), xv, a3);
+      }
+      _mm256_storeu_ps(ti + k, a0), _mm256_storeu_ps(ti + k + 8, a1);
+      _mm256_storeu_ps(ti + k + 16, a2), _mm256_storeu_ps(ti + k + 24, a3);
+    }
+  }
+}
+
+T_AVX2 static float absmax_avx2(const float *t, int count) { /* count: a multiple of 256 */
+  const __m256 sign = _mm256_set1_ps(-0.0f);
+  __m256 m0 = _mm256_setzero_ps(), m1 = m0;
+  for (int i = 0; i < count; i += 16) {
+    m0 = _mm256_max_ps(m0, _mm256_andnot_ps(sign, _mm256_loadu_ps(t + i)));
+    m1 = _mm256_max_ps(m1, _mm256_andnot_ps(sign, _mm256_loadu_ps(t + i + 8)));
+  }
+  m0 = _mm256_max_ps(m0, m1);
+  __m128 s = _mm_max_ps(_mm256_castps256_ps128(m0), _mm256_extractf128_ps(m0, 1));
+  s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_max_ss(s, _mm_shuffle_ps(s, s, 1));
+  return _mm_cvtss_f32(s);
+}
+
+T_AVX2 static void quant_avx2(int8_t *q, const float *t, float inv, int count) {
+  const __m256 f = _mm256_set1_ps(inv);
+  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7); /* undoes the per-lane packs */
+  for (int i = 0; i < count; i += 32) {
+    __m256i a = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(t + i), f));
+    __m256i b = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(t + i + 8), f));
+    __m256i c = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(t + i + 16), f));
+    __m256i d = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(t + i + 24), f));
+    __m256i v = _mm256_packs_epi16(_mm256_packs_epi32(a, b), _mm256_packs_epi32(c, d));
+    _mm256_storeu_si256((__m256i *)(q + i), _mm256_permutevar8x32_epi32(v, order));
+  }
+}
+
+T_VBMI static void table_avx512(const cb_tensor *w, const float *x, float *t, int i0, int i1) {
+  int g = w->g, M = w->M;
+  for (int i = i0; i < i1; i++) {
+    const float *c = w->cbt + (size_t)(i % M) * g * 256;
+    const float *xj = x + (size_t)(i / M) * g;
+    float *ti = t + (size_t)(i - i0) * 256;
+    for (int k = 0; k < 256; k += 64) {
+      __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+      for (int u = 0; u < g; u++) {
+        const float *cu = c + (size_t)u * 256 + k;
+        __m512 xv = _mm512_set1_ps(xj[u]);
+        a0 = _mm512_fmadd_ps(_mm512_loadu_ps(cu), xv, a0);
+        a1 = _mm512_fmadd_ps(_mm512_loadu_ps(cu + 16), xv, a1);
+        a2 = _mm512_fmadd_ps(_mm512_loadu_ps(cu + 32), xv, a2);
+        a3 = _mm512_fmadd_ps(_mm512_loadu_ps(cu + 48), xv, a3);
+      }
+      _mm512_storeu_ps(ti + k, a0), _mm512_storeu_ps(ti + k + 16, a1);
+      _mm512_storeu_ps(ti + k + 32, a2), _mm512_storeu_ps(ti + k + 48, a3);
+    }
+  }
+}
+
+T_VBMI static void quant_avx512(int8_t *q, const float *t, float inv, int count) {
+  const __m512 f = _mm512_set1_ps(inv);
+  for (int i = 0; i < count; i += 16)
+    _mm_storeu_si128((__m128i *)(q + i), _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(t + i), f))));
+}
+
+/* ---- lookups ---- */
+
+/* 32 codes looked up in one 256-entry int8 table row qi. */
+T_AVX2 INL __m256i lut_avx2(const int8_t *qi, __m256i idx) {
+  const __m256i lo = _mm256_and_si256(idx, _mm256_set1_epi8(0x0f));
+  const __m256i b4 = _mm256_slli_epi16(idx, 3), b5 = _mm256_slli_epi16(idx, 2), b6 = _mm256_slli_epi16(idx, 1);
+#define SUB(h) _mm256_shuffle_epi8(_mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(qi + 16 * (h)))), lo)
+#define L1(p) _mm256_blendv_epi8(SUB(2 * (p)), SUB(2 * (p) + 1), b4)
+#define L2(p) _mm256_blendv_epi8(L1(2 * (p)), L1(2 * (p) + 1), b5)
+#define L3(p) _mm256_blendv_epi8(L2(2 * (p)), L2(2 * (p) + 1), b6)
+  return _mm256_blendv_epi8(L3(0), L3(1), idx);
+#undef L3
+#undef L2
+#undef L1
+#undef SUB
+}
+
+/* y[rows r..r+15] += d · int16 lanes e (16 rows). */
+T_AVX2 INL void flush16_avx2(float *y, __m256i e, __m256 d) {
+  __m256 f0 = _mm256_cvtepi32_ps(_mm256_cvtepi16_epi32(_mm256_castsi256_si128(e)));
+  __m256 f1 = _mm256_cvtepi32_ps(_mm256_cvtepi16_epi32(_mm256_extracti128_si256(e, 1)));
+  _mm256_storeu_ps(y, _mm256_fmadd_ps(f0, d, _mm256_loadu_ps(y)));
+  _mm256_storeu_ps(y + 8, _mm256_fmadd_ps(f1, d, _mm256_loadu_ps(y + 8)));
+}
+
+T_AVX2 static void tiles_avx2(const cb_look *L, int t0, int t1, int s0, int s1) {
+  const cb_tensor *w = L->w;
+  int n = L->n;
+  for (int t = t0; t < t1; t++) {
+    const uint8_t *c = w->codes + (size_t)t * n * CB_TILE;
+    for (int s = s0; s < s1; s++) {
+      int i0 = s * CB_SLICE, i1 = i0 + CB_SLICE < n ? i0 + CB_SLICE : n;
+      for (int a = 0; a < L->A; a++) {
+        const int8_t *q = L->q + (size_t)a * n * 256;
+        /* half h of the tile (lanes 32h..32h+31): even bytes rows 16h.., odd bytes rows 32 + 16h.. */
+        __m256i e0 = _mm256_setzero_si256(), o0 = e0, e1 = e0, o1 = e0;
+        for (int i = i0; i < i1; i++) {
+          const int8_t *qi = q + (size_t)i * 256;
+          __m256i v0 = lut_avx2(qi, _mm256_loadu_si256((const __m256i *)(c + (size_t)i * CB_TILE)));
+          __m256i v1 = lut_avx2(qi, _mm256_loadu_si256((const __m256i *)(c + (size_t)i * CB_TILE + 32)));
+          e0 = _mm256_add_epi16(e0, _mm256_srai_epi16(_mm256_slli_epi16(v0, 8), 8));
+          o0 = _mm256_add_epi16(o0, _mm256_srai_epi16(v0, 8));
+          e1 = _mm256_add_epi16(e1, _mm256_srai_epi16(_mm256_slli_epi16(v1, 8), 8));
+          o1 = _mm256_add_epi16(o1, _mm256_srai_epi16(v1, 8));
+        }
+        __m256 d = _mm256_set1_ps(L->d[(size_t)a * L->nsl + s]);
+        float *y = L->y + (size_t)a * w->out + (size_t)t * CB_TILE;
+        flush16_avx2(y, e0, d), flush16_avx2(y + 16, e1, d);
+        flush16_avx2(y + 32, o0, d), flush16_avx2(y + 48, o1, d);
+      }
+    }
+  }
+}
+
+/* y[rows r..r+31] += d · int16 lanes e (32 rows). */
+T_VBMI INL void flush32_vbmi(float *y, __m512i e, __m512 d) {
+  __m512 f0 = _mm512_cvtepi32_ps(_mm512_cvtepi16_epi32(_mm512_castsi512_si256(e)));
+  __m512 f1 = _mm512_cvtepi32_ps(_mm512_cvtepi16_epi32(_mm512_extracti64x4_epi64(e, 1)));
+  _mm512_storeu_ps(y, _mm512_fmadd_ps(f0, d, _mm512_loadu_ps(y)));
+  _mm512_storeu_ps(y + 16, _mm512_fmadd_ps(f1, d, _mm512_loadu_ps(y + 16)));
+}
+
+T_VBMI INL __m512i lut_vbmi(const int8_t *qi, __m512i idx) {
+  __m512i lo = _mm512_permutex2var_epi8(_mm512_loadu_si512(qi), idx, _mm512_loadu_si512(qi + 64));
+  __m512i hi = _mm512_permutex2var_epi8(_mm512_loadu_si512(qi + 128), idx, _mm512_loadu_si512(qi + 192));
+  return _mm512_mask_blend_epi8(_mm512_movepi8_mask(idx), lo, hi);
+}
+
+T_VBMI static void tiles_vbmi(const cb_look *L, int t0, int t1, int s0, int s1) {
+  const cb_tensor *w = L->w;
+  int n = L->n;
+  for (int t = t0; t < t1; t++) {
+    const uint8_t *c = w->codes + (size_t)t * n * CB_TILE;
+    for (int s = s0; s < s1; s++) {
+      int i0 = s * CB_SLICE, i1 = i0 + CB_SLICE < n ? i0 + CB_SLICE : n;
+      for (int a = 0; a < L->A; a++) {
+        const int8_t *q = L->q + (size_t)a * n * 256;
+        /* even bytes: rows 0-31, odd bytes: rows 32-63; two accumulator pairs for two indices */
+        __m512i e0 = _mm512_setzero_si512(), o0 = e0, e1 = e0, o1 = e0;
+        int i = i0;
+        for (; i + 2 <= i1; i += 2) {
+          __m512i v0 = lut_vbmi(q + (size_t)i * 256, _mm512_loadu_si512(c + (size_t)i * CB_TILE));
+          __m512i v1 = lut_vbmi(q + (size_t)(i + 1) * 256, _mm512_loadu_si512(c + (size_t)(i + 1) * CB_TILE));
+          e0 = _mm512_add_epi16(e0, _mm512_srai_epi16(_mm512_slli_epi16(v0, 8), 8));
+          o0 = _mm512_add_epi16(o0, _mm512_srai_epi16(v0, 8));
+          e1 = _mm512_add_epi16(e1, _mm512_srai_epi16(_mm512_slli_epi16(v1, 8), 8));
+          o1 = _mm512_add_epi16(o1, _mm512_srai_epi16(v1, 8));
+        }
+        if (i < i1) {
+          __m512i v0 = lut_vbmi(q + (size_t)i * 256, _mm512_loadu_si512(c + (size_t)i * CB_TILE));
+          e0 = _mm512_add_epi16(e0, _mm512_srai_epi16(_mm512_slli_epi16(v0, 8), 8));
+          o0 = _mm512_add_epi16(o0, _mm512_srai_epi16(v0, 8));
+        }
+        __m512 d = _mm512_set1_ps(L->d[(size_t)a * L->nsl + s]);
+        float *y = L->y + (size_t)a * w->out + (size_t)t * CB_TILE;
+        flush32_vbmi(y, _mm512_add_epi16(e0, e1), d);
+        flush32_vbmi(y + 32, _mm512_add_epi16(o0, o1), d);
+      }
+    }
+  }
+}
+
+void cb_x86_kernels(int level, cb_kernels *k) {
+  if (level >= 2) *k = (cb_kernels){table_avx512, absmax_avx2, quant_avx512, tiles_vbmi};
+  else if (level == 1) *k = (cb_kernels){table_avx2, absmax_avx2, quant_avx2, tiles_avx2};
+}
+#endif
