@@ -13,8 +13,9 @@
 
 int cb_arm_level(void) { return 2; }
 
-static void table_neon(const cb_tensor *w, const float *x, float *t, int i0, int i1) {
+static float table_neon(const cb_tensor *w, const float *x, float *t, int i0, int i1) {
   int g = w->g, M = w->M;
+  float32x4_t mx = vdupq_n_f32(0);
   for (int i = i0; i < i1; i++) {
     const float *c = w->cbt + (size_t)(i % M) * g * 256;
     const float *xj = x + (size_t)(i / M) * g;
@@ -29,14 +30,10 @@ static void table_neon(const cb_tensor *w, const float *x, float *t, int i0, int
         a3 = vfmaq_n_f32(a3, vld1q_f32(cu + 12), xj[u]);
       }
       vst1q_f32(ti + k, a0), vst1q_f32(ti + k + 4, a1), vst1q_f32(ti + k + 8, a2), vst1q_f32(ti + k + 12, a3);
+      mx = vmaxq_f32(mx, vmaxq_f32(vmaxq_f32(vabsq_f32(a0), vabsq_f32(a1)), vmaxq_f32(vabsq_f32(a2), vabsq_f32(a3))));
     }
   }
-}
-
-static float absmax_neon(const float *t, int count) {
-  float32x4_t m = vdupq_n_f32(0);
-  for (int i = 0; i < count; i += 4) m = vmaxq_f32(m, vabsq_f32(vld1q_f32(t + i)));
-  return vmaxvq_f32(m);
+  return vmaxvq_f32(mx);
 }
 
 static void quant_neon(int8_t *q, const float *t, float inv, int count) {
@@ -70,12 +67,12 @@ static inline void flush8(float *y, int16x8_t e, float d) {
 static void tiles_neon(const cb_look *L, int t0, int t1, int s0, int s1) {
   const cb_tensor *w = L->w;
   int n = L->n;
-  for (int t = t0; t < t1; t++) {
-    const uint8_t *c = w->codes + (size_t)t * n * CB_TILE;
-    for (int s = s0; s < s1; s++) {
-      int i0 = s * CB_SLICE, i1 = i0 + CB_SLICE < n ? i0 + CB_SLICE : n;
-      for (int a = 0; a < L->A; a++) {
-        const int8_t *q = L->q + (size_t)a * n * 256;
+  for (int s = s0; s < s1; s++) { /* the slice's table rows stay in L1 while the tiles pass */
+    int i0 = s * CB_SLICE, i1 = i0 + CB_SLICE < n ? i0 + CB_SLICE : n;
+    for (int a = 0; a < L->A; a++) { /* a's slice of table (8 KiB) stays in L1 */
+      const int8_t *q = L->q + (size_t)a * n * 256;
+      for (int t = t0; t < t1; t++) {
+        const uint8_t *c = w->codes + (size_t)t * n * CB_TILE;
         int16x8_t acc[8]; /* rows 8p..8p+7 */
         for (int p = 0; p < 8; p++) acc[p] = vdupq_n_s16(0);
         for (int i = i0; i < i1; i++) {
@@ -99,5 +96,5 @@ static void tiles_neon(const cb_look *L, int t0, int t1, int s0, int s1) {
   }
 }
 
-void cb_arm_kernels(cb_kernels *k) { *k = (cb_kernels){table_neon, absmax_neon, quant_neon, tiles_neon}; }
+void cb_arm_kernels(cb_kernels *k) { *k = (cb_kernels){table_neon, quant_neon, tiles_neon}; }
 #endif

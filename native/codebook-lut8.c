@@ -47,8 +47,9 @@ int cb_code_tiled(const cb_tensor *w, int r, int i) {
 
 /* ---- scalar kernels (the specification) ---- */
 
-static void table_scalar(const cb_tensor *w, const float *x, float *t, int i0, int i1) {
+static float table_scalar(const cb_tensor *w, const float *x, float *t, int i0, int i1) {
   int g = w->g, M = w->M;
+  float mx = 0;
   for (int i = i0; i < i1; i++) {
     const float *c = w->cbt + (size_t)(i % M) * g * 256; /* [g, 256] of codebook m = i mod M */
     const float *xj = x + (size_t)(i / M) * g;
@@ -56,13 +57,9 @@ static void table_scalar(const cb_tensor *w, const float *x, float *t, int i0, i
     for (int k = 0; k < 256; k++) ti[k] = 0;
     for (int u = 0; u < g; u++)
       for (int k = 0; k < 256; k++) ti[k] += c[(size_t)u * 256 + k] * xj[u];
+    for (int k = 0; k < 256; k++) mx = fabsf(ti[k]) > mx ? fabsf(ti[k]) : mx;
   }
-}
-
-static float absmax_scalar(const float *t, int count) {
-  float m = 0;
-  for (int i = 0; i < count; i++) m = fabsf(t[i]) > m ? fabsf(t[i]) : m;
-  return m;
+  return mx;
 }
 
 /* Round to nearest, ties to even (the SIMD conversions' mode). */
@@ -74,12 +71,12 @@ static void tiles_scalar(const cb_look *L, int t0, int t1, int s0, int s1) {
   const cb_tensor *w = L->w;
   int n = L->n;
   int32_t acc[CB_TILE];
-  for (int t = t0; t < t1; t++) {
-    const uint8_t *c = w->codes + (size_t)t * n * CB_TILE;
-    for (int s = s0; s < s1; s++) {
-      int i0 = s * CB_SLICE, i1 = i0 + CB_SLICE < n ? i0 + CB_SLICE : n;
-      for (int a = 0; a < L->A; a++) {
-        const int8_t *q = L->q + (size_t)a * n * 256;
+  for (int s = s0; s < s1; s++) { /* the slice's table rows stay in L1 while the tiles pass */
+    int i0 = s * CB_SLICE, i1 = i0 + CB_SLICE < n ? i0 + CB_SLICE : n;
+    for (int a = 0; a < L->A; a++) { /* a's slice of table (8 KiB) stays in L1 */
+      const int8_t *q = L->q + (size_t)a * n * 256;
+      for (int t = t0; t < t1; t++) {
+        const uint8_t *c = w->codes + (size_t)t * n * CB_TILE;
         for (int l = 0; l < CB_TILE; l++) acc[l] = 0;
         for (int i = i0; i < i1; i++)
           for (int l = 0; l < CB_TILE; l++) acc[l] += q[(size_t)i * 256 + c[(size_t)i * CB_TILE + l]];
@@ -119,7 +116,7 @@ void cb_set_kernel(int level) { kernel_cap = level; }
 
 /* lb_isa "scalar" (forced or the CPU's best) forces the scalar kernels here too, "avx2" at most AVX2. */
 static void pick(cb_kernels *k) {
-  *k = (cb_kernels){table_scalar, absmax_scalar, quant_scalar, tiles_scalar};
+  *k = (cb_kernels){table_scalar, quant_scalar, tiles_scalar};
   const char *isa = lb_isa();
   int level = 0;
 #if defined(__x86_64__)
@@ -163,8 +160,7 @@ static void build_range(void *ctx, int u0, int u1) {
   for (int u = u0; u < u1; u++) {
     int a = u / L->nsl, s = u % L->nsl;
     int i0 = s * CB_SLICE, i1 = i0 + CB_SLICE < L->n ? i0 + CB_SLICE : L->n, count = (i1 - i0) * 256;
-    j->k.table(L->w, j->x + (size_t)a * L->w->in, tls_float, i0, i1);
-    float mx = j->k.absmax(tls_float, count);
+    float mx = j->k.table(L->w, j->x + (size_t)a * L->w->in, tls_float, i0, i1);
     j->d[u] = mx / 127.0f;
     j->k.quant(j->q + ((size_t)a * L->n + i0) * 256, tls_float, mx > 0 ? 127.0f / mx : 0.0f, count);
   }

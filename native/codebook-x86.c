@@ -25,8 +25,11 @@ int cb_x86_level(void) {
 
 /* ---- float tables and their int8 conversion ---- */
 
-T_AVX2 static void table_avx2(const cb_tensor *w, const float *x, float *t, int i0, int i1) {
+T_AVX2 INL __m256 abs8(__m256 v) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), v); }
+
+T_AVX2 static float table_avx2(const cb_tensor *w, const float *x, float *t, int i0, int i1) {
   int g = w->g, M = w->M;
+  __m256 mx = _mm256_setzero_ps();
   for (int i = i0; i < i1; i++) {
     const float *c = w->cbt + (size_t)(i % M) * g * 256;
     const float *xj = x + (size_t)(i / M) * g;
@@ -43,19 +46,10 @@ T_AVX2 static void table_avx2(const cb_tensor *w, const float *x, float *t, int 
       }
       _mm256_storeu_ps(ti + k, a0), _mm256_storeu_ps(ti + k + 8, a1);
       _mm256_storeu_ps(ti + k + 16, a2), _mm256_storeu_ps(ti + k + 24, a3);
+      mx = _mm256_max_ps(mx, _mm256_max_ps(_mm256_max_ps(abs8(a0), abs8(a1)), _mm256_max_ps(abs8(a2), abs8(a3))));
     }
   }
-}
-
-T_AVX2 static float absmax_avx2(const float *t, int count) { /* count: a multiple of 256 */
-  const __m256 sign = _mm256_set1_ps(-0.0f);
-  __m256 m0 = _mm256_setzero_ps(), m1 = m0;
-  for (int i = 0; i < count; i += 16) {
-    m0 = _mm256_max_ps(m0, _mm256_andnot_ps(sign, _mm256_loadu_ps(t + i)));
-    m1 = _mm256_max_ps(m1, _mm256_andnot_ps(sign, _mm256_loadu_ps(t + i + 8)));
-  }
-  m0 = _mm256_max_ps(m0, m1);
-  __m128 s = _mm_max_ps(_mm256_castps256_ps128(m0), _mm256_extractf128_ps(m0, 1));
+  __m128 s = _mm_max_ps(_mm256_castps256_ps128(mx), _mm256_extractf128_ps(mx, 1));
   s = _mm_max_ps(s, _mm_movehl_ps(s, s));
   s = _mm_max_ss(s, _mm_shuffle_ps(s, s, 1));
   return _mm_cvtss_f32(s);
@@ -74,8 +68,9 @@ T_AVX2 static void quant_avx2(int8_t *q, const float *t, float inv, int count) {
   }
 }
 
-T_VBMI static void table_avx512(const cb_tensor *w, const float *x, float *t, int i0, int i1) {
+T_VBMI static float table_avx512(const cb_tensor *w, const float *x, float *t, int i0, int i1) {
   int g = w->g, M = w->M;
+  __m512 mx = _mm512_setzero_ps();
   for (int i = i0; i < i1; i++) {
     const float *c = w->cbt + (size_t)(i % M) * g * 256;
     const float *xj = x + (size_t)(i / M) * g;
@@ -92,8 +87,10 @@ T_VBMI static void table_avx512(const cb_tensor *w, const float *x, float *t, in
       }
       _mm512_storeu_ps(ti + k, a0), _mm512_storeu_ps(ti + k + 16, a1);
       _mm512_storeu_ps(ti + k + 32, a2), _mm512_storeu_ps(ti + k + 48, a3);
+      mx = _mm512_max_ps(mx, _mm512_max_ps(_mm512_max_ps(_mm512_abs_ps(a0), _mm512_abs_ps(a1)), _mm512_max_ps(_mm512_abs_ps(a2), _mm512_abs_ps(a3))));
     }
   }
+  return _mm512_reduce_max_ps(mx);
 }
 
 T_VBMI static void quant_avx512(int8_t *q, const float *t, float inv, int count) {
@@ -130,12 +127,12 @@ T_AVX2 INL void flush16_avx2(float *y, __m256i e, __m256 d) {
 T_AVX2 static void tiles_avx2(const cb_look *L, int t0, int t1, int s0, int s1) {
   const cb_tensor *w = L->w;
   int n = L->n;
-  for (int t = t0; t < t1; t++) {
-    const uint8_t *c = w->codes + (size_t)t * n * CB_TILE;
-    for (int s = s0; s < s1; s++) {
-      int i0 = s * CB_SLICE, i1 = i0 + CB_SLICE < n ? i0 + CB_SLICE : n;
-      for (int a = 0; a < L->A; a++) {
-        const int8_t *q = L->q + (size_t)a * n * 256;
+  for (int s = s0; s < s1; s++) { /* the slice's table rows stay in L1 while the tiles pass */
+    int i0 = s * CB_SLICE, i1 = i0 + CB_SLICE < n ? i0 + CB_SLICE : n;
+    for (int a = 0; a < L->A; a++) { /* a's slice of table (8 KiB) stays in L1 */
+      const int8_t *q = L->q + (size_t)a * n * 256;
+      for (int t = t0; t < t1; t++) {
+        const uint8_t *c = w->codes + (size_t)t * n * CB_TILE;
         /* half h of the tile (lanes 32h..32h+31): even bytes rows 16h.., odd bytes rows 32 + 16h.. */
         __m256i e0 = _mm256_setzero_si256(), o0 = e0, e1 = e0, o1 = e0;
         for (int i = i0; i < i1; i++) {
@@ -164,48 +161,51 @@ T_VBMI INL void flush32_vbmi(float *y, __m512i e, __m512 d) {
   _mm512_storeu_ps(y + 16, _mm512_fmadd_ps(f1, d, _mm512_loadu_ps(y + 16)));
 }
 
-T_VBMI INL __m512i lut_vbmi(const int8_t *qi, __m512i idx) {
-  __m512i lo = _mm512_permutex2var_epi8(_mm512_loadu_si512(qi), idx, _mm512_loadu_si512(qi + 64));
-  __m512i hi = _mm512_permutex2var_epi8(_mm512_loadu_si512(qi + 128), idx, _mm512_loadu_si512(qi + 192));
+/* The 64 codes idx looked up in the table row held in t0..t3 (entries 0-63, …, 192-255). */
+T_VBMI INL __m512i lut_vbmi(__m512i t0, __m512i t1, __m512i t2, __m512i t3, __m512i idx) {
+  __m512i lo = _mm512_permutex2var_epi8(t0, idx, t1), hi = _mm512_permutex2var_epi8(t2, idx, t3);
   return _mm512_mask_blend_epi8(_mm512_movepi8_mask(idx), lo, hi);
 }
 
 T_VBMI static void tiles_vbmi(const cb_look *L, int t0, int t1, int s0, int s1) {
   const cb_tensor *w = L->w;
   int n = L->n;
-  for (int t = t0; t < t1; t++) {
-    const uint8_t *c = w->codes + (size_t)t * n * CB_TILE;
-    for (int s = s0; s < s1; s++) {
-      int i0 = s * CB_SLICE, i1 = i0 + CB_SLICE < n ? i0 + CB_SLICE : n;
-      for (int a = 0; a < L->A; a++) {
-        const int8_t *q = L->q + (size_t)a * n * 256;
-        /* even bytes: rows 0-31, odd bytes: rows 32-63; two accumulator pairs for two indices */
+  size_t ts = (size_t)n * CB_TILE; /* bytes per tile */
+  /* vpmaddubsw with 1, 0 (0, 1) byte pairs: the even (odd) bytes sign-extended to int16, on the
+   * multiply pipes rather than two shifts on the shuffle pipes the vpermi2b need */
+  const __m512i even = _mm512_set1_epi16(0x0001), odd = _mm512_set1_epi16(0x0100);
+  for (int s = s0; s < s1; s++) { /* the slice's table rows stay in L1 while the tiles pass */
+    int i0 = s * CB_SLICE, i1 = i0 + CB_SLICE < n ? i0 + CB_SLICE : n;
+    for (int a = 0; a < L->A; a++) { /* a's slice of table (8 KiB) stays in L1 */
+      const int8_t *q = L->q + (size_t)a * n * 256;
+      for (int t = t0; t < t1; t += 2) {
+        /* two tiles per pass: each table row is loaded once for 128 rows */
+        int two = t + 1 < t1;
+        const uint8_t *c = w->codes + (size_t)t * ts, *c2 = two ? c + ts : c;
+        /* even bytes: rows 0-31, odd bytes: rows 32-63 of tile t (e0, o0) and t + 1 (e1, o1) */
         __m512i e0 = _mm512_setzero_si512(), o0 = e0, e1 = e0, o1 = e0;
-        int i = i0;
-        for (; i + 2 <= i1; i += 2) {
-          __m512i v0 = lut_vbmi(q + (size_t)i * 256, _mm512_loadu_si512(c + (size_t)i * CB_TILE));
-          __m512i v1 = lut_vbmi(q + (size_t)(i + 1) * 256, _mm512_loadu_si512(c + (size_t)(i + 1) * CB_TILE));
-          e0 = _mm512_add_epi16(e0, _mm512_srai_epi16(_mm512_slli_epi16(v0, 8), 8));
-          o0 = _mm512_add_epi16(o0, _mm512_srai_epi16(v0, 8));
-          e1 = _mm512_add_epi16(e1, _mm512_srai_epi16(_mm512_slli_epi16(v1, 8), 8));
-          o1 = _mm512_add_epi16(o1, _mm512_srai_epi16(v1, 8));
-        }
-        if (i < i1) {
-          __m512i v0 = lut_vbmi(q + (size_t)i * 256, _mm512_loadu_si512(c + (size_t)i * CB_TILE));
-          e0 = _mm512_add_epi16(e0, _mm512_srai_epi16(_mm512_slli_epi16(v0, 8), 8));
-          o0 = _mm512_add_epi16(o0, _mm512_srai_epi16(v0, 8));
+        for (int i = i0; i < i1; i++) {
+          const int8_t *qi = q + (size_t)i * 256;
+          __m512i q0 = _mm512_loadu_si512(qi), q1 = _mm512_loadu_si512(qi + 64);
+          __m512i q2 = _mm512_loadu_si512(qi + 128), q3 = _mm512_loadu_si512(qi + 192);
+          __m512i v0 = lut_vbmi(q0, q1, q2, q3, _mm512_loadu_si512(c + (size_t)i * CB_TILE));
+          __m512i v1 = lut_vbmi(q0, q1, q2, q3, _mm512_loadu_si512(c2 + (size_t)i * CB_TILE));
+          e0 = _mm512_add_epi16(e0, _mm512_maddubs_epi16(even, v0));
+          o0 = _mm512_add_epi16(o0, _mm512_maddubs_epi16(odd, v0));
+          e1 = _mm512_add_epi16(e1, _mm512_maddubs_epi16(even, v1));
+          o1 = _mm512_add_epi16(o1, _mm512_maddubs_epi16(odd, v1));
         }
         __m512 d = _mm512_set1_ps(L->d[(size_t)a * L->nsl + s]);
         float *y = L->y + (size_t)a * w->out + (size_t)t * CB_TILE;
-        flush32_vbmi(y, _mm512_add_epi16(e0, e1), d);
-        flush32_vbmi(y + 32, _mm512_add_epi16(o0, o1), d);
+        flush32_vbmi(y, e0, d), flush32_vbmi(y + 32, o0, d);
+        if (two) flush32_vbmi(y + 64, e1, d), flush32_vbmi(y + 96, o1, d);
       }
     }
   }
 }
 
 void cb_x86_kernels(int level, cb_kernels *k) {
-  if (level >= 2) *k = (cb_kernels){table_avx512, absmax_avx2, quant_avx512, tiles_vbmi};
-  else if (level == 1) *k = (cb_kernels){table_avx2, absmax_avx2, quant_avx2, tiles_avx2};
+  if (level >= 2) *k = (cb_kernels){table_avx512, quant_avx512, tiles_vbmi};
+  else if (level == 1) *k = (cb_kernels){table_avx2, quant_avx2, tiles_avx2};
 }
 #endif

@@ -64,17 +64,14 @@ typedef struct {
   float *y;         /* [A, out], accumulated into */
   int A, n, nsl;
 } cb_look;
-/* Table rows [i0, i1) of activation row x into t [i1 − i0, 256] float32. */
-typedef void (*cb_table_fn)(const cb_tensor *w, const float *x, float *t, int i0, int i1);
+/* Table rows [i0, i1) of activation row x into t [i1 − i0, 256] float32; returns max |t|. */
+typedef float (*cb_table_fn)(const cb_tensor *w, const float *x, float *t, int i0, int i1);
 /* y[a, rows of tiles [t0, t1)] += Σ over slices [s0, s1). */
 typedef void (*cb_tiles_fn)(const cb_look *L, int t0, int t1, int s0, int s1);
 /* q = round(t · inv) for count values (|t · inv| ≤ 127). */
 typedef void (*cb_quant_fn)(int8_t *q, const float *t, float inv, int count);
-/* max |t| over count values. */
-typedef float (*cb_absmax_fn)(const float *t, int count);
 typedef struct {
   cb_table_fn table;
-  cb_absmax_fn absmax;
   cb_quant_fn quant;
   cb_tiles_fn tiles;
 } cb_kernels;
