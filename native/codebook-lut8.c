@@ -115,8 +115,7 @@ static int kernel_cap = -1;
 void cb_set_kernel(int level) { kernel_cap = level; }
 
 /* lb_isa "scalar" (forced or the CPU's best) forces the scalar kernels here too, "avx2" at most AVX2. */
-static void pick(cb_kernels *k) {
-  *k = (cb_kernels){table_scalar, quant_scalar, tiles_scalar};
+int cb_kernel_level(void) {
   const char *isa = lb_isa();
   int level = 0;
 #if defined(__x86_64__)
@@ -124,13 +123,18 @@ static void pick(cb_kernels *k) {
 #elif defined(__aarch64__)
   level = !strcmp(isa, "scalar") ? 0 : cb_arm_level();
 #endif
-  if (kernel_cap >= 0 && kernel_cap < level) level = kernel_cap;
+  (void)isa;
+  return kernel_cap >= 0 && kernel_cap < level ? kernel_cap : level;
+}
+
+static void pick(cb_kernels *k) {
+  *k = (cb_kernels){table_scalar, quant_scalar, tiles_scalar};
+  int level = cb_kernel_level();
 #if defined(__x86_64__)
   if (level > 0) cb_x86_kernels(level, k);
 #elif defined(__aarch64__)
   if (level > 0) cb_arm_kernels(k);
 #endif
-  (void)isa;
 }
 
 /* ---- driver ---- */

@@ -7,6 +7,7 @@
  *   codebookGemm(y, x, rows, C...)        B = 8: y [rows, out] = x [rows, in]·Wᵀ (int8 tables)
  *   codebookDequant(w, C..., r0, r1)      rows [r0, r1) into w [(r1 − r0)·in]
  *   codebookSetKernel(level)              caps the B = 8 kernel (tests): 0 scalar, 1 AVX2, 2 AVX-512 VBMI / NEON, −1 best
+ *   codebookKernel() -> level             the B = 8 kernel in use
  * with C = codes (Uint8Array: B < 8 the file's bitstream rows, B = 8 tiled by codebookTile), cbt,
  * scale (Uint16Array float16 bits), out, in, M, B (1..8), g.
  */
@@ -107,6 +108,13 @@ static napi_value set_kernel(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+static napi_value kernel_level(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value v;
+  napi_create_int32(env, cb_kernel_level(), &v);
+  return v;
+}
+
 void codebook_define(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"codebookPrepare", NULL, prepare, NULL, NULL, NULL, napi_default, NULL},
@@ -115,6 +123,7 @@ void codebook_define(napi_env env, napi_value exports) {
       {"codebookGemm", NULL, gemm, NULL, NULL, NULL, napi_default, NULL},
       {"codebookDequant", NULL, dequant, NULL, NULL, NULL, napi_default, NULL},
       {"codebookSetKernel", NULL, set_kernel, NULL, NULL, NULL, napi_default, NULL},
+      {"codebookKernel", NULL, kernel_level, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
 }

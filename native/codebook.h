@@ -42,6 +42,8 @@ void cb_dequant(const cb_tensor *w, float *dst, int r0, int r1);
 /* Caps the B = 8 lookup kernel (0 scalar, 1 AVX2 vpshufb, 2 AVX-512 VBMI vpermi2b / NEON on arm64,
  * −1 the best the CPU and lb_isa allow): tests, benchmarks. */
 void cb_set_kernel(int level);
+/* The B = 8 kernel cb_gemm8 runs now (the same levels). */
+int cb_kernel_level(void);
 
 /* The file's B = 8 code rows [out, n] into the tiled layout dst (same size). */
 void cb_tile_codes(uint8_t *dst, const uint8_t *codes, int out, int n);

@@ -192,8 +192,8 @@ function checkKernels(format: WeightFormat, t: PackedTensor, w: Float32Array, ra
 /**
  * The native 8-bit-code AQLM kernels (int8 lookup tables) on every instruction set and kernel
  * (scalar, AVX2 vpshufb, AVX-512 VBMI) against codebook-int8.ts: matvec, matmul of 1, 3 (one
- * matvec-sized call), 8 and 37 rows (three activation blocks of the GEMM), and with `int8Prefill`
- * off the dequantized tiles (W·x exactly).
+ * matvec-sized call), 8 and 37 rows (three activation blocks of the GEMM; on kernels below VBMI
+ * the dequantized tiles), and with `int8Prefill` off the dequantized tiles (W·x exactly).
  */
 function checkCodebookInt8(format: WeightFormat, t: PackedTensor, w: Float32Array, rand: () => number, lin: CodebookLinear, be: Backend, label: string): void {
   const { outDim, inDim } = t;
@@ -210,7 +210,10 @@ function checkCodebookInt8(format: WeightFormat, t: PackedTensor, w: Float32Arra
         y.fill(NaN);
         if (n === 1) lin.matvec(y, x);
         else lin.matmul(y, x, n);
-        assertInt8Tables(y, refs, w, x, q.scale, outDim, inDim, `${label} ${isa} kernel ${kernel} ${n === 1 ? 'matvec' : `matmul, ${n} rows`}`);
+        const what = `${label} ${isa} kernel ${kernel} ${n === 1 ? 'matvec' : `matmul, ${n} rows`}`;
+        // more rows than a few: the int8-table GEMM on VBMI / NEON only, else the exact tiles
+        if (n > 4 && k.codebookKernel < 2) assertProduct(y, w, x, n, outDim, inDim, `${what} (dequantized tiles)`);
+        else assertInt8Tables(y, refs, w, x, q.scale, outDim, inDim, what);
       }
     }
     native!.setIsa('auto');

@@ -5,8 +5,9 @@
  * B = 8 (2x8, 1x8, 4x8 …): the codes are tiled in C at load into a copy of the same size (64-row
  * tiles for the SIMD table lookups); matvec and matmul build per activation row the int8 lookup
  * tables of codebook-int8.ts (results within its stated bound of W·x) and sum each row's entries,
- * matmul reading the codes once per 16 activation rows. With `int8Prefill` off, matmul of more
- * than a few rows dequantizes 1 MiB row tiles in C for backend.matmul (sgemm: W·x exactly).
+ * matmul reading the codes once per 16 activation rows. With `int8Prefill` off or on AVX2 (whose
+ * lookups are slower than sgemm: lowbit-kernels.ts codebookKernel), matmul of more than a few rows
+ * dequantizes 1 MiB row tiles in C for backend.matmul (sgemm: W·x exactly).
  * B < 8: the file's code bitstream in place, a float32 table per matvec (W·x up to float32
  * accumulation); matmul one matvec per row for a few rows, else the tiles.
  */
@@ -56,7 +57,7 @@ export class CodebookNativeKernels implements Linear {
 
   matmul(y: Float32Array, x: Float32Array, rows: number): void {
     const { outDim, inDim } = this;
-    if (this.args[6] === 8 && (rows <= MATVEC_ROWS || this.k.int8Prefill)) {
+    if (this.args[6] === 8 && (rows <= MATVEC_ROWS || (this.k.int8Prefill && this.k.codebookKernel >= 2))) {
       this.k.codebookGemm(y, x, rows, ...this.args);
       return;
     }

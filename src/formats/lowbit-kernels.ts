@@ -50,6 +50,12 @@ export interface LowbitKernels {
   mixedRepack3(...m: MixedNativeArgs): void;
   /** AQLM codebooks (B ≤ 8, native/codebook.h): the file's float16 codebooks [M, 2^B, g] into cbt [2·M·2^B·g] float32 ([M, g, 2^B], then [M, 2^B, g]). */
   codebookPrepare(cbt: Float32Array, cb16: Uint16Array, M: number, B: number, g: number): void;
+  /**
+   * The 8-bit-code kernel in use: 0 scalar, 1 AVX2, 2 AVX-512 VBMI or NEON. Prefill takes the
+   * int8-table GEMM only at 2: the AVX2 lookups (sixteen vpshufb per 32 codes) are slower per
+   * token than the dequantized tiles + sgemm (kernel-ab: 0.85x), so AVX2 CPUs keep the tiles.
+   */
+  readonly codebookKernel: number;
   /** B = 8: the file's code rows codes [outDim, nG·M] into the kernels' tiled layout dst (same size, native/codebook.h). */
   codebookTile(dst: Uint8Array, codes: Uint8Array, outDim: number, inDim: number, M: number, g: number): void;
   /** y [outDim] = W x: B = 8 int8 lookup tables (codebook-int8.ts), B < 8 float32 table. */

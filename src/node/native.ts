@@ -38,6 +38,7 @@ interface Addon {
   binaryDequant: LowbitKernels['binaryDequant'];
   /** Caps the 8-bit codebook kernel: 0 scalar, 1 AVX2 vpshufb, 2 AVX-512 VBMI (arm64: NEON), −1 the CPU's best. */
   codebookSetKernel(level: number): void;
+  codebookKernel(): number;
   lowbitIsa(): string;
   /** Forces an instruction set the CPU has ('scalar', 'avx2', 'vnni', 'neon-dotprod', 'auto'); false when unavailable. */
   lowbitSetIsa(name: string): boolean;
@@ -96,6 +97,9 @@ export function loadNativeBackend(
     },
     get binarySimd() {
       return ['vnni', 'avx2'].includes(addon.lowbitIsa());
+    },
+    get codebookKernel() {
+      return addon.codebookKernel();
     },
     get mixedSimd() {
       return ['vnni', 'avx2'].includes(addon.lowbitIsa());
