@@ -14,11 +14,11 @@
 int cb_arm_level(void) { return 2; }
 
 static float table_neon(const cb_tensor *w, const float *x, float *t, int i0, int i1) {
-  int g = w->g, M = w->M;
+  int g = w->g, nG = w->nG;
   float32x4_t mx = vdupq_n_f32(0);
   for (int i = i0; i < i1; i++) {
-    const float *c = w->cbt + (size_t)(i % M) * g * 256;
-    const float *xj = x + (size_t)(i / M) * g;
+    const float *c = w->cbt + (size_t)(i / nG) * g * 256;
+    const float *xj = x + (size_t)(i % nG) * g;
     float *ti = t + (size_t)(i - i0) * 256;
     for (int k = 0; k < 256; k += 16) {
       float32x4_t a0 = vdupq_n_f32(0), a1 = a0, a2 = a0, a3 = a0;
@@ -68,7 +68,8 @@ static void tiles_neon(const cb_look *L, int t0, int t1, int s0, int s1) {
   const cb_tensor *w = L->w;
   int n = L->n;
   for (int s = s0; s < s1; s++) { /* the slice's table rows stay in L1 while the tiles pass */
-    int i0 = s * CB_SLICE, i1 = i0 + CB_SLICE < n ? i0 + CB_SLICE : n;
+    int i0, i1;
+    cb_slice(L, s, &i0, &i1);
     for (int a = 0; a < L->A; a++) { /* a's slice of table (8 KiB) stays in L1 */
       const int8_t *q = L->q + (size_t)a * n * 256;
       for (int t = t0; t < t1; t++) {

@@ -20,39 +20,42 @@
 /* Bytes of int8 table one pass over a run of tiles indexes: stays in L2 (1 MiB here). */
 #define TABLE_CHUNK (512 * 1024)
 
-void cb_tile_codes(uint8_t *dst, const uint8_t *codes, int out, int n) {
-  int tiles = out / CB_TILE;
+void cb_tile_codes(uint8_t *dst, const uint8_t *codes, int out, int nG, int M) {
+  int n = nG * M, tiles = out / CB_TILE;
   for (int t = 0; t < tiles; t++) {
     uint8_t *d = dst + (size_t)t * CB_TILE * n;
     const uint8_t *src = codes + (size_t)t * CB_TILE * n;
-    /* 64 indices at a time: the 64 rows' cache lines are read once, the 4 KiB block written once */
-    for (int i0 = 0; i0 < n; i0 += 64) {
-      int i1 = i0 + 64 < n ? i0 + 64 : n;
+    /* 64 groups at a time: the 64 rows' cache lines are read once, M blocks of 4 KiB written once */
+    for (int j0 = 0; j0 < nG; j0 += 64) {
+      int j1 = j0 + 64 < nG ? j0 + 64 : nG;
       for (int l = 0; l < CB_TILE; l++) {
         const uint8_t *row = src + (size_t)CB_LANE_ROW(l) * n;
-        for (int i = i0; i < i1; i++) d[(size_t)i * CB_TILE + l] = row[i];
+        for (int j = j0; j < j1; j++)
+          for (int m = 0; m < M; m++) d[((size_t)m * nG + j) * CB_TILE + l] = row[j * M + m];
       }
     }
   }
-  size_t done = (size_t)tiles * CB_TILE * n;
-  memcpy(dst + done, codes + done, (size_t)(out - tiles * CB_TILE) * n);
+  for (int r = tiles * CB_TILE; r < out; r++)
+    for (int j = 0; j < nG; j++)
+      for (int m = 0; m < M; m++) dst[(size_t)r * n + (size_t)m * nG + j] = codes[(size_t)r * n + j * M + m];
 }
 
 int cb_code_tiled(const cb_tensor *w, int r, int i) {
   int n = w->nG * w->M, full = w->out / CB_TILE * CB_TILE;
-  if (r >= full) return w->codes[(size_t)full * n + (size_t)(r - full) * n + i];
+  int it = (i % w->M) * w->nG + i / w->M; /* file order j·M + m → codebook-major m·nG + j */
+  if (r >= full) return w->codes[(size_t)r * n + it];
   int rr = r % CB_TILE, lane = rr < 32 ? 2 * rr : 2 * (rr - 32) + 1;
-  return w->codes[((size_t)(r / CB_TILE) * n + i) * CB_TILE + lane];
+  return w->codes[((size_t)(r / CB_TILE) * n + it) * CB_TILE + lane];
 }
 
 /* ---- scalar kernels (the specification) ---- */
 
 static float table_scalar(const cb_tensor *w, const float *x, float *t, int i0, int i1) {
-  int g = w->g, M = w->M;
+  int g = w->g, nG = w->nG;
   float mx = 0;
   for (int i = i0; i < i1; i++) {
-    const float *c = w->cbt + (size_t)(i % M) * g * 256; /* [g, 256] of codebook m = i mod M */
-    const float *xj = x + (size_t)(i / M) * g;
+    const float *c = w->cbt + (size_t)(i / nG) * g * 256; /* [g, 256] of codebook m = i / nG */
+    const float *xj = x + (size_t)(i % nG) * g;                /* group j = i mod nG */
     float *ti = t + (size_t)(i - i0) * 256;
     for (int k = 0; k < 256; k++) ti[k] = 0;
     for (int u = 0; u < g; u++)
@@ -72,7 +75,8 @@ static void tiles_scalar(const cb_look *L, int t0, int t1, int s0, int s1) {
   int n = L->n;
   int32_t acc[CB_TILE];
   for (int s = s0; s < s1; s++) { /* the slice's table rows stay in L1 while the tiles pass */
-    int i0 = s * CB_SLICE, i1 = i0 + CB_SLICE < n ? i0 + CB_SLICE : n;
+    int i0, i1;
+    cb_slice(L, s, &i0, &i1);
     for (int a = 0; a < L->A; a++) { /* a's slice of table (8 KiB) stays in L1 */
       const int8_t *q = L->q + (size_t)a * n * 256;
       for (int t = t0; t < t1; t++) {
@@ -88,19 +92,20 @@ static void tiles_scalar(const cb_look *L, int t0, int t1, int s0, int s1) {
   }
 }
 
-/* Rows [r0, r1) after the last whole tile (the file's row order), every instruction set. */
+/* Rows [r0, r1) after the last whole tile (rows of n codes, codebook-major), every instruction set. */
 static void tail_rows(const cb_look *L, int r0, int r1, int s0, int s1) {
   const cb_tensor *w = L->w;
-  int n = L->n, full = w->out / CB_TILE * CB_TILE;
+  int n = L->n;
   for (int r = r0; r < r1; r++) {
-    const uint8_t *c = w->codes + (size_t)full * n + (size_t)(r - full) * n;
+    const uint8_t *c = w->codes + (size_t)r * n;
     for (int a = 0; a < L->A; a++) {
       const int8_t *q = L->q + (size_t)a * n * 256;
       float yr = 0;
       for (int s = s0; s < s1; s++) {
-        int i1 = (s + 1) * CB_SLICE < n ? (s + 1) * CB_SLICE : n;
+        int i0, i1;
+        cb_slice(L, s, &i0, &i1);
         int32_t sum = 0;
-        for (int i = s * CB_SLICE; i < i1; i++) sum += q[(size_t)i * 256 + c[i]];
+        for (int i = i0; i < i1; i++) sum += q[(size_t)i * 256 + c[i]];
         yr += L->d[(size_t)a * L->nsl + s] * (float)sum;
       }
       L->y[(size_t)a * w->out + r] += yr;
@@ -163,7 +168,9 @@ static void build_range(void *ctx, int u0, int u1) {
   }
   for (int u = u0; u < u1; u++) {
     int a = u / L->nsl, s = u % L->nsl;
-    int i0 = s * CB_SLICE, i1 = i0 + CB_SLICE < L->n ? i0 + CB_SLICE : L->n, count = (i1 - i0) * 256;
+    int i0, i1;
+    cb_slice(L, s, &i0, &i1);
+    int count = (i1 - i0) * 256;
     float mx = j->k.table(L->w, j->x + (size_t)a * L->w->in, tls_float, i0, i1);
     j->d[u] = mx / 127.0f;
     j->k.quant(j->q + ((size_t)a * L->n + i0) * 256, tls_float, mx > 0 ? 127.0f / mx : 0.0f, count);
@@ -193,7 +200,7 @@ static void look_range(void *ctx, int r0, int r1) {
 }
 
 int cb_gemm8(const cb_tensor *w, const float *x, float *y, int rows) {
-  int n = w->nG * w->M, nsl = (n + CB_SLICE - 1) / CB_SLICE;
+  int n = w->nG * w->M, spm = (w->nG + CB_SLICE - 1) / CB_SLICE, nsl = w->M * spm;
   int block = rows < ACT_BLOCK ? rows : ACT_BLOCK;
   size_t qneed = (size_t)block * n * 256, dneed = (size_t)block * nsl;
   if (qneed > tls_qcap) {
@@ -212,7 +219,7 @@ int cb_gemm8(const cb_tensor *w, const float *x, float *y, int rows) {
   pick(&j.k);
   for (int a0 = 0; a0 < rows; a0 += block) {
     int A = rows - a0 < block ? rows - a0 : block;
-    j.L = (cb_look){w, tls_q, tls_d, y + (size_t)a0 * w->out, A, n, nsl};
+    j.L = (cb_look){w, tls_q, tls_d, y + (size_t)a0 * w->out, A, n, nsl, spm};
     j.x = x + (size_t)a0 * w->in;
     j.q = tls_q, j.d = tls_d;
     /* small layers on the caller alone: waking the pool costs more than the work */

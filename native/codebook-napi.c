@@ -71,7 +71,7 @@ static napi_value tile(napi_env env, napi_callback_info info) {
   const uint8_t *codes = typed(&c, 1, napi_uint8_array, bytes, 0);
   if (c.ok && dst == codes) fail(&c, "bitcrush_native: codebookTile needs two buffers");
   if (!c.ok || bytes == 0) return NULL;
-  cb_tile_codes(dst, codes, out, (in / g) * M);
+  cb_tile_codes(dst, codes, out, in / g, M);
   return NULL;
 }
 

@@ -28,11 +28,11 @@ int cb_x86_level(void) {
 T_AVX2 INL __m256 abs8(__m256 v) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), v); }
 
 T_AVX2 static float table_avx2(const cb_tensor *w, const float *x, float *t, int i0, int i1) {
-  int g = w->g, M = w->M;
+  int g = w->g, nG = w->nG;
   __m256 mx = _mm256_setzero_ps();
   for (int i = i0; i < i1; i++) {
-    const float *c = w->cbt + (size_t)(i % M) * g * 256;
-    const float *xj = x + (size_t)(i / M) * g;
+    const float *c = w->cbt + (size_t)(i / nG) * g * 256;
+    const float *xj = x + (size_t)(i % nG) * g;
     float *ti = t + (size_t)(i - i0) * 256;
     for (int k = 0; k < 256; k += 32) {
       __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
@@ -69,11 +69,11 @@ T_AVX2 static void quant_avx2(int8_t *q, const float *t, float inv, int count) {
 }
 
 T_VBMI static float table_avx512(const cb_tensor *w, const float *x, float *t, int i0, int i1) {
-  int g = w->g, M = w->M;
+  int g = w->g, nG = w->nG;
   __m512 mx = _mm512_setzero_ps();
   for (int i = i0; i < i1; i++) {
-    const float *c = w->cbt + (size_t)(i % M) * g * 256;
-    const float *xj = x + (size_t)(i / M) * g;
+    const float *c = w->cbt + (size_t)(i / nG) * g * 256;
+    const float *xj = x + (size_t)(i % nG) * g;
     float *ti = t + (size_t)(i - i0) * 256;
     for (int k = 0; k < 256; k += 64) {
       __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
@@ -128,7 +128,8 @@ T_AVX2 static void tiles_avx2(const cb_look *L, int t0, int t1, int s0, int s1) 
   const cb_tensor *w = L->w;
   int n = L->n;
   for (int s = s0; s < s1; s++) { /* the slice's table rows stay in L1 while the tiles pass */
-    int i0 = s * CB_SLICE, i1 = i0 + CB_SLICE < n ? i0 + CB_SLICE : n;
+    int i0, i1;
+    cb_slice(L, s, &i0, &i1);
     for (int a = 0; a < L->A; a++) { /* a's slice of table (8 KiB) stays in L1 */
       const int8_t *q = L->q + (size_t)a * n * 256;
       for (int t = t0; t < t1; t++) {
@@ -175,7 +176,8 @@ T_VBMI static void tiles_vbmi(const cb_look *L, int t0, int t1, int s0, int s1) 
    * multiply pipes rather than two shifts on the shuffle pipes the vpermi2b need */
   const __m512i even = _mm512_set1_epi16(0x0001), odd = _mm512_set1_epi16(0x0100);
   for (int s = s0; s < s1; s++) { /* the slice's table rows stay in L1 while the tiles pass */
-    int i0 = s * CB_SLICE, i1 = i0 + CB_SLICE < n ? i0 + CB_SLICE : n;
+    int i0, i1;
+    cb_slice(L, s, &i0, &i1);
     for (int a = 0; a < L->A; a++) { /* a's slice of table (8 KiB) stays in L1 */
       const int8_t *q = L->q + (size_t)a * n * 256;
       for (int t = t0; t < t1; t += 2) {

@@ -10,18 +10,20 @@
 #include <stdint.h>
 
 /*
- * Tiled codes (B = 8, cb_tile_codes; the same bytes as the file): the first ⌊out/64⌋·64 rows as
- * tiles of 64 rows, tile t = [n][64] with n = nG·M, byte [i][l] the code i of row
- * 64t + CB_LANE_ROW(l); the rows after the last whole tile follow as the file's rows [n]. The lane
- * order puts rows 0-31 in the even bytes and 32-63 in the odd ones, so a kernel widening bytes to
- * int16 by even/odd lanes gets two runs of consecutive rows.
+ * Tiled codes (B = 8, cb_tile_codes; the same bytes as the file): table index i = m·nG + j
+ * (codebook-major; the file's rows are j·M + m) so that slices of indices never mix codebooks,
+ * whose scales differ (AQLM's later codebooks fit residuals: 3-4x smaller maxima here). The first
+ * ⌊out/64⌋·64 rows as tiles of 64 rows, tile t = [n][64] with n = nG·M, byte [i][l] the code i of
+ * row 64t + CB_LANE_ROW(l); the rows after the last whole tile follow as rows [n] in index order.
+ * The lane order puts rows 0-31 in the even bytes and 32-63 in the odd ones, so a kernel widening
+ * bytes to int16 by even/odd lanes gets two runs of consecutive rows.
  */
 #define CB_TILE 64
 #define CB_LANE_ROW(l) (((l) & 1) * 32 + ((l) >> 1))
 /*
- * Table indices per int8 scale: an int16 lane adds at most CB_SLICE entries of |q| ≤ 127
- * (32·127 < 2^15), and a smaller slice follows the activations' range more closely (each slice
- * spans CB_SLICE/M groups of g inputs: 128 inputs at 2x8 g8, like int8 activation blocks).
+ * Groups per int8 scale: a slice is CB_SLICE table indices of one codebook (the last of each
+ * codebook may be short); an int16 lane adds at most CB_SLICE entries of |q| ≤ 127 (32·127 <
+ * 2^15), and a smaller slice follows the activations' range more closely (256 inputs at g8).
  */
 #define CB_SLICE 32
 
@@ -45,14 +47,15 @@ void cb_set_kernel(int level);
 /* The B = 8 kernel cb_gemm8 runs now (the same levels). */
 int cb_kernel_level(void);
 
-/* The file's B = 8 code rows [out, n] into the tiled layout dst (same size). */
-void cb_tile_codes(uint8_t *dst, const uint8_t *codes, int out, int n);
+/* The file's B = 8 code rows [out, nG·M] into the tiled layout dst (same size). */
+void cb_tile_codes(uint8_t *dst, const uint8_t *codes, int out, int nG, int M);
 /* Code i of row r of a tiled B = 8 tensor. */
 int cb_code_tiled(const cb_tensor *w, int r, int i);
 /*
  * B = 8: y [rows, out] = W·x per activation row of x [rows, in], through int8 tables: per row and
- * slice s of CB_SLICE table indices, q[i, k] = round(T[i, k] / Δ_s) with T[i, k] = C_m[k]·x_j
- * (i = j·M + m) and Δ_s = max_{i∈s,k} |T[i, k]| / 127; y_r = s_r · Σ_s Δ_s · Σ_{i∈s} q[i, b_{r,i}].
+ * slice s (CB_SLICE groups j of one codebook m), q[i, k] = round(T[i, k] / Δ_s) with
+ * T[i, k] = C_m[k]·x_j (i = m·nG + j) and Δ_s = max_{i∈s,k} |T[i, k]| / 127;
+ * y_r = s_r · Σ_s Δ_s · Σ_{i∈s} q[i, b_{r,i}].
  * |y_r − (W·x)_r| ≤ |s_r| · Σ_s n_s·Δ_s / 2 (each entry rounds by at most half a step), plus
  * float32 rounding. 0 when scratch cannot be allocated. Codes read once per 16 activation rows.
  */
@@ -65,7 +68,15 @@ typedef struct {
   const float *d;   /* [A, nsl] Δ_s */
   float *y;         /* [A, out], accumulated into */
   int A, n, nsl;
+  int spm;          /* slices per codebook: ceil(nG / CB_SLICE) */
 } cb_look;
+
+/* Table indices [i0, i1) of slice s. */
+static inline void cb_slice(const cb_look *L, int s, int *i0, int *i1) {
+  int m = s / L->spm, j0 = (s % L->spm) * CB_SLICE, nG = L->n / L->w->M;
+  *i0 = m * nG + j0;
+  *i1 = m * nG + (j0 + CB_SLICE < nG ? j0 + CB_SLICE : nG);
+}
 /* Table rows [i0, i1) of activation row x into t [i1 − i0, 256] float32; returns max |t|. */
 typedef float (*cb_table_fn)(const cb_tensor *w, const float *x, float *t, int i0, int i1);
 /* y[a, rows of tiles [t0, t1)] += Σ over slices [s0, s1). */
