@@ -14,7 +14,7 @@
 import type { CodebookQuantized } from './codebook.js';
 
 /** Groups of one codebook per int8 step (native/codebook.h CB_SLICE). */
-export const CODEBOOK_SLICE = 32;
+export const CODEBOOK_SLICE = 16;
 
 export interface CodebookInt8Result {
   /** [outDim] y = s_r · Σ_s Δ_s · Σ q. */
