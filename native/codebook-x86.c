@@ -168,40 +168,46 @@ T_VBMI INL __m512i lut_vbmi(__m512i t0, __m512i t1, __m512i t2, __m512i t3, __m5
   return _mm512_mask_blend_epi8(_mm512_movepi8_mask(idx), lo, hi);
 }
 
+/* NT (1, 2 or 4) tiles from c (tile stride ts) over table rows [i0, i1) of q: each table row is
+ * loaded once for NT·64 rows; even bytes are rows 0-31 of a tile (e), odd bytes rows 32-63 (o). */
+T_VBMI INL void pass_vbmi(const int8_t *q, const uint8_t *c, size_t ts, int i0, int i1, float *y, float d0, const int NT) {
+  /* vpmaddubsw with 1, 0 (0, 1) byte pairs: the even (odd) bytes sign-extended to int16, on the
+   * multiply pipes rather than two shifts on the shuffle pipes the vpermi2b need */
+  const __m512i even = _mm512_set1_epi16(0x0001), odd = _mm512_set1_epi16(0x0100);
+  __m512i e[4], o[4];
+#pragma GCC unroll 4
+  for (int u = 0; u < NT; u++) e[u] = o[u] = _mm512_setzero_si512();
+  for (int i = i0; i < i1; i++) {
+    const int8_t *qi = q + (size_t)i * 256;
+    __m512i q0 = _mm512_loadu_si512(qi), q1 = _mm512_loadu_si512(qi + 64);
+    __m512i q2 = _mm512_loadu_si512(qi + 128), q3 = _mm512_loadu_si512(qi + 192);
+#pragma GCC unroll 4
+    for (int u = 0; u < NT; u++) {
+      __m512i v = lut_vbmi(q0, q1, q2, q3, _mm512_loadu_si512(c + u * ts + (size_t)i * CB_TILE));
+      e[u] = _mm512_add_epi16(e[u], _mm512_maddubs_epi16(even, v));
+      o[u] = _mm512_add_epi16(o[u], _mm512_maddubs_epi16(odd, v));
+    }
+  }
+  __m512 d = _mm512_set1_ps(d0);
+#pragma GCC unroll 4
+  for (int u = 0; u < NT; u++) flush32_vbmi(y + u * CB_TILE, e[u], d), flush32_vbmi(y + u * CB_TILE + 32, o[u], d);
+}
+
 T_VBMI static void tiles_vbmi(const cb_look *L, int t0, int t1, int s0, int s1) {
   const cb_tensor *w = L->w;
   int n = L->n;
   size_t ts = (size_t)n * CB_TILE; /* bytes per tile */
-  /* vpmaddubsw with 1, 0 (0, 1) byte pairs: the even (odd) bytes sign-extended to int16, on the
-   * multiply pipes rather than two shifts on the shuffle pipes the vpermi2b need */
-  const __m512i even = _mm512_set1_epi16(0x0001), odd = _mm512_set1_epi16(0x0100);
   for (int s = s0; s < s1; s++) { /* the slice's table rows stay in L1 while the tiles pass */
     int i0, i1;
     cb_slice(L, s, &i0, &i1);
-    for (int a = 0; a < L->A; a++) { /* a's slice of table (8 KiB) stays in L1 */
+    for (int a = 0; a < L->A; a++) {
       const int8_t *q = L->q + (size_t)a * n * 256;
-      for (int t = t0; t < t1; t += 2) {
-        /* two tiles per pass: each table row is loaded once for 128 rows */
-        int two = t + 1 < t1;
-        const uint8_t *c = w->codes + (size_t)t * ts, *c2 = two ? c + ts : c;
-        /* even bytes: rows 0-31, odd bytes: rows 32-63 of tile t (e0, o0) and t + 1 (e1, o1) */
-        __m512i e0 = _mm512_setzero_si512(), o0 = e0, e1 = e0, o1 = e0;
-        for (int i = i0; i < i1; i++) {
-          const int8_t *qi = q + (size_t)i * 256;
-          __m512i q0 = _mm512_loadu_si512(qi), q1 = _mm512_loadu_si512(qi + 64);
-          __m512i q2 = _mm512_loadu_si512(qi + 128), q3 = _mm512_loadu_si512(qi + 192);
-          __m512i v0 = lut_vbmi(q0, q1, q2, q3, _mm512_loadu_si512(c + (size_t)i * CB_TILE));
-          __m512i v1 = lut_vbmi(q0, q1, q2, q3, _mm512_loadu_si512(c2 + (size_t)i * CB_TILE));
-          e0 = _mm512_add_epi16(e0, _mm512_maddubs_epi16(even, v0));
-          o0 = _mm512_add_epi16(o0, _mm512_maddubs_epi16(odd, v0));
-          e1 = _mm512_add_epi16(e1, _mm512_maddubs_epi16(even, v1));
-          o1 = _mm512_add_epi16(o1, _mm512_maddubs_epi16(odd, v1));
-        }
-        __m512 d = _mm512_set1_ps(L->d[(size_t)a * L->nsl + s]);
-        float *y = L->y + (size_t)a * w->out + (size_t)t * CB_TILE;
-        flush32_vbmi(y, e0, d), flush32_vbmi(y + 32, o0, d);
-        if (two) flush32_vbmi(y + 64, e1, d), flush32_vbmi(y + 96, o1, d);
-      }
+      float d = L->d[(size_t)a * L->nsl + s];
+      float *y = L->y + (size_t)a * w->out;
+      int t = t0;
+      for (; t + 4 <= t1; t += 4) pass_vbmi(q, w->codes + (size_t)t * ts, ts, i0, i1, y + (size_t)t * CB_TILE, d, 4);
+      for (; t + 2 <= t1; t += 2) pass_vbmi(q, w->codes + (size_t)t * ts, ts, i0, i1, y + (size_t)t * CB_TILE, d, 2);
+      if (t < t1) pass_vbmi(q, w->codes + (size_t)t * ts, ts, i0, i1, y + (size_t)t * CB_TILE, d, 1);
     }
   }
 }
