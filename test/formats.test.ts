@@ -15,8 +15,9 @@ import { CodebookLinear } from '../src/formats/codebook-linear.js';
 import { MixedLinear } from '../src/formats/mixed-linear.js';
 import { BinaryLinear } from '../src/formats/binary-linear.js';
 import type { MixedParams } from '../src/formats/mixed.js';
-import type { CodebookParams, CodebookQuantized } from '../src/formats/codebook.js';
+import { codebookRow, type CodebookParams, type CodebookQuantized } from '../src/formats/codebook.js';
 import { codebookInt8Matvec, type CodebookInt8Result } from '../src/formats/codebook-int8.js';
+import { memberPayload } from '../src/formats/codebook-split.js';
 import type { BinaryParams, BinaryQuantized } from '../src/formats/binary.js';
 import { laneKernelFits } from '../src/formats/uniform-wasm.js';
 import { int8WasmFits } from '../src/formats/uniform-wasm-int8.js';
@@ -201,7 +202,7 @@ function checkCodebookInt8(format: WeightFormat, t: PackedTensor, w: Float32Arra
   const k = lowbitKernelsOf(be)!;
   for (const n of [1, 3, 8, 37]) {
     const x = Float32Array.from({ length: n * inDim }, () => rand() * 2 - 1);
-    const refs = Array.from({ length: n }, (_, i) => codebookInt8Matvec(q, x.subarray(i * inDim, (i + 1) * inDim)));
+    const refs = Array.from({ length: n }, (_, i) => int8TableReference(q, x.subarray(i * inDim, (i + 1) * inDim)));
     const y = new Float32Array(n * outDim);
     for (const isa of nativeIsas) {
       native!.setIsa(isa);
@@ -213,7 +214,7 @@ function checkCodebookInt8(format: WeightFormat, t: PackedTensor, w: Float32Arra
         const what = `${label} ${isa} kernel ${kernel} ${n === 1 ? 'matvec' : `matmul, ${n} rows`}`;
         // more rows than a few: the int8-table GEMM on VBMI / NEON only, else the exact tiles
         if (n > 4 && k.codebookKernel < 2) assertProduct(y, w, x, n, outDim, inDim, `${what} (dequantized tiles)`);
-        else assertInt8Tables(y, refs, w, x, q.scale, outDim, inDim, what);
+        else assertInt8Tables(y, refs, w, x, outDim, inDim, what);
       }
     }
     native!.setIsa('auto');
@@ -229,15 +230,36 @@ function checkCodebookInt8(format: WeightFormat, t: PackedTensor, w: Float32Arra
   lin.dispose?.();
 }
 
+/** Per row: codebookInt8Matvec's y and bound, and two rounding ties |s_r|·2·max Δ_s; og > 1 per member (codebook-split.ts). */
+interface Int8TableRef {
+  y: Float32Array;
+  bound: Float32Array;
+  tie: Float32Array;
+}
+
+function int8TableReference(q: CodebookQuantized, x: Float32Array): Int8TableRef {
+  const og = q.og ?? 1;
+  const il = q.il ?? 1;
+  const ref: Int8TableRef = { y: new Float32Array(q.outDim), bound: new Float32Array(q.outDim), tie: new Float32Array(q.outDim) };
+  for (let a = 0; a < og; a++) {
+    const r: CodebookInt8Result = codebookInt8Matvec(og === 1 ? q : memberPayload(q, a), x);
+    for (let o = 0; o < q.outDim / og; o++) {
+      const row = og === 1 ? o : codebookRow(o, a, og, il);
+      ref.y[row] = r.y[o]!;
+      ref.bound[row] = r.bound[o]!;
+      ref.tie[row] = Math.abs(q.scale[o]!) * 2 * r.maxStep;
+    }
+  }
+  return ref;
+}
+
 /**
  * y [rows, out] of the int8-table kernels: within the reference's tie tolerance of
  * codebookInt8Matvec (the kernels' float32 tables may round an entry that sits on a tie the
  * other way: two such entries per row allowed, |s_r|·2·max Δ_s), and within the rounding bound
  * of W·x (|s_r|·Σ_s n_s·Δ_s/2), both plus float32 accumulation (1e-5 of Σ|w||x|).
  */
-function assertInt8Tables(
-  y: Float32Array, refs: CodebookInt8Result[], w: Float32Array, x: Float32Array, scale: Float32Array, out: number, inDim: number, what: string,
-): void {
+function assertInt8Tables(y: Float32Array, refs: Int8TableRef[], w: Float32Array, x: Float32Array, out: number, inDim: number, what: string): void {
   refs.forEach((ref, i) => {
     for (let r = 0; r < out; r++) {
       let exact = 0;
@@ -247,7 +269,7 @@ function assertInt8Tables(
         mag += Math.abs(w[r * inDim + c]! * x[i * inDim + c]!);
       }
       const got = y[i * out + r]!;
-      const tie = Math.abs(scale[r]!) * 2 * ref.maxStep + 1e-5 * mag + 1e-30;
+      const tie = ref.tie[r]! + 1e-5 * mag + 1e-30;
       assert.ok(Math.abs(got - ref.y[r]!) <= tie, `${what}: row ${i}, output ${r}: ${got} vs int8-table reference ${ref.y[r]}`);
       assert.ok(Math.abs(got - exact) <= ref.bound[r]! + 1e-5 * mag + 1e-30, `${what}: row ${i}, output ${r}: ${got} vs W·x ${exact}, bound ${ref.bound[r]}`);
     }

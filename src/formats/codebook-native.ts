@@ -20,6 +20,8 @@ import type { PackedTensor } from './types.js';
 import { matvecEachRow } from './kernel-tiles.js';
 
 const TILE_FLOATS = 1 << 18;
+/** The tiled copy of a file's 8-bit codes: the members of an og > 1 tensor (codebook-split.ts) share the codes and so one copy. */
+const tiledCodes = new WeakMap<Uint8Array, Uint8Array>();
 const MATVEC_ROWS = 4;
 
 /** A blob's bytes as a typed array view (a copy only when the bytes are not aligned for it). */
@@ -43,8 +45,12 @@ export class CodebookNativeKernels implements Linear {
     k.codebookPrepare(cbt, u16View(t.blobs.codebooks!.bytes), p.M, p.B, p.g);
     let codes = t.blobs.codes!.bytes;
     if (p.B === 8) {
-      const tiled = new Uint8Array(codes.byteLength);
-      k.codebookTile(tiled, codes, outDim, inDim, p.M, p.g);
+      let tiled = tiledCodes.get(codes);
+      if (!tiled) {
+        tiled = new Uint8Array(codes.byteLength);
+        k.codebookTile(tiled, codes, outDim, inDim, p.M, p.g);
+        tiledCodes.set(codes, tiled);
+      }
       codes = tiled;
     }
     this.args = [codes, cbt, u16View(t.blobs.scale!.bytes), outDim, inDim, p.M, p.B, p.g];
