@@ -97,5 +97,5 @@ static void tiles_neon(const cb_look *L, int t0, int t1, int s0, int s1) {
   }
 }
 
-void cb_arm_kernels(cb_kernels *k) { *k = (cb_kernels){table_neon, quant_neon, tiles_neon}; }
+void cb_arm_kernels(cb_kernels *k) { *k = (cb_kernels){table_neon, quant_neon, tiles_neon, NULL}; }
 #endif

@@ -133,7 +133,7 @@ int cb_kernel_level(void) {
 }
 
 static void pick(cb_kernels *k) {
-  *k = (cb_kernels){table_scalar, quant_scalar, tiles_scalar};
+  *k = (cb_kernels){table_scalar, quant_scalar, tiles_scalar, NULL};
   int level = cb_kernel_level();
 #if defined(__x86_64__)
   if (level > 0) cb_x86_kernels(level, k);
@@ -152,28 +152,42 @@ typedef struct {
   cb_kernels k;
 } gemm_job;
 
-static __thread float *tls_float;  /* [CB_SLICE, 256] float table of one slice */
+static __thread float *tls_float;  /* [4, CB_SLICE, 256] float tables of one slice */
 static __thread int8_t *tls_q;     /* [A, n, 256] the calling thread's int8 tables */
 static __thread float *tls_d;      /* [A, nsl] */
 static __thread size_t tls_qcap, tls_dcap;
 
-/* Units u = a·nsl + s: the float table of slice s of activation row a, its Δ_s and int8 entries. */
+/* Δ and int8 entries of slice s of activation row a from its float table t. */
+static void quantize_slice(gemm_job *j, int a, int s, const float *t, float mx, int i0, int count) {
+  j->d[(size_t)a * j->L.nsl + s] = mx / 127.0f;
+  j->k.quant(j->q + ((size_t)a * j->L.n + i0) * 256, t, mx > 0 ? 127.0f / mx : 0.0f, count);
+}
+
+/* Units u = s·A + a: the float table of slice s of activation row a, its Δ_s and int8 entries
+ * (four rows of one slice at once where the kernels have table4). */
 static void build_range(void *ctx, int u0, int u1) {
   gemm_job *j = ctx;
   cb_look *L = &j->L;
-  if (!tls_float) tls_float = malloc(sizeof(float) * CB_SLICE * 256);
-  if (!tls_float) { /* cannot happen in practice (32 KiB); leave zero tables rather than crash */
-    for (int u = u0; u < u1; u++) j->d[u] = 0;
+  if (!tls_float) tls_float = malloc(sizeof(float) * 4 * CB_SLICE * 256);
+  if (!tls_float) { /* cannot happen in practice (128 KiB); leave zero tables rather than crash */
+    for (int u = u0; u < u1; u++) j->d[(size_t)(u % L->A) * L->nsl + u / L->A] = 0;
     return;
   }
-  for (int u = u0; u < u1; u++) {
-    int a = u / L->nsl, s = u % L->nsl;
+  for (int u = u0; u < u1;) {
+    int s = u / L->A, a = u % L->A;
     int i0, i1;
     cb_slice(L, s, &i0, &i1);
     int count = (i1 - i0) * 256;
+    if (j->k.table4 && a + 4 <= L->A && u + 4 <= u1) {
+      float mx[4];
+      j->k.table4(L->w, j->x + (size_t)a * L->w->in, tls_float, i0, i1, mx);
+      for (int r = 0; r < 4; r++) quantize_slice(j, a + r, s, tls_float + (size_t)r * count, mx[r], i0, count);
+      u += 4;
+      continue;
+    }
     float mx = j->k.table(L->w, j->x + (size_t)a * L->w->in, tls_float, i0, i1);
-    j->d[u] = mx / 127.0f;
-    j->k.quant(j->q + ((size_t)a * L->n + i0) * 256, tls_float, mx > 0 ? 127.0f / mx : 0.0f, count);
+    quantize_slice(j, a, s, tls_float, mx, i0, count);
+    u++;
   }
 }
 

@@ -93,6 +93,37 @@ T_VBMI static float table_avx512(const cb_tensor *w, const float *x, float *t, i
   return _mm512_reduce_max_ps(mx);
 }
 
+T_VBMI static void table4_avx512(const cb_tensor *w, const float *x, float *t, int i0, int i1, float *mxo) {
+  int g = w->g, nG = w->nG, in = w->in, count = (i1 - i0) * 256;
+  __m512 mx[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+  for (int i = i0; i < i1; i++) {
+    const float *c = w->cbt + (size_t)(i / nG) * g * 256;
+    const float *xj = x + (size_t)(i % nG) * g;
+    for (int k = 0; k < 256; k += 32) {
+      __m512 a[4][2];
+#pragma GCC unroll 4
+      for (int r = 0; r < 4; r++) a[r][0] = a[r][1] = _mm512_setzero_ps();
+      for (int u = 0; u < g; u++) {
+        const float *cu = c + (size_t)u * 256 + k;
+        __m512 c0 = _mm512_loadu_ps(cu), c1 = _mm512_loadu_ps(cu + 16);
+#pragma GCC unroll 4
+        for (int r = 0; r < 4; r++) {
+          __m512 xv = _mm512_set1_ps(xj[(size_t)r * in + u]);
+          a[r][0] = _mm512_fmadd_ps(c0, xv, a[r][0]);
+          a[r][1] = _mm512_fmadd_ps(c1, xv, a[r][1]);
+        }
+      }
+#pragma GCC unroll 4
+      for (int r = 0; r < 4; r++) {
+        float *ti = t + (size_t)r * count + (size_t)(i - i0) * 256 + k;
+        _mm512_storeu_ps(ti, a[r][0]), _mm512_storeu_ps(ti + 16, a[r][1]);
+        mx[r] = _mm512_max_ps(mx[r], _mm512_max_ps(_mm512_abs_ps(a[r][0]), _mm512_abs_ps(a[r][1])));
+      }
+    }
+  }
+  for (int r = 0; r < 4; r++) mxo[r] = _mm512_reduce_max_ps(mx[r]);
+}
+
 T_VBMI static void quant_avx512(int8_t *q, const float *t, float inv, int count) {
   const __m512 f = _mm512_set1_ps(inv);
   for (int i = 0; i < count; i += 16)
@@ -213,7 +244,7 @@ T_VBMI static void tiles_vbmi(const cb_look *L, int t0, int t1, int s0, int s1) 
 }
 
 void cb_x86_kernels(int level, cb_kernels *k) {
-  if (level >= 2) *k = (cb_kernels){table_avx512, quant_avx512, tiles_vbmi};
-  else if (level == 1) *k = (cb_kernels){table_avx2, quant_avx2, tiles_avx2};
+  if (level >= 2) *k = (cb_kernels){table_avx512, quant_avx512, tiles_vbmi, table4_avx512};
+  else if (level == 1) *k = (cb_kernels){table_avx2, quant_avx2, tiles_avx2, NULL};
 }
 #endif

@@ -85,10 +85,14 @@ typedef float (*cb_table_fn)(const cb_tensor *w, const float *x, float *t, int i
 typedef void (*cb_tiles_fn)(const cb_look *L, int t0, int t1, int s0, int s1);
 /* q = round(t · inv) for count values (|t · inv| ≤ 127). */
 typedef void (*cb_quant_fn)(int8_t *q, const float *t, float inv, int count);
+/* cb_table_fn for four activation rows x + r·in (r < 4) into t + r·(i1 − i0)·256, maxima into mx:
+ * each codebook load serves four rows (the same arithmetic per entry as table). */
+typedef void (*cb_table4_fn)(const cb_tensor *w, const float *x, float *t, int i0, int i1, float *mx);
 typedef struct {
   cb_table_fn table;
   cb_quant_fn quant;
   cb_tiles_fn tiles;
+  cb_table4_fn table4; /* NULL: table per row */
 } cb_kernels;
 int cb_x86_level(void); /* 2 AVX-512 VBMI, 1 AVX2, 0 none */
 void cb_x86_kernels(int level, cb_kernels *k);
