@@ -1,5 +1,5 @@
 /**
- * `node dist/bench/kernel-ab.js [--threads 1] [--reps 30] [--prefill 128] [--only-prefill] [--json]`: one matvec of each packed
+ * `node dist/bench/kernel-ab.js [--threads 1] [--reps 30] [--prefill 128] [--only-prefill] [--only LABEL] [--json]`: one matvec of each packed
  * format family on TinyLlama-1.1B's two MLP shapes ([5632, 2048] and [2048, 5632]), every engine
  * side by side in one run: native kernels per instruction set (and, for AQLM, per lookup kernel),
  * the wasm kernels (int8 activations where they exist, then with `floatActivations`: the float
@@ -8,8 +8,8 @@
  * Random payloads packed by the registry: speed does not depend on the values. The load average
  * is printed before and after (the machine is shared).
  *
- * Then prefill (`--prefill` rows, 0 skips): one matmul of the uniform and mixed tensors on the
- * native backend, the int8 GEMM next to the dequantized tiles + sgemm that ran before
+ * Then prefill (`--prefill` rows, 0 skips): one matmul of the uniform, mixed and AQLM 2x8 tensors
+ * on the native backend, the int8 GEMM (AQLM: int8 lookup tables) next to the dequantized tiles + sgemm that ran before
  * (`int8Prefill` off), per instruction set, interleaved; best of --reps by wall clock and by the
  * process's CPU time (user + system, all threads: what a loaded machine can still measure), and
  * the tokens/s each implies for this one layer.
@@ -28,6 +28,8 @@ const reps = Number(arg('--reps', '30'));
 const json = args.includes('--json');
 const prefillRows = Number(arg('--prefill', '128'));
 const onlyPrefill = args.includes('--only-prefill');
+const only = arg('--only', ''); // run only the weights whose label contains this
+
 const log = (s: string) => (json ? process.stderr.write(`${s}\n`) : console.log(s));
 
 const native = loadNativeBackend(threads).backend;
@@ -45,7 +47,7 @@ const CASES = [
 
 log(`kernel-ab — ${threads} thread(s), best of ${reps}; load average ${loadavg().map((v) => v.toFixed(2)).join(' ')}`);
 const rows: Array<Record<string, unknown>> = [];
-for (const c of onlyPrefill ? [] : CASES) {
+for (const c of onlyPrefill ? [] : CASES.filter((c) => c.label.includes(only))) {
   const f = getFormat(c.format);
   for (const [out, inDim] of SHAPES) {
     const t = f.pack(f.randomPayload(out, inDim, c.params(inDim) as never, mulberry32(1)));
@@ -75,11 +77,11 @@ for (const c of onlyPrefill ? [] : CASES) {
     if (native) {
       for (const isa of ['scalar', 'avx2', 'vnni', 'neon-dotprod']) {
         if (!native.setIsa(isa)) continue;
-        if (c.format === 'aqlm') for (const g of [0, 1, 2]) run(`native ${isa} gather${g}`, native, () => native.setCodebookGather(g));
+        if (c.format === 'aqlm') for (const g of [0, 1, 2]) run(`native ${isa} lut${g}`, native, () => native.setCodebookKernel(g));
         else run(`native ${isa}`, native);
       }
       native.setIsa('auto');
-      native.setCodebookGather(-1);
+      native.setCodebookKernel(-1);
     }
     run('wasm', wasm);
     if (c.format.startsWith('uniform')) run('wasm float activations', wasmFloat);
@@ -97,12 +99,14 @@ const PREFILL_CASES = [
       return { groupSize: 128, groups: [k, nG - 2 * k, k, 0], lastBits: 2 };
     },
   },
+  // int8 lookup tables, codes read once per 16 activation rows (native/codebook-lut8.c)
+  { label: 'AQLM 2x8 g8', format: 'aqlm', params: () => ({ M: 2, B: 8, g: 8 }) },
 ];
 if (native?.lowbit && prefillRows > 0) {
   const k = native.lowbit;
   const int8Default = k.int8Prefill;
   log(`prefill, ${prefillRows} rows: int8 GEMM vs dequantized tiles + sgemm (native, ${threads} thread(s))`);
-  for (const c of PREFILL_CASES) {
+  for (const c of PREFILL_CASES.filter((c) => c.label.includes(only))) {
     const f = getFormat(c.format);
     for (const [out, inDim] of SHAPES) {
       const t = f.pack(f.randomPayload(out, inDim, c.params(inDim) as never, mulberry32(2)));

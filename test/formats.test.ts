@@ -15,7 +15,8 @@ import { CodebookLinear } from '../src/formats/codebook-linear.js';
 import { MixedLinear } from '../src/formats/mixed-linear.js';
 import { BinaryLinear } from '../src/formats/binary-linear.js';
 import type { MixedParams } from '../src/formats/mixed.js';
-import type { CodebookParams } from '../src/formats/codebook.js';
+import type { CodebookParams, CodebookQuantized } from '../src/formats/codebook.js';
+import { assertInt8Tables, int8TableReference } from './codebook-int8-ref.js';
 import type { BinaryParams, BinaryQuantized } from '../src/formats/binary.js';
 import { laneKernelFits } from '../src/formats/uniform-wasm.js';
 import { int8WasmFits } from '../src/formats/uniform-wasm-int8.js';
@@ -156,19 +157,12 @@ function checkKernels(format: WeightFormat, t: PackedTensor, w: Float32Array, ra
     lin.dispose?.();
     return;
   }
+  if (lin instanceof CodebookLinear && lin.engine === 'native' && cp.B === 8) {
+    checkCodebookInt8(format, t, w, rand, lin, be, label);
+    return;
+  }
   if (lin instanceof CodebookLinear && lin.engine === 'native') {
-    // float32 activations: every instruction set and lookup kernel (scalar, AVX2 and AVX-512 gathers) computes W·x
-    for (const isa of nativeIsas) {
-      native!.setIsa(isa);
-      for (const gather of [0, 1, 2]) {
-        native!.setCodebookGather(gather);
-        y1.fill(NaN);
-        lin.matvec(y1, x.subarray(0, inDim));
-        assertProduct(y1, w, x, 1, outDim, inDim, `${label} ${isa} gather ${gather} matvec`);
-      }
-    }
-    native!.setIsa('auto');
-    native!.setCodebookGather(-1);
+    // B < 8: float32 table, scalar lookups over the file's bitstream; W·x
     const y8 = new Float32Array(8 * outDim);
     const x8 = Float32Array.from({ length: 8 * inDim }, () => rand() * 2 - 1);
     lin.matmul(y8, x8, 8);
@@ -193,6 +187,46 @@ function checkKernels(format: WeightFormat, t: PackedTensor, w: Float32Array, ra
   lin.dispose?.();
   be.free?.(xb);
   be.free?.(yb);
+}
+
+/**
+ * The native 8-bit-code AQLM kernels (int8 lookup tables) on every instruction set and kernel
+ * (scalar, AVX2 vpshufb, AVX-512 VBMI) against codebook-int8.ts: matvec, matmul of 1, 3 (one
+ * matvec-sized call), 8 and 37 rows (three activation blocks of the GEMM; on kernels below VBMI
+ * the dequantized tiles), and with `int8Prefill` off the dequantized tiles (W·x exactly).
+ */
+function checkCodebookInt8(format: WeightFormat, t: PackedTensor, w: Float32Array, rand: () => number, lin: CodebookLinear, be: Backend, label: string): void {
+  const { outDim, inDim } = t;
+  const q = format.unpack(t) as CodebookQuantized;
+  const k = lowbitKernelsOf(be)!;
+  for (const n of [1, 3, 8, 37]) {
+    const x = Float32Array.from({ length: n * inDim }, () => rand() * 2 - 1);
+    const refs = Array.from({ length: n }, (_, i) => int8TableReference(q, x.subarray(i * inDim, (i + 1) * inDim)));
+    const y = new Float32Array(n * outDim);
+    for (const isa of nativeIsas) {
+      native!.setIsa(isa);
+      for (const kernel of [0, 1, 2]) {
+        native!.setCodebookKernel(kernel);
+        y.fill(NaN);
+        if (n === 1) lin.matvec(y, x);
+        else lin.matmul(y, x, n);
+        const what = `${label} ${isa} kernel ${kernel} ${n === 1 ? 'matvec' : `matmul, ${n} rows`}`;
+        // more rows than a few: the int8-table GEMM on VBMI / NEON only, else the exact tiles
+        if (n > 4 && k.codebookKernel < 2) assertProduct(y, w, x, n, outDim, inDim, `${what} (dequantized tiles)`);
+        else assertInt8Tables(y, refs, w, x, outDim, inDim, what);
+      }
+    }
+    native!.setIsa('auto');
+    native!.setCodebookKernel(-1);
+    if (n === 8) {
+      k.int8Prefill = false;
+      y.fill(NaN);
+      lin.matmul(y, x, n);
+      k.int8Prefill = true;
+      assertProduct(y, w, x, n, outDim, inDim, `${label} matmul, ${n} rows (dequantized tiles)`);
+    }
+  }
+  lin.dispose?.();
 }
 
 /** Checks y [rows, out] against W·x row by row, tolerance relative to Σ|w||x|. */

@@ -251,6 +251,10 @@ export const codebookFormat: WeightFormat<CodebookParams, CodebookQuantized> = {
       { outDim: 260, inDim: 16, params: { M: 2, B: 8, g: 8 } }, // 2x8, many rows: lookup table
       { outDim: 40, inDim: 64, params: { M: 2, B: 8, g: 8 } }, // 2x8, few rows: direct decode
       { outDim: 300, inDim: 48, params: { M: 1, B: 8, g: 8 } }, // 1x8, lookup table
+      // native int8 tables: three slices of 32 table indices (the last of 2), two 64-row tiles and 12 rows after them;
+      // 1x8 with one slice and a slice of 1 (an odd count), one tile and 6 rows after it
+      { outDim: 140, inDim: 264, params: { M: 2, B: 8, g: 8 } },
+      { outDim: 70, inDim: 264, params: { M: 1, B: 8, g: 8 } },
       { outDim: 5, inDim: 32, params: { M: 4, B: 8, g: 8 } }, // 4x8, few rows: direct decode
       { outDim: 6, inDim: 24, params: { M: 1, B: 12, g: 8 } }, // U16 codes, codewords past 2^12 unused
       { outDim: 3, inDim: 16, params: { M: 1, B: 16, g: 8 } }, // 1x16

@@ -30,12 +30,15 @@ interface Addon {
   mixedRepack3: LowbitKernels['mixedRepack3'];
   codebookPrepare: LowbitKernels['codebookPrepare'];
   codebookMatvec: LowbitKernels['codebookMatvec'];
+  codebookTile: LowbitKernels['codebookTile'];
+  codebookGemm: LowbitKernels['codebookGemm'];
   codebookDequant: LowbitKernels['codebookDequant'];
   binaryPrepare: LowbitKernels['binaryPrepare'];
   binaryMatvec: LowbitKernels['binaryMatvec'];
   binaryDequant: LowbitKernels['binaryDequant'];
-  /** Caps the codebook lookup kernel: 0 scalar, 1 AVX2 gathers, 2 AVX-512 gathers, −1 the instruction set's best. */
-  codebookSetGather(level: number): void;
+  /** Caps the 8-bit codebook kernel: 0 scalar, 1 AVX2 vpshufb, 2 AVX-512 VBMI (arm64: NEON), −1 the CPU's best. */
+  codebookSetKernel(level: number): void;
+  codebookKernel(): number;
   lowbitIsa(): string;
   /** Forces an instruction set the CPU has ('scalar', 'avx2', 'vnni', 'neon-dotprod', 'auto'); false when unavailable. */
   lowbitSetIsa(name: string): boolean;
@@ -47,8 +50,8 @@ export interface NativeExtras {
   streamSum(bytes: Uint8Array): number;
   /** See Addon.lowbitSetIsa; process-wide. */
   setIsa(name: string): boolean;
-  /** See Addon.codebookSetGather; process-wide. */
-  setCodebookGather(level: number): void;
+  /** See Addon.codebookSetKernel; process-wide. */
+  setCodebookKernel(level: number): void;
 }
 
 let cached: { addon?: Addon; error?: string } | undefined;
@@ -95,6 +98,9 @@ export function loadNativeBackend(
     get binarySimd() {
       return ['vnni', 'avx2'].includes(addon.lowbitIsa());
     },
+    get codebookKernel() {
+      return addon.codebookKernel();
+    },
     get mixedSimd() {
       return ['vnni', 'avx2'].includes(addon.lowbitIsa());
     },
@@ -114,6 +120,8 @@ export function loadNativeBackend(
     mixedRepack3: (...a) => addon.mixedRepack3(...a),
     codebookPrepare: (...a) => addon.codebookPrepare(...a),
     codebookMatvec: (...a) => addon.codebookMatvec(...a),
+    codebookTile: (...a) => addon.codebookTile(...a),
+    codebookGemm: (...a) => addon.codebookGemm(...a),
     codebookDequant: (...a) => addon.codebookDequant(...a),
     binaryPrepare: (...a) => addon.binaryPrepare(...a),
     binaryMatvec: (...a) => addon.binaryMatvec(...a),
@@ -127,7 +135,7 @@ export function loadNativeBackend(
     ...(opts.floatActivations ? { floatActivations: true } : {}),
     streamSum: (bytes) => addon.streamSum(bytes),
     setIsa: (name) => addon.lowbitSetIsa(name),
-    setCodebookGather: (level) => addon.codebookSetGather(level),
+    setCodebookKernel: (level) => addon.codebookSetKernel(level),
     threads,
     alloc: (length) => new Float32Array(length),
     alloc64: (length) => new Float64Array(length),
