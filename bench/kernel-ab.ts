@@ -1,5 +1,5 @@
 /**
- * `node dist/bench/kernel-ab.js [--threads 1] [--reps 30] [--prefill 128] [--only-prefill] [--json]`: one matvec of each packed
+ * `node dist/bench/kernel-ab.js [--threads 1] [--reps 30] [--prefill 128] [--only-prefill] [--groups 128] [--only-uniform] [--json]`: one matvec of each packed
  * format family on TinyLlama-1.1B's two MLP shapes ([5632, 2048] and [2048, 5632]), every engine
  * side by side in one run: native kernels per instruction set (and, for AQLM, per lookup kernel),
  * the wasm kernels (int8 activations where they exist, then with `floatActivations`: the float
@@ -12,7 +12,8 @@
  * native backend, the int8 GEMM next to the dequantized tiles + sgemm that ran before
  * (`int8Prefill` off), per instruction set, interleaved; best of --reps by wall clock and by the
  * process's CPU time (user + system, all threads: what a loaded machine can still measure), and
- * the tokens/s each implies for this one layer.
+ * the tokens/s each implies for this one layer. `--groups 32,64,128`: the uniform cases at each
+ * group size (32 and 64: several groups per int8 activation block); `--only-uniform` skips the others.
  */
 import { loadavg } from 'node:os';
 import type { Backend } from '../src/backend/types.js';
@@ -34,13 +35,17 @@ const native = loadNativeBackend(threads).backend;
 const wasm = createWasmBackendNode(threads);
 const wasmFloat: Backend = Object.assign(Object.create(wasm) as Backend, { floatActivations: true });
 const SHAPES: Array<[number, number]> = [[5632, 2048], [2048, 5632]];
+const GROUPS = arg('--groups', '128').split(',').map(Number);
+const onlyUniform = args.includes('--only-uniform');
+const uniformCases = GROUPS.flatMap((groupSize) =>
+  [2, 3, 4, 8].map((bits) => ({ label: `uniform ${bits}-bit g${groupSize}`, format: 'uniform-asym', params: (_inDim: number) => ({ bits, groupSize, actOrder: false }) })),
+);
 const CASES = [
-  { label: 'uniform 2-bit g128', format: 'uniform-asym', params: () => ({ bits: 2, groupSize: 128, actOrder: false }) },
-  { label: 'uniform 3-bit g128', format: 'uniform-asym', params: () => ({ bits: 3, groupSize: 128, actOrder: false }) },
-  { label: 'uniform 4-bit g128', format: 'uniform-asym', params: () => ({ bits: 4, groupSize: 128, actOrder: false }) },
-  { label: 'uniform 8-bit g128', format: 'uniform-asym', params: () => ({ bits: 8, groupSize: 128, actOrder: false }) },
-  { label: 'AQLM 2x8 g8', format: 'aqlm', params: () => ({ M: 2, B: 8, g: 8 }) },
-  { label: 'BiLLM b128', format: 'binary-billm', params: (inDim: number) => ({ blockSize: 128, salientColumns: Math.round(inDim / 32) }) },
+  ...uniformCases,
+  ...(onlyUniform ? [] : [
+    { label: 'AQLM 2x8 g8', format: 'aqlm', params: () => ({ M: 2, B: 8, g: 8 }) },
+    { label: 'BiLLM b128', format: 'binary-billm', params: (inDim: number) => ({ blockSize: 128, salientColumns: Math.round(inDim / 32) }) },
+  ]),
 ];
 
 log(`kernel-ab — ${threads} thread(s), best of ${reps}; load average ${loadavg().map((v) => v.toFixed(2)).join(' ')}`);
@@ -88,15 +93,15 @@ for (const c of onlyPrefill ? [] : CASES) {
   }
 }
 const PREFILL_CASES = [
-  ...[2, 3, 4, 8].map((bits) => ({ label: `uniform ${bits}-bit g128`, format: 'uniform-asym', params: () => ({ bits, groupSize: 128, actOrder: false }) })),
-  {
+  ...uniformCases,
+  ...(onlyUniform ? [] : [{
     label: 'mixed 1/2/3-bit g128',
     format: 'mixed-asym',
     params: (inDim: number) => {
       const nG = inDim / 128, k = Math.round(nG / 3);
       return { groupSize: 128, groups: [k, nG - 2 * k, k, 0], lastBits: 2 };
     },
-  },
+  }]),
 ];
 if (native?.lowbit && prefillRows > 0) {
   const k = native.lowbit;

@@ -139,6 +139,34 @@ T_VNNI INL __m256i block_vnni(const uint8_t *blk, const int8_t *xq, int bits) {
 }
 
 /*
+ * The zero term Σ_g s_w[g]·z[g]·gx[g] of an asymmetric row, eight zeros per step: eight b-bit
+ * zeros are b bytes of the bitstream, split by variable shifts (8-bit: widened). One lb_zero per
+ * group cost more than the block dots at group 32 (a bit extraction per 32 weights).
+ */
+T_AVX2 INL float zero_dot(const lb_uniform *w, int r, const float *f, const float *gx, int bits) {
+  const uint8_t *z = w->zero + (size_t)r * w->zbytes;
+  const int ng = w->n_groups;
+  const __m256i sh = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(bits));
+  const __m256i mask = _mm256_set1_epi32((1 << bits) - 1);
+  __m256 v = _mm256_setzero_ps();
+  int g = 0;
+  for (; g + 8 <= ng; g += 8) {
+    const uint8_t *p = z + (size_t)(g / 8) * bits;
+    __m256i zi;
+    if (bits == 8) zi = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)p));
+    else {
+      /* the bytes composed in a register: a 3-byte memcpy then a 4-byte load stalled on store forwarding */
+      uint32_t u = p[0] | (uint32_t)p[1] << 8 | (bits >= 3 ? (uint32_t)p[2] << 16 : 0u) | (bits >= 4 ? (uint32_t)p[3] << 24 : 0u);
+      zi = _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32((int)u), sh), mask);
+    }
+    v = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_loadu_ps(f + g), _mm256_loadu_ps(gx + g)), _mm256_cvtepi32_ps(zi), v);
+  }
+  float o = hsum_ps(v);
+  for (; g < ng; g++) o += f[g] * (float)lb_zero(w, r, g) * gx[g];
+  return o;
+}
+
+/*
  * Groups of 32 and 64 columns (lowbit.h gsub > 1): the block dot with the sums of its four
  * 32-column parts kept in separate int32 lanes. Which part each lane holds follows from the
  * kernel order of the width (lane_of): 2/3-bit planes hold 8 bytes per part, so the pairs of
@@ -229,11 +257,7 @@ T_VNNI INL __m256i block_sub_vnni(const uint8_t *blk, const int8_t *xq, int bits
           for (g = 0; g + 8 <= ng; g += 8) v = _mm256_fmadd_ps(_mm256_loadu_ps(f + g), _mm256_loadu_ps(a->gx + g), v); \
           for (; g < ng; g++) o += f[g] * a->gx[g];                                                    \
           o = (o + hsum_ps(v)) * (float)(1 << (bits - 1));                                             \
-        } else { /* four partial sums: one chain would serialise on the add latency */                \
-          float o4[4] = {0, 0, 0, 0};                                                                  \
-          for (g = 0; g < ng; g++) o4[g & 3] += f[g] * (float)lb_zero(w, rr[i], g) * a->gx[g];         \
-          o = (o4[0] + o4[1]) + (o4[2] + o4[3]);                                                       \
-        }                                                                                              \
+        } else o = zero_dot(w, rr[i], f, a->gx, bits);                                                 \
         off[i] = o;                                                                                    \
         rp[i] = w->q + (size_t)rr[i] * w->row_stride;                                                  \
         acc[i] = accg[i] = _mm256_setzero_ps();                                                        \
