@@ -14,6 +14,8 @@
  * process's CPU time (user + system, all threads: what a loaded machine can still measure), and
  * the tokens/s each implies for this one layer. `--groups 32,64,128`: the uniform cases at each
  * group size (32 and 64: several groups per int8 activation block); `--only-uniform` skips the others.
+ * `--cpu`: matvec times are the process's CPU time per call, over batches of 10 calls (best of
+ * --reps batches), for a loaded machine; `--isas avx2,vnni` limits the native instruction sets.
  */
 import { loadavg } from 'node:os';
 import type { Backend } from '../src/backend/types.js';
@@ -29,6 +31,8 @@ const reps = Number(arg('--reps', '30'));
 const json = args.includes('--json');
 const prefillRows = Number(arg('--prefill', '128'));
 const onlyPrefill = args.includes('--only-prefill');
+const cpuTime = args.includes('--cpu');
+const isas = arg('--isas', 'scalar,avx2,vnni,neon-dotprod').split(',');
 const log = (s: string) => (json ? process.stderr.write(`${s}\n`) : console.log(s));
 
 const native = loadNativeBackend(threads).backend;
@@ -48,7 +52,7 @@ const CASES = [
   ]),
 ];
 
-log(`kernel-ab — ${threads} thread(s), best of ${reps}; load average ${loadavg().map((v) => v.toFixed(2)).join(' ')}`);
+log(`kernel-ab — ${threads} thread(s), best of ${reps}${cpuTime ? ' (matvec: CPU time per call, batches of 10)' : ''}; load average ${loadavg().map((v) => v.toFixed(2)).join(' ')}`);
 const rows: Array<Record<string, unknown>> = [];
 for (const c of onlyPrefill ? [] : CASES) {
   const f = getFormat(c.format);
@@ -67,6 +71,13 @@ for (const c of onlyPrefill ? [] : CASES) {
       lin.matvec(y, x);
       let best = Infinity;
       for (let i = 0; i < reps; i++) {
+        if (cpuTime) {
+          const c0 = process.cpuUsage();
+          for (let k = 0; k < 10; k++) lin.matvec(y, x);
+          const c = process.cpuUsage(c0);
+          best = Math.min(best, (c.user + c.system) / 1e4); // ms per call
+          continue;
+        }
         const s = performance.now();
         lin.matvec(y, x);
         best = Math.min(best, performance.now() - s);
@@ -75,10 +86,10 @@ for (const c of onlyPrefill ? [] : CASES) {
       const us = best * 1000;
       const row = { weights: c.label, shape: `${out}x${inDim}`, engine, ran: (lin as { engine?: string }).engine, us, MB: bytes / 1e6, GBs: bytes / us / 1e3, loadMs };
       rows.push(row);
-      log(`  ${c.label.padEnd(20)} ${row.shape.padEnd(10)} ${engine.padEnd(22)} ${us.toFixed(0).padStart(6)} µs  ${row.GBs.toFixed(1).padStart(5)} GB/s  (${row.MB.toFixed(2)} MB, setup ${loadMs.toFixed(0)} ms)`);
+      log(`  ${c.label.padEnd(20)} ${row.shape.padEnd(10)} ${engine.padEnd(22)} ${us.toFixed(0).padStart(6)} µs${cpuTime ? ' cpu' : ''}  ${row.GBs.toFixed(1).padStart(5)} GB/s  (${row.MB.toFixed(2)} MB, setup ${loadMs.toFixed(0)} ms)`);
     };
     if (native) {
-      for (const isa of ['scalar', 'avx2', 'vnni', 'neon-dotprod']) {
+      for (const isa of isas) {
         if (!native.setIsa(isa)) continue;
         if (c.format === 'aqlm') for (const g of [0, 1, 2]) run(`native ${isa} gather${g}`, native, () => native.setCodebookGather(g));
         else run(`native ${isa}`, native);
