@@ -1,8 +1,8 @@
 /**
- * `node dist/bench/int8-block.js [--windows N] [--bits 4,8] [--json]`: does the int8 activation
+ * `node dist/bench/int8-block.js [--model stories260K|bench-llama] [--windows N] [--bits 4,8] [--json]`: does the int8 activation
  * need llama.cpp's 32-column blocks at group 32? The native kernels quantize x with one scale per
  * 128 columns (int8-activations.ts) even where weight groups are 32 columns; llama.cpp's Q8_0
- * activations have one per 32. This scores stories260K RTN g32 files (made as bench:int8-ppl
+ * activations have one per 32. This scores RTN g32 files of the model (default stories260K) (made as bench:int8-ppl
  * makes them, same temp dir) token by token with every packed linear fed x̂ = the int8
  * reference of x at a block of 128 and of 32 columns, on exact float kernels
  * (`floatActivations`), next to float x: the perplexity cost of each block size, one run.
@@ -29,6 +29,12 @@ const arg = (name: string, fallback: string) => (args.includes(name) ? args[args
 const json = args.includes('--json');
 const windows = args.includes('--windows') ? Number(arg('--windows', '0')) : undefined;
 const bitsList = arg('--bits', '4,8').split(',').map(Number);
+const modelName = arg('--model', 'stories260K');
+const MODELS: Record<string, string> = { stories260K: 'models/stories260K/stories260K.bin', 'bench-llama': 'models/bench-llama' };
+if (!MODELS[modelName]) {
+  console.error(`int8-block: --model must be one of ${Object.keys(MODELS).join(', ')}`);
+  process.exit(2);
+}
 const log = (s: string) => (json ? process.stderr.write(`${s}\n`) : console.log(s));
 const dir = join(tmpdir(), 'bitcrush-int8-ppl');
 
@@ -57,11 +63,11 @@ class Int8Input implements Linear {
 mkdirSync(dir, { recursive: true });
 const text = readFileSync(shared('data/tinystories/heldout.txt'), 'utf8');
 const rows = [];
-log(`int8-block — stories260K RTN g32, ${windows ?? 'all'} windows of 256, exact float kernels with int8 inputs`);
+log(`int8-block — ${modelName} RTN g32, ${windows ?? 'all'} windows of 256, exact float kernels with int8 inputs`);
 for (const bits of bitsList) {
-  const out = join(dir, `stories260K-rtn${bits}-g32.bcq`);
+  const out = join(dir, `${modelName}-rtn${bits}-g32.bcq`);
   if (!existsSync(out)) {
-    const q = spawnSync(process.execPath, [CLI, 'quantize', shared('models/stories260K/stories260K.bin'), '--method', 'rtn', '--bits', String(bits), '--group-size', '32', '--out', out], { encoding: 'utf8' });
+    const q = spawnSync(process.execPath, [CLI, 'quantize', shared(MODELS[modelName]!), '--method', 'rtn', '--bits', String(bits), '--group-size', '32', '--out', out], { encoding: 'utf8' });
     if (q.status !== 0) throw new Error(`quantize ${out} failed:\n${q.stderr}`);
   }
   const ppl = (block: number | null) => {
@@ -79,7 +85,7 @@ for (const bits of bitsList) {
   };
   const float = ppl(null), b128 = ppl(128), b32 = ppl(32);
   const pct = (v: number) => (100 * (v - float)) / float;
-  const row = { bits, group: 32, windows: windows ?? 'all', floatPpl: float, int8Block128Ppl: b128, int8Block32Ppl: b32, change128Pct: pct(b128), change32Pct: pct(b32) };
+  const row = { model: modelName, bits, group: 32, windows: windows ?? 'all', floatPpl: float, int8Block128Ppl: b128, int8Block32Ppl: b32, change128Pct: pct(b128), change32Pct: pct(b32) };
   rows.push(row);
   log(`${bits}-bit g32: float ${float.toFixed(4)}, int8 per 128 ${b128.toFixed(4)} (${pct(b128) >= 0 ? '+' : ''}${pct(b128).toFixed(3)} %), int8 per 32 ${b32.toFixed(4)} (${pct(b32) >= 0 ? '+' : ''}${pct(b32).toFixed(3)} %)`);
 }
