@@ -19,7 +19,7 @@
  * before and after, and every figure is a best of repeats.
  *
  * Options: --full, --threads 1,2, --tokens 32, --prefill 128, --reps 3, --formats a,b (labels
- * below), --cache DIR (packed files, made once; default $TMPDIR/bitcrush-bench-decode),
+ * below; "uniform B-bit g32" / "g64" for B = 2, 3, 4, 8 by name only), --cache DIR (packed files, made once; default $TMPDIR/bitcrush-bench-decode),
  * --no-compare (skip native+wasm rows), --json.
  * `--backend wasm`: the wasm backend instead (Node without the addon, the browser's kernels):
  * `wasm` = the SIMD128 module, `wasm relaxed` = wasm/kernels-relaxed.wasm (only where the engine
@@ -91,7 +91,19 @@ const FILES: FileSpec[] = [
   { label: 'codebook AQLM 2x8 g8', format: 'aqlm', params: () => ({ M: 2, B: 8, g: 8 }) },
   { label: 'binary BiLLM b128', format: 'binary-billm', params: (_o, inDim) => ({ blockSize: 128, salientColumns: Math.round(inDim / 32) }) },
 ];
+/**
+ * Asked for by name only (not in the default run): uniform groups of 32 and 64 columns, the
+ * group size of GGUF Q4_0/Q8_0 and of many GPTQ checkpoints (several groups per int8 block).
+ */
+const GROUPED: FileSpec[] = [32, 64].flatMap((groupSize) =>
+  [2, 3, 4, 8].map((bits) => ({ label: `uniform ${bits}-bit g${groupSize}`, format: 'uniform-asym', params: () => ({ bits, groupSize, actOrder: false }) })),
+);
 const wanted = arg('--formats', FILES.map((f) => f.label).join(',')).split(',');
+const unknown = wanted.filter((w) => ![...FILES, ...GROUPED].some((f) => f.label === w));
+if (unknown.length > 0) {
+  console.error(`bench:decode: unknown --formats ${unknown.map((u) => JSON.stringify(u)).join(', ')} (known: ${[...FILES, ...GROUPED].map((f) => f.label).join(', ')})`);
+  process.exit(2);
+}
 
 /** Seeded uniform [0, 1): an LCG, fast enough to fill a billion weights. */
 function lcg(seed: number): () => number {
@@ -300,7 +312,7 @@ function main(): void {
   const files: Array<{ label: string; path: string | null; linearBytes: number; gemm: boolean }> = [];
   const shapes = expectedShapes(c);
   files.push({ label: 'fp32', path: null, linearBytes: linearNames(c).reduce((s, n) => s + shapes.get(n)!.reduce((a, b) => a * b, 1) * 4, 0), gemm: false });
-  for (const spec of FILES.filter((f) => wanted.includes(f.label))) {
+  for (const spec of [...FILES, ...GROUPED].filter((f) => wanted.includes(f.label))) {
     const path = packedFile(spec, c, source);
     const format = getFormat(spec.format);
     const linearBytes = linearNames(c).reduce((s, n) => {

@@ -12,7 +12,8 @@
  * (dequantized tiles + sgemm: W·x exactly; AQLM: the int8-table GEMM against the same tiles); the
  * BiLLM run has no int8 GEMM and is skipped.
  * Options: --windows N (bench-llama windows, default 40; stories260K scores all 386), --only
- * PREFIX (runs whose `model-methodBITS` starts with it: stories260K, stories260K-billm, stories260K-aqlm8, bench-llama-rtn2), --json.
+ * PREFIX (runs whose `model-methodBITS-gGROUP` starts with it, group 0 = per channel: stories260K,
+ * stories260K-billm, stories260K-aqlm8, bench-llama-rtn2, stories260K-rtn4-g32), --json.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
@@ -39,6 +40,10 @@ const RUNS: Array<{ model: string; bits: number; group: number; seqlen: number; 
   { model: 'stories260K/stories260K.bin', bits: 8, group: 0, seqlen: 256, windows: undefined as number | undefined },
   { model: 'stories260K/stories260K.bin', bits: 4, group: 0, seqlen: 256, windows: undefined },
   { model: 'stories260K/stories260K.bin', bits: 3, group: 0, seqlen: 256, windows: undefined },
+  // groups of 32 columns (GGUF Q4_0 / Q8_0, `--group-size 32`): several weight groups per int8 activation block
+  { model: 'stories260K/stories260K.bin', bits: 8, group: 32, seqlen: 256, windows: undefined },
+  { model: 'stories260K/stories260K.bin', bits: 4, group: 32, seqlen: 256, windows: undefined },
+  { model: 'bench-llama', bits: 4, group: 32, seqlen: 256, windows: benchWindows },
   { model: 'bench-llama', bits: 4, group: 128, seqlen: 256, windows: benchWindows },
   { model: 'bench-llama', bits: 3, group: 128, seqlen: 256, windows: benchWindows },
   { model: 'bench-llama', bits: 2, group: 128, seqlen: 256, windows: benchWindows },
@@ -47,7 +52,7 @@ const RUNS: Array<{ model: string; bits: number; group: number; seqlen: number; 
   // AQLM 2x8 g4 (g4: stories260K's 172-wide down_proj input), quick codebooks (2 epochs, 32
   // windows): the native int8 lookup tables against the wasm kernels' float tables
   { model: 'stories260K/stories260K.bin', bits: 8, group: 4, seqlen: 256, windows: undefined, method: 'aqlm' },
-].filter((r) => (!only || `${r.model.split('/')[0]}-${r.method ?? 'rtn'}${r.bits}`.startsWith(only)) && !(prefillMode && r.method === 'billm'));
+].filter((r) => (!only || `${r.model.split('/')[0]}-${r.method ?? 'rtn'}${r.bits}-g${r.group}`.startsWith(only)) && !(prefillMode && r.method === 'billm'));
 
 mkdirSync(dir, { recursive: true });
 const text = readFileSync(shared('data/tinystories/heldout.txt'), 'utf8');
@@ -71,13 +76,15 @@ for (const r of RUNS) {
     const be = prefillMode
       ? loadNativeBackend(1, () => createWasmBackendNode(1)).backend!
       : loadNativeBackend(1, () => createWasmBackendNode(1), { lowbit, floatActivations: !lowbit }).backend!;
-    const int8Default = be.lowbit?.int8Prefill; // lowbit off: the float run has no lowbit kernels
-    if (prefillMode) be.lowbit!.int8Prefill = lowbit;
+    // the float-activation run hides the addon's low-bit kernels (be.lowbit undefined)
+    const k = be.lowbit;
+    const int8Default = k?.int8Prefill;
+    if (prefillMode) k!.int8Prefill = lowbit;
     const { model, tokenizer, dispose } = loadModel(out, { backend: be, maxRows: prefillMode ? r.seqlen : 1 });
     try {
       return perplexityOfText(model, tokenizer, text, { seqLen: r.seqlen, maxWindows: r.windows }).ppl;
     } finally {
-      if (be.lowbit) be.lowbit.int8Prefill = int8Default!;
+      if (k) k.int8Prefill = int8Default!;
       dispose();
       be.dispose();
     }

@@ -12,7 +12,7 @@ import type { Backend } from '../backend/types.js';
 export interface LowbitKernels {
   /** The instruction set the kernels run on: 'vnni', 'avx2', 'neon-dotprod' or 'scalar'. */
   readonly isa: string;
-  /** y [outDim] = W x [inDim]; x quantized to int8 per 128-column block (int8-activations.ts). */
+  /** y [outDim] = W x [inDim]; x quantized to int8 per 128-column block (int8-activations.ts); groupSize as nativeUniformFits. */
   uniformMatvec(
     y: Float32Array, x: Float32Array, q: Uint8Array, scale: Uint16Array, zero: Uint8Array | null, perm: Int32Array | null,
     outDim: number, inDim: number, groupSize: number, bits: number,
@@ -128,9 +128,13 @@ export function nativeMixedFits(inDim: number, groupSize: number): boolean {
   return groupSize === 128 && inDim % 128 === 0;
 }
 
-/** Groups the native kernels take: whole 128-column blocks, or one group per row. */
+/**
+ * Groups the native kernels take: whole 128-column blocks, 32 or 64 columns (GGUF Q4_0/Q8_0,
+ * GPTQ g32/g64: several groups per int8 activation block, one integer dot each), or one group
+ * per row. Groups of 16 and other sizes keep the wasm kernels.
+ */
 export function nativeUniformFits(inDim: number, groupSize: number): boolean {
-  return groupSize >= inDim || groupSize % 128 === 0;
+  return groupSize >= inDim || groupSize % 128 === 0 || groupSize === 32 || groupSize === 64;
 }
 
 /**

@@ -11,10 +11,11 @@
  * each tile back in original column order.
  *
  * On the native backend the addon's int8-activation kernels run (uniform-native.ts,
- * native/lowbit.h); on a backend with row kernels (wasm) 2/4/8-bit tensors with whole
- * 128-column groups run the same int8 kernels in WebAssembly SIMD (uniform-wasm-int8.ts,
- * csrc/lowbit-int8.c), others the same algorithms as here (uniform-wasm.ts, csrc/lowbit.c); this TypeScript
- * kernel is their reference and serves the reference backend.
+ * native/lowbit.h; groups of 32, 64 or whole 128-column blocks, or per channel); on a backend
+ * with row kernels (wasm) 2/4/8-bit tensors with whole 128-column groups run the same int8
+ * kernels in WebAssembly SIMD (uniform-wasm-int8.ts, csrc/lowbit-int8.c), others the same
+ * algorithms as here (uniform-wasm.ts, csrc/lowbit.c); this TypeScript kernel is their reference
+ * and serves the reference backend.
  */
 import type { Backend } from '../backend/types.js';
 import { KernelChoice } from './kernel-choice.js';

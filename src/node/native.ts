@@ -71,7 +71,8 @@ function loadAddon(): { addon?: Addon; error?: string } {
  * `opts.floatActivations` keeps the lent wasm kernels on float activations (formats/lowbit-kernels.ts).
  * `rowKernels`: a factory of the row kernels (a wasm backend) lent to the packed formats the
  * addon has no kernels for (mixed, codebook, binary, and uniform tensors whose groups are not
- * whole 128-column blocks), started on first use; omitted, those use TypeScript kernels.
+ * 32, 64 or whole 128-column blocks: lowbit-kernels.ts nativeUniformFits), started on first use;
+ * omitted, those use TypeScript kernels.
  */
 /**
  * The native backends' lowbit.int8Prefill: shared, as the addon's instruction set is
