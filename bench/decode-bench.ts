@@ -9,9 +9,9 @@
  *
  * Per row: load seconds (packed files; '-' for fp32, generated in memory), its CPU time, and the part of it
  * spent on the packed block linears ("lin load": blob reads, checks, kernel setup), decode tok/s (best of --reps runs of --tokens tokens from position 0),
- * prefill tok/s (best of --reps forwards of --prefill tokens; for the uniform and mixed files on
+ * prefill tok/s (best of --reps forwards of --prefill tokens; for the uniform, mixed and AQLM files on
  * `native` also "tiles": the same prefill with lowbit.int8Prefill off, the dequantized float32
- * tiles + sgemm that ran before the int8 GEMM), weight bytes read per decoded token
+ * tiles + sgemm that ran before the int8 GEMM / AQLM's int8-table GEMM), weight bytes read per decoded token
  * (every linear's packed bytes, the head, one embedding row; the KV cache at these short
  * positions is < 1 %), the bandwidth that implies, and its % of the streaming-sum probe at the
  * same thread count (the "bandwidth limit"); then the block linears alone (one matvec each, the
@@ -19,8 +19,14 @@
  * before and after, and every figure is a best of repeats.
  *
  * Options: --full, --threads 1,2, --tokens 32, --prefill 128, --reps 3, --formats a,b (labels
- * below), --cache DIR (packed files, made once; default $TMPDIR/bitcrush-bench-decode),
+ * below; "uniform B-bit g32" / "g64" for B = 2, 3, 4, 8 by name only), --cache DIR (packed files, made once; default $TMPDIR/bitcrush-bench-decode),
  * --no-compare (skip native+wasm rows), --json.
+ * `--backend wasm`: the wasm backend instead (Node without the addon, the browser's kernels):
+ * `wasm` = the SIMD128 module, `wasm relaxed` = wasm/kernels-relaxed.wasm (only where the engine
+ * has relaxed SIMD: run node --experimental-wasm-relaxed-simd), `wasm float` = the SIMD128
+ * module with floatActivations (the float kernels; skipped by --no-compare). "decode tok/CPU-s"
+ * counts the process's CPU time (all threads) instead of the wall clock: the figure a loaded
+ * machine still measures at one thread.
  */
 import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
@@ -34,6 +40,7 @@ import type { LlamaConfig } from '../src/model/config.js';
 import { DEFAULT_EMBED_BITS, DEFAULT_HEAD_BITS, DEFAULT_WHOLE_GROUP } from '../src/cli/whole-flags.js';
 import { EMBED, expectedShapes, LINEARS, LM_HEAD, layerTensor, type ModelSource, type TensorInfo } from '../src/model/weights.js';
 import { createWasmBackendNode } from '../src/node/backend.js';
+import { relaxedSimdAvailable } from '../src/backend/wasm-kernels.js';
 import { writeFileAtomic } from '../src/node/atomic-write.js';
 import { FileSource } from '../src/node/fs.js';
 import { loadNativeBackend } from '../src/node/native.js';
@@ -56,6 +63,8 @@ const prefill = Number(arg('--prefill', '128'));
 const reps = Number(arg('--reps', '3'));
 const cache = arg('--cache', join(tmpdir(), 'bitcrush-bench-decode'));
 const compare = !args.includes('--no-compare');
+const backendKind = arg('--backend', 'native');
+if (backendKind !== 'native' && backendKind !== 'wasm') throw new Error(`--backend must be native or wasm (got '${backendKind}')`);
 const log = (s: string) => {
   if (!json) console.log(s);
   else process.stderr.write(`${s}\n`);
@@ -82,7 +91,19 @@ const FILES: FileSpec[] = [
   { label: 'codebook AQLM 2x8 g8', format: 'aqlm', params: () => ({ M: 2, B: 8, g: 8 }) },
   { label: 'binary BiLLM b128', format: 'binary-billm', params: (_o, inDim) => ({ blockSize: 128, salientColumns: Math.round(inDim / 32) }) },
 ];
+/**
+ * Asked for by name only (not in the default run): uniform groups of 32 and 64 columns, the
+ * group size of GGUF Q4_0/Q8_0 and of many GPTQ checkpoints (several groups per int8 block).
+ */
+const GROUPED: FileSpec[] = [32, 64].flatMap((groupSize) =>
+  [2, 3, 4, 8].map((bits) => ({ label: `uniform ${bits}-bit g${groupSize}`, format: 'uniform-asym', params: () => ({ bits, groupSize, actOrder: false }) })),
+);
 const wanted = arg('--formats', FILES.map((f) => f.label).join(',')).split(',');
+const unknown = wanted.filter((w) => ![...FILES, ...GROUPED].some((f) => f.label === w));
+if (unknown.length > 0) {
+  console.error(`bench:decode: unknown --formats ${unknown.map((u) => JSON.stringify(u)).join(', ')} (known: ${[...FILES, ...GROUPED].map((f) => f.label).join(', ')})`);
+  process.exit(2);
+}
 
 /** Seeded uniform [0, 1): an LCG, fast enough to fill a billion weights. */
 function lcg(seed: number): () => number {
@@ -178,6 +199,7 @@ interface Row {
   /** Of loadSeconds, the packed block linears (reading their blobs, checks, kernel setup). */
   linearLoadSeconds: number;
   decodeTokS: number;
+  decodeCpuTokS: number;
   prefillTokS: number;
   /** The same prefill on dequantized tiles + sgemm (int8Prefill off), where the int8 GEMM serves the file. */
   prefillTilesTokS: number | null;
@@ -211,7 +233,7 @@ function linearSeconds(model: LlamaModel, be: Backend): number {
 
 function measure(
   c: LlamaConfig, open: (be: Backend) => LlamaModel, be: Backend, tilesToo: boolean,
-): { load: number; loadCpu: number; decode: number; prefill: number; prefillTiles: number | null; linear: number } {
+): { load: number; loadCpu: number; decode: number; decodeCpu: number; prefill: number; prefillTiles: number | null; linear: number } {
   const t0 = performance.now();
   const cpu0 = process.cpuUsage();
   const model = open(be);
@@ -225,10 +247,14 @@ function measure(
     };
     decodeRun(4); // warm-up: JIT, first touch of weights and scratch
     let best = Infinity;
+    let bestCpu = Infinity;
     for (let r = 0; r < reps; r++) {
       const t = performance.now();
+      const c0 = process.cpuUsage();
       decodeRun(tokens);
+      const dc = process.cpuUsage(c0);
       best = Math.min(best, (performance.now() - t) / 1000);
+      bestCpu = Math.min(bestCpu, (dc.user + dc.system) / 1e6);
     }
     const prompt = Array.from({ length: prefill }, (_, i) => tok(i));
     const prefillSeconds = () => {
@@ -252,7 +278,7 @@ function measure(
         lowbit.int8Prefill = true;
       }
     }
-    return { load, loadCpu, decode: tokens / best, prefill: prefill / bestP, prefillTiles: tiles, linear: linearSeconds(model, be) };
+    return { load, loadCpu, decode: tokens / best, decodeCpu: tokens / bestCpu, prefill: prefill / bestP, prefillTiles: tiles, linear: linearSeconds(model, be) };
   } finally {
     model.dispose();
   }
@@ -280,13 +306,13 @@ function main(): void {
 
   const rows: Row[] = [];
   const bandwidthAt = new Map<Row, number>(); // the limit each row was first printed against
-  const head = ['weights', 'engine', 'thr', 'load s', 'load cpu', 'lin load', 'decode tok/s', 'prefill tok/s', 'tiles', 'MB/token', 'GB/s', '% of bw', 'linears ms', 'lin % bw'];
-  const widths = [31, 11, 3, 6, 8, 8, 12, 13, 6, 8, 6, 7, 10, 8];
+  const head = ['weights', 'engine', 'thr', 'load s', 'load cpu', 'lin load', 'decode tok/s', 'tok/CPU-s', 'prefill tok/s', 'tiles', 'MB/token', 'GB/s', '% of bw', 'linears ms', 'lin % bw'];
+  const widths = [31, 12, 3, 6, 8, 8, 12, 9, 13, 6, 8, 6, 7, 10, 8];
   const line = (cells: string[]) => log('  ' + cells.map((x, i) => (i < 2 ? x.padEnd(widths[i]!) : x.padStart(widths[i]!))).join(' '));
   const files: Array<{ label: string; path: string | null; linearBytes: number; gemm: boolean }> = [];
   const shapes = expectedShapes(c);
   files.push({ label: 'fp32', path: null, linearBytes: linearNames(c).reduce((s, n) => s + shapes.get(n)!.reduce((a, b) => a * b, 1) * 4, 0), gemm: false });
-  for (const spec of FILES.filter((f) => wanted.includes(f.label))) {
+  for (const spec of [...FILES, ...GROUPED].filter((f) => wanted.includes(f.label))) {
     const path = packedFile(spec, c, source);
     const format = getFormat(spec.format);
     const linearBytes = linearNames(c).reduce((s, n) => {
@@ -294,18 +320,26 @@ function main(): void {
       return s + packedBytes(format, o, i, spec.params(o, i) as never);
     }, 0);
     // the int8 GEMM serves the uniform and mixed families (128-column groups here)
-    const gemm = spec.format.startsWith('uniform') || spec.format.startsWith('mixed');
+    const gemm = spec.format.startsWith('uniform') || spec.format.startsWith('mixed') || spec.format === 'aqlm'; // aqlm: int8-table GEMM
     files.push({ label: `${spec.label} (${(statSync(path).size / 1e9).toFixed(2)} GB)`, path, linearBytes, gemm });
   }
   log('');
   line(head);
   for (const f of files) {
     for (const t of threadList) {
-      const engines: Array<{ name: string; lowbit: boolean }> = [{ name: 'native', lowbit: true }];
-      if (compare && f.path !== null) engines.push({ name: 'native+wasm', lowbit: false });
+      const engines: Array<{ name: string; lowbit: boolean; make: () => Backend }> = [];
+      if (backendKind === 'native') {
+        engines.push({ name: 'native', lowbit: true, make: () => loadNativeBackend(t, () => createWasmBackendNode(t), { lowbit: true }).backend! });
+        if (compare && f.path !== null) engines.push({ name: 'native+wasm', lowbit: false, make: () => loadNativeBackend(t, () => createWasmBackendNode(t), { lowbit: false }).backend! });
+      } else {
+        engines.push({ name: 'wasm', lowbit: false, make: () => createWasmBackendNode(t, 'simd128') });
+        // fp32 runs the same sgemv/sgemm objects in both modules (scripts/build-wasm.sh): one row
+        if (relaxedSimdAvailable() && f.path !== null) engines.push({ name: 'wasm relaxed', lowbit: false, make: () => createWasmBackendNode(t, 'relaxed') });
+        if (compare && f.path !== null) engines.push({ name: 'wasm float', lowbit: false, make: () => Object.assign(createWasmBackendNode(t, 'simd128'), { floatActivations: true }) });
+      }
       for (const e of engines) {
         probe(t);
-        const be = loadNativeBackend(t, () => createWasmBackendNode(t), { lowbit: e.lowbit }).backend!;
+        const be = e.make();
         let packedLoad = 0;
         try {
           const open = (b: Backend) => {
@@ -326,14 +360,14 @@ function main(): void {
           const bpt = bytesPerToken(c, f.linearBytes, f.path !== null);
           const gbs = (bpt * m.decode) / 1e9;
           const row: Row = {
-            weights: f.label, engine: e.name, threads: t, loadSeconds: m.load, loadCpuSeconds: m.loadCpu, linearLoadSeconds: packedLoad, decodeTokS: m.decode, prefillTokS: m.prefill, prefillTilesTokS: m.prefillTiles,
+            weights: f.label, engine: e.name, threads: t, loadSeconds: m.load, loadCpuSeconds: m.loadCpu, linearLoadSeconds: packedLoad, decodeTokS: m.decode, decodeCpuTokS: m.decodeCpu, prefillTokS: m.prefill, prefillTilesTokS: m.prefillTiles,
             bytesPerToken: bpt, gbPerS: gbs, bandwidthPct: (100 * gbs * 1e9) / bandwidth.get(t)!,
             linearSeconds: m.linear, linearBandwidthPct: (100 * f.linearBytes) / m.linear / bandwidth.get(t)!,
           };
           rows.push(row);
           bandwidthAt.set(row, bandwidth.get(t)!);
           line([
-            f.label, e.name, String(t), f.path === null ? '-' : m.load.toFixed(2), f.path === null ? '-' : m.loadCpu.toFixed(2), f.path === null ? '-' : packedLoad.toFixed(2), m.decode.toFixed(1), m.prefill.toFixed(1), m.prefillTiles === null ? '-' : m.prefillTiles.toFixed(1), (bpt / 1e6).toFixed(0),
+            f.label, e.name, String(t), f.path === null ? '-' : m.load.toFixed(2), f.path === null ? '-' : m.loadCpu.toFixed(2), f.path === null ? '-' : packedLoad.toFixed(2), m.decode.toFixed(1), m.decodeCpu.toFixed(1), m.prefill.toFixed(1), m.prefillTiles === null ? '-' : m.prefillTiles.toFixed(1), (bpt / 1e6).toFixed(0),
             gbs.toFixed(1), row.bandwidthPct.toFixed(0), (m.linear * 1000).toFixed(2), row.linearBandwidthPct.toFixed(0),
           ]);
         } finally {
@@ -350,7 +384,7 @@ function main(): void {
     r.bandwidthPct = (100 * r.gbPerS * 1e9) / bw;
     r.linearBandwidthPct = (100 * (r.linearBandwidthPct / 100) * bandwidthAt.get(r)!) / bw;
     line([
-      r.weights, r.engine, String(r.threads), r.weights === 'fp32' ? '-' : r.loadSeconds.toFixed(2), r.weights === 'fp32' ? '-' : r.loadCpuSeconds.toFixed(2), r.weights === 'fp32' ? '-' : r.linearLoadSeconds.toFixed(2), r.decodeTokS.toFixed(1), r.prefillTokS.toFixed(1),
+      r.weights, r.engine, String(r.threads), r.weights === 'fp32' ? '-' : r.loadSeconds.toFixed(2), r.weights === 'fp32' ? '-' : r.loadCpuSeconds.toFixed(2), r.weights === 'fp32' ? '-' : r.linearLoadSeconds.toFixed(2), r.decodeTokS.toFixed(1), r.decodeCpuTokS.toFixed(1), r.prefillTokS.toFixed(1),
       r.prefillTilesTokS === null ? '-' : r.prefillTilesTokS.toFixed(1), (r.bytesPerToken / 1e6).toFixed(0), r.gbPerS.toFixed(1), r.bandwidthPct.toFixed(0), (r.linearSeconds * 1000).toFixed(2), r.linearBandwidthPct.toFixed(0),
     ]);
   }

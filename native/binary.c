@@ -276,7 +276,7 @@ int bn_gemv(const bn_tensor *w, const float *x, float *y) {
   a.ssum = a.tsum + w->n_blocks;
   a.xsal = a.ssum + w->n_blocks;
   /* int8 over all columns in order (the reference: int8Activations with no perm), any lane order works here */
-  lb_act la = {a.xq, a.xs, (int32_t *)(a.xsal + w->n_sal + 16), NULL, 0}; /* xsum [chunks]: unused */
+  lb_act la = {a.xq, a.xs, (int32_t *)(a.xsal + w->n_sal + 16), NULL, NULL, 0}; /* xsum [chunks]: unused */
   lb_quantize_act(x, NULL, w->in, chunks, 8, NULL, &la);
   for (int k = 0; k < w->n_sal; k++) a.xq[w->sal_col[k]] = 0, a.xsal[k] = x[w->sal_col[k]];
   memset(a.xsal + w->n_sal, 0, 16 * sizeof(float));

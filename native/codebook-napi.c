@@ -2,11 +2,14 @@
  * N-API wrappers of the AQLM codebook kernels (codebook.h), shapes checked before any pointer
  * is touched (napi-args.h):
  *   codebookPrepare(cbt, cb16, M, B, g)   cbt Float32Array [2·M·g·2^B] from the file's float16 bits
+ *   codebookTile(dst, codes, out, in, M, g)  B = 8: the file's code rows into the tiled layout (same size)
  *   codebookMatvec(y, x, C...)            y [out] = W·x
+ *   codebookGemm(y, x, rows, C...)        B = 8: y [rows, out] = x [rows, in]·Wᵀ (int8 tables)
  *   codebookDequant(w, C..., r0, r1)      rows [r0, r1) into w [(r1 − r0)·in]
- *   codebookSetGather(level)              caps the lookup kernel (tests): 0 scalar, 1 AVX2, 2 AVX-512, −1 best
- * with C = codes (Uint8Array, the file's bitstream rows), cbt, scale (Uint16Array float16 bits),
- * out, in, M, B (1..8), g.
+ *   codebookSetKernel(level)              caps the B = 8 kernel (tests): 0 scalar, 1 AVX2, 2 AVX-512 VBMI / NEON, −1 best
+ *   codebookKernel() -> level             the B = 8 kernel in use
+ * with C = codes (Uint8Array: B < 8 the file's bitstream rows, B = 8 tiled by codebookTile), cbt,
+ * scale (Uint16Array float16 bits), out, in, M, B (1..8), g.
  */
 #include "codebook-napi.h"
 
@@ -56,6 +59,35 @@ static napi_value matvec(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+static napi_value tile(napi_env env, napi_callback_info info) {
+  call_t c;
+  if (!begin(env, info, &c, 6)) return NULL;
+  int out = int_arg(&c, 2, 0, 2147483647.0), in = int_arg(&c, 3, 1, 2147483647.0);
+  int M = int_arg(&c, 4, 1, 16), g = int_arg(&c, 5, 1, 64);
+  if (c.ok && in % g != 0) fail(&c, "bitcrush_native: g must divide in");
+  if (!c.ok) return NULL;
+  double bytes = (double)out * (in / g) * M;
+  uint8_t *dst = typed(&c, 0, napi_uint8_array, bytes, 0);
+  const uint8_t *codes = typed(&c, 1, napi_uint8_array, bytes, 0);
+  if (c.ok && dst == codes) fail(&c, "bitcrush_native: codebookTile needs two buffers");
+  if (!c.ok || bytes == 0) return NULL;
+  cb_tile_codes(dst, codes, out, in / g, M);
+  return NULL;
+}
+
+static napi_value gemm(napi_env env, napi_callback_info info) {
+  call_t c;
+  cb_tensor w;
+  if (!begin(env, info, &c, 11) || !cb_args(&c, 3, &w)) return NULL;
+  int rows = int_arg(&c, 2, 0, 1048576.0);
+  if (c.ok && w.B != 8) fail(&c, "bitcrush_native: codebookGemm takes 8-bit codes");
+  float *y = typed(&c, 0, napi_float32_array, (double)rows * w.out, 0);
+  const float *x = typed(&c, 1, napi_float32_array, (double)rows * w.in, 0);
+  if (!c.ok || w.out == 0 || rows == 0) return NULL;
+  if (!cb_gemm8(&w, x, y, rows)) napi_throw_error(env, NULL, "bitcrush_native: out of memory");
+  return NULL;
+}
+
 static napi_value dequant(napi_env env, napi_callback_info info) {
   call_t c;
   cb_tensor w;
@@ -68,20 +100,30 @@ static napi_value dequant(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-static napi_value set_gather(napi_env env, napi_callback_info info) {
+static napi_value set_kernel(napi_env env, napi_callback_info info) {
   call_t c;
   if (!begin(env, info, &c, 1)) return NULL;
   int level = int_arg(&c, 0, -1, 2);
-  if (c.ok) cb_set_gather(level);
+  if (c.ok) cb_set_kernel(level);
   return NULL;
+}
+
+static napi_value kernel_level(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value v;
+  napi_create_int32(env, cb_kernel_level(), &v);
+  return v;
 }
 
 void codebook_define(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"codebookPrepare", NULL, prepare, NULL, NULL, NULL, napi_default, NULL},
+      {"codebookTile", NULL, tile, NULL, NULL, NULL, napi_default, NULL},
       {"codebookMatvec", NULL, matvec, NULL, NULL, NULL, napi_default, NULL},
+      {"codebookGemm", NULL, gemm, NULL, NULL, NULL, napi_default, NULL},
       {"codebookDequant", NULL, dequant, NULL, NULL, NULL, napi_default, NULL},
-      {"codebookSetGather", NULL, set_gather, NULL, NULL, NULL, napi_default, NULL},
+      {"codebookSetKernel", NULL, set_kernel, NULL, NULL, NULL, napi_default, NULL},
+      {"codebookKernel", NULL, kernel_level, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
 }

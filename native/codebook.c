@@ -1,17 +1,17 @@
 /*
- * Native kernels of the AQLM additive-codebook format (registry.ts aqlm) with codes of B ≤ 8
+ * Native kernels of the AQLM additive-codebook format (registry.ts aqlm) with codes of B < 8
  * bits, read in place from the file's bytes (each row a bitstream of nG·M codes, code i at bits
  * [i·B, i·B + B)); reference: src/formats/codebook-linear.ts, compared in test/formats.test.ts.
+ * B = 8 (the 2x8 / 1x8 / 4x8 schemes) takes the int8 tables of codebook-lut8.c for matvec.
  *
  * matvec, lookup table (AQLM §3.3), float32 activations (so results match W·x up to float32
  * accumulation, no int8 rounding):
  *   1. T[i, k] = C_m[k] · x_j for i = j·M + m, every codeword k < K = 2^B (threaded over groups
  *      j; AVX2 FMA over eight codewords at a time from the codebooks transposed to [M, g, K]);
- *   2. y_r = s_r · Σ_i T[i, b_{r,i}] (threaded over rows). B = 8: codes are bytes and the
- *      lookups are gathers (AVX2 8-wide, AVX-512 16-wide, four rows per pass); other B: scalar.
- * The codes are walked in passes whose table slice is CB_SLICE bytes, so the slice stays in L2
- * while the codes stream past (a 2x8 g8 table of a 5632-wide layer is 1.4 MiB, L2 1 MiB here).
- * The table is per-thread scratch (grown on demand): kernel memory is the file's codes, its
+ *   2. y_r = s_r · Σ_i T[i, b_{r,i}] (threaded over rows, scalar: at most 128 codewords).
+ * The codes are walked in passes whose table slice is PASS_BYTES bytes, so the slice stays in L2
+ * while the codes stream past. The table is per-thread scratch (grown on demand): kernel memory
+ * is the file's codes (B = 8: tiled, the same size), its
  * float16 scales, and two float32 copies of the codebooks (transposed for the table, as stored for
  * dequantization: 2·M·K·g values, 32 KiB at 2x8 g8).
  * Dequantization (prefill tiles): ŵ = s_r · Σ_m C_m[b] summed in float32 in order m, exactly as
@@ -28,15 +28,13 @@
 #if defined(__x86_64__)
 #include <immintrin.h>
 #define T_AVX2 __attribute__((target("avx2,fma,f16c")))
-#define T_AVX512 __attribute__((target("avx2,fma,f16c,avx512f")))
 #endif
 
 /* Bytes of table one lookup pass indexes. */
-#define CB_SLICE (256 * 1024)
+#define PASS_BYTES (256 * 1024)
 
 static inline int code_at(const cb_tensor *w, const uint8_t *row, int i) {
   int B = w->B;
-  if (B == 8) return row[i];
   int bit = i * B, byte = bit >> 3;
   unsigned v = row[byte] | (byte + 1 < (int)w->row_bytes ? (unsigned)row[byte + 1] << 8 : 0u);
   return (int)((v >> (bit & 7)) & ((1u << B) - 1));
@@ -136,93 +134,15 @@ static void lookups_scalar(const cb_tensor *w, const float *T, float *y, int r0,
   }
 }
 
-#if defined(__x86_64__)
-T_AVX2 static inline float hsum8(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
-  return _mm_cvtss_f32(s);
-}
-
-/* B = 8, i0 a multiple of 8: eight codes per gather, four rows per pass. */
-T_AVX2 static void lookups_avx2(const cb_tensor *w, const float *T, float *y, int r0, int r1, int i0, int i1) {
-  const int K = 256;
-  int n8 = i0 + (i1 - i0) / 8 * 8;
-  const __m256i step = _mm256_set1_epi32(8 * K);
-  const __m256i base0 = _mm256_add_epi32(_mm256_setr_epi32(0, K, 2 * K, 3 * K, 4 * K, 5 * K, 6 * K, 7 * K), _mm256_set1_epi32(i0 * K));
-  int r = r0;
-  for (; r + 4 <= r1; r += 4) {
-    const uint8_t *c0 = w->codes + (size_t)r * w->row_bytes, *c1 = c0 + w->row_bytes, *c2 = c1 + w->row_bytes, *c3 = c2 + w->row_bytes;
-    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-    __m256i base = base0;
-    for (int i = i0; i < n8; i += 8) {
-      __m256i k0 = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(c0 + i)));
-      __m256i k1 = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(c1 + i)));
-      __m256i k2 = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(c2 + i)));
-      __m256i k3 = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(c3 + i)));
-      a0 = _mm256_add_ps(a0, _mm256_i32gather_ps(T, _mm256_add_epi32(base, k0), 4));
-      a1 = _mm256_add_ps(a1, _mm256_i32gather_ps(T, _mm256_add_epi32(base, k1), 4));
-      a2 = _mm256_add_ps(a2, _mm256_i32gather_ps(T, _mm256_add_epi32(base, k2), 4));
-      a3 = _mm256_add_ps(a3, _mm256_i32gather_ps(T, _mm256_add_epi32(base, k3), 4));
-      base = _mm256_add_epi32(base, step);
-    }
-    y[r] += hsum8(a0), y[r + 1] += hsum8(a1), y[r + 2] += hsum8(a2), y[r + 3] += hsum8(a3);
-  }
-  if (r < r1) lookups_scalar(w, T, y, r, r1, i0, n8);
-  if (n8 < i1) lookups_scalar(w, T, y, r0, r1, n8, i1);
-}
-
-/* B = 8, sixteen codes per gather, two rows per pass. */
-T_AVX512 static void lookups_avx512(const cb_tensor *w, const float *T, float *y, int r0, int r1, int i0, int i1) {
-  const int K = 256;
-  int n16 = i0 + (i1 - i0) / 16 * 16;
-  const __m512i step = _mm512_set1_epi32(16 * K);
-  const __m512i base0 = _mm512_add_epi32(_mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), _mm512_set1_epi32(K)), _mm512_set1_epi32(i0 * K));
-  int r = r0;
-  for (; r + 4 <= r1; r += 4) {
-    const uint8_t *c0 = w->codes + (size_t)r * w->row_bytes, *c1 = c0 + w->row_bytes, *c2 = c1 + w->row_bytes, *c3 = c2 + w->row_bytes;
-    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-    __m512i base = base0;
-    for (int i = i0; i < n16; i += 16) {
-      __m512i k0 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(c0 + i)));
-      __m512i k1 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(c1 + i)));
-      __m512i k2 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(c2 + i)));
-      __m512i k3 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(c3 + i)));
-      a0 = _mm512_add_ps(a0, _mm512_i32gather_ps(_mm512_add_epi32(base, k0), T, 4));
-      a1 = _mm512_add_ps(a1, _mm512_i32gather_ps(_mm512_add_epi32(base, k1), T, 4));
-      a2 = _mm512_add_ps(a2, _mm512_i32gather_ps(_mm512_add_epi32(base, k2), T, 4));
-      a3 = _mm512_add_ps(a3, _mm512_i32gather_ps(_mm512_add_epi32(base, k3), T, 4));
-      base = _mm512_add_epi32(base, step);
-    }
-    y[r] += _mm512_reduce_add_ps(a0), y[r + 1] += _mm512_reduce_add_ps(a1);
-    y[r + 2] += _mm512_reduce_add_ps(a2), y[r + 3] += _mm512_reduce_add_ps(a3);
-  }
-  if (r < r1) lookups_scalar(w, T, y, r, r1, i0, n16);
-  if (n16 < i1) lookups_scalar(w, T, y, r0, r1, n16, i1);
-}
-#endif
-
-/* Which lookup kernel cb_gemv uses: 0 scalar, 1 AVX2 gathers, 2 AVX-512 gathers (set by cb_set_gather). */
-static int gather_choice = -1;
-
-void cb_set_gather(int level) { gather_choice = level; }
-
 static void lut_range(void *ctx, int r0, int r1) {
   lut_job *j = ctx;
   const cb_tensor *w = j->w;
   int n = w->nG * w->M;
-  int slice = CB_SLICE / (4 * w->K);
+  int slice = PASS_BYTES / (4 * w->K);
   slice = slice < 16 ? 16 : slice / 16 * 16;
-  int level = simd_level();
-  if (gather_choice >= 0 && gather_choice < level) level = gather_choice;
-  if (w->B != 8) level = 0;
   for (int r = r0; r < r1; r++) j->y[r] = 0;
   for (int i0 = 0; i0 < n; i0 += slice) {
     int i1 = i0 + slice < n ? i0 + slice : n;
-#if defined(__x86_64__)
-    if (level == 2) { lookups_avx512(w, j->table, j->y, r0, r1, i0, i1); continue; }
-    if (level == 1) { lookups_avx2(w, j->table, j->y, r0, r1, i0, i1); continue; }
-#endif
     lookups_scalar(w, j->table, j->y, r0, r1, i0, i1);
   }
   for (int r = r0; r < r1; r++) j->y[r] *= lb_f16(w->scale[r]);
@@ -232,6 +152,7 @@ static __thread float *tls_table;
 static __thread size_t tls_cap;
 
 int cb_gemv(const cb_tensor *w, const float *x, float *y) {
+  if (w->B == 8) return cb_gemm8(w, x, y, 1);
   size_t need = (size_t)w->nG * w->M * w->K;
   if (need > tls_cap) {
     free(tls_table);
@@ -269,7 +190,7 @@ static void dq_range(void *ctx, int i0, int i1) {
     for (int jg = 0; jg < w->nG; jg++) {
       for (int t = 0; t < g; t++) acc[t] = 0;
       for (int m = 0; m < M; m++) {
-        int b = code_at(w, row, jg * M + m);
+        int b = w->B == 8 ? cb_code_tiled(w, r, jg * M + m) : code_at(w, row, jg * M + m);
         const float *c = w->cbt + (size_t)M * K * g + ((size_t)m * K + b) * g; /* [M, K, g] copy: contiguous codeword */
         for (int t = 0; t < g; t++) acc[t] += c[t];
       }

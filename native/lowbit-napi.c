@@ -35,12 +35,13 @@ static const int32_t *uniform_args(call_t *c, int i, lb_uniform *w) {
   if (!c->ok) return NULL;
   if (bits != 2 && bits != 3 && bits != 4 && bits != 8) return fail(c, "bitcrush_native: bits must be 2, 3, 4 or 8"), NULL;
   if (gs > in) gs = in;
-  if (gs < in && gs % LB_BLOCK != 0) return fail(c, "bitcrush_native: groupSize must be a multiple of 128 or one group per row"), NULL;
+  if (gs < in && gs % LB_BLOCK != 0 && gs != 32 && gs != 64) return fail(c, "bitcrush_native: groupSize must be 32, 64, a multiple of 128 or one group per row"), NULL;
   memset(w, 0, sizeof *w);
   w->out = out, w->in = in, w->bits = bits;
   w->blocks = (in + LB_BLOCK - 1) / LB_BLOCK;
   w->n_groups = (in + gs - 1) / gs;
-  w->group_blocks = gs < in ? gs / LB_BLOCK : w->blocks;
+  w->gsub = gs < in && gs < LB_BLOCK ? LB_BLOCK / gs : 1;
+  w->group_blocks = gs < in ? (gs < LB_BLOCK ? 1 : gs / LB_BLOCK) : w->blocks;
   w->row_stride = row_stride(in, bits);
   w->zbytes = (w->n_groups * bits + 7) / 8;
   w->q = typed(c, i, napi_uint8_array, (double)out * w->row_stride, 0);
@@ -64,13 +65,16 @@ static napi_value uniform_matvec(napi_env env, napi_callback_info info) {
   if (!c.ok || w.out == 0) return NULL;
   /* one allocation per call: the addon may be called from several JS threads */
   size_t nb = (size_t)w.blocks, nxq = (nb + 1) / 2 * 256; /* room for pair order (lowbit.h) */
-  void *mem = malloc(nxq + nb * 12 + 64);
+  size_t ng = (size_t)w.n_groups;
+  void *mem = malloc(nxq + nb * 24 + ng * 4 + 64);
   if (!mem) {
     napi_throw_error(env, NULL, "bitcrush_native: out of memory");
     return NULL;
   }
   char *m = mem;
-  lb_act a = {(int8_t *)m, (float *)(m + nxq), (int32_t *)(m + nxq + nb * 4), (float *)(m + nxq + nb * 8), lb_pairs(w.bits)};
+  /* xq [nxq], xs [nb], xsum [nb], xsum32 [4·nb], gx [n_groups]; pair order only where groups are whole blocks */
+  lb_act a = {(int8_t *)m, (float *)(m + nxq), (int32_t *)(m + nxq + nb * 4), (float *)(m + nxq + nb * 24),
+              (int32_t *)(m + nxq + nb * 8), w.gsub == 1 && lb_pairs(w.bits)};
   lb_quantize_act(x, perm, w.in, w.blocks, w.bits, NULL, &a);
   lb_gemv(&w, &a, y);
   free(mem);
@@ -160,7 +164,7 @@ static napi_value mixed_matvec(napi_env env, napi_callback_info info) {
     napi_throw_error(env, NULL, "bitcrush_native: out of memory");
     return NULL;
   }
-  lb_act a = {(int8_t *)m, (float *)(m + nb * LB_BLOCK), (int32_t *)(m + nb * LB_BLOCK + nb * 4), (float *)(m + nb * LB_BLOCK + nb * 8), 0};
+  lb_act a = {(int8_t *)m, (float *)(m + nb * LB_BLOCK), (int32_t *)(m + nb * LB_BLOCK + nb * 4), (float *)(m + nb * LB_BLOCK + nb * 8), NULL, 0};
   lb_quantize_act(x, NULL, w.in, w.n_groups, 0, w.widths, &a);
   lb_gemv_mixed(&w, &a, y);
   free(m);

@@ -249,6 +249,10 @@ T_VNNI INL __m512i block_vnni(const uint8_t *blk, __m512i x0, __m512i x1, int bi
 }
 
 T_VNNI void lb_rows_vnni(const lb_uniform *w, const lb_act *a, float *y, int r0, int r1) {
+  if (w->gsub > 1) { /* groups of 32 and 64: one scale per 32-column part (lowbit-x86.c) */
+    lb_rows_vnni_sub(w, a, y, r0, r1);
+    return;
+  }
   switch (w->bits) {
   case 2: /* pair order only: an activation in block order would need the per-block planes */
     if (a->pairs) rows_w(w, a, y, r0, r1, 2);

@@ -89,6 +89,131 @@ T_AVX2 INL __m256i block_avx2(const uint8_t *blk, const int8_t *xq, int bits) {
   return _mm256_madd_epi16(acc, _mm256_set1_epi16(1));
 }
 
+/*
+ * AVX-512 VNNI on 512-bit vectors: one vpdpbusd takes two planes of a block (64 lanes), which
+ * halves the instructions per weight (the matvec was compute-bound on 256-bit vectors). 2- and
+ * 3-bit blocks are broadcast to both halves and shifted per half (vpsrlvw / vpsrlvd) so the two
+ * halves are two consecutive planes, matching the contiguous activation lanes.
+ */
+#define XZ(i) _mm512_loadu_si512((const void *)(xq + 64 * (i)))
+
+/* 16-bit shift counts: `lo` in the low 256 bits, `hi` in the high 256. */
+T_VNNI INL __m512i halves16(short lo, short hi) {
+  return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi16(lo)), _mm256_set1_epi16(hi), 1);
+}
+
+T_VNNI INL __m256i block_vnni(const uint8_t *blk, const int8_t *xq, int bits) {
+  const __m512i m3 = _mm512_set1_epi8(3), m15 = _mm512_set1_epi8(15), m1 = _mm512_set1_epi8(1);
+  __m512i acc = _mm512_setzero_si512();
+  if (bits == 1) {
+    /* quarter q of the broadcast 16 bytes gives plane 4h + q: bit 4h + q of every byte */
+    __m512i hb = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)blk));
+    __m512i p0 = _mm512_and_si512(_mm512_srlv_epi32(hb, _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0)), m1);
+    __m512i p1 = _mm512_and_si512(_mm512_srlv_epi32(hb, _mm512_set_epi32(7, 7, 7, 7, 6, 6, 6, 6, 5, 5, 5, 5, 4, 4, 4, 4)), m1);
+    acc = _mm512_dpbusd_epi32(acc, p0, XZ(0));
+    acc = _mm512_dpbusd_epi32(acc, p1, XZ(1));
+  } else if (bits == 2 || bits == 3) {
+    __m512i lo = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)blk));
+    __m512i p01 = _mm512_and_si512(_mm512_srlv_epi16(lo, halves16(0, 2)), m3);
+    __m512i p23 = _mm512_and_si512(_mm512_srlv_epi16(lo, halves16(4, 6)), m3);
+    if (bits == 3) {
+      /* bit 2 of plane k: lanes 0-15 from bit 2k of the 16 high bytes, lanes 16-31 from bit 2k+1 */
+      __m512i hb = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(blk + 32)));
+      __m512i h01 = _mm512_and_si512(_mm512_srlv_epi32(hb, _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0)), m1);
+      __m512i h23 = _mm512_and_si512(_mm512_srlv_epi32(hb, _mm512_set_epi32(7, 7, 7, 7, 6, 6, 6, 6, 5, 5, 5, 5, 4, 4, 4, 4)), m1);
+      p01 = _mm512_or_si512(p01, _mm512_slli_epi16(h01, 2));
+      p23 = _mm512_or_si512(p23, _mm512_slli_epi16(h23, 2));
+    }
+    acc = _mm512_dpbusd_epi32(acc, p01, XZ(0));
+    acc = _mm512_dpbusd_epi32(acc, p23, XZ(1));
+  } else if (bits == 4) {
+    __m512i v = _mm512_loadu_si512((const void *)blk);
+    acc = _mm512_dpbusd_epi32(acc, _mm512_and_si512(v, m15), XZ(0));
+    acc = _mm512_dpbusd_epi32(acc, _mm512_and_si512(_mm512_srli_epi16(v, 4), m15), XZ(1));
+  } else {
+    acc = _mm512_dpbusd_epi32(acc, _mm512_loadu_si512((const void *)blk), XZ(0));
+    acc = _mm512_dpbusd_epi32(acc, _mm512_loadu_si512((const void *)(blk + 64)), XZ(1));
+  }
+  /* the two halves fold into the 8 lanes the row loop scales */
+  return _mm256_add_epi32(_mm512_castsi512_si256(acc), _mm512_extracti64x4_epi64(acc, 1));
+}
+
+/*
+ * The zero term Σ_g s_w[g]·z[g]·gx[g] of an asymmetric row, eight zeros per step: eight b-bit
+ * zeros are b bytes of the bitstream, split by variable shifts (8-bit: widened). One lb_zero per
+ * group cost more than the block dots at group 32 (a bit extraction per 32 weights).
+ */
+T_AVX2 INL float zero_dot(const lb_uniform *w, int r, const float *f, const float *gx, int bits) {
+  const uint8_t *z = w->zero + (size_t)r * w->zbytes;
+  const int ng = w->n_groups;
+  const __m256i sh = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(bits));
+  const __m256i mask = _mm256_set1_epi32((1 << bits) - 1);
+  __m256 v = _mm256_setzero_ps();
+  int g = 0;
+  for (; g + 8 <= ng; g += 8) {
+    const uint8_t *p = z + (size_t)(g / 8) * bits;
+    __m256i zi;
+    if (bits == 8) zi = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)p));
+    else {
+      /* the bytes composed in a register: a 3-byte memcpy then a 4-byte load stalled on store forwarding */
+      uint32_t u = p[0] | (uint32_t)p[1] << 8 | (bits >= 3 ? (uint32_t)p[2] << 16 : 0u) | (bits >= 4 ? (uint32_t)p[3] << 24 : 0u);
+      zi = _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32((int)u), sh), mask);
+    }
+    v = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_loadu_ps(f + g), _mm256_loadu_ps(gx + g)), _mm256_cvtepi32_ps(zi), v);
+  }
+  float o = hsum_ps(v);
+  for (; g < ng; g++) o += f[g] * (float)lb_zero(w, r, g) * gx[g];
+  return o;
+}
+
+/*
+ * Groups of 32 and 64 columns (lowbit.h gsub > 1): the block dot with the sums of its four
+ * 32-column parts kept in separate int32 lanes. Which part each lane holds follows from the
+ * kernel order of the width (lane_of): 2/3-bit planes hold 8 bytes per part, so the pairs of
+ * lanes are the parts [0 0 1 1 2 2 3 3], as block_avx2/block_vnni already return them; 4-bit
+ * bytes 0-31 hold parts 0-1 and bytes 32-63 parts 2-3, kept apart and interleaved by one hadd
+ * [0 0 2 2 1 1 3 3]; 8-bit parts are 32 consecutive bytes, folded by three hadds [0 1 2 3 0 1 2 3].
+ * The same map on AVX2 and VNNI (sub_index).
+ */
+T_AVX2 INL __m256i sub_index(int bits, int gsub) {
+  __m256i m = bits == 4 ? _mm256_setr_epi32(0, 0, 2, 2, 1, 1, 3, 3) : bits == 8 ? _mm256_setr_epi32(0, 1, 2, 3, 0, 1, 2, 3) : _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3);
+  return gsub == 4 ? m : _mm256_srli_epi32(m, 1); /* group 64: parts 2s, 2s + 1 are group s of the block */
+}
+
+T_AVX2 INL __m256i block_sub_avx2(const uint8_t *blk, const int8_t *xq, int bits) {
+  if (bits == 2 || bits == 3) return block_avx2(blk, xq, bits);
+  const __m256i ones = _mm256_set1_epi16(1);
+  if (bits == 4) { /* two int16 sums per lane: ≤ 2·2·15·127 */
+    const __m256i m15 = _mm256_set1_epi8(15);
+    __m256i v0 = _mm256_loadu_si256((const __m256i *)blk), v1 = _mm256_loadu_si256((const __m256i *)(blk + 32));
+    __m256i p01 = _mm256_add_epi16(_mm256_maddubs_epi16(_mm256_and_si256(v0, m15), X(0)), _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(v0, 4), m15), X(2)));
+    __m256i p23 = _mm256_add_epi16(_mm256_maddubs_epi16(_mm256_and_si256(v1, m15), X(1)), _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(v1, 4), m15), X(3)));
+    return _mm256_hadd_epi32(_mm256_madd_epi16(p01, ones), _mm256_madd_epi16(p23, ones));
+  }
+  __m256i p[4];
+  for (int k = 0; k < 4; k++) { /* 8-bit: widened to int16 (vpmaddubsw would saturate) */
+    const uint8_t *b = blk + 32 * k;
+    const int8_t *x = xq + 32 * k;
+    p[k] = _mm256_add_epi32(_mm256_madd_epi16(_mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)b)), _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x))),
+                            _mm256_madd_epi16(_mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(b + 16))), _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(x + 16)))));
+  }
+  return _mm256_hadd_epi32(_mm256_hadd_epi32(p[0], p[1]), _mm256_hadd_epi32(p[2], p[3]));
+}
+
+T_VNNI INL __m256i block_sub_vnni(const uint8_t *blk, const int8_t *xq, int bits) {
+  if (bits == 2 || bits == 3) return block_vnni(blk, xq, bits);
+  const __m512i z = _mm512_setzero_si512();
+  if (bits == 4) { /* int32 lane m holds bytes 4m..4m+3: part m / 4 */
+    const __m512i m15 = _mm512_set1_epi8(15);
+    __m512i v = _mm512_loadu_si512((const void *)blk);
+    __m512i acc = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(z, _mm512_and_si512(v, m15), XZ(0)), _mm512_and_si512(_mm512_srli_epi16(v, 4), m15), XZ(1));
+    return _mm256_hadd_epi32(_mm512_castsi512_si256(acc), _mm512_extracti64x4_epi64(acc, 1));
+  }
+  __m512i a01 = _mm512_dpbusd_epi32(z, _mm512_loadu_si512((const void *)blk), XZ(0)); /* parts 0 | 1 */
+  __m512i a23 = _mm512_dpbusd_epi32(z, _mm512_loadu_si512((const void *)(blk + 64)), XZ(1)); /* parts 2 | 3 */
+  return _mm256_hadd_epi32(_mm256_hadd_epi32(_mm512_castsi512_si256(a01), _mm512_extracti64x4_epi64(a01, 1)),
+                           _mm256_hadd_epi32(_mm512_castsi512_si256(a23), _mm512_extracti64x4_epi64(a23, 1)));
+}
 
 /*
  * Rows [r0, r1), four at a time: four independent dot chains hide the multiply-add latency
@@ -98,44 +223,22 @@ T_AVX2 INL __m256i block_avx2(const uint8_t *blk, const int8_t *xq, int bits) {
  * below), so the block body has no branches. A row whose last block is short reads it from a
  * zero-padded copy (lb_block).
  */
-/*
- * Σ_g s_w·z·gx[g] of row r (asymmetric): zeros unpacked from the b-bit bitstream 8 groups at a
- * time (one 8-byte load; copied only at the end of the tensor) — one scalar extraction per
- * group cost about as much as the row's dot products.
- */
-T_AVX2 INL float uniform_zero_term(const lb_uniform *w, int r, const float *f, const float *gx) {
-  const int ng = w->n_groups, bits = w->bits;
-  const uint8_t *z = w->zero + (size_t)r * w->zbytes;
-  const size_t end = (size_t)(w->out - r) * w->zbytes; /* bytes from z to the end of the tensor's zeros */
-  const __m256i sh = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(bits));
-  const __m256i mask = _mm256_set1_epi32((1 << bits) - 1);
-  __m256 v = _mm256_setzero_ps();
-  int g = 0;
-  for (; g + 8 <= ng; g += 8) {
-    const size_t off = (size_t)g * bits / 8; /* g is a multiple of 8: a whole byte */
-    uint64_t u = 0;
-    if (off + 8 <= end) memcpy(&u, z + off, 8);
-    else memcpy(&u, z + off, end - off);
-    __m256i zi = bits == 8 ? _mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)u))
-                           : _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32((int)(uint32_t)u), sh), mask);
-    v = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_loadu_ps(f + g), _mm256_cvtepi32_ps(zi)), _mm256_loadu_ps(gx + g), v);
-  }
-  float o = 0;
-  for (; g < ng; g++) o += f[g] * (float)lb_zero(w, r, g) * gx[g];
-  return o + hsum_ps(v);
-}
-
 /* Bytes of a block, and how far ahead of it each row stream is prefetched (measured: the weight
  * loads stalled without it, four row streams being too many for the hardware prefetcher alone). */
 #define BB(bits) ((bits) == 3 ? 48 : 16 * (bits))
 #define PREFETCH 4096
 
-#define ROWS(NAME, TARGET, BLOCK)                                                                      \
-  TARGET INL void NAME##_w(const lb_uniform *w, const lb_act *a, float *y, int r0, int r1, int bits) { \
+#define ROWS(NAME, TARGET, BLOCK, BLOCK_SUB)                                                           \
+  TARGET INL void NAME##_w(const lb_uniform *w, const lb_act *a, float *y, int r0, int r1, int bits, int sub) { \
     uint8_t tmp[4][128];                                                                               \
-    const int blocks = w->blocks, gb = w->group_blocks, ng = w->n_groups;                              \
-    float *fs = malloc(sizeof(float) * 4 * (size_t)ng); /* the row quad's scales as float */          \
+    const int blocks = w->blocks, gb = w->group_blocks, ng = w->n_groups, gsub = w->gsub;              \
+    /* the row quad's scales as float, [4][ngp]: with groups inside blocks padded to whole blocks      \
+     * with zeros (the scale vector of the last block reads them), and 4 floats of slack */           \
+    const int ngp = sub ? blocks * gsub : ng;                                                          \
+    float *fs = calloc(4 * (size_t)ngp + 8, sizeof(float));                                            \
     if (!fs) { lb_rows_scalar(w, a, y, r0, r1); return; }                                              \
+    /* sub: lane l of BLOCK_SUB's dot belongs to group part_of_lane(l) of its block */                 \
+    const __m256i sidx = sub ? sub_index(bits, gsub) : _mm256_setzero_si256();                         \
     for (int r = r0; r < r1; r += 4) {                                                                 \
       int rr[4];                                                                                       \
       for (int i = 0; i < 4; i++) rr[i] = r + i < r1 ? r + i : r1 - 1; /* short tails repeat a row */ \
@@ -145,7 +248,7 @@ T_AVX2 INL float uniform_zero_term(const lb_uniform *w, int r, const float *f, c
       for (int i = 0; i < 4; i++) {                                                                    \
         /* per row, once: scales (F16C, 8 at a time) and the zero term Σ_g s_w·z·gx */                 \
         const uint16_t *sc = w->scale + (size_t)rr[i] * ng;                                            \
-        float *f = fs + (size_t)i * ng, o = 0;                                                         \
+        float *f = fs + (size_t)i * ngp, o = 0;                                                        \
         int g = 0;                                                                                     \
         for (; g + 8 <= ng; g += 8) _mm256_storeu_ps(f + g, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(sc + g)))); \
         for (; g < ng; g++) f[g] = lb_f16(sc[g]);                                                      \
@@ -154,9 +257,7 @@ T_AVX2 INL float uniform_zero_term(const lb_uniform *w, int r, const float *f, c
           for (g = 0; g + 8 <= ng; g += 8) v = _mm256_fmadd_ps(_mm256_loadu_ps(f + g), _mm256_loadu_ps(a->gx + g), v); \
           for (; g < ng; g++) o += f[g] * a->gx[g];                                                    \
           o = (o + hsum_ps(v)) * (float)(1 << (bits - 1));                                             \
-        } else {                                                                                       \
-          o = uniform_zero_term(w, rr[i], f, a->gx);                                                   \
-        }                                                                                              \
+        } else o = zero_dot(w, rr[i], f, a->gx, bits);                                                 \
         off[i] = o;                                                                                    \
         rp[i] = w->q + (size_t)rr[i] * w->row_stride;                                                  \
         acc[i] = accg[i] = _mm256_setzero_ps();                                                        \
@@ -165,6 +266,16 @@ T_AVX2 INL float uniform_zero_term(const lb_uniform *w, int r, const float *f, c
         const int8_t *xq = a->xq + (size_t)b * LB_BLOCK;                                               \
         const __m256 xs = _mm256_set1_ps(a->xs[b]);                                                    \
         const int full = (size_t)(b + 1) * BB(bits) <= w->row_stride;                                  \
+        if (sub) { /* groups inside the block: each lane scaled by its group's s_w · s_x */             \
+          _Pragma("GCC unroll 4") for (int i = 0; i < 4; i++) {                                        \
+            const uint8_t *blk = rp[i] + (size_t)b * BB(bits);                                         \
+            _mm_prefetch((const char *)blk + PREFETCH, _MM_HINT_T0);                                   \
+            __m256i d = BLOCK_SUB(full ? blk : lb_block(w, rr[i], b, tmp[i]), xq, bits);               \
+            __m256 sv = _mm256_permutevar8x32_ps(_mm256_castps128_ps256(_mm_loadu_ps(fs + (size_t)i * ngp + (size_t)b * gsub)), sidx); \
+            acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(d), _mm256_mul_ps(sv, xs), acc[i]);            \
+          }                                                                                            \
+          continue;                                                                                    \
+        }                                                                                              \
         _Pragma("GCC unroll 4") for (int i = 0; i < 4; i++) {                                          \
           const uint8_t *blk = rp[i] + (size_t)b * BB(bits);                                           \
           _mm_prefetch((const char *)blk + PREFETCH, _MM_HINT_T0);                                     \
@@ -185,11 +296,16 @@ T_AVX2 INL float uniform_zero_term(const lb_uniform *w, int r, const float *f, c
     free(fs);                                                                                          \
   }                                                                                                    \
   TARGET void NAME(const lb_uniform *w, const lb_act *a, float *y, int r0, int r1) {                   \
-    switch (w->bits) {                                                                                 \
-    case 2: NAME##_w(w, a, y, r0, r1, 2); break;                                                       \
-    case 3: NAME##_w(w, a, y, r0, r1, 3); break;                                                       \
-    case 4: NAME##_w(w, a, y, r0, r1, 4); break;                                                       \
-    default: NAME##_w(w, a, y, r0, r1, 8);                                                             \
+    const int sub = w->gsub > 1;                                                                       \
+    switch (w->bits * 2 + sub) {                                                                       \
+    case 4: NAME##_w(w, a, y, r0, r1, 2, 0); break;                                                    \
+    case 5: NAME##_w(w, a, y, r0, r1, 2, 1); break;                                                    \
+    case 6: NAME##_w(w, a, y, r0, r1, 3, 0); break;                                                    \
+    case 7: NAME##_w(w, a, y, r0, r1, 3, 1); break;                                                    \
+    case 8: NAME##_w(w, a, y, r0, r1, 4, 0); break;                                                    \
+    case 9: NAME##_w(w, a, y, r0, r1, 4, 1); break;                                                    \
+    case 17: NAME##_w(w, a, y, r0, r1, 8, 1); break;                                                   \
+    default: NAME##_w(w, a, y, r0, r1, 8, 0);                                                          \
     }                                                                                                  \
   }
 
@@ -197,7 +313,9 @@ T_AVX2 void lb_quantize_act_avx2(const float *x, const int32_t *perm, int in, in
   lb_quantize_act_body(x, perm, in, blocks, bits0, widths, a);
 }
 
-ROWS(lb_rows_avx2, T_AVX2, block_avx2)
+ROWS(lb_rows_avx2, T_AVX2, block_avx2, block_sub_avx2)
+/* VNNI with groups of 32 and 64 (gsub > 1); whole-block groups run lowbit-vnni.c */
+ROWS(lb_rows_vnni_sub, T_VNNI, block_vnni, block_sub_vnni)
 
 /*
  * Mixed widths (lowbit.h lb_mixed): one 128-column group per block, four rows at a time; the
@@ -322,132 +440,6 @@ T_AVX2 void lb_unpack_avx2(const uint8_t *blk, int bits, uint8_t *dst) {
   default: memcpy(dst, blk, LB_BLOCK); return;
   }
   for (int k = 0; k < 4; k++) _mm256_storeu_si256((__m256i *)(dst + 32 * k), p[k]);
-}
-
-/* Y[t, r0 + i] for the 16 rows of one tile from the float lanes f (lane = row of the tile). */
-#define STORE_TILE(f, tile, i)                                                                       \
-  do {                                                                                               \
-    float v_[16];                                                                                    \
-    _mm512_storeu_ps(v_, f);                                                                         \
-    for (int l_ = 0; l_ < 16 && (tile) * 16 + l_ < a->rows; l_++) y[(size_t)((tile) * 16 + l_) * out + r0 + (i)] = v_[l_]; \
-  } while (0)
-
-/*
- * AVX-512 VNNI panel: LB_GEMM_RB weight rows × two tiles (32 activation rows) per pass; per
- * column quad one vpdpbusd of the weight row's four levels (broadcast) with a tile's 64 bytes.
- * The int32 lanes are the tile's rows, so a block ends with one convert and one multiply-add
- * per accumulator, and no horizontal sums at all.
- */
-T_VNNI void lb_gemm_panel_vnni(const uint8_t *wu, const float *sw, const float *szw, const lb_gact *a, float *y, int out, int r0, int nr) {
-  const int blocks = a->blocks, ng = a->n_groups, gb = a->group_blocks;
-  const size_t ws = (size_t)blocks * LB_BLOCK, tstride = (size_t)blocks * 2048;
-  for (int tp = 0; tp < a->tiles; tp += 2) {
-    const int two = tp + 1 < a->tiles;
-    const int8_t *x0 = a->xp + (size_t)tp * tstride, *x1 = two ? x0 + tstride : x0;
-    const float *s0 = a->xs + (size_t)tp * blocks * 16, *s1 = two ? s0 + (size_t)blocks * 16 : s0;
-    __m512 f[LB_GEMM_RB][2];
-    for (int i = 0; i < LB_GEMM_RB; i++) f[i][0] = f[i][1] = _mm512_setzero_ps();
-    for (int b = 0; b < blocks; b++) {
-      __m512i d[LB_GEMM_RB][2];
-      for (int i = 0; i < LB_GEMM_RB; i++) d[i][0] = d[i][1] = _mm512_setzero_si512();
-      const int8_t *xb0 = x0 + (size_t)b * 2048, *xb1 = x1 + (size_t)b * 2048;
-      const uint8_t *wb = wu + (size_t)b * LB_BLOCK;
-      for (int k = 0; k < 32; k++) {
-        __m512i a0 = _mm512_loadu_si512((const void *)(xb0 + 64 * k)), a1 = _mm512_loadu_si512((const void *)(xb1 + 64 * k));
-        _Pragma("GCC unroll 4") for (int i = 0; i < LB_GEMM_RB; i++) {
-          int32_t q4;
-          memcpy(&q4, wb + i * ws + 4 * k, 4);
-          __m512i wv = _mm512_set1_epi32(q4);
-          d[i][0] = _mm512_dpbusd_epi32(d[i][0], wv, a0);
-          d[i][1] = _mm512_dpbusd_epi32(d[i][1], wv, a1);
-        }
-      }
-      const int g = b / gb;
-      __m512 xs0 = _mm512_loadu_ps(s0 + (size_t)b * 16), xs1 = _mm512_loadu_ps(s1 + (size_t)b * 16);
-      _Pragma("GCC unroll 4") for (int i = 0; i < LB_GEMM_RB; i++) {
-        __m512 s = _mm512_set1_ps(sw[(size_t)i * ng + g]);
-        f[i][0] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d[i][0]), _mm512_mul_ps(xs0, s), f[i][0]);
-        f[i][1] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d[i][1]), _mm512_mul_ps(xs1, s), f[i][1]);
-      }
-    }
-    const float *g0 = a->gx + (size_t)tp * ng * 16, *g1 = two ? g0 + (size_t)ng * 16 : g0;
-    for (int i = 0; i < nr; i++) {
-      for (int g = 0; g < ng; g++) {
-        __m512 c = _mm512_set1_ps(szw[(size_t)i * ng + g]);
-        f[i][0] = _mm512_fnmadd_ps(c, _mm512_loadu_ps(g0 + (size_t)g * 16), f[i][0]);
-        f[i][1] = _mm512_fnmadd_ps(c, _mm512_loadu_ps(g1 + (size_t)g * 16), f[i][1]);
-      }
-      STORE_TILE(f[i][0], tp, i);
-      if (two) STORE_TILE(f[i][1], tp + 1, i);
-    }
-  }
-}
-
-/*
- * AVX2 panel: the same loop on 256-bit halves of a tile (rows 0-7 at bytes 0-31 of a quad's 64,
- * rows 8-15 at 32-63), u8 × s8 pairs by vpmaddubsw and vpmaddwd into int32 (≤ 4-bit levels: a
- * pair is at most 2·15·127, no saturation). 8-bit levels would saturate vpmaddubsw, so they are
- * split into nibbles: q·x = 16·(q >> 4)·x + (q & 15)·x.
- */
-T_AVX2 INL __m256 finish_avx2(__m256i d, __m256 xs, float s, __m256 f) {
-  return _mm256_fmadd_ps(_mm256_cvtepi32_ps(d), _mm256_mul_ps(xs, _mm256_set1_ps(s)), f);
-}
-
-T_AVX2 INL void gemm_panel_avx2_w(const uint8_t *wu, const float *sw, const float *szw, const lb_gact *a, float *y, int out, int r0, int nr, int eight) {
-  const int blocks = a->blocks, ng = a->n_groups, gb = a->group_blocks;
-  const size_t ws = (size_t)blocks * LB_BLOCK, tstride = (size_t)blocks * 2048;
-  const __m256i ones = _mm256_set1_epi16(1), sixteen = _mm256_set1_epi16(16), m15 = _mm256_set1_epi8(15);
-  for (int tp = 0; tp < a->tiles; tp++) {
-    const int8_t *x0 = a->xp + (size_t)tp * tstride;
-    const float *s0 = a->xs + (size_t)tp * blocks * 16;
-    __m256 f[LB_GEMM_RB][2];
-    for (int i = 0; i < LB_GEMM_RB; i++) f[i][0] = f[i][1] = _mm256_setzero_ps();
-    for (int b = 0; b < blocks; b++) {
-      __m256i d[LB_GEMM_RB][2];
-      for (int i = 0; i < LB_GEMM_RB; i++) d[i][0] = d[i][1] = _mm256_setzero_si256();
-      const int8_t *xb = x0 + (size_t)b * 2048;
-      const uint8_t *wb = wu + (size_t)b * LB_BLOCK;
-      for (int k = 0; k < 32; k++) {
-        __m256i a0 = _mm256_loadu_si256((const __m256i *)(xb + 64 * k)), a1 = _mm256_loadu_si256((const __m256i *)(xb + 64 * k + 32));
-        _Pragma("GCC unroll 4") for (int i = 0; i < LB_GEMM_RB; i++) {
-          int32_t q4;
-          memcpy(&q4, wb + i * ws + 4 * k, 4);
-          __m256i wv = _mm256_set1_epi32(q4);
-          if (eight) {
-            __m256i hi = _mm256_and_si256(_mm256_srli_epi16(wv, 4), m15), lo = _mm256_and_si256(wv, m15);
-            d[i][0] = _mm256_add_epi32(d[i][0], _mm256_add_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(hi, a0), sixteen), _mm256_madd_epi16(_mm256_maddubs_epi16(lo, a0), ones)));
-            d[i][1] = _mm256_add_epi32(d[i][1], _mm256_add_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(hi, a1), sixteen), _mm256_madd_epi16(_mm256_maddubs_epi16(lo, a1), ones)));
-          } else {
-            d[i][0] = _mm256_add_epi32(d[i][0], _mm256_madd_epi16(_mm256_maddubs_epi16(wv, a0), ones));
-            d[i][1] = _mm256_add_epi32(d[i][1], _mm256_madd_epi16(_mm256_maddubs_epi16(wv, a1), ones));
-          }
-        }
-      }
-      const int g = b / gb;
-      __m256 xs0 = _mm256_loadu_ps(s0 + (size_t)b * 16), xs1 = _mm256_loadu_ps(s0 + (size_t)b * 16 + 8);
-      for (int i = 0; i < LB_GEMM_RB; i++) {
-        f[i][0] = finish_avx2(d[i][0], xs0, sw[(size_t)i * ng + g], f[i][0]);
-        f[i][1] = finish_avx2(d[i][1], xs1, sw[(size_t)i * ng + g], f[i][1]);
-      }
-    }
-    const float *g0 = a->gx + (size_t)tp * ng * 16;
-    for (int i = 0; i < nr; i++) {
-      for (int g = 0; g < ng; g++) {
-        __m256 c = _mm256_set1_ps(szw[(size_t)i * ng + g]);
-        f[i][0] = _mm256_fnmadd_ps(c, _mm256_loadu_ps(g0 + (size_t)g * 16), f[i][0]);
-        f[i][1] = _mm256_fnmadd_ps(c, _mm256_loadu_ps(g0 + (size_t)g * 16 + 8), f[i][1]);
-      }
-      float v[16];
-      _mm256_storeu_ps(v, f[i][0]);
-      _mm256_storeu_ps(v + 8, f[i][1]);
-      for (int l = 0; l < 16 && tp * 16 + l < a->rows; l++) y[(size_t)(tp * 16 + l) * out + r0 + i] = v[l];
-    }
-  }
-}
-
-T_AVX2 void lb_gemm_panel_avx2(const uint8_t *wu, const float *sw, const float *szw, const lb_gact *a, float *y, int out, int r0, int nr) {
-  if (a->eight) gemm_panel_avx2_w(wu, sw, szw, a, y, out, r0, nr, 1);
-  else gemm_panel_avx2_w(wu, sw, szw, a, y, out, r0, nr, 0);
 }
 
 #endif

@@ -33,18 +33,39 @@ static inline int level_at(const uint8_t *blk, int l, int bits) {
   }
 }
 
+/* Σ xq over the 32-column parts of group s of block b (gsub > 1). */
+static inline int32_t part_xsum(const lb_act *a, int b, int s, int gsub) {
+  const int32_t *p = a->xsum32 + 4 * (size_t)b;
+  return gsub == 4 ? p[s] : p[2 * s] + p[2 * s + 1];
+}
+
 void lb_rows_scalar(const lb_uniform *w, const lb_act *a, float *y, int r0, int r1) {
   uint8_t tmp[128];
+  const int gsub = w->gsub, gcols = LB_BLOCK / gsub;
   for (int r = r0; r < r1; r++) {
     float acc = 0;
     for (int b = 0; b < w->blocks; b++) {
-      int g = b / w->group_blocks;
       const uint8_t *blk = lb_block(w, r, b, tmp);
       const int8_t *xq = a->xq + (size_t)b * LB_BLOCK;
-      int32_t d = 0;
-      for (int l = 0; l < LB_BLOCK; l++) d += level_at(blk, l, w->bits) * xq[l];
-      d -= lb_zero(w, r, g) * a->xsum[b];
-      acc += (float)d * (a->xs[b] * lb_f16(w->scale[(size_t)r * w->n_groups + g]));
+      if (gsub == 1) {
+        int g = b / w->group_blocks;
+        int32_t d = 0;
+        for (int l = 0; l < LB_BLOCK; l++) d += level_at(blk, l, w->bits) * xq[l];
+        d -= lb_zero(w, r, g) * a->xsum[b];
+        acc += (float)d * (a->xs[b] * lb_f16(w->scale[(size_t)r * w->n_groups + g]));
+        continue;
+      }
+      /* groups of 32 or 64 columns: one integer dot per group of the block */
+      int32_t d[4] = {0, 0, 0, 0};
+      for (int c = 0; c < LB_BLOCK; c++) {
+        int l = lane_of(c, w->bits);
+        d[c / gcols] += level_at(blk, l, w->bits) * xq[l];
+      }
+      for (int s = 0; s < gsub && b * gsub + s < w->n_groups; s++) {
+        int g = b * gsub + s;
+        d[s] -= lb_zero(w, r, g) * part_xsum(a, b, s, gsub);
+        acc += (float)d[s] * (a->xs[b] * lb_f16(w->scale[(size_t)r * w->n_groups + g]));
+      }
     }
     y[r] = acc;
   }
@@ -105,7 +126,9 @@ int lb_pairs(int bits) {
 
 void lb_gemv(const lb_uniform *w, lb_act *a, float *y) {
   if (!rows_fn) pick_default();
-  for (int g = 0; g < w->n_groups; g++) {
+  if (w->gsub > 1) /* groups inside blocks: the block's s_x times the group's Σ xq */
+    for (int g = 0; g < w->n_groups; g++) a->gx[g] = a->xs[g / w->gsub] * (float)part_xsum(a, g / w->gsub, g % w->gsub, w->gsub);
+  else for (int g = 0; g < w->n_groups; g++) {
     float s = 0;
     for (int b = g * w->group_blocks; b < w->blocks && b < (g + 1) * w->group_blocks; b++) s += a->xs[b] * (float)a->xsum[b];
     a->gx[g] = s;
@@ -146,7 +169,7 @@ static void dequant_range(void *ctx, int i0, int i1) {
   const lb_uniform *w = j->w;
   uint8_t *lv = malloc((size_t)w->in);
   if (!lv) return; /* leaves the rows as they were: the caller checked sizes, malloc of a row cannot fail in practice */
-  int gs = w->group_blocks * LB_BLOCK;
+  int gs = w->gsub > 1 ? LB_BLOCK / w->gsub : w->group_blocks * LB_BLOCK;
   for (int r = j->r0 + i0; r < j->r0 + i1; r++) {
     row_levels(w, r, lv);
     float *out = j->dst + (size_t)(r - j->r0) * w->in;
@@ -296,7 +319,7 @@ void lb_unpack_scalar(const uint8_t *blk, int bits, uint8_t *dst) {
 
 /* The specification of the panel kernels: the same sums in the same order per block. */
 void lb_gemm_panel_scalar(const uint8_t *wu, const float *sw, const float *szw, const lb_gact *a, float *y, int out, int r0, int nr) {
-  const int blocks = a->blocks, ng = a->n_groups;
+  const int blocks = a->blocks, ng = a->n_groups, gsub = a->gsub, kq = 32 / gsub;
   const size_t ws = (size_t)blocks * LB_BLOCK;
   for (int t = 0; t < a->rows; t++) {
     const int tile = t >> 4, lane = t & 15;
@@ -305,10 +328,13 @@ void lb_gemm_panel_scalar(const uint8_t *wu, const float *sw, const float *szw, 
       for (int b = 0; b < blocks; b++) {
         const int8_t *xp = a->xp + ((size_t)tile * blocks + b) * 2048 + 4 * lane;
         const uint8_t *q = wu + i * ws + (size_t)b * LB_BLOCK;
-        int32_t d = 0;
-        for (int k = 0; k < 32; k++)
-          for (int e = 0; e < 4; e++) d += q[4 * k + e] * xp[64 * k + e];
-        acc += (float)d * (a->xs[((size_t)tile * blocks + b) * 16 + lane] * sw[(size_t)i * ng + b / a->group_blocks]);
+        const float xs = a->xs[((size_t)tile * blocks + b) * 16 + lane];
+        for (int s = 0; s < gsub; s++) { /* one part per group inside the block, else the whole block */
+          int32_t d = 0;
+          for (int k = s * kq; k < (s + 1) * kq; k++)
+            for (int e = 0; e < 4; e++) d += q[4 * k + e] * xp[64 * k + e];
+          acc += (float)d * (xs * sw[(size_t)i * ng + (gsub > 1 ? b * gsub + s : b / a->group_blocks)]);
+        }
       }
       for (int g = 0; g < ng; g++) acc -= szw[(size_t)i * ng + g] * a->gx[((size_t)tile * ng + g) * 16 + lane];
       y[(size_t)t * out + r0 + i] = acc;

@@ -23,7 +23,12 @@
  * 64-byte plane of a block pair's levels meets one 64-byte load of the activation.
  * Scales stay float16 [out, n_groups] and zeros stay the file's b-bit bitstream
  * [out, zbytes] (NULL: the symmetric midpoint 2^(b−1)), so kernel memory is the file's bytes.
- * Groups are whole blocks: group_size % 128 == 0, or one group per row.
+ * Groups are whole blocks (group_size % 128 == 0, or one group per row), or 32 or 64 columns:
+ * then a block holds gsub = 128 / group_size groups, and the kernels keep one integer dot per
+ * 32 columns of a block (the activation keeps one s_x per 128 columns: int8-activations.ts), each
+ * scaled by its group's s_w — llama.cpp's Q4_0·Q8_0 dot has one scale per 32 columns on both sides,
+ * here the activation's is shared by four weight groups (docs/kernels.md "Groups of 32 and 64").
+ * Where the 32-column sums sit in a block dot's int32 lanes depends on the width (lb_sub_map).
  */
 #ifndef BITCRUSH_LOWBIT_H
 #define BITCRUSH_LOWBIT_H
@@ -43,8 +48,9 @@ typedef struct {
   int zbytes;
   int out, in, bits;
   int blocks;       /* ceil(in / 128) */
-  int group_blocks; /* blocks per group (the last group may be short) */
-  int n_groups;
+  int group_blocks; /* blocks per group (the last group may be short); 1 when gsub > 1 */
+  int gsub;         /* groups per block: 4 (group 32), 2 (group 64), else 1 */
+  int n_groups;     /* ceil(in / group_size); when gsub > 1 group g of block b is b·gsub + s */
 } lb_uniform;
 
 typedef struct {
@@ -52,6 +58,7 @@ typedef struct {
   float *xs;     /* [blocks] s_x */
   int32_t *xsum; /* [blocks] Σ xq */
   float *gx;     /* [n_groups] Σ_{b∈g} s_x[b]·xsum[b], the zero term's factor (lb_gemv fills it) */
+  int32_t *xsum32; /* [blocks · 4] Σ xq per 32 columns (groups of 32 and 64), or NULL when unused */
   int pairs;     /* 2- and 3-bit lanes in pair order (below; set by lb_pairs before quantizing), xq [ceil(blocks / 2) · 256] */
 } lb_act;
 
@@ -111,12 +118,15 @@ void lb_repack3(uint8_t *dst, const uint8_t *src, int out, int in);
  * rows into u8 levels in the same kernel order (lowbit.h layout), so the integer products need
  * no shuffle on either side:
  *   Y[t, r] = Σ_b s_w[r, g(b)] · s_x[t, b] · Σ_{j∈b} q[r, j] · xq[t, j] − Σ_g s_w[r, g] · z[r, g] · gx[t, g]
- * with gx[t, g] = Σ_{b∈g} s_x[t, b] · Σ xq[t, b].
+ * with gx[t, g] = Σ_{b∈g} s_x[t, b] · Σ xq[t, b]. Groups of 32 and 64 (gsub > 1): the first sum
+ * is per group within the block, Σ_{b,g∈b} s_w[r, g] · s_x[t, b] · Σ_{j∈g} q[r, j] · xq[t, j].
  */
 #define LB_GEMM_RB 4
 typedef struct {
   int rows, tiles;  /* activation rows; tiles of 16 rows (the last padded with zero rows) */
   int blocks, n_groups, group_blocks;
+  int gsub;         /* groups per block (lb_uniform); when > 1, n_groups = blocks · gsub (padded with zero scales)
+                     * and quads are in part order: part s of a block = quads [s·32/gsub, (s+1)·32/gsub) */
   int eight;        /* levels may exceed 15 (8-bit): the AVX2 panel splits them into nibbles */
   int8_t *xp;       /* [tiles][blocks][32][16][4] */
   float *xs;        /* [tiles][blocks][16] s_x */
@@ -209,6 +219,7 @@ void lb_rows_scalar(const lb_uniform *w, const lb_act *a, float *y, int r0, int 
 #if defined(__x86_64__)
 void lb_rows_avx2(const lb_uniform *w, const lb_act *a, float *y, int r0, int r1);
 void lb_rows_vnni(const lb_uniform *w, const lb_act *a, float *y, int r0, int r1);
+void lb_rows_vnni_sub(const lb_uniform *w, const lb_act *a, float *y, int r0, int r1);
 void lb_mixed_rows_avx2(const lb_mixed *w, const lb_act *a, float *y, int r0, int r1);
 void lb_mixed_rows_vnni(const lb_mixed *w, const lb_act *a, float *y, int r0, int r1);
 /* Σ_g s_w·z·gx[g] of row r of a mixed tensor (f [n_groups] its scales as float; AVX2 gathers). */
@@ -220,6 +231,15 @@ int lb_cpu_vnni(void);
 void lb_rows_neon(const lb_uniform *w, const lb_act *a, float *y, int r0, int r1);
 int lb_cpu_dotprod(void);
 #endif
+
+/* The 32-column part (0..3) of a block that kernel-order quad k (lanes 4k..4k+3) of a `bits`-bit
+ * block falls in (lane_of below): the prefill tiles of groups of 32 and 64 put the quads of each
+ * part together (lowbit-gemm.c), so a panel sums each part in one run. */
+static inline int lb_quad_part(int k, int bits) {
+  if (bits == 2 || bits == 3) return (k & 7) >> 1;
+  if (bits == 4) return (k & 15) >> 2;
+  return k >> 3;
+}
 
 /* Kernel-order lane of column c (0..127) within its block. */
 static inline int lane_of(int c, int bits) {
@@ -248,16 +268,17 @@ static inline __attribute__((always_inline)) void lb_quantize_act_body(const flo
       memset(out, 0, LB_BLOCK);
     /* float32 steps the reference (int8-activations.ts) repeats exactly: s = amax / 127, x · (1 / s), round half even */
     float s = amax / 127.0f, inv = amax > 0 ? 1.0f / s : 0.0f;
-    int32_t sum = 0;
+    int32_t sum32[4] = {0, 0, 0, 0};
     for (int c = 0; c < n; c++) {
       float t = rintf(v[c] * inv); /* round half even (the default rounding mode) */
       int qv = t > 127 ? 127 : t < -127 ? -127 : (int)t;
       int l = lane_of(c, bits);
       out[pairs ? 64 * (l >> 5) + (l & 31) : l] = (int8_t)qv;
-      sum += qv;
+      sum32[c >> 5] += qv;
     }
     a->xs[b] = s;
-    a->xsum[b] = sum;
+    a->xsum[b] = sum32[0] + sum32[1] + sum32[2] + sum32[3];
+    if (a->xsum32) memcpy(a->xsum32 + 4 * (size_t)b, sum32, sizeof sum32);
   }
 }
 

@@ -5,21 +5,22 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { readFileSync } from 'node:fs';
 import { createReferenceBackend } from '../src/backend/reference.js';
 import { rowKernelsOf, type Backend } from '../src/backend/types.js';
 import { createWasmBackend } from '../src/backend/wasm.js';
-import { spawnNodeWorker } from '../src/node/backend.js';
+import { spawnNodeWorker, wasmKernelBytes, wasmKernelsKind } from '../src/node/backend.js';
 import { loadNativeBackend } from '../src/node/native.js';
 import { UniformLinear } from '../src/formats/uniform-linear.js';
 import { CodebookLinear } from '../src/formats/codebook-linear.js';
 import { MixedLinear } from '../src/formats/mixed-linear.js';
 import { BinaryLinear } from '../src/formats/binary-linear.js';
 import type { MixedParams } from '../src/formats/mixed.js';
-import type { CodebookParams } from '../src/formats/codebook.js';
+import type { CodebookParams, CodebookQuantized } from '../src/formats/codebook.js';
+import { assertInt8Tables, int8TableReference } from './codebook-int8-ref.js';
 import type { BinaryParams, BinaryQuantized } from '../src/formats/binary.js';
 import { laneKernelFits } from '../src/formats/uniform-wasm.js';
 import { int8WasmFits } from '../src/formats/uniform-wasm-int8.js';
+import { gridInt8Fits } from '../src/formats/mixed-wasm-int8.js';
 import { lowbitKernelsOf, nativeBinaryFits, nativeCodebookFits, nativeMixedFits, nativeUniformFits } from '../src/formats/lowbit-kernels.js';
 import { int8Activations } from '../src/formats/int8-activations.js';
 import type { UniformParams } from '../src/formats/uniform.js';
@@ -31,7 +32,10 @@ import { blobBytes } from '../src/formats/types.js';
 import { mulberry32 as rng } from '../src/quant/random.js';
 
 const backend = createReferenceBackend();
-const wasmBytes = readFileSync(new URL('../../wasm/kernels.wasm', import.meta.url));
+// the module this process runs: relaxed SIMD under node --experimental-wasm-relaxed-simd (or
+// BITCRUSH_WASM_KERNELS=relaxed, which fails without it), else SIMD128 (test/wasm-relaxed.test.ts runs both)
+const wasmKind = wasmKernelsKind();
+const wasmBytes = wasmKernelBytes(wasmKind);
 const splitWasm = () => createWasmBackend({ wasm: wasmBytes, threads: 3, spawn: spawnNodeWorker, parallelMinWork: 1 });
 /**
  * Every format's fast kernels run on each backend: the reference one (TypeScript kernels), wasm
@@ -40,7 +44,7 @@ const splitWasm = () => createWasmBackend({ wasm: wasmBytes, threads: 3, spawn: 
  */
 const fastBackends: Array<{ label: string; be: Backend }> = [
   { label: 'reference', be: backend },
-  { label: 'wasm x1', be: createWasmBackend({ wasm: wasmBytes, threads: 1 }) },
+  { label: `wasm ${wasmKind} x1`, be: createWasmBackend({ wasm: wasmBytes, threads: 1 }) },
   { label: 'wasm x3 split', be: splitWasm() },
 ];
 const native = loadNativeBackend(2, splitWasm).backend;
@@ -50,6 +54,14 @@ const nativeIsas = native ? ['scalar', 'avx2', 'vnni', 'neon-dotprod'].filter((i
 native?.setIsa('auto');
 
 const wasmPathsReached = new Set<string>();
+
+/** Whether the wasm kernels of this tensor take int8 activations (uniform-wasm-int8.ts, mixed-wasm-int8.ts). */
+function wasmInt8(lin: UniformLinear | MixedLinear, inDim: number, params: UniformParams | MixedParams): boolean {
+  if (lin.engine !== 'wasm') return false;
+  if (lin instanceof MixedLinear) return gridInt8Fits(inDim, params.groupSize);
+  const p = params as UniformParams;
+  return int8WasmFits(inDim, p) || (p.bits === 3 && gridInt8Fits(inDim, p.groupSize));
+}
 
 /** matvec, matmul (several rows, one row) of the format's Linear on `be` against W·x. */
 function checkKernels(format: WeightFormat, t: PackedTensor, w: Float32Array, rand: () => number, be: Backend, label: string, rows = 3): void {
@@ -69,7 +81,8 @@ function checkKernels(format: WeightFormat, t: PackedTensor, w: Float32Array, ra
   } else if (lin instanceof MixedLinear && rowKernelsOf(be)) {
     assert.equal(lin.engine, 'wasm', `${label}: the wasm row kernels serve this tensor`);
     const p = t.params as MixedParams;
-    p.groups.forEach((n, b) => n > 0 && wasmPathsReached.add(`mixed ${b + 1}-bit g${p.groupSize}`));
+    const kind = gridInt8Fits(inDim, p.groupSize) ? 'int8' : 'float';
+    p.groups.forEach((n, b) => n > 0 && wasmPathsReached.add(`mixed ${kind} ${b + 1}-bit g${p.groupSize}`));
   }
   if (lin instanceof BinaryLinear && lowbitKernelsOf(be)?.binarySimd && nativeBinaryFits((t.params as BinaryParams).blockSize)) {
     assert.equal(lin.engine, 'native', `${label}: the native binary kernels serve this tensor`);
@@ -85,17 +98,18 @@ function checkKernels(format: WeightFormat, t: PackedTensor, w: Float32Array, ra
   }
   const x = Float32Array.from({ length: rows * inDim }, () => rand() * 2 - 1);
   const y1 = new Float32Array(outDim);
-  const int8Wasm = lin instanceof UniformLinear && lin.engine === 'wasm' && int8WasmFits(inDim, t.params as UniformParams);
-  if (int8Wasm) wasmPathsReached.add(`uniform int8 ${(t.params as UniformParams).bits}-bit`);
+  const int8Wasm = (lin instanceof UniformLinear || lin instanceof MixedLinear) && wasmInt8(lin, inDim, t.params as UniformParams | MixedParams);
+  if (int8Wasm && lin instanceof UniformLinear) wasmPathsReached.add(`uniform int8 ${(t.params as UniformParams).bits}-bit`);
+  if (int8Wasm && be.name === 'wasm') assert.equal((be as Backend & { kernels?: string }).kernels, wasmKind, `${label}: the ${wasmKind} module runs`);
   if (((lin instanceof UniformLinear || lin instanceof MixedLinear || lin instanceof BinaryLinear) && lin.engine === 'native') || int8Wasm) {
     // int8 activations: the kernels compute W·x̂ (int8-activations.ts), on every instruction set;
     // the binary kernels keep float x on the salient columns
-    const xhat = lin instanceof BinaryLinear ? int8Activations(x, inDim, null) : int8Activations(x, inDim, (format.unpack(t) as GroupQuantized).perm);
+    const xhat = lin instanceof BinaryLinear ? int8Activations(x, inDim, null) : int8Activations(x, inDim, (format.unpack(t) as GroupQuantized).perm ?? null);
     if (lin instanceof BinaryLinear) {
       const salient = (format.unpack(t) as BinaryQuantized).salient;
       for (let j = 0; j < inDim; j++) if (salient[j]) xhat[j] = x[j]!;
     }
-    for (const isa of lin.engine === 'native' ? nativeIsas : ['wasm simd128']) {
+    for (const isa of lin.engine === 'native' ? nativeIsas : [`wasm ${wasmKind}`]) {
       if (lin.engine === 'native') native!.setIsa(isa);
       y1.fill(NaN);
       lin.matvec(y1, x.subarray(0, inDim));
@@ -143,19 +157,12 @@ function checkKernels(format: WeightFormat, t: PackedTensor, w: Float32Array, ra
     lin.dispose?.();
     return;
   }
+  if (lin instanceof CodebookLinear && lin.engine === 'native' && cp.B === 8) {
+    checkCodebookInt8(format, t, w, rand, lin, be, label);
+    return;
+  }
   if (lin instanceof CodebookLinear && lin.engine === 'native') {
-    // float32 activations: every instruction set and lookup kernel (scalar, AVX2 and AVX-512 gathers) computes W·x
-    for (const isa of nativeIsas) {
-      native!.setIsa(isa);
-      for (const gather of [0, 1, 2]) {
-        native!.setCodebookGather(gather);
-        y1.fill(NaN);
-        lin.matvec(y1, x.subarray(0, inDim));
-        assertProduct(y1, w, x, 1, outDim, inDim, `${label} ${isa} gather ${gather} matvec`);
-      }
-    }
-    native!.setIsa('auto');
-    native!.setCodebookGather(-1);
+    // B < 8: float32 table, scalar lookups over the file's bitstream; W·x
     const y8 = new Float32Array(8 * outDim);
     const x8 = Float32Array.from({ length: 8 * inDim }, () => rand() * 2 - 1);
     lin.matmul(y8, x8, 8);
@@ -180,6 +187,46 @@ function checkKernels(format: WeightFormat, t: PackedTensor, w: Float32Array, ra
   lin.dispose?.();
   be.free?.(xb);
   be.free?.(yb);
+}
+
+/**
+ * The native 8-bit-code AQLM kernels (int8 lookup tables) on every instruction set and kernel
+ * (scalar, AVX2 vpshufb, AVX-512 VBMI) against codebook-int8.ts: matvec, matmul of 1, 3 (one
+ * matvec-sized call), 8 and 37 rows (three activation blocks of the GEMM; on kernels below VBMI
+ * the dequantized tiles), and with `int8Prefill` off the dequantized tiles (W·x exactly).
+ */
+function checkCodebookInt8(format: WeightFormat, t: PackedTensor, w: Float32Array, rand: () => number, lin: CodebookLinear, be: Backend, label: string): void {
+  const { outDim, inDim } = t;
+  const q = format.unpack(t) as CodebookQuantized;
+  const k = lowbitKernelsOf(be)!;
+  for (const n of [1, 3, 8, 37]) {
+    const x = Float32Array.from({ length: n * inDim }, () => rand() * 2 - 1);
+    const refs = Array.from({ length: n }, (_, i) => int8TableReference(q, x.subarray(i * inDim, (i + 1) * inDim)));
+    const y = new Float32Array(n * outDim);
+    for (const isa of nativeIsas) {
+      native!.setIsa(isa);
+      for (const kernel of [0, 1, 2]) {
+        native!.setCodebookKernel(kernel);
+        y.fill(NaN);
+        if (n === 1) lin.matvec(y, x);
+        else lin.matmul(y, x, n);
+        const what = `${label} ${isa} kernel ${kernel} ${n === 1 ? 'matvec' : `matmul, ${n} rows`}`;
+        // more rows than a few: the int8-table GEMM on VBMI / NEON only, else the exact tiles
+        if (n > 4 && k.codebookKernel < 2) assertProduct(y, w, x, n, outDim, inDim, `${what} (dequantized tiles)`);
+        else assertInt8Tables(y, refs, w, x, outDim, inDim, what);
+      }
+    }
+    native!.setIsa('auto');
+    native!.setCodebookKernel(-1);
+    if (n === 8) {
+      k.int8Prefill = false;
+      y.fill(NaN);
+      lin.matmul(y, x, n);
+      k.int8Prefill = true;
+      assertProduct(y, w, x, n, outDim, inDim, `${label} matmul, ${n} rows (dequantized tiles)`);
+    }
+  }
+  lin.dispose?.();
 }
 
 /** Checks y [rows, out] against W·x row by row, tolerance relative to Σ|w||x|. */
@@ -236,9 +283,12 @@ describe('packed weight formats (registry-driven)', () => {
       });
     }
   }
+  it(`the wasm backends run the ${wasmKind} kernel module`, () => {
+    for (const { label, be } of fastBackends.slice(1, 3)) assert.equal((be as Backend & { kernels?: string }).kernels, wasmKind, label);
+  });
   it('the examples reach every wasm path of the mixed and codebook kernels', () => {
-    const want = ['aqlm lut', 'aqlm direct', 'uniform int8 2-bit', 'uniform int8 4-bit', 'uniform int8 8-bit'];
-    for (const g of [32, 128]) for (let b = 1; b <= 4; b++) want.push(`mixed ${b}-bit g${g}`);
+    const want = ['aqlm lut', 'aqlm direct', 'uniform int8 2-bit', 'uniform int8 3-bit', 'uniform int8 4-bit', 'uniform int8 8-bit'];
+    for (let b = 1; b <= 4; b++) want.push(`mixed float ${b}-bit g32`, `mixed int8 ${b}-bit g128`);
     for (const path of want) assert.ok(wasmPathsReached.has(path), `no example reaches ${path}`);
   });
 });

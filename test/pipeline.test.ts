@@ -36,8 +36,10 @@ const HELDOUT = shared('data/tinystories/heldout.txt');
 const tmp = mkdtempSync(join(tmpdir(), 'bitcrush-pipeline-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
 
-// the fastest backend here (native or wasm): every comparison below is within one backend
-const backend = createBackend();
+// the fastest backend here (native or wasm): every comparison below is within one backend. Float
+// activations: the packed file must compute the fake-quantized model exactly, and the native
+// int8 kernels (which now serve the g32 files too) round x; formats.test.ts checks those against W·x̂
+const backend = createBackend({ floatActivations: true });
 after(() => backend.dispose());
 const source = openModel(STORIES, nodeFs);
 const tokenizer = findTokenizer(STORIES, nodeFs);

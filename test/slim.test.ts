@@ -247,7 +247,9 @@ describe('SliM-LLM layer', () => {
 });
 
 describe('SliM-LLM on stories260K', () => {
-  const backend = createBackend();
+  // float activations: the packed file must compute the fake-quantized model exactly; its uniform
+  // g32 layers now run the native int8 kernels by default, checked against W·x̂ in formats.test.ts
+  const backend = createBackend({ floatActivations: true });
   after(() => backend.dispose());
   const { source, heldout, calibration: cal } = storiesData({ count: 16, seqLen: 64 });
   const EVAL = { seqLen: 128, maxWindows: 24 };

@@ -24,7 +24,9 @@ import { DenseLinear } from '../src/runtime/dense.js';
 import { LlamaModel } from '../src/runtime/model.js';
 import { storiesData } from './stories.js';
 
-const backend = createBackend();
+// float activations: the packed files must compute the fake-quantized model exactly; the native
+// int8 kernels (which serve these g32 heads and embeddings) are checked against W·x̂ in formats.test.ts
+const backend = createBackend({ floatActivations: true });
 after(() => backend.dispose());
 const { source, heldout, calibration } = storiesData({ count: 16, seqLen: 64 });
 const c = source.config;

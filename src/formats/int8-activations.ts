@@ -13,12 +13,15 @@ function roundHalfEven(v: number): number {
   return Math.abs(v - Math.trunc(v)) === 0.5 && r % 2 !== 0 ? r - 1 : r;
 }
 
-/** x̂ [inDim] from x [inDim]; perm [inDim] maps stored → original column (null: identity). */
-export function int8Activations(x: Float32Array, inDim: number, perm: Int32Array | null): Float32Array {
+/**
+ * x̂ [inDim] from x [inDim]; perm [inDim] maps stored → original column (null: identity). `block`:
+ * columns per scale, the kernels' 128 unless a study asks for another (bench/int8-block.ts).
+ */
+export function int8Activations(x: Float32Array, inDim: number, perm: Int32Array | null, block = INT8_BLOCK): Float32Array {
   const out = new Float32Array(inDim);
   const col = (j: number) => (perm ? perm[j]! : j);
-  for (let c0 = 0; c0 < inDim; c0 += INT8_BLOCK) {
-    const c1 = Math.min(inDim, c0 + INT8_BLOCK);
+  for (let c0 = 0; c0 < inDim; c0 += block) {
+    const c1 = Math.min(inDim, c0 + block);
     let amax = 0;
     for (let j = c0; j < c1; j++) amax = Math.max(amax, Math.abs(x[col(j)]!));
     const s = Math.fround(amax / 127);

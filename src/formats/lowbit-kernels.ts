@@ -12,7 +12,7 @@ import type { Backend } from '../backend/types.js';
 export interface LowbitKernels {
   /** The instruction set the kernels run on: 'vnni', 'avx2', 'neon-dotprod' or 'scalar'. */
   readonly isa: string;
-  /** y [outDim] = W x [inDim]; x quantized to int8 per 128-column block (int8-activations.ts). */
+  /** y [outDim] = W x [inDim]; x quantized to int8 per 128-column block (int8-activations.ts); groupSize as nativeUniformFits. */
   uniformMatvec(
     y: Float32Array, x: Float32Array, q: Uint8Array, scale: Uint16Array, zero: Uint8Array | null, perm: Int32Array | null,
     outDim: number, inDim: number, groupSize: number, bits: number,
@@ -50,8 +50,18 @@ export interface LowbitKernels {
   mixedRepack3(...m: MixedNativeArgs): void;
   /** AQLM codebooks (B ≤ 8, native/codebook.h): the file's float16 codebooks [M, 2^B, g] into cbt [2·M·2^B·g] float32 ([M, g, 2^B], then [M, 2^B, g]). */
   codebookPrepare(cbt: Float32Array, cb16: Uint16Array, M: number, B: number, g: number): void;
-  /** y [outDim] = W x (lookup table, float32 activations). */
+  /**
+   * The 8-bit-code kernel in use: 0 scalar, 1 AVX2, 2 AVX-512 VBMI or NEON. Prefill takes the
+   * int8-table GEMM only at 2: the AVX2 lookups (sixteen vpshufb per 32 codes) are slower per
+   * token than the dequantized tiles + sgemm (kernel-ab: 0.85x), so AVX2 CPUs keep the tiles.
+   */
+  readonly codebookKernel: number;
+  /** B = 8: the file's code rows codes [outDim, nG·M] into the kernels' tiled layout dst (same size, native/codebook.h). */
+  codebookTile(dst: Uint8Array, codes: Uint8Array, outDim: number, inDim: number, M: number, g: number): void;
+  /** y [outDim] = W x: B = 8 int8 lookup tables (codebook-int8.ts), B < 8 float32 table. */
   codebookMatvec(y: Float32Array, x: Float32Array, ...c: CodebookNativeArgs): void;
+  /** B = 8: y [rows, outDim] = x [rows, inDim]·Wᵀ, each row's int8 tables as codebookMatvec's, codes read once per 16 rows. */
+  codebookGemm(y: Float32Array, x: Float32Array, rows: number, ...c: CodebookNativeArgs): void;
   /** Rows [r0, r1) of W as float32 into w [r1 − r0, inDim]. */
   codebookDequant(w: Float32Array, ...c: [...CodebookNativeArgs, number, number]): void;
   /**
@@ -82,8 +92,9 @@ export function nativeBinaryFits(blockSize: number): boolean {
 }
 
 /**
- * A codebook tensor for the native kernels: codes [outDim, ceil(nG·M·B/8)] (the file's bitstream
- * rows), cbt (codebookPrepare), scale float16 bits [outDim], outDim, inDim, M, B, g.
+ * A codebook tensor for the native kernels: codes [outDim, ceil(nG·M·B/8)] (B < 8: the file's
+ * bitstream rows; B = 8: tiled by codebookTile), cbt (codebookPrepare), scale float16 bits
+ * [outDim], outDim, inDim, M, B, g.
  */
 export type CodebookNativeArgs = [
   codes: Uint8Array, cbt: Float32Array, scale: Uint16Array, outDim: number, inDim: number, M: number, B: number, g: number,
@@ -117,9 +128,13 @@ export function nativeMixedFits(inDim: number, groupSize: number): boolean {
   return groupSize === 128 && inDim % 128 === 0;
 }
 
-/** Groups the native kernels take: whole 128-column blocks, or one group per row. */
+/**
+ * Groups the native kernels take: whole 128-column blocks, 32 or 64 columns (GGUF Q4_0/Q8_0,
+ * GPTQ g32/g64: several groups per int8 activation block, one integer dot each), or one group
+ * per row. Groups of 16 and other sizes keep the wasm kernels.
+ */
 export function nativeUniformFits(inDim: number, groupSize: number): boolean {
-  return groupSize >= inDim || groupSize % 128 === 0;
+  return groupSize >= inDim || groupSize % 128 === 0 || groupSize === 32 || groupSize === 64;
 }
 
 /**

@@ -11,10 +11,11 @@
  * each tile back in original column order.
  *
  * On the native backend the addon's int8-activation kernels run (uniform-native.ts,
- * native/lowbit.h); on a backend with row kernels (wasm) 2/4/8-bit tensors with whole
- * 128-column groups run the same int8 kernels in WebAssembly SIMD (uniform-wasm-int8.ts,
- * csrc/lowbit-int8.c), others the same algorithms as here (uniform-wasm.ts, csrc/lowbit.c); this TypeScript
- * kernel is their reference and serves the reference backend.
+ * native/lowbit.h; groups of 32, 64 or whole 128-column blocks, or per channel); on a backend
+ * with row kernels (wasm) 2/4/8-bit tensors with whole 128-column groups run the same int8
+ * kernels in WebAssembly SIMD (uniform-wasm-int8.ts, csrc/lowbit-int8.c), others the same
+ * algorithms as here (uniform-wasm.ts, csrc/lowbit.c); this TypeScript kernel is their reference
+ * and serves the reference backend.
  */
 import type { Backend } from '../backend/types.js';
 import { KernelChoice } from './kernel-choice.js';
@@ -25,6 +26,7 @@ import type { UniformArrays, UniformParams } from './uniform.js';
 import { laneKernelFits, UniformWasmKernels } from './uniform-wasm.js';
 import { int8WasmFits, UniformInt8WasmKernels } from './uniform-wasm-int8.js';
 import { RowTiles } from './row-tiles.js';
+import { gridInt8Fits, MixedInt8WasmKernels, uniformInt8Spec } from './mixed-wasm-int8.js';
 import { floatActivationsOf, nativeUniformFits } from './lowbit-kernels.js';
 import { UniformNativeKernels } from './uniform-native.js';
 
@@ -35,7 +37,9 @@ export class UniformLinear extends KernelChoice {
       backend,
       int8WasmFits(inDim, p) && !floatActivationsOf(backend)
         ? (rk) => new UniformInt8WasmKernels(outDim, inDim, p, a, rk, backend)
-        : laneKernelFits(inDim, p)
+        : p.bits === 3 && gridInt8Fits(inDim, p.groupSize) && !floatActivationsOf(backend)
+          ? (rk) => new MixedInt8WasmKernels(outDim, inDim, uniformInt8Spec(inDim, p, a), rk, backend)
+          : laneKernelFits(inDim, p)
           ? (rk) => new UniformWasmKernels(outDim, inDim, p, a, rk, backend)
           : null,
       () => new UniformTsKernels(outDim, inDim, p, a, backend),

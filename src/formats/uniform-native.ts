@@ -3,7 +3,8 @@
  * kernels read the file's own bytes — levels (3-bit rows repacked once, in C, to the same
  * size), float16 scales and the b-bit zero bitstream — so kernel memory is the file's payload
  * and loading runs no JavaScript loop over the weights. matvec (decode) quantizes x to int8
- * per 128 columns and runs integer dot products (native/lowbit.h); matmul (prefill) runs one
+ * per 128 columns and runs integer dot products (native/lowbit.h), one per group where groups
+ * of 32 or 64 columns split a block; matmul (prefill) runs one
  * matvec per row for a few rows, else the int8 GEMM (every row quantized as the matvec does,
  * lb_gemm), or with `int8Prefill` off dequantizes row tiles in C (on the addon's threads) for
  * backend.matmul (sgemm).

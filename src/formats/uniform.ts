@@ -224,6 +224,10 @@ export function uniformFormat(id: string, symmetric: boolean, summary: string): 
         // native kernels (native/lowbit.h): 128-column blocks with a short last block, a short last group, odd rows
         [9, 300, 128],
         [5, 520, 256],
+        // groups inside 128-column blocks (GGUF Q4_0/Q8_0, GPTQ g32/g64): a short last block and a
+        // short last group with groups past the row's end; [7, 100, 32] above is one short block
+        [9, 300, 32],
+        [5, 520, 64],
       ];
       const ex: Array<{ outDim: number; inDim: number; params: UniformParams }> = [];
       for (const bits of UNIFORM_BITS) {

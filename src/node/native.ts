@@ -31,12 +31,15 @@ interface Addon {
   mixedRepack3: LowbitKernels['mixedRepack3'];
   codebookPrepare: LowbitKernels['codebookPrepare'];
   codebookMatvec: LowbitKernels['codebookMatvec'];
+  codebookTile: LowbitKernels['codebookTile'];
+  codebookGemm: LowbitKernels['codebookGemm'];
   codebookDequant: LowbitKernels['codebookDequant'];
   binaryPrepare: LowbitKernels['binaryPrepare'];
   binaryMatvec: LowbitKernels['binaryMatvec'];
   binaryDequant: LowbitKernels['binaryDequant'];
-  /** Caps the codebook lookup kernel: 0 scalar, 1 AVX2 gathers, 2 AVX-512 gathers, −1 the instruction set's best. */
-  codebookSetGather(level: number): void;
+  /** Caps the 8-bit codebook kernel: 0 scalar, 1 AVX2 vpshufb, 2 AVX-512 VBMI (arm64: NEON), −1 the CPU's best. */
+  codebookSetKernel(level: number): void;
+  codebookKernel(): number;
   decodeAddRmsnorm: LayerOps['addRmsnorm'];
   decodeSiluMul: LayerOps['siluMul'];
   /** LayerOps.attention without the scratch (the addon keeps its own per thread). */
@@ -57,8 +60,8 @@ export interface NativeExtras {
   streamSum(bytes: Uint8Array): number;
   /** See Addon.lowbitSetIsa; process-wide. */
   setIsa(name: string): boolean;
-  /** See Addon.codebookSetGather; process-wide. */
-  setCodebookGather(level: number): void;
+  /** See Addon.codebookSetKernel; process-wide. */
+  setCodebookKernel(level: number): void;
 }
 
 let cached: { addon?: Addon; error?: string } | undefined;
@@ -78,7 +81,8 @@ function loadAddon(): { addon?: Addon; error?: string } {
  * `opts.floatActivations` keeps the lent wasm kernels on float activations (formats/lowbit-kernels.ts).
  * `rowKernels`: a factory of the row kernels (a wasm backend) lent to the packed formats the
  * addon has no kernels for (mixed, codebook, binary, and uniform tensors whose groups are not
- * whole 128-column blocks), started on first use; omitted, those use TypeScript kernels.
+ * 32, 64 or whole 128-column blocks: lowbit-kernels.ts nativeUniformFits), started on first use;
+ * omitted, those use TypeScript kernels.
  */
 /**
  * The native backends' lowbit.int8Prefill: shared, as the addon's instruction set is
@@ -105,6 +109,9 @@ export function loadNativeBackend(
     get binarySimd() {
       return ['vnni', 'avx2'].includes(addon.lowbitIsa());
     },
+    get codebookKernel() {
+      return addon.codebookKernel();
+    },
     get mixedSimd() {
       return ['vnni', 'avx2'].includes(addon.lowbitIsa());
     },
@@ -124,6 +131,8 @@ export function loadNativeBackend(
     mixedRepack3: (...a) => addon.mixedRepack3(...a),
     codebookPrepare: (...a) => addon.codebookPrepare(...a),
     codebookMatvec: (...a) => addon.codebookMatvec(...a),
+    codebookTile: (...a) => addon.codebookTile(...a),
+    codebookGemm: (...a) => addon.codebookGemm(...a),
     codebookDequant: (...a) => addon.codebookDequant(...a),
     binaryPrepare: (...a) => addon.binaryPrepare(...a),
     binaryMatvec: (...a) => addon.binaryMatvec(...a),
@@ -143,7 +152,7 @@ export function loadNativeBackend(
     } satisfies LayerOps,
     streamSum: (bytes) => addon.streamSum(bytes),
     setIsa: (name) => addon.lowbitSetIsa(name),
-    setCodebookGather: (level) => addon.codebookSetGather(level),
+    setCodebookKernel: (level) => addon.codebookSetKernel(level),
     threads,
     alloc: (length) => new Float32Array(length),
     alloc64: (length) => new Float64Array(length),
