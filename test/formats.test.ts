@@ -90,11 +90,14 @@ function checkKernels(format: WeightFormat, t: PackedTensor, w: Float32Array, ra
   if (((lin instanceof UniformLinear || lin instanceof MixedLinear || lin instanceof BinaryLinear) && lin.engine === 'native') || int8Wasm) {
     // int8 activations: the kernels compute W·x̂ (int8-activations.ts), on every instruction set;
     // the binary kernels keep float x on the salient columns
-    const xhat = lin instanceof BinaryLinear ? int8Activations(x, inDim, null) : int8Activations(x, inDim, (format.unpack(t) as GroupQuantized).perm);
-    if (lin instanceof BinaryLinear) {
-      const salient = (format.unpack(t) as BinaryQuantized).salient;
-      for (let j = 0; j < inDim; j++) if (salient[j]) xhat[j] = x[j]!;
-    }
+    const salient = lin instanceof BinaryLinear ? (format.unpack(t) as BinaryQuantized).salient : null;
+    /** What the kernels multiply W by: x̂, and x itself on the binary format's salient columns. */
+    const kernelX = (xr: Float32Array): Float32Array => {
+      const xh = int8Activations(xr, inDim, salient ? null : (format.unpack(t) as GroupQuantized).perm);
+      if (salient) for (let j = 0; j < inDim; j++) if (salient[j]) xh[j] = xr[j]!;
+      return xh;
+    };
+    const xhat = kernelX(x.subarray(0, inDim));
     for (const isa of lin.engine === 'native' ? nativeIsas : ['wasm simd128']) {
       if (lin.engine === 'native') native!.setIsa(isa);
       y1.fill(NaN);
@@ -105,17 +108,17 @@ function checkKernels(format: WeightFormat, t: PackedTensor, w: Float32Array, ra
     lin.matmul(y1, x.subarray(0, inDim), 1);
     assertProduct(y1, w, xhat, 1, outDim, inDim, `${label} matmul, one row (int8 activations)`);
     const k = lowbitKernelsOf(be);
-    const gemm = (lin instanceof UniformLinear || lin instanceof MixedLinear) && lin.engine === 'native' && k!.int8Prefill;
-    // prefill: the native uniform and mixed kernels run the int8 GEMM (each row quantized as the
-    // matvec does: W·x̂ row by row, on every instruction set, with a part-filled 16-row tile and
-    // two tiles); the binary kernels and int8Prefill off dequantize tiles for sgemm (W·x exactly)
+    const gemm = lin.engine === 'native' && k!.int8Prefill;
+    // prefill: the native kernels run the int8 GEMM (each row quantized as the matvec does: W·x̂
+    // row by row, on every instruction set, with a part-filled 16-row tile and two tiles; the
+    // binary GEMM's 8-, 4- and 1-row activation passes); int8Prefill off dequantizes tiles for
+    // sgemm (W·x exactly)
     for (const n of gemm ? [8, 37] : [8]) {
       const y = new Float32Array(n * outDim);
       const xn = Float32Array.from({ length: n * inDim }, () => rand() * 2 - 1);
       if (gemm) {
-        const perm = (format.unpack(t) as GroupQuantized).perm ?? null;
         const xhatN = new Float32Array(n * inDim);
-        for (let i = 0; i < n; i++) xhatN.set(int8Activations(xn.subarray(i * inDim, (i + 1) * inDim), inDim, perm), i * inDim);
+        for (let i = 0; i < n; i++) xhatN.set(kernelX(xn.subarray(i * inDim, (i + 1) * inDim)), i * inDim);
         for (const isa of nativeIsas) {
           native!.setIsa(isa);
           y.fill(NaN);

@@ -33,6 +33,7 @@ interface Addon {
   codebookDequant: LowbitKernels['codebookDequant'];
   binaryPrepare: LowbitKernels['binaryPrepare'];
   binaryMatvec: LowbitKernels['binaryMatvec'];
+  binaryGemm: LowbitKernels['binaryGemm'];
   binaryDequant: LowbitKernels['binaryDequant'];
   /** Caps the codebook lookup kernel: 0 scalar, 1 AVX2 gathers, 2 AVX-512 gathers, −1 the instruction set's best. */
   codebookSetGather(level: number): void;
@@ -117,6 +118,7 @@ export function loadNativeBackend(
     codebookDequant: (...a) => addon.codebookDequant(...a),
     binaryPrepare: (...a) => addon.binaryPrepare(...a),
     binaryMatvec: (...a) => addon.binaryMatvec(...a),
+    binaryGemm: (...a) => addon.binaryGemm(...a),
     binaryDequant: (...a) => addon.binaryDequant(...a),
   };
   const backend: Backend & NativeExtras = {
