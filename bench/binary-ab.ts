@@ -7,8 +7,9 @@
  * (1/32 salient columns, as bench:decode's files), in one process, interleaved:
  *  - matvec: CPU time per call (user + system of the process over --calls calls, best of
  *    --reps), old vs new, per instruction set both builds have (scalar skipped: minutes);
- *  - prefill of --prefill rows: the new binary GEMM against dequantized tiles + sgemm, the old
- *    path, with the old build's dequantization and with the new one's (CPU time, best of --reps).
+ *  - prefill of --prefill rows: the new binary GEMM (AVX-512 VNNI only) against dequantized tiles
+ *    + sgemm, the old path, with the old build's dequantization and with the new one's (CPU time,
+ *    best of --reps).
  * CPU time because other jobs load the machine: it removes time-slicing, not cache sharing.
  * The ratios in one run are the evidence; the load average is printed before and after.
  */
@@ -103,7 +104,7 @@ for (const [out, inDim] of [[5632, 2048], [2048, 5632]] as const) {
       const runs = {
         oldTiles: () => cpuMs(() => oldTiles.matmul(Y, X, prefillRows, (r0, c, w) => old.binaryDequant!(w, ...oArgs, r0, r0 + c)), 1),
         newTiles: () => cpuMs(() => newTiles.matmul(Y, X, prefillRows, (r0, c, w) => k.binaryDequant(w, ...nArgs, r0, r0 + c)), 1),
-        gemm: () => cpuMs(() => k.binaryGemm(Y, X, prefillRows, ...nArgs), 1),
+        gemm: () => (k.binaryGemmSimd ? cpuMs(() => k.binaryGemm(Y, X, prefillRows, ...nArgs), 1) : NaN),
       };
       for (const f of Object.values(runs)) f(); // warm-up
       const r = { oldTiles: runs.oldTiles(), newTiles: runs.newTiles(), gemm: runs.gemm() };

@@ -9,7 +9,7 @@
  *
  * Per row: load seconds (packed files; '-' for fp32, generated in memory), its CPU time, and the part of it
  * spent on the packed block linears ("lin load": blob reads, checks, kernel setup), decode tok/s (best of --reps runs of --tokens tokens from position 0),
- * prefill tok/s (best of --reps forwards of --prefill tokens; for the uniform and mixed files on
+ * prefill tok/s (best of --reps forwards of --prefill tokens; for the uniform, mixed and binary files on
  * `native` also "tiles": the same prefill with lowbit.int8Prefill off, the dequantized float32
  * tiles + sgemm that ran before the int8 GEMM), weight bytes read per decoded token
  * (every linear's packed bytes, the head, one embedding row; the KV cache at these short
@@ -293,8 +293,9 @@ function main(): void {
       const [o, i] = shapes.get(n)! as [number, number];
       return s + packedBytes(format, o, i, spec.params(o, i) as never);
     }, 0);
-    // the int8 GEMM serves the uniform and mixed families (128-column groups here)
-    const gemm = spec.format.startsWith('uniform') || spec.format.startsWith('mixed');
+    // the int8 GEMM serves the uniform and mixed families (128-column groups here), the binary
+    // GEMM the binary family (where the CPU has AVX-512 VNNI)
+    const gemm = spec.format.startsWith('uniform') || spec.format.startsWith('mixed') || spec.format.startsWith('binary');
     files.push({ label: `${spec.label} (${(statSync(path).size / 1e9).toFixed(2)} GB)`, path, linearBytes, gemm });
   }
   log('');

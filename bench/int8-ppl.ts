@@ -8,7 +8,7 @@
  * Also a BiLLM file of stories260K (binary-billm, whose native kernels use int8 activations too).
  * `--prefill`: score whole windows instead (maxRows = window length, so the linears run matmul:
  * the native int8 GEMM of the uniform files) against the same backend with `int8Prefill` off
- * (dequantized tiles + sgemm: W·x exactly); the BiLLM run has no int8 GEMM and is skipped.
+ * (dequantized tiles + sgemm: W·x exactly); the BiLLM file runs the binary GEMM there (AVX-512 VNNI).
  * Options: --windows N (bench-llama windows, default 40; stories260K scores all 386), --only
  * PREFIX (runs whose `model-methodBITS` starts with it: stories260K, stories260K-billm, bench-llama-rtn2), --json.
  */
@@ -42,7 +42,7 @@ const RUNS: Array<{ model: string; bits: number; group: number; seqlen: number; 
   { model: 'bench-llama', bits: 2, group: 128, seqlen: 256, windows: benchWindows },
   // BiLLM (binary-billm, block 128): the native kernels' int8 activations on non-salient columns
   { model: 'stories260K/stories260K.bin', bits: 1, group: 128, seqlen: 256, windows: undefined, method: 'billm' },
-].filter((r) => (!only || `${r.model.split('/')[0]}-${r.method ?? 'rtn'}${r.bits}`.startsWith(only)) && !(prefillMode && r.method === 'billm'));
+].filter((r) => !only || `${r.model.split('/')[0]}-${r.method ?? 'rtn'}${r.bits}`.startsWith(only));
 
 mkdirSync(dir, { recursive: true });
 const text = readFileSync(shared('data/tinystories/heldout.txt'), 'utf8');

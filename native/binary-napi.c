@@ -4,7 +4,7 @@
  *   binaryPrepare(planes, scalesT, sal, salCol, salStart, salient, sign, split, residual, scales, out, in, blockSize, nSal)
  *                                     the file's blobs (residual null when nSal = 0) into the kernel layout
  *   binaryMatvec(y, x, Z...)          y [out] = W·x̃ (binary.h)
- *   binaryGemm(y, x, rows, Z...)      y [rows, out] = X·W̃ᵀ, X [rows, in]
+ *   binaryGemm(y, x, rows, Z...)      y [rows, out] = X·W̃ᵀ, X [rows, in] (where binaryGemmSimd())
  *   binaryDequant(w, Z..., r0, r1)    rows [r0, r1) into w [(r1 − r0)·in]
  * with Z = planes (BigUint64Array), scalesT (Uint16Array float16 bits), sal (Uint32Array),
  * salCol, salStart (Int32Array), out, in, blockSize, nSal: binaryPrepare's outputs.
@@ -95,8 +95,16 @@ static napi_value gemm(napi_env env, napi_callback_info info) {
   float *y = typed(&c, 0, napi_float32_array, (double)rows * w.out, 0);
   const float *x = typed(&c, 1, napi_float32_array, (double)rows * w.in, 0);
   if (!c.ok || w.out == 0 || rows == 0) return NULL;
+  if (!bn_gemm_simd()) return fail(&c, "bitcrush_native: the binary GEMM needs AVX-512 VNNI (binaryGemmSimd)"), NULL;
   if (!bn_gemm(&w, x, rows, y)) napi_throw_error(env, NULL, "bitcrush_native: out of memory");
   return NULL;
+}
+
+static napi_value gemm_simd(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value v;
+  napi_get_boolean(env, bn_gemm_simd(), &v);
+  return v;
 }
 
 static napi_value dequant(napi_env env, napi_callback_info info) {
@@ -116,6 +124,7 @@ void binary_define(napi_env env, napi_value exports) {
       {"binaryPrepare", NULL, prepare, NULL, NULL, NULL, napi_default, NULL},
       {"binaryMatvec", NULL, matvec, NULL, NULL, NULL, napi_default, NULL},
       {"binaryGemm", NULL, gemm, NULL, NULL, NULL, napi_default, NULL},
+      {"binaryGemmSimd", NULL, gemm_simd, NULL, NULL, NULL, napi_default, NULL},
       {"binaryDequant", NULL, dequant, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);

@@ -1,9 +1,8 @@
 /*
  * Native kernels of the binary-billm format (binary.h): the load-time layout, the per-call
- * activations, the scalar C spec of the kernels and the dispatch; the SIMD kernels are in
- * binary-x86.c. Reference: src/formats/binary-linear.ts (same algebra, float activations),
- * compared in test/formats.test.ts against W·x̃ (binary.h: x̂ on non-salient columns, x on
- * salient ones).
+ * activations, the scalar C spec of the kernels and the dispatch. Reference:
+ * src/formats/binary-linear.ts (same algebra, float activations), compared in test/formats.test.ts against W·x̃ (binary.h: x̂ on non-salient columns, x on
+ * salient ones). SIMD kernels: binary-x86.c (AVX-512 VNNI, AVX2), binary-arm.c (NEON dot product).
  *
  * With s = ±1 from a bit, per row and block, over non-salient columns (x̂ there, 0 on salient):
  *   P = Σ_sign x̂,  Q = Σ_split x̂,  R = Σ_{sign ∧ split} x̂,  T = Σ x̂ (row-independent)
@@ -160,6 +159,8 @@ static bn_rows_fn rows_fn(void) {
   const char *isa = lb_isa();
   if (!strcmp(isa, "vnni")) return bn_rows_vnni;
   if (!strcmp(isa, "avx2")) return bn_rows_avx2;
+#elif defined(__aarch64__)
+  if (!strcmp(lb_isa(), "neon-dotprod")) return bn_rows_neon;
 #endif
   return rows_scalar;
 }
@@ -178,30 +179,29 @@ int bn_gemv(const bn_tensor *w, const float *x, float *y) {
   return 1;
 }
 
+int bn_gemm_simd(void) {
+#if defined(__x86_64__)
+  return !strcmp(lb_isa(), "vnni");
+#else
+  return 0;
+#endif
+}
+
 int bn_gemm(const bn_tensor *w, const float *x, int rows, float *y) {
+#if defined(__x86_64__)
   bn_act a;
   int32_t *xsum;
   void *m = act_alloc(w, rows, &a, &xsum);
   if (!m) return 0;
-  bn_job j = {w, x, &a, xsum, NULL, y};
+  bn_job j = {w, x, &a, xsum, bn_gemm_vnni, y};
   pool_run(quant_range, &j, rows, 1);
-#if defined(__x86_64__)
-  if (!strcmp(lb_isa(), "vnni")) {
-    j.fn = bn_gemm_vnni;
-    pool_run(rows_range, &j, w->groups, 1);
-    free(m);
-    return 1;
-  }
-#endif
-  /* elsewhere the matvec kernel row by row (its output goes straight to row t of Y) */
-  j.fn = rows_fn();
-  for (int t = 0; t < rows; t++) {
-    bn_act r = act_row(w, &a, t);
-    bn_job jt = {w, x, &r, xsum, j.fn, y + (size_t)t * w->out};
-    pool_run(rows_range, &jt, w->groups, 1);
-  }
+  pool_run(rows_range, &j, w->groups, 1);
   free(m);
   return 1;
+#else
+  (void)w, (void)x, (void)rows, (void)y;
+  return 0;
+#endif
 }
 
 typedef struct {

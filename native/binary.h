@@ -1,6 +1,6 @@
 /*
  * Native kernels of the binary-billm format (BiLLM / DBellQuant; registry.ts, binary.ts),
- * blockSize a multiple of 128 (binary.c, binary-x86.c). At load bn_prepare copies the file's
+ * blockSize a multiple of 128 (binary.c; SIMD in binary-x86.c, binary-arm.c). At load bn_prepare copies the file's
  * planes into the kernel layout (same bytes, padded to 16-row groups and 128-column chunks),
  * so one 64-bit word is the operand of one integer dot product for 16 rows at once:
  *   planes [groups][quads][2]: word 0 the sign bits, word 1 the split bits of rows 16g..16g+15,
@@ -45,8 +45,10 @@ void bn_prepare(uint64_t *planes, uint16_t *scales_t, uint32_t *sal, int32_t *sa
  * (int8-activations.ts, 128-column blocks over all columns) elsewhere. 0 when out of memory. */
 int bn_gemv(const bn_tensor *w, const float *x, float *y);
 /* Y [rows, out] = X [rows, in] · W̃ᵀ, each row of X quantized as bn_gemv does (each row of Y is
- * that row's matvec up to float32 accumulation order). 0 when out of memory. */
+ * that row's matvec up to float32 accumulation order), on AVX-512 VNNI only (bn_gemm_simd): with
+ * AVX2 the per-row dot products cost more than dequantized tiles + sgemm. 0 when out of memory. */
 int bn_gemm(const bn_tensor *w, const float *x, int rows, float *y);
+int bn_gemm_simd(void);
 /* Rows [r0, r1) of W as float32 into dst [r1 − r0, in], the reference values exactly. */
 void bn_dequant(const bn_tensor *w, float *dst, int r0, int r1);
 
@@ -65,6 +67,9 @@ typedef void (*bn_rows_fn)(const bn_tensor *w, const bn_act *a, float *y, int g0
 void bn_rows_vnni(const bn_tensor *w, const bn_act *a, float *y, int g0, int g1);
 void bn_rows_avx2(const bn_tensor *w, const bn_act *a, float *y, int g0, int g1);
 void bn_gemm_vnni(const bn_tensor *w, const bn_act *a, float *y, int g0, int g1);
+#endif
+#if defined(__aarch64__)
+void bn_rows_neon(const bn_tensor *w, const bn_act *a, float *y, int g0, int g1);
 #endif
 
 #endif

@@ -7,7 +7,7 @@
  * and the kernels never read the file's blobs. matvec (decode) runs sign selection with integer
  * dot products on int8 activations (float x on the salient columns); matmul (prefill) runs one
  * matvec per row for a few rows, else the binary GEMM on the same words (each row of x quantized
- * as the matvec does) while `int8Prefill` is on, or dequantizes 1 MiB row tiles in C for
+ * as the matvec does) while `int8Prefill` is on and the CPU has AVX-512 VNNI, or dequantizes 1 MiB row tiles in C for
  * backend.matmul (sgemm, W·x exactly: the path before the GEMM, kept for comparison).
  */
 import type { Backend } from '../backend/types.js';
@@ -62,7 +62,7 @@ export class BinaryNativeKernels implements Linear {
       matvecEachRow(this, y, x, rows, outDim, inDim);
       return;
     }
-    if (this.k.int8Prefill) {
+    if (this.k.int8Prefill && this.k.binaryGemmSimd) {
       this.k.binaryGemm(y, x, rows, ...this.args);
       return;
     }

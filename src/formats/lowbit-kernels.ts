@@ -68,7 +68,12 @@ export interface LowbitKernels {
   ): void;
   /** y [outDim] = W x̃: x on salient columns, int8 activations (int8-activations.ts) elsewhere. */
   binaryMatvec(y: Float32Array, x: Float32Array, ...b: BinaryNativeArgs): void;
-  /** y [rows, outDim] = x [rows, inDim] · W̃ᵀ, each row of x as binaryMatvec takes it (prefill). */
+  /**
+   * Whether binaryGemm runs here (AVX-512 VNNI, the instruction set now in use); elsewhere the
+   * per-row dot products cost more than dequantized tiles + sgemm, which binary prefill keeps.
+   */
+  readonly binaryGemmSimd: boolean;
+  /** y [rows, outDim] = x [rows, inDim] · W̃ᵀ, each row of x as binaryMatvec takes it (prefill; where binaryGemmSimd). */
   binaryGemm(y: Float32Array, x: Float32Array, rows: number, ...b: BinaryNativeArgs): void;
   /** Rows [r0, r1) of W as float32 into w [r1 − r0, inDim]. */
   binaryDequant(w: Float32Array, ...b: [...BinaryNativeArgs, number, number]): void;

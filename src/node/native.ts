@@ -34,6 +34,7 @@ interface Addon {
   binaryPrepare: LowbitKernels['binaryPrepare'];
   binaryMatvec: LowbitKernels['binaryMatvec'];
   binaryGemm: LowbitKernels['binaryGemm'];
+  binaryGemmSimd(): boolean;
   binaryDequant: LowbitKernels['binaryDequant'];
   /** Caps the codebook lookup kernel: 0 scalar, 1 AVX2 gathers, 2 AVX-512 gathers, −1 the instruction set's best. */
   codebookSetGather(level: number): void;
@@ -95,6 +96,9 @@ export function loadNativeBackend(
     },
     get binarySimd() {
       return ['vnni', 'avx2'].includes(addon.lowbitIsa());
+    },
+    get binaryGemmSimd() {
+      return addon.binaryGemmSimd();
     },
     get mixedSimd() {
       return ['vnni', 'avx2'].includes(addon.lowbitIsa());
