@@ -62,13 +62,14 @@ for (const r of RUNS) {
     const be = prefillMode
       ? loadNativeBackend(1, () => createWasmBackendNode(1)).backend!
       : loadNativeBackend(1, () => createWasmBackendNode(1), { lowbit, floatActivations: !lowbit }).backend!;
-    const int8Default = be.lowbit!.int8Prefill;
+    // the float run of decode mode has no lowbit kernels (lowbit: false)
+    const int8Default = be.lowbit?.int8Prefill;
     if (prefillMode) be.lowbit!.int8Prefill = lowbit;
     const { model, tokenizer, dispose } = loadModel(out, { backend: be, maxRows: prefillMode ? r.seqlen : 1 });
     try {
       return perplexityOfText(model, tokenizer, text, { seqLen: r.seqlen, maxWindows: r.windows }).ppl;
     } finally {
-      be.lowbit!.int8Prefill = int8Default;
+      if (be.lowbit) be.lowbit.int8Prefill = int8Default!;
       dispose();
       be.dispose();
     }

@@ -37,7 +37,8 @@ static INLINE int32_t load32(const int8_t *p) {
 
 /* acc + Σ_4 a (u8) · b (s8) per 32-bit lane (vpdpbusd). In asm because GCC 12 compiles the
  * intrinsic with a register copy in and out of every accumulator and spills them to the stack
- * once per instruction in these loops (measured: the prefill ran 3x slower). */
+ * once per instruction in these loops (the addon's -O3 build, one thread: prefill of 128 rows
+ * through 5632×2048 27.2 ms with the intrinsic, 12.4 ms with this; matvec 182 vs 167 µs). */
 T_512 static INLINE __m512i dp(__m512i acc, __m512i a, __m512i b) {
   __asm__("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(a), "v"(b));
   return acc;

@@ -54,7 +54,7 @@ export interface LowbitKernels {
   codebookMatvec(y: Float32Array, x: Float32Array, ...c: CodebookNativeArgs): void;
   /** Rows [r0, r1) of W as float32 into w [r1 − r0, inDim]. */
   codebookDequant(w: Float32Array, ...c: [...CodebookNativeArgs, number, number]): void;
-  /** Whether the binary kernels run SIMD code here (AVX-512 VNNI or AVX2; their scalar C is far slower than the wasm kernels). */
+  /** Whether the binary kernels run SIMD code here (AVX-512 VNNI, AVX2 or NEON dot product; their scalar C is far slower than the wasm kernels). */
   readonly binarySimd: boolean;
   /**
    * binary-billm (blockSize % 128 == 0, native/binary.h): the file's blobs (sign, split, residual or

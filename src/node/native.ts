@@ -95,7 +95,7 @@ export function loadNativeBackend(
       return addon.lowbitIsa();
     },
     get binarySimd() {
-      return ['vnni', 'avx2'].includes(addon.lowbitIsa());
+      return ['vnni', 'avx2', 'neon-dotprod'].includes(addon.lowbitIsa());
     },
     get binaryGemmSimd() {
       return addon.binaryGemmSimd();
