@@ -110,7 +110,8 @@ for (const [out, inDim] of [[5632, 2048], [2048, 5632]] as const) {
       const r = { oldTiles: runs.oldTiles(), newTiles: runs.newTiles(), gemm: runs.gemm() };
       const row = { shape, isa, prefillRows, oldTilesMs: r.oldTiles, newTilesMs: r.newTiles, gemmMs: r.gemm, speedup: r.oldTiles / r.gemm };
       rows.push(row);
-      log(`  prefill ${prefillRows} rows ${shape.padEnd(10)} ${isa.padEnd(5)} tiles+sgemm old ${r.oldTiles.toFixed(1).padStart(6)} ms, new layout ${r.newTiles.toFixed(1).padStart(6)} ms; binary GEMM ${r.gemm.toFixed(1).padStart(6)} ms CPU  ${row.speedup.toFixed(2)}x`);
+      const gemmText = Number.isNaN(r.gemm) ? 'no binary GEMM on this instruction set (prefill keeps the tiles)' : `binary GEMM ${r.gemm.toFixed(1).padStart(6)} ms CPU  ${row.speedup.toFixed(2)}x`;
+      log(`  prefill ${prefillRows} rows ${shape.padEnd(10)} ${isa.padEnd(5)} tiles+sgemm old ${r.oldTiles.toFixed(1).padStart(6)} ms, new layout ${r.newTiles.toFixed(1).padStart(6)} ms; ${gemmText}`);
     }
   }
   old.lowbitSetIsa('auto');

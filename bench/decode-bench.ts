@@ -16,7 +16,9 @@
  * positions is < 1 %), the bandwidth that implies, and its % of the streaming-sum probe at the
  * same thread count (the "bandwidth limit"); then the block linears alone (one matvec each, the
  * packed kernels without the float32 head): ms per token and % of the limit. The machine is shared: the load average is printed
- * before and after, and every figure is a best of repeats.
+ * before and after, and every figure is a best of repeats. The last four columns ("cpu: …") are the same decode,
+ * prefill, tiles and linears by the process's CPU time (all threads): on a loaded machine, with one thread, the
+ * figures that still measure the work (at 2 threads they count the pool's spinning too).
  *
  * Options: --full, --threads 1,2, --tokens 32, --prefill 128, --reps 3, --formats a,b (labels
  * below), --cache DIR (packed files, made once; default $TMPDIR/bitcrush-bench-decode),
@@ -187,21 +189,39 @@ interface Row {
   /** The block linears alone (one matvec each): seconds per token and % of the bandwidth limit. */
   linearSeconds: number;
   linearBandwidthPct: number;
+  /** The same decode, prefill, tiles and linears by the process's CPU time (user + system, all threads; best of reps). */
+  decodeCpuTokS: number;
+  prefillCpuTokS: number;
+  prefillTilesCpuTokS: number | null;
+  linearCpuSeconds: number;
 }
 
-/** Seconds for one matvec through every block linear (activations in backend memory, as in decode), best of reps. */
-function linearSeconds(model: LlamaModel, be: Backend): number {
+/** Best wall and best CPU seconds (process.cpuUsage: every thread) of `reps` runs of fn. */
+function timed(fn: () => void, n = reps): { wall: number; cpu: number } {
+  let wall = Infinity;
+  let cpu = Infinity;
+  for (let r = 0; r < n; r++) {
+    const c0 = process.cpuUsage();
+    const t = performance.now();
+    fn();
+    wall = Math.min(wall, (performance.now() - t) / 1000);
+    const c = process.cpuUsage(c0);
+    cpu = Math.min(cpu, (c.user + c.system) / 1e6);
+  }
+  return { wall, cpu };
+}
+
+/** Seconds (wall, CPU) for one matvec through every block linear (activations in backend memory, as in decode), best of reps. */
+function linearSeconds(model: LlamaModel, be: Backend): { wall: number; cpu: number } {
   const io = model.weights.layers.flatMap((l) => [l.wq, l.wk, l.wv, l.wo, l.w1, l.w2, l.w3]).map((l) => {
     const x = be.alloc(l.inDim);
     for (let i = 0; i < l.inDim; i++) x[i] = Math.sin(i) * 0.5;
     return { l, x, y: be.alloc(l.outDim) };
   });
-  let best = Infinity;
-  for (let r = 0; r <= reps; r++) {
-    const t = performance.now();
+  for (const { l, x, y } of io) l.matvec(y, x); // warm-up
+  const best = timed(() => {
     for (const { l, x, y } of io) l.matvec(y, x);
-    if (r > 0) best = Math.min(best, (performance.now() - t) / 1000); // r = 0 warms up
-  }
+  });
   for (const { x, y } of io) {
     be.free?.(x);
     be.free?.(y);
@@ -211,7 +231,10 @@ function linearSeconds(model: LlamaModel, be: Backend): number {
 
 function measure(
   c: LlamaConfig, open: (be: Backend) => LlamaModel, be: Backend, tilesToo: boolean,
-): { load: number; loadCpu: number; decode: number; prefill: number; prefillTiles: number | null; linear: number } {
+): {
+  load: number; loadCpu: number; decode: number; prefill: number; prefillTiles: number | null; linear: number;
+  decodeCpu: number; prefillCpu: number; prefillTilesCpu: number | null; linearCpu: number;
+} {
   const t0 = performance.now();
   const cpu0 = process.cpuUsage();
   const model = open(be);
@@ -224,35 +247,28 @@ function measure(
       for (let pos = 0; pos < n; pos++) model.forward([tok(pos)], pos, 'last');
     };
     decodeRun(4); // warm-up: JIT, first touch of weights and scratch
-    let best = Infinity;
-    for (let r = 0; r < reps; r++) {
-      const t = performance.now();
-      decodeRun(tokens);
-      best = Math.min(best, (performance.now() - t) / 1000);
-    }
+    const best = timed(() => decodeRun(tokens));
     const prompt = Array.from({ length: prefill }, (_, i) => tok(i));
     const prefillSeconds = () => {
       model.forward(prompt, 0, 'last');
-      let bestP = Infinity;
-      for (let r = 0; r < reps; r++) {
-        const t = performance.now();
-        model.forward(prompt, 0, 'last');
-        bestP = Math.min(bestP, (performance.now() - t) / 1000);
-      }
-      return bestP;
+      return timed(() => model.forward(prompt, 0, 'last'));
     };
     const bestP = prefillSeconds();
     const lowbit = lowbitKernelsOf(be);
-    let tiles: number | null = null;
+    let tiles: { wall: number; cpu: number } | null = null;
     if (tilesToo && lowbit?.int8Prefill) {
       lowbit.int8Prefill = false;
       try {
-        tiles = prefill / prefillSeconds();
+        tiles = prefillSeconds();
       } finally {
         lowbit.int8Prefill = true;
       }
     }
-    return { load, loadCpu, decode: tokens / best, prefill: prefill / bestP, prefillTiles: tiles, linear: linearSeconds(model, be) };
+    const lin = linearSeconds(model, be);
+    return {
+      load, loadCpu, decode: tokens / best.wall, prefill: prefill / bestP.wall, prefillTiles: tiles && prefill / tiles.wall, linear: lin.wall,
+      decodeCpu: tokens / best.cpu, prefillCpu: prefill / bestP.cpu, prefillTilesCpu: tiles && prefill / tiles.cpu, linearCpu: lin.cpu,
+    };
   } finally {
     model.dispose();
   }
@@ -280,8 +296,8 @@ function main(): void {
 
   const rows: Row[] = [];
   const bandwidthAt = new Map<Row, number>(); // the limit each row was first printed against
-  const head = ['weights', 'engine', 'thr', 'load s', 'load cpu', 'lin load', 'decode tok/s', 'prefill tok/s', 'tiles', 'MB/token', 'GB/s', '% of bw', 'linears ms', 'lin % bw'];
-  const widths = [31, 11, 3, 6, 8, 8, 12, 13, 6, 8, 6, 7, 10, 8];
+  const head = ['weights', 'engine', 'thr', 'load s', 'load cpu', 'lin load', 'decode tok/s', 'prefill tok/s', 'tiles', 'MB/token', 'GB/s', '% of bw', 'linears ms', 'lin % bw', 'cpu: decode', 'prefill', 'tiles', 'linears ms'];
+  const widths = [31, 11, 3, 6, 8, 8, 12, 13, 6, 8, 6, 7, 10, 8, 11, 7, 6, 10];
   const line = (cells: string[]) => log('  ' + cells.map((x, i) => (i < 2 ? x.padEnd(widths[i]!) : x.padStart(widths[i]!))).join(' '));
   const files: Array<{ label: string; path: string | null; linearBytes: number; gemm: boolean }> = [];
   const shapes = expectedShapes(c);
@@ -330,12 +346,14 @@ function main(): void {
             weights: f.label, engine: e.name, threads: t, loadSeconds: m.load, loadCpuSeconds: m.loadCpu, linearLoadSeconds: packedLoad, decodeTokS: m.decode, prefillTokS: m.prefill, prefillTilesTokS: m.prefillTiles,
             bytesPerToken: bpt, gbPerS: gbs, bandwidthPct: (100 * gbs * 1e9) / bandwidth.get(t)!,
             linearSeconds: m.linear, linearBandwidthPct: (100 * f.linearBytes) / m.linear / bandwidth.get(t)!,
+            decodeCpuTokS: m.decodeCpu, prefillCpuTokS: m.prefillCpu, prefillTilesCpuTokS: m.prefillTilesCpu, linearCpuSeconds: m.linearCpu,
           };
           rows.push(row);
           bandwidthAt.set(row, bandwidth.get(t)!);
           line([
             f.label, e.name, String(t), f.path === null ? '-' : m.load.toFixed(2), f.path === null ? '-' : m.loadCpu.toFixed(2), f.path === null ? '-' : packedLoad.toFixed(2), m.decode.toFixed(1), m.prefill.toFixed(1), m.prefillTiles === null ? '-' : m.prefillTiles.toFixed(1), (bpt / 1e6).toFixed(0),
             gbs.toFixed(1), row.bandwidthPct.toFixed(0), (m.linear * 1000).toFixed(2), row.linearBandwidthPct.toFixed(0),
+            m.decodeCpu.toFixed(1), m.prefillCpu.toFixed(1), m.prefillTilesCpu === null ? '-' : m.prefillTilesCpu.toFixed(1), (m.linearCpu * 1000).toFixed(2),
           ]);
         } finally {
           be.dispose();
@@ -353,6 +371,7 @@ function main(): void {
     line([
       r.weights, r.engine, String(r.threads), r.weights === 'fp32' ? '-' : r.loadSeconds.toFixed(2), r.weights === 'fp32' ? '-' : r.loadCpuSeconds.toFixed(2), r.weights === 'fp32' ? '-' : r.linearLoadSeconds.toFixed(2), r.decodeTokS.toFixed(1), r.prefillTokS.toFixed(1),
       r.prefillTilesTokS === null ? '-' : r.prefillTilesTokS.toFixed(1), (r.bytesPerToken / 1e6).toFixed(0), r.gbPerS.toFixed(1), r.bandwidthPct.toFixed(0), (r.linearSeconds * 1000).toFixed(2), r.linearBandwidthPct.toFixed(0),
+      r.decodeCpuTokS.toFixed(1), r.prefillCpuTokS.toFixed(1), r.prefillTilesCpuTokS === null ? '-' : r.prefillTilesCpuTokS.toFixed(1), (r.linearCpuSeconds * 1000).toFixed(2),
     ]);
   }
   log(`load average after: ${la1.map((v) => v.toFixed(2)).join(' ')}`);
