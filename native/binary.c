@@ -174,7 +174,7 @@ int bn_gemv(const bn_tensor *w, const float *x, float *y) {
   quant_range(&j, 0, 1);
   /* below ~256k weights a thread wake costs more than it saves */
   if ((double)w->out * w->in < 262144.0) rows_range(&j, 0, w->groups);
-  else pool_run(rows_range, &j, w->groups, 1);
+  else pool_run(rows_range, &j, w->groups, 4); /* whole 4-group passes of the VNNI kernel per thread */
   free(m);
   return 1;
 }
