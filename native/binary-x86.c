@@ -133,6 +133,10 @@ T_512 static INLINE void pass_vnni(const bn_tensor *w, const bn_act *a, float *y
       if (NG == 4)
         for (int q = 0; q < 32; q++, wq += 2) {
           const __m512i xb = _mm512_set1_epi32(load32(xq + 4 * q));
+          /* the four group streams 1 KiB ahead, a cache line each per 4 quads: from DRAM, one
+           * thread, 24 tensors of 5632×2048 (102 MB), 306 → 252 µs per matvec; 2048×5632 285 → 229 */
+          if ((q & 3) == 0)
+            for (int i = 0; i < 4; i++) _mm_prefetch((const char *)(wq + i * gstride + 128), _MM_HINT_T0);
           DEC(0) DEC(1) DEC(2) DEC(3)
         }
       else
