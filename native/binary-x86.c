@@ -137,6 +137,10 @@ T_512 static INLINE void pass_vnni(const bn_tensor *w, const bn_act *a, float *y
            * thread, 24 tensors of 5632×2048 (102 MB), 306 → 252 µs per matvec; 2048×5632 285 → 229 */
           if ((q & 3) == 0)
             for (int i = 0; i < 4; i++) _mm_prefetch((const char *)(wq + i * gstride + 128), _MM_HINT_T0);
+          /* and the next block's 224 bytes of scales per group: 254 → 243 µs, 237 → 223 µs */
+          if (q == 0 && b + 1 < w->n_blocks)
+            for (int i = 0; i < 4; i++)
+              for (int l = 0; l < 4; l++) _mm_prefetch((const char *)(w->scales + ((size_t)(g + i) * w->n_blocks + b + 1) * BN_NS * 16) + 64 * l, _MM_HINT_T0);
           DEC(0) DEC(1) DEC(2) DEC(3)
         }
       else
