@@ -113,8 +113,8 @@ function checkKernels(format: WeightFormat, t: PackedTensor, w: Float32Array, ra
     const gemmOn = (isa: string) => !(lin instanceof BinaryLinear) || (native!.setIsa(isa) && k!.binaryGemmSimd);
     // prefill: the native kernels run the int8 GEMM (each row quantized as the matvec does: W·x̂
     // row by row, on every instruction set, with a part-filled 16-row tile and two tiles; the
-    // binary GEMM's 8-, 4- and 1-row activation passes); int8Prefill off dequantizes tiles for
-    // sgemm (W·x exactly)
+    // binary GEMM's whole and zero-padded 8-row activation passes); int8Prefill off dequantizes
+    // tiles for sgemm (W·x exactly)
     for (const n of gemm ? [8, 37] : [8]) {
       const y = new Float32Array(n * outDim);
       const xn = Float32Array.from({ length: n * inDim }, () => rand() * 2 - 1);
