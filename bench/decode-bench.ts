@@ -16,13 +16,18 @@
  * positions is < 1 %), the bandwidth that implies, and its % of the streaming-sum probe at the
  * same thread count (the "bandwidth limit"); then the block linears alone (one matvec each, the
  * packed kernels without the float32 head): ms per token and % of the limit. The machine is shared: the load average is printed
- * before and after, and every figure is a best of repeats. The last four columns ("cpu: …") are the same decode,
- * prefill, tiles and linears by the process's CPU time (all threads): on a loaded machine, with one thread, the
- * figures that still measure the work (at 2 threads they count the pool's spinning too).
+ * before and after, and every figure is a best of repeats.
  *
  * Options: --full, --threads 1,2, --tokens 32, --prefill 128, --reps 3, --formats a,b (labels
  * below), --cache DIR (packed files, made once; default $TMPDIR/bitcrush-bench-decode),
  * --no-compare (skip native+wasm rows), --json.
+ * `--backend wasm`: the wasm backend instead (Node without the addon, the browser's kernels):
+ * `wasm` = the SIMD128 module, `wasm relaxed` = wasm/kernels-relaxed.wasm (only where the engine
+ * has relaxed SIMD: run node --experimental-wasm-relaxed-simd), `wasm float` = the SIMD128
+ * module with floatActivations (the float kernels; skipped by --no-compare). "decode tok/CPU-s"
+ * counts the process's CPU time (all threads) instead of the wall clock: the figure a loaded
+ * machine still measures at one thread; so do the last three columns ("cpu: prefill", tiles,
+ * linears ms) for the prefill, the tiles prefill and the block linears.
  */
 import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
@@ -36,6 +41,7 @@ import type { LlamaConfig } from '../src/model/config.js';
 import { DEFAULT_EMBED_BITS, DEFAULT_HEAD_BITS, DEFAULT_WHOLE_GROUP } from '../src/cli/whole-flags.js';
 import { EMBED, expectedShapes, LINEARS, LM_HEAD, layerTensor, type ModelSource, type TensorInfo } from '../src/model/weights.js';
 import { createWasmBackendNode } from '../src/node/backend.js';
+import { relaxedSimdAvailable } from '../src/backend/wasm-kernels.js';
 import { writeFileAtomic } from '../src/node/atomic-write.js';
 import { FileSource } from '../src/node/fs.js';
 import { loadNativeBackend } from '../src/node/native.js';
@@ -58,6 +64,8 @@ const prefill = Number(arg('--prefill', '128'));
 const reps = Number(arg('--reps', '3'));
 const cache = arg('--cache', join(tmpdir(), 'bitcrush-bench-decode'));
 const compare = !args.includes('--no-compare');
+const backendKind = arg('--backend', 'native');
+if (backendKind !== 'native' && backendKind !== 'wasm') throw new Error(`--backend must be native or wasm (got '${backendKind}')`);
 const log = (s: string) => {
   if (!json) console.log(s);
   else process.stderr.write(`${s}\n`);
@@ -180,6 +188,7 @@ interface Row {
   /** Of loadSeconds, the packed block linears (reading their blobs, checks, kernel setup). */
   linearLoadSeconds: number;
   decodeTokS: number;
+  decodeCpuTokS: number;
   prefillTokS: number;
   /** The same prefill on dequantized tiles + sgemm (int8Prefill off), where the int8 GEMM serves the file. */
   prefillTilesTokS: number | null;
@@ -189,8 +198,7 @@ interface Row {
   /** The block linears alone (one matvec each): seconds per token and % of the bandwidth limit. */
   linearSeconds: number;
   linearBandwidthPct: number;
-  /** The same decode, prefill, tiles and linears by the process's CPU time (user + system, all threads; best of reps). */
-  decodeCpuTokS: number;
+  /** The same prefill, tiles and linears by the process's CPU time (user + system, all threads; best of reps). */
   prefillCpuTokS: number;
   prefillTilesCpuTokS: number | null;
   linearCpuSeconds: number;
@@ -232,8 +240,8 @@ function linearSeconds(model: LlamaModel, be: Backend): { wall: number; cpu: num
 function measure(
   c: LlamaConfig, open: (be: Backend) => LlamaModel, be: Backend, tilesToo: boolean,
 ): {
-  load: number; loadCpu: number; decode: number; prefill: number; prefillTiles: number | null; linear: number;
-  decodeCpu: number; prefillCpu: number; prefillTilesCpu: number | null; linearCpu: number;
+  load: number; loadCpu: number; decode: number; decodeCpu: number; prefill: number; prefillTiles: number | null; linear: number;
+  prefillCpu: number; prefillTilesCpu: number | null; linearCpu: number;
 } {
   const t0 = performance.now();
   const cpu0 = process.cpuUsage();
@@ -247,7 +255,16 @@ function measure(
       for (let pos = 0; pos < n; pos++) model.forward([tok(pos)], pos, 'last');
     };
     decodeRun(4); // warm-up: JIT, first touch of weights and scratch
-    const best = timed(() => decodeRun(tokens));
+    let best = Infinity;
+    let bestCpu = Infinity;
+    for (let r = 0; r < reps; r++) {
+      const t = performance.now();
+      const c0 = process.cpuUsage();
+      decodeRun(tokens);
+      const dc = process.cpuUsage(c0);
+      best = Math.min(best, (performance.now() - t) / 1000);
+      bestCpu = Math.min(bestCpu, (dc.user + dc.system) / 1e6);
+    }
     const prompt = Array.from({ length: prefill }, (_, i) => tok(i));
     const prefillSeconds = () => {
       model.forward(prompt, 0, 'last');
@@ -266,8 +283,8 @@ function measure(
     }
     const lin = linearSeconds(model, be);
     return {
-      load, loadCpu, decode: tokens / best.wall, prefill: prefill / bestP.wall, prefillTiles: tiles && prefill / tiles.wall, linear: lin.wall,
-      decodeCpu: tokens / best.cpu, prefillCpu: prefill / bestP.cpu, prefillTilesCpu: tiles && prefill / tiles.cpu, linearCpu: lin.cpu,
+      load, loadCpu, decode: tokens / best, decodeCpu: tokens / bestCpu, prefill: prefill / bestP.wall, prefillTiles: tiles && prefill / tiles.wall, linear: lin.wall,
+      prefillCpu: prefill / bestP.cpu, prefillTilesCpu: tiles && prefill / tiles.cpu, linearCpu: lin.cpu,
     };
   } finally {
     model.dispose();
@@ -296,8 +313,8 @@ function main(): void {
 
   const rows: Row[] = [];
   const bandwidthAt = new Map<Row, number>(); // the limit each row was first printed against
-  const head = ['weights', 'engine', 'thr', 'load s', 'load cpu', 'lin load', 'decode tok/s', 'prefill tok/s', 'tiles', 'MB/token', 'GB/s', '% of bw', 'linears ms', 'lin % bw', 'cpu: decode', 'prefill', 'tiles', 'linears ms'];
-  const widths = [31, 11, 3, 6, 8, 8, 12, 13, 6, 8, 6, 7, 10, 8, 11, 7, 6, 10];
+  const head = ['weights', 'engine', 'thr', 'load s', 'load cpu', 'lin load', 'decode tok/s', 'tok/CPU-s', 'prefill tok/s', 'tiles', 'MB/token', 'GB/s', '% of bw', 'linears ms', 'lin % bw', 'cpu: prefill', 'tiles', 'linears ms'];
+  const widths = [31, 12, 3, 6, 8, 8, 12, 9, 13, 6, 8, 6, 7, 10, 8, 12, 6, 10];
   const line = (cells: string[]) => log('  ' + cells.map((x, i) => (i < 2 ? x.padEnd(widths[i]!) : x.padStart(widths[i]!))).join(' '));
   const files: Array<{ label: string; path: string | null; linearBytes: number; gemm: boolean }> = [];
   const shapes = expectedShapes(c);
@@ -318,11 +335,19 @@ function main(): void {
   line(head);
   for (const f of files) {
     for (const t of threadList) {
-      const engines: Array<{ name: string; lowbit: boolean }> = [{ name: 'native', lowbit: true }];
-      if (compare && f.path !== null) engines.push({ name: 'native+wasm', lowbit: false });
+      const engines: Array<{ name: string; lowbit: boolean; make: () => Backend }> = [];
+      if (backendKind === 'native') {
+        engines.push({ name: 'native', lowbit: true, make: () => loadNativeBackend(t, () => createWasmBackendNode(t), { lowbit: true }).backend! });
+        if (compare && f.path !== null) engines.push({ name: 'native+wasm', lowbit: false, make: () => loadNativeBackend(t, () => createWasmBackendNode(t), { lowbit: false }).backend! });
+      } else {
+        engines.push({ name: 'wasm', lowbit: false, make: () => createWasmBackendNode(t, 'simd128') });
+        // fp32 runs the same sgemv/sgemm objects in both modules (scripts/build-wasm.sh): one row
+        if (relaxedSimdAvailable() && f.path !== null) engines.push({ name: 'wasm relaxed', lowbit: false, make: () => createWasmBackendNode(t, 'relaxed') });
+        if (compare && f.path !== null) engines.push({ name: 'wasm float', lowbit: false, make: () => Object.assign(createWasmBackendNode(t, 'simd128'), { floatActivations: true }) });
+      }
       for (const e of engines) {
         probe(t);
-        const be = loadNativeBackend(t, () => createWasmBackendNode(t), { lowbit: e.lowbit }).backend!;
+        const be = e.make();
         let packedLoad = 0;
         try {
           const open = (b: Backend) => {
@@ -343,17 +368,17 @@ function main(): void {
           const bpt = bytesPerToken(c, f.linearBytes, f.path !== null);
           const gbs = (bpt * m.decode) / 1e9;
           const row: Row = {
-            weights: f.label, engine: e.name, threads: t, loadSeconds: m.load, loadCpuSeconds: m.loadCpu, linearLoadSeconds: packedLoad, decodeTokS: m.decode, prefillTokS: m.prefill, prefillTilesTokS: m.prefillTiles,
+            weights: f.label, engine: e.name, threads: t, loadSeconds: m.load, loadCpuSeconds: m.loadCpu, linearLoadSeconds: packedLoad, decodeTokS: m.decode, decodeCpuTokS: m.decodeCpu, prefillTokS: m.prefill, prefillTilesTokS: m.prefillTiles,
             bytesPerToken: bpt, gbPerS: gbs, bandwidthPct: (100 * gbs * 1e9) / bandwidth.get(t)!,
             linearSeconds: m.linear, linearBandwidthPct: (100 * f.linearBytes) / m.linear / bandwidth.get(t)!,
-            decodeCpuTokS: m.decodeCpu, prefillCpuTokS: m.prefillCpu, prefillTilesCpuTokS: m.prefillTilesCpu, linearCpuSeconds: m.linearCpu,
+            prefillCpuTokS: m.prefillCpu, prefillTilesCpuTokS: m.prefillTilesCpu, linearCpuSeconds: m.linearCpu,
           };
           rows.push(row);
           bandwidthAt.set(row, bandwidth.get(t)!);
           line([
-            f.label, e.name, String(t), f.path === null ? '-' : m.load.toFixed(2), f.path === null ? '-' : m.loadCpu.toFixed(2), f.path === null ? '-' : packedLoad.toFixed(2), m.decode.toFixed(1), m.prefill.toFixed(1), m.prefillTiles === null ? '-' : m.prefillTiles.toFixed(1), (bpt / 1e6).toFixed(0),
+            f.label, e.name, String(t), f.path === null ? '-' : m.load.toFixed(2), f.path === null ? '-' : m.loadCpu.toFixed(2), f.path === null ? '-' : packedLoad.toFixed(2), m.decode.toFixed(1), m.decodeCpu.toFixed(1), m.prefill.toFixed(1), m.prefillTiles === null ? '-' : m.prefillTiles.toFixed(1), (bpt / 1e6).toFixed(0),
             gbs.toFixed(1), row.bandwidthPct.toFixed(0), (m.linear * 1000).toFixed(2), row.linearBandwidthPct.toFixed(0),
-            m.decodeCpu.toFixed(1), m.prefillCpu.toFixed(1), m.prefillTilesCpu === null ? '-' : m.prefillTilesCpu.toFixed(1), (m.linearCpu * 1000).toFixed(2),
+            m.prefillCpu.toFixed(1), m.prefillTilesCpu === null ? '-' : m.prefillTilesCpu.toFixed(1), (m.linearCpu * 1000).toFixed(2),
           ]);
         } finally {
           be.dispose();
@@ -369,9 +394,9 @@ function main(): void {
     r.bandwidthPct = (100 * r.gbPerS * 1e9) / bw;
     r.linearBandwidthPct = (100 * (r.linearBandwidthPct / 100) * bandwidthAt.get(r)!) / bw;
     line([
-      r.weights, r.engine, String(r.threads), r.weights === 'fp32' ? '-' : r.loadSeconds.toFixed(2), r.weights === 'fp32' ? '-' : r.loadCpuSeconds.toFixed(2), r.weights === 'fp32' ? '-' : r.linearLoadSeconds.toFixed(2), r.decodeTokS.toFixed(1), r.prefillTokS.toFixed(1),
+      r.weights, r.engine, String(r.threads), r.weights === 'fp32' ? '-' : r.loadSeconds.toFixed(2), r.weights === 'fp32' ? '-' : r.loadCpuSeconds.toFixed(2), r.weights === 'fp32' ? '-' : r.linearLoadSeconds.toFixed(2), r.decodeTokS.toFixed(1), r.decodeCpuTokS.toFixed(1), r.prefillTokS.toFixed(1),
       r.prefillTilesTokS === null ? '-' : r.prefillTilesTokS.toFixed(1), (r.bytesPerToken / 1e6).toFixed(0), r.gbPerS.toFixed(1), r.bandwidthPct.toFixed(0), (r.linearSeconds * 1000).toFixed(2), r.linearBandwidthPct.toFixed(0),
-      r.decodeCpuTokS.toFixed(1), r.prefillCpuTokS.toFixed(1), r.prefillTilesCpuTokS === null ? '-' : r.prefillTilesCpuTokS.toFixed(1), (r.linearCpuSeconds * 1000).toFixed(2),
+      r.prefillCpuTokS.toFixed(1), r.prefillTilesCpuTokS === null ? '-' : r.prefillTilesCpuTokS.toFixed(1), (r.linearCpuSeconds * 1000).toFixed(2),
     ]);
   }
   log(`load average after: ${la1.map((v) => v.toFixed(2)).join(' ')}`);

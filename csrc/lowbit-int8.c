@@ -13,14 +13,9 @@
  * int16 over one block (8 per lane: ≤ 15240, no overflow), then widened with extadd_pairwise;
  * 8-bit levels (to 255) are widened to int16 and multiplied with i32x4.dot_i16x8_s. Per block the
  * int32 sums are scaled in float32 lanes, one horizontal sum per row.
- * (Relaxed SIMD's i32x4.relaxed_dot_i8x16_i7x16_add_s would halve the 2/4-bit work; clang 14,
- * the toolchain the committed module is built with, has no intrinsic for it.)
+ * The relaxed-SIMD build does each plane with one i32x4.relaxed_dot_i8x16_i7x16_add_s (lowbit-int8.h).
  */
-#include "kernels.h"
-
-typedef unsigned char u8;
-typedef unsigned short u16;
-typedef unsigned int u32;
+#include "lowbit-int8.h"
 
 /* What UniformInt8Kernels (uniform-wasm-int8.ts) keeps in kernel memory: int32 fields in this order. */
 typedef struct {
@@ -36,49 +31,12 @@ typedef struct {
   float *gx;           /* [n_groups] */
 } i8_desc;
 
-static inline float f16_to_f32(u16 h) {
-  u32 sign = (u32)(h & 0x8000) << 16, exp = (h >> 10) & 31, man = h & 0x3ff, bits;
-  if (exp == 0) {
-    if (man == 0) bits = sign;
-    else {
-      int e = -1;
-      do { man <<= 1; e++; } while (!(man & 0x400));
-      bits = sign | (u32)(112 - e) << 23 | (man & 0x3ff) << 13;
-    }
-  } else if (exp == 31) bits = sign | 0x7f800000u | man << 13;
-  else bits = sign | (exp + 112) << 23 | man << 13;
-  union { u32 u; float f; } v = {bits};
-  return v.f;
-}
-
-static inline int lane_of(int c, int bits) {
-  if (bits == 2) return 32 * (c & 3) + (c >> 2);
-  if (bits == 4) return 64 * (c & 1) + (c >> 1);
-  return c;
-}
-
 /* x [in] (stored column order) into xq, xs, xsum, gx: one call, the calling thread (r0, r1 unused). */
 EXPORT(lowbit_i8_act) void lowbit_i8_act(const i8_desc *d, const float *x, int r0, int r1) {
   (void)r0, (void)r1;
   for (int b = 0; b < d->blocks; b++) {
-    int c0 = b * 128, n = min_i(128, d->in - c0);
-    float amax = 0;
-    for (int c = 0; c < n; c++) {
-      float m = __builtin_fabsf(x[c0 + c]);
-      amax = m > amax ? m : amax;
-    }
-    signed char *out = d->xq + c0;
-    for (int c = 0; c < 128; c++) out[c] = 0;
-    float s = amax / 127.0f, inv = amax > 0 ? 1.0f / s : 0.0f;
-    int sum = 0;
-    for (int c = 0; c < n; c++) {
-      float t = __builtin_rintf(x[c0 + c] * inv); /* f32.nearest: round half even, as the reference */
-      int q = t > 127 ? 127 : t < -127 ? -127 : (int)t;
-      out[lane_of(c, d->bits)] = (signed char)q;
-      sum += q;
-    }
-    d->xs[b] = s;
-    d->xsum[b] = sum;
+    int c0 = b * 128;
+    d->xsum[b] = quantize_block(x + c0, min_i(128, d->in - c0), d->bits, d->xq + c0, &d->xs[b]);
   }
   for (int g = 0; g < d->n_groups; g++) {
     float s = 0;
@@ -95,47 +53,9 @@ static inline int zero_at(const i8_desc *d, int r, int g) {
   return (int)((v >> (bit & 7)) & ((1u << d->bits) - 1));
 }
 
-#define PLANE(acc_lo, acc_hi, lv, xp)                                            \
-  do {                                                                           \
-    v128_t xv_ = wasm_v128_load(xp);                                             \
-    acc_lo = wasm_i16x8_add(acc_lo, wasm_i16x8_extmul_low_i8x16(lv, xv_));       \
-    acc_hi = wasm_i16x8_add(acc_hi, wasm_i16x8_extmul_high_i8x16(lv, xv_));      \
-  } while (0)
-
-/* Σ q·xq over one 128-column block as int32 lanes. */
-static inline v128_t block_dot(const u8 *blk, const signed char *xq, int bits) {
-  v128_t lo = wasm_i16x8_splat(0), hi = lo;
-  if (bits == 2) {
-    const v128_t m = wasm_i8x16_splat(3);
-    for (int h = 0; h < 2; h++) {
-      v128_t w = wasm_v128_load(blk + 16 * h);
-      PLANE(lo, hi, wasm_v128_and(w, m), xq + 16 * h);
-      PLANE(lo, hi, wasm_v128_and(wasm_u8x16_shr(w, 2), m), xq + 32 + 16 * h);
-      PLANE(lo, hi, wasm_v128_and(wasm_u8x16_shr(w, 4), m), xq + 64 + 16 * h);
-      PLANE(lo, hi, wasm_u8x16_shr(w, 6), xq + 96 + 16 * h);
-    }
-  } else if (bits == 4) {
-    const v128_t m = wasm_i8x16_splat(15);
-    for (int h = 0; h < 4; h++) {
-      v128_t w = wasm_v128_load(blk + 16 * h);
-      PLANE(lo, hi, wasm_v128_and(w, m), xq + 16 * h);
-      PLANE(lo, hi, wasm_u8x16_shr(w, 4), xq + 64 + 16 * h);
-    }
-  } else {
-    v128_t acc = wasm_i32x4_splat(0);
-    for (int h = 0; h < 8; h++) {
-      v128_t w = wasm_v128_load(blk + 16 * h), xv = wasm_v128_load(xq + 16 * h);
-      acc = wasm_i32x4_add(acc, wasm_i32x4_dot_i16x8(wasm_u16x8_extend_low_u8x16(w), wasm_i16x8_extend_low_i8x16(xv)));
-      acc = wasm_i32x4_add(acc, wasm_i32x4_dot_i16x8(wasm_u16x8_extend_high_u8x16(w), wasm_i16x8_extend_high_i8x16(xv)));
-    }
-    return acc;
-  }
-  return wasm_i32x4_add(wasm_i32x4_extadd_pairwise_i16x8(lo), wasm_i32x4_extadd_pairwise_i16x8(hi));
-}
-
-/* Rows [r0, r1) of y = W·x from the activation lowbit_i8_act prepared. */
-EXPORT(lowbit_i8_gemv) void lowbit_i8_gemv(const i8_desc *d, float *y, int r0, int r1) {
-  int bb = 16 * d->bits;
+/* Rows [r0, r1) at a constant width, so block_dot's branches and shifts fold away. */
+I8_INLINE void gemv_rows(const i8_desc *d, float *y, int r0, int r1, int bits) {
+  int bb = 16 * bits;
   for (int r = r0; r < r1; r++) {
     const u8 *row = d->q + (size_t)r * d->row_stride;
     const u16 *sc = d->scale + (size_t)r * d->n_groups;
@@ -146,13 +66,20 @@ EXPORT(lowbit_i8_gemv) void lowbit_i8_gemv(const i8_desc *d, float *y, int r0, i
       zterm += sw * (float)zero_at(d, r, g) * d->gx[g];
       int b1 = min_i(d->blocks, (g + 1) * d->group_blocks);
       for (int b = g * d->group_blocks; b < b1; b++) {
-        v128_t dot = block_dot(row + (size_t)b * bb, d->xq + b * 128, d->bits);
+        v128_t dot = block_dot(row + (size_t)b * bb, d->xq + b * 128, bits);
         acc = wasm_f32x4_add(acc, wasm_f32x4_mul(wasm_f32x4_convert_i32x4(dot), wasm_f32x4_splat(sw * d->xs[b])));
       }
     }
     float s = wasm_f32x4_extract_lane(acc, 0) + wasm_f32x4_extract_lane(acc, 1) + wasm_f32x4_extract_lane(acc, 2) + wasm_f32x4_extract_lane(acc, 3);
     y[r] = s - zterm;
   }
+}
+
+/* Rows [r0, r1) of y = W·x from the activation lowbit_i8_act prepared. */
+EXPORT(lowbit_i8_gemv) void lowbit_i8_gemv(const i8_desc *d, float *y, int r0, int r1) {
+  if (d->bits == 2) gemv_rows(d, y, r0, r1, 2);
+  else if (d->bits == 4) gemv_rows(d, y, r0, r1, 4);
+  else gemv_rows(d, y, r0, r1, 8);
 }
 
 /* Rows base + [r0, r1) of W as float32 into dst [·, in] (row base + r at dst + r·in), stored column
@@ -172,4 +99,13 @@ EXPORT(lowbit_i8_dequant) void lowbit_i8_dequant(const i8_desc *d, float *dst, i
       }
     }
   }
+}
+
+/* 1 in the relaxed-SIMD build (scripts/build-wasm.sh): the backend reports which module runs. */
+EXPORT(kernels_relaxed_simd) int kernels_relaxed_simd(void) {
+#ifdef __wasm_relaxed_simd__
+  return 1;
+#else
+  return 0;
+#endif
 }

@@ -287,3 +287,39 @@ void lowbit_dequant_mixed(float *w, const u8 *q, int row_stride, const int *goff
     }
   }
 }
+
+/* What mixed-wasm.ts keeps for lowbit_pack_mixed: int32 fields in this order. */
+typedef struct {
+  u8 *q;               /* [out, row_stride] the lane layout, zeroed */
+  int row_stride;
+  const int *goff;     /* [n_groups] group g's byte in a kernel row */
+  const u8 *widths;    /* [n_groups] field width in kernel memory: 1, 2, 4 (3-bit groups as 4) */
+  const u8 *file_bits; /* [n_groups] the file's widths 1..4 */
+  const int *src_goff; /* [n_groups] group g's byte in a file row */
+  int in_dim, group_size, n_groups;
+} mixed_pack_desc;
+
+/* Rows base + [r0, r1) of a mixed tensor from the file's rows (row i at src + i·src_stride, each
+ * group the bitstream of its levels, starting on a byte) into the lane layout: a group's whole
+ * blocks, then one short block of 8- or 16-bit lanes (the layout comment at the top). */
+EXPORT(lowbit_pack_mixed)
+void lowbit_pack_mixed(const mixed_pack_desc *d, const u8 *src, int src_stride, int base, int r0, int r1) {
+  for (int i = r0; i < r1; i++) {
+    const u8 *s = src + (size_t)i * src_stride;
+    u8 *row = d->q + (size_t)(base + i) * d->row_stride;
+    for (int g = 0; g < d->n_groups; g++) {
+      int b = d->file_bits[g], kw = d->widths[g], mask = (1 << b) - 1;
+      int cols = min_i(d->group_size, d->in_dim - g * d->group_size), bc = block_cols(kw), whole = cols / bc;
+      int short_lanes = short_lane_bits(cols - whole * bc, kw);
+      const u8 *gs = s + d->src_goff[g];
+      u8 *gd = row + d->goff[g];
+      for (int c = 0; c < cols; c++) {
+        int bit = c * b, byte = bit >> 3; /* a level straddles at most two bytes of its group */
+        unsigned v = (gs[byte] | ((bit & 7) + b > 8 ? (unsigned)gs[byte + 1] << 8 : 0u)) >> (bit & 7) & (unsigned)mask;
+        int in_whole = c < whole * bc, cc = in_whole ? c % bc : c - whole * bc, lanes = in_whole ? 32 : short_lanes;
+        int kbit = (cc >> 2) * kw; /* column 4k + l of the block: field k of lane l */
+        gd[(in_whole ? c / bc : whole) * 16 + (cc & 3) * (lanes / 8) + (kbit >> 3)] |= (u8)(v << (kbit & 7));
+      }
+    }
+  }
+}

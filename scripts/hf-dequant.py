@@ -16,7 +16,8 @@ num_codebooks, nbits_per_codebook):
   codes int8/int16 [out / out_group, in / in_group, num_codebooks] (two's complement of the
     unsigned code); codebooks float16 [num_codebooks, 2^nbits, out_group, in_group];
     scales float16 [out / out_group, 1, 1, 1]
-  W block (og, ig) = scales[og] * sum_m codebooks[m, codes[og, ig, m]]
+  W[o * out_group + a, j * in_group + t] = scales[o] * sum_m codebooks[m, codes[o, j, m], a, t]
+    (AQLM's _dequantize_weight: float32 sums over m in order, then the scale of the out group)
 
   /usr/bin/python3 scripts/hf-dequant.py <hf dir> <out.safetensors>
 

@@ -139,6 +139,27 @@ describe('AQLM layer quantization', () => {
     assert.deepStrictEqual(codebookFormat.dequantize(t), r.dequantized);
   });
 
+  it('out groups (og 2): a codeword and a scale per 2 rows, the reported loss is that of the real rows, q/k rows paired (il 2)', () => {
+    const o2: AqlmOptions = { ...opts, outGroupSize: 2 };
+    for (const [name, il] of [['model.layers.0.mlp.up_proj.weight', undefined], ['model.layers.0.self_attn.q_proj.weight', 2]] as const) {
+      const r = quantizeAqlmLayer(W, out, k, H.slice(), o2, ref, name);
+      const q = r.payload.data as CodebookQuantized;
+      assert.equal(q.og, 2);
+      assert.equal(q.il, il, name);
+      assert.equal(q.scale.length, out / 2);
+      assert.equal(q.codes.length, (out / 2) * (k / 4) * 2);
+      assert.equal(q.codebooks.length, 2 * 16 * 2 * 4);
+      const s = r.stats;
+      assert.ok(s.loss! < 0.8 * s.initLoss!, `${name}: loss ${s.loss} vs init ${s.initLoss}`);
+      // the virtual rows' loss (what the method minimised) is Σ eHeᵀ over the real rows
+      const exact = totalLoss(W, r.dequantized, H, out, k) / 2;
+      assert.ok(Math.abs(s.loss! - exact) <= 1e-3 * exact, `${name}: reported ${s.loss} vs ${exact}`);
+      assert.deepStrictEqual(codebookFormat.dequantize(codebookFormat.pack(q)), r.dequantized);
+    }
+    assert.throws(() => quantizeAqlmLayer(W, out, k, H.slice(), { ...opts, outGroupSize: 32 }, ref), /outGroupSize 32 × groupSize 4 exceeds 64/);
+    assert.throws(() => quantizeAqlmLayer(W, out, k, H.slice(), { ...o2, finetuneEpochs: 1 }, ref), /fine-tuning/);
+  });
+
   it('weighs errors by XᵀX: lower output error than plain nearest-codeword (k-means) codes', () => {
     const plain = quantizeAqlmLayer(W, out, k, H.slice(), { ...opts, maxEpochs: 0 }, ref);
     const tuned = quantizeAqlmLayer(W, out, k, H.slice(), { ...opts, maxEpochs: 1, stepsPerEpoch: 0 }, ref);

@@ -53,10 +53,9 @@ describe('asymmetric calibration targets', () => {
     }
   });
 
-  it('α = 1 gives the minimiser of the asymmetric objective; α = 0 the weights; α blends linearly', () => {
+  for (const out of [4, 9]) it(`α = 1 gives the minimiser of the asymmetric objective; α = 0 the weights; α blends linearly (${out} rows of 6: ${out < 6 ? 'left to right' : 'through K'})`, () => {
     const rows = 200;
     const inDim = 6;
-    const out = 4;
     const { xf, xq, w, H } = problem(2, rows, inDim, out);
     const C = crossMoment(ref, xf, xq, rows, inDim);
     let tr = 0;

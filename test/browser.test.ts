@@ -3,7 +3,8 @@
  * page is built here with Vite and served on 127.0.0.1; packed stories260K files made by
  * `bitcrush quantize` (one per format family in the registry, see browser/fixtures.ts) are
  * opened by URL, generated from greedily, and the text must equal what the Node runtime
- * produces for the same file on the same wasm kernels. Screenshots go to test-artifacts/.
+ * produces for the same file on the same wasm kernels (the page runs the relaxed-SIMD module,
+ * Node 20 the SIMD128 one: they compute the same bits, test/wasm-relaxed.test.ts). Screenshots go to test-artifacts/.
  * Speeds are printed for information, never asserted.
  */
 import assert from 'node:assert/strict';
@@ -134,6 +135,8 @@ describe('web page in chromium', { skip }, () => {
       await page.goto(`${isolated.url}?model=fixtures/${name}&tokenizer=fixtures/tok512.bin`);
       await waitFor(page, 'ready');
       assert.match((await page.textContent('#runtime')) ?? '', /cross-origin isolated/);
+      // chromium has relaxed SIMD: the page runs wasm/kernels-relaxed.wasm (the same results as Node's SIMD128 module, bit for bit)
+      assert.equal(await page.getAttribute('#runtime', 'data-kernels'), 'relaxed');
       assert.equal(await page.textContent('#card-file'), name);
       assert.equal(await page.textContent('#card-method'), fixture.method + ((await page.textContent('#card-method .muted')) ?? ''));
       const cells = await page.$$eval('#bitmap .cell', (els) => els.map((e) => e.getAttribute('data-format')));

@@ -5,11 +5,10 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { readFileSync } from 'node:fs';
 import { createReferenceBackend } from '../src/backend/reference.js';
 import { rowKernelsOf, type Backend } from '../src/backend/types.js';
 import { createWasmBackend } from '../src/backend/wasm.js';
-import { spawnNodeWorker } from '../src/node/backend.js';
+import { spawnNodeWorker, wasmKernelBytes, wasmKernelsKind } from '../src/node/backend.js';
 import { loadNativeBackend } from '../src/node/native.js';
 import { UniformLinear } from '../src/formats/uniform-linear.js';
 import { CodebookLinear } from '../src/formats/codebook-linear.js';
@@ -20,6 +19,7 @@ import type { CodebookParams } from '../src/formats/codebook.js';
 import type { BinaryParams, BinaryQuantized } from '../src/formats/binary.js';
 import { laneKernelFits } from '../src/formats/uniform-wasm.js';
 import { int8WasmFits } from '../src/formats/uniform-wasm-int8.js';
+import { gridInt8Fits } from '../src/formats/mixed-wasm-int8.js';
 import { lowbitKernelsOf, nativeBinaryFits, nativeCodebookFits, nativeMixedFits, nativeUniformFits } from '../src/formats/lowbit-kernels.js';
 import { int8Activations } from '../src/formats/int8-activations.js';
 import type { UniformParams } from '../src/formats/uniform.js';
@@ -31,7 +31,10 @@ import { blobBytes } from '../src/formats/types.js';
 import { mulberry32 as rng } from '../src/quant/random.js';
 
 const backend = createReferenceBackend();
-const wasmBytes = readFileSync(new URL('../../wasm/kernels.wasm', import.meta.url));
+// the module this process runs: relaxed SIMD under node --experimental-wasm-relaxed-simd (or
+// BITCRUSH_WASM_KERNELS=relaxed, which fails without it), else SIMD128 (test/wasm-relaxed.test.ts runs both)
+const wasmKind = wasmKernelsKind();
+const wasmBytes = wasmKernelBytes(wasmKind);
 const splitWasm = () => createWasmBackend({ wasm: wasmBytes, threads: 3, spawn: spawnNodeWorker, parallelMinWork: 1 });
 /**
  * Every format's fast kernels run on each backend: the reference one (TypeScript kernels), wasm
@@ -40,7 +43,7 @@ const splitWasm = () => createWasmBackend({ wasm: wasmBytes, threads: 3, spawn: 
  */
 const fastBackends: Array<{ label: string; be: Backend }> = [
   { label: 'reference', be: backend },
-  { label: 'wasm x1', be: createWasmBackend({ wasm: wasmBytes, threads: 1 }) },
+  { label: `wasm ${wasmKind} x1`, be: createWasmBackend({ wasm: wasmBytes, threads: 1 }) },
   { label: 'wasm x3 split', be: splitWasm() },
 ];
 const native = loadNativeBackend(2, splitWasm).backend;
@@ -50,6 +53,14 @@ const nativeIsas = native ? ['scalar', 'avx2', 'vnni', 'neon-dotprod'].filter((i
 native?.setIsa('auto');
 
 const wasmPathsReached = new Set<string>();
+
+/** Whether the wasm kernels of this tensor take int8 activations (uniform-wasm-int8.ts, mixed-wasm-int8.ts). */
+function wasmInt8(lin: UniformLinear | MixedLinear, inDim: number, params: UniformParams | MixedParams): boolean {
+  if (lin.engine !== 'wasm') return false;
+  if (lin instanceof MixedLinear) return gridInt8Fits(inDim, params.groupSize);
+  const p = params as UniformParams;
+  return int8WasmFits(inDim, p) || (p.bits === 3 && gridInt8Fits(inDim, p.groupSize));
+}
 
 /** matvec, matmul (several rows, one row) of the format's Linear on `be` against W·x. */
 function checkKernels(format: WeightFormat, t: PackedTensor, w: Float32Array, rand: () => number, be: Backend, label: string, rows = 3): void {
@@ -69,7 +80,8 @@ function checkKernels(format: WeightFormat, t: PackedTensor, w: Float32Array, ra
   } else if (lin instanceof MixedLinear && rowKernelsOf(be)) {
     assert.equal(lin.engine, 'wasm', `${label}: the wasm row kernels serve this tensor`);
     const p = t.params as MixedParams;
-    p.groups.forEach((n, b) => n > 0 && wasmPathsReached.add(`mixed ${b + 1}-bit g${p.groupSize}`));
+    const kind = gridInt8Fits(inDim, p.groupSize) ? 'int8' : 'float';
+    p.groups.forEach((n, b) => n > 0 && wasmPathsReached.add(`mixed ${kind} ${b + 1}-bit g${p.groupSize}`));
   }
   if (lin instanceof BinaryLinear && lowbitKernelsOf(be)?.binarySimd && nativeBinaryFits((t.params as BinaryParams).blockSize)) {
     assert.equal(lin.engine, 'native', `${label}: the native binary kernels serve this tensor`);
@@ -85,20 +97,21 @@ function checkKernels(format: WeightFormat, t: PackedTensor, w: Float32Array, ra
   }
   const x = Float32Array.from({ length: rows * inDim }, () => rand() * 2 - 1);
   const y1 = new Float32Array(outDim);
-  const int8Wasm = lin instanceof UniformLinear && lin.engine === 'wasm' && int8WasmFits(inDim, t.params as UniformParams);
-  if (int8Wasm) wasmPathsReached.add(`uniform int8 ${(t.params as UniformParams).bits}-bit`);
+  const int8Wasm = (lin instanceof UniformLinear || lin instanceof MixedLinear) && wasmInt8(lin, inDim, t.params as UniformParams | MixedParams);
+  if (int8Wasm && lin instanceof UniformLinear) wasmPathsReached.add(`uniform int8 ${(t.params as UniformParams).bits}-bit`);
+  if (int8Wasm && be.name === 'wasm') assert.equal((be as Backend & { kernels?: string }).kernels, wasmKind, `${label}: the ${wasmKind} module runs`);
   if (((lin instanceof UniformLinear || lin instanceof MixedLinear || lin instanceof BinaryLinear) && lin.engine === 'native') || int8Wasm) {
     // int8 activations: the kernels compute W·x̂ (int8-activations.ts), on every instruction set;
     // the binary kernels keep float x on the salient columns
     const salient = lin instanceof BinaryLinear ? (format.unpack(t) as BinaryQuantized).salient : null;
     /** What the kernels multiply W by: x̂, and x itself on the binary format's salient columns. */
     const kernelX = (xr: Float32Array): Float32Array => {
-      const xh = int8Activations(xr, inDim, salient ? null : (format.unpack(t) as GroupQuantized).perm);
+      const xh = int8Activations(xr, inDim, salient ? null : (format.unpack(t) as GroupQuantized).perm ?? null);
       if (salient) for (let j = 0; j < inDim; j++) if (salient[j]) xh[j] = xr[j]!;
       return xh;
     };
     const xhat = kernelX(x.subarray(0, inDim));
-    for (const isa of lin.engine === 'native' ? nativeIsas : ['wasm simd128']) {
+    for (const isa of lin.engine === 'native' ? nativeIsas : [`wasm ${wasmKind}`]) {
       if (lin.engine === 'native') native!.setIsa(isa);
       y1.fill(NaN);
       lin.matvec(y1, x.subarray(0, inDim));
@@ -243,9 +256,12 @@ describe('packed weight formats (registry-driven)', () => {
       });
     }
   }
+  it(`the wasm backends run the ${wasmKind} kernel module`, () => {
+    for (const { label, be } of fastBackends.slice(1, 3)) assert.equal((be as Backend & { kernels?: string }).kernels, wasmKind, label);
+  });
   it('the examples reach every wasm path of the mixed and codebook kernels', () => {
-    const want = ['aqlm lut', 'aqlm direct', 'uniform int8 2-bit', 'uniform int8 4-bit', 'uniform int8 8-bit'];
-    for (const g of [32, 128]) for (let b = 1; b <= 4; b++) want.push(`mixed ${b}-bit g${g}`);
+    const want = ['aqlm lut', 'aqlm direct', 'uniform int8 2-bit', 'uniform int8 3-bit', 'uniform int8 4-bit', 'uniform int8 8-bit'];
+    for (let b = 1; b <= 4; b++) want.push(`mixed float ${b}-bit g32`, `mixed int8 ${b}-bit g128`);
     for (const path of want) assert.ok(wasmPathsReached.has(path), `no example reaches ${path}`);
   });
 });

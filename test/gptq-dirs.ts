@@ -12,7 +12,7 @@ import { getFormat } from '../src/formats/registry.js';
 import type { UniformParams } from '../src/formats/uniform.js';
 import { groupsToGptq, type GptqCheckpointFormat } from '../src/interop/gptq.js';
 import { codebookToAqlm } from '../src/interop/aqlm.js';
-import { codebookFormat, dequantizeCodebook } from '../src/formats/codebook.js';
+import { codebookFormat, type CodebookQuantized } from '../src/formats/codebook.js';
 import { numberToF16Bits } from '../src/io/safetensors.js';
 import { LINEARS } from '../src/model/weights.js';
 import { mulberry32 } from '../src/quant/random.js';
@@ -77,6 +77,31 @@ export interface AqlmCase {
   numCodebooks: number;
   nbits: number;
   inGroupSize: number;
+  /** AQLM's out_group_size (rows per codeword); default 1. */
+  outGroupSize?: number;
+}
+
+/**
+ * AQLM's reconstruction written out for the checkpoint's own layout, apart from bitcrush's
+ * format code: W[o·og + a, j·g + t] = scales[o] · Σ_m codebooks[m, codes[o, j, m], a, t],
+ * float32 sums over m in order (the reference every import must equal).
+ */
+export function aqlmReference(q: CodebookQuantized, og: number): Float32Array {
+  const { outDim, inDim, M, B, g } = q;
+  const K = 2 ** B;
+  const nG = inDim / g;
+  const w = new Float32Array(outDim * inDim);
+  for (let r = 0; r < outDim; r++) {
+    const o = Math.floor(r / og);
+    const a = r % og;
+    for (let c = 0; c < inDim; c++) {
+      const j = Math.floor(c / g);
+      let acc = 0;
+      for (let m = 0; m < M; m++) acc = Math.fround(acc + q.codebooks[((m * K + q.codes[(o * nG + j) * M + m]!) * og + a) * g + (c % g)]!);
+      w[r * inDim + c] = Math.fround(q.scale[o]! * acc);
+    }
+  }
+  return w;
 }
 
 /** An AQLM directory (codes/codebooks/scales as transformers' aqlm integration loads them) and its float twin. */
@@ -93,20 +118,21 @@ export function writeAqlmDirs(root: string, k: AqlmCase, seed = 9): { aqlm: stri
       continue;
     }
     const [outDim, inDim] = t.shape as [number, number];
-    const p = { M: k.numCodebooks, B: k.nbits, g: k.inGroupSize };
+    const og = k.outGroupSize ?? 1;
+    const p = { M: k.numCodebooks, B: k.nbits, g: k.inGroupSize, ...(og > 1 ? { og } : {}) };
     const q = codebookFormat.randomPayload(outDim, inDim, p, rand);
-    floats.push({ name: t.name, dtype: 'F32', shape: t.shape, bytes: bytesOf(dequantizeCodebook(q)) });
+    floats.push({ name: t.name, dtype: 'F32', shape: t.shape, bytes: bytesOf(aqlmReference(q, og)) });
     const { codes } = codebookToAqlm(q);
     const base = t.name.replace(/\.weight$/, '');
     quant.push(
-      { name: `${base}.codes`, dtype: k.nbits <= 8 ? 'I8' : 'I16', shape: [outDim, inDim / k.inGroupSize, k.numCodebooks], bytes: new Uint8Array(codes.buffer) },
-      { name: `${base}.codebooks`, dtype: 'F16', shape: [k.numCodebooks, 2 ** k.nbits, 1, k.inGroupSize], bytes: bytesOf(Uint16Array.from(q.codebooks, numberToF16Bits)) },
-      { name: `${base}.scales`, dtype: 'F16', shape: [outDim, 1, 1, 1], bytes: bytesOf(Uint16Array.from(q.scale, numberToF16Bits)) },
+      { name: `${base}.codes`, dtype: k.nbits <= 8 ? 'I8' : 'I16', shape: [outDim / og, inDim / k.inGroupSize, k.numCodebooks], bytes: new Uint8Array(codes.buffer) },
+      { name: `${base}.codebooks`, dtype: 'F16', shape: [k.numCodebooks, 2 ** k.nbits, og, k.inGroupSize], bytes: bytesOf(Uint16Array.from(q.codebooks, numberToF16Bits)) },
+      { name: `${base}.scales`, dtype: 'F16', shape: [outDim / og, 1, 1, 1], bytes: bytesOf(Uint16Array.from(q.scale, numberToF16Bits)) },
     );
   }
   const dirs = { aqlm: join(root, 'aqlm'), float: join(root, 'float') };
   const quantization_config = {
-    quant_method: 'aqlm', in_group_size: k.inGroupSize, out_group_size: 1, num_codebooks: k.numCodebooks,
+    quant_method: 'aqlm', in_group_size: k.inGroupSize, out_group_size: k.outGroupSize ?? 1, num_codebooks: k.numCodebooks,
     nbits_per_codebook: k.nbits, linear_weights_not_to_quantize: notQuantized,
   };
   mkdirSync(dirs.aqlm, { recursive: true });

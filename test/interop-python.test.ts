@@ -2,13 +2,14 @@
  * What `bitcrush export --to gptq|aqlm` writes, dequantized by an independent numpy reader of
  * the published layouts (scripts/hf-dequant.py), equals bitcrush's own dequantized weights:
  * RTN files quantized here at 2, 3, 4 and 8 bits (sym and asym, v1 and v2), a GPTQ act-order
- * checkpoint converted and exported again, and an AQLM 2x8 and 1x16 checkpoint. The HF row order
+ * checkpoint converted and exported again, AQLM 2x8, 1x16 and out_group_size 2 / 4 checkpoints, and a
+ * file quantized here with --method aqlm --out-group-size 2. The HF row order
  * of q/k (rotate-half) is mapped back to bitcrush's interleaved one with the float loader's
  * canonicalRows. Skipped where /usr/bin/python3 with numpy is not installed.
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -77,10 +78,24 @@ describe('GPTQ / AQLM exports read by an independent numpy dequantizer', { skip:
     checkExport(bcq, 'gptq');
   });
 
-  for (const [M, B, g] of [[2, 8, 8], [1, 16, 8]] as const) {
-    test(`AQLM ${M}x${B} g${g} checkpoint → convert → export → numpy`, () => {
-      const dirs = writeAqlmDirs(join(tmp, `aq${M}x${B}`), { arch: arch('llama32-rope-llama3'), numCodebooks: M, nbits: B, inGroupSize: g }, 3);
-      const bcq = join(tmp, `aq${M}x${B}.bcq`);
+  test('AQLM quantized here with --out-group-size 2 → export → numpy', () => {
+    const k = { ...arch('llama32-rope-llama3'), config: { ...arch('llama32-rope-llama3').config, vocab_size: 260 } };
+    const src = join(tmp, 'aq-src');
+    writeArchDir(src, k);
+    writeChatTokenizer(src, { special: ['<s>', '</s>'], config: { bos_token: '<s>', eos_token: '</s>' } });
+    const calib = join(tmp, 'aq-calib.txt');
+    writeFileSync(calib, 'once upon a time there was a little fox who liked to run in the woods with her friends every day. '.repeat(4));
+    const bcq = join(tmp, 'aq-og2.bcq');
+    const r = run('quantize', src, '--method', 'aqlm', '--scheme', '2x5', '--group-size', '4', '--out-group-size', '2', '--max-epochs', '1', '--steps-per-epoch', '2',
+      '--kmeans-iters', '2', '--beam-size', '1', '--calib', calib, '--nsamples', '2', '--seqlen', '16', '--out', bcq);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(checkExport(bcq, 'aqlm'), 14);
+  });
+
+  for (const [M, B, g, og] of [[2, 8, 8, 1], [1, 16, 8, 1], [2, 8, 4, 4], [1, 12, 8, 2]] as const) {
+    test(`AQLM ${M}x${B} g${g} out_group ${og} checkpoint → convert → export → numpy`, () => {
+      const dirs = writeAqlmDirs(join(tmp, `aq${M}x${B}o${og}`), { arch: arch('llama32-rope-llama3'), numCodebooks: M, nbits: B, inGroupSize: g, outGroupSize: og }, 3);
+      const bcq = join(tmp, `aq${M}x${B}o${og}.bcq`);
       const c = run('convert', dirs.aqlm, '--out', bcq);
       assert.equal(c.status, 0, c.stderr);
       checkExport(bcq, 'aqlm');

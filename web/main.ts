@@ -141,7 +141,9 @@ function showRuntime(r: RuntimeInfo): void {
     badge.title = '';
     return;
   }
-  badge.textContent = `${r.backend} · ${threads} · ${r.isolated ? 'cross-origin isolated' : 'not isolated: single-threaded'}`;
+  badge.dataset.kernels = r.kernels ?? '';
+  const kernels = r.kernels === 'relaxed' ? ' (relaxed SIMD)' : r.kernels === 'simd128' ? ' (SIMD128)' : '';
+  badge.textContent = `${r.backend}${kernels} · ${threads} · ${r.isolated ? 'cross-origin isolated' : 'not isolated: single-threaded'}`;
   badge.title = r.webgpuUnavailable ? `WebGPU not used: ${r.webgpuUnavailable}` : '';
 }
 

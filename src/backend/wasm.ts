@@ -13,6 +13,7 @@ import type { Backend, RowKernels } from './types.js';
 import { WasmHeap } from './wasm-heap.js';
 import { CONTROL_BYTES, MAX_CHUNKS, MAX_THREADS, WasmPool, type Range, type SpawnWasmWorker } from './wasm-pool.js';
 import { evenRanges, linearCostRanges } from './ranges.js';
+import type { WasmKernelsKind } from './wasm-kernels.js';
 
 export interface WasmBackendOptions {
   /** The compiled module or the bytes of wasm/kernels.wasm. */
@@ -29,6 +30,8 @@ export interface WasmBackendOptions {
 
 export interface WasmBackend extends Backend, RowKernels {
   readonly name: 'wasm';
+  /** Which kernel module runs (wasm-kernels.ts), as the module itself reports. */
+  readonly kernels: WasmKernelsKind;
   alloc64(length: number): Float64Array;
   /** A zeroed byte buffer in wasm memory (packed low-bit weights). */
   allocBytes(length: number): Uint8Array;
@@ -130,8 +133,10 @@ export function createWasmBackend(opts: WasmBackendOptions): WasmBackend {
     else run('sgemv', [y, w, x, n, k], evenRanges(0, n, chunks, 4));
   }
 
+  const relaxed = instance.exports.kernels_relaxed_simd as (() => number) | undefined;
   const backend: WasmBackend = {
     name: 'wasm',
+    kernels: relaxed?.() === 1 ? 'relaxed' : 'simd128',
     threads,
     alloc: (length) => heap.f32(heap.allocBytes(length * 4), length),
     alloc64: (length) => heap.f64(heap.allocBytes(length * 8), length),

@@ -11,7 +11,8 @@ import { EMBED, LINEARS, LM_HEAD, layerTensor } from '../model/weights.js';
 import { checkRange, type ByteSource } from '../io/bytes.js';
 import { MAX_HEADER_BYTES } from '../io/safetensors.js';
 import { PackedModel } from '../packed/reader.js';
-import { backendBytes, formatBytes, WASM_MAX_BYTES } from '../runtime/memory.js';
+import { GPU_INITIAL_POSITIONS, growthPeakPositions } from '../webgpu/forward.js';
+import { backendBytes, FIRST_KV_POSITIONS, formatBytes, WASM_MAX_BYTES } from '../runtime/memory.js';
 
 /** Rows of one wasm forward call the budget counts (the prompt chunk). */
 export const WASM_ROWS = 512;
@@ -30,7 +31,7 @@ export interface BudgetLimits {
   gpu: GpuLimitsInfo | string;
   /** navigator.deviceMemory (GiB), when the browser tells. */
   deviceMemoryGiB?: number;
-  /** KV positions asked for on WebGPU (?ctx=N); default min(2048, seqLen, what fits). */
+  /** KV positions asked for (?ctx=N); default on WebGPU min(2048, seqLen, what fits), on wasm min(1024, seqLen) (its first KV allocation: no growth). */
   positions?: number;
 }
 
@@ -43,7 +44,8 @@ export interface BackendFit {
 }
 
 export interface Budget {
-  wasm: BackendFit;
+  /** positions: the context on wasm (the KV cache grows to it, counted with its growth; generation stops there). */
+  wasm: BackendFit & { positions: number };
   webgpu: BackendFit & { positions: number };
   /** A note when the model likely exceeds the device's memory (navigator.deviceMemory). */
   warning?: string;
@@ -68,8 +70,13 @@ function kernelWeights(packed: PackedModel): { params: number; bytes: number } {
   return { params, bytes };
 }
 
-/** Bytes of the GPU buffers GpuModel creates (webgpu/forward.ts), float tensors uploaded as float32. */
-export function gpuBytes(packed: PackedModel, positions: number, rows = GPU_ROWS): number {
+/**
+ * Bytes of the GPU buffers GpuModel creates (webgpu/forward.ts), float tensors uploaded as
+ * float32, at their peak: the KV caches and attention scores grow from `initialPositions` to
+ * `positions`, and while a growth copies, the old and new buffers are both alive (up to 1.5×
+ * their full-context size, growthPeakPositions).
+ */
+export function gpuBytes(packed: PackedModel, positions: number, rows = GPU_ROWS, initialPositions = GPU_INITIAL_POSITIONS): number {
   const c = packed.config;
   let bytes = 0;
   for (const t of packed.tensors()) {
@@ -78,10 +85,11 @@ export function gpuBytes(packed: PackedModel, positions: number, rows = GPU_ROWS
     bytes += packed.packedBytes(t.name) ?? n * 4;
   }
   const R = Math.min(rows, c.seqLen);
-  const acts = R * (c.dim + Math.max(c.dim, qDim(c)) + qDim(c) + 2 * kvDim(c) + 2 * c.hiddenDim + c.nHeads * positions) + 2 * c.vocabSize;
-  const cache = 2 * c.nLayers * positions * kvDim(c);
+  const peak = growthPeakPositions(initialPositions, positions);
+  const acts = R * (c.dim + Math.max(c.dim, qDim(c)) + qDim(c) + 2 * kvDim(c) + 3 * c.hiddenDim) + 2 * c.vocabSize;
+  const grown = peak * (R * c.nHeads + 2 * c.nLayers * kvDim(c));
   const rope = positions * headSize(c);
-  return bytes + 4 * (acts + cache + rope);
+  return bytes + 4 * (acts + grown + rope);
 }
 
 /** The largest KV positions whose per-buffer allocations fit the binding limit (0: none). */
@@ -99,9 +107,13 @@ function gpuMaxPositions(c: LlamaConfig, limit: number): number {
 export function memoryBudget(packed: PackedModel, limits: BudgetLimits): Budget {
   const c = packed.config;
   const cap = limits.wasmBytes ?? WASM_MAX_BYTES;
-  const wasmNeed = backendBytes(packed, Math.min(c.seqLen, WASM_ROWS), (n) => packed.packedBytes(n));
-  const wasm: BackendFit = { fits: wasmNeed <= cap, needBytes: wasmNeed };
-  if (!wasm.fits) {
+  const wasmPositions = limits.positions ?? Math.min(c.seqLen, FIRST_KV_POSITIONS);
+  const wasmNeed = backendBytes(packed, Math.min(c.seqLen, WASM_ROWS), (n) => packed.packedBytes(n), Math.min(wasmPositions, c.seqLen));
+  const wasm: Budget['wasm'] = { fits: wasmNeed <= cap, needBytes: wasmNeed, positions: wasmPositions };
+  if (wasmPositions > c.seqLen || wasmPositions < 1) {
+    wasm.fits = false;
+    wasm.why = `wasm: a context of ${wasmPositions} positions exceeds the model's ${c.seqLen}`;
+  } else if (!wasm.fits) {
     // weights scale with the parameters; activations and the KV cache are what is left
     const w = kernelWeights(packed);
     const room = cap - Math.max(0, wasmNeed - w.bytes);
@@ -112,7 +124,8 @@ export function memoryBudget(packed: PackedModel, limits: BudgetLimits): Budget 
     wasm.why =
       `wasm needs ${formatBytes(wasmNeed)} of kernel memory and holds ${formatBytes(cap)}: at this file's ${bpw.toFixed(2)} bits per weight in kernel memory ` +
       `(float tensors run as float32) about ${formatParams(maxParams)} parameters fit (this model has ${formatParams(total)})` +
-      (bitsFit >= 1 ? `, or this model packed at ≤ ${bitsFit.toFixed(1)} bits per weight` : ', and this model does not fit at any bit width');
+      (bitsFit >= 1 ? `, or this model packed at ≤ ${bitsFit.toFixed(1)} bits per weight` : ', and this model does not fit at any bit width') +
+      ` (with a context of ${wasmPositions} positions)`;
   }
 
   let webgpu: Budget['webgpu'];

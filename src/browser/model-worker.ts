@@ -21,7 +21,7 @@ import { GpuModel } from '../webgpu/forward.js';
 import { baseName } from './fetch.js';
 
 export interface ModelWorkerOptions {
-  /** The kernels (wasm/kernels.wasm): fetched once, on the first load. */
+  /** The kernels (wasm/kernels.wasm, or kernels-relaxed.wasm where chooseWasmKernels() says so): fetched once, on the first load. */
   wasm: () => Promise<WebAssembly.Module | ArrayBuffer>;
   /** Starts one wasm pool thread (see createBrowserBackend); omit for single-threaded. */
   spawnPoolWorker?: () => Worker;
@@ -143,9 +143,11 @@ export function serveModelWorker(opts: ModelWorkerOptions, scope: WorkerScope = 
     }
     loaded?.model.dispose();
     loaded = undefined;
-    const model = new LlamaModel(packed, { backend, linear: packed.linears(backend) });
+    // the context the budget counted: the KV cache never grows past it
+    const positions = budget.wasm.positions;
+    const model = new LlamaModel(packed, { backend, linear: packed.linears(backend), positions });
     loaded = { model, tokenizer };
-    const info = { backend: backend.name, threads: backend.threads, isolated, loadMs: performance.now() - t0, webgpuUnavailable, needBytes: budget.wasm.needBytes, ...common };
+    const info = { backend: backend.name, kernels: backend.kernels, threads: backend.threads, isolated, loadMs: performance.now() - t0, webgpuUnavailable, positions, needBytes: budget.wasm.needBytes, ...common };
     post({ id, type: 'loaded', card, runtime: info, chat: tokenizer.chat !== undefined });
   }
 

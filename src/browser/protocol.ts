@@ -42,11 +42,13 @@ export interface RuntimeInfo {
   /** Why WebGPU is not running this model (no adapter, a format without a kernel…), when it is not. */
   webgpuUnavailable?: string;
   threads: number;
+  /** The wasm kernel module running (backend/wasm-kernels.ts): relaxed SIMD where the browser has it. */
+  kernels?: 'simd128' | 'relaxed';
   /** Whether the page was cross-origin isolated (threads possible). */
   isolated: boolean;
   /** Wall time of parsing the file and building the model, in ms. */
   loadMs: number;
-  /** KV positions of the WebGPU backend (the context it can run). */
+  /** KV positions the model holds (the context it can run, counted by the budget). */
   positions?: number;
   /** Memory the model needs on the backend that runs it, bytes. */
   needBytes?: number;

@@ -32,5 +32,6 @@ export function withModel<T>(modelPath: string, opts: RunOptions, body: (loaded:
 }
 
 export function describeBackend(b: Backend): string {
-  return `${b.name}, ${b.threads} thread${b.threads > 1 ? 's' : ''}${floatActivationsOf(b) ? ', float activations' : ''}`;
+  const relaxed = (b as Backend & { kernels?: string }).kernels === 'relaxed' ? ', relaxed SIMD' : '';
+  return `${b.name}${relaxed}, ${b.threads} thread${b.threads > 1 ? 's' : ''}${floatActivationsOf(b) ? ', float activations' : ''}`;
 }

@@ -15,21 +15,29 @@
  * On a backend with row kernels (wasm, or native lending a wasm pool's) the same algorithms run
  * in WebAssembly SIMD on the kernels' threads (codebook-wasm.ts, csrc/codebook.c, with its own
  * cost rule); these TypeScript kernels are their reference and serve the reference backend.
+ *
+ * Output groups (og > 1, a codeword spans og rows): the table holds og dot products per
+ * codeword, T[j, m, k, a] = C_m[k][a, :] · x_j, and each code of group o feeds its og rows.
+ * The wasm and native kernels know og = 1 only; a tensor of og > 1 is og tensors of og = 1
+ * (member a of every group: the same codes and scales, codebook slice [:, :, a, :]), so they
+ * run once per member and the outputs are scattered to the rows (codebook-split.ts): the same
+ * arithmetic, the table work of og = 1 per member, and no per-row dequantization.
  */
 import type { Backend } from '../backend/types.js';
 import { KernelChoice } from './kernel-choice.js';
 import type { Linear } from '../runtime/linear.js';
-import type { CodebookParams, CodebookQuantized } from './codebook.js';
+import { codebookRow, groupShape, type CodebookParams, type CodebookQuantized } from './codebook.js';
 import { CodebookNativeKernels } from './codebook-native.js';
 import { CodebookWasmKernels } from './codebook-wasm.js';
 import { nativeCodebookFits } from './lowbit-kernels.js';
 import type { PackedTensor } from './types.js';
 import { RowTiles } from './row-tiles.js';
+import { CodebookSplitKernels, memberPacked, memberPayload } from './codebook-split.js';
 
 export type CodebookKernel = 'lut' | 'direct';
 
 /** y = W x for a codebook tensor, on the fastest kernels the backend offers. */
-export class CodebookLinear extends KernelChoice<CodebookNativeKernels | CodebookWasmKernels | CodebookTsKernels> {
+export class CodebookLinear extends KernelChoice<CodebookNativeKernels | CodebookWasmKernels | CodebookTsKernels | CodebookSplitKernels> {
   /**
    * `q` (or a function unpacking it, called only when the wasm or TypeScript kernels run);
    * `force` picks the matvec algorithm (tests, benchmarks); `packed`, the file's tensor, lets
@@ -40,11 +48,30 @@ export class CodebookLinear extends KernelChoice<CodebookNativeKernels | Codeboo
     const p = packed?.params;
     const native =
       packed && p && force === undefined && nativeCodebookFits(packed.inDim, p.M, p.B, p.g) ? packed : null;
+    const og = p ? groupShape(p).og : groupShape(payload()).og;
+    if (og === 1) {
+      super(
+        backend,
+        (rk) => new CodebookWasmKernels(payload(), rk, backend, force),
+        () => new CodebookTsKernels(payload(), backend, force),
+        native ? (k) => new CodebookNativeKernels(native, k, backend) : null,
+      );
+      return;
+    }
+    // og > 1: the og = 1 kernels once per member row of each group (wasm, native), else the TypeScript kernels
     super(
       backend,
-      (rk) => new CodebookWasmKernels(payload(), rk, backend, force),
+      (rk) => {
+        const q1 = payload();
+        let codes: Uint8Array | undefined; // the members share one copy of the codes in kernel memory
+        return new CodebookSplitKernels(q1, backend, (a) => {
+          const k = new CodebookWasmKernels(memberPayload(q1, a), rk, backend, force, codes);
+          codes ??= k.codes;
+          return k;
+        });
+      },
       () => new CodebookTsKernels(payload(), backend, force),
-      native ? (k) => new CodebookNativeKernels(native, k, backend) : null,
+      native ? (k) => new CodebookSplitKernels(native, backend, (a) => new CodebookNativeKernels(memberPacked(native, a), k, backend)) : null,
     );
   }
 
@@ -54,7 +81,7 @@ export class CodebookLinear extends KernelChoice<CodebookNativeKernels | Codeboo
   }
 }
 
-/** The TypeScript kernels (reference of the wasm ones). */
+/** The TypeScript kernels (reference of the wasm ones), any output group size. */
 export class CodebookTsKernels implements Linear {
   readonly outDim: number;
   readonly inDim: number;
@@ -63,13 +90,16 @@ export class CodebookTsKernels implements Linear {
   private readonly M: number;
   private readonly K: number;
   private readonly g: number;
+  private readonly og: number;
+  private readonly il: number;
   private readonly nG: number;
-  private readonly codes: Uint8Array | Uint16Array; // [out, nG, M]
-  private readonly codebooks: Float32Array; // [M, K, g]
-  private readonly scale: Float32Array; // [out]
+  private readonly codes: Uint8Array | Uint16Array; // [out/og, nG, M]
+  private readonly codebooks: Float32Array; // [M, K, og, g]
+  private readonly scale: Float32Array; // [out/og]
   // scratch, allocated once
-  private readonly table: Float32Array; // [nG, M, K] (lut only)
-  private readonly acc: Float32Array; // [g]
+  private readonly table: Float32Array; // [nG, M, K, og] (lut only)
+  private readonly sums: Float64Array; // [og] matvec sums (doubles, as the og = 1 kernels always summed)
+  private readonly acc: Float32Array; // [g] dequantization (float32: the reference arithmetic)
   private readonly tiles: RowTiles; // float32 row tiles for matmul
 
   constructor(q: CodebookQuantized, backend: Backend, force?: CodebookKernel) {
@@ -78,14 +108,16 @@ export class CodebookTsKernels implements Linear {
     this.M = q.M;
     this.K = 2 ** q.B;
     this.g = q.g;
+    ({ og: this.og, il: this.il } = groupShape(q));
     this.nG = q.inDim / q.g;
     this.codes = q.B <= 8 ? Uint8Array.from(q.codes) : q.codes.slice();
     this.codebooks = q.codebooks;
     this.scale = q.scale;
-    const lutOps = this.M * this.K * this.inDim + this.outDim * this.nG * this.M;
+    const lutOps = this.M * this.K * this.og * this.inDim + this.outDim * this.nG * this.M;
     const directOps = this.outDim * this.nG * this.g * (this.M + 1);
     this.kernel = force ?? (lutOps < directOps ? 'lut' : 'direct');
-    this.table = new Float32Array(this.kernel === 'lut' ? this.nG * this.M * this.K : 0);
+    this.table = new Float32Array(this.kernel === 'lut' ? this.nG * this.M * this.K * this.og : 0);
+    this.sums = new Float64Array(this.og);
     this.acc = new Float32Array(this.g);
     this.tiles = new RowTiles(backend, this.outDim, this.inDim);
   }
@@ -96,43 +128,53 @@ export class CodebookTsKernels implements Linear {
   }
 
   private lutMatvec(y: Float32Array, x: Float32Array): void {
-    const { M, K, g, nG, codebooks, table, codes, scale } = this;
-    // T[j, m, k] = C_m[k] · x_j
+    const { M, K, g, og, il, nG, codebooks, table, codes, scale, sums: acc } = this;
+    // T[j, m, k, a] = C_m[k][a, :] · x_j
+    const tile = og * g;
     for (let j = 0; j < nG; j++) {
       const x0 = j * g;
       for (let m = 0; m < M; m++) {
-        const t0 = (j * M + m) * K;
-        let c = m * K * g;
-        for (let k = 0; k < K; k++, c += g) {
+        let t0 = (j * M + m) * K * og;
+        let c = m * K * tile;
+        for (let k = 0; k < K * og; k++, c += g, t0++) {
           let d = 0;
           for (let t = 0; t < g; t++) d += codebooks[c + t]! * x[x0 + t]!;
-          table[t0 + k] = d;
+          table[t0] = d;
         }
       }
     }
-    // y_r = s_r · Σ_i T[i, b_{r,i}] over the row's nG·M codes (code i of a row is table slice i)
+    // y_row(o, a) = s_o · Σ_i T[i, b_{o,i}, a] over the group's nG·M codes (code i of a group is table slice i)
     const perRow = nG * M;
-    for (let r = 0; r < this.outDim; r++) {
-      const base = r * perRow;
-      let sum = 0;
-      for (let i = 0, t = 0; i < perRow; i++, t += K) sum += table[t + codes[base + i]!]!;
-      y[r] = scale[r]! * sum;
+    const slice = K * og;
+    for (let o = 0; o < this.outDim / og; o++) {
+      const base = o * perRow;
+      acc.fill(0);
+      for (let i = 0, t = 0; i < perRow; i++, t += slice) {
+        const e = t + codes[base + i]! * og;
+        for (let a = 0; a < og; a++) acc[a] = acc[a]! + table[e + a]!;
+      }
+      for (let a = 0; a < og; a++) y[codebookRow(o, a, og, il)] = scale[o]! * acc[a]!;
     }
   }
 
   private directMatvec(y: Float32Array, x: Float32Array): void {
-    const { M, K, g, nG, codebooks, codes, scale } = this;
-    for (let r = 0; r < this.outDim; r++) {
-      let sum = 0;
-      let ci = r * nG * M;
+    const { M, K, g, og, il, nG, codebooks, codes, scale, sums: acc } = this;
+    const tile = og * g;
+    for (let o = 0; o < this.outDim / og; o++) {
+      acc.fill(0);
+      let ci = o * nG * M;
       for (let j = 0; j < nG; j++) {
         const x0 = j * g;
         for (let m = 0; m < M; m++, ci++) {
-          const c = (m * K + codes[ci]!) * g;
-          for (let t = 0; t < g; t++) sum += codebooks[c + t]! * x[x0 + t]!;
+          const c = (m * K + codes[ci]!) * tile;
+          for (let a = 0; a < og; a++) {
+            let sum = acc[a]!;
+            for (let t = 0, ca = c + a * g; t < g; t++) sum += codebooks[ca + t]! * x[x0 + t]!;
+            acc[a] = sum;
+          }
         }
       }
-      y[r] = scale[r]! * sum;
+      for (let a = 0; a < og; a++) y[codebookRow(o, a, og, il)] = scale[o]! * acc[a]!;
     }
   }
 
@@ -147,18 +189,23 @@ export class CodebookTsKernels implements Linear {
 
   /** Rows r0..r0+count-1 into w [count, in], the same float32 arithmetic as dequantizeCodebook. */
   private dequantizeRows(r0: number, count: number, w: Float32Array): void {
-    const { M, K, g, nG, inDim, codebooks, codes, scale, acc } = this;
+    const { M, K, g, og, il, nG, inDim, codebooks, codes, scale, acc } = this;
+    const tile = og * g;
     for (let i = 0; i < count; i++) {
+      // row r is member a of group o (codebookRow inverted)
       const r = r0 + i;
-      const s = scale[r]!;
+      const within = r % (og * il);
+      const a = Math.floor(within / il);
+      const o = (r - within) / og + (within % il);
+      const s = scale[o]!;
       for (let j = 0; j < nG; j++) {
         acc.fill(0);
         for (let m = 0; m < M; m++) {
-          const c = (m * K + codes[(r * nG + j) * M + m]!) * g;
+          const c = (m * K + codes[(o * nG + j) * M + m]!) * tile + a * g;
           for (let t = 0; t < g; t++) acc[t] = acc[t]! + codebooks[c + t]!;
         }
-        const o = i * inDim + j * g;
-        for (let t = 0; t < g; t++) w[o + t] = s * acc[t]!;
+        const at = i * inDim + j * g;
+        for (let t = 0; t < g; t++) w[at + t] = s * acc[t]!;
       }
     }
   }

@@ -52,7 +52,8 @@ export class CodebookWasmKernels implements Linear {
   private readonly nG: number;
   private readonly codeBytes: number;
   // kernel memory
-  private readonly codes: Uint8Array; // [out, nG·M] u8 or u16 codes
+  /** [out, nG·M] u8 or u16 codes. */
+  readonly codes: Uint8Array;
   private readonly cb: Float32Array; // [M, K, g]
   private readonly cbt: Float32Array | null; // [M, g, Kp] (lut)
   private readonly table: Float32Array | null; // [nG, M, Kp] (lut)
@@ -61,11 +62,16 @@ export class CodebookWasmKernels implements Linear {
   private readonly yOut: Float32Array; // [out] when the caller's y is outside kernel memory
   private readonly tiles: KernelRowTiles;
 
+  /** Whether `codes` was allocated here (else another tensor's, shared: codebook-split.ts's members). */
+  private readonly ownsCodes: boolean;
+
+  /** `sharedCodes`: the kernel-memory codes of a tensor with the same codes (not copied, not freed here). */
   constructor(
     q: CodebookQuantized,
     private readonly be: RowKernels,
     backend: Backend,
     force?: CodebookKernel,
+    sharedCodes?: Uint8Array,
   ) {
     const { outDim, inDim, M, B, g } = q;
     this.outDim = outDim;
@@ -78,9 +84,15 @@ export class CodebookWasmKernels implements Linear {
     this.kernel = force ?? codebookWasmKernel(outDim, inDim, M, B, g);
     this.codeBytes = B <= 8 ? 1 : 2;
     const n = outDim * this.nG * M;
-    this.codes = be.allocBytes(Math.max(1, n * this.codeBytes));
-    if (this.codeBytes === 1) this.codes.set(q.codes);
-    else new Uint16Array(this.codes.buffer, this.codes.byteOffset, n).set(q.codes);
+    this.ownsCodes = sharedCodes === undefined;
+    if (sharedCodes !== undefined) {
+      if (sharedCodes.byteLength !== Math.max(1, n * this.codeBytes)) throw new RangeError('codebook wasm: shared codes of another size');
+      this.codes = sharedCodes;
+    } else {
+      this.codes = be.allocBytes(Math.max(1, n * this.codeBytes));
+      if (this.codeBytes === 1) this.codes.set(q.codes);
+      else new Uint16Array(this.codes.buffer, this.codes.byteOffset, n).set(q.codes);
+    }
     this.cb = be.alloc(M * this.K * g);
     this.cb.set(q.codebooks);
     this.cbt = this.table = null;
@@ -143,7 +155,7 @@ export class CodebookWasmKernels implements Linear {
   }
 
   dispose(): void {
-    for (const b of [this.codes, this.cb, this.cbt, this.table, this.scale, this.xs, this.yOut]) if (b) this.be.free(b);
+    for (const b of [this.ownsCodes ? this.codes : null, this.cb, this.cbt, this.table, this.scale, this.xs, this.yOut]) if (b) this.be.free(b);
     this.tiles.dispose();
   }
 }

@@ -80,6 +80,26 @@ export function permutedRows(be: RowKernels, held: Float32Array | null, x: Float
   return xs;
 }
 
+/**
+ * Builds a kernel layout from a file's rows q [outDim, srcStride] in C: the rows are copied a
+ * stage of about 1 MiB at a time into kernel memory and `pack(stage, r0, n)` runs the format's
+ * threaded pack kernel on rows [r0, r0 + n) (no JavaScript loop over the weights, a small staging
+ * buffer instead of a second copy of the tensor).
+ */
+export function packRowsInKernel(be: RowKernels, q: Uint8Array, srcStride: number, outDim: number, pack: (stage: number, r0: number, n: number) => void): void {
+  const stageRows = Math.max(1, Math.min(outDim, Math.floor((1 << 20) / Math.max(1, srcStride))));
+  const stage = be.allocBytes(Math.max(1, stageRows * srcStride));
+  try {
+    for (let r0 = 0; r0 < outDim; r0 += stageRows) {
+      const n = Math.min(stageRows, outDim - r0);
+      stage.set(q.subarray(r0 * srcStride, (r0 + n) * srcStride));
+      pack(be.address(stage)!, r0, n);
+    }
+  } finally {
+    be.free(stage);
+  }
+}
+
 /** y[rows, outDim] = x[rows, inDim]·Wᵀ as one matvec per row: the kernels' path for the few-row matmuls of decode. */
 export function matvecEachRow(
   lin: { matvec(y: Float32Array, x: Float32Array): void }, y: Float32Array, x: Float32Array, rows: number, outDim: number, inDim: number,

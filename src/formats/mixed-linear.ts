@@ -10,8 +10,9 @@
  * backend.matmul, as the uniform formats do.
  *
  * On a backend with row kernels (wasm, or native lending a wasm pool's) the same algorithms run
- * in WebAssembly SIMD on the kernels' threads (mixed-wasm.ts, csrc/lowbit.c); these TypeScript
- * kernels are their reference and serve the reference backend.
+ * in WebAssembly SIMD on the kernels' threads: on int8 activations for groups of whole 128-column
+ * blocks (mixed-wasm-int8.ts, csrc/lowbit-int8-mixed.c), else on float ones (mixed-wasm.ts,
+ * csrc/lowbit.c); these TypeScript kernels are their reference and serve the reference backend.
  */
 import type { Backend } from '../backend/types.js';
 import { KernelChoice } from './kernel-choice.js';
@@ -20,7 +21,8 @@ import { unpackBits } from './bitpack.js';
 import type { MixedArrays } from './mixed.js';
 import { MixedWasmKernels } from './mixed-wasm.js';
 import { RowTiles } from './row-tiles.js';
-import { lowbitKernelsOf, nativeMixedFits } from './lowbit-kernels.js';
+import { floatActivationsOf, lowbitKernelsOf, nativeMixedFits } from './lowbit-kernels.js';
+import { gridInt8Fits, MixedInt8WasmKernels, mixedInt8Spec } from './mixed-wasm-int8.js';
 import { MixedNativeKernels } from './mixed-native.js';
 
 /** Σ_k level_k · x[x0 + k] over n levels of width `bits` packed from q[o]. */
@@ -77,7 +79,10 @@ export class MixedLinear extends KernelChoice {
   constructor(outDim: number, inDim: number, a: MixedArrays, backend: Backend) {
     super(
       backend,
-      (rk) => new MixedWasmKernels(outDim, inDim, a, rk, backend),
+      (rk) => {
+        const spec = !floatActivationsOf(backend) && gridInt8Fits(inDim, a.groupSize) ? mixedInt8Spec(a) : null;
+        return spec ? new MixedInt8WasmKernels(outDim, inDim, spec, rk, backend) : new MixedWasmKernels(outDim, inDim, a, rk, backend);
+      },
       () => new MixedTsKernels(outDim, inDim, a, backend),
       a.raw && nativeMixedFits(inDim, a.groupSize) && lowbitKernelsOf(backend)?.mixedSimd ? (k) => new MixedNativeKernels(outDim, inDim, a, k, backend) : null,
     );

@@ -1,16 +1,17 @@
 /**
  * The mixed-precision group format (SliM-LLM) on a backend with row kernels (wasm, or native
- * lending a wasm pool's): each row is repacked once into the lane layout of csrc/lowbit.c,
- * group by group at the group's own width (whole blocks, then one short block; 3-bit groups
- * as 4-bit fields, see laneBits), in kernel memory; matvec runs `lowbit_gemv_mixed` over output
+ * lending a wasm pool's), float activations (groups that are not whole 128-column blocks, or a
+ * floatActivations backend; else mixed-wasm-int8.ts): each row is repacked once, in C
+ * (lowbit_pack_mixed on staged file rows), into the lane layout of csrc/lowbit.c, group by group
+ * at the group's own width (whole blocks, then one short block; 3-bit groups as 4-bit fields, see
+ * laneBits), in kernel memory; matvec runs `lowbit_gemv_mixed` over output
  * rows on the kernels' threads (the group dot it shares with the uniform kernel), matmul
  * dequantizes tiles of rows with `lowbit_dequant_mixed` (threaded) and hands them to
  * backend.matmul.
  */
 import type { Backend, RowKernels } from '../backend/types.js';
 import type { Linear } from '../runtime/linear.js';
-import { unpackBits } from './bitpack.js';
-import { KernelRowTiles } from './kernel-tiles.js';
+import { KernelRowTiles, packRowsInKernel } from './kernel-tiles.js';
 import type { MixedArrays } from './mixed.js';
 import { groupParamsInKernel } from './uniform-wasm.js';
 
@@ -22,6 +23,8 @@ import { groupParamsInKernel } from './uniform-wasm.js';
  */
 export const laneBits = (bits: number) => (bits === 3 ? 4 : bits);
 
+const PACK_DESC_FIELDS = 9; // csrc/lowbit.c mixed_pack_desc
+
 /** Columns of a whole kernel block of b-bit fields (b = 1, 2, 4): 16 bytes (csrc/lowbit.c's layout comment). */
 const blockCols = (bits: number) => 128 / bits;
 /** Lane bits of a short block of `cols` columns: the narrowest of 8, 16 holding its fields. */
@@ -32,22 +35,6 @@ export function laneGroupBytes(cols: number, bits: number): number {
   const whole = Math.floor(cols / blockCols(bits));
   const rest = cols - whole * blockCols(bits);
   return whole * 16 + (rest > 0 ? shortLaneBits(rest, bits) / 2 : 0);
-}
-
-/** Writes a group's levels [cols] as b-bit fields (b = 1, 2, 4) into dst[offset..]; dst must be zero there. */
-export function packLaneGroup(levels: Uint8Array, cols: number, dst: Uint8Array, offset: number, bits: number): void {
-  const bc = blockCols(bits);
-  const whole = Math.floor(cols / bc);
-  const shortLanes = shortLaneBits(cols - whole * bc, bits);
-  for (let c = 0; c < cols; c++) {
-    const inWhole = c < whole * bc;
-    const base = offset + (inWhole ? Math.floor(c / bc) : whole) * 16;
-    const lanes = inWhole ? 32 : shortLanes;
-    const cc = inWhole ? c % bc : c - whole * bc;
-    const k = cc >> 2; // column 4k + l of the block: field k of lane l
-    const bit = k * bits; // b divides 8: a field never straddles bytes
-    dst[base + (cc & 3) * (lanes / 8) + (bit >> 3)]! |= levels[c]! << (bit & 7);
-  }
 }
 
 export class MixedWasmKernels implements Linear {
@@ -88,15 +75,17 @@ export class MixedWasmKernels implements Linear {
     }
     this.rowStride = stride;
     this.q = be.allocBytes(Math.max(1, outDim * stride));
-    const levels = new Uint8Array(groupSize);
+    // the lane layout is built in C (lowbit_pack_mixed) from staged file rows
     const rowBytes = groupByte[nGroups]!;
-    for (let r = 0; r < outDim; r++) {
-      for (let g = 0; g < nGroups; g++) {
-        const cols = Math.min(groupSize, inDim - g * groupSize);
-        unpackBits(a.q, r * rowBytes + groupByte[g]!, levels, cols, widths[g]!);
-        packLaneGroup(levels, cols, this.q, r * stride + this.goff[g]!, this.widths[g]!);
-      }
-    }
+    const descBytes = be.allocBytes(4 * PACK_DESC_FIELDS);
+    const fileBits = be.allocBytes(nGroups);
+    fileBits.set(widths);
+    const srcGoff = be.allocBytes(4 * nGroups);
+    new Int32Array(srcGoff.buffer, srcGoff.byteOffset, nGroups).set(groupByte.subarray(0, nGroups));
+    const at = (v: ArrayBufferView) => be.address(v)!;
+    new Int32Array(descBytes.buffer, descBytes.byteOffset, PACK_DESC_FIELDS).set([at(this.q), stride, at(this.goff), at(this.widths), at(fileBits), at(srcGoff), inDim, groupSize, nGroups]);
+    packRowsInKernel(be, a.q, rowBytes, outDim, (stage, r0, n) => be.runRows('lowbit_pack_mixed', [at(descBytes), stage, rowBytes, r0], n, { work: n * inDim }));
+    for (const b of [descBytes, fileBits, srcGoff]) be.free(b);
     ({ scale: this.scale, zero: this.zero, szero: this.szero } = groupParamsInKernel(be, a, outDim * nGroups));
     this.xs = be.alloc(inDim + 128);
     this.gsum = be.alloc(Math.max(1, nGroups));

@@ -16,8 +16,8 @@
  *   group, F16 for 1-bit groups); params carry the count of groups per width so `blobs` can size
  *   `q` and `zero` from the header; `accepts` takes mixed-width GroupQuantized, so the writer
  *   picks it automatically.
- * - AQLM (family 'codebook'): params {M, B, g}; blobs `codes` [out, in/g, M] of B bits,
- *   `codebooks` F16 [M, 2^B, g], `scale` F16 [out]; makeLinear builds the lookup-table kernel.
+ * - AQLM (family 'codebook'): params {M, B, g, og}; blobs `codes` [out/og, in/g, M] of B bits,
+ *   `codebooks` F16 [M, 2^B, og, g], `scale` F16 [out/og]; makeLinear builds the lookup-table kernel.
  * - BiLLM / DBellQuant (family 'binary'): params {blockSize, salient counts}; blobs `signs`
  *   (1-bit planes), `salientMask`, `splitMask`, per-row `alpha`/`mean` F16 for each part.
  */
@@ -58,13 +58,17 @@ register(uniformFormat('uniform-asym', false, 'b-bit levels, float16 scale and b
 register(uniformFormat('uniform-sym', true, 'b-bit levels, float16 scale per group, zero at the grid midpoint'));
 
 /**
- * aqlm — AQLM additive codebooks (codebook.ts). params { M: 1..16, B: 1..16, g: 1..64 }, g | in, nG = in / g.
- *   codes      B ≤ 8: U8 [out, ceil(nG·M·B/8)]  row r: bitstream of codes b[r, j, m] in order (j, m)
- *              B > 8: U16 [out, nG·M]             the same codes, one per element
- *   codebooks  F16 [M, 2^B, g]
- *   scale      F16 [out]
- *   ŵ[r, j·g + t] = scale[r] · Σ_m codebooks[m, b[r, j, m], t]   (sum over m in order, float32)
- *   bpw = M·B/g (codes) + 16·M·2^B·g / (out·in) (codebooks) + 16 / in (scales), plus row padding.
+ * aqlm — AQLM additive codebooks (codebook.ts). params { M: 1..16, B: 1..16, g: 1..64, og: 2..64, il: 2 },
+ *   og and il absent when 1 (every file before they existed); g | in, og·il | out, nG = in / g, nO = out / og.
+ *   codes      B ≤ 8: U8 [nO, ceil(nG·M·B/8)]  row o: bitstream of codes b[o, j, m] in order (j, m)
+ *              B > 8: U16 [nO, nG·M]             the same codes, one per element
+ *   codebooks  F16 [M, 2^B, g] (og = 1) or [M, 2^B, og, g]
+ *   scale      F16 [nO]
+ *   ŵ[row(o, a), j·g + t] = scale[o] · Σ_m codebooks[m, b[o, j, m], a, t]   (sum over m in order, float32)
+ *   row(o, a) = (o − o mod il)·og + a·il + o mod il: output group o holds rows o·og … o·og + og − 1
+ *   (il = 1), or with il = 2 the groups 2p and 2p + 1 interleave rows 2p·og … 2p·og + 2·og − 1
+ *   (Hugging Face q/k groups in bitcrush's interleaved RoPE row order, interop/aqlm.ts).
+ *   bpw = M·B/(g·og) (codes) + 16·M·2^B·og·g / (out·in) (codebooks) + 16 / (og·in) (scales), plus padding.
  */
 register(codebookFormat);
 

@@ -25,6 +25,7 @@ import type { UniformArrays, UniformParams } from './uniform.js';
 import { laneKernelFits, UniformWasmKernels } from './uniform-wasm.js';
 import { int8WasmFits, UniformInt8WasmKernels } from './uniform-wasm-int8.js';
 import { RowTiles } from './row-tiles.js';
+import { gridInt8Fits, MixedInt8WasmKernels, uniformInt8Spec } from './mixed-wasm-int8.js';
 import { floatActivationsOf, nativeUniformFits } from './lowbit-kernels.js';
 import { UniformNativeKernels } from './uniform-native.js';
 
@@ -35,7 +36,9 @@ export class UniformLinear extends KernelChoice {
       backend,
       int8WasmFits(inDim, p) && !floatActivationsOf(backend)
         ? (rk) => new UniformInt8WasmKernels(outDim, inDim, p, a, rk, backend)
-        : laneKernelFits(inDim, p)
+        : p.bits === 3 && gridInt8Fits(inDim, p.groupSize) && !floatActivationsOf(backend)
+          ? (rk) => new MixedInt8WasmKernels(outDim, inDim, uniformInt8Spec(inDim, p, a), rk, backend)
+          : laneKernelFits(inDim, p)
           ? (rk) => new UniformWasmKernels(outDim, inDim, p, a, rk, backend)
           : null,
       () => new UniformTsKernels(outDim, inDim, p, a, backend),

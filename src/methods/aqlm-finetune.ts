@@ -54,6 +54,8 @@ export class Trainable {
   readonly nG: number;
 
   constructor(readonly q: CodebookQuantized) {
+    // the gradients below index codewords along one row: the method writes og = 1 only
+    if (q.og !== undefined) throw new RangeError(`fine-tuning: codebooks of ${q.og} rows per codeword are not trained here (og = 1 only)`);
     this.codebooks = q.codebooks.slice();
     this.scale = q.scale.slice();
     this.dC = new Float32Array(this.codebooks.length);

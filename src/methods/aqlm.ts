@@ -23,6 +23,8 @@ import { beamSearchCodes, reconstruct, rowLosses, sumCodewords } from './aqlm-be
 import { refineAqlmBlock, type AqlmFinetuneOptions } from './aqlm-finetune.js';
 import { globalFinetune, type AqlmGlobalOptions } from './aqlm-global.js';
 import { residualKmeans } from './aqlm-kmeans.js';
+import { realRows, virtualRows } from './aqlm-groups.js';
+import { QK_PROJ } from '../io/hf.js';
 import { mulberry32 as rng } from '../quant/random.js';
 
 export interface AqlmOptions extends AqlmFinetuneOptions, AqlmGlobalOptions {
@@ -30,6 +32,8 @@ export interface AqlmOptions extends AqlmFinetuneOptions, AqlmGlobalOptions {
   scheme: string;
   /** g: input columns per codeword. */
   groupSize: number;
+  /** og: output rows per codeword and scale (AQLM's out_group_size; q/k groups pair up, il = 2). */
+  outGroupSize: number;
   /** Hypotheses kept per row in the code search. */
   beamSize: number;
   /** Alternations of (Adam on codebooks and scales, beam search on codes) at most. */
@@ -66,6 +70,7 @@ export interface AqlmOptions extends AqlmFinetuneOptions, AqlmGlobalOptions {
 export const aqlmDefaults: AqlmOptions = {
   scheme: '2x8',
   groupSize: 8,
+  outGroupSize: 1,
   beamSize: 8,
   maxEpochs: 20,
   relativeTolerance: 0.01,
@@ -109,6 +114,8 @@ export function quantizeAqlmLayer(
   backend: Backend,
   name = 'layer',
 ): LayerResult {
+  const og = opts.outGroupSize ?? 1;
+  if (og !== 1) return outGroupLayer(W, outDim, inDim, H64, opts, backend, name, og);
   const t0 = performance.now();
   const { M, B } = parseScheme(opts.scheme);
   const K = 2 ** B;
@@ -241,6 +248,24 @@ export function quantizeAqlmLayer(
   }
 }
 
+/**
+ * og > 1: the og = 1 method on virtual rows (aqlm-groups.ts), its payload read as og rows per
+ * codeword. q/k groups take every other row (il = 2): in bitcrush's interleaved RoPE order those
+ * are og consecutive rows of Hugging Face's rotate-half order, so the file exports to AQLM.
+ */
+function outGroupLayer(W: Float32Array, outDim: number, inDim: number, H64: Float64Array, opts: AqlmOptions, backend: Backend, name: string, og: number): LayerResult {
+  const g = opts.groupSize;
+  if (!(Number.isInteger(og) && og >= 1 && og * g <= CODEBOOK_LIMITS.maxG)) throw new UsageError(`aqlm: outGroupSize ${og} × groupSize ${g} exceeds ${CODEBOOK_LIMITS.maxG} weights per codeword`);
+  if (opts.finetuneEpochs > 0 || opts.globalFinetuneEpochs > 0) throw new UsageError('aqlm: block and global fine-tuning train codewords of one row: use outGroupSize 1 with them');
+  const il = QK_PROJ.test(name) ? 2 : 1;
+  if (outDim % (og * il) !== 0 || inDim % g !== 0) throw new UsageError(`${name}: aqlm outGroupSize ${og}${il > 1 ? ' (q/k: in pairs)' : ''} and groupSize ${g} do not divide [${outDim}, ${inDim}]`);
+  const v = virtualRows(W, H64, outDim, inDim, g, og, il);
+  const r = quantizeAqlmLayer(v.W, outDim / og, og * inDim, v.H, { ...opts, outGroupSize: 1, groupSize: og * g }, backend, name);
+  const q = (r.payload as { data: CodebookQuantized }).data;
+  const data: CodebookQuantized = { ...q, outDim, inDim, g, og, ...(il > 1 ? { il } : {}) };
+  return { payload: { format: 'codebook', data }, dequantized: realRows(r.dequantized, outDim, inDim, g, og, il), stats: r.stats };
+}
+
 /** One Adam step with β1 = 0: p −= lr · grad / (√v̂ + ε), v̂ the bias-corrected EMA of grad² (AMSGrad: its running max). */
 function adamStep(p: Float32Array, s: { v: Float64Array; vmax: Float64Array | null; grad: Float64Array }, lr: number, step: number): void {
   const correction = 1 - BETA2 ** step;
@@ -273,6 +298,7 @@ export const aqlm: QuantMethod<AqlmOptions> = {
   options: {
     scheme: { kind: 'string', help: 'MxB: M codebooks of 2^B codewords (1x16, 2x8, 1x8, 4x8, 2x4, …)', pattern: /^\d+x\d+$/ },
     groupSize: { kind: 'int', help: 'input columns per codeword (AQLM g)', min: 1, max: CODEBOOK_LIMITS.maxG },
+    outGroupSize: { kind: 'int', help: 'output rows per codeword and scale (AQLM out_group_size; og·g ≤ 64; no fine-tuning with og > 1)', min: 1, max: CODEBOOK_LIMITS.maxOg },
     beamSize: { kind: 'int', help: 'code hypotheses kept per row in the beam search', min: 1, max: 64 },
     maxEpochs: { kind: 'int', help: 'alternations of codebook training and code search at most', min: 0, max: 10000 },
     relativeTolerance: { kind: 'number', help: 'stop when an epoch improves the loss by less than this fraction', min: 0, max: 1 },

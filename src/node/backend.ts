@@ -1,7 +1,7 @@
 /**
  * Node's backend factory: `native` (OpenBLAS addon, when it was built and loads), else `wasm`
  * (worker_threads pool), or the `reference` loops. BITCRUSH_BACKEND=auto|native|wasm|reference
- * overrides the requested kind.
+ * overrides the requested kind; BITCRUSH_WASM_KERNELS the wasm kernel module (wasmKernelsKind).
  */
 import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
@@ -11,6 +11,7 @@ import type { Backend } from '../backend/types.js';
 import { createWasmBackend, type WasmBackend } from '../backend/wasm.js';
 import type { SpawnWasmWorker } from '../backend/wasm-pool.js';
 import { loadNativeBackend } from './native.js';
+import { chooseWasmKernels, WASM_KERNEL_FILES, WASM_KERNELS_KINDS, type WasmKernelsKind } from '../backend/wasm-kernels.js';
 
 export type BackendKind = 'auto' | 'native' | 'wasm' | 'reference';
 export const BACKEND_KINDS: readonly BackendKind[] = ['auto', 'native', 'wasm', 'reference'];
@@ -27,9 +28,26 @@ export interface BackendOptions {
   floatActivations?: boolean;
 }
 
-const WASM_URL = new URL('../../../wasm/kernels.wasm', import.meta.url);
 const WORKER_URL = new URL('./wasm-worker.js', import.meta.url);
-let wasmModule: WebAssembly.Module | undefined;
+const wasmModules = new Map<WasmKernelsKind, WebAssembly.Module>();
+
+/**
+ * The kernel module this process runs (wasm-kernels.ts): relaxed SIMD where the engine has it
+ * (node --experimental-wasm-relaxed-simd), else SIMD128; BITCRUSH_WASM_KERNELS=auto|simd128|relaxed
+ * overrides (relaxed without the engine's support is an error).
+ */
+export function wasmKernelsKind(): WasmKernelsKind {
+  const env = process.env.BITCRUSH_WASM_KERNELS;
+  if (env !== undefined && env !== '' && env !== 'auto' && !WASM_KERNELS_KINDS.includes(env as WasmKernelsKind)) {
+    throw new Error(`BITCRUSH_WASM_KERNELS must be one of auto, ${WASM_KERNELS_KINDS.join(', ')} (got '${env}')`);
+  }
+  return chooseWasmKernels(env ? (env as WasmKernelsKind | 'auto') : 'auto');
+}
+
+/** The bytes of a kernel module (wasm/). */
+export function wasmKernelBytes(kind: WasmKernelsKind = wasmKernelsKind()): Uint8Array<ArrayBuffer> {
+  return readFileSync(new URL(`../../../wasm/${WASM_KERNEL_FILES[kind]}`, import.meta.url)) as Uint8Array<ArrayBuffer>;
+}
 
 /** Starts pool workers that never keep the process alive. */
 export const spawnNodeWorker: SpawnWasmWorker = (init) => {
@@ -38,9 +56,11 @@ export const spawnNodeWorker: SpawnWasmWorker = (init) => {
   return { terminate: () => void worker.terminate() };
 };
 
-export function createWasmBackendNode(threads: number): WasmBackend {
-  wasmModule ??= new WebAssembly.Module(readFileSync(WASM_URL));
-  return createWasmBackend({ wasm: wasmModule, threads, spawn: spawnNodeWorker });
+/** The wasm backend on `kind`'s module (default: wasmKernelsKind()). */
+export function createWasmBackendNode(threads: number, kind: WasmKernelsKind = wasmKernelsKind()): WasmBackend {
+  let module = wasmModules.get(kind);
+  if (module === undefined) wasmModules.set(kind, (module = new WebAssembly.Module(wasmKernelBytes(kind))));
+  return createWasmBackend({ wasm: module, threads, spawn: spawnNodeWorker });
 }
 
 export function createBackend(opts: BackendOptions = {}): Backend {

@@ -2,8 +2,11 @@
  * How much backend memory a model takes before it is built, so a model that cannot fit the
  * wasm backend's 4 GiB (wasm32) fails at once with a message instead of after minutes of loading.
  */
-import { kvDim, qDim } from '../model/config.js';
+import { headSize, kvDim, qDim } from '../model/config.js';
 import { EMBED, LINEARS, LM_HEAD, layerTensor, type ModelSource } from '../model/weights.js';
+
+/** The KV capacity a model allocates at first (runtime/scratch.ts), at least its maxRows. */
+export const FIRST_KV_POSITIONS = 1024;
 
 /** The wasm32 memory limit (65536 pages of 64 KiB). */
 export const WASM_MAX_BYTES = 2 ** 32;
@@ -11,9 +14,14 @@ export const WASM_MAX_BYTES = 2 ** 32;
 /**
  * Backend bytes of the model's linears and scratch: dense float32 weights in full, 16-bit ones
  * (HalfLinear) one tile, packed ones their blobs (`packedBytes`; kernels may add their group
- * parameters), plus the activations for `maxRows` rows and the first KV capacity.
+ * parameters), plus the activations for `maxRows` rows and the first KV capacity (the cache and
+ * the attention scratch sized by it) — or, with
+ * `positions` (a context the cache may grow to), every K/V capacity on the way there: a growth
+ * allocates the new cache while the old one is alive, and the wasm heap never shrinks and may
+ * not reuse a freed cache for a larger one, so their sum bounds its high water (1× with no
+ * growth, below 2× the full-context cache).
  */
-export function backendBytes(source: ModelSource, maxRows: number, packedBytes?: (name: string) => number | undefined): number {
+export function backendBytes(source: ModelSource, maxRows: number, packedBytes?: (name: string) => number | undefined, positions?: number): number {
   const c = source.config;
   const shapes = new Map(source.tensors().map((t) => [t.name, t.shape]));
   const names = [...Array.from({ length: c.nLayers }, (_, l) => LINEARS.map((x) => layerTensor(l, x))).flat(), c.tiedEmbeddings ? EMBED : LM_HEAD];
@@ -25,9 +33,18 @@ export function backendBytes(source: ModelSource, maxRows: number, packedBytes?:
     else if (source.loadHalf !== undefined && ['F16', 'BF16'].includes(source.dtypeOf?.(name) ?? '')) bytes += 4 << 20; // a tile and its product
     else bytes += out * inDim * 4;
   }
-  const positions = Math.min(c.seqLen, Math.max(1024, maxRows));
+  // a model capped at `positions` (LlamaModel's option) allocates at most that many at first
+  const first = Math.min(c.seqLen, positions ?? Infinity, Math.max(FIRST_KV_POSITIONS, maxRows));
+  let held = first;
+  if (positions !== undefined) for (let cap = first; cap < positions; ) {
+    cap = Math.min(positions, 2 * cap); // growScratch's doubling
+    held += cap;
+  }
   const rows = maxRows * (3 * c.dim + Math.max(c.dim, qDim(c)) + qDim(c) + 2 * c.hiddenDim + c.vocabSize);
-  const cache = 2 * c.nLayers * positions * kvDim(c);
+  // per position: keys and values of every layer, and the chunk attention's scratch (one kv
+  // head's keys and transposed values, the scores of a head group's rows: runtime/scratch.ts)
+  const perPosition = 2 * c.nLayers * kvDim(c) + (c.nHeads / c.nKvHeads) * maxRows + 2 * headSize(c);
+  const cache = perPosition * held;
   return bytes + 4 * (rows + cache);
 }
 

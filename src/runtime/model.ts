@@ -47,6 +47,12 @@ export interface ModelOptions {
    * scales with it; default min(seqLen, 512).
    */
   maxRows?: number;
+  /**
+   * Most positions a sequence may have on this model (its context for this run, ≤ seqLen;
+   * `config.seqLen` is lowered to it, so the KV cache never grows past it and generation stops
+   * there); default the model's seqLen.
+   */
+  positions?: number;
 }
 
 /** The weights of block `l` alone (the quantization pipeline holds one block at a time). */
@@ -94,7 +100,9 @@ export class LlamaModel {
 
   constructor(source: ModelSource, opts: ModelOptions) {
     this.name = source.name;
-    this.config = source.config;
+    const p = opts.positions;
+    if (p !== undefined && (!Number.isInteger(p) || p < 1)) throw new RangeError(`positions must be a positive integer, got ${p}`);
+    this.config = p !== undefined && p < source.config.seqLen ? { ...source.config, seqLen: p } : source.config;
     this.backend = opts.backend;
     this.weights = loadWeights(source, opts.linear ?? denseLinears(opts.backend));
     const maxRows = opts.maxRows ?? Math.min(this.config.seqLen, 512);

@@ -5,6 +5,7 @@
 import type { Backend } from '../backend/types.js';
 import { headSize, kvDim, qDim, type LlamaConfig } from '../model/config.js';
 import { ropeInvFrequencies } from '../model/rope.js';
+import { FIRST_KV_POSITIONS } from './memory.js';
 
 /**
  * Activation buffers sized for up to `maxRows` tokens per forward call, and the KV cache with
@@ -35,7 +36,7 @@ export interface Scratch {
 }
 
 /** First KV capacity: enough for a prefill chunk and a short answer; doubled as the sequence grows. */
-const INITIAL_POSITIONS = 1024;
+const INITIAL_POSITIONS = FIRST_KV_POSITIONS;
 
 export function allocScratch(c: LlamaConfig, backend: Backend, maxRows: number, positions = Math.min(c.seqLen, Math.max(INITIAL_POSITIONS, maxRows))): Scratch {
   const hs = headSize(c);

@@ -12,6 +12,8 @@ export interface GpuInfo {
   /** Largest storage buffer one binding may view: tensors larger than this are split by rows. */
   maxBindingBytes: number;
   maxBufferBytes: number;
+  /** A CPU adapter (SwiftShader, or one the browser calls a fallback): lanes are threads there, not SIMD lanes. */
+  cpu?: boolean;
 }
 
 export class GpuContext {
@@ -20,10 +22,28 @@ export class GpuContext {
   private readonly pipelines = new Map<string, GpuComputePipeline>();
   /** Bytes of every buffer this context created and did not destroy. */
   allocatedBytes = 0;
+  /** Lanes per output row for every linear when set (profiling, tests); else lanesFor's choice. */
+  lanesOverride: number | undefined;
 
   constructor(device: GpuDevice, info: GpuInfo) {
     this.device = device;
     this.info = info;
+  }
+
+  /**
+   * Invocations per output row of a linear with `inDim` columns (linear.ts LANE_COUNTS). On a
+   * CPU adapter one: SwiftShader runs a workgroup's invocations as a loop, where each barrier
+   * of a lane sum costs more than the row (measured on bench-llama's [32000, 256] 4-bit head,
+   * one decode: 64 lanes 1–3 s, 8 lanes 220 ms, 1 lane 66 ms). On a GPU, enough lanes that
+   * neighbours read neighbouring words of a row (coalesced) and each has a few words of a
+   * 2-bit row (inDim / 16 words) to decode, at most a 32-wide SIMD group.
+   */
+  lanesFor(inDim: number): number {
+    if (this.lanesOverride !== undefined) return this.lanesOverride;
+    if (this.info.cpu === true) return 1;
+    let lanes = 1;
+    while (lanes < 32 && lanes * 2 * 4 <= inDim / 16) lanes *= 2;
+    return lanes;
   }
 
   /** A storage buffer holding `bytes` (zero-padded to a multiple of 4, at least 4 bytes). */
@@ -115,6 +135,7 @@ export async function acquireGpu(opts: AcquireOptions = {}): Promise<GpuContext 
     description: info?.description ?? info?.device ?? '',
     maxBindingBytes: opts.maxBindingBytes !== undefined ? Math.min(opts.maxBindingBytes, limit) : limit,
     maxBufferBytes: device.limits.maxBufferSize,
+    cpu: info?.isFallbackAdapter === true || /swiftshader/i.test(`${info?.vendor ?? ''} ${info?.architecture ?? ''} ${info?.description ?? ''}`),
   });
 }
 

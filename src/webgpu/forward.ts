@@ -7,7 +7,8 @@
  * table is the head's, uploaded once for both); a float embedding is gathered on the CPU and
  * its rows (dim floats per token) go up.
  * The residual adds are fused into the o/down projections (accumulate), biases into their
- * projection. A whole call is one command buffer.
+ * projection; q, k, v (and gate, up) write one buffer side by side, as one stacked linear where
+ * the formats allow (linear.ts stackKernels). A whole call is one command buffer.
  * The KV cache (and the attention scores) grow with the sequence: they start at
  * `initialPositions` and, when a call would write past them, are reallocated at double size
  * (capped at `positions`), the cached K/V copied layer by layer on the GPU, the bind groups
@@ -21,7 +22,7 @@ import { denseEmbedding } from '../runtime/embedding.js';
 import { type GpuContext } from './device.js';
 import { MAP_READ, BUFFER, type GpuBindGroup, type GpuBuffer, type GpuComputePass, type GpuComputePipeline } from './gpu-types.js';
 import { denseKernel, packedKernel } from './kernels/index.js';
-import { GpuLinear, LIN_ACCUMULATE, LIN_BIAS } from './linear.js';
+import { GpuLinear, LIN_ACCUMULATE, LIN_BIAS, stackKernels } from './linear.js';
 import { ACT_QUANT, ATTENTION, KV_STORE, RMSNORM, ROPE, SWIGLU } from './ops.js';
 import { f32Bits } from './wgsl.js';
 
@@ -35,6 +36,32 @@ export interface GpuModelOptions {
 }
 
 type Op = (pass: GpuComputePass, T: number) => void;
+
+/** Positions the KV cache is allocated for at first (GpuModelOptions.initialPositions' default). */
+export const GPU_INITIAL_POSITIONS = 256;
+
+/** The capacity a cache of `cap` positions grows to for `need` positions: doubled until it holds them, capped at `positions`. */
+export function grownCapacity(cap: number, need: number, positions: number): number {
+  while (cap < need) cap = Math.min(positions, cap * 2);
+  return cap;
+}
+
+/**
+ * The most positions the capacity-sized buffers (K/V caches, attention scores) hold at once on
+ * the way from `initial` to `positions`: during a growth the old buffers live until the copy is
+ * recorded, so the peak is the last growth, `positions` plus the capacity before it (1.5× the
+ * full context when positions is initial × a power of two; 1× when no growth happens). A
+ * growth that jumps several doublings at once copies from a smaller buffer, so it is no higher.
+ */
+export function growthPeakPositions(initial: number, positions: number): number {
+  let cap = Math.max(1, Math.min(initial, positions));
+  let before = 0;
+  while (cap < positions) {
+    before = cap;
+    cap = grownCapacity(cap, cap + 1, positions);
+  }
+  return positions + before;
+}
 
 export class GpuModel {
   readonly name: string;
@@ -82,7 +109,7 @@ export class GpuModel {
     const kvDim = kvDimOf(c);
     const R = this.maxRows;
     const P = this.positions;
-    this.cap = Math.max(1, Math.min(P, opts.initialPositions ?? 256));
+    this.cap = Math.max(1, Math.min(P, opts.initialPositions ?? GPU_INITIAL_POSITIONS));
     // the cache grows up to P positions: refuse at load, not mid-generation, a P whose buffers the device cannot bind
     for (const [floats, what] of [[nLayers * P * kvDim, 'key/value cache'], [R * c.nHeads * P, 'attention scores']] as const) {
       if (floats * 4 > ctx.info.maxBindingBytes) throw new RangeError(`${what} of ${P} positions: ${floats * 4} bytes exceed the device's storage binding limit of ${ctx.info.maxBindingBytes}`);
@@ -98,11 +125,12 @@ export class GpuModel {
     const stepOne = uni([1, 0, 0, 0]);
     this.x = buf(R * dim, 'x');
     const xb = buf(R * Math.max(dim, qDim), 'xb');
-    const q = buf(R * qDim, 'q');
-    const k = buf(R * kvDim, 'k');
-    const v = buf(R * kvDim, 'v');
+    // q, k, v side by side in rows of qkvW, gate and up in rows of 2·hidden: each trio (pair) is one
+    // stacked linear where the formats allow (stackKernels), else its linears write their columns
+    const qkvW = qDim + 2 * kvDim;
+    const qkv = buf(R * qkvW, 'q k v');
+    const gu = buf(R * 2 * hidden, 'gate up');
     const hb = buf(R * hidden, 'hb');
-    const hb2 = buf(R * hidden, 'hb2');
     this.att = ctx.floats(R * c.nHeads * this.cap, 'att');
     this.kc = ctx.floats(nLayers * this.cap * kvDim, 'key cache');
     this.vc = ctx.floats(nLayers * this.cap * kvDim, 'value cache');
@@ -153,6 +181,41 @@ export class GpuModel {
       const groups: GpuBindGroup[] = lin.bind(step, x, y, bias ? upload(bias, `${name} bias`) : zero);
       return (pass, T) => lin.dispatch(pass, groups, T);
     };
+    // linears of input x side by side in y's rows (their biases, where any, side by side too)
+    const linearSet = (names: string[], x: GpuBuffer, y: GpuBuffer, biases: Array<Float32Array | undefined>): Op => {
+      const layers = names.map((name) => {
+        const shape = packed.tensors().find((t) => t.name === name)!.shape as [number, number];
+        return { outDim: shape[0], inDim: shape[1], kernel: packed.isPacked(name) ? packedKernel(packed.packed(name)) : denseKernel(packed.load(name), shape[0], shape[1], name) };
+      });
+      const stride = layers.reduce((n, l) => n + l.outDim, 0);
+      const flags = biases.some((b) => b !== undefined) ? LIN_BIAS : 0;
+      let bias = zero;
+      if (flags !== 0) {
+        const all = new Float32Array(stride);
+        let at = 0;
+        layers.forEach((l, i) => {
+          if (biases[i] !== undefined) all.set(biases[i]!, at);
+          at += l.outDim;
+        });
+        bias = upload(all, `${names.join(' + ')} bias`);
+      }
+      const stacked = stackKernels(layers);
+      const lins: GpuLinear[] = [];
+      if (stacked !== undefined) lins.push(new GpuLinear(ctx, stride, layers[0]!.inDim, stacked, flags));
+      else {
+        let offset = 0;
+        for (const l of layers) {
+          lins.push(new GpuLinear(ctx, l.outDim, l.inDim, l.kernel, flags, undefined, undefined, { stride, offset }));
+          offset += l.outDim;
+        }
+      }
+      for (const lin of lins) {
+        this.linears.push(lin);
+        weightBytes += lin.bytes;
+      }
+      const groups = lins.map((lin) => lin.bind(this.step, x, y, bias));
+      return (pass, T) => lins.forEach((lin, i) => lin.dispatch(pass, groups[i]!, T));
+    };
     // a packed embedding: its rows gathered on the GPU straight into x
     const table = this.embedding === undefined ? upLinear(EMBED, 0) : undefined;
     if (table !== undefined) {
@@ -174,28 +237,29 @@ export class GpuModel {
       return b;
     };
 
+    const ropeMeta = uni([qDim, kvDim, hs, qkvW]);
     for (let l = 0; l < nLayers; l++) {
       const t = (part: Parameters<typeof layerTensor>[1]) => layerTensor(l, part);
-      const kvMeta = capUni((cap) => [kvDim, l * cap * kvDim, 0, 0]);
-      const attMeta = capUni((cap) => [c.nHeads, c.nHeads / c.nKvHeads, hs, kvDim, qDim, l * cap * kvDim, cap, f32Bits(1 / Math.sqrt(hs))]);
+      const kvMeta = capUni((cap) => [kvDim, l * cap * kvDim, qkvW, qDim]);
+      const attMeta = capUni((cap) => [c.nHeads, c.nHeads / c.nKvHeads, hs, kvDim, qDim, l * cap * kvDim, cap, f32Bits(1 / Math.sqrt(hs)), qkvW, 0, 0, 0]);
       this.ops.push(
         rmsnorm(this.x, xb, t('input_layernorm')),
         ...actQuant(xb, dim),
-        linear(t('self_attn.q_proj'), xb, q, this.step, 0, biasOf(l, 'self_attn.q_proj')),
-        linear(t('self_attn.k_proj'), xb, k, this.step, 0, biasOf(l, 'self_attn.k_proj')),
-        linear(t('self_attn.v_proj'), xb, v, this.step, 0, biasOf(l, 'self_attn.v_proj')),
-        kernel(pRope, [this.step, uni([qDim, hs, 0, 0]), q, cosB, sinB], rows64(qDim / 2)),
-        kernel(pRope, [this.step, uni([kvDim, hs, 0, 0]), k, cosB, sinB], rows64(kvDim / 2)),
-        kernel(pKv, () => [this.step, kvMeta, k, this.kc], rows64(kvDim)),
-        kernel(pKv, () => [this.step, kvMeta, v, this.vc], rows64(kvDim)),
-        kernel(pAtt, () => [this.step, attMeta, q, this.kc, this.vc, this.att, xb], (T) => [c.nHeads, T, 1]),
+        linearSet(
+          (['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj'] as const).map((p) => t(p)),
+          xb,
+          qkv,
+          (['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj'] as const).map((p) => biasOf(l, p)),
+        ),
+        kernel(pRope, [this.step, ropeMeta, qkv, cosB, sinB], rows64((qDim + kvDim) / 2)),
+        kernel(pKv, () => [this.step, kvMeta, qkv, this.kc, this.vc], rows64(kvDim)),
+        kernel(pAtt, () => [this.step, attMeta, qkv, this.kc, this.vc, this.att, xb], (T) => [c.nHeads, T, 1]),
         ...actQuant(xb, qDim),
         linear(t('self_attn.o_proj'), xb, this.x, this.step, LIN_ACCUMULATE, biasOf(l, 'self_attn.o_proj')),
         rmsnorm(this.x, xb, t('post_attention_layernorm')),
         ...actQuant(xb, dim),
-        linear(t('mlp.gate_proj'), xb, hb, this.step, 0),
-        linear(t('mlp.up_proj'), xb, hb2, this.step, 0),
-        kernel(pSwi, [this.step, uni([hidden, 0, 0, 0]), hb, hb2], (T) => {
+        linearSet([t('mlp.gate_proj'), t('mlp.up_proj')], xb, gu, [undefined, undefined]),
+        kernel(pSwi, [this.step, uni([hidden, 0, 0, 0]), gu, hb], (T) => {
           const groups = Math.ceil((T * hidden) / 64);
           return groups <= 65535 ? [groups, 1, 1] : [65535, Math.ceil(groups / 65535), 1];
         }),
@@ -214,8 +278,7 @@ export class GpuModel {
    * what views them and destroys the old buffers (after the copy is submitted).
    */
   private grow(need: number, filled: number): void {
-    let cap = this.cap;
-    while (cap < need) cap = Math.min(this.positions, cap * 2);
+    const cap = grownCapacity(this.cap, need, this.positions);
     const { nLayers, nHeads } = this.config;
     const kvDim = kvDimOf(this.config);
     const kc = this.ctx.floats(nLayers * cap * kvDim, 'key cache');

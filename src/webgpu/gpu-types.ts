@@ -17,6 +17,7 @@ export interface GpuAdapterInfo {
   readonly architecture: string;
   readonly device?: string;
   readonly description?: string;
+  readonly isFallbackAdapter?: boolean;
 }
 
 export interface GpuAdapter {

@@ -1,9 +1,10 @@
 /**
- * A linear layer on the GPU: y[t, rowOff + r] (+)= Σ_j ŵ[r, j] · x[t, j] (+ bias), one
- * workgroup of 64 invocations per (output row, token row), each invocation decoding the packed
- * weights of columns lid, lid + 64, … straight from the uploaded blobs (kernels/*.ts: one per
- * format family) and a workgroup sum at the end. The same kernel is the decode matvec (T = 1)
- * and the prefill matmul (T rows, the grid's z).
+ * A linear layer on the GPU: y[t, yOff + r] (+)= Σ_j ŵ[r, j] · x[t, j] (+ bias), a
+ * workgroup of 64 invocations per (64 / lanes output rows, token row), each of a row's lanes
+ * decoding the packed weights of columns lane, lane + lanes, … straight from the uploaded blobs
+ * (kernels/*.ts: one per format family) and a sum over the lanes at the end (the device picks
+ * the lanes: GpuContext.lanesFor). The same kernel is the decode matvec (T = 1) and the
+ * prefill matmul (T rows, the grid's z).
  *
  * Weights are uploaded once, in their packed layout. A tensor whose largest per-row blob
  * exceeds the device's storage binding limit is cut into row ranges, each with its own
@@ -32,44 +33,77 @@ export interface LinearKernel {
 
 /** Bindings 0–3 of both shells: the call, the part's meta, the input x, the output y. */
 const LIN_HEAD = `${STEP_STRUCT}
-struct Lin { rows: u32, inDim: u32, outDim: u32, rowOff: u32, flags: u32, q0: u32, q1: u32, q2: u32, p0: vec4<u32>, p1: vec4<u32> }
+// outDim: floats per row of y; rowOff: the part's first row in the tensor; yOff: the tensor's first column in y
+struct Lin { rows: u32, inDim: u32, outDim: u32, rowOff: u32, flags: u32, yOff: u32, q1: u32, q2: u32, p0: vec4<u32>, p1: vec4<u32> }
 @group(0) @binding(1) var<uniform> lin: Lin;
 @group(0) @binding(2) var<storage, read> x: array<f32>;
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
 ${REDUCE_64}`;
 
-const SHELL = `${LIN_HEAD}
+/**
+ * The lanes of one output row: a workgroup of 64 invocations computes 64 / LANES rows, each
+ * row's lanes splitting its columns (kernels loop j = lane, lane + LANES, …) and summing their
+ * partials in workgroup memory. Out-of-range rows still take part in the barriers.
+ */
+function laneHead(lanes: number): string {
+  return `${LIN_HEAD}
+const LANES: u32 = ${lanes}u;
+const ROWS: u32 = ${64 / lanes}u;
+fn reduceLanes(v: f32, lid: u32) -> f32 {
+  if (LANES == 1u) { return v; }
+  let lane = lid % LANES;
+  red[lid] = v;
+  workgroupBarrier();
+  for (var s = LANES / 2u; s > 0u; s = s >> 1u) {
+    if (lane < s) { red[lid] = red[lid] + red[lid + s]; }
+    workgroupBarrier();
+  }
+  return red[lid - lane];
+}`;
+}
+
+const shell = (lanes: number) => `${laneHead(lanes)}
 @group(0) @binding(4) var<storage, read> bias: array<f32>;
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let r = wid.x + wid.y * nwg.x;
+  let r = (wid.x + wid.y * nwg.x) * ROWS + lid / LANES;
+  let lane = lid % LANES;
   let t = wid.z;
-  if (r >= lin.rows || t >= step.T) { return; }
-  let total = reduceSum(partial(r, t * lin.inDim, lid), lid);
-  if (lid == 0u) {
-    let o = t * lin.outDim + lin.rowOff + r;
+  if (t >= step.T) { return; }
+  var p = 0.0;
+  if (r < lin.rows) { p = partial(r, t * lin.inDim, lane); }
+  let total = reduceLanes(p, lid);
+  if (lane == 0u && r < lin.rows) {
+    let col = lin.yOff + lin.rowOff + r;
+    let o = t * lin.outDim + col;
     var v = total;
-    if ((lin.flags & 1u) != 0u) { v = v + bias[lin.rowOff + r]; }
+    if ((lin.flags & 1u) != 0u) { v = v + bias[col]; }
     if ((lin.flags & 2u) != 0u) { v = v + y[o]; }
     y[o] = v;
   }
 }
 `;
 
-/** Row gather: y[t, j] = ŵ[tokens[t], j] for the rows of this part (other parts hold the other rows). */
-const GATHER_SHELL = `${LIN_HEAD}
+/** Row gather: y[t, j] = ŵ[tokens[t], j] for the rows of this part (other parts hold the other rows); ROWS columns j per workgroup. */
+const gatherShell = (lanes: number) => `${laneHead(lanes)}
 @group(0) @binding(4) var<storage, read> tokens: array<u32>;
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let j = wid.x + wid.y * nwg.x;
+  let j = (wid.x + wid.y * nwg.x) * ROWS + lid / LANES;
+  let lane = lid % LANES;
   let t = wid.z;
-  if (j >= lin.inDim || t >= step.T) { return; }
+  if (t >= step.T) { return; }
   let token = tokens[t];
   if (token < lin.rowOff || token >= lin.rowOff + lin.rows) { return; }
-  let v = reduceSum(partial(token - lin.rowOff, lin.inDim - 1u - j, lid), lid);
-  if (lid == 0u) { y[t * lin.inDim + j] = v; }
+  var p = 0.0;
+  if (j < lin.inDim) { p = partial(token - lin.rowOff, lin.inDim - 1u - j, lane); }
+  let v = reduceLanes(p, lid);
+  if (lane == 0u && j < lin.inDim) { y[t * lin.inDim + j] = v; }
 }
 `;
+
+/** Lane counts a linear may use (powers of two dividing the workgroup of 64). */
+export const LANE_COUNTS = [1, 2, 4, 8, 16, 32, 64] as const;
 
 export const LIN_BIAS = 1;
 export const LIN_ACCUMULATE = 2;
@@ -79,6 +113,39 @@ interface Part {
   rowOff: number;
   buffers: GpuBuffer[];
   meta: GpuBuffer;
+}
+
+/**
+ * One kernel for linears of the same input stacked by rows (q, k, v; gate, up): one dispatch
+ * instead of several, where their WGSL, parameters and shared blobs are the same (same format
+ * and options, no act-order perm or codebook of their own); undefined otherwise. Per-row blobs
+ * are concatenated in order.
+ */
+export function stackKernels(layers: Array<{ kernel: LinearKernel; outDim: number }>): LinearKernel | undefined {
+  const [first] = layers;
+  if (first === undefined) return undefined;
+  const k0 = first.kernel;
+  const same = (a: Uint8Array, b: Uint8Array) => a.byteLength === b.byteLength && a.every((v, i) => v === b[i]);
+  for (const { kernel: k } of layers) {
+    if (k.wgsl !== k0.wgsl || k.params.length !== k0.params.length || k.params.some((v, i) => v !== k0.params[i])) return undefined;
+    if (k.buffers.length !== k0.buffers.length) return undefined;
+    for (let i = 0; i < k.buffers.length; i++) {
+      const [a, b] = [k.buffers[i]!, k0.buffers[i]!];
+      if (a.perRow !== b.perRow || (!a.perRow && !same(a.bytes, b.bytes))) return undefined;
+    }
+  }
+  const buffers = k0.buffers.map((b, i) => {
+    if (!b.perRow) return b;
+    const parts = layers.map((l) => l.kernel.buffers[i]!.bytes);
+    const bytes = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
+    let at = 0;
+    for (const p of parts) {
+      bytes.set(p, at);
+      at += p.byteLength;
+    }
+    return { bytes, perRow: true };
+  });
+  return { wgsl: k0.wgsl, params: k0.params, buffers, label: `${layers.map((l) => l.kernel.label).join(' + ')}` };
 }
 
 export class GpuLinear {
@@ -91,15 +158,24 @@ export class GpuLinear {
   private readonly pipeline: GpuComputePipeline;
   private readonly parts: Part[] = [];
   private readonly wgsl: string;
+  /** Invocations per output row (LANE_COUNTS); 64 / lanes rows per workgroup. */
+  readonly lanes: number;
   private oneHot: GpuBuffer | undefined;
 
-  /** `maxBindingBytes` below the device's limit forces the row split (tests). */
-  constructor(ctx: GpuContext, outDim: number, inDim: number, k: LinearKernel, flags = 0, maxBindingBytes = ctx.info.maxBindingBytes) {
+  /**
+   * `maxBindingBytes` below the device's limit forces the row split (tests); `lanes` overrides
+   * the device's choice (tests of every lane count); `out` places the rows in a wider output
+   * (y[t, offset + r] of rows of `stride` floats, and the bias at offset + r: several linears of
+   * one input into one buffer), default the layer's own [T, outDim].
+   */
+  constructor(ctx: GpuContext, outDim: number, inDim: number, k: LinearKernel, flags = 0, maxBindingBytes = ctx.info.maxBindingBytes, lanes = ctx.lanesFor(inDim), out = { stride: outDim, offset: 0 }) {
+    if (!(LANE_COUNTS as readonly number[]).includes(lanes)) throw new RangeError(`lanes must be one of ${LANE_COUNTS.join(', ')}, got ${lanes}`);
     this.ctx = ctx;
     this.outDim = outDim;
     this.inDim = inDim;
     this.label = k.label;
-    this.pipeline = ctx.pipeline(SHELL + k.wgsl, k.label);
+    this.lanes = lanes;
+    this.pipeline = ctx.pipeline(shell(lanes) + k.wgsl, `${k.label} lanes ${lanes}`);
     this.wgsl = k.wgsl;
     const limit = Math.min(maxBindingBytes, ctx.info.maxBindingBytes);
     let rowBytes = 0;
@@ -128,7 +204,7 @@ export class GpuLinear {
         return ctx.storage(b.bytes.subarray(r0 * per, (r0 + rows) * per), `${k.label} rows ${r0}..`);
       });
       const p = [...k.params, 0, 0, 0, 0, 0, 0, 0, 0].slice(0, 8);
-      const meta = ctx.uniform(Uint32Array.from([rows, inDim, outDim, r0, flags, 0, 0, 0, ...p]));
+      const meta = ctx.uniform(Uint32Array.from([rows, inDim, out.stride, r0, flags, out.offset, 0, 0, ...p]));
       this.parts.push({ rows, rowOff: r0, buffers, meta });
     }
     this.bytes = bytes;
@@ -148,7 +224,7 @@ export class GpuLinear {
   dispatch(pass: GpuComputePass, groups: GpuBindGroup[], T: number): void {
     pass.setPipeline(this.pipeline);
     for (let i = 0; i < this.parts.length; i++) {
-      const [gx, gy] = grid2d(this.parts[i]!.rows);
+      const [gx, gy] = grid2d(Math.ceil(this.parts[i]!.rows / (64 / this.lanes)));
       pass.setBindGroup(0, groups[i]!);
       pass.dispatchWorkgroups(gx, gy, T);
     }
@@ -160,14 +236,14 @@ export class GpuLinear {
    * Only the row parts holding some id are dispatched.
    */
   gather(step: GpuBuffer, tokens: GpuBuffer, y: GpuBuffer): (pass: GpuComputePass, ids: ArrayLike<number>) => void {
-    const pipeline = this.ctx.pipeline(GATHER_SHELL + this.wgsl, `${this.label} gather`);
+    const pipeline = this.ctx.pipeline(gatherShell(this.lanes) + this.wgsl, `${this.label} gather lanes ${this.lanes}`);
     if (this.oneHot === undefined) {
       const window = new Float32Array(2 * this.inDim - 1);
       window[this.inDim - 1] = 1;
       this.oneHot = this.ctx.storage(window, `${this.label} one-hot`);
     }
     const groups = this.parts.map((p) => this.ctx.bindGroup(pipeline, [step, p.meta, this.oneHot!, y, tokens, ...p.buffers]));
-    const [gx, gy] = grid2d(this.inDim);
+    const [gx, gy] = grid2d(Math.ceil(this.inDim / (64 / this.lanes)));
     return (pass, ids) => {
       pass.setPipeline(pipeline);
       for (let i = 0; i < this.parts.length; i++) {

@@ -28,44 +28,53 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 }
 `;
 
-/** Rotates pairs (2i, 2i+1) of every head of v [T, width] by the angles of position startPos + t; meta: width, headSize. */
+/**
+ * Rotates pairs (2i, 2i+1) of every head of q and k — columns 0..qDim−1 and qDim..qDim+kvDim−1
+ * of qkv [T, width] — by the angles of position startPos + t (pairs 0..qDim/2−1 are q's, the
+ * rest k's); meta: qDim, kvDim, headSize, width.
+ */
 export const ROPE = `${STEP_STRUCT}
-struct Meta { width: u32, hs: u32, pad0: u32, pad1: u32 }
+struct Meta { qDim: u32, kvDim: u32, hs: u32, width: u32 }
 @group(0) @binding(1) var<uniform> cfg: Meta;
-@group(0) @binding(2) var<storage, read_write> v: array<f32>;
+@group(0) @binding(2) var<storage, read_write> qkv: array<f32>;
 @group(0) @binding(3) var<storage, read> cosT: array<f32>;
 @group(0) @binding(4) var<storage, read> sinT: array<f32>;
+fn turn(a: f32, b: f32, c: f32, s: f32) -> vec2<f32> { return vec2<f32>(a * c - b * s, a * s + b * c); }
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let pairs = cfg.width / 2u;
+  let qPairs = cfg.qDim / 2u;
   let t = gid.y;
   let p = gid.x;
-  if (t >= step.T || p >= pairs) { return; }
+  if (t >= step.T || p >= qPairs + cfg.kvDim / 2u) { return; }
   let half = cfg.hs / 2u;
-  let i = p % half;
-  let table = (step.startPos + t) * half + i;
-  let c = cosT[table];
-  let s = sinT[table];
+  // a pair's index within its head is the same whether it is q's or k's (qDim is whole heads)
+  let table = (step.startPos + t) * half + p % half;
   let base = t * cfg.width + 2u * p;
-  let a = v[base];
-  let b = v[base + 1u];
-  v[base] = a * c - b * s;
-  v[base + 1u] = a * s + b * c;
+  let r = turn(qkv[base], qkv[base + 1u], cosT[table], sinT[table]);
+  qkv[base] = r.x;
+  qkv[base + 1u] = r.y;
 }
 `;
 
-/** cache[layerBase + (startPos + t)·kvDim + i] = src[t·kvDim + i]; meta: kvDim, layerBase. */
+/**
+ * kc[layerBase + (startPos + t)·kvDim + i] = k[t, i] and vc likewise from v, k and v being
+ * columns qDim.. and qDim + kvDim.. of qkv [T, width]; meta: kvDim, layerBase, width, qDim.
+ */
 export const KV_STORE = `${STEP_STRUCT}
-struct Meta { kvDim: u32, layerBase: u32, pad0: u32, pad1: u32 }
+struct Meta { kvDim: u32, layerBase: u32, width: u32, qDim: u32 }
 @group(0) @binding(1) var<uniform> cfg: Meta;
-@group(0) @binding(2) var<storage, read> src: array<f32>;
-@group(0) @binding(3) var<storage, read_write> cache: array<f32>;
+@group(0) @binding(2) var<storage, read> qkv: array<f32>;
+@group(0) @binding(3) var<storage, read_write> kc: array<f32>;
+@group(0) @binding(4) var<storage, read_write> vc: array<f32>;
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let i = gid.x;
   let t = gid.y;
   if (t >= step.T || i >= cfg.kvDim) { return; }
-  cache[cfg.layerBase + (step.startPos + t) * cfg.kvDim + i] = src[t * cfg.kvDim + i];
+  let o = cfg.layerBase + (step.startPos + t) * cfg.kvDim + i;
+  let src = t * cfg.width + cfg.qDim + i;
+  kc[o] = qkv[src];
+  vc[o] = qkv[src + cfg.kvDim];
 }
 `;
 
@@ -75,9 +84,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
  * sum of the cached values. meta: nHeads, group, hs, kvDim, qDim, layerBase, positions, scale bits.
  */
 export const ATTENTION = `${STEP_STRUCT}
-struct Meta { nHeads: u32, group: u32, hs: u32, kvDim: u32, qDim: u32, layerBase: u32, positions: u32, scale: u32 }
+struct Meta { nHeads: u32, group: u32, hs: u32, kvDim: u32, qDim: u32, layerBase: u32, positions: u32, scale: u32, width: u32, pad0: u32, pad1: u32, pad2: u32 }
 @group(0) @binding(1) var<uniform> cfg: Meta;
-@group(0) @binding(2) var<storage, read> q: array<f32>;
+@group(0) @binding(2) var<storage, read> q: array<f32>; // qkv [T, width]: q is columns 0..qDim−1
 @group(0) @binding(3) var<storage, read> kc: array<f32>;
 @group(0) @binding(4) var<storage, read> vc: array<f32>;
 @group(0) @binding(5) var<storage, read_write> att: array<f32>;
@@ -90,7 +99,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   if (h >= cfg.nHeads || t >= step.T) { return; }
   let hs = cfg.hs;
   let n = step.startPos + t + 1u;
-  let qo = t * cfg.qDim + h * hs;
+  let qo = t * cfg.width + h * hs;
+  let oo = t * cfg.qDim + h * hs;
   let kvo = cfg.layerBase + (h / cfg.group) * hs;
   let ab = (t * cfg.nHeads + h) * cfg.positions;
   let scale = bitcast<f32>(cfg.scale);
@@ -116,23 +126,25 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   for (var i = lid; i < hs; i = i + 64u) {
     var acc = 0.0;
     for (var j = 0u; j < n; j = j + 1u) { acc = acc + att[ab + j] * vc[kvo + j * cfg.kvDim + i]; }
-    o[qo + i] = acc / total;
+    o[oo + i] = acc / total;
   }
 }
 `;
 
-/** g[i] = silu(g[i]) · u[i] for i < T·hidden; meta: hidden. */
+/** h[t, c] = silu(gate[t, c]) · up[t, c] for t < T, c < hidden, from gu [T, 2·hidden] (gate, then up, per row); meta: hidden. */
 export const SWIGLU = `${STEP_STRUCT}
 struct Meta { hidden: u32, pad0: u32, pad1: u32, pad2: u32 }
 @group(0) @binding(1) var<uniform> cfg: Meta;
-@group(0) @binding(2) var<storage, read_write> g: array<f32>;
-@group(0) @binding(3) var<storage, read> u: array<f32>;
+@group(0) @binding(2) var<storage, read> gu: array<f32>;
+@group(0) @binding(3) var<storage, read_write> h: array<f32>;
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let i = gid.x + gid.y * nwg.x * 64u;
   if (i >= step.T * cfg.hidden) { return; }
-  let a = g[i];
-  g[i] = (a / (1.0 + exp(-a))) * u[i];
+  let t = i / cfg.hidden;
+  let g = t * 2u * cfg.hidden + i % cfg.hidden;
+  let a = gu[g];
+  h[i] = (a / (1.0 + exp(-a))) * gu[g + cfg.hidden];
 }
 `;
 

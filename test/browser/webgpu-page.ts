@@ -3,8 +3,9 @@
  * ES modules) with a WebGPU adapter, and returns plain JSON the Node test asserts on.
  *   kernelChecks: every registered format's WGSL linear against its TypeScript reference
  *     (`dequantize`, then a float64 dot) on random tensors, decode (T = 1) and prefill (T = 3),
- *     with bias and accumulate, and the row split forced by a small binding limit; and the
- *     row gather (a packed embedding's rows) against the dequantized rows, unsplit and split.
+ *     with bias and accumulate, and the row split forced by a small binding limit (run with
+ *     another lane count per row, cycling through all of them); and the row gather (a packed
+ *     embedding's rows) against the dequantized rows, unsplit and split.
  *   forwardCheck: a packed file's greedy tokens on the GPU forward pass and on the reference
  *     backend (runtime/model.ts in the page), with the largest logit difference along the way.
  */
@@ -20,7 +21,7 @@ import { acquireGpu, type GpuContext } from '../../src/webgpu/device.js';
 import { GpuModel, type GpuModelOptions } from '../../src/webgpu/forward.js';
 import { BUFFER, MAP_READ } from '../../src/webgpu/gpu-types.js';
 import { packedKernel } from '../../src/webgpu/kernels/index.js';
-import { GpuLinear, LIN_ACCUMULATE, LIN_BIAS } from '../../src/webgpu/linear.js';
+import { GpuLinear, LANE_COUNTS, LIN_ACCUMULATE, LIN_BIAS } from '../../src/webgpu/linear.js';
 
 /** One device for every check of the page (pipelines compile once per device). */
 let shared: Promise<GpuContext | string> | undefined;
@@ -39,6 +40,8 @@ export interface KernelResult {
   prefillErr: number;
   /** With bias and accumulate flags, T = 2. */
   fusedErr: number;
+  /** The same written at columns 3.. of wider rows, split into parts (Infinity: a column outside its own was written). */
+  placedErr: number;
   /** Largest |unsplit − split| with a binding limit of about two rows of the largest per-row blob. */
   splitDiff: number;
   parts: number;
@@ -50,14 +53,19 @@ export interface KernelResult {
    */
   gatherErr: number | null;
   gatherSplitErr: number | null;
+  /** The device's lanes per row (GpuContext.lanesFor), used above but for the split runs. */
+  lanes: number;
+  /** The split runs' lanes per row (cycling through LANE_COUNTS case by case), and the split prefill's error against the reference. */
+  splitLanes: number;
+  splitErr: number;
 }
 
 const GATHER_MAX_IN = 128;
 
 /** Rows `rows` of t gathered on the GPU (GpuLinear.gather), [rows.length, inDim]. */
-async function gather(ctx: GpuContext, t: PackedTensor, rows: number[], limit?: number): Promise<Float32Array> {
+async function gather(ctx: GpuContext, t: PackedTensor, rows: number[], limit?: number, lanes?: number): Promise<Float32Array> {
   const { device } = ctx;
-  const lin = new GpuLinear(ctx, t.outDim, t.inDim, packedKernel(t), 0, limit);
+  const lin = new GpuLinear(ctx, t.outDim, t.inDim, packedKernel(t), 0, limit, lanes);
   const T = rows.length;
   const step = ctx.uniform(Uint32Array.from([T, 0, 0, 0]));
   const ids = ctx.storage(Uint32Array.from(rows));
@@ -78,20 +86,21 @@ async function gather(ctx: GpuContext, t: PackedTensor, rows: number[], limit?: 
   return y;
 }
 
-async function run(ctx: GpuContext, t: PackedTensor, x: Float32Array, T: number, flags = 0, bias?: Float32Array, y0?: Float32Array, limit?: number): Promise<{ y: Float32Array; parts: number }> {
+async function run(ctx: GpuContext, t: PackedTensor, x: Float32Array, T: number, flags = 0, bias?: Float32Array, y0?: Float32Array, limit?: number, lanes?: number, out?: { stride: number; offset: number }): Promise<{ y: Float32Array; parts: number }> {
   const { device } = ctx;
-  const lin = new GpuLinear(ctx, t.outDim, t.inDim, packedKernel(t), flags, limit);
+  const lin = new GpuLinear(ctx, t.outDim, t.inDim, packedKernel(t), flags, limit, lanes, out);
+  const width = out?.stride ?? t.outDim;
   const step = ctx.uniform(Uint32Array.from([T, 0, 0, 0]));
   const xb = ctx.storage(x);
-  const yb = ctx.storage(y0 ?? new Float32Array(T * t.outDim));
+  const yb = ctx.storage(y0 ?? new Float32Array(T * width));
   const bb = ctx.storage(bias ?? new Float32Array(1));
-  const read = device.createBuffer({ size: T * t.outDim * 4, usage: BUFFER.MAP_READ | BUFFER.COPY_DST });
+  const read = device.createBuffer({ size: T * width * 4, usage: BUFFER.MAP_READ | BUFFER.COPY_DST });
   const groups = await ctx.checked(`bind ${lin.label}`, () => lin.bind(step, xb, yb, bb));
   const enc = device.createCommandEncoder();
   const pass = enc.beginComputePass();
   lin.dispatch(pass, groups, T);
   pass.end();
-  enc.copyBufferToBuffer(yb, 0, read, 0, T * t.outDim * 4);
+  enc.copyBufferToBuffer(yb, 0, read, 0, T * width * 4);
   await ctx.checked(`run ${lin.label}`, () => device.queue.submit([enc.finish()]));
   await read.mapAsync(MAP_READ);
   const y = new Float32Array(read.getMappedRange().slice(0));
@@ -128,6 +137,7 @@ export async function kernelChecks(seed = 1): Promise<KernelResult[] | string> {
   if (typeof ctx === 'string') return ctx;
   const out: KernelResult[] = [];
   const rand = mulberry32(seed);
+  let n = 0;
   for (const id of formatIds()) {
     const f = getFormat(id);
     for (const ex of f.examples()) {
@@ -148,7 +158,15 @@ export async function kernelChecks(seed = 1): Promise<KernelResult[] | string> {
       const perRow = Math.max(...bufs.filter((b) => b.perRow).map((b) => b.bytes.byteLength / ex.outDim));
       const shared = Math.max(0, ...bufs.filter((b) => !b.perRow).map((b) => b.bytes.byteLength));
       const limit = Math.max(Math.ceil(2 * perRow) + 8, shared);
-      const split = await run(ctx, t, x, 3, 0, undefined, undefined, limit);
+      // the same, placed at columns 3.. of rows of outDim + 5 (q, k, v side by side in the forward pass), bias read at 3 + r
+      const stride = ex.outDim + 5;
+      const wideBias = Float32Array.from({ length: stride }, (_, c) => (c >= 3 && c < 3 + ex.outDim ? bias[c - 3]! : 1e3));
+      const wideY0 = Float32Array.from({ length: 2 * stride }, (_, i) => { const c = i % stride; return c >= 3 && c < 3 + ex.outDim ? y0[Math.floor(i / stride) * ex.outDim + c - 3]! : 7; });
+      const placed = await run(ctx, t, x.subarray(0, 2 * ex.inDim), 2, LIN_BIAS | LIN_ACCUMULATE, wideBias, wideY0, limit, undefined, { stride, offset: 3 });
+      const placedCols = Float32Array.from({ length: 2 * ex.outDim }, (_, i) => placed.y[Math.floor(i / ex.outDim) * stride + 3 + (i % ex.outDim)]!);
+      const untouched = Array.from(placed.y).every((v, i) => { const c = i % stride; return (c >= 3 && c < 3 + ex.outDim) || v === 7; });
+      const splitLanes = LANE_COUNTS[n++ % LANE_COUNTS.length]!;
+      const split = await run(ctx, t, x, 3, 0, undefined, undefined, limit, splitLanes);
       const splitDiff = Math.max(...Array.from(split.y, (v, i) => Math.abs(v - pre.y[i]!)));
       const rows = [0, ex.outDim - 1, ex.outDim >> 1];
       const refRows = Float32Array.from(rows.flatMap((r) => Array.from(w.subarray(r * ex.inDim, (r + 1) * ex.inDim))));
@@ -160,11 +178,15 @@ export async function kernelChecks(seed = 1): Promise<KernelResult[] | string> {
         decodeErr: relErr(dec.y, ref3.subarray(0, ex.outDim)),
         prefillErr: relErr(pre.y, ref3),
         fusedErr: relErr(fused.y, refFused),
+        placedErr: untouched ? relErr(placedCols, refFused) : Infinity,
         splitDiff,
         parts: split.parts,
         expectSplit: limit < perRow * ex.outDim,
         gatherErr: ex.inDim <= GATHER_MAX_IN ? relErr(await gather(ctx, t, rows), refRows) : null,
-        gatherSplitErr: ex.inDim <= GATHER_MAX_IN ? relErr(await gather(ctx, t, rows, limit), refRows) : null,
+        gatherSplitErr: ex.inDim <= GATHER_MAX_IN ? relErr(await gather(ctx, t, rows, limit, splitLanes), refRows) : null,
+        lanes: ctx.lanesFor(ex.inDim),
+        splitLanes,
+        splitErr: relErr(split.y, ref3),
       });
     }
   }
@@ -258,5 +280,39 @@ export async function forwardCheck(url: string, prompt: number[], steps: number,
   gpu.dispose();
   full?.dispose();
   ref.dispose();
+  return out;
+}
+
+export interface LogitsResult {
+  /** The last token's logits of each call, as plain arrays. */
+  logits: number[][];
+  adapter: string;
+  lanes: number;
+  weightBytes: number;
+  uploadMs: number;
+  /** Wall ms of each forward call (the first compiles the pipelines). */
+  callMs: number[];
+}
+
+/** The GPU forward's logits for `calls` (tokens at positions pos.., one sequence) of the packed file at `url`. */
+export async function logitsCheck(url: string, calls: Array<{ tokens: number[]; pos: number }>, maxRows: number): Promise<LogitsResult | string> {
+  const ctx = await device();
+  if (typeof ctx === 'string') return ctx;
+  const res = await fetch(url);
+  if (!res.ok) return `${url}: HTTP ${res.status}`;
+  const packed = new PackedModel(new BufferSource(url, new Uint8Array(await res.arrayBuffer())));
+  const t0 = performance.now();
+  const gpu = await ctx.checked('model upload', () => new GpuModel(ctx, packed, { maxRows }));
+  const uploadMs = performance.now() - t0;
+  const logits: number[][] = [];
+  const callMs: number[] = [];
+  for (const c of calls) {
+    const s = performance.now();
+    logits.push(Array.from(await (await ctx.checked('forward', () => gpu.forward(c.tokens, c.pos)))));
+    callMs.push(performance.now() - s);
+  }
+  const a = ctx.info;
+  const out = { logits, adapter: `${a.vendor} ${a.architecture}`.trim(), lanes: ctx.lanesFor(packed.config.dim), weightBytes: gpu.weightBytes, uploadMs, callMs };
+  gpu.dispose();
   return out;
 }

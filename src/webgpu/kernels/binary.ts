@@ -26,12 +26,12 @@ export function binaryKernel(t: PackedTensor): LinearKernel {
 @group(0) @binding(9) var<storage, read> rank: array<u32>;
 ${bitReader('signs')}${bitReader('split')}${bitReader('residual')}${f16Reader('scales')}
 // p0: blockSize, nB, planeRowBytes, residualRowBytes
-fn partial(r: u32, xo: u32, lid: u32) -> f32 {
+fn partial(r: u32, xo: u32, lane: u32) -> f32 {
   let bs = lin.p0.x;
   let nB = lin.p0.y;
   let plane = r * lin.p0.z * 8u;
   var acc = 0.0;
-  for (var j = lid; j < lin.inDim; j = j + 64u) {
+  for (var j = lane; j < lin.inDim; j = j + LANES) {
     let sc = (r * nB + j / bs) * 7u;
     let s = f32(bits_signs(plane + j, 1u)) * 2.0 - 1.0;
     let k = rank[j];

@@ -44,11 +44,11 @@ export function mixedKernel(t: PackedTensor): LinearKernel {
 @group(0) @binding(9) var<storage, read> groups: array<vec4<u32>>;
 ${bitReader('q')}${bitReader('zero')}${f16Reader('scale')}${f16Reader('zero1')}
 // p0: groupSize, nG, rowBytes, zeroRowBytes; p1: n1 (1-bit groups per row)
-fn partial(r: u32, xo: u32, lid: u32) -> f32 {
+fn partial(r: u32, xo: u32, lane: u32) -> f32 {
   let gs = lin.p0.x;
   let nG = lin.p0.y;
   var acc = 0.0;
-  for (var j = lid; j < lin.inDim; j = j + 64u) {
+  for (var j = lane; j < lin.inDim; j = j + LANES) {
     let g = j / gs;
     let e = groups[g];
     let b = e.z;
