@@ -9,7 +9,7 @@
  *
  * Per row: load seconds (packed files; '-' for fp32, generated in memory), its CPU time, and the part of it
  * spent on the packed block linears ("lin load": blob reads, checks, kernel setup), decode tok/s (best of --reps runs of --tokens tokens from position 0),
- * prefill tok/s (best of --reps forwards of --prefill tokens; for the uniform, mixed and AQLM files on
+ * prefill tok/s (best of --reps forwards of --prefill tokens; for the uniform, mixed, AQLM and binary files on
  * `native` also "tiles": the same prefill with lowbit.int8Prefill off, the dequantized float32
  * tiles + sgemm that ran before the int8 GEMM / AQLM's int8-table GEMM), weight bytes read per decoded token
  * (every linear's packed bytes, the head, one embedding row; the KV cache at these short
@@ -26,7 +26,8 @@
  * has relaxed SIMD: run node --experimental-wasm-relaxed-simd), `wasm float` = the SIMD128
  * module with floatActivations (the float kernels; skipped by --no-compare). "decode tok/CPU-s"
  * counts the process's CPU time (all threads) instead of the wall clock: the figure a loaded
- * machine still measures at one thread.
+ * machine still measures at one thread; so do the last three columns ("cpu: prefill", tiles,
+ * linears ms) for the prefill, the tiles prefill and the block linears.
  */
 import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
@@ -209,21 +210,38 @@ interface Row {
   /** The block linears alone (one matvec each): seconds per token and % of the bandwidth limit. */
   linearSeconds: number;
   linearBandwidthPct: number;
+  /** The same prefill, tiles and linears by the process's CPU time (user + system, all threads; best of reps). */
+  prefillCpuTokS: number;
+  prefillTilesCpuTokS: number | null;
+  linearCpuSeconds: number;
 }
 
-/** Seconds for one matvec through every block linear (activations in backend memory, as in decode), best of reps. */
-function linearSeconds(model: LlamaModel, be: Backend): number {
+/** Best wall and best CPU seconds (process.cpuUsage: every thread) of `reps` runs of fn. */
+function timed(fn: () => void, n = reps): { wall: number; cpu: number } {
+  let wall = Infinity;
+  let cpu = Infinity;
+  for (let r = 0; r < n; r++) {
+    const c0 = process.cpuUsage();
+    const t = performance.now();
+    fn();
+    wall = Math.min(wall, (performance.now() - t) / 1000);
+    const c = process.cpuUsage(c0);
+    cpu = Math.min(cpu, (c.user + c.system) / 1e6);
+  }
+  return { wall, cpu };
+}
+
+/** Seconds (wall, CPU) for one matvec through every block linear (activations in backend memory, as in decode), best of reps. */
+function linearSeconds(model: LlamaModel, be: Backend): { wall: number; cpu: number } {
   const io = model.weights.layers.flatMap((l) => [l.wq, l.wk, l.wv, l.wo, l.w1, l.w2, l.w3]).map((l) => {
     const x = be.alloc(l.inDim);
     for (let i = 0; i < l.inDim; i++) x[i] = Math.sin(i) * 0.5;
     return { l, x, y: be.alloc(l.outDim) };
   });
-  let best = Infinity;
-  for (let r = 0; r <= reps; r++) {
-    const t = performance.now();
+  for (const { l, x, y } of io) l.matvec(y, x); // warm-up
+  const best = timed(() => {
     for (const { l, x, y } of io) l.matvec(y, x);
-    if (r > 0) best = Math.min(best, (performance.now() - t) / 1000); // r = 0 warms up
-  }
+  });
   for (const { x, y } of io) {
     be.free?.(x);
     be.free?.(y);
@@ -233,7 +251,10 @@ function linearSeconds(model: LlamaModel, be: Backend): number {
 
 function measure(
   c: LlamaConfig, open: (be: Backend) => LlamaModel, be: Backend, tilesToo: boolean,
-): { load: number; loadCpu: number; decode: number; decodeCpu: number; prefill: number; prefillTiles: number | null; linear: number } {
+): {
+  load: number; loadCpu: number; decode: number; decodeCpu: number; prefill: number; prefillTiles: number | null; linear: number;
+  prefillCpu: number; prefillTilesCpu: number | null; linearCpu: number;
+} {
   const t0 = performance.now();
   const cpu0 = process.cpuUsage();
   const model = open(be);
@@ -259,26 +280,24 @@ function measure(
     const prompt = Array.from({ length: prefill }, (_, i) => tok(i));
     const prefillSeconds = () => {
       model.forward(prompt, 0, 'last');
-      let bestP = Infinity;
-      for (let r = 0; r < reps; r++) {
-        const t = performance.now();
-        model.forward(prompt, 0, 'last');
-        bestP = Math.min(bestP, (performance.now() - t) / 1000);
-      }
-      return bestP;
+      return timed(() => model.forward(prompt, 0, 'last'));
     };
     const bestP = prefillSeconds();
     const lowbit = lowbitKernelsOf(be);
-    let tiles: number | null = null;
+    let tiles: { wall: number; cpu: number } | null = null;
     if (tilesToo && lowbit?.int8Prefill) {
       lowbit.int8Prefill = false;
       try {
-        tiles = prefill / prefillSeconds();
+        tiles = prefillSeconds();
       } finally {
         lowbit.int8Prefill = true;
       }
     }
-    return { load, loadCpu, decode: tokens / best, decodeCpu: tokens / bestCpu, prefill: prefill / bestP, prefillTiles: tiles, linear: linearSeconds(model, be) };
+    const lin = linearSeconds(model, be);
+    return {
+      load, loadCpu, decode: tokens / best, decodeCpu: tokens / bestCpu, prefill: prefill / bestP.wall, prefillTiles: tiles && prefill / tiles.wall, linear: lin.wall,
+      prefillCpu: prefill / bestP.cpu, prefillTilesCpu: tiles && prefill / tiles.cpu, linearCpu: lin.cpu,
+    };
   } finally {
     model.dispose();
   }
@@ -306,8 +325,8 @@ function main(): void {
 
   const rows: Row[] = [];
   const bandwidthAt = new Map<Row, number>(); // the limit each row was first printed against
-  const head = ['weights', 'engine', 'thr', 'load s', 'load cpu', 'lin load', 'decode tok/s', 'tok/CPU-s', 'prefill tok/s', 'tiles', 'MB/token', 'GB/s', '% of bw', 'linears ms', 'lin % bw'];
-  const widths = [31, 12, 3, 6, 8, 8, 12, 9, 13, 6, 8, 6, 7, 10, 8];
+  const head = ['weights', 'engine', 'thr', 'load s', 'load cpu', 'lin load', 'decode tok/s', 'tok/CPU-s', 'prefill tok/s', 'tiles', 'MB/token', 'GB/s', '% of bw', 'linears ms', 'lin % bw', 'cpu: prefill', 'tiles', 'linears ms'];
+  const widths = [31, 12, 3, 6, 8, 8, 12, 9, 13, 6, 8, 6, 7, 10, 8, 12, 6, 10];
   const line = (cells: string[]) => log('  ' + cells.map((x, i) => (i < 2 ? x.padEnd(widths[i]!) : x.padStart(widths[i]!))).join(' '));
   const files: Array<{ label: string; path: string | null; linearBytes: number; gemm: boolean }> = [];
   const shapes = expectedShapes(c);
@@ -319,8 +338,9 @@ function main(): void {
       const [o, i] = shapes.get(n)! as [number, number];
       return s + packedBytes(format, o, i, spec.params(o, i) as never);
     }, 0);
-    // the int8 GEMM serves the uniform and mixed families (128-column groups here)
-    const gemm = spec.format.startsWith('uniform') || spec.format.startsWith('mixed') || spec.format === 'aqlm'; // aqlm: int8-table GEMM
+    // the int8 GEMM serves the uniform and mixed families (128-column groups here), AQLM its
+    // int8-table GEMM, the binary family the binary GEMM (where the CPU has AVX-512 VNNI)
+    const gemm = spec.format.startsWith('uniform') || spec.format.startsWith('mixed') || spec.format === 'aqlm' || spec.format.startsWith('binary');
     files.push({ label: `${spec.label} (${(statSync(path).size / 1e9).toFixed(2)} GB)`, path, linearBytes, gemm });
   }
   log('');
@@ -363,12 +383,14 @@ function main(): void {
             weights: f.label, engine: e.name, threads: t, loadSeconds: m.load, loadCpuSeconds: m.loadCpu, linearLoadSeconds: packedLoad, decodeTokS: m.decode, decodeCpuTokS: m.decodeCpu, prefillTokS: m.prefill, prefillTilesTokS: m.prefillTiles,
             bytesPerToken: bpt, gbPerS: gbs, bandwidthPct: (100 * gbs * 1e9) / bandwidth.get(t)!,
             linearSeconds: m.linear, linearBandwidthPct: (100 * f.linearBytes) / m.linear / bandwidth.get(t)!,
+            prefillCpuTokS: m.prefillCpu, prefillTilesCpuTokS: m.prefillTilesCpu, linearCpuSeconds: m.linearCpu,
           };
           rows.push(row);
           bandwidthAt.set(row, bandwidth.get(t)!);
           line([
             f.label, e.name, String(t), f.path === null ? '-' : m.load.toFixed(2), f.path === null ? '-' : m.loadCpu.toFixed(2), f.path === null ? '-' : packedLoad.toFixed(2), m.decode.toFixed(1), m.decodeCpu.toFixed(1), m.prefill.toFixed(1), m.prefillTiles === null ? '-' : m.prefillTiles.toFixed(1), (bpt / 1e6).toFixed(0),
             gbs.toFixed(1), row.bandwidthPct.toFixed(0), (m.linear * 1000).toFixed(2), row.linearBandwidthPct.toFixed(0),
+            m.prefillCpu.toFixed(1), m.prefillTilesCpu === null ? '-' : m.prefillTilesCpu.toFixed(1), (m.linearCpu * 1000).toFixed(2),
           ]);
         } finally {
           be.dispose();
@@ -386,6 +408,7 @@ function main(): void {
     line([
       r.weights, r.engine, String(r.threads), r.weights === 'fp32' ? '-' : r.loadSeconds.toFixed(2), r.weights === 'fp32' ? '-' : r.loadCpuSeconds.toFixed(2), r.weights === 'fp32' ? '-' : r.linearLoadSeconds.toFixed(2), r.decodeTokS.toFixed(1), r.decodeCpuTokS.toFixed(1), r.prefillTokS.toFixed(1),
       r.prefillTilesTokS === null ? '-' : r.prefillTilesTokS.toFixed(1), (r.bytesPerToken / 1e6).toFixed(0), r.gbPerS.toFixed(1), r.bandwidthPct.toFixed(0), (r.linearSeconds * 1000).toFixed(2), r.linearBandwidthPct.toFixed(0),
+      r.prefillCpuTokS.toFixed(1), r.prefillTilesCpuTokS === null ? '-' : r.prefillTilesCpuTokS.toFixed(1), (r.linearCpuSeconds * 1000).toFixed(2),
     ]);
   }
   log(`load average after: ${la1.map((v) => v.toFixed(2)).join(' ')}`);

@@ -10,7 +10,7 @@
  * `--prefill`: score whole windows instead (maxRows = window length, so the linears run matmul:
  * the native int8 GEMM of the uniform files) against the same backend with `int8Prefill` off
  * (dequantized tiles + sgemm: W·x exactly; AQLM: the int8-table GEMM against the same tiles); the
- * BiLLM run has no int8 GEMM and is skipped.
+ * BiLLM file runs the binary GEMM there (AVX-512 VNNI).
  * Options: --windows N (bench-llama windows, default 40; stories260K scores all 386), --only
  * PREFIX (runs whose `model-methodBITS-gGROUP` starts with it, group 0 = per channel: stories260K,
  * stories260K-billm, stories260K-aqlm8, bench-llama-rtn2, stories260K-rtn4-g32), --json.
@@ -52,7 +52,7 @@ const RUNS: Array<{ model: string; bits: number; group: number; seqlen: number; 
   // AQLM 2x8 g4 (g4: stories260K's 172-wide down_proj input), quick codebooks (2 epochs, 32
   // windows): the native int8 lookup tables against the wasm kernels' float tables
   { model: 'stories260K/stories260K.bin', bits: 8, group: 4, seqlen: 256, windows: undefined, method: 'aqlm' },
-].filter((r) => (!only || `${r.model.split('/')[0]}-${r.method ?? 'rtn'}${r.bits}-g${r.group}`.startsWith(only)) && !(prefillMode && r.method === 'billm'));
+].filter((r) => (!only || `${r.model.split('/')[0]}-${r.method ?? 'rtn'}${r.bits}-g${r.group}`.startsWith(only)));
 
 mkdirSync(dir, { recursive: true });
 const text = readFileSync(shared('data/tinystories/heldout.txt'), 'utf8');

@@ -104,11 +104,14 @@ function checkKernels(format: WeightFormat, t: PackedTensor, w: Float32Array, ra
   if (((lin instanceof UniformLinear || lin instanceof MixedLinear || lin instanceof BinaryLinear) && lin.engine === 'native') || int8Wasm) {
     // int8 activations: the kernels compute W·x̂ (int8-activations.ts), on every instruction set;
     // the binary kernels keep float x on the salient columns
-    const xhat = lin instanceof BinaryLinear ? int8Activations(x, inDim, null) : int8Activations(x, inDim, (format.unpack(t) as GroupQuantized).perm ?? null);
-    if (lin instanceof BinaryLinear) {
-      const salient = (format.unpack(t) as BinaryQuantized).salient;
-      for (let j = 0; j < inDim; j++) if (salient[j]) xhat[j] = x[j]!;
-    }
+    const salient = lin instanceof BinaryLinear ? (format.unpack(t) as BinaryQuantized).salient : null;
+    /** What the kernels multiply W by: x̂, and x itself on the binary format's salient columns. */
+    const kernelX = (xr: Float32Array): Float32Array => {
+      const xh = int8Activations(xr, inDim, salient ? null : (format.unpack(t) as GroupQuantized).perm ?? null);
+      if (salient) for (let j = 0; j < inDim; j++) if (salient[j]) xh[j] = xr[j]!;
+      return xh;
+    };
+    const xhat = kernelX(x.subarray(0, inDim));
     for (const isa of lin.engine === 'native' ? nativeIsas : [`wasm ${wasmKind}`]) {
       if (lin.engine === 'native') native!.setIsa(isa);
       y1.fill(NaN);
@@ -119,22 +122,26 @@ function checkKernels(format: WeightFormat, t: PackedTensor, w: Float32Array, ra
     lin.matmul(y1, x.subarray(0, inDim), 1);
     assertProduct(y1, w, xhat, 1, outDim, inDim, `${label} matmul, one row (int8 activations)`);
     const k = lowbitKernelsOf(be);
-    const gemm = (lin instanceof UniformLinear || lin instanceof MixedLinear) && lin.engine === 'native' && k!.int8Prefill;
-    // prefill: the native uniform and mixed kernels run the int8 GEMM (each row quantized as the
-    // matvec does: W·x̂ row by row, on every instruction set, with a part-filled 16-row tile and
-    // two tiles); the binary kernels and int8Prefill off dequantize tiles for sgemm (W·x exactly)
+    const gemm = lin.engine === 'native' && k!.int8Prefill;
+    // the binary GEMM runs on AVX-512 VNNI only; with the other instruction sets binary prefill dequantizes tiles
+    const gemmOn = (isa: string) => !(lin instanceof BinaryLinear) || (native!.setIsa(isa) && k!.binaryGemmSimd);
+    // prefill: the native kernels run the int8 GEMM (each row quantized as the matvec does: W·x̂
+    // row by row, on every instruction set, with a part-filled 16-row tile and two tiles; the
+    // binary GEMM's whole and zero-padded 8-row activation passes); int8Prefill off dequantizes
+    // tiles for sgemm (W·x exactly)
     for (const n of gemm ? [8, 37] : [8]) {
       const y = new Float32Array(n * outDim);
       const xn = Float32Array.from({ length: n * inDim }, () => rand() * 2 - 1);
       if (gemm) {
-        const perm = (format.unpack(t) as GroupQuantized).perm ?? null;
         const xhatN = new Float32Array(n * inDim);
-        for (let i = 0; i < n; i++) xhatN.set(int8Activations(xn.subarray(i * inDim, (i + 1) * inDim), inDim, perm), i * inDim);
+        for (let i = 0; i < n; i++) xhatN.set(kernelX(xn.subarray(i * inDim, (i + 1) * inDim)), i * inDim);
         for (const isa of nativeIsas) {
+          const on = gemmOn(isa);
           native!.setIsa(isa);
           y.fill(NaN);
           lin.matmul(y, xn, n);
-          assertProduct(y, w, xhatN, n, outDim, inDim, `${label} ${isa} matmul, ${n} rows (int8 GEMM)`);
+          if (on) assertProduct(y, w, xhatN, n, outDim, inDim, `${label} ${isa} matmul, ${n} rows (int8 GEMM)`);
+          else assertProduct(y, w, xn, n, outDim, inDim, `${label} ${isa} matmul, ${n} rows (dequantized tiles)`);
         }
         native!.setIsa('auto');
         k!.int8Prefill = false;

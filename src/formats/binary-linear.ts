@@ -15,8 +15,8 @@
  * small float32 scratch (same values as dequantizeBinary) and handed to backend.matmul, as the
  * uniform formats do; memory holds one tile, never the whole matrix.
  *
- * On the native backend with AVX-512 VNNI, blocks of whole 128 columns run binary-native.ts (int8
- * activations). On a
+ * On the native backend (AVX-512 VNNI, AVX2 or NEON dot product), blocks of whole 128 columns run
+ * binary-native.ts (int8 activations; prefill a binary GEMM on VNNI). On a
  * backend with row kernels (wasm, or native lending a wasm pool's) the same algebra runs in
  * WebAssembly SIMD on the kernels' threads (binary-wasm.ts, csrc/binary.c); this TypeScript
  * kernel is their reference and serves the reference backend.

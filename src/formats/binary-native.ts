@@ -1,17 +1,19 @@
 /**
  * The binary-billm format (BiLLM / DBellQuant) on a backend with native kernels
- * (lowbit-kernels.ts, native/binary.c), blockSize a multiple of 128: the kernels read the
- * file's sign and split planes, residual signs and float16 scales in place; at load C makes the
- * salient index and a compact plane of the salient columns' first-order signs (n_sal/in of a
- * sign plane), so no JavaScript loop touches the weights. matvec (decode) runs sign selection
- * with integer dot products on int8 activations (float x on the salient columns); matmul
- * (prefill) runs one matvec per row for a few rows, else dequantizes 1 MiB row tiles in C for
- * backend.matmul (sgemm).
+ * (lowbit-kernels.ts, native/binary.c), blockSize a multiple of 128. At load C copies the file's
+ * sign and split planes, residual signs and float16 scales into the kernel layout (native/binary.h:
+ * 16-row groups whose 64-bit words feed one integer dot product each, scales as 16-row vectors;
+ * the same bytes as the file's, padded to 16 rows), so no JavaScript loop touches the weights
+ * and the kernels never read the file's blobs. matvec (decode) runs sign selection with integer
+ * dot products on int8 activations (float x on the salient columns); matmul (prefill) runs one
+ * matvec per row for a few rows, else the binary GEMM on the same words (each row of x quantized
+ * as the matvec does) while `int8Prefill` is on and the CPU has AVX-512 VNNI, or dequantizes 1 MiB row tiles in C for
+ * backend.matmul (sgemm, W·x exactly: the path before the GEMM, kept for comparison).
  */
 import type { Backend } from '../backend/types.js';
 import type { Linear } from '../runtime/linear.js';
 import { blockCount, type BinaryParams } from './binary.js';
-import type { BinaryNativeArgs, LowbitKernels } from './lowbit-kernels.js';
+import { binaryLayout, type BinaryNativeArgs, type LowbitKernels } from './lowbit-kernels.js';
 import { RowTiles } from './row-tiles.js';
 import type { PackedTensor } from './types.js';
 import { matvecEachRow } from './kernel-tiles.js';
@@ -35,13 +37,18 @@ export class BinaryNativeKernels implements Linear {
     this.outDim = outDim;
     this.inDim = inDim;
     const nSal = p.salientColumns;
+    const n = binaryLayout(outDim, inDim, p.blockSize, nSal);
+    const planes = new BigUint64Array(n.planes);
+    const scalesT = new Uint16Array(n.scales);
+    const sal = new Uint32Array(n.sal);
     const salCol = new Int32Array(nSal);
     const salStart = new Int32Array(blockCount(inDim, p.blockSize) + 1);
-    const sal1 = nSal > 0 ? new Uint8Array(outDim * Math.ceil(nSal / 8)) : null;
-    const sign = t.blobs.signs!.bytes;
-    k.binaryPrepare(salCol, salStart, sal1 ?? new Uint8Array(0), t.blobs.salient!.bytes, sign, outDim, inDim, p.blockSize, nSal);
     const residual = nSal > 0 ? t.blobs.residual!.bytes : null;
-    this.args = [sign, t.blobs.split!.bytes, sal1, residual, u16View(t.blobs.scales!.bytes), salCol, salStart, outDim, inDim, p.blockSize, nSal];
+    k.binaryPrepare(
+      planes, scalesT, sal, salCol, salStart, t.blobs.salient!.bytes, t.blobs.signs!.bytes, t.blobs.split!.bytes, residual,
+      u16View(t.blobs.scales!.bytes), outDim, inDim, p.blockSize, nSal,
+    );
+    this.args = [planes, scalesT, sal, salCol, salStart, outDim, inDim, p.blockSize, nSal];
     this.tiles = new RowTiles(backend, outDim, inDim, TILE_FLOATS);
   }
 
@@ -53,6 +60,10 @@ export class BinaryNativeKernels implements Linear {
     const { outDim, inDim } = this;
     if (rows <= MATVEC_ROWS) {
       matvecEachRow(this, y, x, rows, outDim, inDim);
+      return;
+    }
+    if (this.k.int8Prefill && this.k.binaryGemmSimd) {
+      this.k.binaryGemm(y, x, rows, ...this.args);
       return;
     }
     this.tiles.matmul(y, x, rows, (r0, count, w) => this.k.binaryDequant(w, ...this.args, r0, r0 + count));

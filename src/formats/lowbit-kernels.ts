@@ -64,27 +64,42 @@ export interface LowbitKernels {
   codebookGemm(y: Float32Array, x: Float32Array, rows: number, ...c: CodebookNativeArgs): void;
   /** Rows [r0, r1) of W as float32 into w [r1 − r0, inDim]. */
   codebookDequant(w: Float32Array, ...c: [...CodebookNativeArgs, number, number]): void;
-  /**
-   * binary-billm (blockSize % 128 == 0, native/binary.h): from the salient mask [ceil(in/8)] and
-   * the sign plane, salCol [nSal], salStart [nBlocks + 1] and sal1 [outDim, ceil(nSal/8)].
-   */
-  /** Whether the binary kernels run SIMD code here (AVX-512 VNNI or AVX2; their scalar C is far slower than the wasm kernels). */
+  /** Whether the binary kernels run SIMD code here (AVX-512 VNNI, AVX2 or NEON dot product; their scalar C is far slower than the wasm kernels). */
   readonly binarySimd: boolean;
+  /**
+   * binary-billm (blockSize % 128 == 0, native/binary.h): the file's blobs (sign, split, residual or
+   * null without salient columns, float16 scale bits, salient mask) into the kernel layout —
+   * planes, scalesT, sal, salCol, salStart, sized by `binaryLayout` — in C, at load.
+   */
   binaryPrepare(
-    salCol: Int32Array, salStart: Int32Array, sal1: Uint8Array, salient: Uint8Array, sign: Uint8Array,
+    planes: BigUint64Array, scalesT: Uint16Array, sal: Uint32Array, salCol: Int32Array, salStart: Int32Array,
+    salient: Uint8Array, sign: Uint8Array, split: Uint8Array, residual: Uint8Array | null, scales: Uint16Array,
     outDim: number, inDim: number, blockSize: number, nSal: number,
   ): void;
   /** y [outDim] = W x̃: x on salient columns, int8 activations (int8-activations.ts) elsewhere. */
   binaryMatvec(y: Float32Array, x: Float32Array, ...b: BinaryNativeArgs): void;
+  /**
+   * Whether binaryGemm runs here (AVX-512 VNNI, the instruction set now in use); elsewhere the
+   * per-row dot products cost more than dequantized tiles + sgemm, which binary prefill keeps.
+   */
+  readonly binaryGemmSimd: boolean;
+  /** y [rows, outDim] = x [rows, inDim] · W̃ᵀ, each row of x as binaryMatvec takes it (prefill; where binaryGemmSimd). */
+  binaryGemm(y: Float32Array, x: Float32Array, rows: number, ...b: BinaryNativeArgs): void;
   /** Rows [r0, r1) of W as float32 into w [r1 − r0, inDim]. */
   binaryDequant(w: Float32Array, ...b: [...BinaryNativeArgs, number, number]): void;
 }
 
-/** A binary tensor for the native kernels: sign, split, sal1, residual (null without salient columns), scales float16 bits, salCol, salStart, outDim, inDim, blockSize, nSal. */
+/** A binary tensor in the native kernel layout (binaryPrepare's outputs), outDim, inDim, blockSize, nSal. */
 export type BinaryNativeArgs = [
-  sign: Uint8Array, split: Uint8Array, sal1: Uint8Array | null, residual: Uint8Array | null, scales: Uint16Array,
-  salCol: Int32Array, salStart: Int32Array, outDim: number, inDim: number, blockSize: number, nSal: number,
+  planes: BigUint64Array, scalesT: Uint16Array, sal: Uint32Array, salCol: Int32Array, salStart: Int32Array,
+  outDim: number, inDim: number, blockSize: number, nSal: number,
 ];
+
+/** Element counts of the native binary layout (native/binary.h): 16-row groups, 128-column chunks. */
+export function binaryLayout(outDim: number, inDim: number, blockSize: number, nSal: number): { planes: number; scales: number; sal: number } {
+  const groups = Math.ceil(outDim / 16);
+  return { planes: groups * Math.ceil(inDim / 128) * 64, scales: groups * Math.ceil(inDim / blockSize) * 7 * 16, sal: groups * nSal };
+}
 
 /** Binary tensors the native kernels take: blocks of whole 128-column activation blocks. */
 export function nativeBinaryFits(blockSize: number): boolean {

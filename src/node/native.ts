@@ -36,6 +36,8 @@ interface Addon {
   codebookDequant: LowbitKernels['codebookDequant'];
   binaryPrepare: LowbitKernels['binaryPrepare'];
   binaryMatvec: LowbitKernels['binaryMatvec'];
+  binaryGemm: LowbitKernels['binaryGemm'];
+  binaryGemmSimd(): boolean;
   binaryDequant: LowbitKernels['binaryDequant'];
   /** Caps the 8-bit codebook kernel: 0 scalar, 1 AVX2 vpshufb, 2 AVX-512 VBMI (arm64: NEON), −1 the CPU's best. */
   codebookSetKernel(level: number): void;
@@ -107,7 +109,10 @@ export function loadNativeBackend(
       return addon.lowbitIsa();
     },
     get binarySimd() {
-      return ['vnni', 'avx2'].includes(addon.lowbitIsa());
+      return ['vnni', 'avx2', 'neon-dotprod'].includes(addon.lowbitIsa());
+    },
+    get binaryGemmSimd() {
+      return addon.binaryGemmSimd();
     },
     get codebookKernel() {
       return addon.codebookKernel();
@@ -136,6 +141,7 @@ export function loadNativeBackend(
     codebookDequant: (...a) => addon.codebookDequant(...a),
     binaryPrepare: (...a) => addon.binaryPrepare(...a),
     binaryMatvec: (...a) => addon.binaryMatvec(...a),
+    binaryGemm: (...a) => addon.binaryGemm(...a),
     binaryDequant: (...a) => addon.binaryDequant(...a),
   };
   const backend: Backend & NativeExtras = {
