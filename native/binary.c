@@ -132,7 +132,7 @@ static void quant_range(void *ctx, int t0, int t1) {
   for (int t = t0; t < t1; t++) {
     bn_act r = act_row(w, j->a, t);
     const float *x = j->x + (size_t)t * w->in;
-    lb_act la = {r.xq, r.xs, j->xsum + (size_t)t * w->chunks, NULL};
+    lb_act la = {r.xq, r.xs, j->xsum + (size_t)t * w->chunks, NULL, NULL, 0};
     lb_quantize_act(x, NULL, w->in, w->chunks, 8, NULL, &la);
     for (int k = 0; k < w->n_sal; k++) r.xq[w->sal_col[k]] = 0, r.xsal[k] = x[w->sal_col[k]];
     for (int b = 0; b < w->n_blocks; b++) {

@@ -13,6 +13,7 @@
 
 #include "binary-napi.h"
 #include "codebook-napi.h"
+#include "decode-ops.h"
 #include "lowbit-napi.h"
 #include "pool.h"
 #include "probe.h"
@@ -277,6 +278,7 @@ static napi_value init(napi_env env, napi_value exports) {
   lowbit_define(env, exports);
   codebook_define(env, exports);
   binary_define(env, exports);
+  decode_ops_define(env, exports);
   return exports;
 }
 

@@ -35,7 +35,7 @@ static void quant_range(void *ctx, int t0, int t1) {
   char *m = malloc((size_t)blocks * (LB_BLOCK + 24));
   if (!m) return; /* lb_gemm checked a larger allocation; a failure here leaves zero rows */
   lb_act r = {(int8_t *)m, (float *)(m + (size_t)blocks * LB_BLOCK), (int32_t *)(m + (size_t)blocks * (LB_BLOCK + 4)), NULL,
-              (int32_t *)(m + (size_t)blocks * (LB_BLOCK + 8))};
+              (int32_t *)(m + (size_t)blocks * (LB_BLOCK + 8)), 0};
   for (int t = t0; t < t1; t++) {
     lb_quantize_act(j->x + (size_t)t * j->in, j->perm, j->in, blocks, j->bits, j->widths, &r);
     const int tile = t >> 4, lane = t & 15;

@@ -64,17 +64,17 @@ static napi_value uniform_matvec(napi_env env, napi_callback_info info) {
   const float *x = typed(&c, 1, napi_float32_array, w.in, 0);
   if (!c.ok || w.out == 0) return NULL;
   /* one allocation per call: the addon may be called from several JS threads */
-  size_t nb = (size_t)w.blocks;
+  size_t nb = (size_t)w.blocks, nxq = (nb + 1) / 2 * 256; /* room for pair order (lowbit.h) */
   size_t ng = (size_t)w.n_groups;
-  void *mem = malloc(nb * LB_BLOCK + nb * 24 + ng * 4 + 64);
+  void *mem = malloc(nxq + nb * 24 + ng * 4 + 64);
   if (!mem) {
     napi_throw_error(env, NULL, "bitcrush_native: out of memory");
     return NULL;
   }
   char *m = mem;
-  /* xq [nb·128], xs [nb], xsum [nb], xsum32 [4·nb], gx [n_groups] */
-  lb_act a = {(int8_t *)m, (float *)(m + nb * LB_BLOCK), (int32_t *)(m + nb * LB_BLOCK + nb * 4), (float *)(m + nb * LB_BLOCK + nb * 24),
-              (int32_t *)(m + nb * LB_BLOCK + nb * 8)};
+  /* xq [nxq], xs [nb], xsum [nb], xsum32 [4·nb], gx [n_groups]; pair order only where groups are whole blocks */
+  lb_act a = {(int8_t *)m, (float *)(m + nxq), (int32_t *)(m + nxq + nb * 4), (float *)(m + nxq + nb * 24),
+              (int32_t *)(m + nxq + nb * 8), w.gsub == 1 && lb_pairs(w.bits)};
   lb_quantize_act(x, perm, w.in, w.blocks, w.bits, NULL, &a);
   lb_gemv(&w, &a, y);
   free(mem);
@@ -164,7 +164,7 @@ static napi_value mixed_matvec(napi_env env, napi_callback_info info) {
     napi_throw_error(env, NULL, "bitcrush_native: out of memory");
     return NULL;
   }
-  lb_act a = {(int8_t *)m, (float *)(m + nb * LB_BLOCK), (int32_t *)(m + nb * LB_BLOCK + nb * 4), (float *)(m + nb * LB_BLOCK + nb * 8)};
+  lb_act a = {(int8_t *)m, (float *)(m + nb * LB_BLOCK), (int32_t *)(m + nb * LB_BLOCK + nb * 4), (float *)(m + nb * LB_BLOCK + nb * 8), NULL, 0};
   lb_quantize_act(x, NULL, w.in, w.n_groups, 0, w.widths, &a);
   lb_gemv_mixed(&w, &a, y);
   free(m);

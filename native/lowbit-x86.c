@@ -314,7 +314,8 @@ T_AVX2 void lb_quantize_act_avx2(const float *x, const int32_t *perm, int in, in
 }
 
 ROWS(lb_rows_avx2, T_AVX2, block_avx2, block_sub_avx2)
-ROWS(lb_rows_vnni, T_VNNI, block_vnni, block_sub_vnni)
+/* VNNI with groups of 32 and 64 (gsub > 1); whole-block groups run lowbit-vnni.c */
+ROWS(lb_rows_vnni_sub, T_VNNI, block_vnni, block_sub_vnni)
 
 /*
  * Mixed widths (lowbit.h lb_mixed): one 128-column group per block, four rows at a time; the
@@ -327,6 +328,46 @@ ROWS(lb_rows_vnni, T_VNNI, block_vnni, block_sub_vnni)
     __m256i d = BLOCK(blk, xq, bits);                                                                  \
     acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(d), _mm256_set1_ps(xs * fs[(size_t)i * ng + g]), acc[i]); \
   }
+
+/*
+ * Σ_g s_w·z·gx[g] of row r of a mixed tensor, 8 groups at a time: the ≥2-bit groups' integer
+ * zeros gathered from the bitstream (4 bytes from the zero's byte, masked to its width), the 1-bit
+ * groups' float16 zeros gathered and converted — one scalar extraction per group cost about as
+ * much as the row's dot products. Rows whose gathers could read past the tensor (the last ones)
+ * and the last groups take lb_mixed_zero.
+ */
+T_AVX2 float lb_mixed_zero_term_avx2(const lb_mixed *w, int r, const float *f, const float *gx) {
+  const int ng = w->n_groups;
+  const size_t after = (size_t)(w->out - 1 - r); /* whole rows after this one */
+  int g = 0;
+  __m256 v = _mm256_setzero_ps();
+  if (after * (size_t)w->zbytes >= 3 && after * (size_t)w->n1 >= 1) {
+    const uint8_t *z = w->zero ? w->zero + (size_t)r * w->zbytes : NULL;
+    const uint16_t *z1 = w->zero1 ? w->zero1 + (size_t)r * w->n1 : NULL;
+    const __m256i zero = _mm256_setzero_si256(), one = _mm256_set1_epi32(1);
+    for (; g + 8 <= ng; g += 8) {
+      const __m256i zb = _mm256_loadu_si256((const __m256i *)(w->zbit + g));
+      const __m256i wd = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(w->widths + g)));
+      const __m256i neg = _mm256_cmpgt_epi32(zero, zb); /* 1-bit groups: float16 zero −1 − zb */
+      __m256 zf = _mm256_setzero_ps();
+      if (z) {
+        __m256i q = _mm256_mask_i32gather_epi32(zero, (const int *)z, _mm256_andnot_si256(neg, _mm256_srai_epi32(zb, 3)), _mm256_andnot_si256(neg, _mm256_set1_epi32(-1)), 1);
+        q = _mm256_and_si256(_mm256_srlv_epi32(q, _mm256_and_si256(zb, _mm256_set1_epi32(7))), _mm256_sub_epi32(_mm256_sllv_epi32(one, wd), one));
+        zf = _mm256_cvtepi32_ps(q);
+      }
+      if (z1) {
+        __m256i h = _mm256_mask_i32gather_epi32(zero, (const int *)z1, _mm256_and_si256(neg, _mm256_sub_epi32(_mm256_set1_epi32(-1), zb)), neg, 2);
+        h = _mm256_and_si256(h, _mm256_set1_epi32(0xffff));
+        h = _mm256_permute4x64_epi64(_mm256_packus_epi32(h, h), 0xd8); /* eight u16 in the low half */
+        zf = _mm256_blendv_ps(zf, _mm256_cvtph_ps(_mm256_castsi256_si128(h)), _mm256_castsi256_ps(neg));
+      }
+      v = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_loadu_ps(f + g), zf), _mm256_loadu_ps(gx + g), v);
+    }
+  }
+  float o = 0;
+  for (; g < ng; g++) o += f[g] * lb_mixed_zero(w, r, g) * gx[g];
+  return o + hsum_ps(v);
+}
 
 #define MIXED_ROWS(NAME, TARGET, BLOCK)                                                                \
   TARGET void NAME(const lb_mixed *w, const lb_act *a, float *y, int r0, int r1) {                     \
@@ -341,12 +382,11 @@ ROWS(lb_rows_vnni, T_VNNI, block_vnni, block_sub_vnni)
       const uint8_t *rp[4];                                                                            \
       for (int i = 0; i < 4; i++) {                                                                    \
         const uint16_t *sc = w->scale + (size_t)rr[i] * ng;                                            \
-        float *f = fs + (size_t)i * ng, o4[4] = {0, 0, 0, 0};                                          \
+        float *f = fs + (size_t)i * ng;                                                                \
         int g = 0;                                                                                     \
         for (; g + 8 <= ng; g += 8) _mm256_storeu_ps(f + g, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(sc + g)))); \
         for (; g < ng; g++) f[g] = lb_f16(sc[g]);                                                      \
-        for (g = 0; g < ng; g++) o4[g & 3] += f[g] * lb_mixed_zero(w, rr[i], g) * a->gx[g];            \
-        off[i] = (o4[0] + o4[1]) + (o4[2] + o4[3]);                                                    \
+        off[i] = lb_mixed_zero_term_avx2(w, rr[i], f, a->gx);                                                  \
         rp[i] = w->q + (size_t)rr[i] * w->row_stride;                                                  \
         acc[i] = _mm256_setzero_ps();                                                                  \
       }                                                                                                \
@@ -366,7 +406,6 @@ ROWS(lb_rows_vnni, T_VNNI, block_vnni, block_sub_vnni)
   }
 
 MIXED_ROWS(lb_mixed_rows_avx2, T_AVX2, block_avx2)
-MIXED_ROWS(lb_mixed_rows_vnni, T_VNNI, block_vnni)
 
 /*
  * Prefill (lowbit.h lb_gemm). Unpack: a block's levels in kernel order, the planes the matvec

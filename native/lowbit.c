@@ -114,6 +114,16 @@ static void gemv_range(void *ctx, int r0, int r1) {
   rows_fn(j->w, j->a, j->y, r0, r1);
 }
 
+int lb_pairs(int bits) {
+  if (!rows_fn) pick_default();
+#if defined(__x86_64__)
+  return rows_fn == lb_rows_vnni && (bits == 2 || bits == 3);
+#else
+  (void)bits;
+  return 0;
+#endif
+}
+
 void lb_gemv(const lb_uniform *w, lb_act *a, float *y) {
   if (!rows_fn) pick_default();
   if (w->gsub > 1) /* groups inside blocks: the block's s_x times the group's Σ xq */

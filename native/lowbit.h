@@ -18,6 +18,9 @@
  *   b = 2, 3: lane 32k + i = column 4i + k (plane k = bits 2k of the 32 bytes);
  *   b = 4:    lane 64m + i = column 2i + m (nibble m of byte i);
  *   b = 8:    lane i = column i.
+ * Pair order (the AVX-512 VNNI 2/3-bit matvec, lowbit-vnni.c): blocks 2j and 2j + 1 share 256
+ * bytes from 256·j, plane k of both at 64·k, block 2j + p's 32 lanes of it at 64·k + 32·p, so one
+ * 64-byte plane of a block pair's levels meets one 64-byte load of the activation.
  * Scales stay float16 [out, n_groups] and zeros stay the file's b-bit bitstream
  * [out, zbytes] (NULL: the symmetric midpoint 2^(b−1)), so kernel memory is the file's bytes.
  * Groups are whole blocks (group_size % 128 == 0, or one group per row), or 32 or 64 columns:
@@ -56,6 +59,7 @@ typedef struct {
   int32_t *xsum; /* [blocks] Σ xq */
   float *gx;     /* [n_groups] Σ_{b∈g} s_x[b]·xsum[b], the zero term's factor (lb_gemv fills it) */
   int32_t *xsum32; /* [blocks · 4] Σ xq per 32 columns (groups of 32 and 64), or NULL when unused */
+  int pairs;     /* 2- and 3-bit lanes in pair order (below; set by lb_pairs before quantizing), xq [ceil(blocks / 2) · 256] */
 } lb_act;
 
 /*
@@ -97,6 +101,8 @@ typedef void (*lb_mixed_rows_fn)(const lb_mixed *w, const lb_act *a, float *y, i
 void lb_mixed_rows_scalar(const lb_mixed *w, const lb_act *a, float *y, int r0, int r1);
 /* y [out] = W·x on the pool's threads, with the selected instruction set. */
 void lb_gemv(const lb_uniform *w, lb_act *a, float *y);
+/* Whether the selected matvec of `bits`-bit levels takes its activation in pair order (a->pairs). */
+int lb_pairs(int bits);
 /* Rows [r0, r1) of W as float32 into dst [r1 − r0, in], original column order. */
 void lb_dequant_rows(const lb_uniform *w, const int32_t *perm, float *dst, int r0, int r1);
 /* 3-bit file rows src [out, ceil(in·3/8)] into the kernel layout dst [out, blocks · 48]. */
@@ -187,6 +193,18 @@ static inline float lb_mixed_zero(const lb_mixed *w, int r, int g) {
   return (float)((v >> (zb & 7)) & ((1u << b) - 1));
 }
 
+/* The groups of a mixed tensor by width (every row has the same widths): order [n_groups] lists
+ * width 1's groups, then 2's, 3's, 4's; width b's run is order[start[b] .. start[b + 1]) (start[5]
+ * = n_groups). The SIMD kernels loop width by width: a switch per group mispredicted. */
+static inline void lb_mixed_order(const lb_mixed *w, int *order, int start[6]) {
+  int fill[6] = {0, 0, 0, 0, 0, 0};
+  for (int g = 0; g < w->n_groups; g++) fill[w->widths[g] > 4 ? 4 : w->widths[g]]++;
+  start[0] = start[1] = 0;
+  for (int b = 1; b <= 4; b++) start[b + 1] = start[b] + fill[b];
+  memcpy(fill, start, sizeof fill);
+  for (int g = 0; g < w->n_groups; g++) order[fill[w->widths[g] > 4 ? 4 : w->widths[g]]++] = g;
+}
+
 /* Block b of row r, or a zero-padded copy in tmp [16·bits] when the row ends inside it. */
 static inline const uint8_t *lb_block(const lb_uniform *w, int r, int b, uint8_t *tmp) {
   size_t bb = (size_t)lb_block_bytes(w->bits), off = (size_t)b * bb;
@@ -201,8 +219,11 @@ void lb_rows_scalar(const lb_uniform *w, const lb_act *a, float *y, int r0, int 
 #if defined(__x86_64__)
 void lb_rows_avx2(const lb_uniform *w, const lb_act *a, float *y, int r0, int r1);
 void lb_rows_vnni(const lb_uniform *w, const lb_act *a, float *y, int r0, int r1);
+void lb_rows_vnni_sub(const lb_uniform *w, const lb_act *a, float *y, int r0, int r1);
 void lb_mixed_rows_avx2(const lb_mixed *w, const lb_act *a, float *y, int r0, int r1);
 void lb_mixed_rows_vnni(const lb_mixed *w, const lb_act *a, float *y, int r0, int r1);
+/* Σ_g s_w·z·gx[g] of row r of a mixed tensor (f [n_groups] its scales as float; AVX2 gathers). */
+float lb_mixed_zero_term_avx2(const lb_mixed *w, int r, const float *f, const float *gx);
 int lb_cpu_avx2(void);
 int lb_cpu_vnni(void);
 #endif
@@ -239,15 +260,20 @@ static inline __attribute__((always_inline)) void lb_quantize_act_body(const flo
       float m = fabsf(v[c]);
       amax = m > amax ? m : amax;
     }
-    int8_t *out = a->xq + (size_t)b * LB_BLOCK;
-    memset(out, 0, LB_BLOCK);
+    const int pairs = a->pairs && !widths && (bits == 2 || bits == 3);
+    int8_t *out = pairs ? a->xq + (size_t)(b >> 1) * 256 + (b & 1) * 32 : a->xq + (size_t)b * LB_BLOCK;
+    if (pairs)
+      for (int k = 0; k < 4; k++) memset(out + 64 * k, 0, 32);
+    else
+      memset(out, 0, LB_BLOCK);
     /* float32 steps the reference (int8-activations.ts) repeats exactly: s = amax / 127, x · (1 / s), round half even */
     float s = amax / 127.0f, inv = amax > 0 ? 1.0f / s : 0.0f;
     int32_t sum32[4] = {0, 0, 0, 0};
     for (int c = 0; c < n; c++) {
       float t = rintf(v[c] * inv); /* round half even (the default rounding mode) */
       int qv = t > 127 ? 127 : t < -127 ? -127 : (int)t;
-      out[lane_of(c, bits)] = (int8_t)qv;
+      int l = lane_of(c, bits);
+      out[pairs ? 64 * (l >> 5) + (l & 31) : l] = (int8_t)qv;
       sum32[c >> 5] += qv;
     }
     a->xs[b] = s;

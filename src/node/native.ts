@@ -6,6 +6,7 @@
 import { createRequire } from 'node:module';
 import type { Backend, RowKernels } from '../backend/types.js';
 import type { LowbitKernels } from '../formats/lowbit-kernels.js';
+import type { LayerOps } from '../runtime/layer-ops.js';
 
 const ADDON_PATH = new URL('../../../native/build/Release/bitcrush_native.node', import.meta.url).pathname;
 
@@ -41,6 +42,13 @@ interface Addon {
   /** Caps the 8-bit codebook kernel: 0 scalar, 1 AVX2 vpshufb, 2 AVX-512 VBMI (arm64: NEON), −1 the CPU's best. */
   codebookSetKernel(level: number): void;
   codebookKernel(): number;
+  decodeAddRmsnorm: LayerOps['addRmsnorm'];
+  decodeSiluMul: LayerOps['siluMul'];
+  /** LayerOps.attention without the scratch (the addon keeps its own per thread). */
+  decodeAttention(
+    out: Float32Array, q: Float32Array, keyCache: Float32Array, valueCache: Float32Array,
+    layerOff: number, pos: number, nHeads: number, nKvHeads: number, headSize: number, kvDim: number,
+  ): void;
   lowbitIsa(): string;
   /** Forces an instruction set the CPU has ('scalar', 'avx2', 'vnni', 'neon-dotprod', 'auto'); false when unavailable. */
   lowbitSetIsa(name: string): boolean;
@@ -49,6 +57,8 @@ interface Addon {
 /** The native backend's extras beyond Backend (tests and benchmarks). */
 export interface NativeExtras {
   lowbit?: LowbitKernels;
+  /** The block's vector steps (runtime/layer-ops.ts), in C. */
+  layerOps: LayerOps;
   streamSum(bytes: Uint8Array): number;
   /** See Addon.lowbitSetIsa; process-wide. */
   setIsa(name: string): boolean;
@@ -140,6 +150,12 @@ export function loadNativeBackend(
     ...(opts.lowbit === false ? {} : { lowbit }),
     // floatActivations: the lent wasm kernels run float activations too (bench:int8-ppl's reference)
     ...(opts.floatActivations ? { floatActivations: true } : {}),
+    // the block's vector steps in C (native/decode-ops.c; reference: runtime/layer-ops.ts)
+    layerOps: {
+      addRmsnorm: (o, x, d, w, n, eps) => addon.decodeAddRmsnorm(o, x, d, w, n, eps),
+      siluMul: (h, u, n) => addon.decodeSiluMul(h, u, n),
+      attention: (out, q, k, v, off, pos, nh, nkv, hs, kv) => addon.decodeAttention(out, q, k, v, off, pos, nh, nkv, hs, kv),
+    } satisfies LayerOps,
     streamSum: (bytes) => addon.streamSum(bytes),
     setIsa: (name) => addon.lowbitSetIsa(name),
     setCodebookKernel: (level) => addon.codebookSetKernel(level),

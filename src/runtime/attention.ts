@@ -3,14 +3,15 @@
  * each query row at position startPos + r, over cache positions 0..startPos + r. Query heads
  * h share kv head ⌊h / groupSize⌋.
  *
- * Two ways to compute the same thing: a direct loop for decode (one row: the work is small and
- * a kernel call would cost more than it saves), and, for a chunk of rows (prefill,
+ * Two ways to compute the same thing: a direct loop for decode (one row: the work is small;
+ * layer-ops.ts, or the backend's own, native/decode-ops.c, split over heads), and, for a chunk of rows (prefill,
  * evaluation), two backend matmuls per kv head and causal block of query rows — scores then
  * values, over the positions the block sees — because there the
  * T·n·headSize products are a large share of the forward pass (most of it for stories260K).
  */
 import type { Backend } from '../backend/types.js';
 import { headSize as headSizeOf, kvDim as kvDimOf, qDim as qDimOf, type LlamaConfig } from '../model/config.js';
+import { layerOpsOf, softmaxInPlace } from './layer-ops.js';
 import type { Scratch } from './scratch.js';
 
 export function attention(
@@ -23,37 +24,10 @@ export function attention(
   rows: number,
   startPos: number,
 ): void {
-  if (rows === 1) attentionOneRow(out, q, s, c, layer, startPos);
-  else attentionRows(backend, out, q, s, c, layer, rows, startPos);
-}
-
-function attentionOneRow(out: Float32Array, q: Float32Array, s: Scratch, c: LlamaConfig, layer: number, pos: number): void {
-  const hs = headSizeOf(c);
-  const kvDim = kvDimOf(c);
-  const groupSize = c.nHeads / c.nKvHeads;
-  const layerOff = layer * s.positions * kvDim;
-  const scale = 1 / Math.sqrt(hs);
-  const att = s.att;
-  for (let h = 0; h < c.nHeads; h++) {
-    const qOff = h * hs;
-    const kvOff = layerOff + Math.floor(h / groupSize) * hs;
-    // scores against every cached key up to this position
-    for (let j = 0; j <= pos; j++) {
-      const kOff = kvOff + j * kvDim;
-      let dot = 0;
-      for (let i = 0; i < hs; i++) dot += q[qOff + i] * s.keyCache[kOff + i];
-      att[j] = dot * scale;
-    }
-    softmaxInPlace(att, pos + 1);
-    // weighted sum of the cached values
-    const o = out.subarray(qOff, qOff + hs);
-    o.fill(0);
-    for (let j = 0; j <= pos; j++) {
-      const a = att[j];
-      const vOff = kvOff + j * kvDim;
-      for (let i = 0; i < hs; i++) o[i] += a * s.valueCache[vOff + i];
-    }
-  }
+  if (rows === 1) {
+    const kvDim = kvDimOf(c);
+    layerOpsOf(backend).attention(out, q, s.keyCache, s.valueCache, layer * s.positions * kvDim, startPos, c.nHeads, c.nKvHeads, headSizeOf(c), kvDim, s.att);
+  } else attentionRows(backend, out, q, s, c, layer, rows, startPos);
 }
 
 function attentionRows(
@@ -124,15 +98,3 @@ function attentionRows(
  * triangle (rows = 512: 62.5 % of the square at 128) but make smaller matrix products.
  */
 const CAUSAL_BLOCK = 128;
-
-/** softmax of x[0..n) in place. */
-function softmaxInPlace(x: Float32Array, n: number): void {
-  let max = -Infinity;
-  for (let j = 0; j < n; j++) if (x[j] > max) max = x[j];
-  let sum = 0;
-  for (let j = 0; j < n; j++) {
-    x[j] = Math.exp(x[j] - max);
-    sum += x[j];
-  }
-  for (let j = 0; j < n; j++) x[j] /= sum;
-}

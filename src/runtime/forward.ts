@@ -9,8 +9,11 @@ import type { Backend } from '../backend/types.js';
 import { attention } from './attention.js';
 import type { Linear } from './linear.js';
 import type { LayerWeights, LlamaWeights } from './model.js';
+import { layerOpsOf, referenceLayerOps, rmsnorm } from './layer-ops.js';
 import { growScratch, type Scratch } from './scratch.js';
 import type { LinearName } from '../model/weights.js';
+
+export { rmsnorm } from './layer-ops.js';
 
 /** Which logits a forward call computes: the last token's (generation) or every token's (evaluation). */
 export type LogitsWanted = 'last' | 'all';
@@ -100,8 +103,11 @@ export function layerForward(
   const k = s.keyCache.subarray(cacheRows, cacheRows + T * kvDim);
   const v = s.valueCache.subarray(cacheRows, cacheRows + T * kvDim);
 
+  // the backend's own layer ops for decode; chunks (prefill, evaluation, calibration through the
+  // hook) keep the reference arithmetic, so quantization statistics do not change with the backend
+  const ops = T === 1 ? layerOpsOf(backend) : referenceLayerOps;
   // attention RMSNorm
-  rmsnorm(xb, x, L.attnNorm, T, dim, c.normEps);
+  for (let t = 0; t < T; t++) ops.addRmsnorm(xb.subarray(t * dim, (t + 1) * dim), x.subarray(t * dim, (t + 1) * dim), null, L.attnNorm, dim, c.normEps);
   // q, k, v projections
   hook?.('self_attn.q_proj', xb, T);
   hook?.('self_attn.k_proj', xb, T);
@@ -119,10 +125,11 @@ export function layerForward(
   hook?.('self_attn.o_proj', att, T);
   if (stopAfter === 'self_attn.o_proj') return;
   apply(L.wo, xb2, att, T, L.bo);
-  for (let i = 0; i < x.length; i++) x[i] += xb2[i];
-
-  // MLP RMSNorm
-  rmsnorm(xb, x, L.ffnNorm, T, dim, c.normEps);
+  // residual, then the MLP RMSNorm
+  for (let t = 0; t < T; t++) {
+    const row = (a: Float32Array) => a.subarray(t * dim, (t + 1) * dim);
+    ops.addRmsnorm(row(xb), row(x), row(xb2), L.ffnNorm, dim, c.normEps);
+  }
   // gate (w1) and up (w3) projections
   hook?.('mlp.gate_proj', xb, T);
   hook?.('mlp.up_proj', xb, T);
@@ -130,10 +137,7 @@ export function layerForward(
   apply(L.w1, hb, xb, T);
   apply(L.w3, hb2, xb, T);
   // SwiGLU: silu(gate) * up
-  for (let i = 0; i < hb.length; i++) {
-    const g = hb[i];
-    hb[i] = (g / (1 + Math.exp(-g))) * hb2[i];
-  }
+  ops.siluMul(hb, hb2, hb.length);
   // down projection (w2), then residual
   hook?.('mlp.down_proj', hb, T);
   if (stopAfter === 'mlp.down_proj') return;
@@ -149,24 +153,6 @@ function apply(lin: Linear, y: Float32Array, x: Float32Array, rows: number, bias
   for (let r = 0; r < rows; r++) {
     const off = r * lin.outDim;
     for (let i = 0; i < lin.outDim; i++) y[off + i] += bias[i];
-  }
-}
-
-/** o[r] = weight ⊙ x[r] / rms(x[r]) for each of `rows` rows. */
-export function rmsnorm(
-  o: Float32Array, // [rows, n]
-  x: Float32Array, // [rows, n]
-  weight: Float32Array, // [n]
-  rows: number,
-  n: number,
-  eps: number,
-): void {
-  for (let r = 0; r < rows; r++) {
-    const off = r * n;
-    let ss = 0;
-    for (let i = 0; i < n; i++) ss += x[off + i] * x[off + i];
-    const scale = 1 / Math.sqrt(ss / n + eps);
-    for (let i = 0; i < n; i++) o[off + i] = weight[i] * (scale * x[off + i]);
   }
 }
 
