@@ -92,12 +92,12 @@ T_AVX2 static void table_avx2(const cb_tensor *w, const float *x, float *T, int 
       }
     }
 }
-#endif
 
 static int simd_level(void) {
   const char *isa = lb_isa();
   return !strcmp(isa, "vnni") ? 2 : !strcmp(isa, "avx2") ? 1 : 0;
 }
+#endif
 
 static void table_range(void *ctx, int j0, int j1) {
   table_job *t = ctx;

@@ -49,9 +49,12 @@ describe('AQLM global fine-tuning', () => {
     }
   });
 
-  // a quick AQLM 2x4 g4 model of stories260K on 6 windows of 64 tokens
-  const { source, calibration } = storiesData({ count: 6, seqLen: 64 });
-  const opts: AqlmOptions = { ...aqlmDefaults, scheme: '2x4', groupSize: 4, beamSize: 1, maxEpochs: 1, stepsPerEpoch: 5, kmeansIters: 5, globalFinetuneEpochs: 3, globalFinetuneLr: 1e-3, finetuneHoldout: 0.34 };
+  // a quick AQLM 2x4 g4 model of stories260K on 12 windows of 64 tokens (8 to train, 4 held out).
+  // With 6 windows (2 held out) and lr 1e-3 the first epoch's held-out KL went up on one machine and
+  // down on another (float rounding of a few noisy windows): 12 windows at lr 3e-4 lowered it on
+  // the reference and native backends alike (1.186 → 1.135, 1.243 → 1.211)
+  const { source, calibration } = storiesData({ count: 12, seqLen: 64 });
+  const opts: AqlmOptions = { ...aqlmDefaults, scheme: '2x4', groupSize: 4, beamSize: 1, maxEpochs: 1, stepsPerEpoch: 5, kmeansIters: 5, globalFinetuneEpochs: 3, globalFinetuneLr: 3e-4, finetuneHoldout: 0.34 };
   const r = quantizeModel(source, { backend, method: aqlm as never, methodOptions: opts, calibration });
   const ctx: ModelRefineContext = {
     backend, float: source, student: r.source, packed: r.packed, headTensor: r.layout.headTensor,
