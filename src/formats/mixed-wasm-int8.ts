@@ -10,9 +10,9 @@
  * with `lowbit_i8m_dequant` (the reference values) for backend.matmul.
  */
 import type { Backend, RowKernels } from '../backend/types.js';
-import type { Linear } from '../runtime/linear.js';
+import { DescInt8Linear } from './int8-desc-linear.js';
 import { groupCount } from './quantized.js';
-import { KernelRowTiles, matvecEachRow, packRowsInKernel, permutedRows } from './kernel-tiles.js';
+import { packRowsInKernel } from './kernel-tiles.js';
 import type { MixedArrays } from './mixed.js';
 import type { UniformArrays, UniformParams } from './uniform.js';
 
@@ -71,26 +71,12 @@ export function uniformInt8Spec(inDim: number, p: UniformParams, a: UniformArray
   };
 }
 
-const MATVEC_ROWS = 2;
 const DESC_FIELDS = 21; // csrc/lowbit-int8-mixed.c i8m_desc
 const kernelBits = (b: number) => (b === 3 ? 4 : b);
 
-export class MixedInt8WasmKernels implements Linear {
-  private readonly desc: Int32Array;
-  private readonly bufs: Array<Float32Array | Uint8Array>;
-  private readonly xs: Float32Array; // [inDim] x in stored order
-  private readonly yOut: Float32Array;
-  private readonly perm: Int32Array | null;
-  private readonly tiles: KernelRowTiles;
-  private xPerm: Float32Array | null = null;
-
-  constructor(
-    readonly outDim: number,
-    readonly inDim: number,
-    s: GridInt8Spec,
-    private readonly be: RowKernels,
-    backend: Backend,
-  ) {
+export class MixedInt8WasmKernels extends DescInt8Linear {
+  constructor(outDim: number, inDim: number, s: GridInt8Spec, be: RowKernels, backend: Backend) {
+    super(outDim, inDim, be, backend, 'lowbit_i8m');
     const ng = s.widths.length;
     const blocks = Math.ceil(inDim / 128);
     const groupBlocks = s.groupSize >= inDim ? blocks : s.groupSize / 128;
@@ -121,19 +107,15 @@ export class MixedInt8WasmKernels implements Linear {
     const xsF = be.alloc(blocks);
     const xsum = be.alloc(blocks); // int32 lanes (same size)
     const gx = be.alloc(Math.max(1, ng));
-    this.xs = be.alloc(Math.max(1, inDim));
-    this.yOut = be.alloc(Math.max(1, outDim));
-    const descBytes = be.allocBytes(4 * DESC_FIELDS);
-    this.desc = new Int32Array(descBytes.buffer, descBytes.byteOffset, DESC_FIELDS);
+    this.desc = this.newDesc(DESC_FIELDS);
     const at = (v: ArrayBufferView) => be.address(v)!;
     this.desc.set([
       at(q), stride, at(goffK), at(widths), at(scale), zero ? at(zero) : 0, s.zbytes, zero1 ? at(zero1) : 0, s.n1, at(zbit),
       inDim, blocks, groupBlocks, ng, at(xq), at(xsF), at(xsum), at(gx), at(orderK), count(1), count(2),
     ]);
-    this.bufs = [q, goffK, widths, scale, ...(zero ? [zero] : []), ...(zero1 ? [zero1] : []), zbit, orderK, xq, xsF, xsum, gx, this.xs, this.yOut, descBytes];
+    this.bufs.push(q, goffK, widths, scale, ...(zero ? [zero] : []), ...(zero1 ? [zero1] : []), zbit, orderK, xq, xsF, xsum, gx);
     this.pack(s);
     this.perm = s.perm;
-    this.tiles = new KernelRowTiles(be, backend, outDim, inDim);
   }
 
   /** The file's rows into the kernel layout, in C, a stage of rows at a time. */
@@ -145,38 +127,5 @@ export class MixedInt8WasmKernels implements Linear {
     packRowsInKernel(be, s.q, s.srcStride, outDim, (stage, r0, n) =>
       be.runRows('lowbit_i8m_pack', [desc, stage, s.srcStride, be.address(srcGoff)!, r0], n, { work: n * inDim }));
     be.free(srcGoff);
-  }
-
-  matvec(y: Float32Array, x: Float32Array): void {
-    const { be, inDim, perm, xs } = this;
-    if (perm) for (let j = 0; j < inDim; j++) xs[j] = x[perm[j]!]!;
-    else xs.set(x.subarray(0, inDim));
-    const desc = be.address(this.desc)!;
-    be.runRows('lowbit_i8m_act', [desc, be.address(xs)!], 1, { work: 0 });
-    const yInMemory = be.address(y) !== undefined;
-    const yTarget = yInMemory ? y : this.yOut;
-    be.runRows('lowbit_i8m_gemv', [desc, be.address(yTarget)!], this.outDim, { work: this.outDim * inDim, align: 4 });
-    if (!yInMemory) y.set(this.yOut.subarray(0, this.outDim));
-  }
-
-  matmul(y: Float32Array, x: Float32Array, rows: number): void {
-    const { outDim, inDim, perm, be } = this;
-    if (rows <= MATVEC_ROWS) {
-      matvecEachRow(this, y, x, rows, outDim, inDim);
-      return;
-    }
-    let xs = x;
-    if (perm) {
-      this.xPerm = permutedRows(be, this.xPerm, x, rows, inDim, perm);
-      xs = this.xPerm;
-    }
-    const desc = be.address(this.desc)!;
-    this.tiles.matmul(y, xs, rows, (tile, r0, t) => be.runRows('lowbit_i8m_dequant', [desc, tile, r0], t, { work: t * inDim, align: 4 }));
-  }
-
-  dispose(): void {
-    for (const b of this.bufs) this.be.free(b);
-    if (this.xPerm) this.be.free(this.xPerm);
-    this.tiles.dispose();
   }
 }

@@ -9,9 +9,8 @@
  * exactly the reference values) for backend.matmul. Act-order permutes x into stored order first.
  */
 import type { Backend, RowKernels } from '../backend/types.js';
-import type { Linear } from '../runtime/linear.js';
+import { DescInt8Linear } from './int8-desc-linear.js';
 import { groupCount } from './quantized.js';
-import { KernelRowTiles, matvecEachRow, permutedRows } from './kernel-tiles.js';
 import type { UniformArrays, UniformParams } from './uniform.js';
 
 /** Tensors these kernels take. */
@@ -19,26 +18,11 @@ export function int8WasmFits(inDim: number, p: UniformParams): boolean {
   return (p.bits === 2 || p.bits === 4 || p.bits === 8) && (p.groupSize >= inDim || p.groupSize % 128 === 0);
 }
 
-const MATVEC_ROWS = 2;
 const DESC_FIELDS = 14; // csrc/lowbit-int8.c i8_desc
 
-export class UniformInt8WasmKernels implements Linear {
-  private readonly desc: Int32Array;
-  private readonly bufs: Array<Float32Array | Uint8Array>;
-  private readonly xs: Float32Array; // [inDim] x in stored order
-  private readonly yOut: Float32Array;
-  private readonly perm: Int32Array | null;
-  private readonly tiles: KernelRowTiles;
-  private xPerm: Float32Array | null = null;
-
-  constructor(
-    readonly outDim: number,
-    readonly inDim: number,
-    p: UniformParams,
-    a: UniformArrays,
-    private readonly be: RowKernels,
-    backend: Backend,
-  ) {
+export class UniformInt8WasmKernels extends DescInt8Linear {
+  constructor(outDim: number, inDim: number, p: UniformParams, a: UniformArrays, be: RowKernels, backend: Backend) {
+    super(outDim, inDim, be, backend, 'lowbit_i8');
     const nGroups = groupCount(inDim, p.groupSize);
     const blocks = Math.ceil(inDim / 128);
     const groupBlocks = p.groupSize >= inDim ? blocks : p.groupSize / 128;
@@ -56,48 +40,11 @@ export class UniformInt8WasmKernels implements Linear {
     const xsF = be.alloc(blocks);
     const xsum = be.alloc(blocks); // int32 lanes (same size)
     const gx = be.alloc(nGroups);
-    this.xs = be.alloc(Math.max(1, inDim));
-    this.yOut = be.alloc(Math.max(1, outDim));
-    const descBytes = be.allocBytes(4 * DESC_FIELDS);
-    this.desc = new Int32Array(descBytes.buffer, descBytes.byteOffset, DESC_FIELDS);
+    this.desc = this.newDesc(DESC_FIELDS);
     const at = (v: ArrayBufferView) => be.address(v)!;
     const zbytes = Math.ceil((nGroups * p.bits) / 8);
     this.desc.set([at(q), a.rowBytes, at(scale), zero ? at(zero) : 0, zbytes, inDim, p.bits, blocks, groupBlocks, nGroups, at(xq), at(xsF), at(xsum), at(gx)]);
-    this.bufs = [q, scale, ...(zero ? [zero] : []), xq, xsF, xsum, gx, this.xs, this.yOut, descBytes];
+    this.bufs.push(q, scale, ...(zero ? [zero] : []), xq, xsF, xsum, gx);
     this.perm = a.perm;
-    this.tiles = new KernelRowTiles(be, backend, outDim, inDim);
-  }
-
-  matvec(y: Float32Array, x: Float32Array): void {
-    const { be, inDim, perm, xs } = this;
-    if (perm) for (let j = 0; j < inDim; j++) xs[j] = x[perm[j]!]!;
-    else xs.set(x.subarray(0, inDim));
-    const desc = be.address(this.desc)!;
-    be.runRows('lowbit_i8_act', [desc, be.address(xs)!], 1, { work: 0 });
-    const yInMemory = be.address(y) !== undefined;
-    const yTarget = yInMemory ? y : this.yOut;
-    be.runRows('lowbit_i8_gemv', [desc, be.address(yTarget)!], this.outDim, { work: this.outDim * inDim, align: 4 });
-    if (!yInMemory) y.set(this.yOut.subarray(0, this.outDim));
-  }
-
-  matmul(y: Float32Array, x: Float32Array, rows: number): void {
-    const { outDim, inDim, perm, be } = this;
-    if (rows <= MATVEC_ROWS) {
-      matvecEachRow(this, y, x, rows, outDim, inDim);
-      return;
-    }
-    let xs = x;
-    if (perm) {
-      this.xPerm = permutedRows(be, this.xPerm, x, rows, inDim, perm);
-      xs = this.xPerm;
-    }
-    const desc = be.address(this.desc)!;
-    this.tiles.matmul(y, xs, rows, (tile, r0, t) => be.runRows('lowbit_i8_dequant', [desc, tile, r0], t, { work: t * inDim, align: 4 }));
-  }
-
-  dispose(): void {
-    for (const b of this.bufs) this.be.free(b);
-    if (this.xPerm) this.be.free(this.xPerm);
-    this.tiles.dispose();
   }
 }
