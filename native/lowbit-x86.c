@@ -90,50 +90,15 @@ T_AVX2 INL __m256i block_avx2(const uint8_t *blk, const int8_t *xq, int bits) {
 }
 
 /*
- * AVX-512 VNNI on 512-bit vectors: one vpdpbusd takes two planes of a block (64 lanes), which
- * halves the instructions per weight (the matvec was compute-bound on 256-bit vectors). 2- and
- * 3-bit blocks are broadcast to both halves and shifted per half (vpsrlvw / vpsrlvd) so the two
- * halves are two consecutive planes, matching the contiguous activation lanes.
+ * AVX-512 VNNI on 512-bit vectors (lowbit-vnni-block.h): one vpdpbusd takes two planes of a block
+ * (64 lanes), which halves the instructions per weight against 256-bit vectors.
  */
 #define XZ(i) _mm512_loadu_si512((const void *)(xq + 64 * (i)))
 
-/* 16-bit shift counts: `lo` in the low 256 bits, `hi` in the high 256. */
-T_VNNI INL __m512i halves16(short lo, short hi) {
-  return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi16(lo)), _mm256_set1_epi16(hi), 1);
-}
+#include "lowbit-vnni-block.h"
 
 T_VNNI INL __m256i block_vnni(const uint8_t *blk, const int8_t *xq, int bits) {
-  const __m512i m3 = _mm512_set1_epi8(3), m15 = _mm512_set1_epi8(15), m1 = _mm512_set1_epi8(1);
-  __m512i acc = _mm512_setzero_si512();
-  if (bits == 1) {
-    /* quarter q of the broadcast 16 bytes gives plane 4h + q: bit 4h + q of every byte */
-    __m512i hb = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)blk));
-    __m512i p0 = _mm512_and_si512(_mm512_srlv_epi32(hb, _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0)), m1);
-    __m512i p1 = _mm512_and_si512(_mm512_srlv_epi32(hb, _mm512_set_epi32(7, 7, 7, 7, 6, 6, 6, 6, 5, 5, 5, 5, 4, 4, 4, 4)), m1);
-    acc = _mm512_dpbusd_epi32(acc, p0, XZ(0));
-    acc = _mm512_dpbusd_epi32(acc, p1, XZ(1));
-  } else if (bits == 2 || bits == 3) {
-    __m512i lo = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)blk));
-    __m512i p01 = _mm512_and_si512(_mm512_srlv_epi16(lo, halves16(0, 2)), m3);
-    __m512i p23 = _mm512_and_si512(_mm512_srlv_epi16(lo, halves16(4, 6)), m3);
-    if (bits == 3) {
-      /* bit 2 of plane k: lanes 0-15 from bit 2k of the 16 high bytes, lanes 16-31 from bit 2k+1 */
-      __m512i hb = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(blk + 32)));
-      __m512i h01 = _mm512_and_si512(_mm512_srlv_epi32(hb, _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0)), m1);
-      __m512i h23 = _mm512_and_si512(_mm512_srlv_epi32(hb, _mm512_set_epi32(7, 7, 7, 7, 6, 6, 6, 6, 5, 5, 5, 5, 4, 4, 4, 4)), m1);
-      p01 = _mm512_or_si512(p01, _mm512_slli_epi16(h01, 2));
-      p23 = _mm512_or_si512(p23, _mm512_slli_epi16(h23, 2));
-    }
-    acc = _mm512_dpbusd_epi32(acc, p01, XZ(0));
-    acc = _mm512_dpbusd_epi32(acc, p23, XZ(1));
-  } else if (bits == 4) {
-    __m512i v = _mm512_loadu_si512((const void *)blk);
-    acc = _mm512_dpbusd_epi32(acc, _mm512_and_si512(v, m15), XZ(0));
-    acc = _mm512_dpbusd_epi32(acc, _mm512_and_si512(_mm512_srli_epi16(v, 4), m15), XZ(1));
-  } else {
-    acc = _mm512_dpbusd_epi32(acc, _mm512_loadu_si512((const void *)blk), XZ(0));
-    acc = _mm512_dpbusd_epi32(acc, _mm512_loadu_si512((const void *)(blk + 64)), XZ(1));
-  }
+  __m512i acc = lb_block_vnni512(blk, XZ(0), XZ(1), bits);
   /* the two halves fold into the 8 lanes the row loop scales */
   return _mm256_add_epi32(_mm512_castsi512_si256(acc), _mm512_extracti64x4_epi64(acc, 1));
 }
